@@ -1,0 +1,278 @@
+"""Settings: one frozen, typed object loaded once from the environment and passed explicitly.
+
+Every value is validated at start-up. A bad value stops the bot with a message that names the
+variable, the value it got and what is accepted; all problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from typing import Any, Final
+
+from bot.core.durations import format_duration, parse_duration
+from bot.core.naming import dns_label
+from bot.core.ports import PortRange
+
+PREFIX: Final = "ISLANDBOT_"
+# Variables under this prefix belong to the test suite and benchmarks, not to the bot.
+TEST_PREFIX: Final = "ISLANDBOT_TEST_"
+
+_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """One or more settings are invalid; ``problems`` holds one readable line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+class Secret:
+    """A string that never shows itself in ``repr``/``str`` (and so never in a log line)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything islandbot can be configured with. Field metadata names the variable."""
+
+    database_url: str = field(
+        default="sqlite:///islandbot.db",
+        metadata={"env": "ISLANDBOT_DATABASE_URL",
+                  "help": "SQLAlchemy URL. `sqlite:///FILE` (embedded) or "
+                          "`mysql+pymysql://USER:PASSWORD@HOST:3306/DB`."},
+    )
+    db_pool_size: int = field(
+        default=10,
+        metadata={"env": "ISLANDBOT_DB_POOL_SIZE",
+                  "help": "MySQL connections kept open per bot process (1-100); as many again "
+                          "may be opened under load."},
+    )
+    port_range: PortRange = field(
+        default=PortRange(30000, 39999),
+        metadata={"env": "ISLANDBOT_PORT_RANGE",
+                  "help": "Host ports islands get, `FIRST-LAST` inclusive; cut into blocks of "
+                          "as many ports as the island template declares."},
+    )
+    default_ttl: timedelta = field(
+        default=timedelta(hours=8),
+        metadata={"env": "ISLANDBOT_DEFAULT_TTL",
+                  "help": "How long an island lives unless extended (`90m`, `8h`, `2d`)."},
+    )
+    max_ttl: timedelta = field(
+        default=timedelta(days=7),
+        metadata={"env": "ISLANDBOT_MAX_TTL",
+                  "help": "Longest lifetime one start or extension may ask for; at least "
+                          "the default TTL."},
+    )
+    max_islands_per_user: int = field(
+        default=3,
+        metadata={"env": "ISLANDBOT_MAX_ISLANDS_PER_USER",
+                  "help": "Live islands one user may hold at once (1-1000)."},
+    )
+    namespace: str = field(
+        default="islands",
+        metadata={"env": "ISLANDBOT_NAMESPACE",
+                  "help": "Kubernetes namespace the island pods live in (a DNS-1123 label)."},
+    )
+    admins: frozenset[str] = field(
+        default=frozenset(),
+        metadata={"env": "ISLANDBOT_ADMINS",
+                  "help": "Slack user ids (`U0123ABCD`, comma-separated) who may act on any "
+                          "island. None by default."},
+    )
+    log_level: str = field(
+        default="INFO",
+        metadata={"env": "ISLANDBOT_LOG_LEVEL", "help": "DEBUG, INFO, WARNING or ERROR."},
+    )
+    slack_bot_token: Secret | None = field(
+        default=None,
+        metadata={"env": "SLACK_BOT_TOKEN",
+                  "help": "Bot token (`xoxb-...`). Needed to talk to Slack."},
+    )
+    slack_signing_secret: Secret | None = field(
+        default=None,
+        metadata={"env": "SLACK_SIGNING_SECRET",
+                  "help": "Signing secret that verifies Slack's HTTP requests."},
+    )
+    slack_app_token: Secret | None = field(
+        default=None,
+        metadata={"env": "SLACK_APP_TOKEN",
+                  "help": "App-level token (`xapp-...`); when set, the bot uses Socket Mode."},
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+# Each parser turns the raw text into the field's value or raises ValueError(reason).
+
+
+def _parse_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"\s*\d+\s*", text):
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _parse_database_url(text: str) -> str:
+    url = text.strip()
+    if not re.match(r"^(sqlite|mysql\+pymysql)://", url):
+        raise ValueError("expected sqlite:///FILE or mysql+pymysql://USER:PASSWORD@HOST/DB")
+    return url
+
+
+def _parse_namespace(text: str) -> str:
+    name = text.strip()
+    if dns_label(name, fallback="") != name:
+        raise ValueError(
+            "expected a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters"
+        )
+    return name
+
+
+def _parse_admins(text: str) -> frozenset[str]:
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [i for i in ids if not _SLACK_USER_ID.match(i)]
+    if bad:
+        raise ValueError(
+            f"{', '.join(bad)} is not a Slack user id; expected ids like U0123ABCD, "
+            "comma-separated (display names change, ids do not)"
+        )
+    return frozenset(ids)
+
+
+def _parse_log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+def _parse_token(prefix: str) -> Callable[[str], Secret]:
+    def parse(text: str) -> Secret:
+        token = text.strip()
+        if not token.startswith(prefix) or len(token) < len(prefix) + 8:
+            raise ValueError(f"expected a token that starts with {prefix!r}")
+        return Secret(token)
+
+    return parse
+
+
+def _parse_secret(text: str) -> Secret:
+    if len(text.strip()) < 8:
+        raise ValueError("expected the signing secret from the Slack app's Basic Information")
+    return Secret(text.strip())
+
+
+def _parse_duration(text: str) -> timedelta:
+    return parse_duration(text)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "database_url": _parse_database_url,
+    "db_pool_size": _parse_int(1, 100),
+    "port_range": PortRange.parse,
+    "default_ttl": _parse_duration,
+    "max_ttl": _parse_duration,
+    "max_islands_per_user": _parse_int(1, 1000),
+    "namespace": _parse_namespace,
+    "admins": _parse_admins,
+    "log_level": _parse_log_level,
+    "slack_bot_token": _parse_token("xoxb-"),
+    "slack_signing_secret": _parse_secret,
+    "slack_app_token": _parse_token("xapp-"),
+}
+
+# Values that must not be echoed back in an error message.
+_SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token"})
+
+
+def env_names() -> list[str]:
+    """Every environment variable the settings read, in declaration order."""
+    return [str(f.metadata["env"]) for f in fields(Settings)]
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``environ`` (default ``os.environ``); raise ``ConfigError``."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    known = set(env_names())
+
+    for f in fields(Settings):
+        name = str(f.metadata["env"])
+        raw = env.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[f.name] = _PARSERS[f.name](raw)
+        except ValueError as exc:
+            shown = "<hidden>" if f.name in _SECRET_FIELDS else repr(raw)
+            problems.append(f"{name}={shown}: {exc}")
+
+    for name in sorted(env):
+        if name.startswith(PREFIX) and not name.startswith(TEST_PREFIX) and name not in known:
+            guess = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {guess[0]}?" if guess else ""
+            problems.append(f"{name}: unknown setting{hint}")
+
+    settings = Settings(**values) if not problems else None
+    if settings is not None and settings.max_ttl < settings.default_ttl:
+        problems.append(
+            f"ISLANDBOT_MAX_TTL={format_duration(settings.max_ttl)}: must be at least "
+            f"ISLANDBOT_DEFAULT_TTL ({format_duration(settings.default_ttl)})"
+        )
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings
+
+
+def describe_settings(settings: Settings) -> list[tuple[str, str]]:
+    """(variable, value) pairs for display, secrets masked."""
+    rows = []
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, timedelta):
+            shown = format_duration(value)
+        elif isinstance(value, frozenset):
+            shown = ",".join(sorted(value)) or "(none)"
+        elif value is None:
+            shown = "(unset)"
+        else:
+            shown = str(value)
+        if f.name == "database_url":
+            shown = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:****@", shown)
+        rows.append((str(f.metadata["env"]), shown))
+    return rows

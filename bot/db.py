@@ -1,0 +1,134 @@
+"""The database boundary: engine set-up for SQLite and MySQL, and retried transactions.
+
+SQLite (the embedded default) gets WAL, foreign keys, a busy timeout and ``BEGIN IMMEDIATE`` for
+every transaction, so concurrent writers (threads or processes) queue instead of interleaving.
+MySQL gets pre-ping, recycling, utf8mb4, READ COMMITTED and a short lock wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# MySQL/MariaDB error codes worth retrying the whole transaction for.
+MYSQL_DEADLOCK = 1213
+MYSQL_LOCK_WAIT_TIMEOUT = 1205
+_RETRYABLE_MYSQL = frozenset({MYSQL_DEADLOCK, MYSQL_LOCK_WAIT_TIMEOUT})
+
+DEFAULT_ATTEMPTS = 8
+MYSQL_LOCK_WAIT_S = 10
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for a deadlock or lock timeout: the transaction can simply be run again."""
+    if not isinstance(exc, DBAPIError) or exc.orig is None:
+        return False
+    args = getattr(exc.orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _RETRYABLE_MYSQL
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+class Database:
+    """An engine plus a retrying transaction runner. One per process."""
+
+    def __init__(self, engine: Engine, *, attempts: int = DEFAULT_ATTEMPTS) -> None:
+        self.engine = engine
+        self.attempts = attempts
+        self._retries = 0
+        self._lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``mysql``."""
+        return self.engine.dialect.name
+
+    @property
+    def retries(self) -> int:
+        """How many transactions were run again after a deadlock or lock timeout."""
+        return self._retries
+
+    def run(self, work: Callable[[Connection], T], *, what: str) -> T:
+        """Run ``work`` in one transaction; run it again on deadlock/lock timeout (bounded).
+
+        ``work`` must be safe to run again: it sees a fresh transaction each time. Any other
+        error is raised at once. ``what`` names the operation in logs and errors.
+        """
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if not is_retryable(exc) or attempt == self.attempts:
+                    if is_retryable(exc):
+                        raise DatabaseError(
+                            f"{what}: still conflicting after {attempt} attempts"
+                        ) from exc
+                    raise
+                with self._lock:
+                    self._retries += 1
+                delay = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5)  # noqa: S311
+                log.debug("%s: retrying after %s (attempt %d)", what, exc.orig, attempt)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event emit BEGIN
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Database:
+    """Build the engine for ``url`` with the settings its backend needs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, echo=echo, connect_args={"timeout": 10})
+        _sqlite_setup(engine)
+    elif parsed.get_backend_name() == "mysql":
+        if "charset" not in parsed.query:
+            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        engine = create_engine(
+            parsed,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=30,
+            pool_pre_ping=True,
+            pool_recycle=3600,  # below MySQL's wait_timeout (8 h by default)
+            isolation_level="READ COMMITTED",
+            connect_args={
+                "connect_timeout": 10,
+                "init_command": f"SET SESSION innodb_lock_wait_timeout={MYSQL_LOCK_WAIT_S}",
+            },
+        )
+    else:
+        raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}")
+    return Database(engine)

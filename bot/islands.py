@@ -1,0 +1,96 @@
+"""Reading islands and recording how they end (the lifecycle engine builds on this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, select, update
+
+from bot import audit, messages
+from bot.core.clock import Clock, utcnow
+from bot.core.states import LIVE_STATES, IslandState
+from bot.db import Database
+from bot.errors import NotFound
+from bot.models import Island
+
+
+@dataclass(frozen=True)
+class IslandRecord:
+    id: int
+    pod_name: str
+    owner_id: str
+    owner_name: str
+    branch: str
+    state: IslandState
+    first_port: int
+    port_count: int
+    created_at: datetime
+    expires_at: datetime
+    stopped_at: datetime | None
+    ports_released_at: datetime | None
+    failure_reason: str | None
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(range(self.first_port, self.first_port + self.port_count))
+
+
+_COLUMNS = (Island.id, Island.pod_name, Island.owner_id, Island.owner_name, Island.branch,
+            Island.state, Island.first_port, Island.port_count, Island.created_at,
+            Island.expires_at, Island.stopped_at, Island.ports_released_at,
+            Island.failure_reason)
+
+
+def _record(row: object) -> IslandRecord:
+    values = dict(row._mapping)  # type: ignore[attr-defined]
+    values["state"] = IslandState(values["state"])
+    return IslandRecord(**values)
+
+
+class IslandStore:
+    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+
+    def get(self, island_id: int) -> IslandRecord:
+        def read(conn: Connection) -> IslandRecord:
+            row = conn.execute(select(*_COLUMNS).where(Island.id == island_id)).first()
+            if row is None:
+                raise NotFound(messages.island_not_found(island_id))
+            return _record(row)
+
+        return self.db.run(read, what="get island")
+
+    def live(self) -> list[IslandRecord]:
+        """Every island that is not stopped, lowest id first."""
+        def read(conn: Connection) -> list[IslandRecord]:
+            rows = conn.execute(select(*_COLUMNS)
+                                .where(Island.state.in_([s.value for s in LIVE_STATES]))
+                                .order_by(Island.id)).all()
+            return [_record(r) for r in rows]
+
+        return self.db.run(read, what="live islands")
+
+    def mark_stopped(self, island_id: int, *, actor: str, reason: str | None = None) -> bool:
+        """Record that the island is finished and its pod gone. False if it already was."""
+        def write(conn: Connection) -> bool:
+            now = self.clock()
+            values: dict[str, object] = {"state": IslandState.STOPPED.value, "stopped_at": now}
+            if reason is not None:  # a failed island keeps the reason it failed for
+                values["failure_reason"] = reason
+            changed = conn.execute(
+                update(Island)
+                .where(Island.id == island_id, Island.state != IslandState.STOPPED.value)
+                .values(values)
+            ).rowcount
+            if changed == 0:
+                if conn.execute(select(Island.id).where(Island.id == island_id)).first() is None:
+                    raise NotFound(messages.island_not_found(island_id))
+                return False
+            audit.record(conn, at=now, actor=actor, action="state:stopped",
+                         outcome=audit.Outcome.OK, island_id=island_id,
+                         detail={"reason": reason} if reason else {})
+            return True
+
+        return self.db.run(write, what="mark stopped")
