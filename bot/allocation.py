@@ -135,11 +135,16 @@ class Allocator:
             if existing is not None:
                 return existing
 
-        live = conn.execute(
-            select(Island.id)
-            .where(Island.owner_id == req.owner_id, Island.state.in_(_LIVE))
-            .order_by(Island.id)
-        ).scalars().all()
+        live = (
+            conn.execute(
+                select(Island.id)
+                .where(Island.owner_id == req.owner_id, Island.state.in_(_LIVE))
+                .order_by(Island.id)
+                .limit(self.max_live_per_user)  # enough to decide, and to name them if refused
+            )
+            .scalars()
+            .all()
+        )
         if len(live) >= self.max_live_per_user:
             raise QuotaExceeded(
                 messages.quota_exceeded(limit=self.max_live_per_user, island_ids=live),
@@ -170,7 +175,7 @@ class Allocator:
             )
 
         expires_at = now + req.ttl
-        island_id = conn.execute(
+        inserted = conn.execute(
             insert(Island).values(
                 pod_name="",
                 owner_id=req.owner_id,
@@ -187,7 +192,10 @@ class Allocator:
                 note=req.note,
                 request_key=req.request_key,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        if inserted is None:  # pragma: no cover - every backend we support reports it
+            raise AssertionError("the database did not report the new island's id")
+        island_id = int(inserted[0])
         name = pod_name(owner_name=req.owner_name, branch=req.branch, island_id=island_id)
         conn.execute(update(Island).where(Island.id == island_id).values(pod_name=name))
         taken = conn.execute(
@@ -204,8 +212,12 @@ class Allocator:
             action="start",
             outcome=audit.Outcome.OK,
             island_id=island_id,
-            detail={"branch": req.branch, "first_port": first_port,
-                    "port_count": self.layout.size, "request_key": req.request_key},
+            detail={
+                "branch": req.branch,
+                "first_port": first_port,
+                "port_count": self.layout.size,
+                "request_key": req.request_key,
+            },
         )
         return Allocation(island_id, name, first_port, self.layout.size, expires_at, True)
 
@@ -213,29 +225,41 @@ class Allocator:
         values = {"id": user_id, "display_name": name, "created_at": now, "last_seen_at": now}
         if conn.dialect.name == "mysql":
             stmt = mysql_insert(User).values(values)
-            conn.execute(stmt.on_duplicate_key_update(
-                display_name=stmt.inserted.display_name, last_seen_at=stmt.inserted.last_seen_at
-            ))
+            conn.execute(
+                stmt.on_duplicate_key_update(
+                    display_name=stmt.inserted.display_name, last_seen_at=stmt.inserted.last_seen_at
+                )
+            )
         else:
             lite = sqlite_insert(User).values(values)
-            conn.execute(lite.on_conflict_do_update(
-                index_elements=[User.id],
-                set_={"display_name": lite.excluded.display_name,
-                      "last_seen_at": lite.excluded.last_seen_at},
-            ))
+            conn.execute(
+                lite.on_conflict_do_update(
+                    index_elements=[User.id],
+                    set_={
+                        "display_name": lite.excluded.display_name,
+                        "last_seen_at": lite.excluded.last_seen_at,
+                    },
+                )
+            )
 
     def _by_request_key(self, conn: Connection, req: StartRequest) -> Allocation | None:
         row = conn.execute(
-            select(Island.id, Island.owner_id, Island.pod_name, Island.first_port,
-                   Island.port_count, Island.expires_at)
-            .where(Island.request_key == req.request_key)
+            select(
+                Island.id,
+                Island.owner_id,
+                Island.pod_name,
+                Island.first_port,
+                Island.port_count,
+                Island.expires_at,
+            ).where(Island.request_key == req.request_key)
         ).first()
         if row is None:
             return None
         if row.owner_id != req.owner_id:
             raise UserError(messages.request_key_taken(request_key=str(req.request_key)))
-        return Allocation(row.id, row.pod_name, row.first_port, row.port_count,
-                          row.expires_at, False)
+        return Allocation(
+            row.id, row.pod_name, row.first_port, row.port_count, row.expires_at, False
+        )
 
     def _audit_refusal(self, req: StartRequest, exc: UserError) -> None:
         def write(conn: Connection) -> None:
@@ -245,8 +269,12 @@ class Allocator:
                 actor=req.owner_id,
                 action="start",
                 outcome=audit.Outcome.REFUSED,
-                detail={"branch": req.branch, "reason": type(exc).__name__,
-                        "message": str(exc), "request_key": req.request_key},
+                detail={
+                    "branch": req.branch,
+                    "reason": type(exc).__name__,
+                    "message": str(exc),
+                    "request_key": req.request_key,
+                },
             )
 
         self.db.run(write, what="audit refusal")
@@ -284,9 +312,15 @@ class Allocator:
                 .values(island_id=None, held_since=None)
             )
         conn.execute(update(Island).where(Island.id == island_id).values(ports_released_at=now))
-        audit.record(conn, at=now, actor=actor, action="release_ports", outcome=audit.Outcome.OK,
-                     island_id=island_id, detail={"first_port": block.first_port,
-                                                  "retired": block.retired})
+        audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action="release_ports",
+            outcome=audit.Outcome.OK,
+            island_id=island_id,
+            detail={"first_port": block.first_port, "retired": block.retired},
+        )
         if block.retired:
             self._sync(conn, now)  # the freed ports may now complete the current layout
         return True
@@ -315,34 +349,59 @@ class Allocator:
         if plan.delete:
             conn.execute(delete(PortBlock).where(PortBlock.first_port.in_(plan.delete)))
         if plan.retire:
-            conn.execute(update(PortBlock).where(PortBlock.first_port.in_(plan.retire))
-                         .values(retired=True))
+            conn.execute(
+                update(PortBlock).where(PortBlock.first_port.in_(plan.retire)).values(retired=True)
+            )
         if plan.unretire:
-            conn.execute(update(PortBlock).where(PortBlock.first_port.in_(plan.unretire))
-                         .values(retired=False))
+            conn.execute(
+                update(PortBlock)
+                .where(PortBlock.first_port.in_(plan.unretire))
+                .values(retired=False)
+            )
         if plan.create:
             excluded = self._excluded(conn)
             reasons = exclusion_reasons(((p, self.layout.size) for p in plan.create), excluded)
-            conn.execute(insert(PortBlock), [
-                {"first_port": p, "size": self.layout.size, "island_id": None,
-                 "held_since": None, "excluded_reason": reasons[p], "retired": False}
-                for p in plan.create
-            ])
+            conn.execute(
+                insert(PortBlock),
+                [
+                    {
+                        "first_port": p,
+                        "size": self.layout.size,
+                        "island_id": None,
+                        "held_since": None,
+                        "excluded_reason": reasons[p],
+                        "retired": False,
+                    }
+                    for p in plan.create
+                ],
+            )
         conn.execute(
-            update(PortLayoutRow).where(PortLayoutRow.id == LAYOUT_ROW_ID).values(
-                range_first=self.layout.range.first, range_last=self.layout.range.last,
-                block_size=self.layout.size, synced_at=now)
+            update(PortLayoutRow)
+            .where(PortLayoutRow.id == LAYOUT_ROW_ID)
+            .values(
+                range_first=self.layout.range.first,
+                range_last=self.layout.range.last,
+                block_size=self.layout.size,
+                synced_at=now,
+            )
         )
         if not plan.is_empty:
-            log.info("port layout %s/%d: +%d -%d blocks, %d retired, %d waiting",
-                     self.layout.range, self.layout.size, len(plan.create), len(plan.delete),
-                     len(plan.retire), len(plan.waiting))
+            log.info(
+                "port layout %s/%d: +%d -%d blocks, %d retired, %d waiting",
+                self.layout.range,
+                self.layout.size,
+                len(plan.create),
+                len(plan.delete),
+                len(plan.retire),
+                len(plan.waiting),
+            )
         return list(plan.waiting)
 
     @staticmethod
     def _excluded(conn: Connection) -> dict[int, str]:
-        return {r.port: r.reason for r in conn.execute(select(ExcludedPort.port,
-                                                              ExcludedPort.reason))}
+        return {
+            r.port: r.reason for r in conn.execute(select(ExcludedPort.port, ExcludedPort.reason))
+        }
 
     def set_excluded_ports(self, excluded: Mapping[int, str]) -> list[ExclusionConflict]:
         """Replace the set of ports used by something else (``{port: what uses it}``).
@@ -364,17 +423,24 @@ class Allocator:
             if port not in current:
                 conn.execute(insert(ExcludedPort).values(port=port, reason=reason, since=now))
             elif current[port] != reason:
-                conn.execute(update(ExcludedPort).where(ExcludedPort.port == port)
-                             .values(reason=reason))
-        blocks = conn.execute(select(PortBlock.first_port, PortBlock.size,
-                                     PortBlock.island_id, PortBlock.excluded_reason)).all()
+                conn.execute(
+                    update(ExcludedPort).where(ExcludedPort.port == port).values(reason=reason)
+                )
+        blocks = conn.execute(
+            select(
+                PortBlock.first_port, PortBlock.size, PortBlock.island_id, PortBlock.excluded_reason
+            )
+        ).all()
         reasons = exclusion_reasons(((b.first_port, b.size) for b in blocks), wanted)
         conflicts = []
         for b in blocks:
             new = reasons[b.first_port]
             if new != b.excluded_reason:
-                conn.execute(update(PortBlock).where(PortBlock.first_port == b.first_port)
-                             .values(excluded_reason=new))
+                conn.execute(
+                    update(PortBlock)
+                    .where(PortBlock.first_port == b.first_port)
+                    .values(excluded_reason=new)
+                )
             if new is not None and b.island_id is not None:
                 conflicts.append(ExclusionConflict(b.island_id, b.first_port, new))
         return conflicts
@@ -383,6 +449,7 @@ class Allocator:
 
     def usage(self) -> PortUsage:
         """How many blocks exist, are held, are excluded (and not held) and are free."""
+
         def read(conn: Connection) -> PortUsage:
             unheld_excluded = case(
                 (and_(PortBlock.island_id.is_(None), PortBlock.excluded_reason.is_not(None)), 1),

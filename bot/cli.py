@@ -51,10 +51,14 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
         revision = schema.current_revision(db)
     finally:
         db.dispose()
-    print(f"islandbot {__version__}: database {settings.database_url} ready at revision "
-          f"{revision}{' (just migrated)' if applied else ''}.")
-    print("The embedded demo (cluster simulator, lifecycle loop and console chat) is not built "
-          "yet: see the open issues. `islandbot config` shows the settings in force.")
+    print(
+        f"islandbot {__version__}: database {settings.database_url} ready at revision "
+        f"{revision}{' (just migrated)' if applied else ''}."
+    )
+    print(
+        "The embedded demo (cluster simulator, lifecycle loop and console chat) is not built "
+        "yet: see the open issues. `islandbot config` shows the settings in force."
+    )
     return 0
 
 
@@ -73,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(handler=cmd_db)
 
     sub.add_parser("config", help="show the settings in force (secrets masked)").set_defaults(
-        handler=cmd_config)
+        handler=cmd_config
+    )
     sub.add_parser("demo", help="run the bot on its embedded defaults").set_defaults(
-        handler=cmd_demo)
+        handler=cmd_demo
+    )
     return parser
 
 

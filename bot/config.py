@@ -63,48 +63,64 @@ class Settings:
 
     database_url: str = field(
         default="sqlite:///islandbot.db",
-        metadata={"env": "ISLANDBOT_DATABASE_URL",
-                  "help": "SQLAlchemy URL. `sqlite:///FILE` (embedded) or "
-                          "`mysql+pymysql://USER:PASSWORD@HOST:3306/DB`."},
+        metadata={
+            "env": "ISLANDBOT_DATABASE_URL",
+            "help": "SQLAlchemy URL. `sqlite:///FILE` (embedded) or "
+            "`mysql+pymysql://USER:PASSWORD@HOST:3306/DB`.",
+        },
     )
     db_pool_size: int = field(
         default=10,
-        metadata={"env": "ISLANDBOT_DB_POOL_SIZE",
-                  "help": "MySQL connections kept open per bot process (1-100); as many again "
-                          "may be opened under load."},
+        metadata={
+            "env": "ISLANDBOT_DB_POOL_SIZE",
+            "help": "MySQL connections kept open per bot process (1-100); as many again "
+            "may be opened under load.",
+        },
     )
     port_range: PortRange = field(
         default=PortRange(30000, 39999),
-        metadata={"env": "ISLANDBOT_PORT_RANGE",
-                  "help": "Host ports islands get, `FIRST-LAST` inclusive; cut into blocks of "
-                          "as many ports as the island template declares."},
+        metadata={
+            "env": "ISLANDBOT_PORT_RANGE",
+            "help": "Host ports islands get, `FIRST-LAST` inclusive; cut into blocks of "
+            "as many ports as the island template declares.",
+        },
     )
     default_ttl: timedelta = field(
         default=timedelta(hours=8),
-        metadata={"env": "ISLANDBOT_DEFAULT_TTL",
-                  "help": "How long an island lives unless extended (`90m`, `8h`, `2d`)."},
+        metadata={
+            "env": "ISLANDBOT_DEFAULT_TTL",
+            "help": "How long an island lives unless extended (`90m`, `8h`, `2d`).",
+        },
     )
     max_ttl: timedelta = field(
         default=timedelta(days=7),
-        metadata={"env": "ISLANDBOT_MAX_TTL",
-                  "help": "Longest lifetime one start or extension may ask for; at least "
-                          "the default TTL."},
+        metadata={
+            "env": "ISLANDBOT_MAX_TTL",
+            "help": "Longest lifetime one start or extension may ask for; at least "
+            "the default TTL.",
+        },
     )
     max_islands_per_user: int = field(
         default=3,
-        metadata={"env": "ISLANDBOT_MAX_ISLANDS_PER_USER",
-                  "help": "Live islands one user may hold at once (1-1000)."},
+        metadata={
+            "env": "ISLANDBOT_MAX_ISLANDS_PER_USER",
+            "help": "Live islands one user may hold at once (1-1000).",
+        },
     )
     namespace: str = field(
         default="islands",
-        metadata={"env": "ISLANDBOT_NAMESPACE",
-                  "help": "Kubernetes namespace the island pods live in (a DNS-1123 label)."},
+        metadata={
+            "env": "ISLANDBOT_NAMESPACE",
+            "help": "Kubernetes namespace the island pods live in (a DNS-1123 label).",
+        },
     )
     admins: frozenset[str] = field(
         default=frozenset(),
-        metadata={"env": "ISLANDBOT_ADMINS",
-                  "help": "Slack user ids (`U0123ABCD`, comma-separated) who may act on any "
-                          "island. None by default."},
+        metadata={
+            "env": "ISLANDBOT_ADMINS",
+            "help": "Slack user ids (`U0123ABCD`, comma-separated) who may act on any "
+            "island. None by default.",
+        },
     )
     log_level: str = field(
         default="INFO",
@@ -112,18 +128,24 @@ class Settings:
     )
     slack_bot_token: Secret | None = field(
         default=None,
-        metadata={"env": "SLACK_BOT_TOKEN",
-                  "help": "Bot token (`xoxb-...`). Needed to talk to Slack."},
+        metadata={
+            "env": "SLACK_BOT_TOKEN",
+            "help": "Bot token (`xoxb-...`). Needed to talk to Slack.",
+        },
     )
     slack_signing_secret: Secret | None = field(
         default=None,
-        metadata={"env": "SLACK_SIGNING_SECRET",
-                  "help": "Signing secret that verifies Slack's HTTP requests."},
+        metadata={
+            "env": "SLACK_SIGNING_SECRET",
+            "help": "Signing secret that verifies Slack's HTTP requests.",
+        },
     )
     slack_app_token: Secret | None = field(
         default=None,
-        metadata={"env": "SLACK_APP_TOKEN",
-                  "help": "App-level token (`xapp-...`); when set, the bot uses Socket Mode."},
+        metadata={
+            "env": "SLACK_APP_TOKEN",
+            "help": "App-level token (`xapp-...`); when set, the bot uses Socket Mode.",
+        },
     )
 
     @property

@@ -36,10 +36,21 @@ class IslandRecord:
         return tuple(range(self.first_port, self.first_port + self.port_count))
 
 
-_COLUMNS = (Island.id, Island.pod_name, Island.owner_id, Island.owner_name, Island.branch,
-            Island.state, Island.first_port, Island.port_count, Island.created_at,
-            Island.expires_at, Island.stopped_at, Island.ports_released_at,
-            Island.failure_reason)
+_COLUMNS = (
+    Island.id,
+    Island.pod_name,
+    Island.owner_id,
+    Island.owner_name,
+    Island.branch,
+    Island.state,
+    Island.first_port,
+    Island.port_count,
+    Island.created_at,
+    Island.expires_at,
+    Island.stopped_at,
+    Island.ports_released_at,
+    Island.failure_reason,
+)
 
 
 def _record(row: object) -> IslandRecord:
@@ -64,16 +75,20 @@ class IslandStore:
 
     def live(self) -> list[IslandRecord]:
         """Every island that is not stopped, lowest id first."""
+
         def read(conn: Connection) -> list[IslandRecord]:
-            rows = conn.execute(select(*_COLUMNS)
-                                .where(Island.state.in_([s.value for s in LIVE_STATES]))
-                                .order_by(Island.id)).all()
+            rows = conn.execute(
+                select(*_COLUMNS)
+                .where(Island.state.in_([s.value for s in LIVE_STATES]))
+                .order_by(Island.id)
+            ).all()
             return [_record(r) for r in rows]
 
         return self.db.run(read, what="live islands")
 
     def mark_stopped(self, island_id: int, *, actor: str, reason: str | None = None) -> bool:
         """Record that the island is finished and its pod gone. False if it already was."""
+
         def write(conn: Connection) -> bool:
             now = self.clock()
             values: dict[str, object] = {"state": IslandState.STOPPED.value, "stopped_at": now}
@@ -88,9 +103,15 @@ class IslandStore:
                 if conn.execute(select(Island.id).where(Island.id == island_id)).first() is None:
                     raise NotFound(messages.island_not_found(island_id))
                 return False
-            audit.record(conn, at=now, actor=actor, action="state:stopped",
-                         outcome=audit.Outcome.OK, island_id=island_id,
-                         detail={"reason": reason} if reason else {})
+            audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action="state:stopped",
+                outcome=audit.Outcome.OK,
+                island_id=island_id,
+                detail={"reason": reason} if reason else {},
+            )
             return True
 
         return self.db.run(write, what="mark stopped")

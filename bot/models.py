@@ -142,9 +142,7 @@ class PortBlock(Base):
 
     first_port: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     size: Mapped[int] = mapped_column(Integer)
-    island_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("islands.id"), unique=True
-    )
+    island_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("islands.id"), unique=True)
     held_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set while any port of the block is used by something else (a NodePort Service...).
     excluded_reason: Mapped[str | None] = mapped_column(String(200))

@@ -47,11 +47,14 @@ def _run(db: Database, revision: str, *, up: bool) -> None:
         # Several replicas may start at once: on MySQL only one migrates at a time.
         locked = db.dialect == "mysql"
         if locked:
-            got = conn.execute(text("SELECT GET_LOCK(:n, :t)"),
-                               {"n": _LOCK_NAME, "t": _LOCK_WAIT_S}).scalar()
+            got = conn.execute(
+                text("SELECT GET_LOCK(:n, :t)"), {"n": _LOCK_NAME, "t": _LOCK_WAIT_S}
+            ).scalar()
             if got != 1:
-                raise DatabaseError("another process has been migrating the database for "
-                                    f"{_LOCK_WAIT_S}s; try again later")
+                raise DatabaseError(
+                    "another process has been migrating the database for "
+                    f"{_LOCK_WAIT_S}s; try again later"
+                )
             conn.commit()
         try:
             config.attributes["connection"] = conn
@@ -84,4 +87,3 @@ def ensure_current(db: Database) -> bool:
     log.info("database schema at %s, upgrading to %s", before or "(empty)", head_revision())
     upgrade(db)
     return True
-

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.db import Database
+from bot.db import Database, create_database
 from tests import dbutil
 
 
@@ -21,16 +21,19 @@ from tests import dbutil
 def mysql_base_url() -> str:
     url = dbutil.mysql_url()
     if url is None:
-        pytest.skip(f"MariaDB/MySQL tests need {dbutil.MYSQL_ENV} "
-                    "(e.g. mysql+pymysql://root@127.0.0.1:3306/test)")
+        pytest.skip(
+            f"MariaDB/MySQL tests need {dbutil.MYSQL_ENV} "
+            "(e.g. mysql+pymysql://root@127.0.0.1:3306/test)"
+        )
     try:
         engine = sa.create_engine(url)
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         engine.dispose()
     except sa.exc.OperationalError as exc:
-        pytest.fail(f"{dbutil.MYSQL_ENV} is set but the server does not answer: {exc}",
-                    pytrace=False)
+        pytest.fail(
+            f"{dbutil.MYSQL_ENV} is set but the server does not answer: {exc}", pytrace=False
+        )
     return url
 
 
@@ -59,8 +62,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    from bot.db import create_database
-
     database = create_database(db_url)
     yield database
     database.dispose()

@@ -36,7 +36,8 @@ def scratch_mysql_database(base_url: str) -> Iterator[str]:
     try:
         with admin.begin() as conn:
             conn.exec_driver_sql(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.begin() as conn:
@@ -51,7 +52,8 @@ def wipe(db: Database) -> None:
             conn.exec_driver_sql(f"DELETE FROM {table}")
         conn.exec_driver_sql(
             "UPDATE port_layout SET range_first = NULL, range_last = NULL, block_size = NULL, "
-            "synced_at = NULL")
+            "synced_at = NULL"
+        )
 
 
 def migrated(url: str) -> Database:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -26,18 +27,31 @@ class FakeClock:
         return self.now
 
 
-def make_allocator(db: Database, *, first: int = 30000, last: int = 30029, size: int = 3,
-                   max_live: int = 3, clock: FakeClock | None = None) -> Allocator:
-    allocator = Allocator(db, layout=BlockLayout(PortRange(first, last), size),
-                          max_live_per_user=max_live, clock=clock or FakeClock())
+def make_allocator(
+    db: Database,
+    *,
+    first: int = 30000,
+    last: int = 30029,
+    size: int = 3,
+    max_live: int = 3,
+    clock: FakeClock | None = None,
+) -> Allocator:
+    allocator = Allocator(
+        db,
+        layout=BlockLayout(PortRange(first, last), size),
+        max_live_per_user=max_live,
+        clock=clock or FakeClock(),
+    )
     allocator.sync_layout()
     return allocator
 
 
-def req(user: str = "U1ALICE", *, key: str | None = None, branch: str = "dev",
-        name: str = "Alice") -> StartRequest:
-    return StartRequest(owner_id=user, owner_name=name, branch=branch, ttl=timedelta(hours=8),
-                        request_key=key)
+def req(
+    user: str = "U1ALICE", *, key: str | None = None, branch: str = "dev", name: str = "Alice"
+) -> StartRequest:
+    return StartRequest(
+        owner_id=user, owner_name=name, branch=branch, ttl=timedelta(hours=8), request_key=key
+    )
 
 
 def stop_and_release(db: Database, allocator: Allocator, island_id: int) -> None:
@@ -127,15 +141,19 @@ def test_quota_refusal_names_the_islands_and_writes_nothing(db: Database) -> Non
     allocator.allocate(req())
     refusals = audit_rows(db, outcome="refused")
     assert [(r.actor, r.action, r.detail["reason"]) for r in refusals] == [
-        ("U1ALICE", "start", "QuotaExceeded")]
+        ("U1ALICE", "start", "QuotaExceeded")
+    ]
 
 
 def test_a_failed_island_still_counts_toward_the_quota(db: Database) -> None:
     allocator = make_allocator(db, max_live=1)
     island = allocator.allocate(req())
     with db.engine.begin() as conn:
-        conn.execute(Island.__table__.update().where(Island.id == island.island_id)
-                     .values(state="failed", failure_reason="OOMKilled"))
+        conn.execute(
+            Island.__table__.update()
+            .where(Island.id == island.island_id)
+            .values(state="failed", failure_reason="OOMKilled")
+        )
     with pytest.raises(QuotaExceeded):
         allocator.allocate(req())
 
@@ -168,8 +186,9 @@ def test_short_tail_of_the_range_is_never_used(db: Database) -> None:
 
 def test_excluded_ports_are_never_handed_out(db: Database) -> None:
     allocator = make_allocator(db, max_live=10)  # blocks 30000..30027
-    conflicts = allocator.set_excluded_ports({30001: "NodePort default/web",
-                                              30010: "NodePort ops/grafana"})
+    conflicts = allocator.set_excluded_ports(
+        {30001: "NodePort default/web", 30010: "NodePort ops/grafana"}
+    )
     assert conflicts == []
     ports = [allocator.allocate(req()).first_port for _ in range(3)]
     assert ports == [30003, 30006, 30012]
@@ -200,13 +219,14 @@ def test_exclusions_apply_to_blocks_created_later(db: Database) -> None:
 
 def test_layout_change_keeps_held_blocks_until_released(db: Database) -> None:
     old = make_allocator(db, first=30000, last=30029, size=3, max_live=10)
-    held = old.allocate(req())              # 30000-30002
-    kept = old.allocate(req())              # 30003-30005
+    held = old.allocate(req())  # 30000-30002
+    kept = old.allocate(req())  # 30003-30005
     stop_and_release(db, old, kept.island_id)
-    new = Allocator(db, layout=BlockLayout(PortRange(30000, 30029), 5), max_live_per_user=10,
-                    clock=FakeClock())
+    new = Allocator(
+        db, layout=BlockLayout(PortRange(30000, 30029), 5), max_live_per_user=10, clock=FakeClock()
+    )
     waiting = new.sync_layout()
-    assert waiting == [30000]               # overlaps the held old block
+    assert waiting == [30000]  # overlaps the held old block
     rows = {b.first_port: b for b in blocks(db)}
     assert rows[30000].retired and rows[30000].island_id == held.island_id
     assert sorted(rows) == [30000, 30005, 30010, 30015, 30020, 30025]
@@ -223,7 +243,7 @@ def test_sync_is_idempotent_and_shrinking_drops_only_free_blocks(db: Database) -
     allocator = make_allocator(db, first=30000, last=30029, max_live=10)
     allocator.sync_layout()
     assert allocator.usage().blocks == 10
-    far = [allocator.allocate(req()) for _ in range(5)][-1]   # 30012
+    far = [allocator.allocate(req()) for _ in range(5)][-1]  # 30012
     small = make_allocator(db, first=30000, last=30008, max_live=10)
     rows = {b.first_port: b for b in blocks(db)}
     assert sorted(rows) == [30000, 30003, 30006, 30009, 30012]
@@ -256,6 +276,7 @@ def test_unicode_names_and_long_names_are_stored_exactly(db: Database) -> None:
 
 # ---- helpers ------------------------------------------------------------------------------
 
+
 def run_threads(n: int, fn):  # type: ignore[no-untyped-def]
     barrier = threading.Barrier(n)
     results, errors, lock = [], [], threading.Lock()
@@ -264,7 +285,7 @@ def run_threads(n: int, fn):  # type: ignore[no-untyped-def]
         barrier.wait()
         try:
             out = fn(i)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted on
+        except Exception as exc:
             with lock:
                 errors.append(exc)
         else:
@@ -299,5 +320,5 @@ def audit_rows(db: Database, **where: str) -> list[AuditEntry]:
 
 def assert_no_overlap(db: Database) -> None:
     rows = blocks(db)
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         assert a.first_port + a.size <= b.first_port, (a, b)

@@ -64,15 +64,16 @@ class BlockLayout:
 
     def first_ports(self) -> Iterator[int]:
         """The first port of every block, lowest first."""
-        return iter(range(self.range.first, self.range.first + self.block_count * self.size,
-                          self.size))
+        return iter(
+            range(self.range.first, self.range.first + self.block_count * self.size, self.size)
+        )
 
     def contains_block(self, first_port: int, size: int) -> bool:
         """True when ``first_port``/``size`` is exactly one of this layout's blocks."""
         offset = first_port - self.range.first
         return (
             size == self.size
-            and 0 <= offset
+            and offset >= 0
             and offset % self.size == 0
             and offset // self.size < self.block_count
         )
@@ -107,11 +108,11 @@ class BlockRow:
 class LayoutPlan:
     """What to change so that the stored blocks match a layout."""
 
-    create: tuple[int, ...] = ()      # first ports of new blocks of the layout
-    delete: tuple[int, ...] = ()      # free blocks that are not part of the layout
-    retire: tuple[int, ...] = ()      # held blocks not part of the layout: delete on release
-    unretire: tuple[int, ...] = ()    # retired blocks that are part of the layout again
-    waiting: tuple[int, ...] = ()     # layout blocks not creatable yet: they overlap a held block
+    create: tuple[int, ...] = ()  # first ports of new blocks of the layout
+    delete: tuple[int, ...] = ()  # free blocks that are not part of the layout
+    retire: tuple[int, ...] = ()  # held blocks not part of the layout: delete on release
+    unretire: tuple[int, ...] = ()  # retired blocks that are part of the layout again
+    waiting: tuple[int, ...] = ()  # layout blocks not creatable yet: they overlap a held block
 
     @property
     def is_empty(self) -> bool:

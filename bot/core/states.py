@@ -7,13 +7,13 @@ from enum import StrEnum
 
 class IslandState(StrEnum):
     REQUESTED = "requested"  # id and ports taken, pod not yet created
-    CREATING = "creating"    # pod create sent
+    CREATING = "creating"  # pod create sent
     SCHEDULED = "scheduled"  # bound to a node
-    RUNNING = "running"      # server container running, not yet answering
-    READY = "ready"          # answering on its server port
-    FAILED = "failed"        # something went wrong; the pod is kept for inspection
-    STOPPING = "stopping"    # pod delete sent
-    STOPPED = "stopped"      # finished; its pod is gone and its ports may be reused
+    RUNNING = "running"  # server container running, not yet answering
+    READY = "ready"  # answering on its server port
+    FAILED = "failed"  # something went wrong; the pod is kept for inspection
+    STOPPING = "stopping"  # pod delete sent
+    STOPPED = "stopped"  # finished; its pod is gone and its ports may be reused
 
 
 # An island is live until it is stopped: a failed island still holds its pod (the side

@@ -1,0 +1,107 @@
+"""Migrations produce exactly the models' schema, upgrade from empty and downgrade cleanly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from bot import schema
+from bot.db import Database, create_database
+from bot.models import Base
+from tests import dbutil
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A database with no tables at all, on each backend."""
+    if request.param == "sqlite":
+        db = create_database(dbutil.sqlite_url(tmp_path))
+        yield db
+        db.dispose()
+        return
+    base = str(request.getfixturevalue("mysql_base_url"))
+    with dbutil.scratch_mysql_database(base) as url:
+        db = create_database(url)
+        yield db
+        db.dispose()
+
+
+def differences(db: Database) -> list[object]:
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def tables(db: Database) -> set[str]:
+    return set(sa.inspect(db.engine).get_table_names())
+
+
+def test_upgrade_from_empty_matches_the_models_exactly(empty_db: Database) -> None:
+    assert schema.current_revision(empty_db) is None
+    schema.upgrade(empty_db)
+    assert schema.current_revision(empty_db) == schema.head_revision()
+    assert differences(empty_db) == []
+    assert tables(empty_db) == set(Base.metadata.tables) | {"alembic_version"}
+
+
+def test_downgrade_to_base_and_up_again(empty_db: Database) -> None:
+    schema.upgrade(empty_db)
+    schema.downgrade(empty_db, "base")
+    assert tables(empty_db) == {"alembic_version"}
+    assert schema.current_revision(empty_db) is None
+    schema.upgrade(empty_db)
+    assert differences(empty_db) == []
+
+
+def test_the_layout_row_exists_after_upgrade(empty_db: Database) -> None:
+    schema.upgrade(empty_db)
+    with empty_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT id FROM port_layout").scalars().all() == [1]
+
+
+def test_ensure_current_upgrades_only_when_behind(empty_db: Database) -> None:
+    assert schema.ensure_current(empty_db) is True
+    assert schema.ensure_current(empty_db) is False
+
+
+@pytest.mark.mysql
+def test_mysql_tables_are_utf8mb4_binary_innodb(mysql_base_url: str) -> None:
+    with dbutil.scratch_mysql_database(mysql_base_url) as url:
+        db = dbutil.migrated(url)
+        with db.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT table_name, engine, table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name != 'alembic_version'"
+            ).all()
+        db.dispose()
+    assert len(rows) == len(Base.metadata.tables)
+    assert {(r[1], r[2]) for r in rows} == {("InnoDB", "utf8mb4_bin")}
+
+
+@pytest.mark.mysql
+def test_replicas_starting_together_migrate_once(mysql_base_url: str) -> None:
+    with dbutil.scratch_mysql_database(mysql_base_url) as url:
+        dbs = [create_database(url) for _ in range(3)]
+        errors: list[BaseException] = []
+
+        def start(db: Database) -> None:
+            try:
+                schema.ensure_current(db)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(db,)) for db in dbs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == []
+        assert differences(dbs[0]) == []
+        for db in dbs:
+            db.dispose()
