@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,14 @@ def test_database_password_is_masked_for_display() -> None:
     shown = dict(describe_settings(settings))
     assert shown["ISLANDBOT_DATABASE_URL"] == "mysql+pymysql://bot:****@db/x"
     assert list(shown) == env_names()
+
+
+def test_readme_documents_every_setting_with_its_default() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = {}
+    for line in readme.splitlines():
+        if line.startswith("| `") and line.count("|") >= 4:
+            cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1]
+    documented = {name: rows.get(name) for name in env_names()}
+    assert documented == dict(describe_settings(Settings()))
