@@ -159,12 +159,17 @@ def test_dns_label_examples(name: str, label: str) -> None:
     assert dns_label(name) == label
 
 
-@given(st.text(max_size=200), st.text(max_size=80), st.integers(1, 10**9))
+@given(st.text(max_size=200), st.text(max_size=80), st.integers(1, 10**18))
 def test_pod_names_are_always_valid(owner: str, branch: str, island_id: int) -> None:
     name = pod_name(owner_name=owner, branch=branch, island_id=island_id)
     assert len(name) <= 63
     assert re.fullmatch(DNS_LABEL, name)
     assert name.endswith(f"-{island_id}")
+
+
+def test_a_long_branch_still_leaves_room_for_the_owner() -> None:
+    name = pod_name(owner_name="", branch="0" * 43, island_id=10**7)
+    assert name == "island-user-" + "0" * 20 + "-10000000"
 
 
 def test_pod_name_matches_the_original_design() -> None:

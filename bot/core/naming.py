@@ -6,6 +6,8 @@ import re
 import unicodedata
 
 POD_NAME_PREFIX = "island"
+# Keeps room for the owner however long a branch name is (ids have at most 19 digits).
+_BRANCH_MAX = 20
 _DNS_LABEL_MAX = 63
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _DASHES = re.compile(r"-{2,}")
@@ -30,7 +32,7 @@ def pod_name(*, owner_name: str, branch: str, island_id: int) -> str:
 
     The id makes the name unique; owner and branch are there for people reading ``kubectl get``.
     """
-    suffix = f"-{dns_label(branch, fallback='branch')}-{island_id}"
+    suffix = f"-{dns_label(branch, max_length=_BRANCH_MAX, fallback='branch')}-{island_id}"
     room = _DNS_LABEL_MAX - len(POD_NAME_PREFIX) - 1 - len(suffix)
-    owner = dns_label(owner_name, max_length=max(room, 1), fallback="user")
+    owner = dns_label(owner_name, max_length=room, fallback="user")
     return f"{POD_NAME_PREFIX}-{owner}{suffix}"
