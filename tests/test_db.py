@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -25,8 +26,6 @@ def test_only_deadlocks_lock_timeouts_and_busy_sqlite_are_retryable() -> None:
     deadlock = OperationalError("x", {}, pymysql.err.OperationalError(1213, "Deadlock found"))
     gone = OperationalError("x", {}, pymysql.err.OperationalError(2006, "server has gone away"))
     dup = IntegrityError("x", {}, pymysql.err.IntegrityError(1062, "Duplicate entry"))
-    import sqlite3
-
     busy = OperationalError("x", {}, sqlite3.OperationalError("database is locked"))
     assert is_retryable(deadlock) and is_retryable(lock_timeout()) and is_retryable(busy)
     assert not is_retryable(gone) and not is_retryable(dup)
