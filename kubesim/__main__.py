@@ -1,0 +1,62 @@
+"""``python -m kubesim serve [--host H] [--port P] [--kubeconfig PATH] [--nodes SPEC]``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from kubesim.config import SimConfig, parse_nodes
+from kubesim.runner import KubeSim
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubesim")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the Kubernetes API in the foreground")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--kubeconfig", type=Path, default=Path("kubesim.kubeconfig"))
+    serve.add_argument(
+        "--nodes", help="NAME[:k=v,...][;NAME...] (keys cpu, memory, pods, ip; others are labels)"
+    )
+    serve.add_argument(
+        "--boot-delay",
+        type=float,
+        default=None,
+        help="seconds from container start to the server's ports opening",
+    )
+    serve.add_argument(
+        "--failing-image",
+        action="append",
+        default=[],
+        help="an image that fails to pull (repeatable)",
+    )
+    args = parser.parse_args(argv)
+
+    config = SimConfig()
+    try:
+        if args.nodes:
+            config = replace(config, nodes=parse_nodes(args.nodes))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.boot_delay is not None:
+        config = replace(config, boot_delay=args.boot_delay)
+    if args.failing_image:
+        config = replace(config, failing_images=frozenset(args.failing_image))
+    sim = KubeSim(config, host=args.host, port=args.port, kubeconfig_path=args.kubeconfig)
+    sim.start()
+    print(f"kubesim serving {sim.url} (kubeconfig: {args.kubeconfig})", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The aiohttp application: discovery, the core/v1 API, pod log/exec and the control API."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kubesim import discovery
+from kubesim.api import Api
+from kubesim.cluster import Cluster
+from kubesim.control import Control
+from kubesim.faults import Faults
+from kubesim.jsonio import json_response
+from kubesim.podio import PodIO
+from kubesim.status import not_found
+from kubesim.store import Store
+
+
+def build_app(store: Store, cluster: Cluster, faults: Faults, address: str) -> web.Application:
+    app = web.Application(middlewares=[faults.middleware], client_max_size=8 * 2**20)
+
+    async def fixed(request: web.Request) -> web.Response:
+        docs = {
+            "/version": discovery.VERSION,
+            "/api": discovery.api_versions(address),
+            "/apis": discovery.api_group_list(),
+            "/api/v1": discovery.api_resource_list(),
+            "/openapi/v3": discovery.openapi_v3_root(),
+            "/openapi/v3/api/v1": discovery.openapi_v3_core(),
+            "/healthz": "ok",
+            "/readyz": "ok",
+            "/livez": "ok",
+        }
+        doc = docs[request.path]
+        if isinstance(doc, str):
+            return web.Response(text=doc)
+        return json_response(doc)
+
+    for path in (
+        "/version",
+        "/api",
+        "/apis",
+        "/api/v1",
+        "/openapi/v3",
+        "/openapi/v3/api/v1",
+        "/healthz",
+        "/readyz",
+        "/livez",
+    ):
+        app.router.add_get(path, fixed)
+    app.router.add_routes(Api(store, cluster).routes())
+    app.router.add_routes(PodIO(store, cluster).routes())
+    app.router.add_routes(Control(store, cluster, faults).routes())
+
+    async def fallback(request: web.Request) -> web.Response:
+        return not_found("resource", request.path)
+
+    app.router.add_route("*", "/{tail:.*}", fallback)
+    return app

@@ -1,0 +1,707 @@
+"""The simulated control plane and kubelets: scheduling, container lifecycle, readiness,
+deletion with grace, and the faults a test can inject. Runs on the simulator's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import random
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubesim.config import SimConfig
+from kubesim.faketime import FaketimeError
+from kubesim.quantity import cpu_millis, memory_bytes
+from kubesim.runtime import ContainerRuntime, IslandServer, map_path
+from kubesim.scheduler import NodeView, choose_node
+from kubesim.store import Obj, Store, now_rfc3339
+
+log = logging.getLogger(__name__)
+
+_SEED_CLOCK = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+
+
+@dataclass
+class PodRuntime:
+    containers: dict[str, ContainerRuntime]
+    node: str
+    address: str
+    tasks: list[asyncio.Task[None]]
+
+
+def _condition(
+    kind: str, status: bool, reason: str | None = None, message: str | None = None
+) -> dict[str, Any]:
+    cond: dict[str, Any] = {
+        "type": kind,
+        "status": "True" if status else "False",
+        "lastProbeTime": None,
+        "lastTransitionTime": now_rfc3339(),
+    }
+    if reason:
+        cond["reason"] = reason
+    if message:
+        cond["message"] = message
+    return cond
+
+
+def _set_condition(pod: Obj, cond: dict[str, Any]) -> None:
+    conds = pod["status"].setdefault("conditions", [])
+    for i, old in enumerate(conds):
+        if old["type"] == cond["type"]:
+            if old["status"] == cond["status"]:
+                cond["lastTransitionTime"] = old.get("lastTransitionTime")
+            cond["observedGeneration"] = pod["metadata"].get("generation", 1)
+            conds[i] = cond
+            return
+    cond["observedGeneration"] = pod["metadata"].get("generation", 1)
+    conds.append(cond)
+
+
+class Cluster:
+    def __init__(self, config: SimConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.runtimes: dict[tuple[str, str], PodRuntime] = {}
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._root = Path(tempfile.mkdtemp(prefix="kubesim-"))
+        self._pod_ip = 0
+
+    # ---- start-up ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for ns in self.config.default_namespaces:
+            self.store.create(
+                "namespaces",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": ns},
+                    "status": {"phase": "Active"},
+                },
+            )
+        for spec in self.config.nodes:
+            self.store.create(
+                "nodes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": spec.name,
+                        "labels": {
+                            "kubernetes.io/hostname": spec.name,
+                            "kubernetes.io/os": "linux",
+                            **spec.labels,
+                        },
+                    },
+                    "spec": {},
+                    "status": {
+                        "capacity": {
+                            "cpu": spec.cpu,
+                            "memory": spec.memory,
+                            "pods": str(spec.pods),
+                        },
+                        "allocatable": {
+                            "cpu": spec.cpu,
+                            "memory": spec.memory,
+                            "pods": str(spec.pods),
+                        },
+                        "addresses": [
+                            {"type": "InternalIP", "address": spec.address},
+                            {"type": "Hostname", "address": spec.name},
+                        ],
+                        "conditions": [
+                            _condition(
+                                "Ready", True, "KubeletReady", "kubelet is posting ready status"
+                            )
+                        ],
+                        "nodeInfo": {
+                            "kubeletVersion": "v1.37.0-kubesim",
+                            "osImage": "kubesim",
+                            "containerRuntimeVersion": "kubesim://1",
+                            "kubeProxyVersion": "",
+                            "kernelVersion": "6.1.0-kubesim",
+                            "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, spec.name).hex,
+                            "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, spec.name)),
+                            "bootID": str(uuid.uuid4()),
+                            "architecture": "amd64",
+                            "operatingSystem": "linux",
+                        },
+                    },
+                },
+            )
+        self._tasks.append(asyncio.create_task(self._scheduler_loop()))
+        self._tasks.append(asyncio.create_task(self._probe_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for runtime in list(self.runtimes.values()):
+            await self._stop_runtime(runtime)
+        self.runtimes.clear()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    # ---- nodes ------------------------------------------------------------------------------
+
+    def node_address(self, name: str) -> str | None:
+        node = self.store.get("nodes", "", name)
+        if node is None:
+            return None
+        for addr in node["status"].get("addresses", []):
+            if addr["type"] == "InternalIP":
+                return str(addr["address"])
+        return None
+
+    def _node_views(self) -> list[NodeView]:
+        views = []
+        for node in self.store.items("nodes"):
+            alloc = node["status"]["allocatable"]
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in node["status"].get("conditions", [])
+            )
+            views.append(
+                NodeView(
+                    node["metadata"]["name"],
+                    node["metadata"].get("labels", {}),
+                    cpu_millis(alloc["cpu"]),
+                    memory_bytes(alloc["memory"]),
+                    int(alloc["pods"]),
+                    ready,
+                    bool(node["spec"].get("unschedulable")),
+                )
+            )
+        return views
+
+    # ---- pods: creation and scheduling ------------------------------------------------------
+
+    def pod_created(self, pod: Obj) -> None:
+        self.kick()
+
+    def kick(self) -> None:
+        """Ask for a scheduling pass (something that affects placement changed)."""
+        self._kick.set()
+
+    async def _scheduler_loop(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            if self.config.schedule_delay:
+                await asyncio.sleep(self.config.schedule_delay)
+            try:
+                self._schedule_pending()
+            except Exception:  # the loop must survive anything
+                log.exception("scheduler pass failed")
+
+    def _schedule_pending(self) -> None:
+        nodes = self._node_views()
+        by_node: dict[str, list[Obj]] = {}
+        pending = []
+        for pod in self.store.items("pods"):
+            node = pod["spec"].get("nodeName")
+            if node:
+                # terminal pods release their resources; terminating ones still hold them
+                if pod["status"].get("phase") not in ("Succeeded", "Failed"):
+                    by_node.setdefault(node, []).append(pod)
+            elif not pod["metadata"].get("deletionTimestamp"):
+                pending.append(pod)
+        pending.sort(key=lambda p: int(p["metadata"]["resourceVersion"]))
+        for pod in pending:
+            node_name, message = choose_node(pod, nodes, by_node)
+            ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+            if node_name is None:
+                self._mark_unschedulable(pod, message)
+                continue
+            bound = self._bind(ns, name, node_name)
+            if bound is not None:
+                by_node.setdefault(node_name, []).append(bound)
+
+    def _mark_unschedulable(self, pod: Obj, message: str) -> None:
+        for cond in pod["status"].get("conditions", []):
+            if cond["type"] == "PodScheduled" and cond.get("message") == message:
+                return  # nothing new to say
+        meta = pod["metadata"]
+        self.store.mutate(
+            "pods",
+            meta["namespace"],
+            meta["name"],
+            lambda p: _set_condition(
+                p, _condition("PodScheduled", False, "Unschedulable", message)
+            ),
+        )
+        self.record_event(pod, "Warning", "FailedScheduling", message, "default-scheduler")
+
+    def _bind(self, ns: str, name: str, node: str) -> Obj | None:
+        address = self.node_address(node) or "127.0.0.1"
+        self._pod_ip += 1
+        pod_ip = f"10.244.{(self._pod_ip >> 8) & 255}.{self._pod_ip & 255}"
+
+        def bind(p: Obj) -> None:
+            p["spec"]["nodeName"] = node
+            st = p["status"]
+            st["hostIP"] = address
+            st["hostIPs"] = [{"ip": address}]
+            st["podIP"] = pod_ip
+            st["podIPs"] = [{"ip": pod_ip}]
+            st["startTime"] = now_rfc3339()
+            _set_condition(p, _condition("PodScheduled", True))
+            _set_condition(p, _condition("Initialized", True))
+            _set_condition(
+                p,
+                _condition(
+                    "ContainersReady", False, "ContainersNotReady", "containers with unready status"
+                ),
+            )
+            _set_condition(
+                p,
+                _condition("Ready", False, "ContainersNotReady", "containers with unready status"),
+            )
+            st["containerStatuses"] = [
+                ContainerRuntime(c["name"], c.get("image", ""), {}, Path(), []).status(False)
+                for c in p["spec"]["containers"]
+            ]
+
+        pod = self.store.mutate("pods", ns, name, bind)
+        if pod is None:
+            return None
+        self.record_event(
+            pod,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {ns}/{name} to {node}",
+            "default-scheduler",
+        )
+        runtime = PodRuntime(self._make_containers(pod), node, address, [])
+        self.runtimes[(ns, name)] = runtime
+        runtime.tasks.append(asyncio.create_task(self._start_pod(ns, name, runtime)))
+        return pod
+
+    def _make_containers(self, pod: Obj) -> dict[str, ContainerRuntime]:
+        meta = pod["metadata"]
+        containers = {}
+        for c in pod["spec"]["containers"]:
+            root = self._root / meta["namespace"] / meta["name"] / c["name"]
+            root.mkdir(parents=True, exist_ok=True)
+            env = {e["name"]: str(e.get("value", "")) for e in c.get("env") or [] if "name" in e}
+            ports = {
+                str(p.get("name") or p["hostPort"]): int(p["hostPort"])
+                for p in c.get("ports") or []
+                if p.get("hostPort")
+            }
+            command = [*(c.get("command") or []), *(c.get("args") or [])]
+            containers[c["name"]] = ContainerRuntime(
+                c["name"], c.get("image", ""), env, root, command, ports
+            )
+        return containers
+
+    # ---- pods: running ------------------------------------------------------------------------
+
+    async def _start_pod(self, ns: str, name: str, runtime: PodRuntime) -> None:
+        await asyncio.sleep(self.config.create_delay)
+        pod = self.store.get("pods", ns, name)
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return
+        for c in runtime.containers.values():
+            if c.image in self.config.failing_images:
+                c.reason = "ErrImagePull"
+                c.message = f'failed to pull and unpack image "{c.image}": not found'
+                self.record_event(
+                    pod,
+                    "Warning",
+                    "Failed",
+                    f'Failed to pull image "{c.image}": {c.message}',
+                    "kubelet",
+                )
+                runtime.tasks.append(asyncio.create_task(self._backoff(ns, name, c)))
+                continue
+            c.state, c.reason, c.started_at = "running", "", now_rfc3339()
+            self.record_event(pod, "Normal", "Started", f"Started container {c.name}", "kubelet")
+            if c.is_server:
+                self._seed(c, name)
+                runtime.tasks.append(asyncio.create_task(self._boot_server(ns, name, runtime, c)))
+        self.sync_status(ns, name)
+
+    async def _backoff(self, ns: str, name: str, c: ContainerRuntime) -> None:
+        await asyncio.sleep(max(self.config.create_delay, 0.5))
+        if c.state == "waiting":
+            c.reason = "ImagePullBackOff"
+            c.message = f'Back-off pulling image "{c.image}"'
+            self.sync_status(ns, name)
+
+    def _seed(self, c: ContainerRuntime, pod_name: str) -> None:
+        """What the island's seed.sh does first: write the initial clock as ``@date``."""
+        args = c.command
+        c.log(f"seed: starting island for pod {pod_name} ({' '.join(args)})")
+        clock_file = c.env.get("FAKETIME_TIMESTAMP_FILE")
+        if (
+            len(args) >= 6
+            and args[1].endswith("seed.sh")
+            and clock_file
+            and _SEED_CLOCK.match(args[5])
+        ):
+            target = map_path(c.root, clock_file)
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(f"@{args[5]}\n")
+                c.log(f"seed: initial clock {args[5]} written to {clock_file}")
+
+    async def _boot_server(
+        self, ns: str, name: str, runtime: PodRuntime, c: ContainerRuntime
+    ) -> None:
+        await asyncio.sleep(self.config.boot_delay)
+        if c.state != "running":
+            return
+        pod = self.store.get("pods", ns, name)
+        island = (pod or {}).get("metadata", {}).get("labels", {}).get("islandbot.io/island-id")
+        server = IslandServer(c, runtime.address, self._server_port(pod, c), island)
+        c.server = server
+        try:
+            await server.start()
+        except OSError as exc:
+            c.log(f"server: cannot listen: {exc}")
+            await self._terminate(
+                ns, name, c, exit_code=1, reason="Error", message=f"bind failed: {exc}"
+            )
+            return
+        c.log("server: started")
+
+    @staticmethod
+    def _server_port(pod: Obj | None, c: ContainerRuntime) -> int | None:
+        """The port the readiness probe checks (named or numbered), else the last port."""
+        for spec in (pod or {}).get("spec", {}).get("containers", []):
+            if spec["name"] != c.name:
+                continue
+            probe = (spec.get("readinessProbe") or {}).get("tcpSocket") or {}
+            port = probe.get("port")
+            if isinstance(port, int):
+                return port
+            if isinstance(port, str) and port in c.ports:
+                return c.ports[port]
+        return list(c.ports.values())[-1] if c.ports else None
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.probe_period)
+            for (ns, name), runtime in list(self.runtimes.items()):
+                try:
+                    await self._probe(ns, name, runtime)
+                except Exception:
+                    log.exception("probe of %s/%s failed", ns, name)
+
+    async def _probe(self, ns: str, name: str, runtime: PodRuntime) -> None:
+        for c in runtime.containers.values():
+            if c.server is not None and c.state == "running":
+                try:
+                    c.server.now()
+                except FaketimeError as exc:
+                    c.log(f"libfaketime: {exc}; exiting")
+                    await self._terminate(
+                        ns, name, c, exit_code=1, reason="Error", message=str(exc)
+                    )
+        self.sync_status(ns, name)
+
+    def _container_ready(self, pod: Obj, c: ContainerRuntime) -> bool:
+        if c.state != "running":
+            return False
+        spec: Obj = next((s for s in pod["spec"]["containers"] if s["name"] == c.name), {})
+        if not spec.get("readinessProbe"):
+            return True
+        return c.server is not None and c.server.listening
+
+    def sync_status(self, ns: str, name: str) -> None:
+        """Recompute phase, conditions and container statuses from the runtimes; store only
+        when something changed (so watchers see real changes only)."""
+        pod = self.store.get("pods", ns, name)
+        runtime = self.runtimes.get((ns, name))
+        if pod is None or runtime is None:
+            return
+        if pod["status"].get("reason") == "Evicted":
+            return
+        new = copy.deepcopy(pod)
+        st = new["status"]
+        cs = runtime.containers.values()
+        ready = {c.name: self._container_ready(pod, c) for c in cs}
+        st["containerStatuses"] = [c.status(ready[c.name]) for c in cs]
+        states = [c.state for c in cs]
+        if any(s == "waiting" for s in states):
+            phase = "Pending"
+        elif any(s == "running" for s in states):
+            phase = "Running"
+        elif all(c.exit_code == 0 for c in cs):
+            phase = "Succeeded"
+        else:
+            phase = "Failed"
+        st["phase"] = phase
+        node_ready = self._node_is_ready(runtime.node)
+        all_ready = all(ready.values()) and node_ready
+        reason = None if all_ready else "ContainersNotReady"
+        unready = [n for n, r in ready.items() if not r]
+        message = (
+            None
+            if all_ready
+            else (
+                f"containers with unready status: [{' '.join(unready)}]"
+                if unready
+                else "node is not ready"
+            )
+        )
+        _set_condition(new, _condition("ContainersReady", all_ready, reason, message))
+        _set_condition(new, _condition("Ready", all_ready, reason, message))
+        if _significant(new) != _significant(pod):
+            self.store.replace("pods", new)
+
+    def _node_is_ready(self, node: str) -> bool:
+        obj = self.store.get("nodes", "", node)
+        return obj is not None and any(
+            c["type"] == "Ready" and c["status"] == "True" for c in obj["status"]["conditions"]
+        )
+
+    # ---- pods: stopping ---------------------------------------------------------------------
+
+    async def _terminate(
+        self,
+        ns: str,
+        name: str,
+        c: ContainerRuntime,
+        *,
+        exit_code: int,
+        reason: str,
+        message: str = "",
+    ) -> None:
+        if c.state == "terminated":
+            return
+        if c.server is not None:
+            await c.server.stop()
+        if c.state == "running":
+            c.log(
+                f"server: exited with code {exit_code} ({reason})"
+                if c.is_server
+                else f"exited with code {exit_code}"
+            )
+        c.state, c.exit_code, c.reason, c.message = "terminated", exit_code, reason, message
+        c.finished_at = now_rfc3339()
+        c.started_at = c.started_at or c.finished_at
+        self.sync_status(ns, name)
+
+    async def _stop_runtime(self, runtime: PodRuntime) -> None:
+        for task in runtime.tasks:
+            task.cancel()
+        for c in runtime.containers.values():
+            if c.server is not None:
+                await c.server.stop()
+
+    def delete_pod(self, ns: str, name: str, grace: float | None) -> Obj | None:
+        """DELETE: unbound pods go at once; bound pods linger Terminating for the grace period,
+        keeping their host ports, then vanish. A repeated delete returns the pod as it is."""
+        pod = self.store.get("pods", ns, name)
+        if pod is None:
+            return None
+        if pod["metadata"].get("deletionTimestamp"):
+            return pod
+        if not pod["spec"].get("nodeName") or grace == 0:
+            return self._remove(ns, name)
+        grace_s = (
+            self.config.grace_period if grace is None else min(grace, self.config.grace_period)
+        )
+
+        def mark(p: Obj) -> None:
+            p["metadata"]["deletionTimestamp"] = now_rfc3339()
+            p["metadata"]["deletionGracePeriodSeconds"] = int(grace_s)
+
+        marked = self.store.mutate("pods", ns, name, mark)
+        runtime = self.runtimes.get((ns, name))
+        if runtime is not None:
+            for c in runtime.containers.values():
+                self.record_event(
+                    pod, "Normal", "Killing", f"Stopping container {c.name}", "kubelet"
+                )
+        asyncio.get_running_loop().create_task(self._finish_delete(ns, name, grace_s))
+        return marked
+
+    async def _finish_delete(self, ns: str, name: str, grace_s: float) -> None:
+        runtime = self.runtimes.get((ns, name))
+        if runtime is not None:
+            for c in runtime.containers.values():
+                if c.state == "running":
+                    c.log("received SIGTERM")
+        await asyncio.sleep(grace_s)
+        self._remove(ns, name)
+
+    def _remove(self, ns: str, name: str) -> Obj | None:
+        runtime = self.runtimes.pop((ns, name), None)
+        if runtime is not None:
+            asyncio.get_running_loop().create_task(self._stop_runtime(runtime))
+            shutil.rmtree(self._root / ns / name, ignore_errors=True)
+        removed = self.store.remove("pods", ns, name)
+        self._kick.set()  # freed resources may let a pending pod in
+        return removed
+
+    # ---- events -----------------------------------------------------------------------------
+
+    def record_event(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
+        meta = obj["metadata"]
+        ns = meta.get("namespace", "default")
+        for ev in self.store.items("events", ns):
+            inv = ev["involvedObject"]
+            if (
+                inv.get("uid") == meta.get("uid")
+                and ev["reason"] == reason
+                and ev["message"] == message
+            ):
+
+                def bump(e: Obj) -> None:
+                    e["count"] = e.get("count", 1) + 1
+                    e["lastTimestamp"] = now_rfc3339()
+
+                self.store.mutate("events", ns, ev["metadata"]["name"], bump)
+                return
+        stamp = now_rfc3339()
+        suffix = f"{time.time_ns():x}{random.randrange(16**4):04x}"  # noqa: S311
+        self.store.create(
+            "events",
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": ns},
+                "involvedObject": {
+                    "kind": obj.get("kind", "Pod"),
+                    "namespace": ns,
+                    "name": meta["name"],
+                    "uid": meta.get("uid"),
+                    "apiVersion": "v1",
+                    "resourceVersion": meta.get("resourceVersion"),
+                },
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "count": 1,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "source": {"component": component},
+                "reportingComponent": component,
+            },
+        )
+
+    # ---- faults -----------------------------------------------------------------------------
+
+    async def kill_container(
+        self, ns: str, name: str, container: str, *, exit_code: int, reason: str
+    ) -> None:
+        runtime = self.runtimes.get((ns, name))
+        if runtime is None or container not in runtime.containers:
+            raise KeyError(f"no running container {container!r} in pod {ns}/{name}")
+        c = runtime.containers[container]
+        if reason == "OOMKilled":
+            c.log("java.lang.OutOfMemoryError: Java heap space")
+        await self._terminate(ns, name, c, exit_code=exit_code, reason=reason)
+
+    async def evict(self, ns: str, name: str, message: str | None = None) -> None:
+        runtime = self.runtimes.get((ns, name))
+        pod = self.store.get("pods", ns, name)
+        if runtime is None or pod is None:
+            raise KeyError(f"no running pod {ns}/{name}")
+        text = message or (
+            "The node was low on resource: memory. Threshold quantity: 100Mi, available: 52Mi."
+        )
+        for c in runtime.containers.values():
+            await self._terminate(ns, name, c, exit_code=137, reason="Error")
+
+        def evicted(p: Obj) -> None:
+            p["status"]["phase"] = "Failed"
+            p["status"]["reason"] = "Evicted"
+            p["status"]["message"] = text
+            _set_condition(p, _condition("Ready", False, "PodFailed"))
+            _set_condition(p, _condition("ContainersReady", False, "PodFailed"))
+            _set_condition(p, _condition("DisruptionTarget", True, "TerminationByKubelet", text))
+
+        self.sync_status(ns, name)
+        self.store.mutate("pods", ns, name, evicted)
+        self.record_event(pod, "Warning", "Evicted", text, "kubelet")
+        self._kick.set()
+
+    async def set_node_ready(self, node: str, ready: bool) -> None:
+        def change(n: Obj) -> None:
+            n["status"]["conditions"] = [
+                _condition("Ready", True, "KubeletReady", "kubelet is posting ready status")
+                if ready
+                else {
+                    **_condition(
+                        "Ready", False, "NodeStatusUnknown", "Kubelet stopped posting node status."
+                    ),
+                    "status": "Unknown",
+                }
+            ]
+            taints = [
+                t
+                for t in n["spec"].get("taints", [])
+                if t["key"] != "node.kubernetes.io/unreachable"
+            ]
+            if not ready:
+                taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"})
+            n["spec"]["taints"] = taints
+
+        if self.store.mutate("nodes", "", node, change) is None:
+            raise KeyError(f"no node {node!r}")
+        for (ns, name), runtime in list(self.runtimes.items()):
+            if runtime.node != node:
+                continue
+            for c in runtime.containers.values():
+                if c.server is not None:
+                    # the node is unreachable: so are its servers
+                    await (c.server.stop() if not ready else c.server.start())
+            self.sync_status(ns, name)
+            if not ready:
+                asyncio.get_running_loop().create_task(self._evict_lost(ns, name, node))
+        self._kick.set()
+
+    async def _evict_lost(self, ns: str, name: str, node: str) -> None:
+        await asyncio.sleep(self.config.node_lost_eviction)
+        if not self._node_is_ready(node) and (ns, name) in self.runtimes:
+            pod = self.store.get("pods", ns, name)
+            if pod is not None:
+                self.record_event(
+                    pod,
+                    "Normal",
+                    "TaintManagerEviction",
+                    "Marking for deletion Pod " + f"{ns}/{name}",
+                    "taint-eviction-controller",
+                )
+            self.delete_pod(ns, name, None)
+
+    def cordon(self, node: str, unschedulable: bool = True) -> None:
+        def change(n: Obj) -> None:
+            n["spec"]["unschedulable"] = unschedulable
+
+        if self.store.mutate("nodes", "", node, change) is None:
+            raise KeyError(f"no node {node!r}")
+        self._kick.set()
+
+
+def _significant(pod: Obj) -> Any:
+    """The parts of a pod whose change is worth a new resourceVersion."""
+    st = pod["status"]
+    conds = [
+        (c["type"], c["status"], c.get("reason"), c.get("message"))
+        for c in st.get("conditions", [])
+    ]
+    return (
+        st.get("phase"),
+        conds,
+        [
+            (
+                c["name"],
+                c["ready"],
+                next(iter(c["state"])),
+                c["state"].get("waiting", {}).get("reason"),
+            )
+            for c in st.get("containerStatuses", [])
+        ],
+    )

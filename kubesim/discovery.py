@@ -1,0 +1,93 @@
+"""Discovery documents: enough for the official client and real kubectl (see kubectl-notes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# name, kind, namespaced, verbs, short names
+RESOURCES: list[tuple[str, str, bool, list[str], list[str]]] = [
+    ("pods", "Pod", True, ["create", "delete", "get", "list", "patch", "watch"], ["po"]),
+    ("pods/log", "Pod", True, ["get"], []),
+    ("pods/exec", "PodExecOptions", True, ["create", "get"], []),
+    ("nodes", "Node", False, ["get", "list", "patch", "watch"], ["no"]),
+    ("events", "Event", True, ["create", "get", "list", "watch"], ["ev"]),
+    ("services", "Service", True, ["create", "delete", "get", "list", "watch"], ["svc"]),
+    ("namespaces", "Namespace", False, ["create", "get", "list", "watch"], ["ns"]),
+]
+
+VERSION = {
+    "major": "1",
+    "minor": "37",
+    "gitVersion": "v1.37.0-kubesim",
+    "gitCommit": "kubesim",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.25",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+
+def api_versions(address: str) -> dict[str, Any]:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    }
+
+
+def api_group_list() -> dict[str, Any]:
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+
+
+def api_resource_list() -> dict[str, Any]:
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "v1",
+        "resources": [
+            {
+                "name": name,
+                "singularName": "" if "/" in name else kind.lower(),
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": verbs,
+                **({"shortNames": short} if short else {}),
+            }
+            for name, kind, namespaced, verbs, short in RESOURCES
+        ],
+    }
+
+
+def openapi_v3_root() -> dict[str, Any]:
+    return {"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=kubesim"}}}
+
+
+def openapi_v3_core() -> dict[str, Any]:
+    """Just enough for kubectl to use server-side field validation on pods."""
+    param = {
+        "name": "fieldValidation",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Ignore, Warn or Strict",
+    }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.37.0-kubesim"},
+        "paths": {
+            "/api/v1/namespaces/{namespace}/pods": {
+                "post": {
+                    "operationId": "createCoreV1NamespacedPod",
+                    "parameters": [param],
+                    "x-kubernetes-action": "post",
+                    "x-kubernetes-group-version-kind": {
+                        "group": "",
+                        "version": "v1",
+                        "kind": "Pod",
+                    },
+                    "responses": {"201": {"description": "Created"}},
+                },
+            },
+        },
+        "components": {"schemas": {}},
+    }

@@ -1,0 +1,220 @@
+"""Running the simulator: in a background thread (tests, the demo) or in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import socket
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from kubesim.app import build_app
+from kubesim.cluster import Cluster
+from kubesim.config import SimConfig
+from kubesim.faults import FaultRule, Faults
+from kubesim.store import Obj, Store
+
+T = TypeVar("T")
+
+
+def raise_open_file_limit() -> None:
+    """Island servers hold three listeners each: allow as many open files as we may."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [{"name": "kubesim", "cluster": {"server": url}}],
+        "users": [{"name": "kubesim", "user": {}}],
+        "contexts": [
+            {
+                "name": "kubesim",
+                "context": {"cluster": "kubesim", "user": "kubesim", "namespace": namespace},
+            }
+        ],
+        "current-context": "kubesim",
+    }
+
+
+class KubeSim:
+    """A running simulator and its control handle. Thread-safe: every method hops onto the
+    simulator's event loop and waits for the result."""
+
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        kubeconfig_path: Path | None = None,
+    ) -> None:
+        self.config = config or SimConfig()
+        self.host = host
+        self.port = port
+        self.kubeconfig_path = kubeconfig_path
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.store: Store
+        self.cluster: Cluster
+        self.faults = Faults()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # ---- life -------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        raise_open_file_limit()
+        self.store = Store(self.config.history)
+        self.cluster = Cluster(self.config, self.store)
+        await self.cluster.start()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        app = build_app(self.store, self.cluster, self.faults, f"{self.host}:{self.port}")
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock, backlog=1024).start()
+        if self.kubeconfig_path is not None:
+            self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+            self.kubeconfig_path.write_text(yaml.safe_dump(kubeconfig(self.url)))
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.cluster.stop()
+
+    def start(self) -> KubeSim:
+        def main() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(self._start())
+            except BaseException as exc:  # reported to the starting thread
+                self._error = exc
+                self._ready.set()
+                return
+            self._ready.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=main, name="kubesim", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        with contextlib.suppress(Exception):
+            self.call(self._stop(), timeout=15)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=15)
+        self._thread = None
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def _sync(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        async def run() -> Any:
+            return fn(*args, **kwargs)
+
+        return self.call(run())
+
+    # ---- control ----------------------------------------------------------------------------
+
+    def kill_container(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        reason: str = "OOMKilled",
+        exit_code: int | None = None,
+    ) -> None:
+        """Kill a container: ``OOMKilled`` (exit 137) or a crash (``Error`` with a code)."""
+        code = exit_code if exit_code is not None else (137 if reason == "OOMKilled" else 1)
+        self.call(
+            self.cluster.kill_container(namespace, pod, container, exit_code=code, reason=reason)
+        )
+
+    def evict(self, namespace: str, pod: str, message: str | None = None) -> None:
+        self.call(self.cluster.evict(namespace, pod, message))
+
+    def set_node_ready(self, node: str, ready: bool) -> None:
+        self.call(self.cluster.set_node_ready(node, ready))
+
+    def cordon(self, node: str, unschedulable: bool = True) -> None:
+        self._sync(self.cluster.cordon, node, unschedulable)
+
+    def delete_pod(self, namespace: str, pod: str, grace: float | None = None) -> None:
+        """Delete a pod behind the bot's back (as another user of the cluster would)."""
+        self._sync(self.cluster.delete_pod, namespace, pod, grace)
+
+    def fail_requests(
+        self,
+        path: str,
+        *,
+        action: str = "error",
+        status: int = 500,
+        count: int = 1,
+        seconds: float = 1.0,
+        method: str | None = None,
+    ) -> None:
+        """Make the next ``count`` requests whose path matches ``path`` fail."""
+        rule = FaultRule(path, action, status, count, seconds, method)
+        self._sync(self.faults.add, rule)
+
+    def clear_faults(self) -> None:
+        self._sync(self.faults.clear)
+
+    def expire_watches(self) -> None:
+        """Forget the watch history: any resourceVersion before now gets 410 Expired."""
+        self._sync(self.store.compact)
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self._sync(self.store.get, kind, namespace, name)  # type: ignore[no-any-return]
+
+    def container_logs(self, namespace: str, pod: str, container: str) -> list[str]:
+        def read() -> list[str]:
+            runtime = self.cluster.runtimes.get((namespace, pod))
+            return [line for _, line in runtime.containers[container].logs] if runtime else []
+
+        return self._sync(read)  # type: ignore[no-any-return]
+
+    def __enter__(self) -> KubeSim:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(
+    config: SimConfig | None = None, *, kubeconfig_path: Path | None = None
+) -> Iterator[KubeSim]:
+    """``with running() as sim:`` a simulator on a free loopback port, stopped afterwards."""
+    sim = KubeSim(config, kubeconfig_path=kubeconfig_path)
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
