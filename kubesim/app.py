@@ -30,7 +30,7 @@ def build_app(store: Store, cluster: Cluster, faults: Faults, address: str) -> w
             "/readyz": "ok",
             "/livez": "ok",
         }
-        doc = docs[request.path]
+        doc = docs[request.path.rstrip("/") or "/"]
         if isinstance(doc, str):
             return web.Response(text=doc)
         return json_response(doc)
@@ -47,6 +47,7 @@ def build_app(store: Store, cluster: Cluster, faults: Faults, address: str) -> w
         "/livez",
     ):
         app.router.add_get(path, fixed)
+        app.router.add_get(path + "/", fixed)
     app.router.add_routes(Api(store, cluster).routes())
     app.router.add_routes(PodIO(store, cluster).routes())
     app.router.add_routes(Control(store, cluster, faults).routes())
