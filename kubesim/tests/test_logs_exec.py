@@ -1,0 +1,150 @@
+"""pods/log and pods/exec through the official client (and a raw v5 websocket)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+import websocket
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+from kubesim import KubeSim
+from kubesim.podio import host_libfaketime
+from kubesim.tests.conftest import island_pod
+from kubesim.tests.util import tcp_line, wait_for, wait_ready
+
+CLOCK_FILE = "/tmp/server-faketime.rc"  # noqa: S108 - a path inside the simulated container
+
+
+def exec_(v1: client.CoreV1Api, name: str, command: list[str],
+          container: str = "server") -> tuple[str, str, int]:
+    resp = stream(v1.connect_get_namespaced_pod_exec, name, "default", command=command,
+                  container=container, stderr=True, stdin=False, stdout=True, tty=False,
+                  _preload_content=False)
+    resp.run_forever(timeout=20)
+    out, err = resp.read_stdout(), resp.read_stderr()
+    return out, err, resp.returncode
+
+
+def test_logs_tail_timestamps_and_errors(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("logs"))
+    wait_ready(v1, "logs")
+    text = v1.read_namespaced_pod_log("logs", "default", container="server")
+    assert "seed: initial clock 2021-09-18 23:30:07" in text
+    assert "server: listening on" in text
+    tail = v1.read_namespaced_pod_log("logs", "default", container="server", tail_lines=1)
+    assert tail == text.splitlines()[-1] + "\n"
+    stamped = v1.read_namespaced_pod_log("logs", "default", container="server", timestamps=True)
+    assert stamped.splitlines()[0][:4].isdigit() and "Z " in stamped.splitlines()[0]
+    with pytest.raises(ApiException) as which:
+        v1.read_namespaced_pod_log("logs", "default")
+    assert which.value.status == 400
+    assert "choose one of: [server side-container]" in json.loads(which.value.body)["message"]
+    with pytest.raises(ApiException) as previous:
+        v1.read_namespaced_pod_log("logs", "default", container="server", previous=True)
+    assert previous.value.status == 400
+
+
+def test_logs_of_a_container_that_never_started(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("never", image="registry.example/missing:1"))
+    wait_for(lambda: v1.read_namespaced_pod("never", "default").spec.node_name)
+    time.sleep(0.2)
+    with pytest.raises(ApiException) as err:
+        v1.read_namespaced_pod_log("never", "default", container="server")
+    assert err.value.status == 400
+    assert "is waiting to start" in json.loads(err.value.body)["message"]
+
+
+def test_logs_of_a_killed_container_stay_readable(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("killed"))
+    wait_ready(v1, "killed")
+    sim.kill_container("default", "killed", "server", reason="OOMKilled")
+    wait_for(lambda: "OOMKilled" in v1.read_namespaced_pod_log("killed", "default",
+                                                               container="server"))
+
+
+def test_follow_streams_new_lines_until_the_container_ends(sim: KubeSim,
+                                                           v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("follow"))
+    wait_ready(v1, "follow")
+    resp = v1.read_namespaced_pod_log("follow", "default", container="server", follow=True,
+                                      _preload_content=False)
+    sim.kill_container("default", "follow", "server", reason="Error", exit_code=2)
+    body = resp.read().decode()
+    assert "server: started" in body and "exited with code 2" in body
+
+
+def test_exec_runs_with_the_container_env_and_exit_codes(sim: KubeSim,
+                                                          v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("ex"))
+    wait_ready(v1, "ex")
+    out, _, code = exec_(v1, "ex", ["sh", "-c", "echo $FAKETIME_DONT_RESET; echo oops >&2"])
+    assert (out, code) == ("1\n", 0)
+    _, err, code = exec_(v1, "ex", ["sh", "-c", "echo bad >&2; exit 3"])
+    assert (err, code) == ("bad\n", 3)
+    out, _, _ = exec_(v1, "ex", ["cat", CLOCK_FILE])
+    assert out == "@2021-09-18 23:30:07\n"   # written by the simulated seed.sh
+
+
+def test_writing_the_clock_file_through_exec_moves_the_server_clock(
+        sim: KubeSim, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("shift"))
+    pod = wait_ready(v1, "shift")
+    script = (f"printf '+86400\\n' > {CLOCK_FILE}.tmp && mv {CLOCK_FILE}.tmp {CLOCK_FILE}")
+    _, err, code = exec_(v1, "shift", ["sh", "-c", script])
+    assert code == 0, err
+    server_now = float(tcp_line(pod.status.host_ip, 30809, "TIME").split()[1])
+    assert abs(server_now - (time.time() + 86400)) < 5
+
+
+def test_date_through_exec_shows_the_faked_clock(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    if host_libfaketime() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's libfaketime")
+        pytest.skip("libfaketime is not installed on this host (apt-get install libfaketime)")
+    v1.create_namespaced_pod("default", island_pod("date"))
+    wait_ready(v1, "date")
+    exec_(v1, "date", ["sh", "-c", f"printf '+3d\\n' > {CLOCK_FILE}"])
+    out, err, code = exec_(v1, "date", ["date", "+%s"])
+    assert code == 0, err
+    assert abs(int(out) - (time.time() + 3 * 86400)) < 5
+
+
+def test_exec_in_a_stopped_container_is_refused(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("stopped"))
+    wait_ready(v1, "stopped")
+    sim.kill_container("default", "stopped", "server")
+    wait_for(lambda: v1.read_namespaced_pod("stopped", "default").status.container_statuses[0]
+             .state.terminated)
+    with pytest.raises(ApiException):
+        exec_(v1, "stopped", ["true"])
+
+
+def test_raw_v5_websocket_gets_binary_frames_and_a_status(sim: KubeSim,
+                                                          v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("raw"))
+    wait_ready(v1, "raw")
+    url = (sim.url.replace("http", "ws") + "/api/v1/namespaces/default/pods/raw/exec?"
+           "command=sh&command=-c&command=echo+hi%3B+exit+4&container=server&stdout=true"
+           "&stderr=true")
+    ws = websocket.create_connection(url, subprotocols=["v5.channel.k8s.io"], timeout=10)
+    assert ws.getsubprotocol() == "v5.channel.k8s.io"
+    frames = []
+    while True:
+        try:
+            opcode, data = ws.recv_data()
+        except websocket.WebSocketConnectionClosedException:
+            break
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        assert opcode == websocket.ABNF.OPCODE_BINARY
+        frames.append(data)
+    assert frames[0] == b"\x01hi\n"
+    status = json.loads(frames[-1][1:])
+    assert frames[-1][0] == 3
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "4"}]

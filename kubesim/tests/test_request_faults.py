@@ -1,0 +1,85 @@
+"""Injected API faults, as the official client sees each of them."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+import urllib3
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from kubesim import KubeSim
+
+
+def test_500_for_the_next_n_matching_requests(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim.fail_requests(r"/pods$", status=500, count=2)
+    for _ in range(2):
+        with pytest.raises(ApiException) as err:
+            v1.list_namespaced_pod("default")
+        assert err.value.status == 500
+        assert json.loads(err.value.body)["reason"] == "InternalError"
+    assert v1.list_namespaced_pod("default").items == []
+    assert v1.list_node().items  # other paths were never affected
+
+
+def test_429_carries_retry_after(sim: KubeSim) -> None:
+    config = client.Configuration(host=sim.url)
+    config.retries = False
+    with client.ApiClient(config) as api:
+        sim.fail_requests(r"/nodes", status=429, seconds=7)
+        with pytest.raises(ApiException) as err:
+            client.CoreV1Api(api).list_node()
+    assert err.value.status == 429
+    assert err.value.headers["Retry-After"] == "7"
+    assert json.loads(err.value.body)["details"]["retryAfterSeconds"] == 7
+
+
+def test_the_client_waits_out_a_429_by_itself(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    # urllib3's default retry honours Retry-After on 429: the caller just sees a slow answer
+    sim.fail_requests(r"/nodes", status=429, seconds=1)
+    began = time.monotonic()
+    assert v1.list_node().items
+    assert time.monotonic() - began >= 1.0
+
+
+def test_dropped_connection(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    config = client.Configuration(host=sim.url)
+    config.retries = False
+    sim.fail_requests(r"/namespaces/default/pods", action="drop", method="GET")
+    with client.ApiClient(config) as api, pytest.raises(urllib3.exceptions.HTTPError):
+        client.CoreV1Api(api).list_namespaced_pod("default")
+    assert v1.list_namespaced_pod("default").items == []
+
+
+def test_delay_and_request_timeout(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    config = client.Configuration(host=sim.url)
+    config.retries = False
+    sim.fail_requests(r"/nodes", action="delay", seconds=1.0)
+    began = time.monotonic()
+    with client.ApiClient(config) as api, pytest.raises(urllib3.exceptions.HTTPError):
+        client.CoreV1Api(api).list_node(_request_timeout=0.3)
+    assert time.monotonic() - began < 1.0
+    # the default client retries a read timeout: one slow answer costs only the timeout
+    sim.fail_requests(r"/nodes", action="delay", seconds=1.0)
+    began = time.monotonic()
+    assert v1.list_node(_request_timeout=0.3).items
+    assert 0.3 <= time.monotonic() - began < 1.0
+
+
+def test_control_endpoint_adds_faults_over_http(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    request = urllib.request.Request(
+        f"{sim.url}/kubesim/v1/faults", method="POST",
+        data=json.dumps({"path": "/api/v1/nodes", "status": 503}).encode())
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+    with pytest.raises(ApiException) as err:
+        v1.list_node()
+    assert err.value.status == 503
+    bad = urllib.request.Request(f"{sim.url}/kubesim/v1/faults", method="POST",
+                                 data=json.dumps({"path": "x", "action": "explode"}).encode())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=5)
+    assert refused.value.code == 400
