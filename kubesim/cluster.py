@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kubesim.config import SimConfig
-from kubesim.faketime import FaketimeError
 from kubesim.quantity import cpu_millis, memory_bytes
-from kubesim.runtime import ContainerRuntime, IslandServer, map_path
+from kubesim.runtime import ContainerRuntime, IslandServer, ProcessServer, map_path
 from kubesim.scheduler import NodeView, choose_node
 from kubesim.store import Obj, Store, now_rfc3339
 
@@ -361,7 +360,8 @@ class Cluster:
             return
         pod = self.store.get("pods", ns, name)
         island = (pod or {}).get("metadata", {}).get("labels", {}).get("islandbot.io/island-id")
-        server = IslandServer(c, runtime.address, self._server_port(pod, c), island)
+        kind = ProcessServer if self.config.server_mode == "process" else IslandServer
+        server = kind(c, runtime.address, self._server_port(pod, c), island)
         c.server = server
         try:
             await server.start()
@@ -399,13 +399,13 @@ class Cluster:
     async def _probe(self, ns: str, name: str, runtime: PodRuntime) -> None:
         for c in runtime.containers.values():
             if c.server is not None and c.state == "running":
-                try:
-                    c.server.now()
-                except FaketimeError as exc:
-                    c.log(f"libfaketime: {exc}; exiting")
+                failed = c.server.failure()
+                if failed is not None:
                     await self._terminate(
-                        ns, name, c, exit_code=1, reason="Error", message=str(exc)
+                        ns, name, c, exit_code=failed[0], reason="Error", message=failed[1]
                     )
+                    continue
+                await c.server.probe()
         self.sync_status(ns, name)
 
     def _container_ready(self, pod: Obj, c: ContainerRuntime) -> bool:

@@ -71,22 +71,27 @@ def openapi_v3_core() -> dict[str, Any]:
         "schema": {"type": "string"},
         "description": "Ignore, Warn or Strict",
     }
+    gvk = {"group": "", "version": "v1", "kind": "Pod"}
+
+    def op(name: str, action: str) -> dict[str, Any]:
+        return {
+            "operationId": name,
+            "parameters": [param],
+            "x-kubernetes-action": action,
+            "x-kubernetes-group-version-kind": gvk,
+            "responses": {"200": {"description": "OK"}},
+        }
+
+    # kubectl's query-parameter verifier looks at the PATCH operations of the kind.
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.37.0-kubesim"},
         "paths": {
             "/api/v1/namespaces/{namespace}/pods": {
-                "post": {
-                    "operationId": "createCoreV1NamespacedPod",
-                    "parameters": [param],
-                    "x-kubernetes-action": "post",
-                    "x-kubernetes-group-version-kind": {
-                        "group": "",
-                        "version": "v1",
-                        "kind": "Pod",
-                    },
-                    "responses": {"201": {"description": "Created"}},
-                },
+                "post": op("createCoreV1NamespacedPod", "post")
+            },
+            "/api/v1/namespaces/{namespace}/pods/{name}": {
+                "patch": op("patchCoreV1NamespacedPod", "patch")
             },
         },
         "components": {"schemas": {}},

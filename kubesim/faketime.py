@@ -7,7 +7,8 @@ Checked against libfaketime's documentation and source (see ``../shared/context.
   was read, unless ``FAKETIME_DONT_RESET=1``, in which case it is the process start, so the clock
   shows date + process uptime;
 * ``+N`` / ``-N``: offset from the real clock in seconds, or with one unit suffix m, h, d, y;
-* the file is re-read at most every ``FAKETIME_CACHE_DURATION`` seconds (default 10);
+* the file is re-read at most every ``FAKETIME_CACHE_DURATION`` seconds (default 10), and
+  never twice within one second, even with 0 (observed with Debian's libfaketime 0.9.10);
 * content that does not parse makes the faked process exit (here: ``FaketimeError``).
 """
 
@@ -62,7 +63,7 @@ class FakeClock:
         self._read = read_file
         self._process_start = process_start
         self._dont_reset = dont_reset
-        self._cache = cache_duration
+        self._cache = max(cache_duration, 1.0)
         self._spec: Spec | None = None
         self._spec_text: str | None = None
         self._read_at = float("-inf")

@@ -12,59 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import json
-import os
-import re
 import time
-from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
 from kubesim import status
 from kubesim.cluster import Cluster
-from kubesim.runtime import MAPPED_PREFIXES, ContainerRuntime, rfc3339nano
+from kubesim.runtime import ContainerRuntime, exec_environment, map_text, rfc3339nano
 from kubesim.store import Store
 
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 EXEC_TIMEOUT_S = 60
-_PATH_RE = re.compile(
-    r"(?<![\w./-])(" + "|".join(re.escape(p) for p in MAPPED_PREFIXES) + r")(?=/|\b)"
-)
-
-
-def host_libfaketime() -> str | None:
-    for pattern in (
-        "/usr/lib/*/faketime/libfaketime.so.1",
-        "/usr/lib64/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-        "/usr/local/lib/faketime/libfaketime.so.1",
-    ):
-        found = sorted(glob.glob(pattern))
-        if found:
-            return found[0]
-    return None
-
-
-def map_text(root: Path, text: str) -> str:
-    return _PATH_RE.sub(lambda m: str(root) + m.group(1), text)
-
-
-def exec_environment(c: ContainerRuntime) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(c.root / "root"),
-        "HOSTNAME": c.name,
-    }
-    for key, value in c.env.items():
-        env[key] = map_text(c.root, value)
-    preload = c.env.get("LD_PRELOAD", "")
-    if preload:
-        if "faketime" in preload and (lib := host_libfaketime()):
-            env["LD_PRELOAD"] = lib
-        else:
-            env.pop("LD_PRELOAD", None)  # the image's library does not exist on this host
-    return env
 
 
 class PodIO:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import json
+import os
+import re
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +26,45 @@ MAPPED_PREFIXES = (
     "/data",
     "/opt/island",
 )
+
+
+_PATH_RE = re.compile(
+    r"(?<![\w./-])(" + "|".join(re.escape(p) for p in MAPPED_PREFIXES) + r")(?=/|\b)"
+)
+
+
+def host_libfaketime() -> str | None:
+    for pattern in (
+        "/usr/lib/*/faketime/libfaketime.so.1",
+        "/usr/lib64/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ):
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def map_text(root: Path, text: str) -> str:
+    return _PATH_RE.sub(lambda m: str(root) + m.group(1), text)
+
+
+def exec_environment(c: ContainerRuntime) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(c.root / "root"),
+        "HOSTNAME": c.name,
+    }
+    for key, value in c.env.items():
+        env[key] = map_text(c.root, value)
+    preload = c.env.get("LD_PRELOAD", "")
+    if preload:
+        if "faketime" in preload and (lib := host_libfaketime()):
+            env["LD_PRELOAD"] = lib
+        else:
+            env.pop("LD_PRELOAD", None)  # the image's library does not exist on this host
+    return env
 
 
 def rfc3339nano(ts: float) -> str:
@@ -52,7 +95,7 @@ class ContainerRuntime:
     finished_at: str | None = None
     logs: list[tuple[float, str]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    server: IslandServer | None = None
+    server: IslandServer | ProcessServer | None = None
 
     def log(self, line: str) -> None:
         self.logs.append((time.time(), line))
@@ -142,6 +185,19 @@ class IslandServer:
     def now(self) -> float:
         return self.clock.now(time.time())
 
+    def failure(self) -> tuple[int, str] | None:
+        """(exit code, reason) when the server has died, like a faked process would on a
+        timestamp file it cannot parse."""
+        try:
+            self.now()
+        except FaketimeError as exc:
+            self.container.log(f"libfaketime: {exc}; exiting")
+            return 1, str(exc)
+        return None
+
+    async def probe(self) -> None:
+        """In-process listeners are known to be open; nothing to check."""
+
     async def start(self) -> None:
         for name, port in self.container.ports.items():
             handler = self._serve if port == self.server_port else self._greet(name)
@@ -208,3 +264,88 @@ class IslandServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
         self._servers.clear()
+
+
+class ProcessServer:
+    """The island server as a real process (``kubesim.gameserver``) under the host's real
+    libfaketime, with the container's libfaketime settings and mapped clock file. Readiness is a
+    real TCP connect to the server port."""
+
+    def __init__(
+        self,
+        container: ContainerRuntime,
+        address: str,
+        server_port: int | None,
+        island_id: str | None,
+    ) -> None:
+        self.container = container
+        self.address = address
+        self.server_port = server_port or next(iter(container.ports.values()))
+        self.island_id = island_id
+        self.listening = False
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        env = exec_environment(self.container)
+        env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"  # asyncio's timers need the real monotonic
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        if "LD_PRELOAD" not in env and (lib := host_libfaketime()):
+            env["LD_PRELOAD"] = lib
+        args = [
+            sys.executable,
+            "-m",
+            "kubesim.gameserver",
+            "--address",
+            self.address,
+            "--server-port",
+            str(self.server_port),
+        ]
+        for name, port in self.container.ports.items():
+            args += ["--port", f"{name}={port}"]
+        self._proc = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=self.container.root,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read_output())
+
+    async def _read_output(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        while line := await self._proc.stdout.readline():
+            self.container.log(line.decode(errors="replace").rstrip("\n"))
+
+    def failure(self) -> tuple[int, str] | None:
+        if self._proc is not None and self._proc.returncode is not None:
+            return self._proc.returncode, "server process exited"
+        return None
+
+    async def probe(self) -> None:
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.address, self.server_port), 1.0
+            )
+        except (OSError, TimeoutError):
+            self.listening = False
+            return
+        writer.close()
+        self.listening = True
+
+    def now(self) -> float:
+        return time.time()
+
+    async def stop(self) -> None:
+        self.listening = False
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+            try:
+                await asyncio.wait_for(self._proc.wait(), 3)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._reader, 1)

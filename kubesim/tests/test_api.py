@@ -32,8 +32,10 @@ def test_version_nodes_and_namespaces(api_client: client.ApiClient, v1: client.C
 
 def test_server_sets_fields_and_resource_versions_increase(v1: client.CoreV1Api) -> None:
     first = v1.create_namespaced_pod("default", island_pod("a", ports=(31000, 31001, 31002)))
-    second = v1.create_namespaced_pod("default", {**island_pod("x", ports=(31003, 31004, 31005)),
-                                                  "metadata": {"generateName": "gen-"}})
+    second = v1.create_namespaced_pod(
+        "default",
+        {**island_pod("x", ports=(31003, 31004, 31005)), "metadata": {"generateName": "gen-"}},
+    )
     assert first.metadata.uid and first.metadata.creation_timestamp
     assert first.status.phase == "Pending"
     assert isinstance(first.metadata.resource_version, str)
@@ -48,7 +50,10 @@ def test_errors_are_status_bodies_with_the_right_codes(v1: client.CoreV1Api) -> 
     assert missing.value.status == 404
     body = status_of(missing.value)
     assert (body["kind"], body["reason"], body["message"]) == (
-        "Status", "NotFound", 'pods "nope" not found')
+        "Status",
+        "NotFound",
+        'pods "nope" not found',
+    )
     v1.create_namespaced_pod("default", island_pod("dup"))
     with pytest.raises(ApiException) as dup:
         v1.create_namespaced_pod("default", island_pod("dup"))
@@ -65,19 +70,35 @@ def test_errors_are_status_bodies_with_the_right_codes(v1: client.CoreV1Api) -> 
     assert "field label not supported" in status_of(bad_field.value)["message"]
 
 
-@pytest.mark.parametrize(("mutate", "field", "fragment"), [
-    (lambda p: p["metadata"].update(name="Bad_Name"), "metadata.name", "RFC 1123"),
-    (lambda p: p["metadata"]["labels"].update(owner="no spaces allowed"), "metadata.labels",
-     "valid label"),
-    (lambda p: p["spec"]["containers"][1].update(name="server"), "spec.containers[1].name",
-     "Duplicate value"),
-    (lambda p: p["spec"]["containers"][0].pop("image"), "spec.containers[0].image",
-     "Required value"),
-    (lambda p: p["spec"]["containers"][0]["ports"][0].update(hostPort=70000),
-     "spec.containers[0].ports[0].hostPort", "between 1 and 65535"),
-])
-def test_invalid_pods_get_422_with_causes(v1: client.CoreV1Api, mutate, field: str,
-                                          fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("mutate", "field", "fragment"),
+    [
+        (lambda p: p["metadata"].update(name="Bad_Name"), "metadata.name", "RFC 1123"),
+        (
+            lambda p: p["metadata"]["labels"].update(owner="no spaces allowed"),
+            "metadata.labels",
+            "valid label",
+        ),
+        (
+            lambda p: p["spec"]["containers"][1].update(name="server"),
+            "spec.containers[1].name",
+            "Duplicate value",
+        ),
+        (
+            lambda p: p["spec"]["containers"][0].pop("image"),
+            "spec.containers[0].image",
+            "Required value",
+        ),
+        (
+            lambda p: p["spec"]["containers"][0]["ports"][0].update(hostPort=70000),
+            "spec.containers[0].ports[0].hostPort",
+            "between 1 and 65535",
+        ),
+    ],
+)
+def test_invalid_pods_get_422_with_causes(
+    v1: client.CoreV1Api, mutate, field: str, fragment: str
+) -> None:
     pod = island_pod("valid-name")
     mutate(pod)
     with pytest.raises(ApiException) as err:
@@ -91,12 +112,17 @@ def test_invalid_pods_get_422_with_causes(v1: client.CoreV1Api, mutate, field: s
 
 
 def test_label_and_field_selectors(v1: client.CoreV1Api) -> None:
-    specs = [("p1", {"tier": "a", "owner": "u1"}, "dev"), ("p2", {"tier": "b"}, "dev"),
-             ("p3", {"tier": "c", "owner": "u2"}, "weekly")]
+    specs = [
+        ("p1", {"tier": "a", "owner": "u1"}, "dev"),
+        ("p2", {"tier": "b"}, "dev"),
+        ("p3", {"tier": "c", "owner": "u2"}, "weekly"),
+    ]
     for i, (name, labels, branch) in enumerate(specs):
         base = 32000 + 3 * i
-        v1.create_namespaced_pod("default", island_pod(name, labels=labels, branch=branch,
-                                                       ports=(base, base + 1, base + 2)))
+        v1.create_namespaced_pod(
+            "default",
+            island_pod(name, labels=labels, branch=branch, ports=(base, base + 1, base + 2)),
+        )
 
     def names(**kw: str) -> list[str]:
         return sorted(p.metadata.name for p in v1.list_namespaced_pod("default", **kw).items)
@@ -118,10 +144,15 @@ def test_label_and_field_selectors(v1: client.CoreV1Api) -> None:
 
 def test_limit_and_continue_page_through_everything_once(v1: client.CoreV1Api) -> None:
     for i in range(7):
-        v1.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod",
-                                             "metadata": {"name": f"page-{i}"},
-                                             "spec": {"containers": [{"name": "c",
-                                                                      "image": "busybox"}]}})
+        v1.create_namespaced_pod(
+            "default",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"page-{i}"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        )
     seen, token, pages = [], None, 0
     while True:
         page = v1.list_namespaced_pod("default", limit=3, _continue=token)
@@ -133,23 +164,25 @@ def test_limit_and_continue_page_through_everything_once(v1: client.CoreV1Api) -
     assert sorted(seen) == [f"page-{i}" for i in range(7)] and pages == 3
 
 
-def test_delete_lingers_terminating_holds_ports_then_404(sim: KubeSim,
-                                                         v1: client.CoreV1Api) -> None:
-    pod = island_pod("old", branch="weekly")   # weekly has a single node
+def test_delete_lingers_terminating_holds_ports_then_404(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
+    pod = island_pod("old", branch="weekly")  # weekly has a single node
     v1.create_namespaced_pod("default", pod)
     wait_for(lambda: v1.read_namespaced_pod("old", "default").spec.node_name)
     deleted = v1.delete_namespaced_pod("old", "default")
     assert deleted.metadata.deletion_timestamp is not None
     assert v1.read_namespaced_pod("old", "default").metadata.deletion_timestamp
     with pytest.raises(ApiException) as again:
-        v1.create_namespaced_pod("default", pod)   # still there while terminating
+        v1.create_namespaced_pod("default", pod)  # still there while terminating
     assert again.value.status == 409
     v1.create_namespaced_pod("default", island_pod("new", branch="weekly"))  # same host ports
     time.sleep(0.2)
     new = v1.read_namespaced_pod("new", "default")
     assert new.spec.node_name is None
     assert "didn't have free ports" in next(
-        c.message for c in new.status.conditions if c.type == "PodScheduled")
+        c.message for c in new.status.conditions if c.type == "PodScheduled"
+    )
     wait_for(lambda: _gone(v1, "old"), timeout=5)
     wait_for(lambda: v1.read_namespaced_pod("new", "default").spec.node_name == "weekly-1")
     with pytest.raises(ApiException) as gone:
@@ -159,8 +192,16 @@ def test_delete_lingers_terminating_holds_ports_then_404(sim: KubeSim,
 
 def test_patch_labels_and_annotations_only(v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("p"))
-    patched = v1.patch_namespaced_pod("p", "default", {"metadata": {
-        "labels": {"state": "ready"}, "annotations": {"islandbot.io/clock": "+86400"}}})
+    patched = v1.patch_namespaced_pod(
+        "p",
+        "default",
+        {
+            "metadata": {
+                "labels": {"state": "ready"},
+                "annotations": {"islandbot.io/clock": "+86400"},
+            }
+        },
+    )
     assert patched.metadata.labels == {"app": "island", "state": "ready"}
     assert patched.metadata.annotations == {"islandbot.io/clock": "+86400"}
     removed = v1.patch_namespaced_pod("p", "default", {"metadata": {"labels": {"state": None}}})
@@ -171,10 +212,19 @@ def test_patch_labels_and_annotations_only(v1: client.CoreV1Api) -> None:
 
 
 def test_services_list_shows_node_ports(v1: client.CoreV1Api) -> None:
-    v1.create_namespaced_service("default", {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-        "spec": {"type": "NodePort", "selector": {"app": "web"},
-                 "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30080}]}})
+    v1.create_namespaced_service(
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"app": "web"},
+                "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30080}],
+            },
+        },
+    )
     services = v1.list_service_for_all_namespaces().items
     assert [(s.metadata.name, s.spec.ports[0].node_port) for s in services] == [("web", 30080)]
 

@@ -8,15 +8,22 @@ from kubernetes import client
 
 from kubesim import KubeSim
 from kubesim.tests.conftest import island_pod
-from kubesim.tests.util import can_connect, condition, container, is_ready, tcp_line, wait_for, \
-    wait_ready
+from kubesim.tests.util import (
+    can_connect,
+    condition,
+    container,
+    is_ready,
+    tcp_line,
+    wait_for,
+    wait_ready,
+)
 
 
 def test_island_pod_goes_creating_running_ready_with_real_listeners(
-        sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("islands", island_pod("isl"))
-    bound = wait_for(lambda: (p := v1.read_namespaced_pod("isl", "islands")).spec.node_name
-                     and p)
+    bound = wait_for(lambda: (p := v1.read_namespaced_pod("isl", "islands")).spec.node_name and p)
     assert bound.spec.node_name in ("dev-1", "dev-2")
     assert condition(bound, "PodScheduled").status == "True"
     pod = wait_ready(v1, "isl", "islands")
@@ -27,44 +34,59 @@ def test_island_pod_goes_creating_running_ready_with_real_listeners(
         assert can_connect(pod.status.host_ip, port)
     assert tcp_line(pod.status.host_ip, 30809, "PING") == "PONG"
     assert tcp_line(pod.status.host_ip, 30807, "") == "ISLAND app-common-port"
-    reasons = [e.reason for e in v1.list_namespaced_event(
-        "islands", field_selector="involvedObject.name=isl").items]
+    reasons = [
+        e.reason
+        for e in v1.list_namespaced_event("islands", field_selector="involvedObject.name=isl").items
+    ]
     assert reasons[:2] == ["Scheduled", "Started"]
 
 
-def test_island_clock_starts_at_the_seed_clock_and_ticks(sim: KubeSim,
-                                                         v1: client.CoreV1Api) -> None:
+def test_island_clock_starts_at_the_seed_clock_and_ticks(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("clock"))
     pod = wait_ready(v1, "clock")
     first = float(tcp_line(pod.status.host_ip, 30809, "TIME").split()[1])
     start = time.mktime(time.strptime("2021-09-18 23:30:07", "%Y-%m-%d %H:%M:%S")) - time.timezone
-    assert start <= first < start + 30   # @date with DONT_RESET: date + process uptime
+    assert start <= first < start + 30  # @date with DONT_RESET: date + process uptime
     time.sleep(0.3)
     second = float(tcp_line(pod.status.host_ip, 30809, "TIME").split()[1])
     assert 0.2 < second - first < 2
 
 
 def test_unschedulable_pod_gets_the_schedulers_message_and_an_event(
-        sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("big", memory="20Gi", branch="weekly"))
-    pod = wait_for(lambda: (p := v1.read_namespaced_pod("big", "default"))
-                   and condition(p, "PodScheduled") and p)
+    pod = wait_for(
+        lambda: (
+            (p := v1.read_namespaced_pod("big", "default")) and condition(p, "PodScheduled") and p
+        )
+    )
     cond = condition(pod, "PodScheduled")
     assert (cond.status, cond.reason) == ("False", "Unschedulable")
-    assert cond.message == ("0/3 nodes are available: 1 Insufficient memory, "
-                            "2 node(s) didn't match Pod's node affinity/selector.")
+    assert cond.message == (
+        "0/3 nodes are available: 1 Insufficient memory, "
+        "2 node(s) didn't match Pod's node affinity/selector."
+    )
     assert pod.status.phase == "Pending"
     events = v1.list_namespaced_event("default", field_selector="involvedObject.name=big").items
     assert [(e.type, e.reason, e.message) for e in events] == [
-        ("Warning", "FailedScheduling", cond.message)]
+        ("Warning", "FailedScheduling", cond.message)
+    ]
 
 
 def test_cordoned_and_not_ready_nodes_are_skipped(sim: KubeSim, v1: client.CoreV1Api) -> None:
     sim.cordon("dev-1")
     sim.set_node_ready("dev-2", False)
     v1.create_namespaced_pod("default", island_pod("nowhere"))
-    pod = wait_for(lambda: (p := v1.read_namespaced_pod("nowhere", "default"))
-                   and condition(p, "PodScheduled") and p)
+    pod = wait_for(
+        lambda: (
+            (p := v1.read_namespaced_pod("nowhere", "default"))
+            and condition(p, "PodScheduled")
+            and p
+        )
+    )
     message = condition(pod, "PodScheduled").message
     assert "1 node(s) were unschedulable" in message
     assert "1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }" in message
@@ -72,24 +94,36 @@ def test_cordoned_and_not_ready_nodes_are_skipped(sim: KubeSim, v1: client.CoreV
     wait_for(lambda: v1.read_namespaced_pod("nowhere", "default").spec.node_name == "dev-1")
 
 
-def test_failing_image_goes_err_image_pull_then_back_off(sim: KubeSim,
-                                                         v1: client.CoreV1Api) -> None:
+def test_failing_image_goes_err_image_pull_then_back_off(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("pull", image="registry.example/missing:1"))
-    wait_for(lambda: container(v1.read_namespaced_pod("pull", "default"),
-                               "server").state.waiting.reason == "ErrImagePull")
-    pod = wait_for(lambda: (p := v1.read_namespaced_pod("pull", "default")) and container(
-        p, "server").state.waiting.reason == "ImagePullBackOff" and p)
+    wait_for(
+        lambda: (
+            container(v1.read_namespaced_pod("pull", "default"), "server").state.waiting.reason
+            == "ErrImagePull"
+        )
+    )
+    pod = wait_for(
+        lambda: (
+            (p := v1.read_namespaced_pod("pull", "default"))
+            and container(p, "server").state.waiting.reason == "ImagePullBackOff"
+            and p
+        )
+    )
     assert pod.status.phase == "Pending"
     assert any(e.reason == "Failed" for e in v1.list_namespaced_event("default").items)
 
 
 def test_oom_kill_terminates_the_server_but_the_side_container_keeps_the_pod(
-        sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("oom"))
     pod = wait_ready(v1, "oom")
     sim.kill_container("default", "oom", "server", reason="OOMKilled")
-    pod = wait_for(lambda: (p := v1.read_namespaced_pod("oom", "default"))
-                   and not is_ready(p) and p)
+    pod = wait_for(
+        lambda: (p := v1.read_namespaced_pod("oom", "default")) and not is_ready(p) and p
+    )
     term = container(pod, "server").state.terminated
     assert (term.exit_code, term.reason) == (137, "OOMKilled")
     assert container(pod, "side-container").state.running is not None
@@ -104,8 +138,9 @@ def test_crash_with_an_exit_code(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("crash"))
     wait_ready(v1, "crash")
     sim.kill_container("default", "crash", "server", reason="Error", exit_code=3)
-    term = wait_for(lambda: container(v1.read_namespaced_pod("crash", "default"),
-                                      "server").state.terminated)
+    term = wait_for(
+        lambda: container(v1.read_namespaced_pod("crash", "default"), "server").state.terminated
+    )
     assert (term.exit_code, term.reason) == (3, "Error")
 
 
@@ -121,16 +156,16 @@ def test_eviction(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("ev"))
     pod = wait_ready(v1, "ev")
     sim.evict("default", "ev")
-    pod = wait_for(lambda: (p := v1.read_namespaced_pod("ev", "default"))
-                   and p.status.phase == "Failed" and p)
+    pod = wait_for(
+        lambda: (p := v1.read_namespaced_pod("ev", "default")) and p.status.phase == "Failed" and p
+    )
     assert pod.status.reason == "Evicted"
     assert "low on resource: memory" in pod.status.message
     assert not can_connect(pod.status.host_ip, 30809)
     assert any(e.reason == "Evicted" for e in v1.list_namespaced_event("default").items)
 
 
-def test_node_lost_makes_pods_unready_then_deletes_them(sim: KubeSim,
-                                                         v1: client.CoreV1Api) -> None:
+def test_node_lost_makes_pods_unready_then_deletes_them(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("lost", branch="weekly"))
     pod = wait_ready(v1, "lost")
     sim.set_node_ready("weekly-1", False)

@@ -13,18 +13,28 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
 from kubesim import KubeSim
-from kubesim.podio import host_libfaketime
+from kubesim.runtime import host_libfaketime
 from kubesim.tests.conftest import island_pod
 from kubesim.tests.util import tcp_line, wait_for, wait_ready
 
-CLOCK_FILE = "/tmp/server-faketime.rc"  # noqa: S108 - a path inside the simulated container
+CLOCK_FILE = "/tmp/server-faketime.rc"
 
 
-def exec_(v1: client.CoreV1Api, name: str, command: list[str],
-          container: str = "server") -> tuple[str, str, int]:
-    resp = stream(v1.connect_get_namespaced_pod_exec, name, "default", command=command,
-                  container=container, stderr=True, stdin=False, stdout=True, tty=False,
-                  _preload_content=False)
+def exec_(
+    v1: client.CoreV1Api, name: str, command: list[str], container: str = "server"
+) -> tuple[str, str, int]:
+    resp = stream(
+        v1.connect_get_namespaced_pod_exec,
+        name,
+        "default",
+        command=command,
+        container=container,
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
     resp.run_forever(timeout=20)
     out, err = resp.read_stdout(), resp.read_stderr()
     return out, err, resp.returncode
@@ -63,23 +73,27 @@ def test_logs_of_a_killed_container_stay_readable(sim: KubeSim, v1: client.CoreV
     v1.create_namespaced_pod("default", island_pod("killed"))
     wait_ready(v1, "killed")
     sim.kill_container("default", "killed", "server", reason="OOMKilled")
-    wait_for(lambda: "OOMKilled" in v1.read_namespaced_pod_log("killed", "default",
-                                                               container="server"))
+    wait_for(
+        lambda: "OOMKilled" in v1.read_namespaced_pod_log("killed", "default", container="server")
+    )
 
 
-def test_follow_streams_new_lines_until_the_container_ends(sim: KubeSim,
-                                                           v1: client.CoreV1Api) -> None:
+def test_follow_streams_new_lines_until_the_container_ends(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("follow"))
     wait_ready(v1, "follow")
-    resp = v1.read_namespaced_pod_log("follow", "default", container="server", follow=True,
-                                      _preload_content=False)
+    resp = v1.read_namespaced_pod_log(
+        "follow", "default", container="server", follow=True, _preload_content=False
+    )
     sim.kill_container("default", "follow", "server", reason="Error", exit_code=2)
     body = resp.read().decode()
     assert "server: started" in body and "exited with code 2" in body
 
 
-def test_exec_runs_with_the_container_env_and_exit_codes(sim: KubeSim,
-                                                          v1: client.CoreV1Api) -> None:
+def test_exec_runs_with_the_container_env_and_exit_codes(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("ex"))
     wait_ready(v1, "ex")
     out, _, code = exec_(v1, "ex", ["sh", "-c", "echo $FAKETIME_DONT_RESET; echo oops >&2"])
@@ -87,18 +101,27 @@ def test_exec_runs_with_the_container_env_and_exit_codes(sim: KubeSim,
     _, err, code = exec_(v1, "ex", ["sh", "-c", "echo bad >&2; exit 3"])
     assert (err, code) == ("bad\n", 3)
     out, _, _ = exec_(v1, "ex", ["cat", CLOCK_FILE])
-    assert out == "@2021-09-18 23:30:07\n"   # written by the simulated seed.sh
+    assert out == "@2021-09-18 23:30:07\n"  # written by the simulated seed.sh
 
 
 def test_writing_the_clock_file_through_exec_moves_the_server_clock(
-        sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("shift"))
     pod = wait_ready(v1, "shift")
-    script = (f"printf '+86400\\n' > {CLOCK_FILE}.tmp && mv {CLOCK_FILE}.tmp {CLOCK_FILE}")
+    script = f"printf '+86400\\n' > {CLOCK_FILE}.tmp && mv {CLOCK_FILE}.tmp {CLOCK_FILE}"
     _, err, code = exec_(v1, "shift", ["sh", "-c", script])
     assert code == 0, err
-    server_now = float(tcp_line(pod.status.host_ip, 30809, "TIME").split()[1])
-    assert abs(server_now - (time.time() + 86400)) < 5
+    wait_for(
+        lambda: (
+            abs(
+                float(tcp_line(pod.status.host_ip, 30809, "TIME").split()[1])
+                - (time.time() + 86400)
+            )
+            < 5
+        ),
+        timeout=3,
+    )
 
 
 def test_date_through_exec_shows_the_faked_clock(sim: KubeSim, v1: client.CoreV1Api) -> None:
@@ -118,19 +141,27 @@ def test_exec_in_a_stopped_container_is_refused(sim: KubeSim, v1: client.CoreV1A
     v1.create_namespaced_pod("default", island_pod("stopped"))
     wait_ready(v1, "stopped")
     sim.kill_container("default", "stopped", "server")
-    wait_for(lambda: v1.read_namespaced_pod("stopped", "default").status.container_statuses[0]
-             .state.terminated)
+    wait_for(
+        lambda: (
+            v1.read_namespaced_pod("stopped", "default")
+            .status.container_statuses[0]
+            .state.terminated
+        )
+    )
     with pytest.raises(ApiException):
         exec_(v1, "stopped", ["true"])
 
 
-def test_raw_v5_websocket_gets_binary_frames_and_a_status(sim: KubeSim,
-                                                          v1: client.CoreV1Api) -> None:
+def test_raw_v5_websocket_gets_binary_frames_and_a_status(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("raw"))
     wait_ready(v1, "raw")
-    url = (sim.url.replace("http", "ws") + "/api/v1/namespaces/default/pods/raw/exec?"
-           "command=sh&command=-c&command=echo+hi%3B+exit+4&container=server&stdout=true"
-           "&stderr=true")
+    url = (
+        sim.url.replace("http", "ws") + "/api/v1/namespaces/default/pods/raw/exec?"
+        "command=sh&command=-c&command=echo+hi%3B+exit+4&container=server&stdout=true"
+        "&stderr=true"
+    )
     ws = websocket.create_connection(url, subprotocols=["v5.channel.k8s.io"], timeout=10)
     assert ws.getsubprotocol() == "v5.channel.k8s.io"
     frames = []

@@ -24,9 +24,13 @@ def test_parse_nodes() -> None:
 
 @pytest.fixture
 def sim_config() -> SimConfig:
-    return replace(FAST, nodes=(
-        NodeSpec("small", {"branch": "dev"}, memory="2Gi", address="127.0.0.5"),
-        NodeSpec("other", {"branch": "weekly"}, address="127.0.0.6")))
+    return replace(
+        FAST,
+        nodes=(
+            NodeSpec("small", {"branch": "dev"}, memory="2Gi", address="127.0.0.5"),
+            NodeSpec("other", {"branch": "weekly"}, address="127.0.0.6"),
+        ),
+    )
 
 
 def test_node_specs_and_memory_accounting(sim: KubeSim, v1: client.CoreV1Api) -> None:
@@ -34,10 +38,12 @@ def test_node_specs_and_memory_accounting(sim: KubeSim, v1: client.CoreV1Api) ->
     v1.create_namespaced_pod("default", island_pod("b", ports=(33003, 33004, 33005)))
     a = wait_ready(v1, "a")
     assert a.status.host_ip == "127.0.0.5"
-    b = wait_for(lambda: (p := v1.read_namespaced_pod("b", "default"))
-                 and condition(p, "PodScheduled") and p)
+    b = wait_for(
+        lambda: (p := v1.read_namespaced_pod("b", "default")) and condition(p, "PodScheduled") and p
+    )
     assert condition(b, "PodScheduled").message == (
         "0/2 nodes are available: 1 Insufficient memory, "
-        "1 node(s) didn't match Pod's node affinity/selector.")
+        "1 node(s) didn't match Pod's node affinity/selector."
+    )
     v1.delete_namespaced_pod("a", "default")
     wait_ready(v1, "b")

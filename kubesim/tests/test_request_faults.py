@@ -71,15 +71,20 @@ def test_delay_and_request_timeout(sim: KubeSim, v1: client.CoreV1Api) -> None:
 
 def test_control_endpoint_adds_faults_over_http(sim: KubeSim, v1: client.CoreV1Api) -> None:
     request = urllib.request.Request(
-        f"{sim.url}/kubesim/v1/faults", method="POST",
-        data=json.dumps({"path": "/api/v1/nodes", "status": 503}).encode())
+        f"{sim.url}/kubesim/v1/faults",
+        method="POST",
+        data=json.dumps({"path": "/api/v1/nodes", "status": 503}).encode(),
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 201
     with pytest.raises(ApiException) as err:
         v1.list_node()
     assert err.value.status == 503
-    bad = urllib.request.Request(f"{sim.url}/kubesim/v1/faults", method="POST",
-                                 data=json.dumps({"path": "x", "action": "explode"}).encode())
+    bad = urllib.request.Request(
+        f"{sim.url}/kubesim/v1/faults",
+        method="POST",
+        data=json.dumps({"path": "x", "action": "explode"}).encode(),
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(bad, timeout=5)
     assert refused.value.code == 400

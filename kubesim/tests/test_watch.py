@@ -18,14 +18,16 @@ from kubesim.tests.util import wait_ready
 
 def collect(v1: client.CoreV1Api, seconds: int, **kw: object) -> list[tuple[str, str]]:
     events = []
-    for ev in watch.Watch().stream(v1.list_namespaced_pod, "default", timeout_seconds=seconds,
-                                   **kw):
+    for ev in watch.Watch().stream(
+        v1.list_namespaced_pod, "default", timeout_seconds=seconds, **kw
+    ):
         events.append((ev["type"], ev["object"].metadata.name))
     return events
 
 
-def test_existing_objects_come_as_added_then_live_changes(sim: KubeSim,
-                                                          v1: client.CoreV1Api) -> None:
+def test_existing_objects_come_as_added_then_live_changes(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("before"))
     wait_ready(v1, "before")
 
@@ -52,7 +54,8 @@ def test_from_a_resource_version_only_later_events(sim: KubeSim, v1: client.Core
 
 
 def test_label_selector_watch_reports_objects_leaving_the_selection(
-        sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
     v1.create_namespaced_pod("default", island_pod("sel", labels={"state": "new"}))
 
     def relabel() -> None:
@@ -87,10 +90,13 @@ def test_timeout_seconds_is_honoured(sim: KubeSim, v1: client.CoreV1Api) -> None
 
 def test_initial_events_end_with_a_bookmark(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("bm"))
-    query = ("watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
-             "&allowWatchBookmarks=true&timeoutSeconds=1")
-    with urllib.request.urlopen(f"{sim.url}/api/v1/namespaces/default/pods?{query}",
-                                timeout=5) as response:
+    query = (
+        "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+        "&allowWatchBookmarks=true&timeoutSeconds=1"
+    )
+    with urllib.request.urlopen(
+        f"{sim.url}/api/v1/namespaces/default/pods?{query}", timeout=5
+    ) as response:
         body = response.read()
     lines = [json.loads(line) for line in body.decode().splitlines() if line]
     assert lines[0]["type"] == "ADDED" and lines[0]["object"]["metadata"]["name"] == "bm"
