@@ -19,7 +19,7 @@ from typing import Any
 from kubesim.config import SimConfig
 from kubesim.quantity import cpu_millis, memory_bytes
 from kubesim.runtime import ContainerRuntime, IslandServer, ProcessServer, map_path
-from kubesim.scheduler import NodeView, choose_node
+from kubesim.scheduler import NodeUsage, NodeView, choose_node, host_ports, pod_requests
 from kubesim.store import Obj, Store, now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class PodRuntime:
     node: str
     address: str
     tasks: list[asyncio.Task[None]]
+    fingerprint: tuple[Any, ...] = ()
 
 
 def _condition(
@@ -73,6 +74,9 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._root = Path(tempfile.mkdtemp(prefix="kubesim-"))
         self._pod_ip = 0
+        self._demands: dict[str, tuple[int, int, set[tuple[int, str]]]] = {}
+        # (namespace, involved uid, reason, message) -> event name, to count repeats
+        self._events: dict[tuple[str, str, str, str], str] = {}
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -202,26 +206,34 @@ class Cluster:
 
     def _schedule_pending(self) -> None:
         nodes = self._node_views()
-        by_node: dict[str, list[Obj]] = {}
+        usage: dict[str, NodeUsage] = {}
         pending = []
         for pod in self.store.items("pods"):
             node = pod["spec"].get("nodeName")
             if node:
                 # terminal pods release their resources; terminating ones still hold them
                 if pod["status"].get("phase") not in ("Succeeded", "Failed"):
-                    by_node.setdefault(node, []).append(pod)
+                    usage.setdefault(node, NodeUsage()).add(*self._demand(pod))
             elif not pod["metadata"].get("deletionTimestamp"):
                 pending.append(pod)
         pending.sort(key=lambda p: int(p["metadata"]["resourceVersion"]))
         for pod in pending:
-            node_name, message = choose_node(pod, nodes, by_node)
+            node_name, message = choose_node(pod, nodes, usage)
             ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
             if node_name is None:
                 self._mark_unschedulable(pod, message)
                 continue
-            bound = self._bind(ns, name, node_name)
-            if bound is not None:
-                by_node.setdefault(node_name, []).append(bound)
+            if self._bind(ns, name, node_name) is not None:
+                usage.setdefault(node_name, NodeUsage()).add(*self._demand(pod))
+
+    def _demand(self, pod: Obj) -> tuple[int, int, set[tuple[int, str]]]:
+        """A pod's requests and host ports, computed once per pod (its spec never changes)."""
+        uid = pod["metadata"]["uid"]
+        demand = self._demands.get(uid)
+        if demand is None:
+            demand = (*pod_requests(pod), host_ports(pod))
+            self._demands[uid] = demand
+        return demand
 
     def _mark_unschedulable(self, pod: Obj, message: str) -> None:
         for cond in pod["status"].get("conditions", []):
@@ -425,6 +437,13 @@ class Cluster:
             return
         if pod["status"].get("reason") == "Evicted":
             return
+        node_ready = self._node_is_ready(runtime.node)
+        fingerprint = (node_ready, *(
+            (c.state, c.reason, c.exit_code, c.server is not None and c.server.listening)
+            for c in runtime.containers.values()))
+        if fingerprint == runtime.fingerprint:
+            return  # nothing the status is made of has changed
+        runtime.fingerprint = fingerprint
         new = copy.deepcopy(pod)
         st = new["status"]
         cs = runtime.containers.values()
@@ -440,7 +459,6 @@ class Cluster:
         else:
             phase = "Failed"
         st["phase"] = phase
-        node_ready = self._node_is_ready(runtime.node)
         all_ready = all(ready.values()) and node_ready
         reason = None if all_ready else "ContainersNotReady"
         unready = [n for n, r in ready.items() if not r]
@@ -541,6 +559,8 @@ class Cluster:
             asyncio.get_running_loop().create_task(self._stop_runtime(runtime))
             shutil.rmtree(self._root / ns / name, ignore_errors=True)
         removed = self.store.remove("pods", ns, name)
+        if removed is not None:
+            self._demands.pop(removed["metadata"]["uid"], None)
         self._kick.set()  # freed resources may let a pending pod in
         return removed
 
@@ -549,22 +569,19 @@ class Cluster:
     def record_event(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
         meta = obj["metadata"]
         ns = meta.get("namespace", "default")
-        for ev in self.store.items("events", ns):
-            inv = ev["involvedObject"]
-            if (
-                inv.get("uid") == meta.get("uid")
-                and ev["reason"] == reason
-                and ev["message"] == message
-            ):
+        key = (ns, str(meta.get("uid")), reason, message)
+        existing = self._events.get(key)
+        if existing is not None:
 
-                def bump(e: Obj) -> None:
-                    e["count"] = e.get("count", 1) + 1
-                    e["lastTimestamp"] = now_rfc3339()
+            def bump(e: Obj) -> None:
+                e["count"] = e.get("count", 1) + 1
+                e["lastTimestamp"] = now_rfc3339()
 
-                self.store.mutate("events", ns, ev["metadata"]["name"], bump)
+            if self.store.mutate("events", ns, existing, bump) is not None:
                 return
         stamp = now_rfc3339()
         suffix = f"{time.time_ns():x}{random.randrange(16**4):04x}"  # noqa: S311
+        self._events[key] = f"{meta['name']}.{suffix}"
         self.store.create(
             "events",
             {

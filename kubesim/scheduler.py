@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubesim.quantity import cpu_millis, memory_bytes
@@ -42,9 +42,24 @@ def host_ports(pod: Obj) -> set[tuple[int, str]]:
     }
 
 
-def choose_node(
-    pod: Obj, nodes: list[NodeView], pods_by_node: dict[str, list[Obj]]
-) -> tuple[str | None, str]:
+@dataclass
+class NodeUsage:
+    """What the pods bound to one node take of it."""
+
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    pods: int = 0
+    ports: set[tuple[int, str]] = field(default_factory=set)
+
+    def add(self, cpu: int, mem: int, ports: set[tuple[int, str]]) -> None:
+        self.cpu_millis += cpu
+        self.memory_bytes += mem
+        self.pods += 1
+        self.ports |= ports
+
+
+def choose_node(pod: Obj, nodes: list[NodeView],
+                usage: dict[str, NodeUsage]) -> tuple[str | None, str]:
     """Return (node name, "") or (None, the FailedScheduling message).
 
     Filters, in the scheduler's order: unschedulable (cordoned), not ready, node selector,
@@ -65,25 +80,22 @@ def choose_node(
         if any(node.labels.get(k) != v for k, v in selector.items()):
             reasons["node(s) didn't match Pod's node affinity/selector"] += 1
             continue
-        placed = pods_by_node.get(node.name, [])
-        used_ports = set().union(*(host_ports(p) for p in placed)) if placed else set()
-        if ports & used_ports:
+        used = usage.get(node.name) or NodeUsage()
+        if ports & used.ports:
             reasons["node(s) didn't have free ports for the requested pod ports"] += 1
             continue
-        used_cpu = sum(pod_requests(p)[0] for p in placed)
-        used_mem = sum(pod_requests(p)[1] for p in placed)
         short = []
-        if len(placed) + 1 > node.pods:
+        if used.pods + 1 > node.pods:
             short.append("Too many pods")
-        if used_cpu + cpu > node.cpu_millis:
+        if used.cpu_millis + cpu > node.cpu_millis:
             short.append("Insufficient cpu")
-        if used_mem + mem > node.memory_bytes:
+        if used.memory_bytes + mem > node.memory_bytes:
             short.append("Insufficient memory")
         if short:
             for s in short:
                 reasons[s] += 1
             continue
-        fits.append((used_mem + mem, node.name))
+        fits.append((used.memory_bytes + mem, node.name))
     if fits:
         return min(fits)[1], ""
     detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: x[0]))

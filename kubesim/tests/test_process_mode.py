@@ -3,6 +3,7 @@ the bot writes is proven against the real library."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import replace
@@ -79,10 +80,9 @@ def test_garbage_in_the_clock_file_kills_the_real_server(
     assert exec_(v1, "garbage", ["sh", "-c", script])[2] == 0
 
     def died() -> client.V1ContainerStateTerminated | None:
-        try:  # the library re-reads the file on the next clock read, at most once a second
+        # the library re-reads the file on the next clock read, at most once a second
+        with contextlib.suppress(OSError, ValueError, IndexError):
             server_clock(pod)
-        except (OSError, ValueError, IndexError):
-            pass
         return container(v1.read_namespaced_pod("garbage", "default"), "server").state.terminated
 
     state = wait_for(died, timeout=10, interval=0.2)

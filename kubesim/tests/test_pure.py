@@ -6,7 +6,7 @@ import pytest
 
 from kubesim.faketime import FakeClock, FaketimeError, parse_spec
 from kubesim.quantity import cpu_millis, memory_bytes
-from kubesim.scheduler import NodeView, choose_node
+from kubesim.scheduler import NodeUsage, NodeView, choose_node, host_ports, pod_requests
 from kubesim.selectors import SelectorError, labels_match, parse_label_selector
 
 T2021 = 1632007807.0  # 2021-09-18 23:30:07 UTC
@@ -62,8 +62,10 @@ def test_scheduler_prefers_the_emptier_node_and_explains_refusals() -> None:
             ],
         }
     }
-    assert choose_node(pod, nodes, {"a": [pod]}) == ("b", "")
-    assert choose_node(pod, nodes, {"a": [pod], "b": [pod]}) == (
+    one = NodeUsage()
+    one.add(*pod_requests(pod), host_ports(pod))
+    assert choose_node(pod, nodes, {"a": one}) == ("b", "")
+    assert choose_node(pod, nodes, {"a": one, "b": one}) == (
         None,
         "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports.",
     )

@@ -1,0 +1,71 @@
+"""``python -m kubesim serve`` in a real subprocess, driven over HTTP like a user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+from kubernetes import config as kube_config
+
+from kubesim.tests.conftest import island_pod
+from kubesim.tests.util import container, wait_for, wait_ready
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode())
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_serve_writes_a_kubeconfig_and_obeys_the_control_api(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc.yaml"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubesim",
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--nodes",
+            "only:branch=dev,memory=4Gi,ip=127.0.0.7",
+            "--boot-delay",
+            "0.1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("kubesim serving http://127.0.0.1:")
+        url = line.split()[2]
+        assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == url
+        api = kube_config.new_client_from_config(str(kubeconfig))
+        v1 = client.CoreV1Api(api)
+        assert [n.metadata.name for n in v1.list_node().items] == ["only"]
+        v1.create_namespaced_pod("default", island_pod("p"))
+        pod = wait_ready(v1, "p")
+        assert pod.status.host_ip == "127.0.0.7"
+        post(
+            f"{url}/kubesim/v1/namespaces/default/pods/p/kill",
+            {"container": "server", "reason": "OOMKilled"},
+        )
+        term = wait_for(
+            lambda: container(v1.read_namespaced_pod("p", "default"), "server").state.terminated
+        )
+        assert term.reason == "OOMKilled"
+        post(f"{url}/kubesim/v1/namespaces/default/pods/p/evict", {})
+        wait_for(lambda: v1.read_namespaced_pod("p", "default").status.reason == "Evicted")
+        post(f"{url}/kubesim/v1/nodes/only/ready", {"ready": False})
+        assert v1.read_node("only").status.conditions[0].status == "Unknown"
+        api.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
