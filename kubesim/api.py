@@ -15,7 +15,7 @@ from aiohttp import web
 
 from kubesim import status
 from kubesim.cluster import Cluster
-from kubesim.jsonio import dumps, json_response
+from kubesim.jsonio import dumps, dumps_bytes, json_response
 from kubesim.selectors import (
     SelectorError,
     labels_match,
@@ -189,7 +189,7 @@ class Api:
         await response.prepare(request)
 
         async def send(event_type: str, obj: Obj) -> None:
-            await response.write((dumps({"type": event_type, "object": obj}) + "\n").encode())
+            await response.write(dumps_bytes({"type": event_type, "object": obj}) + b"\n")
 
         try:
             watcher, initial = self.store.subscribe(kind.resource, ns, match, since)

@@ -438,9 +438,13 @@ class Cluster:
         if pod["status"].get("reason") == "Evicted":
             return
         node_ready = self._node_is_ready(runtime.node)
-        fingerprint = (node_ready, *(
-            (c.state, c.reason, c.exit_code, c.server is not None and c.server.listening)
-            for c in runtime.containers.values()))
+        fingerprint = (
+            node_ready,
+            *(
+                (c.state, c.reason, c.exit_code, c.server is not None and c.server.listening)
+                for c in runtime.containers.values()
+            ),
+        )
         if fingerprint == runtime.fingerprint:
             return  # nothing the status is made of has changed
         runtime.fingerprint = fingerprint

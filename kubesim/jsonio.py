@@ -1,15 +1,19 @@
-"""Fast JSON responses."""
+"""Fast JSON (orjson): a LIST of thousands of pods is mostly serialisation."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+    return orjson.dumps(obj).decode()
+
+
+def dumps_bytes(obj: Any) -> bytes:
+    return orjson.dumps(obj)
 
 
 def json_response(
@@ -18,4 +22,6 @@ def json_response(
     headers: dict[str, str] | None = None,
     content_type: str = "application/json",
 ) -> web.Response:
-    return web.Response(text=dumps(obj), status=status, headers=headers, content_type=content_type)
+    return web.Response(
+        body=orjson.dumps(obj), status=status, headers=headers, content_type=content_type
+    )

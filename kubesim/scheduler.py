@@ -58,8 +58,9 @@ class NodeUsage:
         self.ports |= ports
 
 
-def choose_node(pod: Obj, nodes: list[NodeView],
-                usage: dict[str, NodeUsage]) -> tuple[str | None, str]:
+def choose_node(
+    pod: Obj, nodes: list[NodeView], usage: dict[str, NodeUsage]
+) -> tuple[str | None, str]:
     """Return (node name, "") or (None, the FailedScheduling message).
 
     Filters, in the scheduler's order: unschedulable (cordoned), not ready, node selector,
