@@ -179,3 +179,23 @@ def test_raw_v5_websocket_gets_binary_frames_and_a_status(
     assert frames[-1][0] == 3
     assert status["reason"] == "NonZeroExitCode"
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "4"}]
+
+
+def test_raw_v4_websocket_is_answered_in_v4(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("v4"))
+    wait_ready(v1, "v4")
+    url = (sim.url.replace("http", "ws") + "/api/v1/namespaces/default/pods/v4/exec?"
+           "command=echo&command=v4&container=server&stdout=true&stderr=true")
+    ws = websocket.create_connection(url, subprotocols=["v4.channel.k8s.io"], timeout=10)
+    assert ws.getsubprotocol() == "v4.channel.k8s.io"
+    frames = []
+    while True:
+        try:
+            opcode, data = ws.recv_data()
+        except websocket.WebSocketConnectionClosedException:
+            break
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        frames.append(data)
+    assert frames[0] == b"\x01v4\n"
+    assert json.loads(frames[-1][1:]) == {"metadata": {}, "status": "Success"}
