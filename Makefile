@@ -23,6 +23,7 @@ format: $(STAMP)
 
 bench: $(STAMP)  ## benchmarks; each prints one JSON object as its last line
 	$(BIN)/python -m bench.allocation
+	$(BIN)/python -m bench.kubesim_scale
 
 install: $(STAMP)
 

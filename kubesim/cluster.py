@@ -375,8 +375,10 @@ class Cluster:
         kind = ProcessServer if self.config.server_mode == "process" else IslandServer
         server = kind(c, runtime.address, self._server_port(pod, c), island)
         c.server = server
-        c.log(f"INFO  [main] GameServer - booting island {island or '?'} on {runtime.address} "
-              f"(pod {name}, heap from the container's memory limit)")
+        c.log(
+            f"INFO  [main] GameServer - booting island {island or '?'} on {runtime.address} "
+            f"(pod {name}, heap from the container's memory limit)"
+        )
         c.log("INFO  [main] CodeLoader - loading game code from /home/server (shared volume)")
         try:
             await server.start()

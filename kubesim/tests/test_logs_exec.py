@@ -184,8 +184,10 @@ def test_raw_v5_websocket_gets_binary_frames_and_a_status(
 def test_raw_v4_websocket_is_answered_in_v4(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("v4"))
     wait_ready(v1, "v4")
-    url = (sim.url.replace("http", "ws") + "/api/v1/namespaces/default/pods/v4/exec?"
-           "command=echo&command=v4&container=server&stdout=true&stderr=true")
+    url = (
+        sim.url.replace("http", "ws") + "/api/v1/namespaces/default/pods/v4/exec?"
+        "command=echo&command=v4&container=server&stdout=true&stderr=true"
+    )
     ws = websocket.create_connection(url, subprotocols=["v4.channel.k8s.io"], timeout=10)
     assert ws.getsubprotocol() == "v4.channel.k8s.io"
     frames = []
