@@ -12,51 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from datetime import UTC, datetime
 
+from kubesim.islandproto import greeter, server_handler
+
 
 async def serve(address: str, ports: dict[str, int], server_port: int) -> None:
-    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while line := await reader.readline():
-                command = line.decode(errors="replace").strip().upper()
-                now = time.time()
-                if command == "TIME":
-                    iso = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                    reply = f"TIME {now:.3f} {iso}"
-                elif command == "PING":
-                    reply = "PONG"
-                elif command == "INFO":
-                    reply = json.dumps({"ports": ports, "clock": now, "mode": "process"})
-                else:
-                    reply = f"ERR unknown command {command[:40]!r}"
-                writer.write((reply + "\n").encode())
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    def greeter(name: str):  # type: ignore[no-untyped-def]
-        async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                writer.write(f"ISLAND {name}\n".encode())
-                await writer.drain()
-                while await reader.read(4096):
-                    pass
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                writer.close()
-
-        return greet
+    def info() -> dict[str, object]:
+        return {"ports": ports, "mode": "process"}
 
     servers = []
     for name, port in ports.items():
-        handler = server if port == server_port else greeter(name)
+        handler = server_handler(time.time, info) if port == server_port else greeter(name)
         servers.append(await asyncio.start_server(handler, address, port, reuse_address=True))
         print(f"server: listening on {address}:{port} ({name})", flush=True)
     print(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
-import json
 import os
 import re
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesim.faketime import FakeClock, FaketimeError
+from kubesim.islandproto import Handler, greeter, server_handler
 
 # Container paths that are mapped into the container's own directory on the host.
 MAPPED_PREFIXES = (
@@ -142,7 +142,24 @@ class ContainerRuntime:
         return map_path(self.root, path)
 
 
-class IslandServer:
+class _Server:
+    """What both server kinds know: their container, address, server port and island."""
+
+    def __init__(
+        self,
+        container: ContainerRuntime,
+        address: str,
+        server_port: int | None,
+        island_id: str | None,
+    ) -> None:
+        self.container = container
+        self.address = address
+        self.server_port = server_port or next(iter(container.ports.values()))
+        self.island_id = island_id
+        self.listening = False
+
+
+class IslandServer(_Server):
     """The simulated game server: listeners on every host port; its server port answers
 
     ``TIME``  -> ``TIME <epoch seconds> <UTC ISO time>`` (the island's faked clock)
@@ -158,10 +175,7 @@ class IslandServer:
         server_port: int | None,
         island_id: str | None,
     ) -> None:
-        self.container = container
-        self.address = address
-        self.server_port = server_port
-        self.island_id = island_id
+        super().__init__(container, address, server_port, island_id)
         self._servers: list[asyncio.base_events.Server] = []
         self._conns: set[asyncio.StreamWriter] = set()
         env = container.env
@@ -173,7 +187,6 @@ class IslandServer:
             dont_reset=env.get("FAKETIME_DONT_RESET") == "1",
             cache_duration=float(env.get("FAKETIME_CACHE_DURATION", "10") or 10),
         )
-        self.listening = False
 
     def _read_clock_file(self) -> str | None:
         if "FAKETIME" in self.container.env:  # the variable wins over the file
@@ -198,60 +211,41 @@ class IslandServer:
     async def probe(self) -> None:
         """In-process listeners are known to be open; nothing to check."""
 
+    def _clock_or_real(self) -> float:
+        try:
+            return self.now()
+        except FaketimeError as exc:  # the probe loop notices and terminates the container
+            self.container.log(f"libfaketime: {exc}")
+            raise ConnectionError("the server is dying") from exc
+
+    def _info(self) -> dict[str, Any]:
+        return {"island": self.island_id, "ports": self.container.ports}
+
     async def start(self) -> None:
         for name, port in self.container.ports.items():
-            handler = self._serve if port == self.server_port else self._greet(name)
-            server = await asyncio.start_server(handler, self.address, port, reuse_address=True)
+            handler = (
+                server_handler(self._clock_or_real, self._info)
+                if port == self.server_port
+                else greeter(name)
+            )
+            server = await asyncio.start_server(
+                self._tracked(handler), self.address, port, reuse_address=True
+            )
             self._servers.append(server)
             self.container.log(f"server: listening on {self.address}:{port} ({name})")
         self.listening = True
 
-    def _greet(self, name: str):  # type: ignore[no-untyped-def]
-        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _tracked(self, handler: Handler) -> Handler:
+        """Remember open connections, so that stopping the server also cuts them."""
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self._conns.add(writer)
             try:
-                writer.write(f"ISLAND {name}\n".encode())
-                await writer.drain()
-                while await reader.read(4096):
-                    pass
-            except (ConnectionError, OSError):
-                pass
+                await handler(reader, writer)
             finally:
                 self._conns.discard(writer)
-                writer.close()
 
-        return handler
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._conns.add(writer)
-        try:
-            while line := await reader.readline():
-                command = line.decode(errors="replace").strip().upper()
-                if command == "TIME":
-                    now = self.now()
-                    reply = f"TIME {now:.3f} {rfc3339nano(now)[:19]}Z"
-                elif command == "PING":
-                    reply = "PONG"
-                elif command == "INFO":
-                    reply = json.dumps(
-                        {
-                            "island": self.island_id,
-                            "ports": self.container.ports,
-                            "clock": self.now(),
-                        }
-                    )
-                else:
-                    reply = f"ERR unknown command {command[:40]!r}"
-                writer.write((reply + "\n").encode())
-                await writer.drain()
-        except FaketimeError as exc:
-            self.container.log(f"libfaketime: {exc}")
-            raise
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._conns.discard(writer)
-            writer.close()
+        return handle
 
     async def stop(self) -> None:
         self.listening = False
@@ -266,7 +260,7 @@ class IslandServer:
         self._servers.clear()
 
 
-class ProcessServer:
+class ProcessServer(_Server):
     """The island server as a real process (``kubesim.gameserver``) under the host's real
     libfaketime, with the container's libfaketime settings and mapped clock file. Readiness is a
     real TCP connect to the server port."""
@@ -278,11 +272,7 @@ class ProcessServer:
         server_port: int | None,
         island_id: str | None,
     ) -> None:
-        self.container = container
-        self.address = address
-        self.server_port = server_port or next(iter(container.ports.values()))
-        self.island_id = island_id
-        self.listening = False
+        super().__init__(container, address, server_port, island_id)
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 

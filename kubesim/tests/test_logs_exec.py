@@ -40,6 +40,20 @@ def exec_(
     return out, err, resp.returncode
 
 
+def binary_frames(ws: websocket.WebSocket) -> list[bytes]:
+    """Every data frame until the server closes; each must be binary (kubectl needs that)."""
+    frames = []
+    while True:
+        try:
+            opcode, data = ws.recv_data()
+        except websocket.WebSocketConnectionClosedException:
+            return frames
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return frames
+        assert opcode == websocket.ABNF.OPCODE_BINARY
+        frames.append(data)
+
+
 def test_logs_tail_timestamps_and_errors(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("logs"))
     wait_ready(v1, "logs")
@@ -164,16 +178,7 @@ def test_raw_v5_websocket_gets_binary_frames_and_a_status(
     )
     ws = websocket.create_connection(url, subprotocols=["v5.channel.k8s.io"], timeout=10)
     assert ws.getsubprotocol() == "v5.channel.k8s.io"
-    frames = []
-    while True:
-        try:
-            opcode, data = ws.recv_data()
-        except websocket.WebSocketConnectionClosedException:
-            break
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            break
-        assert opcode == websocket.ABNF.OPCODE_BINARY
-        frames.append(data)
+    frames = binary_frames(ws)
     assert frames[0] == b"\x01hi\n"
     status = json.loads(frames[-1][1:])
     assert frames[-1][0] == 3
@@ -190,14 +195,6 @@ def test_raw_v4_websocket_is_answered_in_v4(sim: KubeSim, v1: client.CoreV1Api) 
     )
     ws = websocket.create_connection(url, subprotocols=["v4.channel.k8s.io"], timeout=10)
     assert ws.getsubprotocol() == "v4.channel.k8s.io"
-    frames = []
-    while True:
-        try:
-            opcode, data = ws.recv_data()
-        except websocket.WebSocketConnectionClosedException:
-            break
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            break
-        frames.append(data)
+    frames = binary_frames(ws)
     assert frames[0] == b"\x01v4\n"
     assert json.loads(frames[-1][1:]) == {"metadata": {}, "status": "Success"}
