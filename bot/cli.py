@@ -6,11 +6,17 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+
+import yaml
 
 from bot import __version__, schema
 from bot.config import ConfigError, Settings, describe_settings, load_settings
+from bot.core.clock import utcnow
+from bot.core.podspec import IslandParams, TemplateError
 from bot.db import Database, create_database
-from bot.errors import IslandbotError
+from bot.errors import IslandbotError, UserError
+from bot.templates import load_templates
 
 
 def _database(settings: Settings) -> Database:
@@ -62,6 +68,42 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
+    templates = load_templates(
+        settings.templates_dir, kubernetes_version=settings.kubernetes_version
+    )
+    first_port = settings.port_range.first if args.first_port is None else args.first_port
+    if (
+        first_port not in settings.port_range
+        or first_port + templates.block_size - 1 not in settings.port_range
+    ):
+        raise UserError(
+            f"--first-port {first_port}: the island's {templates.block_size} ports "
+            f"must lie in ISLANDBOT_PORT_RANGE {settings.port_range}"
+        )
+    clock = args.clock or utcnow().strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        datetime.strptime(clock, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise UserError(f"--clock {clock!r}: expected YYYY-MM-DD HH:MM:SS") from None
+    overrides = templates.overrides(args.branch, args.set)
+    island = IslandParams(
+        island_id=args.id,
+        owner_id=args.owner_id,
+        owner_name=args.owner,
+        branch=args.branch,
+        first_port=first_port,
+        initial_clock=clock,
+        registration_url=f"{settings.api_url}/api/v1/islands/{args.id}/register",
+        registration_token="<generated per island>",  # noqa: S106 - a placeholder
+    )
+    print(
+        yaml.safe_dump(templates.render(island, overrides), sort_keys=False, allow_unicode=True),
+        end="",
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="islandbot", description=__doc__)
     parser.add_argument("--version", action="version", version=f"islandbot {__version__}")
@@ -75,6 +117,29 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("revision")
     db_sub.add_parser("current", help="show the schema revision of the database")
     db.set_defaults(handler=cmd_db)
+
+    render = sub.add_parser("render", help="print the pod YAML an island would get")
+    render.add_argument("branch")
+    render.add_argument("--id", type=int, default=1, help="island id (default 1)")
+    render.add_argument(
+        "--first-port",
+        type=int,
+        default=None,
+        help="first port of its block (default: start of the port range)",
+    )
+    render.add_argument("--owner", default="someone", help="owner display name")
+    render.add_argument("--owner-id", default="U00000000", help="owner Slack user id")
+    render.add_argument(
+        "--clock", default=None, help='initial clock "YYYY-MM-DD HH:MM:SS" (default: now, UTC)'
+    )
+    render.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a per-island override the branch allows (repeatable)",
+    )
+    render.set_defaults(handler=cmd_render)
 
     sub.add_parser("config", help="show the settings in force (secrets masked)").set_defaults(
         handler=cmd_config
@@ -96,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().setLevel(settings.log_level)
     try:
         return int(args.handler(settings, args))
-    except IslandbotError as exc:
+    except (IslandbotError, TemplateError) as exc:
         print(f"islandbot: {exc}", file=sys.stderr)
         return 1
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from bot.core.durations import format_duration, parse_duration
@@ -22,6 +23,7 @@ PREFIX: Final = "ISLANDBOT_"
 # Variables under this prefix belong to the test suite and benchmarks, not to the bot.
 TEST_PREFIX: Final = "ISLANDBOT_TEST_"
 
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "k8s_templates"
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -122,6 +124,29 @@ class Settings:
             "island. None by default.",
         },
     )
+    templates_dir: Path = field(
+        default=DEFAULT_TEMPLATES_DIR,
+        metadata={
+            "env": "ISLANDBOT_TEMPLATES_DIR",
+            "help": "Directory with `island-pod.yaml` and `branches/*.yaml` (default: the "
+            "`k8s_templates/` shipped with islandbot).",
+        },
+    )
+    kubernetes_version: str = field(
+        default="1.37",
+        metadata={
+            "env": "ISLANDBOT_KUBERNETES_VERSION",
+            "help": "Kubernetes minor version (`1.37`) whose schema validates every pod.",
+        },
+    )
+    api_url: str = field(
+        default="http://127.0.0.1:8080",
+        metadata={
+            "env": "ISLANDBOT_API_URL",
+            "help": "Base URL at which island pods reach islandbot's HTTP API (they "
+            "register there).",
+        },
+    )
     log_level: str = field(
         default="INFO",
         metadata={"env": "ISLANDBOT_LOG_LEVEL", "help": "DEBUG, INFO, WARNING or ERROR."},
@@ -195,6 +220,27 @@ def _parse_admins(text: str) -> frozenset[str]:
     return frozenset(ids)
 
 
+def _parse_templates_dir(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    if not (path / "island-pod.yaml").is_file():
+        raise ValueError("expected a directory that contains island-pod.yaml and branches/")
+    return path
+
+
+def _parse_kubernetes_version(text: str) -> str:
+    version = text.strip().removeprefix("v")
+    if not re.fullmatch(r"1\.\d{1,2}", version):
+        raise ValueError("expected a Kubernetes minor version such as 1.37")
+    return version
+
+
+def _parse_api_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[\w.\-/]*)?", url):
+        raise ValueError("expected an http:// or https:// URL, e.g. http://islandbot.islands:8080")
+    return url
+
+
 def _parse_log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in _LOG_LEVELS:
@@ -231,6 +277,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_islands_per_user": _parse_int(1, 1000),
     "namespace": _parse_namespace,
     "admins": _parse_admins,
+    "templates_dir": _parse_templates_dir,
+    "kubernetes_version": _parse_kubernetes_version,
+    "api_url": _parse_api_url,
     "log_level": _parse_log_level,
     "slack_bot_token": _parse_token("xoxb-"),
     "slack_signing_secret": _parse_secret,
@@ -294,6 +343,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str]]:
             shown = "(unset)"
         else:
             shown = str(value)
+        if f.name == "templates_dir" and value == DEFAULT_TEMPLATES_DIR:
+            shown = "(the shipped k8s_templates/)"
         if f.name == "database_url":
             shown = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:****@", shown)
         rows.append((str(f.metadata["env"]), shown))

@@ -37,3 +37,7 @@ def ports_still_needed(island_id: int, state: str) -> str:
         f"Island {island_ref(island_id)} is {state}: its ports are freed only once it is "
         "stopped and its pod is gone."
     )
+
+
+def unknown_branch(branch: str, known: Sequence[str]) -> str:
+    return f"There is no branch {branch!r}. Known branches: {', '.join(known)}."
