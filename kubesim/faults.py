@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,8 @@ class Faults:
     def __init__(self) -> None:
         self.rules: list[FaultRule] = []
         self.injected = 0
+        # every API request served, as (method, path): tests count calls per tick with it
+        self.seen: Counter[tuple[str, str]] = Counter()
 
     def add(self, rule: FaultRule) -> None:
         self.rules.append(rule)
@@ -54,6 +57,7 @@ class Faults:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/kubesim/"):
             return await handler(request)
+        self.seen[(request.method, request.path)] += 1
         rule = next((r for r in self.rules if r.matches(request)), None)
         if rule is None:
             return await handler(request)

@@ -8,6 +8,7 @@ import gc
 import resource
 import socket
 import threading
+from collections import Counter
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -188,6 +189,10 @@ class KubeSim:
         """Make the next ``count`` requests whose path matches ``path`` fail."""
         rule = FaultRule(path, action, status, count, seconds, method)
         self._sync(self.faults.add, rule)
+
+    def requests_seen(self) -> Counter[tuple[str, str]]:
+        """How many API requests were served, per (method, path), since the start."""
+        return self._sync(lambda: Counter(self.faults.seen))  # type: ignore[no-any-return]
 
     def clear_faults(self) -> None:
         self._sync(self.faults.clear)
