@@ -155,7 +155,7 @@ def test_scheduling_failures_carry_the_schedulers_words(kube: Kube, templates: T
     big["spec"]["containers"][0]["resources"]["requests"]["memory"] = "30Gi"
     big["spec"]["containers"][0]["resources"]["limits"]["memory"] = "30Gi"
     stuck = kube.create_island_pod(big)
-    failures = wait_for(lambda: kube.scheduling_failures())
+    failures = wait_for(kube.scheduling_failures)
     assert failures == {
         stuck.name: "0/3 nodes are available: 1 Insufficient memory, "
         "2 node(s) didn't match Pod's node affinity/selector."
