@@ -11,9 +11,11 @@ from datetime import datetime
 import yaml
 
 from bot import __version__, schema
+from bot.allocation import Allocator
 from bot.config import ConfigError, Settings, describe_settings, load_settings
 from bot.core.clock import utcnow
 from bot.core.podspec import IslandParams, TemplateError
+from bot.core.ports import BlockLayout
 from bot.db import Database, create_database
 from bot.errors import IslandbotError, UserError
 from bot.templates import load_templates
@@ -47,23 +49,43 @@ def cmd_config(settings: Settings, _args: argparse.Namespace) -> int:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+    templates = load_templates(
+        settings.templates_dir, kubernetes_version=settings.kubernetes_version
+    )
+    print(
+        f"templates: branches {', '.join(templates.branches)}; {templates.block_size} ports "
+        f"per island; valid for Kubernetes {settings.kubernetes_version}"
+    )
     return 0
 
 
 def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
+    templates = load_templates(
+        settings.templates_dir, kubernetes_version=settings.kubernetes_version
+    )
     db = _database(settings)
     try:
         applied = schema.ensure_current(db)
         revision = schema.current_revision(db)
+        allocator = Allocator(
+            db,
+            layout=BlockLayout(settings.port_range, templates.block_size),
+            max_live_per_user=settings.max_islands_per_user,
+        )
+        allocator.sync_layout()
+        usage = allocator.usage()
     finally:
         db.dispose()
     print(
         f"islandbot {__version__}: database {settings.database_url} ready at revision "
-        f"{revision}{' (just migrated)' if applied else ''}."
+        f"{revision}{' (just migrated)' if applied else ''}; {usage.free} of {usage.blocks} "
+        f"port blocks of {templates.block_size} free in {settings.port_range}; branches "
+        f"{', '.join(templates.branches)}."
     )
     print(
-        "The embedded demo (cluster simulator, lifecycle loop and console chat) is not built "
-        "yet: see the open issues. `islandbot config` shows the settings in force."
+        "The embedded demo (lifecycle loop and console chat over the kubesim cluster "
+        "simulator) is not built yet: see the open issues. `python -m kubesim serve` runs "
+        "the simulator on its own; `islandbot render dev` shows an island's pod."
     )
     return 0
 

@@ -147,6 +147,28 @@ class Settings:
             "register there).",
         },
     )
+    kubeconfig: Path | None = field(
+        default=None,
+        metadata={
+            "env": "ISLANDBOT_KUBECONFIG",
+            "help": "Kubeconfig file to use outside a cluster (default: `KUBECONFIG`, "
+            "then `~/.kube/config`); inside a pod the service account is used.",
+        },
+    )
+    kube_context: str | None = field(
+        default=None,
+        metadata={
+            "env": "ISLANDBOT_KUBE_CONTEXT",
+            "help": "Context of the kubeconfig to use (default: its current context).",
+        },
+    )
+    kube_timeout: timedelta = field(
+        default=timedelta(seconds=10),
+        metadata={
+            "env": "ISLANDBOT_KUBE_TIMEOUT",
+            "help": "Timeout of one Kubernetes API request (`10s`).",
+        },
+    )
     log_level: str = field(
         default="INFO",
         metadata={"env": "ISLANDBOT_LOG_LEVEL", "help": "DEBUG, INFO, WARNING or ERROR."},
@@ -241,6 +263,20 @@ def _parse_api_url(text: str) -> str:
     return url
 
 
+def _parse_kubeconfig(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    if not path.is_file():
+        raise ValueError("expected the path of an existing kubeconfig file")
+    return path
+
+
+def _parse_context(text: str) -> str:
+    name = text.strip()
+    if len(name) > 253 or any(ch.isspace() for ch in name):
+        raise ValueError("expected a kubeconfig context name")
+    return name
+
+
 def _parse_log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in _LOG_LEVELS:
@@ -280,6 +316,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "templates_dir": _parse_templates_dir,
     "kubernetes_version": _parse_kubernetes_version,
     "api_url": _parse_api_url,
+    "kubeconfig": _parse_kubeconfig,
+    "kube_context": _parse_context,
+    "kube_timeout": _parse_duration,
     "log_level": _parse_log_level,
     "slack_bot_token": _parse_token("xoxb-"),
     "slack_signing_secret": _parse_secret,

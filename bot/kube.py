@@ -27,6 +27,7 @@ from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
+from bot.config import Settings
 from bot.core.podspec import LABEL_ISLAND, LABEL_OWNER, SELECTOR
 from bot.core.quantity import memory_bytes
 from bot.errors import IslandbotError
@@ -110,6 +111,13 @@ class NodeView:
     requested_memory: int
     ready: bool
     unschedulable: bool
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    pods: Mapping[int, PodView]  # island id -> its pod
+    strays: list[PodView]  # our label, but no readable island id
+    scheduling: Mapping[str, str]  # pod name -> latest FailedScheduling message
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,17 @@ class Kube:
             raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
         configuration.retries = False
         return cls(client.ApiClient(configuration), settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Kube:
+        return cls.connect(
+            KubeSettings(
+                namespace=settings.namespace,
+                request_timeout_s=settings.kube_timeout.total_seconds(),
+            ),
+            kubeconfig=settings.kubeconfig,
+            context=settings.kube_context,
+        )
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
@@ -315,6 +334,15 @@ class Kube:
             label_selector=SELECTOR,
         )
         return [parse_pod(item) for item in data.get("items", [])]
+
+    def snapshot(self) -> ClusterSnapshot:
+        """Everything a reconcile tick needs, in two requests whatever the number of islands."""
+        pods = self.list_island_pods()
+        return ClusterSnapshot(
+            pods={p.island_id: p for p in pods if p.island_id is not None},
+            strays=[p for p in pods if p.island_id is None],
+            scheduling=self.scheduling_failures() if any(p.node is None for p in pods) else {},
+        )
 
     def scheduling_failures(self) -> dict[str, str]:
         """Pod name -> the scheduler's latest FailedScheduling message, in one request."""

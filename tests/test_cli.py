@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,17 @@ def test_config_shows_settings_with_secrets_masked(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "ISLANDBOT_PORT_RANGE" in result.stdout and "30000-39999" in result.stdout
     assert "abcdef0123456789" not in result.stdout
+    assert "templates: branches dev, weekly; 3 ports per island" in result.stdout
+
+
+def test_a_broken_template_stops_the_bot_with_the_file_and_field(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "k8s_templates", templates)
+    (templates / "branches" / "dev.yaml").write_text("pod:\n  spec:\n    restartPolicy: 7\n")
+    result = run("demo", env={"ISLANDBOT_TEMPLATES_DIR": str(templates)}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "dev.yaml (rendered over island-pod.yaml): spec.restartPolicy" in result.stderr
+    assert not (tmp_path / "islandbot.db").exists()
 
 
 def test_demo_prepares_the_embedded_database(tmp_path: Path) -> None:
@@ -73,3 +85,4 @@ def test_demo_prepares_the_embedded_database(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "islandbot.db").exists()
     assert f"revision {schema.head_revision()} (just migrated)" in result.stdout
+    assert "3333 of 3333 port blocks of 3 free in 30000-39999" in result.stdout

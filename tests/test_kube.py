@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import load_settings
 from bot.core.podspec import IslandParams
 from bot.kube import (
     Kube,
@@ -205,7 +206,9 @@ def test_logs_and_exec(sim: KubeSim, kube: Kube, templates: TemplateSet) -> None
 def test_5xx_is_retried_with_backoff(sim: KubeSim, kube: Kube, sleeps: Sleeps) -> None:
     sim.fail_requests(r"/namespaces/islands/pods$", status=500, count=2)
     assert kube.list_island_pods() == []
-    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 0.9
+    # exponential: 0.05 s then 0.1 s, each with +-50 % jitter
+    assert len(sleeps) == 2
+    assert 0.025 <= sleeps[0] <= 0.075 and 0.05 <= sleeps[1] <= 0.15
     assert kube.retries == 2
 
 
@@ -252,3 +255,36 @@ def test_other_4xx_fail_at_once(
 def test_no_configuration_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KubeError, match="no usable Kubernetes configuration"):
         Kube.connect(KubeSettings(), kubeconfig=tmp_path / "missing")
+
+
+def test_snapshot_costs_the_same_for_one_island_or_twenty(
+    sim: KubeSim, kube: Kube, templates: TemplateSet
+) -> None:
+    def calls_for_snapshot() -> int:
+        before = sim.requests_seen()
+        kube.snapshot()
+        return sum((sim.requests_seen() - before).values())
+
+    kube.create_island_pod(pod_for(templates, 1))
+    wait_for(lambda: (v := kube.list_island_pods()) and v[0].node)
+    one = calls_for_snapshot()
+    for i in range(2, 21):
+        kube.create_island_pod(pod_for(templates, i, first_port=30000 + 3 * i, owner=f"U0USER{i}"))
+    twenty = calls_for_snapshot()
+    assert one <= 2 and twenty <= 2
+    snap = kube.snapshot()
+    assert sorted(snap.pods) == list(range(1, 21)) and snap.strays == []
+
+
+def test_from_settings_uses_the_configured_kubeconfig(sim: KubeSim) -> None:
+    settings = load_settings(
+        {
+            "ISLANDBOT_KUBECONFIG": str(sim.kubeconfig_path),
+            "ISLANDBOT_KUBE_CONTEXT": "kubesim",
+            "ISLANDBOT_KUBE_TIMEOUT": "3s",
+        }
+    )
+    adapter = Kube.from_settings(settings)
+    assert adapter.settings.request_timeout_s == 3 and adapter.settings.namespace == "islands"
+    assert {n.name for n in adapter.nodes()} == {"dev-1", "dev-2", "weekly-1"}
+    adapter.close()

@@ -1,0 +1,70 @@
+"""Architecture rules, checked on the source: the pure core does no I/O, each external system
+has one module that talks to it, and the bot never depends on the simulator."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+BOT = Path(__file__).resolve().parent.parent / "bot"
+IO_LIBRARIES = (
+    "sqlalchemy",
+    "alembic",
+    "kubernetes",
+    "kubernetes_validate",
+    "slack_bolt",
+    "slack_sdk",
+    "pymysql",
+    "urllib3",
+    "apscheduler",
+    "socket",
+    "requests",
+)
+# who may import which library (anything not listed may import none of IO_LIBRARIES)
+ALLOWED = {
+    "kubernetes": {"kube.py"},
+    "urllib3": {"kube.py"},
+    "kubernetes_validate": {"templates.py"},
+    "sqlalchemy": {"db.py", "models.py", "allocation.py", "islands.py", "audit.py", "schema.py"},
+    "alembic": {"schema.py"},
+}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_core_imports_no_io_library_and_nothing_outside_the_core() -> None:
+    for path in (BOT / "core").glob("*.py"):
+        used = imports(path)
+        assert not used & set(IO_LIBRARIES), (path.name, used & set(IO_LIBRARIES))
+        assert "bot" not in used or all(
+            name.startswith("bot.core") for name in _bot_modules(path)
+        ), path.name
+
+
+def test_each_library_is_imported_only_by_its_boundary_module() -> None:
+    for path in BOT.glob("*.py"):
+        for library in imports(path) & set(IO_LIBRARIES):
+            assert path.name in ALLOWED.get(library, set()), f"{path.name} imports {library}"
+
+
+def test_the_bot_never_imports_the_simulator() -> None:
+    for path in BOT.rglob("*.py"):
+        assert "kubesim" not in imports(path), path
+
+
+def _bot_modules(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    return [
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bot")
+    ]
