@@ -10,7 +10,6 @@ from bot.core.lifecycle import (
     FailureKind,
     IslandFacts,
     Limits,
-    Notice,
     PodFacts,
     ServerFacts,
     decide,
