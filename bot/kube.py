@@ -97,6 +97,10 @@ class PodView:
     conditions: Mapping[str, tuple[str, str | None, str | None]]  # type -> (status, reason, msg)
     containers: Mapping[str, ContainerView]
     annotations: Mapping[str, str] = field(default_factory=dict)
+    server_env: Mapping[str, str] = field(default_factory=dict)  # literal env of container 0
+    created_at: str | None = None  # metadata.creationTimestamp
+    memory_limit: str | None = None  # of container 0
+    memory_request: str | None = None
 
     def condition(self, kind: str) -> tuple[str, str | None, str | None] | None:
         return self.conditions.get(kind)
@@ -142,6 +146,8 @@ def parse_pod(obj: Obj) -> PodView:
             (state or {}).get("message"),
         )
     island = labels.get(LABEL_ISLAND)
+    first = (obj.get("spec", {}).get("containers") or [{}])[0]
+    resources = first.get("resources") or {}
     return PodView(
         name=meta["name"],
         uid=meta.get("uid", ""),
@@ -159,6 +165,14 @@ def parse_pod(obj: Obj) -> PodView:
         },
         containers=containers,
         annotations=meta.get("annotations") or {},
+        server_env={
+            e["name"]: e["value"]
+            for e in first.get("env") or []
+            if "name" in e and isinstance(e.get("value"), str)
+        },
+        created_at=meta.get("creationTimestamp"),
+        memory_limit=(resources.get("limits") or {}).get("memory"),
+        memory_request=(resources.get("requests") or {}).get("memory"),
     )
 
 

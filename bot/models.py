@@ -128,6 +128,11 @@ class Island(Base):
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     registration_token_hash: Mapped[str | None] = mapped_column(String(64))
     request_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # lifecycle bookkeeping (what was sent to the cluster and told to people)
+    pod_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unschedulable_message: Mapped[str | None] = mapped_column(Text)
+    probe_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class PortBlock(Base):
@@ -214,3 +219,33 @@ class ExcludedPort(Base):
     port: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     reason: Mapped[str] = mapped_column(String(200))
     since: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OutboxMessage(Base):
+    """A notice decided in the same transaction as the state change it announces, delivered
+    afterwards; ``sent_at`` makes delivery happen once, also across restarts."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_sent_at_id", "sent_at", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    island_id: Mapped[int] = mapped_column(Integer, ForeignKey("islands.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONText(), default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Lease(Base):
+    """Leader election: the replica whose lease has not expired runs the scheduled jobs."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())

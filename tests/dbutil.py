@@ -16,7 +16,16 @@ from bot.db import Database, create_database
 
 MYSQL_ENV = "ISLANDBOT_TEST_MYSQL_URL"
 # Children first, so foreign keys never object.
-WIPE_ORDER = ("port_blocks", "clock_requests", "audit_log", "islands", "users", "excluded_ports")
+WIPE_ORDER = (
+    "port_blocks",
+    "clock_requests",
+    "audit_log",
+    "outbox",
+    "islands",
+    "users",
+    "excluded_ports",
+    "leases",
+)
 
 
 def mysql_url() -> str | None:

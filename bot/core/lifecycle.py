@@ -45,6 +45,7 @@ class FailureKind(StrEnum):
     POD_DELETING = "pod_deleting"  # the cluster is deleting it (node lost, someone else)
     NOT_READY = "not_ready"
     NOT_ANSWERING = "not_answering"
+    POD_REFUSED = "pod_refused"  # the API server rejected the rendered pod (422)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,510 @@
+"""The reconcile tick: fetch everything once, decide per island (``bot.core.lifecycle``), carry
+out the decisions, deliver the notices. Level-triggered: nothing depends on having seen an event.
+
+Per tick: one or two Kubernetes requests (``Kube.snapshot``), one query for the live islands,
+one concurrent round of TCP probes, then one transaction per island that changes. Every failure
+of a dependency is logged and counted, and the next tick tries again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from bot import audit, messages
+from bot.allocation import Allocator
+from bot.core.clock import Clock, utcnow
+from bot.core.lifecycle import (
+    Decision,
+    Failure,
+    FailureKind,
+    IslandFacts,
+    Limits,
+    Notice,
+    PodFacts,
+    ServerFacts,
+    decide,
+)
+from bot.core.podspec import IslandParams
+from bot.core.states import LIVE_STATES, IslandState
+from bot.db import Database
+from bot.errors import Conflict, IslandbotError
+from bot.kube import ClusterSnapshot, Kube, KubeError, KubeInvalid, PodView
+from bot.models import Island, OutboxMessage, PortBlock
+from bot.notify import Announcement, Notifier
+from bot.probe import probe_ports
+from bot.templates import TemplateSet
+
+log = logging.getLogger(__name__)
+
+SERVER_PORT_NAME = "server-port"
+_LIVE = [s.value for s in LIVE_STATES]
+Prober = Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], bool]]
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    limits: Limits = field(default_factory=Limits)
+    ready_probe_interval: timedelta = timedelta(seconds=5)  # cadence for islands already ready
+    probe_timeout_s: float = 0.5
+    orphan_grace: timedelta = timedelta(minutes=2)  # our pods with no live island, then deleted
+    api_url: str = "http://127.0.0.1:8080"
+    outbox_batch: int = 200
+    outbox_attempts: int = 10
+
+
+@dataclass
+class TickReport:
+    islands: int = 0
+    changed: int = 0
+    probes: int = 0
+    notices_sent: int = 0
+    errors: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    probe_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class IslandRow:
+    id: int
+    pod_name: str
+    owner_id: str
+    owner_name: str
+    branch: str
+    state: IslandState
+    first_port: int
+    created_at: datetime
+    expires_at: datetime
+    pod_requested_at: datetime | None
+    expiry_warned_at: datetime | None
+    unschedulable_message: str | None
+    probe_failures: int
+    clock_offset_s: int
+    overrides: Mapping[str, str]
+    slack_channel: str | None
+    slack_thread_ts: str | None
+    host_ip: str | None
+
+    def facts(self) -> IslandFacts:
+        return IslandFacts(
+            self.id,
+            self.state,
+            self.created_at,
+            self.expires_at,
+            self.pod_requested_at,
+            self.expiry_warned_at is not None,
+            self.unschedulable_message,
+            self.probe_failures,
+        )
+
+
+_ROW_COLUMNS = (
+    Island.id,
+    Island.pod_name,
+    Island.owner_id,
+    Island.owner_name,
+    Island.branch,
+    Island.state,
+    Island.first_port,
+    Island.created_at,
+    Island.expires_at,
+    Island.pod_requested_at,
+    Island.expiry_warned_at,
+    Island.unschedulable_message,
+    Island.probe_failures,
+    Island.clock_offset_s,
+    Island.overrides,
+    Island.slack_channel,
+    Island.slack_thread_ts,
+    Island.host_ip,
+)
+
+
+def _row(r: Any) -> IslandRow:
+    values = dict(r._mapping)
+    values["state"] = IslandState(values["state"])
+    return IslandRow(**values)
+
+
+def pod_facts(view: PodView, scheduling: Mapping[str, str]) -> PodFacts:
+    """Translate the adapter's view of a pod into what the rules look at."""
+    scheduled = view.condition("PodScheduled")
+    unschedulable = None
+    if view.node is None and scheduled is not None and scheduled[0] == "False":
+        unschedulable = scheduled[2] or scheduling.get(view.name) or "Unschedulable"
+    server = next(iter(view.containers.values()), None)
+    ready = view.condition("Ready")
+    return PodFacts(
+        deleting=view.deleting,
+        phase=view.phase,
+        node=view.node,
+        host_ip=view.host_ip,
+        unschedulable=unschedulable,
+        ready=ready is not None and ready[0] == "True",
+        server=None
+        if server is None
+        else ServerFacts(server.state, server.reason, server.exit_code, server.message),
+        evicted=(view.message or "evicted") if view.reason == "Evicted" else None,
+        memory_limit=view.memory_limit,
+        memory_request=view.memory_request,
+    )
+
+
+class LifecycleEngine:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        kube: Kube,
+        templates: TemplateSet,
+        allocator: Allocator,
+        notifier: Notifier,
+        settings: LifecycleSettings | None = None,
+        clock: Clock = utcnow,
+        prober: Prober | None = None,
+    ) -> None:
+        self.db = db
+        self.kube = kube
+        self.templates = templates
+        self.allocator = allocator
+        self.notifier = notifier
+        self.settings = settings or LifecycleSettings()
+        self.clock = clock
+        self.prober = prober or (
+            lambda targets: probe_ports(targets, timeout=self.settings.probe_timeout_s)
+        )
+        self._last_probe: dict[int, float] = {}  # island id -> monotonic time, ready islands
+        self._server_index = (
+            self.templates.ports.index(SERVER_PORT_NAME)
+            if SERVER_PORT_NAME in self.templates.ports
+            else len(self.templates.ports) - 1
+        )
+
+    # ---- the tick -----------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        began = time.monotonic()
+        report = TickReport()
+        try:
+            self._reconcile(report)
+        except (KubeError, IslandbotError) as exc:
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            log.warning("reconcile tick: %s", exc)
+        except Exception as exc:  # a tick must never kill the loop
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            log.exception("reconcile tick failed")
+        try:
+            report.notices_sent = self.deliver()
+        except Exception as exc:
+            report.errors.append(f"deliver: {type(exc).__name__}: {exc}")
+            log.exception("delivering notices failed")
+        report.duration_s = time.monotonic() - began
+        return report
+
+    def _reconcile(self, report: TickReport) -> None:
+        snapshot = self.kube.snapshot()
+        now = self.clock()
+        islands = self.db.run(self._live, what="live islands")
+        report.islands = len(islands)
+        probes = self._probe(islands, snapshot, report)
+        for island in islands:
+            view = snapshot.pods.get(island.id)
+            facts = None if view is None else pod_facts(view, snapshot.scheduling)
+            target = self._target(island, view)
+            decision = decide(
+                island.facts(),
+                facts,
+                probes.get(target) if target else None,
+                now,
+                self.settings.limits,
+            )
+            if decision.changes_anything:
+                try:
+                    self._apply(island, view, decision, now)
+                    report.changed += 1
+                except KubeInvalid as exc:  # the cluster refuses the pod: retrying won't help
+                    refused = Decision(
+                        state=IslandState.FAILED,
+                        failure=Failure(FailureKind.POD_REFUSED, {"message": str(exc)}),
+                        notices=(
+                            (
+                                Notice.FAILED,
+                                {"kind": FailureKind.POD_REFUSED.value, "message": str(exc)},
+                            ),
+                        ),
+                    )
+                    self._apply(island, view, refused, now)
+                    report.errors.append(f"island {island.id}: {exc}")
+                except (KubeError, IslandbotError) as exc:
+                    report.errors.append(f"island {island.id}: {exc}")
+                    log.warning("island %d: %s", island.id, exc)
+        self._sweep(islands, snapshot, now, report)
+
+    def _live(self, conn: Connection) -> list[IslandRow]:
+        rows = conn.execute(
+            select(*_ROW_COLUMNS).where(Island.state.in_(_LIVE)).order_by(Island.id)
+        ).all()
+        return [_row(r) for r in rows]
+
+    # ---- probing ------------------------------------------------------------------------------
+
+    def _target(self, island: IslandRow, view: PodView | None) -> tuple[str, int] | None:
+        if view is None or view.host_ip is None:
+            return None
+        return view.host_ip, island.first_port + self._server_index
+
+    def _probe(
+        self, islands: list[IslandRow], snapshot: ClusterSnapshot, report: TickReport
+    ) -> Mapping[tuple[str, int], bool]:
+        """Probe islands about to be ready on every tick, ready ones at their own cadence."""
+        due: list[tuple[str, int]] = []
+        mono = time.monotonic()
+        interval = self.settings.ready_probe_interval.total_seconds()
+        for island in islands:
+            view = snapshot.pods.get(island.id)
+            target = self._target(island, view)
+            if target is None or island.state not in (
+                IslandState.SCHEDULED,
+                IslandState.RUNNING,
+                IslandState.READY,
+            ):
+                continue
+            if island.state == IslandState.READY:
+                if mono - self._last_probe.get(island.id, 0.0) < interval:
+                    continue
+                self._last_probe[island.id] = mono
+            due.append(target)
+        began = time.monotonic()
+        results = self.prober(due) if due else {}
+        report.probes = len(due)
+        report.probe_s = time.monotonic() - began
+        return results
+
+    # ---- carrying out a decision --------------------------------------------------------------
+
+    def _apply(
+        self, island: IslandRow, view: PodView | None, decision: Decision, now: datetime
+    ) -> None:
+        updates: dict[str, Any] = dict(decision.updates)
+        if decision.create_pod:
+            updates.update(self._create_pod(island, now))
+        if decision.delete_pod:
+            self.kube.delete_pod(island.pod_name)
+        state = decision.state
+        failure_text = None
+        if decision.failure is not None:
+            failure_text = messages.failure_text(
+                decision.failure, island_id=island.id, branch=island.branch
+            )
+            updates["failure_reason"] = failure_text
+        if state is not None:
+            updates["state"] = state.value
+            if state == IslandState.STOPPED:
+                updates["stopped_at"] = now
+
+        def write(conn: Connection) -> None:
+            current = conn.execute(select(Island.state).where(Island.id == island.id)).scalar()
+            if current != island.state.value:
+                return  # someone (a command, another replica) moved it meanwhile: next tick
+            if updates:
+                conn.execute(update(Island).where(Island.id == island.id).values(updates))
+            for kind, detail in decision.notices:
+                conn.execute(
+                    insert(OutboxMessage).values(
+                        island_id=island.id,
+                        kind=kind.value,
+                        detail=_jsonable(detail),
+                        created_at=now,
+                    )
+                )
+            if state is not None:
+                audit.record(
+                    conn,
+                    at=now,
+                    actor=audit.SYSTEM_ACTOR,
+                    action=f"state:{state.value}",
+                    outcome=audit.Outcome.OK,
+                    island_id=island.id,
+                    detail={
+                        "from": island.state.value,
+                        **({"failure": failure_text} if failure_text else {}),
+                    },
+                )
+
+        self.db.run(write, what=f"apply island {island.id}")
+        if decision.release_ports:
+            self._release(island.id)
+
+    def _create_pod(self, island: IslandRow, now: datetime) -> dict[str, Any]:
+        token = secrets.token_urlsafe(24)
+        clock = (now + timedelta(seconds=island.clock_offset_s)).strftime("%Y-%m-%d %H:%M:%S")
+        params = IslandParams(
+            island_id=island.id,
+            owner_id=island.owner_id,
+            owner_name=island.owner_name,
+            branch=island.branch,
+            first_port=island.first_port,
+            initial_clock=clock,
+            registration_url=f"{self.settings.api_url}/api/v1/islands/{island.id}/register",
+            registration_token=token,
+            clock_offset_s=island.clock_offset_s,
+            slack_channel=island.slack_channel,
+            slack_thread_ts=island.slack_thread_ts,
+        )
+        body = self.templates.render(params, dict(island.overrides))
+        view = self.kube.create_island_pod(body)
+        # a retried create returns the pod made earlier: its token is the one that counts
+        token = view.server_env.get("ISLANDBOT_REGISTER_TOKEN", token)
+        return {
+            "pod_requested_at": now,
+            "registration_token_hash": hashlib.sha256(token.encode()).hexdigest(),
+        }
+
+    def _release(self, island_id: int) -> None:
+        try:
+            self.allocator.release(island_id)
+        except Conflict:
+            log.warning("island %d: ports not released, it is not stopped", island_id)
+
+    # ---- level-triggered clean-up -------------------------------------------------------------
+
+    def _sweep(
+        self, islands: list[IslandRow], snapshot: ClusterSnapshot, now: datetime, report: TickReport
+    ) -> None:
+        """Ports of stopped islands whose release was interrupted; pods without a live
+        island (orphans, e.g. the bot died between creating a pod and recording it)."""
+        live = {i.id for i in islands}
+        pending = self.db.run(
+            lambda conn: (
+                conn.execute(
+                    select(Island.id)
+                    .join(PortBlock, PortBlock.island_id == Island.id)
+                    .where(Island.state == IslandState.STOPPED.value)
+                )
+                .scalars()
+                .all()
+            ),
+            what="stopped islands holding ports",
+        )
+        for island_id in pending:
+            if island_id not in snapshot.pods:
+                self._release(island_id)
+        for island_id, view in snapshot.pods.items():
+            if island_id in live or view.deleting:
+                continue
+            created = _parse_time(view.created_at)
+            if created is not None and now - created < self.settings.orphan_grace:
+                continue
+            log.warning("deleting orphan pod %s (island %s is not live)", view.name, island_id)
+            try:
+                self.kube.delete_pod(view.name)
+            except KubeError as exc:
+                report.errors.append(f"orphan {view.name}: {exc}")
+
+    # ---- notices ------------------------------------------------------------------------------
+
+    def deliver(self) -> int:
+        """Send undelivered notices in order; each is marked sent once delivered."""
+        rows = self.db.run(
+            lambda conn: conn.execute(
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.island_id,
+                    OutboxMessage.kind,
+                    OutboxMessage.detail,
+                    OutboxMessage.attempts,
+                    Island.owner_id,
+                    Island.branch,
+                    Island.first_port,
+                    Island.slack_channel,
+                    Island.slack_thread_ts,
+                    Island.state,
+                    Island.clock_offset_s,
+                )
+                .join(Island, Island.id == OutboxMessage.island_id)
+                .where(
+                    OutboxMessage.sent_at.is_(None),
+                    OutboxMessage.attempts < self.settings.outbox_attempts,
+                )
+                .order_by(OutboxMessage.id)
+                .limit(self.settings.outbox_batch)
+            ).all(),
+            what="outbox",
+        )
+        sent = 0
+        blocked: set[int] = set()  # keep each island's notices in order
+        for r in rows:
+            if r.island_id in blocked:
+                continue
+            try:
+                self.notifier.announce(self._announcement(r))
+            except Exception as exc:  # the chat side failed: keep it for the next tick
+                blocked.add(r.island_id)
+                self._mark(r.id, attempts=r.attempts + 1, last_error=str(exc)[:500])
+                log.warning("notice %d for island %d not delivered: %s", r.id, r.island_id, exc)
+                continue
+            self._mark(r.id, attempts=r.attempts + 1, sent_at=self.clock())
+            sent += 1
+        return sent
+
+    def _mark(self, outbox_id: int, **values: Any) -> None:
+        def write(conn: Connection) -> None:
+            conn.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(values))
+
+        self.db.run(write, what="outbox mark")
+
+    def _announcement(self, r: Any) -> Announcement:
+        kind = Notice(r.kind)
+        ports = {name: r.first_port + i for i, name in enumerate(self.templates.ports)}
+        clock = None
+        if r.clock_offset_s:
+            clock = (self.clock() + timedelta(seconds=r.clock_offset_s)).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            )
+        text = messages.notice_text(
+            kind,
+            _revive(r.detail),
+            island_id=r.island_id,
+            owner_id=r.owner_id,
+            branch=r.branch,
+            ports=ports,
+            clock=clock,
+        )
+        return Announcement(
+            island_id=r.island_id,
+            kind=kind.value,
+            text=text,
+            owner_id=r.owner_id,
+            channel=r.slack_channel,
+            thread_ts=r.slack_thread_ts,
+            broadcast=kind in (Notice.READY, Notice.FAILED),
+            status_line=messages.status_line(r.island_id, r.state, r.branch),
+        )
+
+
+def _jsonable(detail: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in detail.items()}
+
+
+def _revive(detail: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(detail)
+    if isinstance(out.get("expires_at"), str):
+        out["expires_at"] = datetime.fromisoformat(out["expires_at"])
+    return out
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None

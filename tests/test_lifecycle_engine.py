@@ -1,0 +1,291 @@
+"""The reconcile tick end to end: SQLite/MariaDB + kubesim (real HTTP, real client) + real TCP
+probes, with an in-memory notifier. Each test drives ticks until an expected state, bounded."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.allocation import Allocator, StartRequest
+from bot.core.clock import utcnow
+from bot.core.lifecycle import Limits
+from bot.core.ports import BlockLayout, PortRange
+from bot.db import Database
+from bot.islands import IslandStore
+from bot.kube import Kube, KubeSettings
+from bot.lifecycle import LifecycleEngine, LifecycleSettings
+from bot.models import Island, OutboxMessage
+from bot.notify import MemoryNotifier
+from bot.templates import load_templates
+from kubesim import KubeSim, NodeSpec, SimConfig, running
+
+NODES = (
+    NodeSpec("dev-1", {"branch": "dev"}, address="127.0.0.2"),
+    NodeSpec("dev-2", {"branch": "dev"}, address="127.0.0.3"),
+    NodeSpec("weekly-1", {"branch": "weekly"}, memory="1Gi", address="127.0.0.4"),
+)
+SIM = SimConfig(
+    nodes=NODES,
+    create_delay=0.05,
+    boot_delay=0.2,
+    probe_period=0.05,
+    grace_period=0.3,
+    node_lost_eviction=0.5,
+)
+LIMITS = Limits(
+    unschedulable_timeout=timedelta(seconds=1.5),
+    ready_timeout=timedelta(seconds=20),
+    image_pull_timeout=timedelta(seconds=1),
+    expiry_warning=timedelta(seconds=2),
+    probe_failures=2,
+    pod_create_grace=timedelta(seconds=2),
+)
+
+
+class ShiftedClock:
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        return utcnow() + self.offset
+
+
+class World:
+    def __init__(self, db: Database, sim: KubeSim) -> None:
+        self.db, self.sim = db, sim
+        self.clock = ShiftedClock()
+        self.templates = load_templates()
+        self.allocator = Allocator(
+            db,
+            layout=BlockLayout(PortRange(36000, 36089), 3),
+            max_live_per_user=5,
+            clock=self.clock,
+        )
+        self.allocator.sync_layout()
+        self.kube = Kube.connect(
+            KubeSettings(namespace="islands", request_timeout_s=2, attempts=2, backoff_s=0.01),
+            kubeconfig=sim.kubeconfig_path,
+        )
+        self.notifier = MemoryNotifier()
+        self.settings = LifecycleSettings(
+            limits=LIMITS,
+            ready_probe_interval=timedelta(0),
+            probe_timeout_s=0.3,
+            orphan_grace=timedelta(seconds=0.5),
+        )
+        self.engine = self.new_engine()
+
+    def new_engine(self) -> LifecycleEngine:
+        return LifecycleEngine(
+            db=self.db,
+            kube=self.kube,
+            templates=self.templates,
+            allocator=self.allocator,
+            notifier=self.notifier,
+            settings=self.settings,
+            clock=self.clock,
+        )
+
+    def start(
+        self, user: str = "U0ALICE", branch: str = "dev", ttl: timedelta = timedelta(hours=8)
+    ) -> int:
+        return self.allocator.allocate(
+            StartRequest(
+                owner_id=user,
+                owner_name=user.lower(),
+                branch=branch,
+                ttl=ttl,
+                slack_channel="C0TEAM",
+            )
+        ).island_id
+
+    def state(self, island_id: int) -> str:
+        return IslandStore(self.db).get(island_id).state.value
+
+    def until(self, check: Callable[[], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.engine.tick()
+            if check():
+                return
+            time.sleep(0.05)
+        raise AssertionError(
+            f"not reached within {timeout}s; notices: "
+            f"{[(a.island_id, a.kind) for a in self.notifier.items]}"
+        )
+
+    def pod_name(self, island_id: int) -> str:
+        return IslandStore(self.db).get(island_id).pod_name
+
+
+@pytest.fixture
+def world(db: Database, tmp_path: Path) -> Iterator[World]:
+    with running(SIM, kubeconfig_path=tmp_path / "kubeconfig") as sim:
+        w = World(db, sim)
+        yield w
+        w.kube.close()
+
+
+def ready_island(world: World, **kw: object) -> int:
+    island_id = world.start(**kw)  # type: ignore[arg-type]
+    world.until(lambda: world.state(island_id) == "ready")
+    return island_id
+
+
+def test_start_to_ready_with_one_notice_per_step(world: World) -> None:
+    island_id = ready_island(world)
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+    ready = world.notifier.items[-1]
+    record = IslandStore(world.db).get(island_id)
+    host = ready.text.split(" is ready on ")[1].split(":")[0]
+    assert host in ("127.0.0.2", "127.0.0.3")
+    for port in record.ports:
+        assert f" {port}" in ready.text
+        socket.create_connection((host, port), timeout=1).close()
+    assert ready.broadcast and ready.channel == "C0TEAM" and "<@U0ALICE>" in ready.text
+    for _ in range(5):
+        world.engine.tick()
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready"]  # nothing more
+
+
+def test_oom_after_ready_is_told_once_and_the_pod_is_kept(world: World) -> None:
+    island_id = ready_island(world)
+    world.sim.kill_container("islands", world.pod_name(island_id), "altraserver")
+    world.until(lambda: world.state(island_id) == "failed")
+    for _ in range(5):
+        world.engine.tick()
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready", "failed"]
+    text = world.notifier.items[-1].text
+    assert f"island #{island_id} blew up: OOMKilled at the 2048Mi limit" in text
+    assert world.kube.get_pod(world.pod_name(island_id)) is not None
+    logs = world.kube.pod_logs(world.pod_name(island_id), container="altraserver")
+    assert "OutOfMemoryError" in logs
+
+
+def test_eviction(world: World) -> None:
+    island_id = ready_island(world)
+    world.sim.evict("islands", world.pod_name(island_id))
+    world.until(lambda: world.state(island_id) == "failed")
+    assert (
+        "evicted by Kubernetes: The node was low on resource: memory"
+        in world.notifier.items[-1].text
+    )
+
+
+def test_pod_deleted_behind_the_bots_back_frees_the_ports(world: World) -> None:
+    island_id = ready_island(world)
+    world.sim.delete_pod("islands", world.pod_name(island_id), grace=0)
+    world.until(lambda: world.state(island_id) == "stopped")
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready", "failed"]
+    assert "deleted outside islandbot" in world.notifier.items[-1].text
+    assert world.allocator.usage().held == 0
+
+
+def test_unschedulable_is_told_then_fails_and_frees_everything(world: World) -> None:
+    island_id = world.start(branch="weekly")  # weekly-1 has 1Gi, the island asks 1500Mi
+    world.until(lambda: "unschedulable" in world.notifier.kinds(island_id))
+    text = world.notifier.items[-1].text
+    assert "no weekly node has 1500Mi free" in text
+    world.until(lambda: world.state(island_id) == "stopped")
+    assert world.notifier.kinds(island_id) == ["unschedulable", "failed", "stopped"]
+    assert "could not be scheduled" in world.notifier.items[-2].text
+    assert world.kube.list_island_pods() == []
+    assert world.allocator.usage().held == 0
+
+
+def test_expiry_warns_once_then_stops_and_frees(world: World) -> None:
+    island_id = ready_island(world, ttl=timedelta(hours=1))
+    world.clock.offset = timedelta(minutes=59, seconds=59)
+    world.until(lambda: "expiring" in world.notifier.kinds(island_id))
+    assert "/island extend" in world.notifier.items[-1].text
+    world.clock.offset = timedelta(hours=1, seconds=1)
+    world.until(lambda: world.state(island_id) == "stopped")
+    assert world.notifier.kinds(island_id) == [
+        "scheduled",
+        "ready",
+        "expiring",
+        "expired",
+        "stopped",
+    ]
+    assert world.allocator.usage().held == 0
+
+
+def test_a_stop_request_is_carried_out(world: World) -> None:
+    island_id = ready_island(world)
+    with world.db.engine.begin() as conn:  # what /island stop will do
+        conn.execute(update(Island).where(Island.id == island_id).values(state="stopping"))
+    world.kube.delete_pod(world.pod_name(island_id))
+    world.until(lambda: world.state(island_id) == "stopped")
+    assert world.notifier.kinds(island_id)[-1] == "stopped"
+    assert world.allocator.usage().held == 0
+
+
+def test_a_restarted_engine_repeats_no_notice(world: World) -> None:
+    island_id = world.start()
+    world.until(lambda: world.state(island_id) in ("scheduled", "running"))
+    world.engine = world.new_engine()  # the bot restarted
+    world.until(lambda: world.state(island_id) == "ready")
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+
+
+def test_undelivered_notices_are_retried_in_order_exactly_once(world: World) -> None:
+    world.notifier.fail_next = 3
+    island_id = ready_island(world)
+    world.until(lambda: world.notifier.kinds(island_id) == ["scheduled", "ready"])
+    with world.db.engine.connect() as conn:
+        attempts = (
+            conn.execute(
+                select(OutboxMessage.attempts)
+                .where(OutboxMessage.island_id == island_id)
+                .order_by(OutboxMessage.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert attempts[0] >= 2 and all(a >= 1 for a in attempts)
+
+
+def test_kubernetes_errors_never_stop_the_loop(world: World) -> None:
+    island_id = world.start()
+    world.sim.fail_requests(r"/namespaces/islands/pods", status=500, count=6)
+    reports = [world.engine.tick() for _ in range(3)]
+    assert any(r.errors for r in reports)
+    world.until(lambda: world.state(island_id) == "ready")
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+
+
+def test_orphan_pods_are_deleted_after_a_grace(world: World) -> None:
+    island_id = ready_island(world)
+    pod = world.kube.get_pod(world.pod_name(island_id))
+    assert pod is not None
+    with world.db.engine.begin() as conn:  # the row says stopped, the pod is still there
+        conn.execute(update(Island).where(Island.id == island_id).values(state="stopped"))
+    world.until(lambda: world.kube.get_pod(world.pod_name(island_id)) is None, timeout=10)
+    world.until(lambda: world.allocator.usage().held == 0, timeout=5)
+
+
+def test_api_calls_per_tick_do_not_grow_with_islands(world: World) -> None:
+    first = ready_island(world)
+
+    def calls_per_tick() -> int:
+        before = world.sim.requests_seen()
+        world.engine.tick()
+        return sum((world.sim.requests_seen() - before).values())
+
+    one = calls_per_tick()
+    others = [world.start(user=f"U0USER{i}") for i in range(6)]
+    world.until(lambda: all(world.state(i) == "ready" for i in [first, *others]), timeout=20)
+    assert calls_per_tick() == one <= 2
+
+
+def test_a_pod_the_cluster_refuses_fails_the_island(world: World) -> None:
+    island_id = world.start()
+    world.sim.fail_requests(r"/namespaces/islands/pods$", status=422, method="POST", count=1)
+    world.until(lambda: world.state(island_id) == "failed")
+    assert "Kubernetes refused its pod" in world.notifier.items[-1].text
