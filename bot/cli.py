@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import yaml
 
 from bot import __version__, schema
-from bot.allocation import Allocator
 from bot.config import ConfigError, Settings, describe_settings, load_settings
 from bot.core.clock import utcnow
 from bot.core.podspec import IslandParams, TemplateError
-from bot.core.ports import BlockLayout
 from bot.db import Database, create_database
 from bot.errors import IslandbotError, UserError
+from bot.notify import JsonLinesNotifier, LogNotifier
 from bot.templates import load_templates
+from bot.wiring import build_parts, build_service, build_storage
 
 
 def _database(settings: Settings) -> Database:
@@ -60,32 +63,24 @@ def cmd_config(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
-    templates = load_templates(
-        settings.templates_dir, kubernetes_version=settings.kubernetes_version
-    )
-    db = _database(settings)
+    storage = build_storage(settings)
     try:
-        applied = schema.ensure_current(db)
-        revision = schema.current_revision(db)
-        allocator = Allocator(
-            db,
-            layout=BlockLayout(settings.port_range, templates.block_size),
-            max_live_per_user=settings.max_islands_per_user,
-        )
-        allocator.sync_layout()
-        usage = allocator.usage()
+        revision = schema.current_revision(storage.db)
+        usage = storage.allocator.usage()
     finally:
-        db.dispose()
+        storage.db.dispose()
+    migrated = " (just migrated)" if storage.migrated else ""
     print(
         f"islandbot {__version__}: database {settings.database_url} ready at revision "
-        f"{revision}{' (just migrated)' if applied else ''}; {usage.free} of {usage.blocks} "
-        f"port blocks of {templates.block_size} free in {settings.port_range}; branches "
-        f"{', '.join(templates.branches)}."
+        f"{revision}{migrated}; {usage.free} of {usage.blocks} port blocks of "
+        f"{storage.templates.block_size} free in {settings.port_range}; branches "
+        f"{', '.join(storage.templates.branches)}."
     )
     print(
         "The embedded demo (lifecycle loop and console chat over the kubesim cluster "
         "simulator) is not built yet: see the open issues. `python -m kubesim serve` runs "
-        "the simulator on its own; `islandbot render dev` shows an island's pod."
+        "the simulator on its own; `islandbot render dev` shows an island's pod; "
+        "`islandbot reconcile` runs the lifecycle loop against a cluster."
     )
     return 0
 
@@ -126,6 +121,26 @@ def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """The lifecycle loop alone (no chat): notices go to the log, or to a JSON-lines file."""
+    parts = build_parts(settings)
+    notifier = JsonLinesNotifier(args.notices_file) if args.notices_file else LogNotifier()
+    service = build_service(parts, notifier)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service.start()
+    print(
+        f"islandbot reconcile: running (leader: {service.lease.is_leader}); "
+        "SIGTERM or Ctrl-C stops it",
+        flush=True,
+    )
+    stop.wait()
+    service.stop()
+    parts.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="islandbot", description=__doc__)
     parser.add_argument("--version", action="version", version=f"islandbot {__version__}")
@@ -162,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a per-island override the branch allows (repeatable)",
     )
     render.set_defaults(handler=cmd_render)
+
+    reconcile = sub.add_parser("reconcile", help="run the lifecycle loop without a chat")
+    reconcile.add_argument(
+        "--notices-file",
+        type=Path,
+        default=None,
+        help="append notices as JSON lines here (default: log them)",
+    )
+    reconcile.set_defaults(handler=cmd_reconcile)
 
     sub.add_parser("config", help="show the settings in force (secrets masked)").set_defaults(
         handler=cmd_config

@@ -169,6 +169,58 @@ class Settings:
             "help": "Timeout of one Kubernetes API request (`10s`).",
         },
     )
+    reconcile_interval: timedelta = field(
+        default=timedelta(seconds=1),
+        metadata={
+            "env": "ISLANDBOT_RECONCILE_INTERVAL",
+            "help": "How often the lifecycle loop compares islands with their pods.",
+        },
+    )
+    ready_probe_interval: timedelta = field(
+        default=timedelta(seconds=5),
+        metadata={
+            "env": "ISLANDBOT_READY_PROBE_INTERVAL",
+            "help": "How often ready islands' server ports are probed (islands on their "
+            "way to ready are probed on every tick).",
+        },
+    )
+    probe_failures: int = field(
+        default=3,
+        metadata={
+            "env": "ISLANDBOT_PROBE_FAILURES",
+            "help": "Failed probes in a row after which a ready island has failed (1-100).",
+        },
+    )
+    unschedulable_timeout: timedelta = field(
+        default=timedelta(minutes=10),
+        metadata={
+            "env": "ISLANDBOT_UNSCHEDULABLE_TIMEOUT",
+            "help": "How long an island may wait for room in the cluster before it fails "
+            "and its ports are freed.",
+        },
+    )
+    ready_timeout: timedelta = field(
+        default=timedelta(minutes=10),
+        metadata={
+            "env": "ISLANDBOT_READY_TIMEOUT",
+            "help": "How long a scheduled island may take to answer on its server port.",
+        },
+    )
+    expiry_warning: timedelta = field(
+        default=timedelta(minutes=30),
+        metadata={
+            "env": "ISLANDBOT_EXPIRY_WARNING",
+            "help": "How long before expiry the owner is warned.",
+        },
+    )
+    lease_ttl: timedelta = field(
+        default=timedelta(seconds=10),
+        metadata={
+            "env": "ISLANDBOT_LEASE_TTL",
+            "help": "Leader lease of the replica that runs the loop; another replica takes "
+            "over within about this long after the leader dies.",
+        },
+    )
     log_level: str = field(
         default="INFO",
         metadata={"env": "ISLANDBOT_LOG_LEVEL", "help": "DEBUG, INFO, WARNING or ERROR."},
@@ -319,6 +371,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "kubeconfig": _parse_kubeconfig,
     "kube_context": _parse_context,
     "kube_timeout": _parse_duration,
+    "reconcile_interval": _parse_duration,
+    "ready_probe_interval": _parse_duration,
+    "probe_failures": _parse_int(1, 100),
+    "unschedulable_timeout": _parse_duration,
+    "ready_timeout": _parse_duration,
+    "expiry_warning": _parse_duration,
+    "lease_ttl": _parse_duration,
     "log_level": _parse_log_level,
     "slack_bot_token": _parse_token("xoxb-"),
     "slack_signing_secret": _parse_secret,

@@ -57,6 +57,7 @@ class LifecycleSettings:
     probe_timeout_s: float = 0.5
     orphan_grace: timedelta = timedelta(minutes=2)  # our pods with no live island, then deleted
     api_url: str = "http://127.0.0.1:8080"
+    exclusions_interval: timedelta = timedelta(minutes=5)  # NodePorts re-read this often
     outbox_batch: int = 200
     outbox_attempts: int = 10
 
@@ -182,6 +183,7 @@ class LifecycleEngine:
             lambda targets: probe_ports(targets, timeout=self.settings.probe_timeout_s)
         )
         self._last_probe: dict[int, float] = {}  # island id -> monotonic time, ready islands
+        self._exclusions_at = float("-inf")
         self._server_index = (
             self.templates.ports.index(SERVER_PORT_NAME)
             if SERVER_PORT_NAME in self.templates.ports
@@ -209,7 +211,22 @@ class LifecycleEngine:
         report.duration_s = time.monotonic() - began
         return report
 
+    def refresh_exclusions(self) -> None:
+        """Keep ports used by NodePort Services out of the allocator's hands."""
+        conflicts = self.allocator.set_excluded_ports(self.kube.node_ports())
+        for c in conflicts:
+            log.warning(
+                "island %d holds port block %d, now also used by %s",
+                c.island_id,
+                c.first_port,
+                c.reason,
+            )
+
     def _reconcile(self, report: TickReport) -> None:
+        mono = time.monotonic()
+        if mono - self._exclusions_at >= self.settings.exclusions_interval.total_seconds():
+            self.refresh_exclusions()
+            self._exclusions_at = mono
         snapshot = self.kube.snapshot()
         now = self.clock()
         islands = self.db.run(self._live, what="live islands")
@@ -479,6 +496,7 @@ class LifecycleEngine:
             clock=clock,
         )
         return Announcement(
+            key=f"outbox-{r.id}",
             island_id=r.island_id,
             kind=kind.value,
             text=text,

@@ -7,13 +7,25 @@ line the island's root message should now show.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Announcement:
+    """``key`` is stable across retries: an adapter that can look up what it already posted
+    (Slack message metadata, a file) uses it to deliver each notice exactly once even when the
+    bot died between posting and recording the post."""
+
+    key: str
     island_id: int
     kind: str
     text: str
@@ -27,6 +39,42 @@ class Announcement:
 class Notifier(Protocol):
     def announce(self, announcement: Announcement) -> None:
         """Deliver it, or raise: the outbox keeps it and tries again on the next tick."""
+
+
+class JsonLinesNotifier:
+    """Appends each announcement as one JSON line to a file, once per key (``islandbot
+    reconcile --notices-file``: a headless loop whose notices other tools can read)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    self._seen.add(json.loads(line)["key"])
+
+    def announce(self, announcement: Announcement) -> None:
+        with self._lock:
+            if announcement.key in self._seen:
+                return
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(asdict(announcement), ensure_ascii=False) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            self._seen.add(announcement.key)
+
+
+class LogNotifier:
+    """Logs announcements (a loop running without any chat)."""
+
+    def announce(self, announcement: Announcement) -> None:
+        log.info(
+            "notice for island %d (%s): %s",
+            announcement.island_id,
+            announcement.kind,
+            announcement.text,
+        )
 
 
 class MemoryNotifier:

@@ -1,0 +1,88 @@
+"""Running the lifecycle loop: APScheduler 3.x jobs, only on the leading replica.
+
+Two jobs: ``lease`` renews (or tries to take) the leader lease every ttl/3; ``reconcile`` runs
+the engine's tick every interval when this replica leads. ``max_instances=1`` and coalescing mean
+a slow tick delays the next one instead of piling up; ``misfire_grace_time`` is generous so a
+busy pool does not skip ticks silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
+from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+
+from bot.leader import LeaderLease
+from bot.lifecycle import LifecycleEngine, TickReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceStats:
+    ticks: int = 0
+    tick_errors: int = 0
+    last: TickReport | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        engine: LifecycleEngine,
+        lease: LeaderLease,
+        *,
+        interval: timedelta = timedelta(seconds=1),
+    ) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.interval = interval
+        self.stats = ServiceStats()
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(2)},
+            timezone="UTC",
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": max(5, int(interval.total_seconds() * 5)),
+            },
+        )
+
+    def start(self) -> None:
+        seconds = self.interval.total_seconds()
+        renew = max(self.lease.ttl.total_seconds() / 3, 0.1)
+        self.lease.try_acquire()
+        self._scheduler.add_job(self._renew, "interval", seconds=renew, id="lease")
+        self._scheduler.add_job(self._tick, "interval", seconds=seconds, id="reconcile")
+        self._scheduler.start()
+        log.info("lifecycle loop started (every %.2fs; leader: %s)", seconds, self.lease.is_leader)
+
+    def _renew(self) -> None:
+        try:
+            self.lease.try_acquire()
+        except Exception:  # the database may be restarting: keep trying
+            log.exception("renewing the leader lease failed")
+            self.lease.is_leader = False
+
+    def _tick(self) -> None:
+        if not self.lease.is_leader:
+            return
+        report = self.engine.tick()
+        with self.stats.lock:
+            self.stats.ticks += 1
+            self.stats.tick_errors += bool(report.errors)
+            self.stats.last = report
+
+    def stop(self) -> None:
+        """Graceful: let a running tick finish, stop the jobs, hand the lease over."""
+        self._scheduler.shutdown(wait=True)
+        try:
+            if self.lease.is_leader:
+                self.lease.release()
+        except Exception:
+            log.exception("releasing the leader lease failed")
+        log.info("lifecycle loop stopped after %d ticks", self.stats.ticks)
