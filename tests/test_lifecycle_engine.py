@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select, update
 
 from bot.allocation import Allocator, StartRequest
@@ -289,3 +290,29 @@ def test_a_pod_the_cluster_refuses_fails_the_island(world: World) -> None:
     world.sim.fail_requests(r"/namespaces/islands/pods$", status=422, method="POST", count=1)
     world.until(lambda: world.state(island_id) == "failed")
     assert "Kubernetes refused its pod" in world.notifier.items[-1].text
+
+
+def test_the_loop_survives_database_connections_being_killed(world: World) -> None:
+    """What a MySQL restart looks like to the bot: every pooled connection dies at once."""
+    if world.db.dialect != "mysql":
+        pytest.skip("connection kills are a MySQL matter")
+    island_id = world.start()
+    world.engine.tick()
+    killer = sa.create_engine(world.db.engine.url)
+    with killer.connect() as conn:
+        schema_name = conn.exec_driver_sql("SELECT DATABASE()").scalar()
+        mine = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+        ids = (
+            conn.exec_driver_sql(
+                "SELECT id FROM information_schema.processlist WHERE db = %s AND id != %s",
+                (schema_name, mine),
+            )
+            .scalars()
+            .all()
+        )
+        assert ids, "the bot should have pooled connections to kill"
+        for connection_id in ids:
+            conn.exec_driver_sql(f"KILL {int(connection_id)}")
+    killer.dispose()
+    world.until(lambda: world.state(island_id) == "ready")
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready"]

@@ -1,0 +1,100 @@
+"""Leader election and the scheduled loop: one replica runs the jobs; another takes over when
+it dies or steps down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from bot.core.clock import utcnow
+from bot.db import Database
+from bot.leader import LeaderLease
+from bot.lifecycle import TickReport
+from bot.service import LifecycleService
+
+
+class FakeClockable:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_one_leader_at_a_time_and_takeover_after_expiry(db: Database) -> None:
+    clock = FakeClockable()
+    a = LeaderLease(db, holder="a", ttl=timedelta(seconds=10), clock=clock)
+    b = LeaderLease(db, holder="b", ttl=timedelta(seconds=10), clock=clock)
+    assert a.try_acquire() is True
+    assert b.try_acquire() is False
+    clock.advance(5)
+    assert a.try_acquire() is True  # renewed
+    clock.advance(9)
+    assert b.try_acquire() is False  # a renewed 9 s ago
+    clock.advance(2)  # a's lease expired: it died
+    assert b.try_acquire() is True
+    assert a.try_acquire() is False and not a.is_leader
+    b.release()
+    assert a.try_acquire() is True  # no need to wait after a graceful hand-over
+
+
+def test_racing_replicas_never_both_lead(db: Database) -> None:
+    leases = [LeaderLease(db, holder=f"r{i}", ttl=timedelta(seconds=30)) for i in range(8)]
+    barrier = threading.Barrier(len(leases))
+    results: dict[str, bool] = {}
+
+    def race(lease: LeaderLease) -> None:
+        barrier.wait()
+        results[lease.holder] = lease.try_acquire()
+
+    threads = [threading.Thread(target=race, args=(lease,)) for lease in leases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sum(results.values()) == 1
+
+
+class CountingEngine:
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def tick(self) -> TickReport:
+        self.ticks += 1
+        return TickReport()
+
+
+def test_only_the_leader_ticks_and_a_follower_takes_over(db: Database) -> None:
+    engines = [CountingEngine(), CountingEngine()]
+    services = [
+        LifecycleService(
+            e,
+            LeaderLease(
+                db,
+                holder=f"s{i}",  # type: ignore[arg-type]
+                ttl=timedelta(seconds=1),
+            ),
+            interval=timedelta(seconds=0.05),
+        )
+        for i, e in enumerate(engines)
+    ]
+    for s in services:
+        s.start()
+    try:
+        time.sleep(1.0)
+        leader = 0 if engines[0].ticks else 1
+        follower = 1 - leader
+        assert engines[leader].ticks >= 5 and engines[follower].ticks == 0
+        # the leader dies without a word (no release): its lease runs out, the other leads
+        services[leader]._scheduler.shutdown(wait=True)
+        began = time.monotonic()
+        while engines[follower].ticks == 0 and time.monotonic() - began < 5:
+            time.sleep(0.05)
+        assert engines[follower].ticks > 0
+        assert time.monotonic() - began < 2.5  # about one ttl
+    finally:
+        services[1 - leader].stop()
