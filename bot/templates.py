@@ -7,6 +7,7 @@ version in the settings) before it is sent to the cluster.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ def _field(path: Sequence[Any]) -> str:
     return text or "(top level)"
 
 
+@functools.lru_cache(maxsize=1)
 def supported_versions() -> list[str]:
     """The Kubernetes minor versions the installed kubernetes-validate has schemas for."""
     utils = kubernetes_validate.utils
@@ -76,13 +78,33 @@ def check_version(kubernetes_version: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _pod_validator(kubernetes_version: str) -> Any:
+    """A compiled strict Pod schema, as ``kubernetes_validate.validate`` builds it on every
+    call (14 ms a pod); built once here, validating a pod takes about a millisecond."""
+    utils = kubernetes_validate.utils
+    version = [
+        v
+        for v in utils.all_versions()
+        if utils.major_minor(v) <= utils.major_minor(kubernetes_version)
+    ][-1]
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    schema = utils.schema_contents(f"{folder}/pod-v1.json", kubernetes_version)
+    definitions = utils.schema_contents(f"{folder}/_definitions.json", kubernetes_version)
+    registry = utils.Registry()
+    registry = utils.Resource.from_contents(schema) @ registry
+    registry = utils.Resource.from_contents(definitions) @ registry
+    return utils.jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
 def validate_pod(pod: Obj, kubernetes_version: str) -> None:
     """Raise ``TemplateError`` naming the first field the Kubernetes schema rejects."""
     check_version(kubernetes_version)
-    try:
-        kubernetes_validate.validate(pod, kubernetes_version, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        raise TemplateError(f"{_field(list(exc.path))}: {exc.message}") from exc
+    if pod.get("kind") != "Pod" or pod.get("apiVersion") != "v1":
+        raise TemplateError("kind/apiVersion: must be Pod, v1")
+    error = next(iter(_pod_validator(kubernetes_version).iter_errors(pod)), None)
+    if error is not None:
+        raise TemplateError(f"{_field(list(error.path))}: {error.message}")
 
 
 @dataclass(frozen=True)

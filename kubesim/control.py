@@ -29,6 +29,7 @@ class Control:
             web.post(p + "/nodes/{name}/ready", self.node_ready),
             web.post(p + "/nodes/{name}/cordon", self.cordon),
             web.post(p + "/compact", self.compact),
+            web.get(p + "/requests", self.requests),
         ]
 
     @staticmethod
@@ -90,6 +91,13 @@ class Control:
         except KeyError as exc:
             return status.not_found("nodes", str(exc))
         return json_response({"ok": True})
+
+    async def requests(self, _request: web.Request) -> web.Response:
+        """API requests served so far: {"total": N, "by_path": {"GET /api/v1/...": n}}."""
+        seen = self.faults.seen
+        return json_response(
+            {"total": sum(seen.values()), "by_path": {f"{m} {p}": n for (m, p), n in seen.items()}}
+        )
 
     async def compact(self, _request: web.Request) -> web.Response:
         self.store.compact()

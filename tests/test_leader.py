@@ -67,6 +67,9 @@ class CountingEngine:
         self.ticks += 1
         return TickReport()
 
+    def worth_an_early_tick(self) -> bool:
+        return False
+
 
 def test_only_the_leader_ticks_and_a_follower_takes_over(db: Database) -> None:
     engines = [CountingEngine(), CountingEngine()]

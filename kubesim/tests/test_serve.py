@@ -12,6 +12,7 @@ import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
 
+from kubesim import running
 from kubesim.tests.conftest import island_pod
 from kubesim.tests.util import container, wait_for, wait_ready
 
@@ -69,3 +70,15 @@ def test_serve_writes_a_kubeconfig_and_obeys_the_control_api(tmp_path: Path) -> 
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_request_counts_over_http(tmp_path: Path) -> None:
+    with running(kubeconfig_path=tmp_path / "kc") as sim:
+        api = kube_config.new_client_from_config(str(sim.kubeconfig_path))
+        client.CoreV1Api(api).list_node()
+        client.CoreV1Api(api).list_node()
+        api.close()
+        with urllib.request.urlopen(f"{sim.url}/kubesim/v1/requests", timeout=5) as response:
+            counts = json.loads(response.read())
+    assert counts["by_path"]["GET /api/v1/nodes"] == 2
+    assert counts["total"] >= 2

@@ -1,0 +1,239 @@
+"""The lifecycle loop at scale, against kubesim running in its own process.
+
+    python -m bench.watcher [--sizes 100,1000,5000] [--ticks 20]
+
+For each N: N islands are started and driven to ready, then ``--ticks`` ticks are timed at the
+default cadence (1 s apart; ready islands probed every 5 s). Reported per N: Kubernetes API
+calls per tick, tick duration p50/p99, the time to probe all N server ports at once, and this
+process's RSS. Then 50 islands are started together under the real scheduled loop (APScheduler,
+1 s interval) and the ready latency is measured from the moment each simulated server opened
+its port (kubesim's log timestamp) to the moment its ready notice was posted.
+Last stdout line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.allocation import Allocator, StartRequest
+from bot.core.lifecycle import Limits
+from bot.core.ports import BlockLayout, PortRange
+from bot.kube import Kube, KubeSettings
+from bot.leader import LeaderLease
+from bot.lifecycle import LifecycleEngine, LifecycleSettings
+from bot.models import Island
+from bot.notify import Announcement
+from bot.probe import probe_ports
+from bot.service import LifecycleService
+from bot.templates import load_templates
+from tests.dbutil import migrated, sqlite_url
+
+
+class TimedNotifier:
+    def __init__(self) -> None:
+        self.ready_at: dict[int, float] = {}
+
+    def announce(self, a: Announcement) -> None:
+        if a.kind == "ready":
+            self.ready_at[a.island_id] = time.time()
+
+
+def start_kubesim(tmp: Path, nodes: int) -> tuple[subprocess.Popen[str], str, Path]:
+    kubeconfig = tmp / "kubeconfig"
+    spec = ";".join(
+        f"node-{i}:branch=dev,memory=256Gi,cpu=64,ip=127.0.{1 + i // 250}.{2 + i % 250}"
+        for i in range(nodes)
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubesim",
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--nodes",
+            spec,
+            "--boot-delay",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().split()[2]
+    return proc, url, kubeconfig
+
+
+def api_calls(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/kubesim/v1/requests", timeout=10) as response:
+        return int(json.loads(response.read())["total"])
+
+
+def pct(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return round(values[0], 1) if values else 0.0
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
+
+
+def world(tmp: Path, kubeconfig: Path, first_port: int) -> dict[str, Any]:
+    db = migrated(sqlite_url(tmp))
+    templates = load_templates()
+    allocator = Allocator(
+        db, layout=BlockLayout(PortRange(first_port, first_port + 15_299), 3), max_live_per_user=3
+    )
+    allocator.sync_layout()
+    kube = Kube.connect(
+        KubeSettings(namespace="islands", request_timeout_s=30), kubeconfig=kubeconfig
+    )
+    notifier = TimedNotifier()
+    settings = LifecycleSettings(limits=Limits(ready_timeout=timedelta(minutes=30)))
+    engine = LifecycleEngine(
+        db=db,
+        kube=kube,
+        templates=templates,
+        allocator=allocator,
+        notifier=notifier,
+        settings=settings,
+    )
+    return {"db": db, "allocator": allocator, "kube": kube, "engine": engine, "notifier": notifier}
+
+
+def start_islands(allocator: Allocator, n: int, tag: str) -> list[int]:
+    return [
+        allocator.allocate(
+            StartRequest(
+                owner_id=f"U{tag}{i // 3}", owner_name="bench", branch="dev", ttl=timedelta(hours=8)
+            )
+        ).island_id
+        for i in range(n)
+    ]
+
+
+def ready_count(db: Any) -> int:
+    with db.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).select_from(Island).where(Island.state == "ready")
+            ).scalar_one()
+        )
+
+
+def measure_size(n: int, ticks: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        proc, url, kubeconfig = start_kubesim(tmp, max(2, n // 100 + 1))
+        try:
+            w = world(tmp, kubeconfig, 40_000)
+            start_islands(w["allocator"], n, "s")
+            deadline = time.monotonic() + 900
+            while ready_count(w["db"]) < n and time.monotonic() < deadline:
+                w["engine"].tick()
+            durations, calls, probes = [], [], []
+            for _ in range(ticks):
+                began_calls = api_calls(url)
+                began = time.monotonic()
+                report = w["engine"].tick()
+                durations.append((time.monotonic() - began) * 1000)
+                calls.append(api_calls(url) - began_calls)
+                probes.append(report.probes)
+                time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+            views = w["kube"].list_island_pods()
+            targets = [
+                (v.host_ip, int(v.server_env["PORT_SERVER_PORT"])) for v in views if v.host_ip
+            ]
+            began = time.monotonic()
+            results = probe_ports(targets, timeout=0.5)
+            fanout_ms = (time.monotonic() - began) * 1000
+            w["kube"].close()
+            w["db"].dispose()
+            return {
+                "islands": n,
+                "ready": sum(results.values()),
+                "api_calls_per_tick": max(calls),
+                "tick_ms_p50": pct(durations, 50),
+                "tick_ms_p99": pct(durations, 99),
+                "probes_per_tick_max": max(probes),
+                "probe_fanout_ms": round(fanout_ms, 1),
+                "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            }
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def measure_ready_latency(count: int = 50) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        proc, _url, kubeconfig = start_kubesim(tmp, 3)
+        try:
+            w = world(tmp, kubeconfig, 48_000)
+            service = LifecycleService(
+                w["engine"], LeaderLease(w["db"]), interval=timedelta(seconds=1)
+            )
+            service.start()
+            ids = start_islands(w["allocator"], count, "r")
+            deadline = time.monotonic() + 120
+            while len(w["notifier"].ready_at) < count and time.monotonic() < deadline:
+                time.sleep(0.2)
+            service.stop()
+            latencies = []
+            for view in w["kube"].list_island_pods():
+                opened = _listen_time(w["kube"], view.name)
+                if view.island_id in w["notifier"].ready_at and opened is not None:
+                    latencies.append((w["notifier"].ready_at[view.island_id] - opened) * 1000)
+            w["kube"].close()
+            w["db"].dispose()
+            return {
+                "islands_started": len(ids),
+                "ready": len(w["notifier"].ready_at),
+                "ready_latency_ms_p50": pct(latencies, 50),
+                "ready_latency_ms_p99": pct(latencies, 99),
+            }
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _listen_time(kube: Kube, pod: str) -> float | None:
+    """When the simulated server opened its server port, from its timestamped log."""
+    response: Any = kube.core.read_namespaced_pod_log(
+        pod, "islands", container="altraserver", timestamps=True, _preload_content=False
+    )
+    for line in response.data.decode().splitlines():
+        stamp, _, text = line.partition(" ")
+        if "(server-port)" in text:
+            return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,1000,5000")
+    parser.add_argument("--ticks", type=int, default=20)
+    args = parser.parse_args()
+    results = []
+    for n in (int(x) for x in args.sizes.split(",")):
+        row = measure_size(n, args.ticks)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        results.append(row)
+    latency = measure_ready_latency()
+    print(json.dumps({"bench": "watcher", "results": results, **latency}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
