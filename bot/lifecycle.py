@@ -328,7 +328,13 @@ class LifecycleEngine:
             ):
                 continue
             if island.state == IslandState.READY:
-                if mono - self._last_probe.get(island.id, 0.0) < interval:
+                last = self._last_probe.get(island.id)
+                if last is None:
+                    # first sight (just ready, or the bot restarted): spread the islands over
+                    # the interval so that each tick probes about the same number of them
+                    last = mono - interval * ((island.id * 0.618034) % 1.0)
+                    self._last_probe[island.id] = last
+                if mono - last < interval:
                     continue
                 self._last_probe[island.id] = mono
             due.append(target)

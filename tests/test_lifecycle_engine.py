@@ -20,9 +20,11 @@ from bot.core.ports import BlockLayout, PortRange
 from bot.db import Database
 from bot.islands import IslandStore
 from bot.kube import Kube, KubeSettings
+from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings
 from bot.models import Island, OutboxMessage
 from bot.notify import MemoryNotifier
+from bot.service import LifecycleService
 from bot.templates import load_templates
 from kubesim import KubeSim, NodeSpec, SimConfig, running
 
@@ -316,3 +318,24 @@ def test_the_loop_survives_database_connections_being_killed(world: World) -> No
     killer.dispose()
     world.until(lambda: world.state(island_id) == "ready")
     assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+
+
+def test_the_scheduled_service_brings_islands_to_ready_and_stops_cleanly(world: World) -> None:
+    service = LifecycleService(world.engine, LeaderLease(world.db, ttl=timedelta(seconds=3)),
+                               interval=timedelta(seconds=1))
+    service.start()
+    try:
+        island_id = world.start()
+        began = time.monotonic()
+        while world.state(island_id) != "ready" and time.monotonic() - began < 10:
+            time.sleep(0.05)
+        assert world.state(island_id) == "ready"
+        deadline = time.monotonic() + 5
+        while world.notifier.kinds(island_id) != ["scheduled", "ready"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+    finally:
+        service.stop()
+    assert service.stats.ticks >= 1
+    assert not service.lease.is_leader  # handed over at once on a graceful stop
