@@ -263,6 +263,17 @@ def test_kubernetes_errors_never_stop_the_loop(world: World) -> None:
     assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
 
 
+def test_429s_dropped_connections_and_slow_answers_never_stop_the_loop(world: World) -> None:
+    island_id = world.start()
+    world.sim.fail_requests(r"/namespaces/islands/pods", status=429, seconds=1, count=3)
+    world.sim.fail_requests(r"/namespaces/islands/pods", action="drop", count=3)
+    world.sim.fail_requests(r"/namespaces/islands/pods", action="delay", seconds=3, count=2)
+    reports = [world.engine.tick() for _ in range(4)]
+    assert any(r.errors for r in reports)
+    world.until(lambda: world.state(island_id) == "ready")
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+
+
 def test_orphan_pods_are_deleted_after_a_grace(world: World) -> None:
     island_id = ready_island(world)
     pod = world.kube.get_pod(world.pod_name(island_id))
