@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import urllib3
 from kubernetes import client
 from kubernetes import config as kube_config
@@ -207,6 +208,8 @@ class Kube:
         self.settings = settings
         self._sleep = sleep
         self.retries = 0  # how many requests were sent again (for metrics)
+        self._views: dict[tuple[str, str], PodView] = {}
+        self.reflector: Any = None  # a started bot.reflector.PodReflector, when used
 
     # ---- configuration ------------------------------------------------------------------------
 
@@ -288,7 +291,7 @@ class Kube:
 
     def _json(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
         response = self._call(what, fn, *args, _preload_content=False, **kwargs)
-        data = json.loads(response.data)
+        data = orjson.loads(response.data)
         if not isinstance(data, dict):  # pragma: no cover - the API always answers objects
             raise KubeError(f"{what}: unexpected answer")
         return data
@@ -340,18 +343,29 @@ class Kube:
         return True
 
     def list_island_pods(self) -> list[PodView]:
-        """Every pod islandbot manages in the namespace: one request, whatever their number."""
+        """Every pod islandbot manages in the namespace: one request, whatever their number.
+        Pods whose resourceVersion has not changed since the last list are not parsed again."""
         data = self._json(
             "list island pods",
             self.core.list_namespaced_pod,
             self.settings.namespace,
             label_selector=SELECTOR,
         )
-        return [parse_pod(item) for item in data.get("items", [])]
+        views, cache = [], {}
+        for item in data.get("items", []):
+            meta = item.get("metadata", {})
+            key = (meta.get("uid", ""), meta.get("resourceVersion", ""))
+            view = self._views.get(key) or parse_pod(item)
+            cache[key] = view
+            views.append(view)
+        self._views = cache
+        return views
 
     def snapshot(self) -> ClusterSnapshot:
-        """Everything a reconcile tick needs, in two requests whatever the number of islands."""
-        pods = self.list_island_pods()
+        """Everything a reconcile tick needs: with a synced reflector no request at all (one
+        while a pod is unbound, for the scheduler's message); without, one or two."""
+        cached = self.reflector.pods() if self.reflector is not None else None
+        pods = cached if cached is not None else self.list_island_pods()
         return ClusterSnapshot(
             pods={p.island_id: p for p in pods if p.island_id is not None},
             strays=[p for p in pods if p.island_id is None],

@@ -29,8 +29,9 @@ def probe_ports(targets: Iterable[Target], *, timeout: float = 0.5) -> dict[Targ
                 sock.setblocking(False)
                 code = sock.connect_ex(target)
                 if code in (0, errno.EINPROGRESS):
-                    selector.register(sock, selectors.EVENT_WRITE,
-                                      (target, time.monotonic() + timeout))
+                    selector.register(
+                        sock, selectors.EVENT_WRITE, (target, time.monotonic() + timeout)
+                    )
                 else:
                     results[target] = False
                     sock.close()

@@ -14,6 +14,7 @@ from bot.kube import Kube
 from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings
 from bot.notify import Notifier
+from bot.reflector import PodReflector
 from bot.service import LifecycleService
 from bot.templates import TemplateSet, load_templates
 
@@ -27,6 +28,8 @@ class Parts:
     kube: Kube
 
     def close(self) -> None:
+        if self.kube.reflector is not None:
+            self.kube.reflector.stop()
         self.kube.close()
         self.db.dispose()
 
@@ -83,6 +86,9 @@ def lifecycle_settings(settings: Settings) -> LifecycleSettings:
 
 
 def build_service(parts: Parts, notifier: Notifier) -> LifecycleService:
+    """The loop, with a watch-backed pod cache so that a tick costs no Kubernetes request."""
+    if parts.kube.reflector is None:
+        parts.kube.reflector = PodReflector(parts.kube).start()
     engine = LifecycleEngine(
         db=parts.db,
         kube=parts.kube,

@@ -14,7 +14,14 @@ import pytest
 import sqlalchemy as sa
 
 from bot.db import Database, create_database
+from bot.templates import TemplateSet, load_templates
 from tests import dbutil
+
+
+@pytest.fixture(scope="session")
+def templates() -> TemplateSet:
+    """The shipped island templates, loaded and validated once."""
+    return load_templates()
 
 
 @pytest.fixture(scope="session")

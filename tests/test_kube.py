@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.core.podspec import IslandParams
 from bot.kube import (
     Kube,
     KubeConflict,
@@ -20,15 +19,11 @@ from bot.kube import (
     KubeUnavailable,
     PodView,
 )
-from bot.templates import TemplateSet, load_templates
+from bot.templates import TemplateSet
 from kubesim import KubeSim, SimConfig, running
+from tests.podhelp import pod_for
 
 FAST = SimConfig(create_delay=0.05, boot_delay=0.1, probe_period=0.05, grace_period=0.3)
-
-
-@pytest.fixture(scope="module")
-def templates() -> TemplateSet:
-    return load_templates()
 
 
 @pytest.fixture
@@ -59,27 +54,6 @@ def kube(sim: KubeSim, sleeps: Sleeps) -> Iterator[Kube]:
     adapter._sleep = sleeps  # record waits instead of sleeping them out
     yield adapter
     adapter.close()
-
-
-def pod_for(
-    templates: TemplateSet,
-    island_id: int,
-    *,
-    owner: str = "U0ALICE",
-    branch: str = "dev",
-    first_port: int = 30000,
-    memory: str | None = None,
-) -> dict:
-    params = IslandParams(
-        island_id=island_id,
-        owner_id=owner,
-        owner_name=owner.lower(),
-        branch=branch,
-        first_port=first_port,
-        initial_clock="2021-09-18 23:30:07",
-    )
-    overrides = {"memory": memory} if memory else {}
-    return templates.render(params, overrides)
 
 
 def wait_for(fn, timeout: float = 10.0):  # type: ignore[no-untyped-def]

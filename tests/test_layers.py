@@ -22,8 +22,8 @@ IO_LIBRARIES = (
 )
 # who may import which library (anything not listed may import none of IO_LIBRARIES)
 ALLOWED = {
-    "kubernetes": {"kube.py"},
-    "urllib3": {"kube.py"},
+    "kubernetes": {"kube.py", "reflector.py"},
+    "urllib3": {"kube.py", "reflector.py"},
     "kubernetes_validate": {"templates.py"},
     "sqlalchemy": {
         "db.py",

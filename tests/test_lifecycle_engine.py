@@ -332,8 +332,9 @@ def test_the_loop_survives_database_connections_being_killed(world: World) -> No
 
 
 def test_the_scheduled_service_brings_islands_to_ready_and_stops_cleanly(world: World) -> None:
-    service = LifecycleService(world.engine, LeaderLease(world.db, ttl=timedelta(seconds=3)),
-                               interval=timedelta(seconds=1))
+    service = LifecycleService(
+        world.engine, LeaderLease(world.db, ttl=timedelta(seconds=3)), interval=timedelta(seconds=1)
+    )
     service.start()
     try:
         island_id = world.start()
@@ -342,8 +343,10 @@ def test_the_scheduled_service_brings_islands_to_ready_and_stops_cleanly(world: 
             time.sleep(0.05)
         assert world.state(island_id) == "ready"
         deadline = time.monotonic() + 5
-        while world.notifier.kinds(island_id) != ["scheduled", "ready"] and \
-                time.monotonic() < deadline:
+        while (
+            world.notifier.kinds(island_id) != ["scheduled", "ready"]
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
     finally:
