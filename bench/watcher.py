@@ -37,6 +37,7 @@ from bot.lifecycle import LifecycleEngine, LifecycleSettings
 from bot.models import Island
 from bot.notify import Announcement
 from bot.probe import probe_ports
+from bot.reflector import PodReflector
 from bot.service import LifecycleService
 from bot.templates import load_templates
 from tests.dbutil import migrated, sqlite_url
@@ -99,6 +100,8 @@ def world(tmp: Path, kubeconfig: Path, first_port: int) -> dict[str, Any]:
     kube = Kube.connect(
         KubeSettings(namespace="islands", request_timeout_s=30), kubeconfig=kubeconfig
     )
+    kube.reflector = PodReflector(kube).start()  # as `islandbot reconcile` runs it
+    kube.reflector.wait_synced(60)
     notifier = TimedNotifier()
     settings = LifecycleSettings(limits=Limits(ready_timeout=timedelta(minutes=30)))
     engine = LifecycleEngine(
@@ -160,6 +163,7 @@ def measure_size(n: int, ticks: int) -> dict[str, Any]:
             began = time.monotonic()
             results = probe_ports(targets, timeout=0.5)
             fanout_ms = (time.monotonic() - began) * 1000
+            w["kube"].reflector.stop()
             w["kube"].close()
             w["db"].dispose()
             return {
@@ -197,6 +201,7 @@ def measure_ready_latency(count: int = 50) -> dict[str, Any]:
                 opened = _listen_time(w["kube"], view.name)
                 if view.island_id in w["notifier"].ready_at and opened is not None:
                     latencies.append((w["notifier"].ready_at[view.island_id] - opened) * 1000)
+            w["kube"].reflector.stop()
             w["kube"].close()
             w["db"].dispose()
             return {

@@ -91,9 +91,6 @@ class IslandRow:
     unschedulable_message: str | None
     probe_failures: int
     clock_offset_s: int
-    overrides: Mapping[str, str]
-    slack_channel: str | None
-    slack_thread_ts: str | None
     host_ip: str | None
 
     def facts(self) -> IslandFacts:
@@ -124,11 +121,8 @@ _ROW_COLUMNS = (
     Island.unschedulable_message,
     Island.probe_failures,
     Island.clock_offset_s,
-    Island.overrides,
-    Island.slack_channel,
-    Island.slack_thread_ts,
     Island.host_ip,
-)
+)  # only what every tick needs; what a pod create needs more is read then
 
 
 def _row(r: Any) -> IslandRow:
@@ -400,6 +394,14 @@ class LifecycleEngine:
             self._release(island.id)
 
     def _create_pod(self, island: IslandRow, now: datetime) -> dict[str, Any]:
+        extra = self.db.run(
+            lambda conn: conn.execute(
+                select(Island.overrides, Island.slack_channel, Island.slack_thread_ts).where(
+                    Island.id == island.id
+                )
+            ).one(),
+            what="island details",
+        )
         token = secrets.token_urlsafe(24)
         clock = (now + timedelta(seconds=island.clock_offset_s)).strftime("%Y-%m-%d %H:%M:%S")
         params = IslandParams(
@@ -412,10 +414,10 @@ class LifecycleEngine:
             registration_url=f"{self.settings.api_url}/api/v1/islands/{island.id}/register",
             registration_token=token,
             clock_offset_s=island.clock_offset_s,
-            slack_channel=island.slack_channel,
-            slack_thread_ts=island.slack_thread_ts,
+            slack_channel=extra.slack_channel,
+            slack_thread_ts=extra.slack_thread_ts,
         )
-        body = self.templates.render(params, dict(island.overrides))
+        body = self.templates.render(params, dict(extra.overrides or {}))
         view = self.kube.create_island_pod(body)
         # a retried create returns the pod made earlier: its token is the one that counts
         token = view.server_env.get("ISLANDBOT_REGISTER_TOKEN", token)
