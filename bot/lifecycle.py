@@ -69,6 +69,7 @@ class TickReport:
     islands: int = 0
     changed: int = 0
     probes: int = 0
+    confirmed: int = 0  # pods the snapshot missed but a GET found (a lagging cache)
     notices_sent: int = 0
     errors: list[str] = field(default_factory=list)
     duration_s: float = 0.0
@@ -261,15 +262,14 @@ class LifecycleEngine:
         probes = self._probe(islands, snapshot, report)
         for island in islands:
             view = snapshot.pods.get(island.id)
-            facts = None if view is None else pod_facts(view, snapshot.scheduling)
-            target = self._target(island, view)
-            decision = decide(
-                island.facts(),
-                facts,
-                probes.get(target) if target else None,
-                now,
-                self.settings.limits,
-            )
+            decision = self._decide(island, view, snapshot, probes, now)
+            if view is None and (decision.release_ports or decision.create_pod):
+                # The snapshot may come from a cache that lags behind (a burst of creates): never
+                # free ports or create a pod on its word alone. One GET confirms the absence.
+                view = self.kube.get_pod(island.pod_name)
+                if view is not None:
+                    report.confirmed += 1
+                    decision = self._decide(island, view, snapshot, probes, now)
             if decision.changes_anything:
                 try:
                     self._apply(island, view, decision, now)
@@ -291,6 +291,20 @@ class LifecycleEngine:
                     report.errors.append(f"island {island.id}: {exc}")
                     log.warning("island %d: %s", island.id, exc)
         self._sweep(islands, snapshot, now, report)
+
+    def _decide(
+        self,
+        island: IslandRow,
+        view: PodView | None,
+        snapshot: ClusterSnapshot,
+        probes: Mapping[tuple[str, int], bool],
+        now: datetime,
+    ) -> Decision:
+        facts = None if view is None else pod_facts(view, snapshot.scheduling)
+        target = self._target(island, view)
+        return decide(
+            island.facts(), facts, probes.get(target) if target else None, now, self.settings.limits
+        )
 
     def _live(self, conn: Connection) -> list[IslandRow]:
         rows = conn.execute(

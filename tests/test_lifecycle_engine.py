@@ -353,3 +353,24 @@ def test_the_scheduled_service_brings_islands_to_ready_and_stops_cleanly(world: 
         service.stop()
     assert service.stats.ticks >= 1
     assert not service.lease.is_leader  # handed over at once on a graceful stop
+
+
+class FrozenCache:
+    """A pod cache stuck in the past (a reflector lagging behind a burst of changes)."""
+
+    def __init__(self, pods: list) -> None:  # type: ignore[type-arg]
+        self._pods = pods
+
+    def pods(self) -> list:  # type: ignore[type-arg]
+        return list(self._pods)
+
+
+def test_a_lagging_pod_cache_never_frees_ports_or_fails_islands(world: World) -> None:
+    island_id = ready_island(world)
+    world.kube.reflector = FrozenCache([])  # the cache has not seen the pod yet
+    reports = [world.engine.tick() for _ in range(3)]
+    assert world.state(island_id) == "ready"
+    assert world.allocator.usage().held == 1
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+    assert all(r.confirmed == 1 for r in reports)
+    world.kube.reflector = None
