@@ -9,7 +9,9 @@ of a dependency is logged and counted, and the next tick tries again.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
+import math
 import secrets
 import threading
 import time
@@ -56,6 +58,7 @@ Prober = Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], bool]]
 class LifecycleSettings:
     limits: Limits = field(default_factory=Limits)
     ready_probe_interval: timedelta = timedelta(seconds=5)  # cadence for islands already ready
+    reconcile_interval: timedelta = timedelta(seconds=1)  # how often the service ticks
     probe_timeout_s: float = 0.5
     orphan_grace: timedelta = timedelta(minutes=2)  # our pods with no live island, then deleted
     api_url: str = "http://127.0.0.1:8080"
@@ -322,29 +325,29 @@ class LifecycleEngine:
     def _probe(
         self, islands: list[IslandRow], snapshot: ClusterSnapshot, report: TickReport
     ) -> Mapping[tuple[str, int], bool]:
-        """Probe islands about to be ready on every tick, ready ones at their own cadence."""
+        """Probe islands about to be ready on every tick; ready ones at their own cadence,
+        the most overdue first and no more per tick than their share (a burst of islands that
+        became ready together is smoothed out over the next ticks)."""
         due: list[tuple[str, int]] = []
+        overdue: list[tuple[float, int, tuple[str, int]]] = []
         mono = time.monotonic()
         interval = self.settings.ready_probe_interval.total_seconds()
+        ready = 0
         for island in islands:
-            view = snapshot.pods.get(island.id)
-            target = self._target(island, view)
-            if target is None or island.state not in (
-                IslandState.SCHEDULED,
-                IslandState.RUNNING,
-                IslandState.READY,
-            ):
+            target = self._target(island, snapshot.pods.get(island.id))
+            if target is None:
                 continue
-            if island.state == IslandState.READY:
-                last = self._last_probe.get(island.id)
-                if last is None:
-                    # first sight (just ready, or the bot restarted): spread the islands over
-                    # the interval so that each tick probes about the same number of them
-                    last = mono - interval * ((island.id * 0.618034) % 1.0)
-                    self._last_probe[island.id] = last
-                if mono - last < interval:
-                    continue
-                self._last_probe[island.id] = mono
+            if island.state in (IslandState.SCHEDULED, IslandState.RUNNING):
+                due.append(target)
+            elif island.state == IslandState.READY:
+                ready += 1
+                last = self._last_probe.setdefault(island.id, mono)  # first sight: now
+                if mono - last >= interval:
+                    overdue.append((last, island.id, target))
+        ticks_per_interval = max(interval / self.settings.reconcile_interval.total_seconds(), 1)
+        share = max(50, math.ceil(ready / ticks_per_interval * 1.5))
+        for _last, island_id, target in heapq.nsmallest(share, overdue):
+            self._last_probe[island_id] = mono
             due.append(target)
         began = time.monotonic()
         results = self.prober(due) if due else {}

@@ -81,6 +81,7 @@ def lifecycle_settings(settings: Settings) -> LifecycleSettings:
             probe_failures=settings.probe_failures,
         ),
         ready_probe_interval=settings.ready_probe_interval,
+        reconcile_interval=settings.reconcile_interval,
         api_url=settings.api_url,
     )
 
