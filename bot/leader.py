@@ -5,7 +5,7 @@ Works on MySQL and SQLite (a conditional UPDATE decides; no session locks are he
 from __future__ import annotations
 
 import logging
-import socket
+import platform
 import uuid
 from datetime import timedelta
 
@@ -32,7 +32,7 @@ class LeaderLease:
         self.db = db
         self.name = name
         self.ttl = ttl
-        self.holder = holder or f"{socket.gethostname()}/{uuid.uuid4().hex[:12]}"
+        self.holder = holder or f"{platform.node()}/{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.is_leader = False
 

@@ -37,6 +37,7 @@ ALLOWED = {
     },
     "alembic": {"schema.py"},
     "apscheduler": {"service.py"},
+    "socket": {"probe.py"},
 }
 
 

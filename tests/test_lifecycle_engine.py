@@ -305,10 +305,10 @@ def test_a_pod_the_cluster_refuses_fails_the_island(world: World) -> None:
     assert "Kubernetes refused its pod" in world.notifier.items[-1].text
 
 
+@pytest.mark.mysql
+@pytest.mark.parametrize("db_url", ["mysql"], indirect=True)
 def test_the_loop_survives_database_connections_being_killed(world: World) -> None:
     """What a MySQL restart looks like to the bot: every pooled connection dies at once."""
-    if world.db.dialect != "mysql":
-        pytest.skip("connection kills are a MySQL matter")
     island_id = world.start()
     world.engine.tick()
     killer = sa.create_engine(world.db.engine.url)
