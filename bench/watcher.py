@@ -100,8 +100,9 @@ def world(tmp: Path, kubeconfig: Path, first_port: int) -> dict[str, Any]:
     kube = Kube.connect(
         KubeSettings(namespace="islands", request_timeout_s=30), kubeconfig=kubeconfig
     )
-    kube.reflector = PodReflector(kube).start()  # as `islandbot reconcile` runs it
-    kube.reflector.wait_synced(60)
+    reflector = PodReflector(kube).start()  # as `islandbot reconcile` runs it
+    reflector.wait_synced(60)
+    kube.reflector = reflector
     notifier = TimedNotifier()
     settings = LifecycleSettings(limits=Limits(ready_timeout=timedelta(minutes=30)))
     engine = LifecycleEngine(
@@ -163,7 +164,8 @@ def measure_size(n: int, ticks: int) -> dict[str, Any]:
             began = time.monotonic()
             results = probe_ports(targets, timeout=0.5)
             fanout_ms = (time.monotonic() - began) * 1000
-            w["kube"].reflector.stop()
+            if w["kube"].reflector is not None:
+                w["kube"].reflector.stop()
             w["kube"].close()
             w["db"].dispose()
             return {
@@ -201,7 +203,8 @@ def measure_ready_latency(count: int = 50) -> dict[str, Any]:
                 opened = _listen_time(w["kube"], view.name)
                 if view.island_id in w["notifier"].ready_at and opened is not None:
                     latencies.append((w["notifier"].ready_at[view.island_id] - opened) * 1000)
-            w["kube"].reflector.stop()
+            if w["kube"].reflector is not None:
+                w["kube"].reflector.stop()
             w["kube"].close()
             w["db"].dispose()
             return {

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import urllib3
@@ -118,6 +118,15 @@ class NodeView:
     unschedulable: bool
 
 
+class PodSource(Protocol):
+    """A cache of the island pods (``bot.reflector.PodReflector``)."""
+
+    def pods(self) -> list[PodView] | None:
+        """The pods as last seen, or None while the cache is not usable."""
+
+    def stop(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ClusterSnapshot:
     pods: Mapping[int, PodView]  # island id -> its pod
@@ -209,7 +218,7 @@ class Kube:
         self._sleep = sleep
         self.retries = 0  # how many requests were sent again (for metrics)
         self._views: dict[tuple[str, str], PodView] = {}
-        self.reflector: Any = None  # a started bot.reflector.PodReflector, when used
+        self.reflector: PodSource | None = None  # a started PodReflector, when used
 
     # ---- configuration ------------------------------------------------------------------------
 

@@ -364,6 +364,9 @@ class FrozenCache:
     def pods(self) -> list:  # type: ignore[type-arg]
         return list(self._pods)
 
+    def stop(self) -> None:
+        pass
+
 
 def test_a_lagging_pod_cache_never_frees_ports_or_fails_islands(world: World) -> None:
     island_id = ready_island(world)
