@@ -185,6 +185,12 @@ class LifecycleEngine:
         self._last_probe: dict[int, float] = {}  # island id -> monotonic time, ready islands
         self._exclusions_at = float("-inf")
         self._tick_lock = threading.Lock()
+        self._probe_lock = threading.Lock()
+        self._ready_targets: dict[int, tuple[str, int]] = {}  # ready islands at the last tick
+        self._ready_results: dict[int, bool] = {}  # found by probe rounds, not yet used
+        # True: ready islands are probed inside the tick; the service turns this off and runs
+        # probe_ready() as its own job, so that probing thousands of ports never slows a tick
+        self.inline_ready_probes = True
         self._last_tick = float("-inf")
         self._server_index = (
             self.templates.ports.index(SERVER_PORT_NAME)
@@ -325,14 +331,10 @@ class LifecycleEngine:
     def _probe(
         self, islands: list[IslandRow], snapshot: ClusterSnapshot, report: TickReport
     ) -> Mapping[tuple[str, int], bool]:
-        """Probe islands about to be ready on every tick; ready ones at their own cadence,
-        the most overdue first and no more per tick than their share (a burst of islands that
-        became ready together is smoothed out over the next ticks)."""
+        """Probe islands about to be ready; for ready islands use what the ready-probe round
+        found since the last tick (run inline when no service runs the round separately)."""
         due: list[tuple[str, int]] = []
-        overdue: list[tuple[float, int, tuple[str, int]]] = []
-        mono = time.monotonic()
-        interval = self.settings.ready_probe_interval.total_seconds()
-        ready = 0
+        ready: dict[int, tuple[str, int]] = {}
         for island in islands:
             target = self._target(island, snapshot.pods.get(island.id))
             if target is None:
@@ -340,20 +342,46 @@ class LifecycleEngine:
             if island.state in (IslandState.SCHEDULED, IslandState.RUNNING):
                 due.append(target)
             elif island.state == IslandState.READY:
-                ready += 1
-                last = self._last_probe.setdefault(island.id, mono)  # first sight: now
-                if mono - last >= interval:
-                    overdue.append((last, island.id, target))
-        ticks_per_interval = max(interval / self.settings.reconcile_interval.total_seconds(), 1)
-        share = max(50, math.ceil(ready / ticks_per_interval * 1.5))
-        for _last, island_id, target in heapq.nsmallest(share, overdue):
-            self._last_probe[island_id] = mono
-            due.append(target)
+                ready[island.id] = target
+        with self._probe_lock:
+            self._ready_targets = ready
+        if self.inline_ready_probes:
+            self.probe_ready()
         began = time.monotonic()
-        results = self.prober(due) if due else {}
+        results = dict(self.prober(due)) if due else {}
+        with self._probe_lock:
+            for island_id, ok in self._ready_results.items():
+                if island_id in ready:
+                    results[ready[island_id]] = ok
+            self._ready_results = {}
         report.probes = len(due)
         report.probe_s = time.monotonic() - began
         return results
+
+    def probe_ready(self) -> int:
+        """One round of probes of ready islands: the most overdue first, no more than their
+        share per round. Results wait for the next tick. Returns how many were probed."""
+        mono = time.monotonic()
+        interval = self.settings.ready_probe_interval.total_seconds()
+        with self._probe_lock:
+            targets = dict(self._ready_targets)
+            overdue = []
+            for island_id, target in targets.items():
+                last = self._last_probe.setdefault(island_id, mono)  # first sight: now
+                if mono - last >= interval:
+                    overdue.append((last, island_id, target))
+            rounds = max(interval / self.settings.reconcile_interval.total_seconds(), 1)
+            share = max(50, math.ceil(len(targets) / rounds * 1.5))
+            chosen = heapq.nsmallest(share, overdue)
+            for _last, island_id, _target in chosen:
+                self._last_probe[island_id] = mono
+        if not chosen:
+            return 0
+        found = self.prober([target for _l, _i, target in chosen])
+        with self._probe_lock:
+            for _last, island_id, target in chosen:
+                self._ready_results[island_id] = bool(found.get(target))
+        return len(chosen)
 
     # ---- carrying out a decision --------------------------------------------------------------
 

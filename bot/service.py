@@ -1,12 +1,13 @@
 """Running the lifecycle loop: APScheduler 3.x jobs, only on the leading replica.
 
-Three jobs: ``lease`` renews (or tries to take) the leader lease every ttl/3; ``reconcile`` runs
-the engine's tick every interval when this replica leads; ``fast-ready`` checks every 0.1 s,
-without any Kubernetes request, whether an island about to be ready answers on its server port
-(or a new pod may be bound already), and then runs a tick at once, so ready notices come within
-a fraction of the interval. Ticks never overlap (the engine serialises them); ``max_instances=1``
-and coalescing mean a slow tick delays the next one instead of piling up; ``misfire_grace_time``
-is generous so a busy pool skips nothing.
+Four jobs: ``lease`` renews (or tries to take) the leader lease every ttl/3; ``reconcile`` runs
+the engine's tick every interval when this replica leads; ``ready-probes`` probes a share of the
+ready islands each interval, outside the tick, which uses what it found; ``fast-ready`` checks
+every 0.1 s, without any Kubernetes request, whether an island about to be ready answers on its
+server port (or a new pod may be bound already), and then runs a tick at once, so ready notices
+come within a fraction of the interval. Ticks never overlap (the engine serialises them);
+``max_instances=1`` and coalescing mean a slow tick delays the next one instead of piling up;
+``misfire_grace_time`` is generous so a busy pool skips nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class LifecycleService:
         self.fast_interval = fast_interval
         self.stats = ServiceStats()
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(3)},
+            executors={"default": ThreadPoolExecutor(4)},
             timezone="UTC",
             job_defaults={
                 "coalesce": True,
@@ -63,6 +64,8 @@ class LifecycleService:
         self.lease.try_acquire()
         self._scheduler.add_job(self._renew, "interval", seconds=renew, id="lease")
         self._scheduler.add_job(self._tick, "interval", seconds=seconds, id="reconcile")
+        self.engine.inline_ready_probes = False
+        self._scheduler.add_job(self._probe_ready, "interval", seconds=seconds, id="ready-probes")
         if self.fast_interval < self.interval:
             self._scheduler.add_job(
                 self._fast, "interval", seconds=self.fast_interval.total_seconds(), id="fast-ready"
@@ -85,6 +88,14 @@ class LifecycleService:
             self.stats.ticks += 1
             self.stats.tick_errors += bool(report.errors)
             self.stats.last = report
+
+    def _probe_ready(self) -> None:
+        if not self.lease.is_leader:
+            return
+        try:
+            self.engine.probe_ready()
+        except Exception:
+            log.exception("probing ready islands failed")
 
     def _fast(self) -> None:
         """Between ticks, probe only islands about to be ready; a server that has just opened

@@ -70,6 +70,11 @@ class CountingEngine:
     def worth_an_early_tick(self) -> bool:
         return False
 
+    inline_ready_probes = True
+
+    def probe_ready(self) -> int:
+        return 0
+
 
 def test_only_the_leader_ticks_and_a_follower_takes_over(db: Database) -> None:
     engines = [CountingEngine(), CountingEngine()]
