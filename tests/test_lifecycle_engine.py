@@ -24,6 +24,7 @@ from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings
 from bot.models import Island, OutboxMessage
 from bot.notify import MemoryNotifier
+from bot.probe import probe_ports
 from bot.service import LifecycleService
 from bot.templates import load_templates
 from kubesim import KubeSim, NodeSpec, SimConfig, running
@@ -377,3 +378,28 @@ def test_a_lagging_pod_cache_never_frees_ports_or_fails_islands(world: World) ->
     assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
     assert all(r.confirmed == 1 for r in reports)
     world.kube.reflector = None
+
+
+def test_a_ready_island_that_stops_answering_fails_after_n_probe_rounds(world: World) -> None:
+    silenced: set[tuple[str, int]] = set()
+
+    def prober(targets):  # type: ignore[no-untyped-def]
+        found = probe_ports(targets, timeout=0.3)
+        return {t: ok and t not in silenced for t, ok in found.items()}
+
+    world.engine = LifecycleEngine(db=world.db, kube=world.kube, templates=world.templates,
+                                   allocator=world.allocator, notifier=world.notifier,
+                                   settings=world.settings, clock=world.clock, prober=prober)
+    island_id = ready_island(world)
+    world.engine.inline_ready_probes = False  # as under the service: probes are their own job
+    world.engine.tick()  # the tick tells the probe job which islands are ready
+    record = IslandStore(world.db).get(island_id)
+    view = world.kube.get_pod(record.pod_name)
+    assert view is not None and view.host_ip is not None
+    silenced.add((view.host_ip, record.ports[2]))  # a firewall, a hung JVM...
+    for _ in range(LIMITS.probe_failures):
+        assert world.engine.probe_ready() == 1
+        world.engine.tick()
+    assert world.state(island_id) == "failed"
+    assert "stopped answering on its server port (2 probes failed)" in \
+        world.notifier.items[-1].text
