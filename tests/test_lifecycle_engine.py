@@ -387,9 +387,16 @@ def test_a_ready_island_that_stops_answering_fails_after_n_probe_rounds(world: W
         found = probe_ports(targets, timeout=0.3)
         return {t: ok and t not in silenced for t, ok in found.items()}
 
-    world.engine = LifecycleEngine(db=world.db, kube=world.kube, templates=world.templates,
-                                   allocator=world.allocator, notifier=world.notifier,
-                                   settings=world.settings, clock=world.clock, prober=prober)
+    world.engine = LifecycleEngine(
+        db=world.db,
+        kube=world.kube,
+        templates=world.templates,
+        allocator=world.allocator,
+        notifier=world.notifier,
+        settings=world.settings,
+        clock=world.clock,
+        prober=prober,
+    )
     island_id = ready_island(world)
     world.engine.inline_ready_probes = False  # as under the service: probes are their own job
     world.engine.tick()  # the tick tells the probe job which islands are ready
@@ -401,5 +408,4 @@ def test_a_ready_island_that_stops_answering_fails_after_n_probe_rounds(world: W
         assert world.engine.probe_ready() == 1
         world.engine.tick()
     assert world.state(island_id) == "failed"
-    assert "stopped answering on its server port (2 probes failed)" in \
-        world.notifier.items[-1].text
+    assert "stopped answering on its server port (2 probes failed)" in world.notifier.items[-1].text
