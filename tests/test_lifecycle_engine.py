@@ -21,7 +21,7 @@ from bot.db import Database
 from bot.islands import IslandStore
 from bot.kube import Kube, KubeSettings
 from bot.leader import LeaderLease
-from bot.lifecycle import LifecycleEngine, LifecycleSettings
+from bot.lifecycle import LifecycleEngine, LifecycleSettings, Prober
 from bot.models import Island, OutboxMessage
 from bot.notify import MemoryNotifier
 from bot.probe import probe_ports
@@ -85,7 +85,7 @@ class World:
         )
         self.engine = self.new_engine()
 
-    def new_engine(self) -> LifecycleEngine:
+    def new_engine(self, prober: Prober | None = None) -> LifecycleEngine:
         return LifecycleEngine(
             db=self.db,
             kube=self.kube,
@@ -94,6 +94,7 @@ class World:
             notifier=self.notifier,
             settings=self.settings,
             clock=self.clock,
+            prober=prober,
         )
 
     def start(
@@ -387,16 +388,7 @@ def test_a_ready_island_that_stops_answering_fails_after_n_probe_rounds(world: W
         found = probe_ports(targets, timeout=0.3)
         return {t: ok and t not in silenced for t, ok in found.items()}
 
-    world.engine = LifecycleEngine(
-        db=world.db,
-        kube=world.kube,
-        templates=world.templates,
-        allocator=world.allocator,
-        notifier=world.notifier,
-        settings=world.settings,
-        clock=world.clock,
-        prober=prober,
-    )
+    world.engine = world.new_engine(prober)
     island_id = ready_island(world)
     world.engine.inline_ready_probes = False  # as under the service: probes are their own job
     world.engine.tick()  # the tick tells the probe job which islands are ready
