@@ -25,12 +25,16 @@ def listeners() -> Iterator[list[tuple[str, int]]]:
 
 
 def closed_ports(count: int) -> list[tuple[str, int]]:
-    found = []
+    """Distinct ports nobody listens on: all held bound (never listening) while they are
+    picked, so the kernel cannot hand out the same one twice, then released together."""
+    held = []
     for _ in range(count):
         s = socket.socket()
         s.bind(("127.0.0.9", 0))
-        found.append(s.getsockname())
-        s.close()  # bound then closed: nothing listens there
+        held.append(s)
+    found = [s.getsockname() for s in held]
+    for s in held:
+        s.close()
     return found
 
 
