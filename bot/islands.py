@@ -30,6 +30,15 @@ class IslandRecord:
     stopped_at: datetime | None
     ports_released_at: datetime | None
     failure_reason: str | None
+    node: str | None = None
+    host_ip: str | None = None
+    clock_offset_s: int = 0
+    note: str | None = None
+    slack_channel: str | None = None
+    slack_thread_ts: str | None = None
+    ready_at: datetime | None = None
+    restart_requested_at: datetime | None = None
+    restarts: int = 0
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -50,6 +59,15 @@ _COLUMNS = (
     Island.stopped_at,
     Island.ports_released_at,
     Island.failure_reason,
+    Island.node,
+    Island.host_ip,
+    Island.clock_offset_s,
+    Island.note,
+    Island.slack_channel,
+    Island.slack_thread_ts,
+    Island.ready_at,
+    Island.restart_requested_at,
+    Island.restarts,
 )
 
 
@@ -73,15 +91,16 @@ class IslandStore:
 
         return self.db.run(read, what="get island")
 
-    def live(self) -> list[IslandRecord]:
-        """Every island that is not stopped, lowest id first."""
+    def live(self, *, owner_id: str | None = None, branch: str | None = None) -> list[IslandRecord]:
+        """Every island that is not stopped (of one owner, one branch), lowest id first."""
 
         def read(conn: Connection) -> list[IslandRecord]:
-            rows = conn.execute(
-                select(*_COLUMNS)
-                .where(Island.state.in_([s.value for s in LIVE_STATES]))
-                .order_by(Island.id)
-            ).all()
+            query = select(*_COLUMNS).where(Island.state.in_([s.value for s in LIVE_STATES]))
+            if owner_id is not None:
+                query = query.where(Island.owner_id == owner_id)
+            if branch is not None:
+                query = query.where(Island.branch == branch)
+            rows = conn.execute(query.order_by(Island.id)).all()
             return [_record(r) for r in rows]
 
         return self.db.run(read, what="live islands")

@@ -8,6 +8,7 @@ of a dependency is logged and counted, and the next tick tries again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import logging
@@ -15,12 +16,13 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from bot import audit, messages
 from bot.allocation import Allocator
@@ -65,6 +67,8 @@ class LifecycleSettings:
     exclusions_interval: timedelta = timedelta(minutes=5)  # NodePorts re-read this often
     outbox_batch: int = 200
     outbox_attempts: int = 10
+    thread_wait: timedelta = timedelta(seconds=30)  # for a chat island's root message
+    delivery_threads: int = 4  # channels delivered to at once
 
 
 @dataclass
@@ -96,7 +100,9 @@ class IslandRow:
     probe_failures: int
     clock_offset_s: int
     host_ip: str | None
+    restart_requested_at: datetime | None
 
+    @functools.cached_property
     def facts(self) -> IslandFacts:
         return IslandFacts(
             self.id,
@@ -107,6 +113,7 @@ class IslandRow:
             self.expiry_warned_at is not None,
             self.unschedulable_message,
             self.probe_failures,
+            self.restart_requested_at is not None,
         )
 
 
@@ -126,6 +133,7 @@ _ROW_COLUMNS = (
     Island.probe_failures,
     Island.clock_offset_s,
     Island.host_ip,
+    Island.restart_requested_at,
 )  # only what every tick needs; what a pod create needs more is read then
 
 
@@ -191,7 +199,15 @@ class LifecycleEngine:
         # True: ready islands are probed inside the tick; the service turns this off and runs
         # probe_ready() as its own job, so that probing thousands of ports never slows a tick
         self.inline_ready_probes = True
+        # True: notices are delivered at the end of each tick; the service delivers them in
+        # a job of their own instead, so a slow or rate-limited chat never delays a tick
+        self.inline_delivery = True
         self._last_tick = float("-inf")
+        self._delivery_lock = threading.Lock()
+        self._delivery_pool: ThreadPoolExecutor | None = None
+        self._live_sql: dict[str, str] = {}  # dialect -> the live-islands query, compiled
+        self._rows: dict[int, tuple[tuple[Any, ...], IslandRow]] = {}  # id -> (raw, row)
+        self._facts: dict[str, tuple[PodView, str | None, PodFacts]] = {}  # pod -> facts
         self._server_index = (
             self.templates.ports.index(SERVER_PORT_NAME)
             if SERVER_PORT_NAME in self.templates.ports
@@ -240,11 +256,12 @@ class LifecycleEngine:
         except Exception as exc:  # a tick must never kill the loop
             report.errors.append(f"{type(exc).__name__}: {exc}")
             log.exception("reconcile tick failed")
-        try:
-            report.notices_sent = self.deliver()
-        except Exception as exc:
-            report.errors.append(f"deliver: {type(exc).__name__}: {exc}")
-            log.exception("delivering notices failed")
+        if self.inline_delivery:
+            try:
+                report.notices_sent = self.deliver()
+            except Exception as exc:
+                report.errors.append(f"deliver: {type(exc).__name__}: {exc}")
+                log.exception("delivering notices failed")
         report.duration_s = time.monotonic() - began
         return report
 
@@ -300,6 +317,9 @@ class LifecycleEngine:
                     report.errors.append(f"island {island.id}: {exc}")
                     log.warning("island %d: %s", island.id, exc)
         self._sweep(islands, snapshot, now, report)
+        if len(self._facts) > len(snapshot.pods):
+            names = {view.name for view in snapshot.pods.values()}
+            self._facts = {k: v for k, v in self._facts.items() if k in names}
 
     def _decide(
         self,
@@ -309,17 +329,50 @@ class LifecycleEngine:
         probes: Mapping[tuple[str, int], bool],
         now: datetime,
     ) -> Decision:
-        facts = None if view is None else pod_facts(view, snapshot.scheduling)
+        facts = None if view is None else self._pod_facts(view, snapshot)
         target = self._target(island, view)
         return decide(
-            island.facts(), facts, probes.get(target) if target else None, now, self.settings.limits
+            island.facts, facts, probes.get(target) if target else None, now, self.settings.limits
         )
 
     def _live(self, conn: Connection) -> list[IslandRow]:
-        rows = conn.execute(
-            select(*_ROW_COLUMNS).where(Island.state.in_(_LIVE)).order_by(Island.id)
-        ).all()
-        return [_row(r) for r in rows]
+        """Every live island. Read raw (no type conversion), and only the rows that changed
+        since the last tick are converted again: thousands of unchanged islands cost a tuple
+        comparison each instead of a round of SQLAlchemy result processing."""
+        sql = self._live_sql.get(conn.dialect.name)
+        if sql is None:
+            query = select(*_ROW_COLUMNS).where(Island.state.in_(_LIVE)).order_by(Island.id)
+            sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            self._live_sql[conn.dialect.name] = sql
+        raw: Sequence[Any] = conn.exec_driver_sql(sql).cursor.fetchall()  # DB-API tuples
+        cache = self._rows
+        changed = [r[0] for r in raw if (hit := cache.get(r[0])) is None or hit[0] != r]
+        fresh: dict[int, IslandRow] = {}
+        for chunk in range(0, len(changed), 500):
+            ids = changed[chunk : chunk + 500]
+            for typed in conn.execute(select(*_ROW_COLUMNS).where(Island.id.in_(ids))).all():
+                fresh[typed.id] = _row(typed)
+        rows: dict[int, tuple[tuple[Any, ...], IslandRow]] = {}
+        for r in raw:
+            row = fresh.get(r[0])
+            if row is not None:
+                rows[r[0]] = (r, row)
+            elif r[0] in cache:
+                rows[r[0]] = cache[r[0]]
+            # else: changed between the two reads and no longer live
+        self._rows = rows
+        return [row for _raw, row in rows.values()]
+
+    def _pod_facts(self, view: PodView, snapshot: ClusterSnapshot) -> PodFacts:
+        """``pod_facts`` for the view, remembered while the cache hands out the same view
+        object (a watch event replaces the view, so a changed pod is translated again)."""
+        reason = snapshot.scheduling.get(view.name)
+        hit = self._facts.get(view.name)
+        if hit is not None and hit[0] is view and hit[1] == reason:
+            return hit[2]
+        facts = pod_facts(view, snapshot.scheduling)
+        self._facts[view.name] = (view, reason, facts)
+        return facts
 
     # ---- probing ------------------------------------------------------------------------------
 
@@ -406,9 +459,19 @@ class LifecycleEngine:
                 updates["stopped_at"] = now
 
         def write(conn: Connection) -> None:
-            current = conn.execute(select(Island.state).where(Island.id == island.id)).scalar()
-            if current != island.state.value:
+            # Locked: a command (stop, restart) may be changing the row right now; reading it
+            # unlocked would let this write overwrite what the command just committed.
+            current = conn.execute(
+                select(Island.state, Island.restart_requested_at, Island.expires_at)
+                .where(Island.id == island.id)
+                .with_for_update()
+            ).first()
+            if current is None or current.state != island.state.value:
                 return  # someone (a command, another replica) moved it meanwhile: next tick
+            if (current.restart_requested_at is None) != (island.restart_requested_at is None):
+                return  # a restart was asked for (or done) meanwhile: decide again next tick
+            if current.expires_at != island.expires_at:
+                return  # extended meanwhile: the expiry decisions are to be made again
             if updates:
                 conn.execute(update(Island).where(Island.id == island.id).values(updates))
             for kind, detail in decision.notices:
@@ -515,7 +578,15 @@ class LifecycleEngine:
     # ---- notices ------------------------------------------------------------------------------
 
     def deliver(self) -> int:
-        """Send undelivered notices in order; each is marked sent once delivered."""
+        """Send undelivered notices, each island's in order; channels in parallel (a chat
+        paces each channel, so one busy channel must not hold up the others).
+
+        A notice is claimed (``attempts`` + 1) before it is handed over and marked sent after:
+        a notice whose earlier attempt may have reached the chat goes out with ``retry`` set,
+        so an adapter that can look up what it posted delivers it once. Notices of an island
+        started from a chat wait (up to ``thread_wait``) for its root message to be recorded,
+        so they land in its thread."""
+        now = self.clock()
         rows = self.db.run(
             lambda conn: conn.execute(
                 select(
@@ -536,27 +607,53 @@ class LifecycleEngine:
                 .where(
                     OutboxMessage.sent_at.is_(None),
                     OutboxMessage.attempts < self.settings.outbox_attempts,
+                    or_(
+                        Island.slack_channel.is_(None),
+                        Island.slack_thread_ts.is_not(None),
+                        Island.created_at < now - self.settings.thread_wait,
+                    ),
                 )
                 .order_by(OutboxMessage.id)
                 .limit(self.settings.outbox_batch)
             ).all(),
             what="outbox",
         )
+        groups: dict[str | None, list[Any]] = {}
+        for r in rows:
+            groups.setdefault(r.slack_channel, []).append(r)
+        if len(groups) <= 1:
+            return sum(self._deliver_in_order(group) for group in groups.values())
+        with self._delivery_lock:
+            if self._delivery_pool is None:
+                self._delivery_pool = ThreadPoolExecutor(
+                    self.settings.delivery_threads, thread_name_prefix="notices"
+                )
+            pool = self._delivery_pool
+        return sum(pool.map(self._deliver_in_order, groups.values()))
+
+    def _deliver_in_order(self, rows: list[Any]) -> int:
         sent = 0
         blocked: set[int] = set()  # keep each island's notices in order
         for r in rows:
             if r.island_id in blocked:
                 continue
+            self._mark(r.id, attempts=r.attempts + 1)  # claimed: a retry will say so
             try:
                 self.notifier.announce(self._announcement(r))
-            except Exception as exc:  # the chat side failed: keep it for the next tick
+            except Exception as exc:  # the chat side failed: keep it for the next round
                 blocked.add(r.island_id)
-                self._mark(r.id, attempts=r.attempts + 1, last_error=str(exc)[:500])
+                self._mark(r.id, last_error=str(exc)[:500])
                 log.warning("notice %d for island %d not delivered: %s", r.id, r.island_id, exc)
                 continue
-            self._mark(r.id, attempts=r.attempts + 1, sent_at=self.clock())
+            self._mark(r.id, sent_at=self.clock())
             sent += 1
         return sent
+
+    def close(self) -> None:
+        with self._delivery_lock:
+            if self._delivery_pool is not None:
+                self._delivery_pool.shutdown(wait=True)
+                self._delivery_pool = None
 
     def _mark(self, outbox_id: int, **values: Any) -> None:
         def write(conn: Connection) -> None:
@@ -591,6 +688,7 @@ class LifecycleEngine:
             thread_ts=r.slack_thread_ts,
             broadcast=kind in (Notice.READY, Notice.FAILED),
             status_line=messages.status_line(r.island_id, r.state, r.branch),
+            retry=r.attempts > 0,
         )
 
 

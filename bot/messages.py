@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.core.commands import CommandError, Problem
 from bot.core.durations import format_duration
 from bot.core.lifecycle import Failure, FailureKind, Notice
+
+if TYPE_CHECKING:  # the layouts read these; importing them at run time would be circular
+    from bot.actions import CapacityReport, LogTail
+    from bot.islands import IslandRecord
 
 
 def island_ref(island_id: int) -> str:
@@ -41,6 +47,47 @@ def ports_still_needed(island_id: int, state: str) -> str:
     return (
         f"Island {island_ref(island_id)} is {state}: its ports are freed only once it is "
         "stopped and its pod is gone."
+    )
+
+
+def channel_not_allowed(allowed: Sequence[str]) -> str:
+    channels = ", ".join(f"<#{c}>" for c in allowed)
+    return f"islandbot works in {channels} only. Run the command there."
+
+
+def not_allowed(action: str, island_id: int, who: Sequence[str]) -> str:
+    people = ", ".join(f"<@{u}>" for u in who)
+    return f"Only its owner or an admin may {action} island {island_ref(island_id)}: {people}."
+
+
+def already_stopped(island_id: int) -> str:
+    return f"Island {island_ref(island_id)} is already stopped."
+
+
+def cannot_restart(island_id: int, state: str) -> str:
+    return f"Island {island_ref(island_id)} is {state}; start a new one instead."
+
+
+def cannot_extend(island_id: int, state: str) -> str:
+    return f"Island {island_ref(island_id)} is {state}; there is nothing left to extend."
+
+
+def extend_too_far(island_id: int, *, max_ttl: timedelta, room: timedelta) -> str:
+    return (
+        f"Island {island_ref(island_id)} may live at most {format_duration(max_ttl)} from now; "
+        f"it can be extended by {format_duration(room)} at most."
+    )
+
+
+def no_logs(island_id: int, state: str) -> str:
+    return f"Island {island_ref(island_id)} is {state}: it has no pod to read logs from."
+
+
+def logs_unavailable(island_id: int, *, previous: bool) -> str:
+    which = "its previous run's log" if previous else "its log"
+    return (
+        f"Could not read {which} for island {island_ref(island_id)} (the server may not have "
+        "started yet, or has never restarted). Try again in a moment."
     )
 
 
@@ -128,6 +175,16 @@ def notice_text(
             f"<@{owner_id}> island {ref} expires at {at}. Extend it with "
             f"`/island extend {island_id} 4h` to keep it."
         )
+    if kind in (Notice.STOP_REQUESTED, Notice.RESTARTING):
+        verb = "stopping" if kind == Notice.STOP_REQUESTED else "restarting (same id and ports)"
+        return f"<@{detail.get('by')}> is {verb} island {ref}."
+    if kind == Notice.EXTENDED:
+        when = detail.get("expires_at")
+        at = when.strftime("%Y-%m-%d %H:%M UTC") if isinstance(when, datetime) else str(when)
+        return (
+            f"<@{detail.get('by')}> extended island {ref} by {detail.get('added')}: it now "
+            f"expires at {at}."
+        )
     simple = {
         Notice.SCHEDULED: f"Island {ref} is scheduled on node {detail.get('node')}; "
         "starting its server...",
@@ -143,3 +200,279 @@ def notice_text(
 def status_line(island_id: int, state: str, branch: str) -> str:
     """The one-line state shown on an island's root message."""
     return f"Island {island_ref(island_id)} ({branch}): {state}"
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+USAGE: dict[str, str] = {
+    "start": '/island start <branch> [at="YYYY-MM-DD HH:MM[:SS]"] [ttl=<duration>] '
+    "[note=<text>] [set KEY=VALUE ...]",
+    "stop": "/island stop <id>|mine",
+    "restart": "/island restart <id>",
+    "extend": "/island extend <id> <duration>",
+    "list": "/island list [mine|all|<branch>]",
+    "status": "/island status <id>",
+    "logs": "/island logs <id> [lines=N] [previous]",
+    "capacity": "/island capacity",
+    "help": "/island help [command]",
+}
+
+HELP: dict[str, str] = {
+    "start": "Start an island of a branch. `at` sets its clock at start (UTC), `ttl` how long "
+    "it lives (default {default_ttl}, at most {max_ttl}), `note` is shown to the team, and "
+    "`set` overrides what the branch allows (memory, env...).",
+    "stop": "Stop an island (or all of yours with `mine`): its pod is deleted and its ports go "
+    "back to the pool. Only its owner or an admin may.",
+    "restart": "Delete the island's pod and start a new one with the same id and ports. Owner "
+    "or admin.",
+    "extend": "Move the island's expiry later by a duration such as `4h` or `2d`. Owner or "
+    "admin; at most {max_ttl} from now.",
+    "list": "Live islands: everyone's (default), yours, or one branch's.",
+    "status": "One island in detail: state, node, ports, clock, expiry.",
+    "logs": "The last lines (default 100) of the island's server log; `previous` for the run "
+    "before its last restart.",
+    "capacity": "Free port blocks, live islands and room on the nodes, per branch.",
+    "help": "This help, or one command's.",
+}
+
+
+def help_text(verb: str | None, *, default_ttl: timedelta, max_ttl: timedelta) -> str:
+    values = {"default_ttl": format_duration(default_ttl), "max_ttl": format_duration(max_ttl)}
+    if verb is not None:
+        return f"`{USAGE[verb]}`\n{HELP[verb].format(**values)}"
+    lines = [f"`{USAGE[v]}`  {HELP[v].format(**values)}" for v in USAGE]
+    return "*islandbot* gives you your own game-server island.\n" + "\n".join(lines)
+
+
+def _usage(verb: str | None) -> str:
+    if verb is None:
+        return "Usage: `/island <command>`; commands: " + ", ".join(USAGE) + ". Try `/island help`."
+    return f"Usage: `{USAGE[verb]}`"
+
+
+def command_error(error: CommandError) -> str:
+    """A short answer to bad input: what is wrong, then the usage line that helps."""
+    d = error.detail
+    problem = {
+        Problem.EMPTY: "Tell me what to do.",
+        Problem.TOO_LONG: f"That command is {d.get('length')} characters long; the limit is "
+        f"{d.get('limit')}.",
+        Problem.CONTROL_CHARACTERS: "That command contains control characters.",
+        Problem.UNBALANCED_QUOTES: "A quote is opened and never closed.",
+        Problem.UNKNOWN_VERB: f"I don't know the command {escape(str(d.get('given')))!r}."
+        + _did_you_mean(str(d.get("given")), d.get("verbs", ())),
+        Problem.MISSING_ARGUMENT: f"Missing: {d.get('what')}.",
+        Problem.EXTRA_ARGUMENTS: f"Unexpected: {escape(str(d.get('extra')))[:80]!r}.",
+        Problem.BAD_ID: f"{escape(str(d.get('given')))!r} is not an island id; ids look like "
+        "`269` or `#269`.",
+        Problem.BAD_DURATION: f"{escape(str(d.get('given')))!r} is not a duration; use a number "
+        "and a unit (s, m, h, d, w) such as `90m`, `4h` or `2d`.",
+        Problem.DURATION_TOO_LONG: f"{escape(str(d.get('given')))} is longer than the "
+        f"{_duration(d.get('limit'))} allowed.",
+        Problem.UNKNOWN_BRANCH: unknown_branch(str(d.get("given")), d.get("branches", ())),
+        Problem.UNKNOWN_OPTION: f"{escape(str(d.get('given')))!r} is not an option here.",
+        Problem.REPEATED_OPTION: f"{d.get('option')} is given more than once.",
+        Problem.BAD_TIME: f"{escape(str(d.get('given')))!r} is not a time; use "
+        '`"YYYY-MM-DD HH:MM"` or `"YYYY-MM-DD HH:MM:SS"` (UTC, years 1971-2099).',
+        Problem.NOTE_TOO_LONG: f"The note is longer than {d.get('limit')} characters.",
+        Problem.BAD_SETTING: f"{escape(str(d.get('given')))!r} is not KEY=VALUE.",
+        Problem.BAD_LINES: f"{escape(str(d.get('given')))!r}: lines must be a whole number from "
+        f"1 to {d.get('limit')}.",
+    }[error.problem]
+    return f"{problem} {_usage(error.verb)}"
+
+
+def _did_you_mean(given: str, verbs: Sequence[str]) -> str:
+    guess = difflib.get_close_matches(given.lower(), list(verbs), n=1)
+    return f" Did you mean `{guess[0]}`?" if guess else ""
+
+
+def _duration(value: Any) -> str:
+    return format_duration(value) if isinstance(value, timedelta) else str(value)
+
+
+def escape(text: str) -> str:
+    """Make user-supplied text inert in Slack mrkdwn (no links, mentions or @channel)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ---- Slack layouts ----------------------------------------------------------------------------
+
+BUTTON_STOP = "Stop"
+BUTTON_KEEP = "Keep it"
+BUTTON_LOGS = "Logs"
+HOME_MINE = "Your islands"
+HOME_TEAM = "The team's islands"
+NO_ISLANDS = "No live islands."
+NO_ISLANDS_OF_YOURS = "You have no live island. Start one with `/island start <branch>`."
+TABLE_HEADER = f"{'id':>6}  {'branch':<10} {'owner':<14} {'state':<10} {'host:server':<22} expires"
+SORRY = (
+    "Something went wrong on my side; nothing was changed that I know of. The team that runs "
+    "islandbot has the details in its log."
+)
+BUSY = "islandbot is very busy right now: nothing was done. Try again in a minute."
+
+
+def button_extend(step: str) -> str:
+    return f"Extend {step}"
+
+
+def confirm_stop(island_id: int) -> str:
+    return f"Stop island {island_ref(island_id)}? Its pod is deleted and its ports freed."
+
+
+def _ago_or_in(when: datetime, now: datetime) -> str:
+    delta = when - now
+    if delta.total_seconds() >= 0:
+        return f"in {format_duration(timedelta(seconds=int(delta.total_seconds())))}"
+    return f"{format_duration(timedelta(seconds=int(-delta.total_seconds())))} ago"
+
+
+_STATE_WORDS = {
+    "requested": "starting",
+    "creating": "starting",
+    "scheduled": "scheduled, starting its server",
+    "running": "running, waiting for its server",
+    "ready": "ready",
+    "failed": "failed",
+    "stopping": "stopping",
+    "stopped": "stopped",
+}
+
+
+def root_headline(island: IslandRecord) -> str:
+    state = _STATE_WORDS.get(island.state.value, island.state.value)
+    return (
+        f"<@{island.owner_id}>'s island {island_ref(island.id)} on *{escape(island.branch)}*: "
+        f"*{state}*"
+    )
+
+
+def root_fields(
+    island: IslandRecord, *, ports: Mapping[str, int], clock: datetime | None, now: datetime
+) -> list[str]:
+    where = island.host_ip or "not yet placed"
+    if island.node:
+        where = f"{island.host_ip or '?'} (node {escape(island.node)})"
+    listing = ", ".join(f"{name} {port}" for name, port in ports.items())
+    expires = island.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    fields = [
+        f"*Host*\n{where}",
+        f"*Ports*\n{listing}",
+        f"*Clock*\n{clock.strftime('%Y-%m-%d %H:%M:%S') if clock else 'real time'}",
+        f"*Expires*\n{expires} ({_ago_or_in(island.expires_at, now)})",
+    ]
+    if island.restarts:
+        fields.append(f"*Restarts*\n{island.restarts}")
+    return fields
+
+
+def note_line(note: str) -> str:
+    return f"Note: {escape(note)}"
+
+
+def failure_line(reason: str) -> str:
+    return f"Failed: {escape(reason)}"
+
+
+def table_row(island: IslandRecord, *, server_port: int | None, now: datetime) -> str:
+    where = f"{island.host_ip}:{server_port}" if island.host_ip and server_port else "-"
+    return (
+        f"{island.id:>6}  {island.branch[:10]:<10} {island.owner_name[:14]:<14} "
+        f"{island.state.value:<10} {where:<22} {_ago_or_in(island.expires_at, now)}"
+    )
+
+
+def table_cut(total: int) -> str:
+    return f"Only part of the {total} islands fits here; use `/island list mine` or a branch."
+
+
+def home_line(island: IslandRecord, ports: Mapping[str, int], *, now: datetime) -> str:
+    server = ports.get("server-port") or (max(ports.values()) if ports else None)
+    where = f" on {island.host_ip}:{server}" if island.host_ip and server else ""
+    return (
+        f"*{island_ref(island.id)}* {escape(island.branch)} ({escape(island.owner_name)}): "
+        f"{_STATE_WORDS.get(island.state.value, island.state.value)}{where}, expires "
+        f"{_ago_or_in(island.expires_at, now)}"
+    )
+
+
+def capacity_lines(report: CapacityReport) -> list[str]:
+    p = report.ports
+    lines = [
+        f"*Capacity*: {report.live_islands} live islands; {p.free} of {p.blocks} port blocks "
+        f"free ({p.held} held, {p.excluded} kept out by other services)."
+    ]
+    for b in report.branches:
+        gib = b.memory_free / 2**30
+        lines.append(
+            f"- *{escape(b.branch)}*: {b.live_islands} live, {b.nodes_ready} ready nodes with "
+            f"{gib:.1f} GiB of memory free"
+        )
+    if report.cluster_error:
+        lines.append(f"(The cluster could not be read: {escape(report.cluster_error)[:200]})")
+    return lines
+
+
+def logs_message(tail: LogTail) -> str:
+    which = "previous run" if tail.previous else "log"
+    if not tail.text:
+        return f"Island {island_ref(tail.island_id)}'s {which} is empty."
+    return (
+        f"Last {tail.lines} lines of island {island_ref(tail.island_id)}'s {which}:\n"
+        f"```{tail.text}```"
+    )
+
+
+def logs_cut(tail: LogTail, shown: int) -> str:
+    return (
+        f"Island {island_ref(tail.island_id)}: the last {tail.lines} lines are too long for a "
+        f"message; the last {shown} are below, all {tail.lines} are in the file I uploaded."
+    )
+
+
+def logs_uploaded(island_id: int) -> str:
+    return f"Island {island_ref(island_id)}'s log is in the file I uploaded to the thread."
+
+
+def started_elsewhere(island_id: int, error: str) -> str:
+    return (
+        f"Island {island_ref(island_id)} is starting, but I could not post in this channel "
+        f"({error}); invite me with `/invite @islandbot`. I'll tell you here how it goes."
+    )
+
+
+def stopping(island_ids: Sequence[int]) -> str:
+    if not island_ids:
+        return "Nothing to stop: you have no live island that is not already stopping."
+    return "Stopping " + ", ".join(island_ref(i) for i in island_ids) + "."
+
+
+def already_stopping(island_id: int) -> str:
+    return f"Island {island_ref(island_id)} is already stopping."
+
+
+def restart_pending(island_id: int) -> str:
+    return f"Island {island_ref(island_id)} is already restarting."
+
+
+def extended_already(island_id: int, expires_at: datetime) -> str:
+    return (
+        f"Island {island_ref(island_id)} was just extended (a double click?); it expires at "
+        f"{expires_at.strftime('%Y-%m-%d %H:%M UTC')}."
+    )
+
+
+def extended(island_id: int, expires_at: datetime) -> str:
+    return (
+        f"Island {island_ref(island_id)} now expires at "
+        f"{expires_at.strftime('%Y-%m-%d %H:%M UTC')}."
+    )
+
+
+def restarting(island_id: int) -> str:
+    return f"Restarting island {island_ref(island_id)}: same id and ports, a new pod."
+
+
+def stale_button() -> str:
+    return "That button belongs to a message I no longer understand; use `/island status <id>`."

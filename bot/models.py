@@ -133,6 +133,8 @@ class Island(Base):
     expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     unschedulable_message: Mapped[str | None] = mapped_column(Text)
     probe_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    restart_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class PortBlock(Base):
@@ -249,3 +251,14 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Delivery(Base):
+    """A chat request or event already handled (Slack trigger or event id, button click):
+    a retry or a duplicate finds its key here and is not acted on again."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_seen_at", "seen_at"),)
+
+    key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

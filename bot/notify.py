@@ -34,6 +34,7 @@ class Announcement:
     thread_ts: str | None
     broadcast: bool
     status_line: str
+    retry: bool = False  # an earlier attempt was made and may have reached the chat
 
 
 class Notifier(Protocol):

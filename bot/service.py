@@ -1,11 +1,13 @@
 """Running the lifecycle loop: APScheduler 3.x jobs, only on the leading replica.
 
-Four jobs: ``lease`` renews (or tries to take) the leader lease every ttl/3; ``reconcile`` runs
-the engine's tick every interval when this replica leads; ``ready-probes`` probes a share of the
-ready islands each interval, outside the tick, which uses what it found; ``fast-ready`` checks
-every 0.1 s, without any Kubernetes request, whether an island about to be ready answers on its
-server port (or a new pod may be bound already), and then runs a tick at once, so ready notices
-come within a fraction of the interval. Ticks never overlap (the engine serialises them);
+Five jobs: ``lease`` renews (or tries to take) the leader lease every ttl/3; ``reconcile``
+runs the engine's tick every interval when this replica leads; ``ready-probes`` probes a share
+of the ready islands each interval, outside the tick, which uses what it found; ``notices``
+delivers what the ticks decided to tell (its own job: a chat paces each channel, and that must
+never delay a tick); ``fast-ready`` checks every 0.1 s, without any Kubernetes request, whether
+an island about to be ready answers on its server port (or a new pod may be bound already),
+and then runs a tick at once, so ready notices come within a fraction of the interval. Ticks
+never overlap (the engine serialises them);
 ``max_instances=1`` and coalescing mean a slow tick delays the next one instead of piling up;
 ``misfire_grace_time`` is generous so a busy pool skips nothing.
 """
@@ -20,6 +22,7 @@ from datetime import timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 
+from bot.core.clock import utcnow
 from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, TickReport
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 class ServiceStats:
     ticks: int = 0
     tick_errors: int = 0
+    notices_sent: int = 0
     last: TickReport | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -66,6 +70,13 @@ class LifecycleService:
         self._scheduler.add_job(self._tick, "interval", seconds=seconds, id="reconcile")
         self.engine.inline_ready_probes = False
         self._scheduler.add_job(self._probe_ready, "interval", seconds=seconds, id="ready-probes")
+        self.engine.inline_delivery = False
+        self._scheduler.add_job(
+            self._deliver,
+            "interval",
+            seconds=min(self.fast_interval, self.interval).total_seconds(),
+            id="notices",
+        )
         if self.fast_interval < self.interval:
             self._scheduler.add_job(
                 self._fast, "interval", seconds=self.fast_interval.total_seconds(), id="fast-ready"
@@ -97,6 +108,26 @@ class LifecycleService:
         except Exception:
             log.exception("probing ready islands failed")
 
+    def _deliver(self) -> None:
+        if not self.lease.is_leader:
+            return
+        try:
+            sent = self.engine.deliver()
+        except Exception:
+            log.exception("delivering notices failed")
+            return
+        with self.stats.lock:
+            self.stats.notices_sent += sent
+
+    def poke(self) -> None:
+        """Run a tick now (a person just asked for a change), then notices go out."""
+        if not self.lease.is_leader or not self._scheduler.running:
+            return
+        try:
+            self._scheduler.modify_job("reconcile", next_run_time=utcnow())
+        except Exception:  # shutting down, or the job is gone
+            log.debug("poke ignored", exc_info=True)
+
     def _fast(self) -> None:
         """Between ticks, probe only islands about to be ready; a server that has just opened
         its port gets a tick at once instead of waiting for the next interval."""
@@ -111,6 +142,7 @@ class LifecycleService:
     def stop(self) -> None:
         """Graceful: let a running tick finish, stop the jobs, hand the lease over."""
         self._scheduler.shutdown(wait=True)
+        self.engine.close()
         try:
             if self.lease.is_leader:
                 self.lease.release()

@@ -130,6 +130,12 @@ class TemplateSet:
         except KeyError:
             raise UnknownBranch(messages.unknown_branch(branch, self.branches)) from None
 
+    def node_selector(self, branch: str) -> dict[str, str]:
+        """The labels a node needs to take the branch's islands."""
+        base = self.base.get("spec", {}).get("nodeSelector") or {}
+        overlay = self.profile(branch).overlay.get("spec", {}).get("nodeSelector") or {}
+        return {str(k): str(v) for k, v in {**base, **overlay}.items()}
+
     def overrides(self, branch: str, pairs: Sequence[str]) -> dict[str, str]:
         try:
             return parse_overrides(pairs, self.profile(branch))

@@ -211,6 +211,17 @@ class KubeSim:
 
         return self._sync(read)  # type: ignore[no-any-return]
 
+    def write_log(self, namespace: str, pod: str, container: str, line: str) -> None:
+        """Append a line to a container's log, as if its process had printed it."""
+
+        def write() -> None:
+            runtime = self.cluster.runtimes.get((namespace, pod))
+            if runtime is None or container not in runtime.containers:
+                raise KeyError(f"no container {container} in {namespace}/{pod}")
+            runtime.containers[container].log(line)
+
+        self._sync(write)
+
     def __enter__(self) -> KubeSim:
         return self.start()
 

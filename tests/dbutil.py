@@ -25,6 +25,7 @@ WIPE_ORDER = (
     "users",
     "excluded_ports",
     "leases",
+    "deliveries",
 )
 
 

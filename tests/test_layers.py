@@ -19,6 +19,7 @@ IO_LIBRARIES = (
     "apscheduler",
     "socket",
     "requests",
+    "aiohttp",
 )
 # who may import which library (anything not listed may import none of IO_LIBRARIES)
 ALLOWED = {
@@ -34,7 +35,12 @@ ALLOWED = {
         "schema.py",
         "lifecycle.py",
         "leader.py",
+        "actions.py",
+        "deliveries.py",
     },
+    "slack_bolt": {"slack_app.py", "web.py"},
+    "slack_sdk": {"slack_sender.py", "slack_app.py"},
+    "aiohttp": {"web.py"},
     "alembic": {"schema.py"},
     "apscheduler": {"service.py"},
     "socket": {"probe.py"},

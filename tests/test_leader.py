@@ -75,6 +75,14 @@ class CountingEngine:
     def probe_ready(self) -> int:
         return 0
 
+    inline_delivery = True
+
+    def deliver(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
 
 def test_only_the_leader_ticks_and_a_follower_takes_over(db: Database) -> None:
     engines = [CountingEngine(), CountingEngine()]

@@ -82,6 +82,7 @@ class World:
             ready_probe_interval=timedelta(0),
             probe_timeout_s=0.3,
             orphan_grace=timedelta(seconds=0.5),
+            thread_wait=timedelta(0),  # no chat posts root messages here
         )
         self.engine = self.new_engine()
 

@@ -6,8 +6,8 @@ import re
 from datetime import timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_PART = re.compile(r"(\d{1,7})([smhdw])")
-_WHOLE = re.compile(r"(?:\d{1,7}[smhdw])+")
+_PART = re.compile(r"([0-9]{1,7})([smhdw])")
+_WHOLE = re.compile(r"(?:[0-9]{1,7}[smhdw])+")
 
 
 def parse_duration(text: str) -> timedelta:

@@ -33,6 +33,10 @@ class Notice(StrEnum):
     EXPIRING = "expiring"
     EXPIRED = "expired"
     STOPPED = "stopped"
+    # told when a person acts (written by the command, delivered like the others, in order)
+    STOP_REQUESTED = "stop_requested"
+    RESTARTING = "restarting"
+    EXTENDED = "extended"
 
 
 class FailureKind(StrEnum):
@@ -75,6 +79,7 @@ class IslandFacts:
     expiry_warned: bool = False
     unschedulable_told: str | None = None  # the scheduler message already announced
     probe_failures: int = 0
+    restart_requested: bool = False  # its owner asked for a new pod (same id and ports)
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,10 @@ def decide(
             updates={"expiry_warned_at": now},
         )
 
-    decision = _progress(island, pod, probe_ok, now, limits)
+    if island.restart_requested:
+        decision = _restart(pod)
+    else:
+        decision = _progress(island, pod, probe_ok, now, limits)
     if warn is None:
         return decision
     return Decision(
@@ -184,6 +192,27 @@ def decide(
         decision.release_ports,
         {**decision.updates, **warn.updates},
     )
+
+
+def _restart(pod: PodFacts | None) -> Decision:
+    """A restart deletes the pod, waits for it to be gone, then starts over from REQUESTED
+    with the same id and ports (the next tick creates the new pod)."""
+    if pod is None:
+        return Decision(
+            state=S.REQUESTED,
+            updates={
+                "restart_requested_at": None,
+                "pod_requested_at": None,
+                "probe_failures": 0,
+                "unschedulable_message": None,
+                "failure_reason": None,
+                "node": None,
+                "host_ip": None,
+                "scheduled_at": None,
+                "ready_at": None,
+            },
+        )
+    return NOTHING if pod.deleting else Decision(delete_pod=True)
 
 
 def _progress(  # noqa: PLR0911 - one early return per situation, in order

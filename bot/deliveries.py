@@ -1,0 +1,49 @@
+"""Chat deliveries already acted on, shared by every replica through the database.
+
+Slack may deliver one request more than once (``X-Slack-Retry-Num``, a Socket Mode envelope
+sent again, two replicas each getting a copy); the first to record its key acts, the others
+see the key taken and do nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from sqlalchemy import Connection, delete, insert
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.clock import Clock, utcnow
+from bot.db import Database
+from bot.models import Delivery
+
+MAX_KEY = 191
+
+
+class Deliveries:
+    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+
+    def first(self, key: str) -> bool:
+        """Record ``key``; True only for the first caller, whichever process it is in."""
+        if len(key) > MAX_KEY:
+            key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+        def write(conn: Connection) -> None:
+            conn.execute(insert(Delivery).values(key=key, seen_at=self.clock()))
+
+        try:
+            self.db.run(write, what="record delivery")
+        except IntegrityError:
+            return False
+        return True
+
+    def prune(self, older_than: timedelta = timedelta(days=2)) -> int:
+        """Forget keys older than Slack would ever retry (minutes) by a wide margin."""
+        cutoff = self.clock() - older_than
+
+        def write(conn: Connection) -> int:
+            return int(conn.execute(delete(Delivery).where(Delivery.seen_at < cutoff)).rowcount)
+
+        return self.db.run(write, what="prune deliveries")

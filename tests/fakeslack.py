@@ -1,0 +1,410 @@
+"""A fake Slack Web API served over real HTTP, as bolt-python's own tests do it.
+
+Reached with ``WebClient(base_url=fake.api_url)``; it records every call, keeps the messages it
+was sent (per channel, with threads and metadata), answers ``conversations.replies``, takes file
+uploads and ``response_url`` posts, and can be told to fail: HTTP 429 with ``Retry-After``, 5xx,
+or ``ok: false`` with an error code, for the next N calls of a method. With ``channel_rate``
+set it also enforces Slack's pace of about one message per second per channel (a short burst
+allowed), answering 429 to a client that posts faster.
+
+Also here: ``sign`` and the request builders that make signed slash commands, button clicks and
+events exactly as Slack sends them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+BOT_TOKEN = "xoxb-test-token"
+SIGNING_SECRET = "test-signing-secret"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float
+
+
+@dataclass
+class Fault:
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+    count: int = 1
+
+
+@dataclass
+class FakeSlack:
+    channel_rate: float | None = None  # posts per second per channel; None: no limit
+    channel_burst: int = 3
+    calls: list[Call] = field(default_factory=list)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    responses: list[dict[str, Any]] = field(default_factory=list)  # response_url posts
+    ephemeral: list[dict[str, Any]] = field(default_factory=list)
+    homes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    rate_limited: int = 0  # 429s answered because a client posted too fast
+    _faults: dict[str, list[Fault]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    url: str = ""
+
+    # ---- what tests use ----------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "r") -> str:
+        return f"{self.url}/respond/{name}"
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        count: int = 1,
+    ) -> None:
+        with self._lock:
+            self._faults.setdefault(method, []).append(Fault(status, error, retry_after, count))
+
+    def count(self, method: str) -> int:
+        with self._lock:
+            return sum(1 for c in self.calls if c.method == method)
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            if channel is not None:
+                return list(self.messages.get(channel, []))
+            return [m for ms in self.messages.values() for m in ms]
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        return [m for m in self.posts(channel) if m.get("thread_ts") == ts]
+
+    def wait_for(self, check: Any, timeout: float = 20.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"fake Slack never saw what was expected within {timeout}s")
+
+    # ---- serving -----------------------------------------------------------------------------
+
+    def handle(self, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if path.startswith("/respond/"):
+            with self._lock:
+                self.responses.append({"path": path, **json.loads(body or b"{}")})
+            return 200, {"content-type": "text/plain"}, b"ok"
+        if path.startswith("/upload/"):
+            with self._lock:
+                self._uploads.setdefault(path.rsplit("/", 1)[1], {})["content"] = body
+            return 200, {"content-type": "text/plain"}, b"OK - 1"
+        method = path.removeprefix("/api/")
+        params = _params(headers, body)
+        with self._lock:
+            self.calls.append(Call(method, params, time.monotonic()))
+            fault = self._take_fault(method)
+        if fault is not None and fault.status != 200:
+            extra = {"retry-after": str(fault.retry_after)} if fault.retry_after else {}
+            return fault.status, {"content-type": "application/json", **extra}, b'{"ok":false}'
+        if fault is not None:
+            return _json({"ok": False, "error": fault.error or "fatal_error"})
+        auth = headers.get("Authorization", "")
+        if not auth.startswith("Bearer xoxb-"):
+            return _json({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return _json({"ok": False, "error": "unknown_method"})
+        result: tuple[int, dict[str, str], bytes] = handler(params)
+        return result
+
+    def _take_fault(self, method: str) -> Fault | None:
+        queue = self._faults.get(method)
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.count -= 1
+        if fault.count <= 0:
+            queue.pop(0)
+        return fault
+
+    def _paced(self, channel: str) -> bool:
+        """Token bucket per channel; False when the post comes too fast."""
+        if self.channel_rate is None:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            tokens, at = self._buckets.get(channel, (float(self.channel_burst), now))
+            tokens = min(self.channel_burst, tokens + (now - at) * self.channel_rate)
+            if tokens < 0.999:
+                self._buckets[channel] = (tokens, now)
+                self.rate_limited += 1
+                return False
+            self._buckets[channel] = (tokens - 1, now)
+            return True
+
+    def _next_ts(self) -> str:
+        return f"1800000000.{next(self._ts):06d}"
+
+    def _m_auth_test(self, _p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        return _json(
+            {
+                "ok": True,
+                "url": "https://studio.slack.com/",
+                "team": "Studio",
+                "user": "islandbot",
+                "team_id": "T0STUDIO",
+                "user_id": "U0BOT",
+                "bot_id": "B0BOT",
+            }
+        )
+
+    def _m_chat_postMessage(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        channel = str(p.get("channel"))
+        if channel.startswith("C0GONE"):
+            return _json({"ok": False, "error": "channel_not_found"})
+        if not self._paced(channel):
+            return 429, {"content-type": "application/json", "retry-after": "1"}, b'{"ok":false}'
+        message = {
+            "ts": self._next_ts(),
+            "text": p.get("text"),
+            "blocks": p.get("blocks"),
+            "thread_ts": p.get("thread_ts"),
+            "reply_broadcast": bool(p.get("reply_broadcast")),
+            "metadata": p.get("metadata"),
+            "edits": 0,
+        }
+        with self._lock:
+            self.messages.setdefault(channel, []).append(message)
+        return _json({"ok": True, "channel": channel, "ts": message["ts"], "message": message})
+
+    def _m_chat_update(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        channel, ts = str(p.get("channel")), str(p.get("ts"))
+        with self._lock:
+            for message in self.messages.get(channel, []):
+                if message["ts"] == ts:
+                    message.update(text=p.get("text"), blocks=p.get("blocks"))
+                    message["edits"] += 1
+                    return _json({"ok": True, "channel": channel, "ts": ts})
+        return _json({"ok": False, "error": "message_not_found"})
+
+    def _m_chat_postEphemeral(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            self.ephemeral.append(p)
+        return _json({"ok": True, "message_ts": self._next_ts()})
+
+    def _m_conversations_replies(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        channel, ts = str(p.get("channel")), str(p.get("ts"))
+        with self._lock:
+            found = [
+                m
+                for m in self.messages.get(channel, [])
+                if m["ts"] == ts or m.get("thread_ts") == ts
+            ]
+        keep_metadata = str(p.get("include_all_metadata")).lower() in ("1", "true")
+        shown = [{k: v for k, v in m.items() if k != "metadata" or keep_metadata} for m in found]
+        return _json({"ok": True, "messages": shown, "has_more": False})
+
+    def _m_views_publish(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        view = p.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if len((view or {}).get("blocks", [])) > 100:
+            return _json({"ok": False, "error": "invalid_arguments"})
+        with self._lock:
+            self.homes[str(p.get("user_id"))] = view or {}
+        return _json({"ok": True, "view": {"id": "V1"}})
+
+    def _m_files_getUploadURLExternal(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        file_id = f"F{next(self._ts):08d}"
+        with self._lock:
+            self._uploads[file_id] = {"filename": p.get("filename")}
+        return _json({"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id})
+
+    def _m_files_completeUploadExternal(
+        self, p: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
+        files = p.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        with self._lock:
+            for f in files or []:
+                upload = self._uploads.get(f["id"], {})
+                self.files.append(
+                    {
+                        "id": f["id"],
+                        "title": f.get("title"),
+                        "channel": p.get("channel_id"),
+                        "thread_ts": p.get("thread_ts"),
+                        "content": (upload.get("content") or b"").decode(),
+                        "filename": upload.get("filename"),
+                    }
+                )
+        return _json({"ok": True, "files": [{"id": f["id"]} for f in files or []]})
+
+
+def _json(payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    return 200, {"content-type": "application/json"}, json.dumps(payload).encode()
+
+
+def _params(headers: Any, body: bytes) -> dict[str, Any]:
+    kind = headers.get("Content-Type", "")
+    if "json" in kind:
+        return dict(json.loads(body or b"{}"))
+    out: dict[str, Any] = {}
+    for key, values in urllib.parse.parse_qs(body.decode(), keep_blank_values=True).items():
+        value: Any = values[0]
+        if isinstance(value, str) and value[:1] in "[{":
+            with suppress(ValueError):
+                value = json.loads(value)
+        out[key] = value
+    return out
+
+
+@contextmanager
+def serving(fake: FakeSlack | None = None) -> Iterator[FakeSlack]:
+    fake = fake or FakeSlack()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            status, headers, payload = fake.handle(self.path.split("?")[0], self.headers, body)
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---- requests as Slack sends them --------------------------------------------------------------
+
+
+def sign(
+    body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+_trigger = itertools.count(1)
+
+
+def slash_command(
+    text: str,
+    *,
+    user: str = "U0ALICE",
+    user_name: str = "alice",
+    channel: str = "C0TEAM",
+    response_url: str = "http://127.0.0.1:9/none",
+    trigger_id: str | None = None,
+) -> str:
+    return urllib.parse.urlencode(
+        {
+            "token": "legacy-unused",
+            "team_id": "T0STUDIO",
+            "team_domain": "studio",
+            "channel_id": channel,
+            "channel_name": "team",
+            "user_id": user,
+            "user_name": user_name,
+            "command": "/island",
+            "text": text,
+            "api_app_id": "A0ISLAND",
+            "response_url": response_url,
+            "trigger_id": trigger_id or f"{next(_trigger)}.{time.time_ns()}.abc",
+        }
+    )
+
+
+def button_click(
+    action_id: str,
+    value: str,
+    *,
+    user: str = "U0ALICE",
+    channel: str | None = "C0TEAM",
+    message_ts: str = "1800000000.000001",
+    response_url: str | None = "http://127.0.0.1:9/none",
+    action_ts: str | None = None,
+) -> str:
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "team": {"id": "T0STUDIO", "domain": "studio"},
+        "user": {"id": user, "username": user.lower(), "team_id": "T0STUDIO"},
+        "api_app_id": "A0ISLAND",
+        "token": "legacy-unused",
+        "trigger_id": f"{next(_trigger)}.{time.time_ns()}.def",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "island",
+                "value": value,
+                "action_ts": action_ts or f"{time.time():.6f}",
+            }
+        ],
+    }
+    if channel is not None:
+        payload["channel"] = {"id": channel, "name": "team"}
+        payload["container"] = {"type": "message", "message_ts": message_ts, "channel_id": channel}
+        payload["message"] = {"ts": message_ts, "type": "message"}
+    else:
+        payload["container"] = {"type": "view", "view_id": "V1"}
+        payload["view"] = {"id": "V1", "type": "home"}
+    if response_url is not None:
+        payload["response_url"] = response_url
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def home_opened(user: str = "U0ALICE", *, event_id: str | None = None) -> str:
+    return json.dumps(
+        {
+            "token": "legacy-unused",
+            "team_id": "T0STUDIO",
+            "api_app_id": "A0ISLAND",
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{next(_trigger):08d}",
+            "event_time": int(time.time()),
+            "event": {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"},
+        }
+    )
+
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"

@@ -1,0 +1,201 @@
+"""The whole bot, wired as ``islandbot run`` wires it, against fakes that speak the real
+protocols: the database (SQLite or MariaDB), kubesim over HTTP through the ``kubernetes``
+client, the fake Slack Web API over HTTP through ``slack_sdk``, and the bot's own HTTP server
+receiving signed requests over HTTP. The lifecycle loop runs on its real scheduler."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.actions import ActionSettings, IslandActions
+from bot.allocation import Allocator
+from bot.core.lifecycle import Limits
+from bot.core.permissions import Policy
+from bot.core.ports import BlockLayout, PortRange
+from bot.db import Database
+from bot.deliveries import Deliveries
+from bot.islands import IslandRecord, IslandStore
+from bot.kube import Kube, KubeSettings
+from bot.leader import LeaderLease
+from bot.lifecycle import LifecycleEngine, LifecycleSettings
+from bot.service import LifecycleService
+from bot.slack_app import FrontSettings, SlackFront
+from bot.slack_notifier import SlackNotifier
+from bot.slack_sender import ChannelQueues, SlackSender, web_client
+from bot.templates import load_templates
+from bot.web import Address, WebServer
+from kubesim import KubeSim, NodeSpec, SimConfig, running
+from tests import fakeslack
+from tests.fakeslack import FakeSlack
+
+NODES = (
+    NodeSpec("dev-1", {"branch": "dev"}, address="127.0.0.2"),
+    NodeSpec("dev-2", {"branch": "dev"}, address="127.0.0.3"),
+    NodeSpec("weekly-1", {"branch": "weekly"}, memory="1Gi", address="127.0.0.4"),
+)
+SIM = SimConfig(nodes=NODES, create_delay=0.05, boot_delay=0.2, probe_period=0.05, grace_period=0.3)
+ADMIN = "U0ADMIN"
+
+
+class SlackWorld:
+    def __init__(
+        self,
+        db: Database,
+        sim: KubeSim,
+        fake: FakeSlack,
+        *,
+        allowed_channels: frozenset[str] = frozenset(),
+        loop: bool = True,
+        workers: int = 8,
+        max_pending: int = 500,
+        channel_rate: float = 20.0,
+    ) -> None:
+        self.db, self.sim, self.fake = db, sim, fake
+        self.templates = load_templates()
+        self.allocator = Allocator(
+            db, layout=BlockLayout(PortRange(37000, 37299), 3), max_live_per_user=3
+        )
+        self.allocator.sync_layout()
+        self.kube = Kube.connect(
+            KubeSettings(namespace="islands", request_timeout_s=3, attempts=2, backoff_s=0.01),
+            kubeconfig=sim.kubeconfig_path,
+        )
+        self.client = web_client(fakeslack.BOT_TOKEN, base_url=fake.api_url)
+        self.sender = SlackSender(self.client, queues=ChannelQueues(rate=channel_rate, burst=3))
+        self.service: LifecycleService | None = None
+        self.actions = IslandActions(
+            db=db,
+            allocator=self.allocator,
+            templates=self.templates,
+            kube=self.kube,
+            policy=Policy(admins=frozenset({ADMIN}), allowed_channels=allowed_channels),
+            settings=ActionSettings(
+                default_ttl=timedelta(hours=8),
+                max_ttl=timedelta(days=2),
+                extend_step=timedelta(hours=4),
+            ),
+            poke=self.poke,
+        )
+        self.notifier = SlackNotifier(self.sender, self.actions, extend_step=timedelta(hours=4))
+        self.engine = LifecycleEngine(
+            db=db,
+            kube=self.kube,
+            templates=self.templates,
+            allocator=self.allocator,
+            notifier=self.notifier,
+            settings=LifecycleSettings(
+                limits=Limits(ready_timeout=timedelta(seconds=30)),
+                ready_probe_interval=timedelta(seconds=1),
+                probe_timeout_s=0.3,
+            ),
+        )
+        if loop:
+            self.service = LifecycleService(
+                self.engine, LeaderLease(db), interval=timedelta(seconds=0.3)
+            )
+            self.service.start()
+        self.front = SlackFront(
+            actions=self.actions,
+            sender=self.sender,
+            deliveries=Deliveries(db),
+            settings=FrontSettings(
+                default_ttl=timedelta(hours=8),
+                max_ttl=timedelta(days=2),
+                extend_step=timedelta(hours=4),
+                workers=workers,
+                max_pending=max_pending,
+            ),
+        )
+        self.app = self.front.build_app(signing_secret=fakeslack.SIGNING_SECRET, client=self.client)
+        self.server = WebServer(slack=self.app, address=Address("127.0.0.1", 0)).start()
+
+    def poke(self) -> None:
+        if self.service is not None:
+            self.service.poke()
+
+    def close(self) -> None:
+        self.server.stop()
+        if self.service is not None:
+            self.service.stop()
+        self.front.pool.shutdown()
+        self.kube.close()
+
+    # ---- talking to the bot as Slack does ----------------------------------------------------
+
+    def send(
+        self,
+        body: str,
+        *,
+        content_type: str = fakeslack.FORM,
+        headers: dict[str, str] | None = None,
+        signed: bool = True,
+    ) -> tuple[int, str, float]:
+        """POST to /slack/events; returns (status, body, seconds until the answer)."""
+        all_headers = {"Content-Type": content_type, **(fakeslack.sign(body) if signed else {})}
+        all_headers.update(headers or {})
+        request = urllib.request.Request(
+            f"{self.server.url}/slack/events",
+            data=body.encode(),
+            headers=all_headers,
+            method="POST",
+        )
+        began = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode(), time.monotonic() - began
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(), time.monotonic() - began
+
+    def command(self, text: str, **kw: Any) -> tuple[int, str, float]:
+        kw.setdefault("response_url", self.fake.response_url(kw.get("user", "U0ALICE")))
+        return self.send(fakeslack.slash_command(text, **kw))
+
+    def answers(self, user: str = "U0ALICE") -> list[str]:
+        """What was said to ``user`` through response_url, in order."""
+        return [
+            str(r.get("text")) for r in list(self.fake.responses) if r["path"].endswith(f"/{user}")
+        ]
+
+    def wait_answer(self, user: str = "U0ALICE", count: int = 1, timeout: float = 20) -> str:
+        self.fake.wait_for(lambda: len(self.answers(user)) >= count, timeout)
+        return self.answers(user)[count - 1]
+
+    def island(self, island_id: int) -> IslandRecord:
+        return IslandStore(self.db).get(island_id)
+
+    def islands(self) -> list[IslandRecord]:
+        return IslandStore(self.db).live()
+
+    def until(self, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+        return self.fake.wait_for(check, timeout)
+
+    def started(self, count: int = 1) -> list[IslandRecord]:
+        """Wait for ``count`` islands with a root message; return them, lowest id first."""
+        return self.until(
+            lambda: (
+                [i for i in self.islands() if i.slack_thread_ts]
+                if len([i for i in self.islands() if i.slack_thread_ts]) >= count
+                else None
+            )
+        )
+
+
+@contextmanager
+def slack_world(db: Database, tmp_path: Path, **kw: Any) -> Iterator[SlackWorld]:
+    fake_kw = {k: kw.pop(k) for k in ("fake_channel_rate",) if k in kw}
+    with (
+        running(SIM, kubeconfig_path=tmp_path / "kubeconfig") as sim,
+        fakeslack.serving(FakeSlack(channel_rate=fake_kw.get("fake_channel_rate"))) as fake,
+    ):
+        world = SlackWorld(db, sim, fake, **kw)
+        try:
+            yield world
+        finally:
+            world.close()
