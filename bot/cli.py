@@ -21,7 +21,13 @@ from bot.db import Database, create_database
 from bot.errors import IslandbotError, UserError
 from bot.notify import JsonLinesNotifier, LogNotifier
 from bot.templates import load_templates
-from bot.wiring import build_parts, build_service, build_storage
+from bot.wiring import (
+    build_parts,
+    build_service,
+    build_slack_bot,
+    build_storage,
+    check_slack_settings,
+)
 
 
 def _database(settings: Settings) -> Database:
@@ -141,6 +147,35 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    """The real bot: Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP), the
+    lifecycle loop and the HTTP server, until SIGTERM or Ctrl-C."""
+    check_slack_settings(settings)  # before connecting to anything
+    parts = build_parts(settings)
+    try:
+        bot = build_slack_bot(parts)
+    except BaseException:
+        parts.close()
+        raise
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        bot.start()
+    except BaseException:
+        bot.stop()
+        raise
+    mode = "Socket Mode" if bot.socket_mode is not None else "HTTP mode, POST /slack/events"
+    print(
+        f"islandbot {__version__}: running ({mode}; HTTP on {bot.server.url}; leader: "
+        f"{bot.service.lease.is_leader}); SIGTERM or Ctrl-C stops it",
+        flush=True,
+    )
+    stop.wait()
+    bot.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="islandbot", description=__doc__)
     parser.add_argument("--version", action="version", version=f"islandbot {__version__}")
@@ -187,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reconcile.set_defaults(handler=cmd_reconcile)
 
+    sub.add_parser("run", help="run the bot: Slack, the lifecycle loop, HTTP").set_defaults(
+        handler=cmd_run
+    )
     sub.add_parser("config", help="show the settings in force (secrets masked)").set_defaults(
         handler=cmd_config
     )
@@ -207,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().setLevel(settings.log_level)
     try:
         return int(args.handler(settings, args))
+    except ConfigError as exc:
+        print(f"islandbot: {exc}", file=sys.stderr)
+        return 2
     except (IslandbotError, TemplateError) as exc:
         print(f"islandbot: {exc}", file=sys.stderr)
         return 1

@@ -124,6 +124,21 @@ class Settings:
             "island. None by default.",
         },
     )
+    allowed_channels: frozenset[str] = field(
+        default=frozenset(),
+        metadata={
+            "env": "ISLANDBOT_ALLOWED_CHANNELS",
+            "help": "Slack channel ids (`C0123ABCD`, comma-separated) where `/island` may be "
+            "used. Every channel when unset.",
+        },
+    )
+    extend_step: timedelta = field(
+        default=timedelta(hours=4),
+        metadata={
+            "env": "ISLANDBOT_EXTEND_STEP",
+            "help": "How much the Extend button adds to an island's life.",
+        },
+    )
     templates_dir: Path = field(
         default=DEFAULT_TEMPLATES_DIR,
         metadata={
@@ -225,6 +240,29 @@ class Settings:
         default="INFO",
         metadata={"env": "ISLANDBOT_LOG_LEVEL", "help": "DEBUG, INFO, WARNING or ERROR."},
     )
+    http_address: str = field(
+        default="0.0.0.0:3000",
+        metadata={
+            "env": "ISLANDBOT_HTTP_ADDRESS",
+            "help": "`host:port` the bot's HTTP server listens on (`POST /slack/events` in "
+            "HTTP mode, `/healthz`).",
+        },
+    )
+    slack_workers: int = field(
+        default=8,
+        metadata={
+            "env": "ISLANDBOT_SLACK_WORKERS",
+            "help": "Threads doing the work of Slack requests after they are acknowledged "
+            "(1-64); 500 more requests may wait for them before new ones are turned away.",
+        },
+    )
+    slack_api_url: str = field(
+        default="https://slack.com/api/",
+        metadata={
+            "env": "ISLANDBOT_SLACK_API_URL",
+            "help": "Base URL of Slack's Web API (changed only to talk to a test double).",
+        },
+    )
     slack_bot_token: Secret | None = field(
         default=None,
         metadata={
@@ -292,6 +330,34 @@ def _parse_admins(text: str) -> frozenset[str]:
             "comma-separated (display names change, ids do not)"
         )
     return frozenset(ids)
+
+
+_SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+
+
+def _parse_channels(text: str) -> frozenset[str]:
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [i for i in ids if not _SLACK_CHANNEL_ID.match(i)]
+    if bad:
+        raise ValueError(
+            f"{', '.join(bad)} is not a Slack channel id; expected ids like C0123ABCD, "
+            "comma-separated (channel names change, ids do not)"
+        )
+    return frozenset(ids)
+
+
+def _parse_address(text: str) -> str:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected host:port, for example 0.0.0.0:3000 or 127.0.0.1:8080")
+    return f"{host}:{int(port)}"
+
+
+def _parse_slack_api_url(text: str) -> str:
+    url = text.strip()
+    if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", url):
+        raise ValueError("expected an http(s) URL such as https://slack.com/api/")
+    return url if url.endswith("/") else url + "/"
 
 
 def _parse_templates_dir(text: str) -> Path:
@@ -365,6 +431,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_islands_per_user": _parse_int(1, 1000),
     "namespace": _parse_namespace,
     "admins": _parse_admins,
+    "allowed_channels": _parse_channels,
+    "extend_step": _parse_duration,
     "templates_dir": _parse_templates_dir,
     "kubernetes_version": _parse_kubernetes_version,
     "api_url": _parse_api_url,
@@ -379,6 +447,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "expiry_warning": _parse_duration,
     "lease_ttl": _parse_duration,
     "log_level": _parse_log_level,
+    "http_address": _parse_address,
+    "slack_workers": _parse_int(1, 64),
+    "slack_api_url": _parse_slack_api_url,
     "slack_bot_token": _parse_token("xoxb-"),
     "slack_signing_secret": _parse_secret,
     "slack_app_token": _parse_token("xapp-"),

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
 from bot import messages, slack_blocks
@@ -47,10 +48,16 @@ from bot.islands import IslandRecord
 from bot.slack_sender import SlackError, SlackSender
 
 log = logging.getLogger(__name__)
+__all__ = ["FrontSettings", "SlackFront", "SocketModeHandler", "socket_mode_handler"]
 
 COMMAND = "/island"
 LOG_LINES_BUTTON = 50
 MAX_LOG_MESSAGE = 3500  # characters of log shown in a message; longer goes in a file
+
+
+def socket_mode_handler(app: App, app_token: str) -> SocketModeHandler:
+    """Socket Mode: the bot connects out to Slack (no public URL); ``connect()`` to start."""
+    return SocketModeHandler(app, app_token)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 - One FIFO queue per channel, drained by its own thread: a channel's messages go out in the
   order they were handed in (a thread's replies stay in order), at most ``rate`` posts per
-  second with a small burst, as Slack asks (about one message per second per channel).
+  second with a small burst, a little under what Slack allows (about one message per second
+  per channel, short bursts tolerated), so that 429s stay the exception.
 - ``slack_sdk``'s retry handlers retry 429 (sleeping ``Retry-After``), 500/503 and dropped
   connections; what still fails becomes ``SlackError`` (the library's errors stop here).
 - ``post`` can tag a message with a key in its metadata and, when asked, first look in the
@@ -54,9 +55,14 @@ def retry_handlers(max_retries: int = 4) -> list[Any]:
     ]
 
 
-def web_client(token: str, *, base_url: str = DEFAULT_API_URL, timeout_s: int = 15) -> WebClient:
+def web_client(
+    token: str, *, base_url: str = DEFAULT_API_URL, timeout_s: int = 15, max_retries: int = 4
+) -> WebClient:
     return WebClient(
-        token=token, base_url=base_url, timeout=timeout_s, retry_handlers=retry_handlers()
+        token=token,
+        base_url=base_url,
+        timeout=timeout_s,
+        retry_handlers=retry_handlers(max_retries),
     )
 
 
@@ -83,7 +89,7 @@ class _Pacer:
 class ChannelQueues:
     """A FIFO queue and worker thread per channel; idle workers end after ``idle_s``."""
 
-    def __init__(self, *, rate: float = 1.0, burst: float = 3.0, idle_s: float = 30.0) -> None:
+    def __init__(self, *, rate: float = 0.9, burst: float = 2.0, idle_s: float = 30.0) -> None:
         self.rate = rate
         self.burst = burst
         self.idle_s = idle_s

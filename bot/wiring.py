@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from bot import schema
+from bot.actions import ActionSettings, IslandActions
 from bot.allocation import Allocator
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.core.lifecycle import Limits
+from bot.core.permissions import Policy
 from bot.core.ports import BlockLayout
 from bot.db import Database, create_database
+from bot.deliveries import Deliveries
 from bot.kube import Kube
 from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings
 from bot.notify import Notifier
 from bot.reflector import PodReflector
 from bot.service import LifecycleService
+from bot.slack_app import FrontSettings, SlackFront, SocketModeHandler, socket_mode_handler
+from bot.slack_notifier import SlackNotifier
+from bot.slack_sender import SlackSender, web_client
 from bot.templates import TemplateSet, load_templates
+from bot.web import Address, WebServer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,3 +110,105 @@ def build_service(parts: Parts, notifier: Notifier) -> LifecycleService:
     )
     lease = LeaderLease(parts.db, ttl=parts.settings.lease_ttl)
     return LifecycleService(engine, lease, interval=parts.settings.reconcile_interval)
+
+
+def parse_address(text: str) -> Address:
+    host, _, port = text.rpartition(":")
+    return Address(host, int(port))
+
+
+@dataclass
+class SlackBot:
+    """The running bot: lifecycle loop, Slack front end, HTTP server, and Socket Mode when an
+    app token is set. ``start`` then ``stop``; nothing runs before ``start``."""
+
+    parts: Parts
+    service: LifecycleService
+    front: SlackFront
+    server: WebServer
+    socket_mode: SocketModeHandler | None = None
+    started: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.service.start()
+        self.started.append("loop")
+        self.server.start()
+        self.started.append("http")
+        if self.socket_mode is not None:
+            self.socket_mode.connect()  # type: ignore[no-untyped-call]
+            self.started.append("socket-mode")
+
+    def stop(self) -> None:
+        """Graceful: stop taking requests, finish the queued work, stop the loop."""
+        if "socket-mode" in self.started and self.socket_mode is not None:
+            try:
+                self.socket_mode.close()  # type: ignore[no-untyped-call]
+            except Exception:
+                log.exception("closing the Socket Mode connection failed")
+        if "http" in self.started:
+            self.server.stop()
+        self.front.pool.shutdown()
+        if "loop" in self.started:
+            self.service.stop()
+        self.parts.close()
+
+
+def check_slack_settings(settings: Settings) -> None:
+    """Raise ``ConfigError`` when what ``islandbot run`` needs to reach Slack is missing."""
+    problems = []
+    if settings.slack_bot_token is None:
+        problems.append("SLACK_BOT_TOKEN: needed to talk to Slack (xoxb-...)")
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        problems.append(
+            "SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode): one is needed "
+            "to receive Slack's requests"
+        )
+    if problems:
+        raise ConfigError(problems)
+
+
+def build_slack_bot(parts: Parts) -> SlackBot:
+    """Everything ``islandbot run`` runs, from the settings. Raises ``ConfigError`` when the
+    Slack settings it needs are missing."""
+    settings = parts.settings
+    check_slack_settings(settings)
+    assert settings.slack_bot_token is not None
+    client = web_client(settings.slack_bot_token.reveal(), base_url=settings.slack_api_url)
+    sender = SlackSender(client)
+    service_box: list[LifecycleService] = []
+    actions = IslandActions(
+        db=parts.db,
+        allocator=parts.allocator,
+        templates=parts.templates,
+        kube=parts.kube,
+        policy=Policy(admins=settings.admins, allowed_channels=settings.allowed_channels),
+        settings=ActionSettings(
+            default_ttl=settings.default_ttl,
+            max_ttl=settings.max_ttl,
+            extend_step=settings.extend_step,
+        ),
+        poke=lambda: service_box[0].poke() if service_box else None,
+    )
+    notifier = SlackNotifier(sender, actions, extend_step=settings.extend_step)
+    service = build_service(parts, notifier)
+    service_box.append(service)
+    front = SlackFront(
+        actions=actions,
+        sender=sender,
+        deliveries=Deliveries(parts.db),
+        settings=FrontSettings(
+            default_ttl=settings.default_ttl,
+            max_ttl=settings.max_ttl,
+            extend_step=settings.extend_step,
+            workers=settings.slack_workers,
+        ),
+    )
+    secret = settings.slack_signing_secret
+    app = front.build_app(signing_secret=secret.reveal() if secret else None, client=client)
+    server = WebServer(
+        slack=app if secret is not None else None, address=parse_address(settings.http_address)
+    )
+    socket_mode = None
+    if settings.slack_app_token is not None:
+        socket_mode = socket_mode_handler(app, settings.slack_app_token.reveal())
+    return SlackBot(parts, service, front, server, socket_mode)

@@ -43,6 +43,8 @@ class Fault:
     error: str | None = None
     retry_after: int | None = None
     count: int = 1
+    delay: float = 0.0  # handled normally, but answered this late (a client may time out)
+    match: str | None = None  # only calls whose text contains this
 
 
 @dataclass
@@ -80,9 +82,13 @@ class FakeSlack:
         error: str | None = None,
         retry_after: int | None = None,
         count: int = 1,
+        delay: float = 0.0,
+        match: str | None = None,
     ) -> None:
         with self._lock:
-            self._faults.setdefault(method, []).append(Fault(status, error, retry_after, count))
+            self._faults.setdefault(method, []).append(
+                Fault(status, error, retry_after, count, delay, match)
+            )
 
     def count(self, method: str) -> int:
         with self._lock:
@@ -121,12 +127,21 @@ class FakeSlack:
         params = _params(headers, body)
         with self._lock:
             self.calls.append(Call(method, params, time.monotonic()))
-            fault = self._take_fault(method)
+            fault = self._take_fault(method, str(params.get("text", "")))
+        if fault is not None and fault.delay:
+            result = self._answer(method, headers, params)
+            time.sleep(fault.delay)
+            return result
         if fault is not None and fault.status != 200:
             extra = {"retry-after": str(fault.retry_after)} if fault.retry_after else {}
             return fault.status, {"content-type": "application/json", **extra}, b'{"ok":false}'
         if fault is not None:
             return _json({"ok": False, "error": fault.error or "fatal_error"})
+        return self._answer(method, headers, params)
+
+    def _answer(
+        self, method: str, headers: Any, params: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
         auth = headers.get("Authorization", "")
         if not auth.startswith("Bearer xoxb-"):
             return _json({"ok": False, "error": "invalid_auth"})
@@ -136,15 +151,16 @@ class FakeSlack:
         result: tuple[int, dict[str, str], bytes] = handler(params)
         return result
 
-    def _take_fault(self, method: str) -> Fault | None:
-        queue = self._faults.get(method)
-        if not queue:
-            return None
-        fault = queue[0]
-        fault.count -= 1
-        if fault.count <= 0:
-            queue.pop(0)
-        return fault
+    def _take_fault(self, method: str, text: str) -> Fault | None:
+        queue = self._faults.get(method) or []
+        for fault in queue:
+            if fault.match is not None and fault.match not in text:
+                continue
+            fault.count -= 1
+            if fault.count <= 0:
+                queue.remove(fault)
+            return fault
+        return None
 
     def _paced(self, channel: str) -> bool:
         """Token bucket per channel; False when the post comes too fast."""

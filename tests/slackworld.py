@@ -56,6 +56,7 @@ class SlackWorld:
         workers: int = 8,
         max_pending: int = 500,
         channel_rate: float = 20.0,
+        slack_timeout_s: int = 15,
     ) -> None:
         self.db, self.sim, self.fake = db, sim, fake
         self.templates = load_templates()
@@ -67,7 +68,9 @@ class SlackWorld:
             KubeSettings(namespace="islands", request_timeout_s=3, attempts=2, backoff_s=0.01),
             kubeconfig=sim.kubeconfig_path,
         )
-        self.client = web_client(fakeslack.BOT_TOKEN, base_url=fake.api_url)
+        self.client = web_client(
+            fakeslack.BOT_TOKEN, base_url=fake.api_url, timeout_s=slack_timeout_s
+        )
         self.sender = SlackSender(self.client, queues=ChannelQueues(rate=channel_rate, burst=3))
         self.service: LifecycleService | None = None
         self.actions = IslandActions(

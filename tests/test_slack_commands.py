@@ -216,3 +216,50 @@ def test_app_home_lists_mine_and_the_teams(world: SlackWorld) -> None:
     world.send(fakeslack.button_click(STOP, button_value(mine), channel=None, response_url=None))
     world.until(lambda: world.island(mine.id).state.value in ("stopping", "stopped"))
     world.until(lambda: world.fake.homes.get("U0ALICE"))
+
+
+def test_a_notice_whose_answer_was_lost_is_not_posted_twice(db: Database, tmp_path: Path) -> None:
+    """Slack stored the reply but its answer never reached the bot (timeout): the outbox tries
+    again, looks in the thread first, and finds it."""
+    with slack_world(db, tmp_path, slack_timeout_s=1) as world:
+        world.fake.fail("chat.postMessage", delay=2.5, count=1, match="is scheduled on node")
+        world.command("start dev")
+        island = world.until(lambda: [i for i in world.islands() if i.state.value == "ready"])[0]
+        thread_ts = world.until(lambda: world.island(island.id).slack_thread_ts)
+        world.until(
+            lambda: any("is ready on" in m["text"] for m in world.fake.thread("C0TEAM", thread_ts))
+        )
+        texts = [m["text"] for m in world.fake.thread("C0TEAM", thread_ts)]
+        assert len(texts) == len(set(texts)), texts
+        assert world.fake.count("conversations.replies") >= 1
+
+
+def test_restart_gives_a_new_pod_with_the_same_id_and_ports(world: SlackWorld) -> None:
+    world.command("start dev")
+    (island,) = world.started()
+    world.until(lambda: world.island(island.id).state.value == "ready")
+    old_uid = world.kube.get_pod(island.pod_name).uid  # type: ignore[union-attr]
+    world.command(f"restart {island.id}", user="U0BOB", user_name="bob")
+    assert "Only its owner or an admin may restart" in world.wait_answer("U0BOB")
+    world.command(f"restart {island.id}")
+    assert "Restarting island" in world.wait_answer()
+    world.until(
+        lambda: (
+            (pod := world.kube.get_pod(island.pod_name)) is not None
+            and pod.uid != old_uid
+            and world.island(island.id).state.value == "ready"
+        )
+    )
+    after = world.island(island.id)
+    assert after.first_port == island.first_port and after.restarts == 1
+    thread = str(island.slack_thread_ts)
+    texts = world.until(
+        lambda: [
+            t
+            for m in world.fake.thread("C0TEAM", thread)
+            if "is ready on" in (t := m["text"]) or "is restarting" in t
+        ]
+        if sum("is ready on" in m["text"] for m in world.fake.thread("C0TEAM", thread)) == 2
+        else None
+    )
+    assert "is ready on" in texts[0] and "is restarting" in texts[1] and "is ready" in texts[2]

@@ -1,0 +1,103 @@
+"""Requests Slack did not sign, signed wrongly, or too old get 401 and reach nothing; channels
+and roles are enforced by user id; a full work pool refuses instead of hanging."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.db import Database
+from tests import fakeslack
+from tests.slackworld import SlackWorld, slack_world
+
+
+@pytest.fixture
+def world(db: Database, tmp_path: Path) -> Iterator[SlackWorld]:
+    with slack_world(db, tmp_path, loop=False) as w:
+        yield w
+
+
+def _nothing_happened(world: SlackWorld) -> None:
+    time.sleep(0.3)  # give a wrongly accepted request the time to do something
+    assert world.islands() == []
+    assert world.fake.count("chat.postMessage") == 0
+    assert world.fake.responses == []
+
+
+def test_unsigned_request_is_refused(world: SlackWorld) -> None:
+    status, body, _ = world.send(fakeslack.slash_command("start dev"), signed=False)
+    assert status == 401
+    assert json.loads(body) == {"error": "invalid request"}
+    _nothing_happened(world)
+
+
+def test_wrong_secret_is_refused(world: SlackWorld) -> None:
+    body = fakeslack.slash_command("start dev")
+    status, _, _ = world.send(body, signed=False, headers=fakeslack.sign(body, secret="nope"))
+    assert status == 401
+    _nothing_happened(world)
+
+
+def test_tampered_body_is_refused(world: SlackWorld) -> None:
+    body = fakeslack.slash_command("list")
+    headers = fakeslack.sign(body)
+    status, _, _ = world.send(fakeslack.slash_command("start dev"), signed=False, headers=headers)
+    assert status == 401
+    _nothing_happened(world)
+
+
+def test_replayed_old_request_is_refused(world: SlackWorld) -> None:
+    body = fakeslack.slash_command("start dev")
+    old = fakeslack.sign(body, timestamp=int(time.time()) - 301)
+    status, _, _ = world.send(body, signed=False, headers=old)
+    assert status == 401
+    _nothing_happened(world)
+
+
+def test_a_correctly_signed_request_gets_through(world: SlackWorld) -> None:
+    status, body, _ = world.command("help")
+    assert status == 200 and "/island start" in json.loads(body)["text"]
+
+
+def test_unsigned_button_click_and_event_are_refused(world: SlackWorld) -> None:
+    status, _, _ = world.send(fakeslack.button_click("island_stop", "1:1"), signed=False)
+    assert status == 401
+    status, _, _ = world.send(fakeslack.home_opened(), content_type=fakeslack.JSON, signed=False)
+    assert status == 401
+    _nothing_happened(world)
+    assert world.fake.homes == {}
+
+
+def test_a_forged_button_value_is_harmless(world: SlackWorld) -> None:
+    for value in ("", "x", "1:", "-1:5", "99999999999:1", "<script>", "1:1:1"):
+        world.send(
+            fakeslack.button_click(
+                "island_stop", value, response_url=world.fake.response_url("U0ALICE")
+            )
+        )
+    world.fake.wait_for(lambda: len(world.answers()) >= 7)
+    assert all("no longer understand" in a or "There is no island" in a for a in world.answers())
+
+
+def test_commands_from_other_channels_are_refused(db: Database, tmp_path: Path) -> None:
+    with slack_world(db, tmp_path, loop=False, allowed_channels=frozenset({"C0TEAM"})) as w:
+        status, body, _ = w.command("start dev", channel="C0RANDOM")
+        assert status == 200
+        assert "works in <#C0TEAM> only" in json.loads(body)["text"]
+        time.sleep(0.3)
+        assert w.islands() == []
+        w.command("start dev", channel="C0TEAM")
+        w.started()
+
+
+def test_a_full_work_pool_refuses_in_the_ack(db: Database, tmp_path: Path) -> None:
+    with slack_world(db, tmp_path, loop=False, workers=1, max_pending=1) as w:
+        w.fake.fail("chat.postMessage", status=429, retry_after=2, count=1)  # the first is slow
+        w.command("start dev")
+        answers = [json.loads(b or "{}") for _, b, _ in (w.command("list") for _ in range(3))]
+        assert any("very busy" in a.get("text", "") for a in answers)
+        w.started()

@@ -1,0 +1,123 @@
+"""The outbound path through the real slack_sdk against the fake Web API: pacing per channel,
+429 and 5xx retried, order kept, errors wrapped, a notice never posted twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from bot.slack_sender import ChannelQueues, SlackError, SlackSender, web_client
+from tests import fakeslack
+from tests.fakeslack import FakeSlack
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with fakeslack.serving() as f:
+        yield f
+
+
+def sender(fake: FakeSlack, rate: float = 50.0, burst: float = 3.0) -> SlackSender:
+    client = web_client(fakeslack.BOT_TOKEN, base_url=fake.api_url)
+    return SlackSender(client, queues=ChannelQueues(rate=rate, burst=burst, idle_s=1))
+
+
+def test_429_is_retried_after_retry_after(fake: FakeSlack) -> None:
+    fake.fail("chat.postMessage", status=429, retry_after=1, count=2)
+    began = time.monotonic()
+    ts = sender(fake).post("C0TEAM", "hello")
+    assert time.monotonic() - began >= 2.0  # slept Retry-After twice
+    assert fake.count("chat.postMessage") == 3
+    assert [m["ts"] for m in fake.posts("C0TEAM")] == [ts]
+
+
+def test_server_errors_are_retried(fake: FakeSlack) -> None:
+    fake.fail("chat.postMessage", status=500, count=2)
+    fake.fail("chat.update", status=503, count=1)
+    s = sender(fake)
+    ts = s.post("C0TEAM", "hello")
+    s.update("C0TEAM", ts, "edited")
+    assert fake.posts("C0TEAM")[0]["text"] == "edited"
+
+
+def test_errors_that_retrying_cannot_fix_are_wrapped(fake: FakeSlack) -> None:
+    with pytest.raises(SlackError) as caught:
+        sender(fake).post("C0GONE", "hello")
+    assert caught.value.error == "channel_not_found"
+    fake.fail("chat.postMessage", status=500, count=10)
+    client = web_client(fakeslack.BOT_TOKEN, base_url=fake.api_url, max_retries=1)
+    with pytest.raises(SlackError):
+        SlackSender(client).post("C0TEAM", "hello")
+    assert fake.count("chat.postMessage") == 1 + 2  # the first, then one retry
+
+
+def test_bad_token_is_an_error_not_a_crash(fake: FakeSlack) -> None:
+    client = web_client("xoxp-not-a-bot", base_url=fake.api_url)
+    with pytest.raises(SlackError) as caught:
+        SlackSender(client).post("C0TEAM", "hi")
+    assert caught.value.error == "invalid_auth"
+
+
+def test_a_fast_burst_is_paced_so_slack_never_says_429(fake: FakeSlack) -> None:
+    fake.channel_rate, fake.channel_burst = 5.0, 3  # Slack's pace, sped up for the test
+    s = sender(fake, rate=4.5, burst=2)  # as the bot runs: a little under Slack's pace
+    began = time.monotonic()
+    threads = [
+        threading.Thread(target=s.post, args=(channel, f"{channel} {i}"))
+        for i in range(12)
+        for channel in ("C0ONE", "C0TWO")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    elapsed = time.monotonic() - began
+    assert fake.rate_limited == 0
+    assert len(fake.posts("C0ONE")) == 12 and len(fake.posts("C0TWO")) == 12
+    assert 2.0 <= elapsed < 5.0  # (12 - 2 burst) / 4.5 per second; channels in parallel
+
+
+def test_a_client_that_ignores_the_pace_gets_429_and_still_delivers_everything(
+    fake: FakeSlack,
+) -> None:
+    fake.channel_rate, fake.channel_burst = 5.0, 2
+    s = sender(fake, rate=1000.0, burst=1000)  # no pacing of our own: the retries must cope
+    for i in range(4):
+        s.post("C0TEAM", f"m{i}")
+    assert fake.rate_limited > 0
+    assert [m["text"] for m in fake.posts("C0TEAM")] == [f"m{i}" for i in range(4)]
+
+
+def test_a_threads_replies_keep_their_order_under_failures(fake: FakeSlack) -> None:
+    s = sender(fake)
+    root = s.post("C0TEAM", "root")
+    fake.fail("chat.postMessage", status=429, retry_after=1, count=1)
+    done: list[str] = []
+    lock = threading.Lock()
+
+    def reply(i: int) -> None:
+        s.post("C0TEAM", f"r{i}", thread_ts=root)
+        with lock:
+            done.append(f"r{i}")
+
+    for i in range(5):  # handed in order, one after the other, from different threads
+        threading.Thread(target=reply, args=(i,)).start()
+        time.sleep(0.05)
+    fake.wait_for(lambda: len(fake.thread("C0TEAM", root)) == 5, 15)
+    assert [m["text"] for m in fake.thread("C0TEAM", root)] == [f"r{i}" for i in range(5)]
+
+
+def test_a_retried_notice_is_not_posted_twice(fake: FakeSlack) -> None:
+    s = sender(fake)
+    root = s.post("C0TEAM", "root")
+    first = s.post("C0TEAM", "ready!", thread_ts=root, key="outbox-7")
+    # the bot died before recording the post: the retry looks first and finds it
+    again = s.post("C0TEAM", "ready!", thread_ts=root, key="outbox-7", look_first=True)
+    assert again == first
+    assert len(fake.thread("C0TEAM", root)) == 1
+    assert fake.count("conversations.replies") == 1
+    other = s.post("C0TEAM", "expiring", thread_ts=root, key="outbox-8", look_first=True)
+    assert other != first and len(fake.thread("C0TEAM", root)) == 2
