@@ -64,6 +64,7 @@ class FakeSlack:
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     url: str = ""
+    socket_url: str = ""  # set by ``socket_mode``
 
     # ---- what tests use ----------------------------------------------------------------------
 
@@ -143,6 +144,10 @@ class FakeSlack:
         self, method: str, headers: Any, params: dict[str, Any]
     ) -> tuple[int, dict[str, str], bytes]:
         auth = headers.get("Authorization", "")
+        if method == "apps.connections.open":
+            if not auth.startswith("Bearer xapp-") or not self.socket_url:
+                return _json({"ok": False, "error": "invalid_auth"})
+            return _json({"ok": True, "url": self.socket_url})
         if not auth.startswith("Bearer xoxb-"):
             return _json({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
@@ -424,3 +429,89 @@ def home_opened(user: str = "U0ALICE", *, event_id: str | None = None) -> str:
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+
+
+class SocketModeFake:
+    """Slack's side of Socket Mode over a real WebSocket (aiohttp): says hello to the bot,
+    sends it envelopes and collects its acks (with the payload the ack carried)."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._asyncio = asyncio
+        self.loop = asyncio.new_event_loop()
+        self.acks: dict[str, dict[str, Any]] = {}
+        self.connections = 0
+        self._sockets: list[Any] = []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.port = 0
+
+    def _run(self) -> None:
+        from aiohttp import WSMsgType, web
+
+        async def link(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse(autoping=True)
+            await ws.prepare(request)
+            self.connections += 1
+            self._sockets.append(ws)
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": self.connections,
+                    "connection_info": {"app_id": "A0ISLAND"},
+                    "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+                }
+            )
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    data = json.loads(msg.data)
+                    if "envelope_id" in data:
+                        self.acks[data["envelope_id"]] = data
+            return ws
+
+        async def start() -> None:
+            app = web.Application()
+            app.router.add_get("/link", link)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._ready.set()
+
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+    def start(self) -> str:
+        self._thread.start()
+        self._ready.wait(10)
+        return f"ws://127.0.0.1:{self.port}/link"
+
+    def send(self, envelope_type: str, payload: dict[str, Any]) -> str:
+        envelope_id = f"env-{next(_trigger)}"
+        body = {
+            "envelope_id": envelope_id,
+            "type": envelope_type,
+            "payload": payload,
+            "accepts_response_payload": envelope_type != "events_api",
+        }
+
+        async def push() -> None:
+            await self._sockets[-1].send_json(body)
+
+        self._asyncio.run_coroutine_threadsafe(push(), self.loop).result(10)
+        return envelope_id
+
+    def stop(self) -> None:
+        async def close() -> None:
+            for ws in self._sockets:
+                await ws.close()
+
+        self._asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def command_payload(text: str, **kw: Any) -> dict[str, Any]:
+    """A slash command as a Socket Mode envelope carries it (the form's fields, as JSON)."""
+    return dict(urllib.parse.parse_qsl(slash_command(text, **kw)))

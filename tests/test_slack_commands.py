@@ -254,12 +254,14 @@ def test_restart_gives_a_new_pod_with_the_same_id_and_ports(world: SlackWorld) -
     assert after.first_port == island.first_port and after.restarts == 1
     thread = str(island.slack_thread_ts)
     texts = world.until(
-        lambda: [
-            t
-            for m in world.fake.thread("C0TEAM", thread)
-            if "is ready on" in (t := m["text"]) or "is restarting" in t
-        ]
-        if sum("is ready on" in m["text"] for m in world.fake.thread("C0TEAM", thread)) == 2
-        else None
+        lambda: (
+            [
+                t
+                for m in world.fake.thread("C0TEAM", thread)
+                if "is ready on" in (t := m["text"]) or "is restarting" in t
+            ]
+            if sum("is ready on" in m["text"] for m in world.fake.thread("C0TEAM", thread)) == 2
+            else None
+        )
     )
     assert "is ready on" in texts[0] and "is restarting" in texts[1] and "is ready" in texts[2]
