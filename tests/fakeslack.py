@@ -13,6 +13,7 @@ events exactly as Slack sends them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -25,6 +26,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from aiohttp import WSMsgType, web
 
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"
@@ -436,9 +439,6 @@ class SocketModeFake:
     sends it envelopes and collects its acks (with the payload the ack carried)."""
 
     def __init__(self) -> None:
-        import asyncio
-
-        self._asyncio = asyncio
         self.loop = asyncio.new_event_loop()
         self.acks: dict[str, dict[str, Any]] = {}
         self.connections = 0
@@ -448,8 +448,6 @@ class SocketModeFake:
         self.port = 0
 
     def _run(self) -> None:
-        from aiohttp import WSMsgType, web
-
         async def link(request: web.Request) -> web.WebSocketResponse:
             ws = web.WebSocketResponse(autoping=True)
             await ws.prepare(request)
@@ -500,7 +498,7 @@ class SocketModeFake:
         async def push() -> None:
             await self._sockets[-1].send_json(body)
 
-        self._asyncio.run_coroutine_threadsafe(push(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(push(), self.loop).result(10)
         return envelope_id
 
     def stop(self) -> None:
@@ -508,7 +506,7 @@ class SocketModeFake:
             for ws in self._sockets:
                 await ws.close()
 
-        self._asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
