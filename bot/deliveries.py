@@ -2,15 +2,13 @@
 
 Slack may deliver one request more than once (``X-Slack-Retry-Num``, a Socket Mode envelope
 sent again, two replicas each getting a copy); the first to record its key acts, the others
-see the key taken and do nothing.
+see the key taken and do nothing. The lifecycle's housekeeping forgets old keys.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
-
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.clock import Clock, utcnow
@@ -38,12 +36,3 @@ class Deliveries:
         except IntegrityError:
             return False
         return True
-
-    def prune(self, older_than: timedelta = timedelta(days=2)) -> int:
-        """Forget keys older than Slack would ever retry (minutes) by a wide margin."""
-        cutoff = self.clock() - older_than
-
-        def write(conn: Connection) -> int:
-            return int(conn.execute(delete(Delivery).where(Delivery.seen_at < cutoff)).rowcount)
-
-        return self.db.run(write, what="prune deliveries")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from bot import audit, messages
 from bot.allocation import Allocator
@@ -43,7 +43,7 @@ from bot.core.states import LIVE_STATES, IslandState
 from bot.db import Database
 from bot.errors import Conflict, IslandbotError
 from bot.kube import ClusterSnapshot, Kube, KubeError, KubeInvalid, PodView
-from bot.models import Island, OutboxMessage, PortBlock
+from bot.models import Delivery, Island, OutboxMessage, PortBlock
 from bot.notify import Announcement, Notifier
 from bot.probe import probe_ports
 from bot.templates import TemplateSet
@@ -69,6 +69,8 @@ class LifecycleSettings:
     outbox_attempts: int = 10
     thread_wait: timedelta = timedelta(seconds=30)  # for a chat island's root message
     delivery_threads: int = 4  # channels delivered to at once
+    outbox_retention: timedelta = timedelta(days=7)  # sent notices kept this long
+    delivery_retention: timedelta = timedelta(days=2)  # chat delivery keys kept this long
 
 
 @dataclass
@@ -648,6 +650,32 @@ class LifecycleEngine:
             self._mark(r.id, sent_at=self.clock())
             sent += 1
         return sent
+
+    def housekeeping(self) -> dict[str, int]:
+        """Forget what is no longer needed: notices sent (or given up on) longer ago than
+        ``outbox_retention``, and chat delivery keys older than ``delivery_retention``."""
+        now = self.clock()
+        outbox_cutoff = now - self.settings.outbox_retention
+        deliveries_cutoff = now - self.settings.delivery_retention
+
+        def write(conn: Connection) -> dict[str, int]:
+            notices = conn.execute(
+                delete(OutboxMessage).where(
+                    or_(
+                        OutboxMessage.sent_at < outbox_cutoff,
+                        (OutboxMessage.sent_at.is_(None))
+                        & (OutboxMessage.attempts >= self.settings.outbox_attempts)
+                        & (OutboxMessage.created_at < outbox_cutoff),
+                    )
+                )
+            ).rowcount
+            keys = conn.execute(delete(Delivery).where(Delivery.seen_at < deliveries_cutoff))
+            return {"notices": int(notices), "deliveries": int(keys.rowcount)}
+
+        removed = self.db.run(write, what="housekeeping")
+        if any(removed.values()):
+            log.info("housekeeping removed %s", removed)
+        return removed
 
     def close(self) -> None:
         with self._delivery_lock:

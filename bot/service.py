@@ -77,6 +77,7 @@ class LifecycleService:
             seconds=min(self.fast_interval, self.interval).total_seconds(),
             id="notices",
         )
+        self._scheduler.add_job(self._housekeeping, "interval", minutes=10, id="housekeeping")
         if self.fast_interval < self.interval:
             self._scheduler.add_job(
                 self._fast, "interval", seconds=self.fast_interval.total_seconds(), id="fast-ready"
@@ -118,6 +119,14 @@ class LifecycleService:
             return
         with self.stats.lock:
             self.stats.notices_sent += sent
+
+    def _housekeeping(self) -> None:
+        if not self.lease.is_leader:
+            return
+        try:
+            self.engine.housekeeping()
+        except Exception:
+            log.exception("housekeeping failed")
 
     def poke(self) -> None:
         """Run a tick now (a person just asked for a change), then notices go out."""

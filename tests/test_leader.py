@@ -83,6 +83,9 @@ class CountingEngine:
     def close(self) -> None:
         pass
 
+    def housekeeping(self) -> dict[str, int]:
+        return {}
+
 
 def test_only_the_leader_ticks_and_a_follower_takes_over(db: Database) -> None:
     engines = [CountingEngine(), CountingEngine()]

@@ -18,11 +18,12 @@ from bot.core.clock import utcnow
 from bot.core.lifecycle import Limits
 from bot.core.ports import BlockLayout, PortRange
 from bot.db import Database
+from bot.deliveries import Deliveries
 from bot.islands import IslandStore
 from bot.kube import Kube, KubeSettings
 from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings, Prober
-from bot.models import Island, OutboxMessage
+from bot.models import Delivery, Island, OutboxMessage
 from bot.notify import MemoryNotifier
 from bot.probe import probe_ports
 from bot.service import LifecycleService
@@ -402,3 +403,20 @@ def test_a_ready_island_that_stops_answering_fails_after_n_probe_rounds(world: W
         world.engine.tick()
     assert world.state(island_id) == "failed"
     assert "stopped answering on its server port (2 probes failed)" in world.notifier.items[-1].text
+
+
+def test_housekeeping_forgets_old_notices_and_delivery_keys(world: World) -> None:
+    island_id = ready_island(world)
+    world.engine.deliver()
+    keys = Deliveries(world.db, clock=world.clock)
+    assert keys.first("cmd:old") and not keys.first("cmd:old")
+    assert world.engine.housekeeping() == {"notices": 0, "deliveries": 0}
+    world.clock.offset = timedelta(days=3)
+    assert keys.first("cmd:new")
+    assert world.engine.housekeeping() == {"notices": 0, "deliveries": 1}
+    world.clock.offset = timedelta(days=8)
+    removed = world.engine.housekeeping()
+    assert removed["notices"] == len(world.notifier.kinds(island_id)) >= 2
+    with world.db.engine.connect() as conn:
+        assert conn.execute(select(Delivery.key)).scalars().all() == []
+        assert conn.execute(select(OutboxMessage.id)).all() == []
