@@ -130,15 +130,24 @@ class IslandActions:
             )
 
     def _change(
-        self, caller: Caller, action: Action, island_id: int, write: Callable[[Connection], T]
+        self,
+        caller: Caller,
+        action: Action,
+        island_id: int,
+        write: Callable[[Connection], T],
+        *,
+        poke: bool = False,
     ) -> T:
         """Run a change; a refusal is audited in a transaction of its own (the change's was
-        rolled back) and raised on."""
+        rolled back) and raised on. ``poke``: a truthy result asks the loop for a tick now."""
         try:
-            return self.db.run(write, what=action.value)
+            result = self.db.run(write, what=action.value)
         except UserError as exc:
             self._refused(caller, action, island_id, str(exc))
             raise
+        if poke and result:
+            self.poke()
+        return result
 
     def _refused(self, caller: Caller, action: Action, island_id: int, reason: str) -> None:
         self.db.run(
@@ -171,11 +180,35 @@ class IslandActions:
             raise NotFound(messages.island_not_found(island_id))
         return dict(row._mapping)
 
-    def _notice(self, conn: Connection, island_id: int, kind: Notice, **detail: Any) -> None:
+    def _record(
+        self,
+        conn: Connection,
+        caller: Caller,
+        island_id: int,
+        action: Action,
+        notice: Notice,
+        *,
+        audit_detail: dict[str, Any],
+        **notice_detail: Any,
+    ) -> None:
+        """In the change's transaction: the thread notice it causes and its audit entry."""
+        now = self.clock()
         conn.execute(
             insert(OutboxMessage).values(
-                island_id=island_id, kind=kind.value, detail=detail, created_at=self.clock()
+                island_id=island_id,
+                kind=notice.value,
+                detail={"by": caller.user_id, **notice_detail},
+                created_at=now,
             )
+        )
+        audit.record(
+            conn,
+            at=now,
+            actor=caller.user_id,
+            action=action.value,
+            outcome=audit.Outcome.OK,
+            island_id=island_id,
+            detail=audit_detail,
         )
 
     # ---- start -----------------------------------------------------------------------------
@@ -231,28 +264,22 @@ class IslandActions:
                 raise Conflict(messages.already_stopped(island_id))
             if state == IslandState.STOPPING:
                 return False
-            now = self.clock()
             conn.execute(
                 update(Island)
                 .where(Island.id == island_id)
                 .values(state=IslandState.STOPPING.value, restart_requested_at=None)
             )
-            self._notice(conn, island_id, Notice.STOP_REQUESTED, by=caller.user_id)
-            audit.record(
+            self._record(
                 conn,
-                at=now,
-                actor=caller.user_id,
-                action="stop",
-                outcome=audit.Outcome.OK,
-                island_id=island_id,
-                detail={"from": state.value},
+                caller,
+                island_id,
+                Action.STOP,
+                Notice.STOP_REQUESTED,
+                audit_detail={"from": state.value},
             )
             return True
 
-        changed = self._change(caller, Action.STOP, island_id, write)
-        if changed:
-            self.poke()
-        return changed
+        return self._change(caller, Action.STOP, island_id, write, poke=True)
 
     def stop_mine(self, caller: Caller) -> list[int]:
         """Stop every live island of the caller; returns the ids newly stopping."""
@@ -276,28 +303,22 @@ class IslandActions:
                 raise Conflict(messages.cannot_restart(island_id, state.value))
             if island["restart_requested_at"] is not None:
                 return False
-            now = self.clock()
             conn.execute(
                 update(Island)
                 .where(Island.id == island_id)
-                .values(restart_requested_at=now, restarts=Island.restarts + 1)
+                .values(restart_requested_at=self.clock(), restarts=Island.restarts + 1)
             )
-            self._notice(conn, island_id, Notice.RESTARTING, by=caller.user_id)
-            audit.record(
+            self._record(
                 conn,
-                at=now,
-                actor=caller.user_id,
-                action="restart",
-                outcome=audit.Outcome.OK,
-                island_id=island_id,
-                detail={"from": state.value},
+                caller,
+                island_id,
+                Action.RESTART,
+                Notice.RESTARTING,
+                audit_detail={"from": state.value},
             )
             return True
 
-        changed = self._change(caller, Action.RESTART, island_id, write)
-        if changed:
-            self.poke()
-        return changed
+        return self._change(caller, Action.RESTART, island_id, write, poke=True)
 
     def extend(
         self,
@@ -337,22 +358,15 @@ class IslandActions:
                 .where(Island.id == island_id)
                 .values(expires_at=new, expiry_warned_at=None)
             )
-            self._notice(
+            self._record(
                 conn,
+                caller,
                 island_id,
+                Action.EXTEND,
                 Notice.EXTENDED,
-                by=caller.user_id,
+                audit_detail={"from": current.isoformat(), "to": new.isoformat()},
                 expires_at=new.isoformat(),
                 added=format_duration(by),
-            )
-            audit.record(
-                conn,
-                at=now,
-                actor=caller.user_id,
-                action="extend",
-                outcome=audit.Outcome.OK,
-                island_id=island_id,
-                detail={"from": current.isoformat(), "to": new.isoformat()},
             )
             return Extended(island_id, new, changed=True)
 

@@ -8,6 +8,7 @@ see the key taken and do nothing. The lifecycle's housekeeping forgets old keys.
 from __future__ import annotations
 
 import hashlib
+
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 

@@ -169,21 +169,17 @@ def notice_text(
             f"for its logs until you stop it (`/island stop {island_id}`) or it expires."
         )
     if kind == Notice.EXPIRING:
-        when = detail.get("expires_at")
-        at = when.strftime("%Y-%m-%d %H:%M UTC") if isinstance(when, datetime) else str(when)
         return (
-            f"<@{owner_id}> island {ref} expires at {at}. Extend it with "
-            f"`/island extend {island_id} 4h` to keep it."
+            f"<@{owner_id}> island {ref} expires at {_when(detail.get('expires_at'))}. Extend "
+            f"it with `/island extend {island_id} 4h` to keep it."
         )
     if kind in (Notice.STOP_REQUESTED, Notice.RESTARTING):
         verb = "stopping" if kind == Notice.STOP_REQUESTED else "restarting (same id and ports)"
         return f"<@{detail.get('by')}> is {verb} island {ref}."
     if kind == Notice.EXTENDED:
-        when = detail.get("expires_at")
-        at = when.strftime("%Y-%m-%d %H:%M UTC") if isinstance(when, datetime) else str(when)
         return (
             f"<@{detail.get('by')}> extended island {ref} by {detail.get('added')}: it now "
-            f"expires at {at}."
+            f"expires at {_when(detail.get('expires_at'))}."
         )
     simple = {
         Notice.SCHEDULED: f"Island {ref} is scheduled on node {detail.get('node')}; "
@@ -313,6 +309,10 @@ SORRY = (
 BUSY = "islandbot is very busy right now: nothing was done. Try again in a minute."
 
 
+def _when(at: object) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if isinstance(at, datetime) else str(at)
+
+
 def button_extend(step: str) -> str:
     return f"Extend {step}"
 
@@ -355,7 +355,7 @@ def root_fields(
     if island.node:
         where = f"{island.host_ip or '?'} (node {escape(island.node)})"
     listing = ", ".join(f"{name} {port}" for name, port in ports.items())
-    expires = island.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    expires = _when(island.expires_at)
     fields = [
         f"*Host*\n{where}",
         f"*Ports*\n{listing}",
@@ -431,10 +431,6 @@ def logs_cut(tail: LogTail, shown: int) -> str:
     )
 
 
-def logs_uploaded(island_id: int) -> str:
-    return f"Island {island_ref(island_id)}'s log is in the file I uploaded to the thread."
-
-
 def started_elsewhere(island_id: int, error: str) -> str:
     return (
         f"Island {island_ref(island_id)} is starting, but I could not post in this channel "
@@ -459,15 +455,12 @@ def restart_pending(island_id: int) -> str:
 def extended_already(island_id: int, expires_at: datetime) -> str:
     return (
         f"Island {island_ref(island_id)} was just extended (a double click?); it expires at "
-        f"{expires_at.strftime('%Y-%m-%d %H:%M UTC')}."
+        f"{_when(expires_at)}."
     )
 
 
 def extended(island_id: int, expires_at: datetime) -> str:
-    return (
-        f"Island {island_ref(island_id)} now expires at "
-        f"{expires_at.strftime('%Y-%m-%d %H:%M UTC')}."
-    )
+    return f"Island {island_ref(island_id)} now expires at {_when(expires_at)}."
 
 
 def restarting(island_id: int) -> str:

@@ -1,21 +1,23 @@
 """Running the lifecycle loop: APScheduler 3.x jobs, only on the leading replica.
 
-Five jobs: ``lease`` renews (or tries to take) the leader lease every ttl/3; ``reconcile``
-runs the engine's tick every interval when this replica leads; ``ready-probes`` probes a share
-of the ready islands each interval, outside the tick, which uses what it found; ``notices``
-delivers what the ticks decided to tell (its own job: a chat paces each channel, and that must
-never delay a tick); ``fast-ready`` checks every 0.1 s, without any Kubernetes request, whether
-an island about to be ready answers on its server port (or a new pod may be bound already),
-and then runs a tick at once, so ready notices come within a fraction of the interval. Ticks
-never overlap (the engine serialises them);
-``max_instances=1`` and coalescing mean a slow tick delays the next one instead of piling up;
-``misfire_grace_time`` is generous so a busy pool skips nothing.
+Six jobs, and ``housekeeping`` every 10 minutes. ``lease`` renews (or tries to take) the
+leader lease every ttl/3; ``reconcile`` runs the engine's tick every interval when this replica
+leads; ``ready-probes`` probes a share of the ready islands each interval, outside the tick,
+which uses what it found; ``notices`` delivers what the ticks decided to tell (its own job: a
+chat paces each channel, and that must never delay a tick); ``fast-ready`` checks every 0.1 s,
+without any Kubernetes request, whether an island about to be ready answers on its server port
+(or a new pod may be bound already), and then runs a tick at once, so ready notices come within
+a fraction of the interval. Ticks never overlap (the engine serialises them); each job runs
+once at a time (a run that finds the previous one still going returns at once) and coalescing
+means a slow tick delays the next one instead of piling up; ``misfire_grace_time`` is generous
+so a busy pool skips nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -52,12 +54,16 @@ class LifecycleService:
         self.interval = interval
         self.fast_interval = fast_interval
         self.stats = ServiceStats()
+        self._running: dict[str, threading.Lock] = {}
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(4)},
+            executors={"default": ThreadPoolExecutor(10)},
             timezone="UTC",
             job_defaults={
                 "coalesce": True,
-                "max_instances": 1,
+                # a second instance may start, sees the first still running and returns at
+                # once (``_exclusive``): APScheduler would otherwise log a warning for every
+                # skipped run of a fast job whose previous run is slow
+                "max_instances": 2,
                 "misfire_grace_time": max(5, int(interval.total_seconds() * 5)),
             },
         )
@@ -66,24 +72,32 @@ class LifecycleService:
         seconds = self.interval.total_seconds()
         renew = max(self.lease.ttl.total_seconds() / 3, 0.1)
         self.lease.try_acquire()
-        self._scheduler.add_job(self._renew, "interval", seconds=renew, id="lease")
-        self._scheduler.add_job(self._tick, "interval", seconds=seconds, id="reconcile")
+        self._add(self._renew, "lease", seconds=renew)
+        self._add(self._tick, "reconcile", seconds=seconds)
         self.engine.inline_ready_probes = False
-        self._scheduler.add_job(self._probe_ready, "interval", seconds=seconds, id="ready-probes")
+        self._add(self._probe_ready, "ready-probes", seconds=seconds)
         self.engine.inline_delivery = False
-        self._scheduler.add_job(
-            self._deliver,
-            "interval",
-            seconds=min(self.fast_interval, self.interval).total_seconds(),
-            id="notices",
+        self._add(
+            self._deliver, "notices", seconds=min(self.fast_interval, self.interval).total_seconds()
         )
-        self._scheduler.add_job(self._housekeeping, "interval", minutes=10, id="housekeeping")
+        self._add(self._housekeeping, "housekeeping", seconds=600)
         if self.fast_interval < self.interval:
-            self._scheduler.add_job(
-                self._fast, "interval", seconds=self.fast_interval.total_seconds(), id="fast-ready"
-            )
+            self._add(self._fast, "fast-ready", seconds=self.fast_interval.total_seconds())
         self._scheduler.start()
         log.info("lifecycle loop started (every %.2fs; leader: %s)", seconds, self.lease.is_leader)
+
+    def _add(self, job: Callable[[], None], name: str, *, seconds: float) -> None:
+        lock = self._running.setdefault(name, threading.Lock())
+
+        def exclusive() -> None:
+            if not lock.acquire(blocking=False):
+                return  # the previous run is still going: this one is simply skipped
+            try:
+                job()
+            finally:
+                lock.release()
+
+        self._scheduler.add_job(exclusive, "interval", seconds=seconds, id=name)
 
     def _renew(self) -> None:
         try:
