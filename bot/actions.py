@@ -417,6 +417,7 @@ class IslandActions:
                     .group_by(Island.branch)
                 ).all(),
                 what="capacity",
+                read_only=True,
             )
         )
         error = None

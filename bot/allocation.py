@@ -464,4 +464,4 @@ class Allocator:
             ).one()
             return PortUsage(total, held, int(excluded), total - held - int(excluded))
 
-        return self.db.run(read, what="usage")
+        return self.db.run(read, what="usage", read_only=True)

@@ -1,7 +1,8 @@
 """The database boundary: engine set-up for SQLite and MySQL, and retried transactions.
 
 SQLite (the embedded default) gets WAL, foreign keys, a busy timeout and ``BEGIN IMMEDIATE`` for
-every transaction, so concurrent writers (threads or processes) queue instead of interleaving.
+every transaction that may write, so concurrent writers (threads or processes) queue instead of
+interleaving; transactions that only read (``read_only=True``) take no lock and wait for none.
 MySQL gets pre-ping, recycling, utf8mb4, READ COMMITTED and a short lock wait.
 """
 
@@ -48,6 +49,7 @@ class Database:
 
     def __init__(self, engine: Engine, *, attempts: int = DEFAULT_ATTEMPTS) -> None:
         self.engine = engine
+        self._reader = engine.execution_options(islandbot_read_only=True)
         self.attempts = attempts
         self._retries = 0
         self._lock = threading.Lock()
@@ -62,15 +64,18 @@ class Database:
         """How many transactions were run again after a deadlock or lock timeout."""
         return self._retries
 
-    def run(self, work: Callable[[Connection], T], *, what: str) -> T:
+    def run(self, work: Callable[[Connection], T], *, what: str, read_only: bool = False) -> T:
         """Run ``work`` in one transaction; run it again on deadlock/lock timeout (bounded).
 
         ``work`` must be safe to run again: it sees a fresh transaction each time. Any other
         error is raised at once. ``what`` names the operation in logs and errors.
+        ``read_only`` (SQLite): a plain deferred transaction that never waits for writers (WAL),
+        instead of queueing for the write lock like every other transaction.
         """
+        engine = self._reader if read_only else self.engine
         for attempt in range(1, self.attempts + 1):
             try:
-                with self.engine.begin() as conn:
+                with engine.begin() as conn:
                     return work(conn)
             except DBAPIError as exc:
                 if not is_retryable(exc) or attempt == self.attempts:
@@ -103,7 +108,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get("islandbot_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Database:

@@ -89,7 +89,7 @@ class IslandStore:
                 raise NotFound(messages.island_not_found(island_id))
             return _record(row)
 
-        return self.db.run(read, what="get island")
+        return self.db.run(read, what="get island", read_only=True)
 
     def live(self, *, owner_id: str | None = None, branch: str | None = None) -> list[IslandRecord]:
         """Every island that is not stopped (of one owner, one branch), lowest id first."""
@@ -103,7 +103,7 @@ class IslandStore:
             rows = conn.execute(query.order_by(Island.id)).all()
             return [_record(r) for r in rows]
 
-        return self.db.run(read, what="live islands")
+        return self.db.run(read, what="live islands", read_only=True)
 
     def mark_stopped(self, island_id: int, *, actor: str, reason: str | None = None) -> bool:
         """Record that the island is finished and its pod gone. False if it already was."""

@@ -234,7 +234,7 @@ class LifecycleEngine:
             ).all()
             return [(r.host_ip, r.first_port + self._server_index) for r in rows]
 
-        rows = self.db.run(read, what="waiting islands")
+        rows = self.db.run(read, what="waiting islands", read_only=True)
         if not rows:
             return False
         if any(host is None for host, _ in rows):
@@ -285,7 +285,7 @@ class LifecycleEngine:
             self._exclusions_at = mono
         snapshot = self.kube.snapshot()
         now = self.clock()
-        islands = self.db.run(self._live, what="live islands")
+        islands = self.db.run(self._live, what="live islands", read_only=True)
         report.islands = len(islands)
         probes = self._probe(islands, snapshot, report)
         for island in islands:
@@ -511,6 +511,7 @@ class LifecycleEngine:
                 )
             ).one(),
             what="island details",
+            read_only=True,
         )
         token = secrets.token_urlsafe(24)
         clock = (now + timedelta(seconds=island.clock_offset_s)).strftime("%Y-%m-%d %H:%M:%S")
@@ -619,6 +620,7 @@ class LifecycleEngine:
                 .limit(self.settings.outbox_batch)
             ).all(),
             what="outbox",
+            read_only=True,
         )
         groups: dict[str | None, list[Any]] = {}
         for r in rows:
@@ -634,22 +636,28 @@ class LifecycleEngine:
         return sum(pool.map(self._deliver_in_order, groups.values()))
 
     def _deliver_in_order(self, rows: list[Any]) -> int:
-        sent = 0
+        """Claim the rows in one write, announce them in order, record the sent ones in one
+        more. A notice announced but not yet recorded when the process dies is announced again
+        with ``retry`` set, which lets the chat adapter find it instead of posting it twice."""
+        self._update_outbox([r.id for r in rows], attempts=OutboxMessage.attempts + 1)
+        sent: list[int] = []
+        untried: list[int] = []
         blocked: set[int] = set()  # keep each island's notices in order
         for r in rows:
             if r.island_id in blocked:
+                untried.append(r.id)
                 continue
-            self._mark(r.id, attempts=r.attempts + 1)  # claimed: a retry will say so
             try:
                 self.notifier.announce(self._announcement(r))
             except Exception as exc:  # the chat side failed: keep it for the next round
                 blocked.add(r.island_id)
-                self._mark(r.id, last_error=str(exc)[:500])
+                self._update_outbox([r.id], last_error=str(exc)[:500])
                 log.warning("notice %d for island %d not delivered: %s", r.id, r.island_id, exc)
                 continue
-            self._mark(r.id, sent_at=self.clock())
-            sent += 1
-        return sent
+            sent.append(r.id)
+        self._update_outbox(sent, sent_at=self.clock())
+        self._update_outbox(untried, attempts=OutboxMessage.attempts - 1)  # never tried: unclaim
+        return len(sent)
 
     def housekeeping(self) -> dict[str, int]:
         """Forget what is no longer needed: notices sent (or given up on) longer ago than
@@ -683,11 +691,14 @@ class LifecycleEngine:
                 self._delivery_pool.shutdown(wait=True)
                 self._delivery_pool = None
 
-    def _mark(self, outbox_id: int, **values: Any) -> None:
-        def write(conn: Connection) -> None:
-            conn.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(values))
+    def _update_outbox(self, ids: list[int], **values: Any) -> None:
+        if not ids:
+            return
 
-        self.db.run(write, what="outbox mark")
+        def write(conn: Connection) -> None:
+            conn.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(values))
+
+        self.db.run(write, what="outbox update")
 
     def _announcement(self, r: Any) -> Announcement:
         kind = Notice(r.kind)

@@ -1,16 +1,17 @@
 """Running the lifecycle loop: APScheduler 3.x jobs, only on the leading replica.
 
-Six jobs, and ``housekeeping`` every 10 minutes. ``lease`` renews (or tries to take) the
-leader lease every ttl/3; ``reconcile`` runs the engine's tick every interval when this replica
-leads; ``ready-probes`` probes a share of the ready islands each interval, outside the tick,
-which uses what it found; ``notices`` delivers what the ticks decided to tell (its own job: a
-chat paces each channel, and that must never delay a tick); ``fast-ready`` checks every 0.1 s,
-without any Kubernetes request, whether an island about to be ready answers on its server port
-(or a new pod may be bound already), and then runs a tick at once, so ready notices come within
-a fraction of the interval. Ticks never overlap (the engine serialises them); each job runs
-once at a time (a run that finds the previous one still going returns at once) and coalescing
-means a slow tick delays the next one instead of piling up; ``misfire_grace_time`` is generous
-so a busy pool skips nothing.
+Four jobs, ``housekeeping`` every 10 minutes, and a delivery thread. ``lease`` renews (or
+tries to take) the leader lease every ttl/3; ``reconcile`` runs the engine's tick every interval
+when this replica leads; ``ready-probes`` probes a share of the ready islands each interval,
+outside the tick, which uses what it found; ``fast-ready`` checks every 0.1 s, without any
+Kubernetes request, whether an island about to be ready answers on its server port (or a new
+pod may be bound already), and then runs a tick at once, so ready notices come within a
+fraction of the interval. The ``notices`` thread delivers what the ticks decided to tell, woken
+by each tick that changed something (a thread of its own: a chat paces each channel, and that
+must never delay a tick). Ticks never overlap (the engine serialises them);
+``max_instances=1`` and coalescing mean a slow tick delays the next one instead of piling up
+(APScheduler's warning for each run so skipped is filtered out for the 0.1 s job, where it is
+expected); ``misfire_grace_time`` is generous so a busy pool skips nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,21 @@ from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, TickReport
 
 log = logging.getLogger(__name__)
+
+
+class _SkippedRunFilter(logging.Filter):
+    """Drop APScheduler's "maximum number of running instances reached" warning for the job
+    that runs every 0.1 s: while a tick takes longer, it would fire ten times a second and
+    bury everything else in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            "maximum number of running instances" in message and "LifecycleService._fast" in message
+        )
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
 
 
 @dataclass
@@ -54,16 +70,15 @@ class LifecycleService:
         self.interval = interval
         self.fast_interval = fast_interval
         self.stats = ServiceStats()
-        self._running: dict[str, threading.Lock] = {}
+        self._stopping = threading.Event()
+        self._deliver_now = threading.Event()
+        self._delivery = threading.Thread(target=self._delivery_loop, name="notices", daemon=True)
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(10)},
+            executors={"default": ThreadPoolExecutor(6)},
             timezone="UTC",
             job_defaults={
                 "coalesce": True,
-                # a second instance may start, sees the first still running and returns at
-                # once (``_exclusive``): APScheduler would otherwise log a warning for every
-                # skipped run of a fast job whose previous run is slow
-                "max_instances": 2,
+                "max_instances": 1,
                 "misfire_grace_time": max(5, int(interval.total_seconds() * 5)),
             },
         )
@@ -77,9 +92,7 @@ class LifecycleService:
         self.engine.inline_ready_probes = False
         self._add(self._probe_ready, "ready-probes", seconds=seconds)
         self.engine.inline_delivery = False
-        self._add(
-            self._deliver, "notices", seconds=min(self.fast_interval, self.interval).total_seconds()
-        )
+        self._delivery.start()
         self._add(self._housekeeping, "housekeeping", seconds=600)
         if self.fast_interval < self.interval:
             self._add(self._fast, "fast-ready", seconds=self.fast_interval.total_seconds())
@@ -87,17 +100,7 @@ class LifecycleService:
         log.info("lifecycle loop started (every %.2fs; leader: %s)", seconds, self.lease.is_leader)
 
     def _add(self, job: Callable[[], None], name: str, *, seconds: float) -> None:
-        lock = self._running.setdefault(name, threading.Lock())
-
-        def exclusive() -> None:
-            if not lock.acquire(blocking=False):
-                return  # the previous run is still going: this one is simply skipped
-            try:
-                job()
-            finally:
-                lock.release()
-
-        self._scheduler.add_job(exclusive, "interval", seconds=seconds, id=name)
+        self._scheduler.add_job(job, "interval", seconds=seconds, id=name)
 
     def _renew(self) -> None:
         try:
@@ -114,6 +117,8 @@ class LifecycleService:
             self.stats.ticks += 1
             self.stats.tick_errors += bool(report.errors)
             self.stats.last = report
+        if report.changed:  # new notices, most likely: deliver them now, not at the next round
+            self._deliver_now.set()
 
     def _probe_ready(self) -> None:
         if not self.lease.is_leader:
@@ -122,6 +127,15 @@ class LifecycleService:
             self.engine.probe_ready()
         except Exception:
             log.exception("probing ready islands failed")
+
+    def _delivery_loop(self) -> None:
+        """Notices go out right after a tick that changed something, and at least every
+        interval (retries of failed deliveries); a slow chat only ever delays this thread."""
+        while not self._stopping.is_set():
+            self._deliver_now.wait(timeout=self.interval.total_seconds())
+            self._deliver_now.clear()
+            self._deliver()
+        self._deliver()  # what the last ticks decided to tell, before the process goes
 
     def _deliver(self) -> None:
         if not self.lease.is_leader:
@@ -165,6 +179,10 @@ class LifecycleService:
     def stop(self) -> None:
         """Graceful: let a running tick finish, stop the jobs, hand the lease over."""
         self._scheduler.shutdown(wait=True)
+        self._stopping.set()
+        self._deliver_now.set()
+        if self._delivery.is_alive():
+            self._delivery.join(timeout=30)
         self.engine.close()
         try:
             if self.lease.is_leader:
