@@ -24,6 +24,8 @@ format: $(STAMP)
 bench: $(STAMP)  ## benchmarks; each prints one JSON object as its last line
 	$(BIN)/python -m bench.allocation
 	$(BIN)/python -m bench.kubesim_scale
+	$(BIN)/python -m bench.watcher
+	$(BIN)/python -m bench.slack_ack
 
 install: $(STAMP)
 
