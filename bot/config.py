@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.durations import format_duration, parse_duration
 from bot.core.naming import dns_label
@@ -137,6 +138,29 @@ class Settings:
         metadata={
             "env": "ISLANDBOT_EXTEND_STEP",
             "help": "How much the Extend button adds to an island's life.",
+        },
+    )
+    timezone: str = field(
+        default="UTC",
+        metadata={
+            "env": "ISLANDBOT_TIMEZONE",
+            "help": "The team's time zone (IANA name such as `Europe/Paris`) for clock times "
+            "people type and read.",
+        },
+    )
+    clock_max_shift: timedelta = field(
+        default=timedelta(days=3650),
+        metadata={
+            "env": "ISLANDBOT_CLOCK_MAX_SHIFT",
+            "help": "How far from real time an island's clock may be set, either way.",
+        },
+    )
+    clock_request_ttl: timedelta = field(
+        default=timedelta(hours=1),
+        metadata={
+            "env": "ISLANDBOT_CLOCK_REQUEST_TTL",
+            "help": "How long a clock change asked for by someone else waits for the owner's "
+            "decision before it expires.",
         },
     )
     templates_dir: Path = field(
@@ -286,6 +310,10 @@ class Settings:
     )
 
     @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -358,6 +386,15 @@ def _parse_slack_api_url(text: str) -> str:
     if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", url):
         raise ValueError("expected an http(s) URL such as https://slack.com/api/")
     return url if url.endswith("/") else url + "/"
+
+
+def _parse_timezone(text: str) -> str:
+    name = text.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone name such as UTC or Europe/Paris") from None
+    return name
 
 
 def _parse_templates_dir(text: str) -> Path:
@@ -433,6 +470,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "admins": _parse_admins,
     "allowed_channels": _parse_channels,
     "extend_step": _parse_duration,
+    "timezone": _parse_timezone,
+    "clock_max_shift": _parse_duration,
+    "clock_request_ttl": _parse_duration,
     "templates_dir": _parse_templates_dir,
     "kubernetes_version": _parse_kubernetes_version,
     "api_url": _parse_api_url,

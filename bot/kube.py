@@ -458,6 +458,16 @@ class Kube:
 
     # ---- inside pods --------------------------------------------------------------------------
 
+    def annotate_pod(self, name: str, annotations: Mapping[str, str]) -> None:
+        """Merge ``annotations`` into the pod's (a strategic-merge patch)."""
+        self._call(
+            f"annotate {name}",
+            self.core.patch_namespaced_pod,
+            name,
+            self.settings.namespace,
+            {"metadata": {"annotations": dict(annotations)}},
+        )
+
     def pod_logs(
         self, name: str, *, container: str, tail_lines: int | None = None, previous: bool = False
     ) -> str:

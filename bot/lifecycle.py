@@ -725,7 +725,7 @@ class LifecycleEngine:
             owner_id=r.owner_id,
             channel=r.slack_channel,
             thread_ts=r.slack_thread_ts,
-            broadcast=kind in (Notice.READY, Notice.FAILED),
+            broadcast=kind in (Notice.READY, Notice.FAILED, Notice.CLOCK_SHIFTED),
             status_line=messages.status_line(r.island_id, r.state, r.branch),
             retry=r.attempts > 0,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from bot.core.commands import CommandError, Problem
@@ -13,6 +13,7 @@ from bot.core.lifecycle import Failure, FailureKind, Notice
 
 if TYPE_CHECKING:  # the layouts read these; importing them at run time would be circular
     from bot.actions import CapacityReport, LogTail
+    from bot.clocks import ClockRecord, ClockView
     from bot.islands import IslandRecord
 
 
@@ -91,6 +92,41 @@ def logs_unavailable(island_id: int, *, previous: bool) -> str:
     )
 
 
+def clock_time(at: datetime, tz: tzinfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clock_request_not_found(request_id: int) -> str:
+    return f"There is no clock request {request_id}."
+
+
+def clock_not_now(island_id: int, state: str) -> str:
+    return (
+        f"Island {island_ref(island_id)} is {state}: its clock can be moved before its pod is "
+        "created or once it is ready."
+    )
+
+
+def clock_out_of_bounds(island_id: int, bound: timedelta) -> str:
+    return (
+        f"Island {island_ref(island_id)}'s clock may be at most {format_duration(bound)} away "
+        "from real time; nothing was changed."
+    )
+
+
+def clock_decide_not_allowed(island_id: int, who: Sequence[str]) -> str:
+    people = ", ".join(f"<@{u}>" for u in who)
+    return f"Only the owner of island {island_ref(island_id)} or an admin may decide: {people}."
+
+
+def clock_request_closed(request_id: int, state: str) -> str:
+    return f"Clock request {request_id} is already {state}."
+
+
+def clock_busy(island_id: int) -> str:
+    return f"Another clock change of island {island_ref(island_id)} is being applied."
+
+
 def unknown_branch(branch: str, known: Sequence[str]) -> str:
     return f"There is no branch {branch!r}. Known branches: {', '.join(known)}."
 
@@ -144,6 +180,33 @@ def failure_text(failure: Failure, *, island_id: int, branch: str) -> str:
     return _FAILURES[failure.kind](failure.detail, island_id, branch)
 
 
+def _people_notice(kind: Notice, detail: Mapping[str, Any], ref: str) -> str | None:
+    """Notices of what a person did (stop, restart, extend, clock changes)."""
+    if kind in (Notice.STOP_REQUESTED, Notice.RESTARTING):
+        verb = "stopping" if kind == Notice.STOP_REQUESTED else "restarting (same id and ports)"
+        return f"<@{detail.get('by')}> is {verb} island {ref}."
+    if kind == Notice.CLOCK_SHIFTED:
+        approved = detail.get("approved_by")
+        by = f"<@{detail.get('by')}>"
+        if approved and approved != detail.get("by"):
+            by += f" (approved by <@{approved}>)"
+        return (
+            f"{by} moved island {ref}'s clock {detail.get('from_clock')} -> "
+            f"{detail.get('to_clock')} ({detail.get('shift')})."
+        )
+    if kind == Notice.CLOCK_FAILED:
+        return (
+            f"Island {ref}'s clock change asked by <@{detail.get('by')}> failed: "
+            f"{escape(str(detail.get('error')))}. Its clock was left as it was."
+        )
+    if kind == Notice.EXTENDED:
+        return (
+            f"<@{detail.get('by')}> extended island {ref} by {detail.get('added')}: it now "
+            f"expires at {_when(detail.get('expires_at'))}."
+        )
+    return None
+
+
 def notice_text(
     kind: Notice,
     detail: Mapping[str, Any],
@@ -173,14 +236,9 @@ def notice_text(
             f"<@{owner_id}> island {ref} expires at {_when(detail.get('expires_at'))}. Extend "
             f"it with `/island extend {island_id} 4h` to keep it."
         )
-    if kind in (Notice.STOP_REQUESTED, Notice.RESTARTING):
-        verb = "stopping" if kind == Notice.STOP_REQUESTED else "restarting (same id and ports)"
-        return f"<@{detail.get('by')}> is {verb} island {ref}."
-    if kind == Notice.EXTENDED:
-        return (
-            f"<@{detail.get('by')}> extended island {ref} by {detail.get('added')}: it now "
-            f"expires at {_when(detail.get('expires_at'))}."
-        )
+    told = _people_notice(kind, detail, ref)
+    if told is not None:
+        return told
     simple = {
         Notice.SCHEDULED: f"Island {ref} is scheduled on node {detail.get('node')}; "
         "starting its server...",
@@ -209,6 +267,7 @@ USAGE: dict[str, str] = {
     "list": "/island list [mine|all|<branch>]",
     "status": "/island status <id>",
     "logs": "/island logs <id> [lines=N] [previous]",
+    "time": '/island time <id> [now|+2d|-90m|"YYYY-MM-DD HH:MM[:SS]"|history]',
     "capacity": "/island capacity",
     "help": "/island help [command]",
 }
@@ -227,13 +286,22 @@ HELP: dict[str, str] = {
     "status": "One island in detail: state, node, ports, clock, expiry.",
     "logs": "The last lines (default 100) of the island's server log; `previous` for the run "
     "before its last restart.",
+    "time": "Show the island's clock, move it (`+2d`, `-90m`, a time in {timezone}, or `now` "
+    "for real time), or list its changes. The owner (or an admin) moves it at once; anyone "
+    "else asks, and the owner approves or rejects. Everyone in the channel sees it.",
     "capacity": "Free port blocks, live islands and room on the nodes, per branch.",
     "help": "This help, or one command's.",
 }
 
 
-def help_text(verb: str | None, *, default_ttl: timedelta, max_ttl: timedelta) -> str:
-    values = {"default_ttl": format_duration(default_ttl), "max_ttl": format_duration(max_ttl)}
+def help_text(
+    verb: str | None, *, default_ttl: timedelta, max_ttl: timedelta, timezone: str = "UTC"
+) -> str:
+    values = {
+        "default_ttl": format_duration(default_ttl),
+        "max_ttl": format_duration(max_ttl),
+        "timezone": timezone,
+    }
     if verb is not None:
         return f"`{USAGE[verb]}`\n{HELP[verb].format(**values)}"
     lines = [f"`{USAGE[v]}`  {HELP[v].format(**values)}" for v in USAGE]
@@ -274,6 +342,9 @@ def command_error(error: CommandError) -> str:
         Problem.BAD_SETTING: f"{escape(str(d.get('given')))!r} is not KEY=VALUE.",
         Problem.BAD_LINES: f"{escape(str(d.get('given')))!r}: lines must be a whole number from "
         f"1 to {d.get('limit')}.",
+        Problem.BAD_WHEN: f"{escape(str(d.get('given')))!r} is not a clock change: use `now`, a "
+        'shift such as `+2d`, `-90m` or `+1d12h`, or a time "YYYY-MM-DD HH:MM[:SS]", or '
+        "`history`.",
     }[error.problem]
     return f"{problem} {_usage(error.verb)}"
 
@@ -469,3 +540,91 @@ def restarting(island_id: int) -> str:
 
 def stale_button() -> str:
     return "That button belongs to a message I no longer understand; use `/island status <id>`."
+
+
+# ---- island clocks ------------------------------------------------------------------------------
+
+BUTTON_APPROVE = "Approve"
+BUTTON_REJECT = "Reject"
+
+
+def clock_view(view: ClockView, tz: tzinfo, now: datetime) -> str:
+    ref = island_ref(view.island_id)
+    if view.offset_s == 0:
+        head = f"Island {ref}'s clock runs on real time: {clock_time(now, tz)}."
+    else:
+        shift = format_duration(timedelta(seconds=abs(view.offset_s)))
+        way = "ahead of" if view.offset_s > 0 else "behind"
+        head = f"Island {ref}'s clock reads {clock_time(view.clock, tz)}, {shift} {way} real time."
+    if view.last is not None:
+        head += (
+            f" Set by <@{view.last.requested_by}> at "
+            f"{clock_time(view.last.applied_at or view.last.requested_at, tz)}."
+        )
+    return head
+
+
+def clock_history(island_id: int, records: Sequence[ClockRecord], tz: tzinfo) -> str:
+    if not records:
+        return f"Island {island_ref(island_id)}'s clock has never been changed."
+    lines = [f"Clock changes of island {island_ref(island_id)}, newest first:"]
+    for r in records:
+        decided = f", decided by <@{r.decided_by}>" if r.decided_by else ""
+        why = f" ({escape(r.failure_reason[:120])})" if r.failure_reason else ""
+        lines.append(
+            f"- {clock_time(r.requested_at, tz)} <@{r.requested_by}>: "
+            f"{_offset(r.from_offset_s)} -> {_offset(r.to_offset_s)}, {r.state}{decided}{why}"
+        )
+    return "\n".join(lines)
+
+
+def _offset(seconds: int) -> str:
+    if seconds == 0:
+        return "real time"
+    sign = "+" if seconds > 0 else "-"
+    return sign + format_duration(timedelta(seconds=abs(seconds)))
+
+
+def clock_request(r: ClockRecord, owner_id: str, tz: tzinfo, now: datetime) -> str:
+    target = (
+        clock_time(r.target_at, tz)
+        if r.target_at is not None
+        else ("real time" if r.kind == "now" else _offset(r.to_offset_s - r.from_offset_s))
+    )
+    head = (
+        f"<@{owner_id}>: <@{r.requested_by}> asks to move island {island_ref(r.island_id)}'s "
+        f"clock to {target} (now {clock_time(now + timedelta(seconds=r.from_offset_s), tz)})."
+    )
+    if r.state == "pending":
+        return head + f" The request expires at {clock_time(r.expires_at, tz)}."
+    outcome = {
+        "applying": f"approved by <@{r.decided_by}>, being applied",
+        "applied": f"approved by <@{r.decided_by}> and applied",
+        "rejected": f"rejected by <@{r.decided_by}>",
+        "expired": "expired without a decision",
+        "superseded": "superseded by a newer request",
+        "failed": f"approved by <@{r.decided_by}> but failed: {escape(r.failure_reason or '')}",
+    }.get(r.state, r.state)
+    return f"{head} *{outcome[:1].upper() + outcome[1:]}.*"
+
+
+def clock_requested(island_id: int, owner_id: str) -> str:
+    return (
+        f"Your request to move island {island_ref(island_id)}'s clock is in the channel; "
+        f"<@{owner_id}> (or an admin) decides."
+    )
+
+
+def clock_backwards(island_id: int) -> str:
+    return (
+        f"Note: island {island_ref(island_id)}'s clock goes backwards; timers that wait on the "
+        "wall clock stall until it catches up."
+    )
+
+
+def clock_applied(island_id: int, to_offset_s: int) -> str:
+    return f"Island {island_ref(island_id)}'s clock is now at {_offset(to_offset_s)}."
+
+
+def clock_failed(island_id: int, reason: str) -> str:
+    return f"Island {island_ref(island_id)}'s clock was not changed: {escape(reason)[:300]}"

@@ -169,7 +169,9 @@ class ClockRequest(Base):
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
     from_offset_s: Mapped[int] = mapped_column(BigInteger)
     to_offset_s: Mapped[int] = mapped_column(BigInteger)
-    # pending, approved, rejected, expired, superseded, applied, failed
+    kind: Mapped[str] = mapped_column(String(16), server_default="relative")  # or now, absolute
+    target_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # absolute: the time asked
+    # pending, applying, rejected, expired, superseded, applied, failed
     state: Mapped[str] = mapped_column(String(16))
     decided_by: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -71,6 +71,7 @@ class LifecycleService:
         self.fast_interval = fast_interval
         self.stats = ServiceStats()
         self._stopping = threading.Event()
+        self._extra: list[tuple[Callable[[], None], str, float]] = []
         self._deliver_now = threading.Event()
         self._delivery = threading.Thread(target=self._delivery_loop, name="notices", daemon=True)
         self._scheduler = BackgroundScheduler(
@@ -94,10 +95,25 @@ class LifecycleService:
         self.engine.inline_delivery = False
         self._delivery.start()
         self._add(self._housekeeping, "housekeeping", seconds=600)
+        for job, name, every in self._extra:
+            self._add(job, name, seconds=every)
         if self.fast_interval < self.interval:
             self._add(self._fast, "fast-ready", seconds=self.fast_interval.total_seconds())
         self._scheduler.start()
         log.info("lifecycle loop started (every %.2fs; leader: %s)", seconds, self.lease.is_leader)
+
+    def add_job(self, job: Callable[[], None], name: str, *, seconds: float) -> None:
+        """A job of the bot's own that runs on the leading replica only (before ``start``)."""
+
+        def on_leader() -> None:
+            if not self.lease.is_leader:
+                return
+            try:
+                job()
+            except Exception:
+                log.exception("job %s failed", name)
+
+        self._extra.append((on_leader, name, seconds))
 
     def _add(self, job: Callable[[], None], name: str, *, seconds: float) -> None:
         self._scheduler.add_job(job, "interval", seconds=seconds, id=name)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -25,6 +25,7 @@ from slack_sdk import WebClient
 
 from bot import messages, slack_blocks
 from bot.actions import Caller, IslandActions
+from bot.clocks import ClockActions, ClockRecord
 from bot.core.clock import Clock, utcnow
 from bot.core.commands import (
     Capacity,
@@ -40,6 +41,7 @@ from bot.core.commands import (
     Start,
     Status,
     Stop,
+    Time,
     parse_command,
 )
 from bot.deliveries import Deliveries
@@ -67,6 +69,7 @@ class FrontSettings:
     extend_step: timedelta
     workers: int = 8
     max_pending: int = 500
+    tz: tzinfo = UTC  # the team's time zone
 
 
 class WorkPool:
@@ -110,19 +113,21 @@ class SlackFront:
         self,
         *,
         actions: IslandActions,
+        clocks: ClockActions,
         sender: SlackSender,
         deliveries: Deliveries,
         settings: FrontSettings,
         clock: Clock = utcnow,
     ) -> None:
         self.actions = actions
+        self.clocks = clocks
         self.sender = sender
         self.deliveries = deliveries
         self.settings = settings
         self.clock = clock
         self.pool = WorkPool(settings.workers, settings.max_pending)
         self.context = ParseContext(
-            branches=tuple(actions.templates.branches), max_ttl=settings.max_ttl
+            branches=tuple(actions.templates.branches), max_ttl=settings.max_ttl, tz=settings.tz
         )
 
     # ---- bolt ------------------------------------------------------------------------------
@@ -141,6 +146,8 @@ class SlackFront:
         app.command(COMMAND)(self.on_command)
         for action_id in (slack_blocks.STOP, slack_blocks.EXTEND, slack_blocks.LOGS):
             app.action(action_id)(self.on_button)
+        for action_id in (slack_blocks.CLOCK_APPROVE, slack_blocks.CLOCK_REJECT):
+            app.action(action_id)(self.on_clock_button)
         app.event("app_home_opened")(self.on_home_opened)
         return app
 
@@ -166,6 +173,7 @@ class SlackFront:
                     parsed.verb,
                     default_ttl=self.settings.default_ttl,
                     max_ttl=self.settings.max_ttl,
+                    timezone=str(self.settings.tz),
                 ),
             )
             return
@@ -186,6 +194,33 @@ class SlackFront:
         in_home = (body.get("container") or {}).get("type") == "view"
         if not self.pool.submit(lambda: self._run_button(key, caller, action, reply, in_home)):
             log.warning("button %s from %s dropped: work pool full", action.get("action_id"), user)
+
+    def on_clock_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = (body.get("channel") or {}).get("id")
+        caller = Caller(user, user, channel)
+        reply = Reply(user, channel, body.get("response_url"))
+        key = f"act:{action.get('action_id')}:{user}:{action.get('action_ts')}"
+        approve = action.get("action_id") == slack_blocks.CLOCK_APPROVE
+        value = str(action.get("value", ""))
+
+        def work() -> None:
+            if not value.isascii() or not value.isdigit() or len(value) > 10:
+                self._tell(reply, messages.stale_button())
+                return
+            try:
+                request = self.clocks.decide(caller, int(value), approve=approve)
+            except UserError as exc:
+                self._tell(reply, str(exc))
+                return
+            self.refresh_clock_request(request)
+            if request.state == "failed":
+                self._tell(
+                    reply, messages.clock_failed(request.island_id, request.failure_reason or "")
+                )
+
+        self.pool.submit(lambda: self._once(key, work))
 
     def on_home_opened(self, ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
         ack()
@@ -234,6 +269,8 @@ class SlackFront:
             self._tell(reply, text, blocks=blocks)
         elif isinstance(command, Logs):
             self._logs(command.island_id, command.lines, command.previous, reply)
+        elif isinstance(command, Time):
+            self._time(caller, command, reply)
         elif isinstance(command, Capacity):
             text, blocks = slack_blocks.capacity_blocks(self.actions.capacity())
             self._tell(reply, text, blocks=blocks)
@@ -252,6 +289,57 @@ class SlackFront:
             return messages.restart_pending(command.island_id)
         done = self.actions.extend(caller, command.island_id, command.by)
         return messages.extended(done.island_id, done.expires_at)
+
+    def _time(self, caller: Caller, command: Time, reply: Reply) -> None:
+        tz = self.settings.tz
+        if command.history:
+            records = self.clocks.history(command.island_id)
+            self._tell(reply, messages.clock_history(command.island_id, records, tz))
+            return
+        if command.when is None:
+            self._tell(
+                reply, messages.clock_view(self.clocks.show(command.island_id), tz, self.clock())
+            )
+            return
+        outcome = self.clocks.shift(caller, command.island_id, command.when)
+        for old in outcome.superseded:
+            self.refresh_clock_request(old)
+        request = outcome.request
+        if outcome.applied:
+            text = (
+                messages.clock_applied(request.island_id, request.to_offset_s)
+                if request.state == "applied"
+                else messages.clock_failed(request.island_id, request.failure_reason or "")
+            )
+        else:
+            owner = self.actions.status(request.island_id).owner_id
+            channel = request.slack_channel or caller.channel or caller.user_id
+            text_, blocks = slack_blocks.clock_request_message(
+                request, owner_id=owner, tz=tz, now=self.clock()
+            )
+            ts = self.sender.post(channel, text_, blocks=blocks)
+            self.clocks.attach_message(request.id, channel, ts)
+            text = messages.clock_requested(request.island_id, owner)
+        if outcome.backwards and request.state != "failed":
+            text += " " + messages.clock_backwards(request.island_id)
+        self._tell(reply, text)
+
+    def refresh_clock_request(self, request: ClockRecord) -> None:
+        """Bring a clock request's channel message up to date (decided, expired...)."""
+        if request.slack_channel is None or request.slack_ts is None:
+            return
+        owner = self.actions.status(request.island_id).owner_id
+        text, blocks = slack_blocks.clock_request_message(
+            request, owner_id=owner, tz=self.settings.tz, now=self.clock()
+        )
+        try:
+            self.sender.update(request.slack_channel, request.slack_ts, text, blocks=blocks)
+        except SlackError as exc:
+            log.warning("clock request %d: message not updated: %s", request.id, exc)
+
+    def expire_clock_requests(self) -> None:
+        for request in self.clocks.expire():
+            self.refresh_clock_request(request)
 
     def _start(self, key: str, caller: Caller, command: Start, reply: Reply) -> None:
         allocation = self.actions.start(caller, command, request_key=key)

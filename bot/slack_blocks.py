@@ -8,11 +8,12 @@ one, and a click on an old message cannot act on a newer state by surprise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from bot import messages
 from bot.actions import CapacityReport, LogTail
+from bot.clocks import ClockRecord
 from bot.core.durations import format_duration
 from bot.core.states import IslandState
 from bot.islands import IslandRecord
@@ -185,3 +186,38 @@ def home_view(
     if len(others) > room:
         blocks.append(_context(messages.table_cut(len(others))))
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
+
+
+CLOCK_APPROVE = "clock_approve"
+CLOCK_REJECT = "clock_reject"
+
+
+def clock_request_message(
+    request: ClockRecord, *, owner_id: str, tz: tzinfo, now: datetime
+) -> tuple[str, list[Block]]:
+    """A clock request in the channel: Approve / Reject while it is pending."""
+    text = messages.clock_request(request, owner_id, tz, now)
+    blocks: list[Block] = [_text(text)]
+    if request.state == "pending":
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"clock-{request.id}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": CLOCK_APPROVE,
+                        "style": "primary",
+                        "text": {"type": "plain_text", "text": messages.BUTTON_APPROVE},
+                        "value": str(request.id),
+                    },
+                    {
+                        "type": "button",
+                        "action_id": CLOCK_REJECT,
+                        "text": {"type": "plain_text", "text": messages.BUTTON_REJECT},
+                        "value": str(request.id),
+                    },
+                ],
+            }
+        )
+    return text, blocks

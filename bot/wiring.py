@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from bot import schema
 from bot.actions import ActionSettings, IslandActions
 from bot.allocation import Allocator
+from bot.clocks import ClockActions, ClockSettings
 from bot.config import ConfigError, Settings
 from bot.core.lifecycle import Limits
 from bot.core.permissions import Policy
@@ -192,8 +193,19 @@ def build_slack_bot(parts: Parts) -> SlackBot:
     notifier = SlackNotifier(sender, actions, extend_step=settings.extend_step)
     service = build_service(parts, notifier)
     service_box.append(service)
+    clocks = ClockActions(
+        db=parts.db,
+        kube=parts.kube,
+        policy=actions.policy,
+        settings=ClockSettings(
+            max_shift=settings.clock_max_shift,
+            request_ttl=settings.clock_request_ttl,
+            tz=settings.tz,
+        ),
+    )
     front = SlackFront(
         actions=actions,
+        clocks=clocks,
         sender=sender,
         deliveries=Deliveries(parts.db),
         settings=FrontSettings(
@@ -201,8 +213,10 @@ def build_slack_bot(parts: Parts) -> SlackBot:
             max_ttl=settings.max_ttl,
             extend_step=settings.extend_step,
             workers=settings.slack_workers,
+            tz=settings.tz,
         ),
     )
+    service.add_job(front.expire_clock_requests, "clock-requests", seconds=15)
     secret = settings.slack_signing_secret
     app = front.build_app(signing_secret=secret.reveal() if secret else None, client=client)
     server = WebServer(

@@ -5,6 +5,7 @@ receiving signed requests over HTTP. The lifecycle loop runs on its real schedul
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,7 @@ from typing import Any
 
 from bot.actions import ActionSettings, IslandActions
 from bot.allocation import Allocator
+from bot.clocks import ClockActions, ClockSettings
 from bot.core.lifecycle import Limits
 from bot.core.permissions import Policy
 from bot.core.ports import BlockLayout, PortRange
@@ -57,6 +59,7 @@ class SlackWorld:
         max_pending: int = 500,
         channel_rate: float = 20.0,
         slack_timeout_s: int = 15,
+        clock_request_ttl: timedelta = timedelta(hours=1),
     ) -> None:
         self.db, self.sim, self.fake = db, sim, fake
         self.templates = load_templates()
@@ -104,8 +107,15 @@ class SlackWorld:
                 self.engine, LeaderLease(db), interval=timedelta(seconds=0.3)
             )
             self.service.start()
+        self.clocks = ClockActions(
+            db=db,
+            kube=self.kube,
+            policy=self.actions.policy,
+            settings=ClockSettings(max_shift=timedelta(days=3650), request_ttl=clock_request_ttl),
+        )
         self.front = SlackFront(
             actions=self.actions,
+            clocks=self.clocks,
             sender=self.sender,
             deliveries=Deliveries(db),
             settings=FrontSettings(
@@ -170,6 +180,15 @@ class SlackWorld:
         self.fake.wait_for(lambda: len(self.answers(user)) >= count, timeout)
         return self.answers(user)[count - 1]
 
+    def server_clock(self, island_id: int) -> float:
+        """The island server's clock, read over TCP with its ``TIME`` command."""
+        island = self.island(island_id)
+        port = max(island.ports)
+        with socket.create_connection((str(island.host_ip), port), timeout=3) as conn:
+            conn.sendall(b"TIME\n")
+            line = conn.makefile().readline()
+        return float(line.split()[1])
+
     def island(self, island_id: int) -> IslandRecord:
         return IslandStore(self.db).get(island_id)
 
@@ -177,7 +196,22 @@ class SlackWorld:
         return IslandStore(self.db).live()
 
     def until(self, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-        return self.fake.wait_for(check, timeout)
+        try:
+            return self.fake.wait_for(check, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.describe()}") from None
+
+    def describe(self) -> str:
+        """What the world looks like, for a failing test's message."""
+        islands = [(i.id, i.state.value, i.failure_reason) for i in IslandStore(self.db).live()]
+        posts = [(m["ts"], m["thread_ts"], str(m["text"])[:80]) for m in self.fake.posts()]
+        stats = self.service.stats if self.service is not None else None
+        logs = {
+            i.id: self.sim.container_logs("islands", i.pod_name, "altraserver")[-6:]
+            for i in IslandStore(self.db).live()
+            if i.state.value == "failed"
+        }
+        return f"islands: {islands}\nposts: {posts}\nloop: {stats}\nlogs of failed: {logs}"
 
     def started(self, count: int = 1) -> list[IslandRecord]:
         """Wait for ``count`` islands with a root message; return them, lowest id first."""

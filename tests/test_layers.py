@@ -37,6 +37,7 @@ ALLOWED = {
         "leader.py",
         "actions.py",
         "deliveries.py",
+        "clocks.py",
     },
     "slack_bolt": {"slack_app.py", "web.py"},
     "slack_sdk": {"slack_sender.py", "slack_app.py"},

@@ -11,10 +11,11 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
+from bot.core.clocks import BadWhen, When, parse_when
 from bot.core.durations import parse_duration
 
 MAX_TEXT = 2000  # characters; Slack allows 4,000, an /island command never needs half
@@ -47,6 +48,7 @@ class Problem(StrEnum):
     NOTE_TOO_LONG = "note_too_long"
     BAD_SETTING = "bad_setting"
     BAD_LINES = "bad_lines"
+    BAD_WHEN = "bad_when"
 
 
 class CommandError(ValueError):
@@ -63,6 +65,7 @@ class CommandError(ValueError):
 class ParseContext:
     branches: tuple[str, ...]
     max_ttl: timedelta
+    tz: tzinfo = UTC  # the team's time zone, for times people type
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,13 @@ class Logs:
 
 
 @dataclass(frozen=True)
+class Time:
+    island_id: int
+    when: When | None = None  # None: show the clock
+    history: bool = False
+
+
+@dataclass(frozen=True)
 class Capacity:
     pass
 
@@ -124,7 +134,7 @@ class Help:
     verb: str | None = None
 
 
-Command = Start | Stop | Restart | Extend | ListIslands | Status | Logs | Capacity | Help
+Command = Start | Stop | Restart | Extend | ListIslands | Status | Logs | Time | Capacity | Help
 
 VERBS: tuple[str, ...] = (
     "start",
@@ -134,6 +144,7 @@ VERBS: tuple[str, ...] = (
     "list",
     "status",
     "logs",
+    "time",
     "capacity",
     "help",
 )
@@ -308,6 +319,20 @@ def _logs(words: _Words, _context: ParseContext) -> Logs:
     return Logs(island_id, lines, previous)
 
 
+def _time(words: _Words, context: ParseContext) -> Time:
+    island_id = parse_island_id(words.take("island id"), "time")
+    if not words.items:
+        return Time(island_id)
+    rest = " ".join(words.items)  # an absolute time may come unquoted: 2021-09-20 10:00
+    words.items.clear()
+    if rest.lower() == "history":
+        return Time(island_id, history=True)
+    try:
+        return Time(island_id, when=parse_when(rest, context.tz))
+    except BadWhen:
+        raise CommandError(Problem.BAD_WHEN, "time", given=rest[:40]) from None
+
+
 def _capacity(words: _Words, _context: ParseContext) -> Capacity:
     words.done()
     return Capacity()
@@ -331,6 +356,7 @@ _PARSERS: dict[str, Callable[[_Words, ParseContext], Command]] = {
     "list": _list,
     "status": _status,
     "logs": _logs,
+    "time": _time,
     "capacity": _capacity,
     "help": _help,
 }

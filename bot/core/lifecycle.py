@@ -37,6 +37,8 @@ class Notice(StrEnum):
     STOP_REQUESTED = "stop_requested"
     RESTARTING = "restarting"
     EXTENDED = "extended"
+    CLOCK_SHIFTED = "clock_shifted"
+    CLOCK_FAILED = "clock_failed"
 
 
 class FailureKind(StrEnum):
