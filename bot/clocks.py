@@ -108,6 +108,10 @@ def _record(row: Any) -> ClockRecord:
     return ClockRecord(**dict(row._mapping))
 
 
+def _load(conn: Connection, request_id: int) -> ClockRecord:
+    return _record(conn.execute(select(*_COLUMNS).where(ClockRequest.id == request_id)).one())
+
+
 class ClockActions:
     def __init__(
         self,
@@ -227,8 +231,7 @@ class ClockActions:
                 island_id=island_id,
                 detail={"from": island.clock_offset_s, "to": to, "request": int(request_id[0])},
             )
-            row = conn.execute(select(*_COLUMNS).where(ClockRequest.id == int(request_id[0]))).one()
-            return _record(row), superseded
+            return _load(conn, int(request_id[0])), superseded
 
         try:
             request, superseded = self.db.run(write, what="clock shift")
@@ -309,9 +312,7 @@ class ClockActions:
                 island_id=request.island_id,
                 detail={"request": request_id},
             )
-            return _record(
-                conn.execute(select(*_COLUMNS).where(ClockRequest.id == request_id)).one()
-            )
+            return _load(conn, request_id)
 
         try:
             request = self.db.run(write, what="clock decision")
@@ -453,8 +454,9 @@ class ClockActions:
                     return
             time.sleep(0.5)
         raise ClockWriteError(
-            f"the island's clock reads {seen and round(seen)}s from real time, not "
-            f"{expected_offset}s, after the change"
+            "the island's clock did not move as expected: "
+            + (f"it reads {round(seen)}s" if seen is not None else "it could not be read")
+            + f" from real time, not {expected_offset}s"
         )
 
     def _finish(
@@ -513,9 +515,7 @@ class ClockActions:
                 island_id=request.island_id,
                 detail={"request": request.id, "to": to_s} if error is None else {"error": error},
             )
-            return _record(
-                conn.execute(select(*_COLUMNS).where(ClockRequest.id == request.id)).one()
-            )
+            return _load(conn, request.id)
 
         return self.db.run(write, what="clock result")
 

@@ -78,6 +78,10 @@ def test_start_at_and_owner_shift(world: SlackWorld) -> None:
     assert "clock is now at" in answer, answer
     assert world.island(island_id).clock_offset_s == before + 2 * DAY
     wait_offset(world, island_id, before + 2 * DAY)
+    pod = world.sim.get("pods", "islands", world.island(island_id).pod_name)
+    assert pod is not None
+    mirrored = pod["metadata"]["annotations"]["islandbot.io/clock-offset-seconds"]
+    assert int(mirrored) == before + 2 * DAY  # the pod says it too (the database decides)
     world.until(lambda: any("moved island" in t for t in thread_texts(world, island_id)))
     shifted = next(
         m
