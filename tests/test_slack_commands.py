@@ -4,13 +4,19 @@ kubesim and the database underneath, the lifecycle loop running."""
 from __future__ import annotations
 
 import json
+import time
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from bot.db import Database
+from bot.deliveries import Deliveries
+from bot.slack_app import SlackFront
 from bot.slack_blocks import EXTEND, LOGS, STOP, button_value
+from bot.web import Address, WebServer
 from tests import fakeslack
 from tests.slackworld import ADMIN, SlackWorld, slack_world
 
@@ -265,3 +271,36 @@ def test_restart_gives_a_new_pod_with_the_same_id_and_ports(world: SlackWorld) -
         )
     )
     assert "is ready on" in texts[0] and "is restarting" in texts[1] and "is ready" in texts[2]
+
+
+def test_the_same_delivery_to_two_replicas_starts_one_island(world: SlackWorld) -> None:
+    """Socket Mode spreads deliveries over connections and Slack retries may land on another
+    replica: two bot front ends sharing the database see the same command at the same time."""
+    other_front = SlackFront(
+        actions=world.actions,
+        clocks=world.clocks,
+        sender=world.sender,
+        deliveries=Deliveries(world.db),
+        settings=world.front.settings,
+    )
+    other_app = other_front.build_app(signing_secret=fakeslack.SIGNING_SECRET, client=world.client)
+    other = WebServer(slack=other_app, address=Address("127.0.0.1", 0)).start()
+    try:
+        body = fakeslack.slash_command("start dev", trigger_id="T-two-replicas")
+        headers = {"Content-Type": fakeslack.FORM, **fakeslack.sign(body)}
+        urls = [f"{world.server.url}/slack/events", f"{other.url}/slack/events"] * 3
+
+        def send(url: str) -> int:
+            request = urllib.request.Request(url, data=body.encode(), headers=headers)
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+
+        with ThreadPoolExecutor(len(urls)) as pool:
+            assert list(pool.map(send, urls)) == [200] * len(urls)
+        world.started()
+        time.sleep(1.0)  # time for a wrongly repeated start to show
+        assert len(world.islands()) == 1
+        assert len([m for m in world.fake.posts("C0TEAM") if m["thread_ts"] is None]) == 1
+    finally:
+        other.stop()
+        other_front.pool.shutdown()
