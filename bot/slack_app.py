@@ -10,6 +10,7 @@ expiry that already moved, are no-ops).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -70,6 +71,14 @@ class FrontSettings:
     workers: int = 8
     max_pending: int = 500
     tz: tzinfo = UTC  # the team's time zone
+
+
+def _delivery_key(kind: str, ident: str) -> str:
+    """A key for ``Deliveries`` and the allocation's request key (at most 128 characters)."""
+    key = f"{kind}:{ident}"
+    if len(key) <= 100:
+        return key
+    return f"{kind}:sha256:{hashlib.sha256(ident.encode()).hexdigest()}"
 
 
 class WorkPool:
@@ -177,7 +186,7 @@ class SlackFront:
                 ),
             )
             return
-        key = f"cmd:{command.get('trigger_id') or command.get('response_url')}"
+        key = _delivery_key("cmd", str(command.get("trigger_id") or command.get("response_url")))
         reply = Reply(user, channel, command.get("response_url"))
         if not self.pool.submit(lambda: self._run_command(key, caller, parsed, reply)):
             ack(response_type="ephemeral", text=messages.BUSY)

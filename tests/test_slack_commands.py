@@ -304,3 +304,13 @@ def test_the_same_delivery_to_two_replicas_starts_one_island(world: SlackWorld) 
     finally:
         other.stop()
         other_front.pool.shutdown()
+
+
+def test_a_very_long_trigger_id_still_works_once(world: SlackWorld) -> None:
+    body = fakeslack.slash_command("start dev", trigger_id="T" + "9" * 300)
+    world.send(body)
+    world.send(body, headers={"X-Slack-Retry-Num": "1"})
+    (island,) = world.started()
+    assert island.state.value in ("requested", "creating", "scheduled", "running", "ready")
+    time.sleep(0.5)
+    assert len(world.islands()) == 1
