@@ -208,7 +208,9 @@ class LifecycleEngine:
         self._delivery_lock = threading.Lock()
         self._delivery_pool: ThreadPoolExecutor | None = None
         self._live_sql: dict[str, str] = {}  # dialect -> the live-islands query, compiled
-        self._rows: dict[int, tuple[tuple[Any, ...], IslandRow]] = {}  # id -> (raw, row)
+        self._rows: dict[int, tuple[int, IslandRow]] = {}  # id -> (version, row)
+        # ready islands that decided nothing: id -> (row, pod, probe result, valid until)
+        self._quiet: dict[int, tuple[IslandRow, PodView | None, bool | None, datetime]] = {}
         self._facts: dict[str, tuple[PodView, str | None, PodFacts]] = {}  # pod -> facts
         self._server_index = (
             self.templates.ports.index(SERVER_PORT_NAME)
@@ -290,15 +292,22 @@ class LifecycleEngine:
         probes = self._probe(islands, snapshot, report)
         for island in islands:
             view = snapshot.pods.get(island.id)
-            decision = self._decide(island, view, snapshot, probes, now)
+            target = self._target(island, view)
+            probe_ok = probes.get(target) if target else None
+            if self._steady(island, view, probe_ok, now):
+                continue
+            decision = self._decide(island, view, snapshot, probe_ok, now)
             if view is None and (decision.release_ports or decision.create_pod):
                 # The snapshot may come from a cache that lags behind (a burst of creates): never
                 # free ports or create a pod on its word alone. One GET confirms the absence.
                 view = self.kube.get_pod(island.pod_name)
                 if view is not None:
                     report.confirmed += 1
-                    decision = self._decide(island, view, snapshot, probes, now)
-            if decision.changes_anything:
+                    decision = self._decide(island, view, snapshot, probe_ok, now)
+            if not decision.changes_anything:
+                self._remember_quiet(island, view, probe_ok)
+            else:
+                self._quiet.pop(island.id, None)
                 try:
                     self._apply(island, view, decision, now)
                     report.changed += 1
@@ -319,6 +328,9 @@ class LifecycleEngine:
                     report.errors.append(f"island {island.id}: {exc}")
                     log.warning("island %d: %s", island.id, exc)
         self._sweep(islands, snapshot, now, report)
+        if len(self._quiet) > len(islands):
+            live_ids = {island.id for island in islands}
+            self._quiet = {k: v for k, v in self._quiet.items() if k in live_ids}
         if len(self._facts) > len(snapshot.pods):
             names = {view.name for view in snapshot.pods.values()}
             self._facts = {k: v for k, v in self._facts.items() if k in names}
@@ -328,42 +340,67 @@ class LifecycleEngine:
         island: IslandRow,
         view: PodView | None,
         snapshot: ClusterSnapshot,
-        probes: Mapping[tuple[str, int], bool],
+        probe_ok: bool | None,
         now: datetime,
     ) -> Decision:
         facts = None if view is None else self._pod_facts(view, snapshot)
-        target = self._target(island, view)
-        return decide(
-            island.facts, facts, probes.get(target) if target else None, now, self.settings.limits
-        )
+        return decide(island.facts, facts, probe_ok, now, self.settings.limits)
 
     def _live(self, conn: Connection) -> list[IslandRow]:
-        """Every live island. Read raw (no type conversion), and only the rows that changed
-        since the last tick are converted again: thousands of unchanged islands cost a tuple
-        comparison each instead of a round of SQLAlchemy result processing."""
+        """Every live island. Only ``(id, version)`` is read for all of them; full rows only
+        for islands new or changed since the last tick (every update bumps ``version``)."""
         sql = self._live_sql.get(conn.dialect.name)
         if sql is None:
-            query = select(*_ROW_COLUMNS).where(Island.state.in_(_LIVE)).order_by(Island.id)
+            query = (
+                select(Island.id, Island.version).where(Island.state.in_(_LIVE)).order_by(Island.id)
+            )
             sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
             self._live_sql[conn.dialect.name] = sql
         raw: Sequence[Any] = conn.exec_driver_sql(sql).cursor.fetchall()  # DB-API tuples
         cache = self._rows
-        changed = [r[0] for r in raw if (hit := cache.get(r[0])) is None or hit[0] != r]
+        changed = [i for i, v in raw if (hit := cache.get(i)) is None or hit[0] != v]
         fresh: dict[int, IslandRow] = {}
         for chunk in range(0, len(changed), 500):
             ids = changed[chunk : chunk + 500]
             for typed in conn.execute(select(*_ROW_COLUMNS).where(Island.id.in_(ids))).all():
                 fresh[typed.id] = _row(typed)
-        rows: dict[int, tuple[tuple[Any, ...], IslandRow]] = {}
-        for r in raw:
-            row = fresh.get(r[0])
+        rows: dict[int, tuple[int, IslandRow]] = {}
+        for island_id, version in raw:
+            row = fresh.get(island_id)
             if row is not None:
-                rows[r[0]] = (r, row)
-            elif r[0] in cache:
-                rows[r[0]] = cache[r[0]]
-            # else: changed between the two reads and no longer live
+                # A row changed again between the two reads is stored with the older version
+                # and read once more next tick: never a stale row kept.
+                rows[island_id] = (version, row)
+            elif island_id in cache:
+                rows[island_id] = cache[island_id]
         self._rows = rows
-        return [row for _raw, row in rows.values()]
+        return [row for _version, row in rows.values() if row.state in LIVE_STATES]
+
+    def _steady(
+        self, island: IslandRow, view: PodView | None, probe_ok: bool | None, now: datetime
+    ) -> bool:
+        """A ready island whose row, pod object and probe result are those of a previous tick
+        that decided nothing, before its next deadline (expiry warning, expiry): deciding
+        again would decide nothing. Thousands of idle islands cost a lookup each."""
+        hit = self._quiet.get(island.id)
+        return (
+            hit is not None
+            and hit[0] is island
+            and hit[1] is view
+            and hit[2] == probe_ok
+            and now < hit[3]
+        )
+
+    def _remember_quiet(
+        self, island: IslandRow, view: PodView | None, probe_ok: bool | None
+    ) -> None:
+        if island.state != IslandState.READY or view is None:
+            self._quiet.pop(island.id, None)
+            return
+        until = island.expires_at
+        if island.expiry_warned_at is None:
+            until = min(until, island.expires_at - self.settings.limits.expiry_warning)
+        self._quiet[island.id] = (island, view, probe_ok, until)
 
     def _pod_facts(self, view: PodView, snapshot: ClusterSnapshot) -> PodFacts:
         """``pod_facts`` for the view, remembered while the cache hands out the same view

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    literal_column,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -135,6 +136,12 @@ class Island(Base):
     probe_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     restart_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Bumped by every UPDATE (SQLAlchemy applies ``onupdate`` to each Core update that does not
+    # set it): the tick reads (id, version) of the live islands and the full row only when the
+    # version moved.
+    version: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", onupdate=literal_column("version + 1")
+    )
 
 
 class PortBlock(Base):
