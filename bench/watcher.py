@@ -149,7 +149,8 @@ def measure_size(n: int, ticks: int) -> dict[str, Any]:
             while w["engine"].deliver():  # steady state: the start-up notices are out
                 pass
             durations, calls, probes, rounds = [], [], [], []
-            w["engine"].inline_ready_probes = False  # as the service runs it: its own job
+            w["engine"].inline_ready_probes = False  # as the service runs them: own jobs
+            w["engine"].inline_exclusions = False
             for _ in range(ticks):
                 began = time.monotonic()
                 probes.append(w["engine"].probe_ready())

@@ -204,6 +204,9 @@ class LifecycleEngine:
         # True: notices are delivered at the end of each tick; the service delivers them in
         # a job of their own instead, so a slow or rate-limited chat never delays a tick
         self.inline_delivery = True
+        # True: NodePort exclusions are refreshed by the tick every ``exclusions_interval``; the
+        # service runs that as its own job (a LIST of services and a sweep of the port blocks)
+        self.inline_exclusions = True
         self._last_tick = float("-inf")
         self._delivery_lock = threading.Lock()
         self._delivery_pool: ThreadPoolExecutor | None = None
@@ -282,7 +285,10 @@ class LifecycleEngine:
 
     def _reconcile(self, report: TickReport) -> None:
         mono = time.monotonic()
-        if mono - self._exclusions_at >= self.settings.exclusions_interval.total_seconds():
+        if (
+            self.inline_exclusions
+            and mono - self._exclusions_at >= self.settings.exclusions_interval.total_seconds()
+        ):
             self.refresh_exclusions()
             self._exclusions_at = mono
         snapshot = self.kube.snapshot()

@@ -1,6 +1,7 @@
 """Running the lifecycle loop: APScheduler 3.x jobs, only on the leading replica.
 
-Four jobs, ``housekeeping`` every 10 minutes, and a delivery thread. ``lease`` renews (or
+Four jobs, ``exclusions`` (ports taken by NodePort services) every 5 minutes, ``housekeeping``
+every 10, and a delivery thread. ``lease`` renews (or
 tries to take) the leader lease every ttl/3; ``reconcile`` runs the engine's tick every interval
 when this replica leads; ``ready-probes`` probes a share of the ready islands each interval,
 outside the tick, which uses what it found; ``fast-ready`` checks every 0.1 s, without any
@@ -95,6 +96,13 @@ class LifecycleService:
         self.engine.inline_delivery = False
         self._delivery.start()
         self._add(self._housekeeping, "housekeeping", seconds=600)
+        self.engine.inline_exclusions = False
+        self._add(
+            self._exclusions,
+            "exclusions",
+            seconds=self.engine.settings.exclusions_interval.total_seconds(),
+            at_once=True,
+        )
         for job, name, every in self._extra:
             self._add(job, name, seconds=every)
         if self.fast_interval < self.interval:
@@ -115,8 +123,11 @@ class LifecycleService:
 
         self._extra.append((on_leader, name, seconds))
 
-    def _add(self, job: Callable[[], None], name: str, *, seconds: float) -> None:
-        self._scheduler.add_job(job, "interval", seconds=seconds, id=name)
+    def _add(
+        self, job: Callable[[], None], name: str, *, seconds: float, at_once: bool = False
+    ) -> None:
+        first = {"next_run_time": utcnow()} if at_once else {}
+        self._scheduler.add_job(job, "interval", seconds=seconds, id=name, **first)
 
     def _renew(self) -> None:
         try:
@@ -163,6 +174,14 @@ class LifecycleService:
             return
         with self.stats.lock:
             self.stats.notices_sent += sent
+
+    def _exclusions(self) -> None:
+        if not self.lease.is_leader:
+            return
+        try:
+            self.engine.refresh_exclusions()
+        except Exception:
+            log.exception("refreshing the ports used by NodePort services failed")
 
     def _housekeeping(self) -> None:
         if not self.lease.is_leader:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from bot.core.clock import utcnow
 from bot.db import Database
 from bot.leader import LeaderLease
-from bot.lifecycle import TickReport
+from bot.lifecycle import LifecycleSettings, TickReport
 from bot.service import LifecycleService
 
 
@@ -85,6 +85,12 @@ class CountingEngine:
 
     def housekeeping(self) -> dict[str, int]:
         return {}
+
+    inline_exclusions = True
+    settings = LifecycleSettings()
+
+    def refresh_exclusions(self) -> None:
+        pass
 
 
 def test_only_the_leader_ticks_and_a_follower_takes_over(db: Database) -> None:

@@ -420,3 +420,30 @@ def test_housekeeping_forgets_old_notices_and_delivery_keys(world: World) -> Non
     with world.db.engine.connect() as conn:
         assert conn.execute(select(Delivery.key)).scalars().all() == []
         assert conn.execute(select(OutboxMessage.id)).all() == []
+
+
+def test_the_service_keeps_nodeport_ports_out_of_the_allocators_hands(world: World) -> None:
+    world.kube.core.create_namespaced_service(
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"app": "web"},
+                "ports": [{"port": 80, "targetPort": 8080, "nodePort": 36001}],
+            },
+        },
+    )
+    service = LifecycleService(world.engine, LeaderLease(world.db), interval=timedelta(seconds=0.2))
+    service.start()  # the exclusions job runs at once, then every 5 minutes
+    try:
+        deadline = time.monotonic() + 10
+        while world.allocator.usage().excluded == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert world.allocator.usage().excluded == 1
+        island_id = world.start()
+        assert IslandStore(world.db).get(island_id).first_port == 36003  # not 36000-36002
+    finally:
+        service.stop()
