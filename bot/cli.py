@@ -86,7 +86,8 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
         "The embedded demo (lifecycle loop and console chat over the kubesim cluster "
         "simulator) is not built yet: see the open issues. `python -m kubesim serve` runs "
         "the simulator on its own; `islandbot render dev` shows an island's pod; "
-        "`islandbot reconcile` runs the lifecycle loop against a cluster."
+        "`islandbot reconcile` runs the lifecycle loop against a cluster; `islandbot run` runs "
+        "the real bot with Slack (see the README's Slack section)."
     )
     return 0
 
