@@ -71,7 +71,6 @@ class LogTail:
     island_id: int
     text: str
     lines: int  # lines in ``text``
-    asked: int
     previous: bool
 
 
@@ -405,7 +404,7 @@ class IslandActions:
             log.warning("logs of island %d: %s", island_id, exc)
             raise UserError(messages.logs_unavailable(island_id, previous=previous)) from exc
         kept = text.splitlines()[-lines:]
-        return LogTail(island_id, "\n".join(kept), len(kept), lines, previous)
+        return LogTail(island_id, "\n".join(kept), len(kept), previous)
 
     def capacity(self) -> CapacityReport:
         usage = self.allocator.usage()

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from bot import audit, messages
-from bot.actions import Caller, Forbidden
+from bot.actions import SERVER_CONTAINER, Caller, Forbidden
 from bot.core.clock import Clock, utcnow
 from bot.core.clocks import (
     When,
@@ -47,7 +47,6 @@ from bot.models import ClockRequest, Island, OutboxMessage
 
 log = logging.getLogger(__name__)
 
-SERVER_CONTAINER = "altraserver"
 CLOCK_FILE_ENV = "FAKETIME_TIMESTAMP_FILE"
 VERIFY_TOLERANCE_S = 5
 VERIFY_WITHIN_S = 15.0
