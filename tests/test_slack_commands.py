@@ -140,7 +140,9 @@ def test_extend_and_its_limit(world: SlackWorld) -> None:
 def test_list_status_capacity(world: SlackWorld) -> None:
     world.command("start dev")
     world.command("start weekly", user="U0BOB", user_name="bob")
-    first, second = world.started(2)
+    started = world.started(2)  # the two starts run at once: either may get the lower id
+    first = next(i for i in started if i.branch == "dev")
+    second = next(i for i in started if i.branch == "weekly")
     world.command("list")
     table = world.wait_answer()
     assert table.startswith("Live islands: 2")
