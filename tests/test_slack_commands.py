@@ -212,7 +212,7 @@ def test_buttons_extend_once_per_click_and_stop(world: SlackWorld) -> None:
 def test_app_home_lists_mine_and_the_teams(world: SlackWorld) -> None:
     world.command("start dev")
     world.command("start dev", user="U0BOB", user_name="bob")
-    mine, _bobs = world.started(2)
+    mine = next(i for i in world.started(2) if i.owner_id == "U0ALICE")  # ids in either order
     world.send(fakeslack.home_opened("U0ALICE"), content_type=fakeslack.JSON)
     home = world.until(lambda: world.fake.homes.get("U0ALICE"))
     texts = json.dumps(home)
