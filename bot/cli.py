@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import yaml
+from prompt_toolkit import PromptSession
+from prompt_toolkit.patch_stdout import patch_stdout
 
-from bot import __version__, schema
+from bot import __version__, messages, schema
 from bot.config import ConfigError, Settings, describe_settings, load_settings
+from bot.console_chat import ConsoleChat
 from bot.core.clock import utcnow
 from bot.core.podspec import IslandParams, TemplateError
 from bot.db import Database, create_database
+from bot.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
 from bot.errors import IslandbotError, UserError
 from bot.notify import JsonLinesNotifier, LogNotifier
 from bot.templates import load_templates
+from bot.web import Address
 from bot.wiring import (
     build_parts,
     build_service,
     build_slack_bot,
-    build_storage,
     check_slack_settings,
+    parse_address,
 )
 
 
@@ -68,28 +75,78 @@ def cmd_config(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
-    storage = build_storage(settings)
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    if "ISLANDBOT_LOG_LEVEL" not in os.environ:  # the terminal is the chat's: warnings only
+        logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped: already running"
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    if "ISLANDBOT_DATABASE_URL" not in os.environ:  # the demo's own, fresh unless --keep
+        db_file = state / "islandbot.db"
+        if not args.keep:
+            db_file.unlink(missing_ok=True)
+        settings = replace(settings, database_url=f"sqlite:///{db_file}")
+    address = (
+        parse_address(settings.http_address)
+        if "ISLANDBOT_HTTP_ADDRESS" in os.environ
+        else Address("127.0.0.1", 0)
+    )
+    out = Printer()
+    chat = ConsoleChat(write=out.line, json_lines=args.json, names={CHANNEL: CHANNEL_NAME})
+    cluster = Cluster(settings.kubeconfig) if settings.kubeconfig else Cluster.embedded(state)
     try:
-        revision = schema.current_revision(storage.db)
-        usage = storage.allocator.usage()
+        demo = Demo(settings, chat, cluster=cluster, http_address=address).start()
+    except BaseException:
+        cluster.stop()
+        raise
+    try:
+        banner = messages.demo_banner(
+            database=demo.settings.database_url,
+            api_url=demo.server.url,
+            kubeconfig=str(cluster.kubeconfig),
+            namespace=demo.settings.namespace,
+        )
+        print(banner, file=sys.stderr if args.json else sys.stdout, flush=True)
+        if args.script is not None or not sys.stdin.isatty():
+            source = args.script.open(encoding="utf-8") if args.script else sys.stdin
+            with source:
+                for line in source:
+                    if not demo.handle(line):
+                        break
+            return 1 if demo.timeouts else 0
+        _interactive(demo)
+    except KeyboardInterrupt:
+        return 130
+    else:
+        return 0
     finally:
-        storage.db.dispose()
-    migrated = " (just migrated)" if storage.migrated else ""
-    print(
-        f"islandbot {__version__}: database {settings.database_url} ready at revision "
-        f"{revision}{migrated}; {usage.free} of {usage.blocks} port blocks of "
-        f"{storage.templates.block_size} free in {settings.port_range}; branches "
-        f"{', '.join(storage.templates.branches)}."
-    )
-    print(
-        "The embedded demo (lifecycle loop and console chat over the kubesim cluster "
-        "simulator) is not built yet: see the open issues. `python -m kubesim serve` runs "
-        "the simulator on its own; `islandbot render dev` shows an island's pod; "
-        "`islandbot reconcile` runs the lifecycle loop against a cluster; `islandbot run` runs "
-        "the real bot with Slack (see the README's Slack section)."
-    )
-    return 0
+        demo.stop()
+        cluster.stop()
+
+
+class Printer:
+    """Lines from many threads, one at a time, flushed at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            print(text, flush=True)
+
+
+def _interactive(demo: Demo) -> None:
+    session: PromptSession[str] = PromptSession()
+    with patch_stdout(raw=True):
+        while True:
+            try:
+                line = session.prompt(f"{demo.user}> ")
+            except EOFError:
+                return
+            except KeyboardInterrupt:
+                continue
+            if not demo.handle(line):
+                return
 
 
 def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
@@ -229,9 +286,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="show the settings in force (secrets masked)").set_defaults(
         handler=cmd_config
     )
-    sub.add_parser("demo", help="run the bot on its embedded defaults").set_defaults(
-        handler=cmd_demo
+    demo = sub.add_parser(
+        "demo",
+        help="the bot on its embedded defaults (SQLite, kubesim, a console chat)",
+        description="Runs the real bot with a console chat in place of Slack and the kubesim "
+        "cluster simulator in this process (or the cluster ISLANDBOT_KUBECONFIG names). Reads "
+        "console lines from --script, else from standard input when it is not a terminal, else "
+        "from a prompt; `help` lists them.",
     )
+    demo.add_argument(
+        "--script", type=Path, default=None, help="run these console lines, then exit"
+    )
+    demo.add_argument(
+        "--json", action="store_true", help="print every chat event as one JSON object per line"
+    )
+    demo.add_argument(
+        "--state-dir",
+        default=".islandbot-demo",
+        help="where the demo keeps its database and kubeconfig (default: .islandbot-demo)",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the islands of the last demo's database"
+    )
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

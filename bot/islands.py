@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from bot import audit, messages
 from bot.core.clock import Clock, utcnow
 from bot.core.states import LIVE_STATES, IslandState
 from bot.db import Database
 from bot.errors import NotFound
-from bot.models import Island
+from bot.models import Island, OutboxMessage
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,24 @@ class IslandStore:
             return [_record(r) for r in rows]
 
         return self.db.run(read, what="live islands", read_only=True)
+
+    def in_states(self, states: Iterable[IslandState]) -> list[int]:
+        """The ids of the islands in any of ``states``, lowest first."""
+
+        def read(conn: Connection) -> list[int]:
+            query = select(Island.id).where(Island.state.in_([s.value for s in states]))
+            return [int(r[0]) for r in conn.execute(query.order_by(Island.id))]
+
+        return self.db.run(read, what="islands by state", read_only=True)
+
+    def unsent_notices(self) -> int:
+        """Lifecycle notices written but not yet delivered to the chat."""
+
+        def read(conn: Connection) -> int:
+            query = select(func.count()).select_from(OutboxMessage)
+            return int(conn.execute(query.where(OutboxMessage.sent_at.is_(None))).scalar_one())
+
+        return self.db.run(read, what="unsent notices", read_only=True)
 
     def mark_stopped(self, island_id: int, *, actor: str, reason: str | None = None) -> bool:
         """Record that the island is finished and its pod gone. False if it already was."""

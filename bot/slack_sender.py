@@ -1,4 +1,4 @@
-"""Everything islandbot sends to Slack's Web API goes through here.
+"""Everything islandbot sends to Slack's Web API goes through here (the Slack ``ChatOutput``).
 
 - One FIFO queue per channel, drained by its own thread: a channel's messages go out in the
   order they were handed in (a thread's replies stay in order), at most ``rate`` posts per
@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,20 +31,17 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from bot.errors import IslandbotError
+from bot.chat import Blocks, ChatError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NOTICE_EVENT = "islandbot_notice"
 DEFAULT_API_URL = "https://slack.com/api/"
-Blocks = Sequence[Mapping[str, Any]]
 
 
-class SlackError(IslandbotError):
-    def __init__(self, message: str, *, error: str | None = None) -> None:
-        super().__init__(message)
-        self.error = error  # Slack's error code (``channel_not_found``...), when it gave one
+class SlackError(ChatError):
+    """A Slack API call that failed; ``error`` is Slack's error code when it gave one."""
 
 
 def retry_handlers(max_retries: int = 4) -> list[Any]:

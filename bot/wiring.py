@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from bot import schema
 from bot.actions import ActionSettings, IslandActions
 from bot.allocation import Allocator
+from bot.chat_notifier import ChatNotifier
 from bot.clocks import ClockActions, ClockSettings
 from bot.config import ConfigError, Settings
 from bot.core.lifecycle import Limits
@@ -22,7 +23,6 @@ from bot.notify import Notifier
 from bot.reflector import PodReflector
 from bot.service import LifecycleService
 from bot.slack_app import FrontSettings, SlackFront, SocketModeHandler, socket_mode_handler
-from bot.slack_notifier import SlackNotifier
 from bot.slack_sender import SlackSender, web_client
 from bot.templates import TemplateSet, load_templates
 from bot.web import Address, WebServer
@@ -190,7 +190,7 @@ def build_slack_bot(parts: Parts) -> SlackBot:
         ),
         poke=lambda: service_box[0].poke() if service_box else None,
     )
-    notifier = SlackNotifier(sender, actions, extend_step=settings.extend_step)
+    notifier = ChatNotifier(sender, actions, extend_step=settings.extend_step)
     service = build_service(parts, notifier)
     service_box.append(service)
     clocks = ClockActions(

@@ -19,7 +19,13 @@ from aiohttp import WSMsgType, web
 
 from kubesim import status
 from kubesim.cluster import Cluster
-from kubesim.runtime import ContainerRuntime, exec_environment, map_text, rfc3339nano
+from kubesim.runtime import (
+    ContainerRuntime,
+    emulated_date,
+    exec_environment,
+    map_text,
+    rfc3339nano,
+)
 from kubesim.store import Store
 
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -129,6 +135,7 @@ class PodIO:
         binary = True  # kubectl needs binary frames; the Python client reads either
         want_stdin = request.query.get("stdin") in ("true", "1")
         argv = [map_text(c.root, arg) for arg in command]
+        argv = emulated_date(c, argv) or argv  # libfaketime missing here: emulate `date`
 
         async def send(channel: int, data: bytes) -> None:
             frame = bytes([channel]) + data

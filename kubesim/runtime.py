@@ -67,6 +67,37 @@ def exec_environment(c: ContainerRuntime) -> dict[str, str]:
     return env
 
 
+def emulated_date(c: ContainerRuntime, argv: list[str]) -> list[str] | None:
+    """``date`` exec'd in a container that preloads libfaketime, on a host without the
+    library: the command that prints what the faked ``date`` would (GNU ``date -d @T``, or
+    the library's parse error and exit 1); None when no emulation is needed."""
+    if "faketime" not in c.env.get("LD_PRELOAD", "") or host_libfaketime() is not None:
+        return None
+    if (
+        not argv
+        or Path(argv[0]).name != "date"
+        or any(a.startswith(("-d", "-s", "--")) for a in argv)
+    ):
+        return None
+    clock_file = c.env.get("FAKETIME_TIMESTAMP_FILE")
+    path = c.host_path(clock_file) if clock_file else None
+
+    def read() -> str | None:
+        if "FAKETIME" in c.env:
+            return c.env["FAKETIME"]
+        return path.read_text() if path is not None and path.exists() else None
+
+    now = time.time()
+    clock = FakeClock(
+        read_file=read, process_start=now, dont_reset=c.env.get("FAKETIME_DONT_RESET") == "1"
+    )
+    try:
+        faked = clock.now(now)
+    except FaketimeError as exc:
+        return ["sh", "-c", 'echo "libfaketime: $1" >&2; exit 1', "sh", str(exc)]
+    return [argv[0], "-d", f"@{int(faked)}", *argv[1:]]
+
+
 def rfc3339nano(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.actions import ActionSettings, IslandActions
 from bot.allocation import Allocator
+from bot.chat_notifier import ChatNotifier
 from bot.clocks import ClockActions, ClockSettings
 from bot.core.lifecycle import Limits
 from bot.core.permissions import Policy
@@ -29,7 +30,6 @@ from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings
 from bot.service import LifecycleService
 from bot.slack_app import FrontSettings, SlackFront
-from bot.slack_notifier import SlackNotifier
 from bot.slack_sender import ChannelQueues, SlackSender, web_client
 from bot.templates import load_templates
 from bot.web import Address, WebServer
@@ -89,7 +89,7 @@ class SlackWorld:
             ),
             poke=self.poke,
         )
-        self.notifier = SlackNotifier(self.sender, self.actions, extend_step=timedelta(hours=4))
+        self.notifier = ChatNotifier(self.sender, self.actions, extend_step=timedelta(hours=4))
         self.engine = LifecycleEngine(
             db=db,
             kube=self.kube,

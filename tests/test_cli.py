@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -80,9 +81,66 @@ def test_a_broken_template_stops_the_bot_with_the_file_and_field(tmp_path: Path)
     assert not (tmp_path / "islandbot.db").exists()
 
 
-def test_demo_prepares_the_embedded_database(tmp_path: Path) -> None:
-    result = run("demo", env={}, cwd=tmp_path)
+DEMO_SCRIPT = """\
+# a script: one console line each
+/island start dev
+@bob /island start weekly
+wait 60
+@alice /island stop 1
+@bob /island stop mine
+/island frobnicate
+wait 30
+"""
+
+
+def test_demo_runs_a_script_through_the_whole_bot(tmp_path: Path) -> None:
+    (tmp_path / "demo.txt").write_text(DEMO_SCRIPT)
+    result = run("demo", "--script", "demo.txt", env={}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "islandbot.db").exists()
-    assert f"revision {schema.head_revision()} (just migrated)" in result.stdout
-    assert "3333 of 3333 port blocks of 3 free in 30000-39999" in result.stdout
+    out = result.stdout
+    assert "HTTP API at http://127.0.0.1:" in out
+    assert f"KUBECONFIG={Path('.islandbot-demo') / 'kubeconfig'} kubectl get pods" in out
+    assert "island #1 is ready on 127.0.0.2: app-common-port 30000" in out
+    assert "island #2 is ready on 127.0.0.4: app-common-port 30003" in out
+    assert "(to bob only) I don't know the command 'frobnicate'" in out
+    assert "Island #1 is stopped." in out and "Island #2 is stopped." in out
+    db = tmp_path / ".islandbot-demo" / "islandbot.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        states = conn.execute(sa.text("SELECT id, state FROM islands ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in states] == [(1, "stopped"), (2, "stopped")]
+
+
+def test_demo_reads_standard_input_and_prints_json_lines(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ISLANDBOT_", "SLACK_"))}
+    result = subprocess.run(
+        [ISLANDBOT, "demo", "--json"],
+        input="/island start dev\nwait 60\n/island list\npress 999\n",
+        env=clean,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]  # JSON only on stdout
+    kinds = [e["kind"] for e in events]
+    assert kinds[:2] == ["command", "post"]
+    assert events[1]["buttons"][0] == {"press": 1, "label": "Stop"}
+    ready = [e for e in events if e["kind"] == "reply" and "is ready" in e["text"]]
+    assert len(ready) == 1 and ready[0]["thread"] == events[1]["message"]
+    assert ready[0]["broadcast"] is True
+    assert any(e["kind"] == "update" and e["message"] == 1 for e in events)
+    listing = [e for e in events if e["kind"] == "ephemeral" and "Live islands" in e["text"]]
+    assert listing and listing[0]["user"] == "alice"
+    assert "no button `999`" in events[-1]["text"]
+    assert "HTTP API at" in result.stderr  # the banner stays off the JSON stream
+
+
+def test_demo_refuses_a_wait_that_times_out_with_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "demo.txt").write_text("/island start dev\nwait 0\n")
+    result = run("demo", "--script", "demo.txt", env={}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Still not settled after 0 s: #1." in result.stdout

@@ -1,5 +1,6 @@
-"""Lifecycle notices as Slack messages: a threaded reply under the island's root message, then
-the root message brought up to date (state, host, ports, clock, expiry, buttons)."""
+"""Lifecycle notices as chat messages, through any ``ChatOutput``: a threaded reply under the
+island's root message, then the root message brought up to date (state, host, ports, clock,
+expiry, buttons)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,18 @@ from datetime import timedelta
 
 from bot import slack_blocks
 from bot.actions import IslandActions
+from bot.chat import ChatOutput
 from bot.core.clock import Clock, utcnow
 from bot.errors import IslandbotError
 from bot.notify import Announcement
-from bot.slack_sender import SlackSender
 
 log = logging.getLogger(__name__)
 
 
-class SlackNotifier:
+class ChatNotifier:
     def __init__(
         self,
-        sender: SlackSender,
+        sender: ChatOutput,
         actions: IslandActions,
         *,
         extend_step: timedelta,
