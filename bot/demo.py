@@ -205,29 +205,32 @@ class Demo:
         else:
             time.sleep(seconds)
 
-    def command(self, text: str, *, settle_s: float = 30.0) -> None:
-        caller = Caller(self.user, self.user, CHANNEL)
-        self.chat.typed(self.user, f"/island {text}".rstrip(), CHANNEL)
+    def command(self, text: str, *, user: str | None = None, settle_s: float = 30.0) -> None:
+        """``/island <text>`` as ``user`` (default: the current user); returns when its work
+        is done (at most ``settle_s``), so that a script's lines take effect in order."""
+        who = user or self.user
+        self.chat.typed(who, f"/island {text}".rstrip(), CHANNEL)
         answer = self.front.command(
-            caller, text, trigger=uuid.uuid4().hex, reply=Reply(self.user, CHANNEL)
+            Caller(who, who, CHANNEL), text, trigger=uuid.uuid4().hex, reply=Reply(who, CHANNEL)
         )
         if answer is not None:
-            self.chat.ephemeral(CHANNEL, self.user, answer)
-        self.front.pool.wait_idle(settle_s)  # its answers are out before the next line
+            self.chat.ephemeral(CHANNEL, who, answer)
+        self.front.pool.wait_idle(settle_s)
 
-    def press(self, which: str) -> None:
+    def press(self, which: str, *, user: str | None = None) -> None:
+        who = user or self.user
         number = which.removeprefix("b")
         button = self.chat.button(int(number)) if number.isdigit() and len(number) < 9 else None
-        self.chat.typed(self.user, f"press {which}", CHANNEL)
+        self.chat.typed(who, f"press {which}", CHANNEL)
         if button is None:
-            self.say(messages.demo_no_button(which))
+            self.chat.ephemeral(CHANNEL, who, messages.demo_no_button(which))
             return
         self.front.button(
-            Caller(self.user, self.user, button.channel or CHANNEL),
+            Caller(who, who, button.channel or CHANNEL),
             button.action_id,
             button.value,
             trigger=uuid.uuid4().hex,
-            reply=Reply(self.user, button.channel or CHANNEL),
+            reply=Reply(who, button.channel or CHANNEL),
             in_home=button.channel is None,
         )
         self.front.pool.wait_idle(30)

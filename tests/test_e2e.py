@@ -1,0 +1,396 @@
+"""End to end through the console chat: the demo's wiring (``bot.demo.Demo``: storage,
+Kubernetes adapter, lifecycle loop on its real scheduler, chat front, HTTP server) against
+kubesim over HTTP, on SQLite and MariaDB. What a user types goes in as console lines; what the
+bot says is read from the console chat's transcript; the islands are checked over TCP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from bot.config import load_settings
+from bot.console_chat import ChatEvent, ConsoleChat
+from bot.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.islands import IslandRecord
+from bot.models import Island
+from kubesim import KubeSim, NodeSpec, SimConfig, running
+
+NODES = (
+    NodeSpec("dev-1", {"branch": "dev"}, address="127.0.0.2"),
+    NodeSpec("dev-2", {"branch": "dev"}, address="127.0.0.3"),
+    NodeSpec("weekly-1", {"branch": "weekly"}, memory="2Gi", address="127.0.0.4"),
+)
+FAST = SimConfig(
+    nodes=NODES, create_delay=0.05, boot_delay=0.2, probe_period=0.05, grace_period=0.3
+)
+PORTS = "38000-38299"
+
+
+@contextmanager
+def demo_on(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[tuple[Demo, KubeSim]]:
+    settings = load_settings(
+        {
+            "ISLANDBOT_DATABASE_URL": db_url,
+            "ISLANDBOT_PORT_RANGE": PORTS,
+            "ISLANDBOT_LEASE_TTL": "2s",
+        }
+    )
+    settings = replace(
+        settings,
+        reconcile_interval=timedelta(seconds=0.3),
+        ready_probe_interval=timedelta(seconds=1),
+        **overrides,
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    with running(FAST, kubeconfig_path=kubeconfig) as sim:
+        chat = ConsoleChat(write=None, names={CHANNEL: CHANNEL_NAME})
+        demo = Demo(settings, chat, cluster=Cluster(kubeconfig)).start()
+        try:
+            yield demo, sim
+        finally:
+            demo.stop()
+
+
+def start(demo: Demo, user: str, args: str = "dev") -> int:
+    """``/island start <args>`` as ``user``; the new island's id (ids are never reused, so
+    on MariaDB they go on from earlier tests)."""
+    before = {i.id for i in demo.islands.live(owner_id=user)}
+    demo.handle(f"@{user} /island start {args}")
+    (new,) = {i.id for i in demo.islands.live(owner_id=user)} - before
+    return new
+
+
+def texts(demo: Demo, kind: str | None = None, user: str | None = None) -> list[str]:
+    return [
+        e.text
+        for e in demo.chat.snapshot()
+        if (kind is None or e.kind == kind) and (user is None or e.user == user)
+    ]
+
+
+def wait_for(demo: Demo, check: Callable[[list[ChatEvent]], bool], timeout: float = 30) -> None:
+    if not demo.chat.wait_for(check, timeout):
+        transcript = "\n".join(f"{e.kind} {e.user or ''}: {e.text}" for e in demo.chat.snapshot())
+        pytest.fail(f"not seen within {timeout} s; the transcript:\n{transcript}")
+
+
+def said(demo: Demo, pattern: str, *, count: int = 1, timeout: float = 30) -> None:
+    regex = re.compile(pattern)
+    wait_for(demo, lambda events: sum(bool(regex.search(e.text)) for e in events) >= count, timeout)
+
+
+def settle(demo: Demo, timeout: float = 60) -> None:
+    assert demo.settle(timeout), f"not settled: {demo.unsettled()}"
+
+
+def island(demo: Demo, island_id: int) -> IslandRecord:
+    return demo.islands.get(island_id)
+
+
+def ready_replies(demo: Demo, island_id: int) -> list[str]:
+    return [t for t in texts(demo, "reply") if f"island #{island_id} is ready" in t]
+
+
+def server_clock(record: IslandRecord) -> float:
+    with socket.create_connection((str(record.host_ip), max(record.ports)), timeout=3) as conn:
+        conn.sendall(b"TIME\n")
+        return float(conn.makefile().readline().split()[1])
+
+
+def clock_near(record: IslandRecord, expected: float, tolerance: float = 5.0) -> float:
+    """The island server's clock once it is within ``tolerance`` of ``expected`` (libfaketime
+    re-reads its file every few seconds)."""
+    deadline = time.monotonic() + 15
+    while True:
+        now = server_clock(record)
+        if abs(now - expected) <= tolerance or time.monotonic() > deadline:
+            return now
+        time.sleep(0.3)
+
+
+def test_two_users_start_at_once_and_every_port_answers(db_url: str, tmp_path: Path) -> None:
+    with demo_on(db_url, tmp_path) as (demo, _sim):
+        both = [
+            threading.Thread(target=demo.command, args=("start dev",), kwargs={"user": "alice"}),
+            threading.Thread(target=demo.command, args=("start weekly",), kwargs={"user": "bob"}),
+        ]
+        for t in both:
+            t.start()
+        for t in both:
+            t.join(30)
+        said(demo, r"is ready on", count=2)
+        settle(demo)
+        by_owner = {i.owner_id: i for i in demo.islands.live()}
+        assert sorted(by_owner) == ["alice", "bob"]
+        for owner, branch, host in (("alice", "dev", "127.0.0."), ("bob", "weekly", "127.0.0.4")):
+            record = by_owner[owner]
+            assert record.branch == branch and str(record.host_ip).startswith(host)
+            (reply,) = ready_replies(demo, record.id)
+            assert f"@{owner} island #{record.id} is ready on {record.host_ip}: " in reply
+            for name, port in zip(
+                ("app-common-port", "remote-msg-port", "server-port"), record.ports, strict=True
+            ):
+                assert f"{name} {port}" in reply
+                with socket.create_connection((str(record.host_ip), port), timeout=3):
+                    pass
+        root_updates = [e for e in demo.chat.snapshot() if e.kind == "update"]
+        assert any(": ready" in e.text.splitlines()[0] for e in root_updates)
+
+
+def test_refusals_change_nothing(db_url: str, tmp_path: Path) -> None:
+    with demo_on(db_url, tmp_path) as (demo, _sim):
+        demo.handle("@carol /island start qa")
+        assert texts(demo, "ephemeral")[0].startswith(
+            "There is no branch 'qa'. Known branches: dev, weekly."
+        )
+        assert demo.islands.live() == []
+        ids = [start(demo, "carol") for _ in range(3)]
+        demo.handle("/island start dev")
+        refusal = texts(demo, "ephemeral", "carol")[-1]
+        refs = ", ".join(f"#{i}" for i in ids)
+        assert f"You already have 3 live islands ({refs}); the limit is 3 per person" in refusal
+        assert [i.id for i in demo.islands.live()] == ids
+        demo.handle("press 999")
+        assert "no button `999`" in texts(demo, "ephemeral")[-1]
+        demo.handle(f"@dave /island stop {ids[0]}")
+        assert texts(demo, "ephemeral", "dave")[-1] == (
+            f"Only its owner or an admin may stop island #{ids[0]}: @carol."
+        )
+        settle(demo)
+        assert all(i.state == "ready" for i in demo.islands.live())
+
+
+def test_capacity_exhausted_tells_the_reason_and_frees_the_ports(
+    db_url: str, tmp_path: Path
+) -> None:
+    with demo_on(db_url, tmp_path, unschedulable_timeout=timedelta(seconds=3)) as (demo, _sim):
+        first = start(demo, "alice", "weekly")  # the weekly node has 2Gi: one island fits
+        second = start(demo, "bob", "weekly")
+        said(demo, rf"Island #{second} is waiting for room: no weekly node has 1500Mi free")
+        said(demo, rf"island #{second} failed: could not be scheduled for \d+s: no weekly node")
+        settle(demo)
+        assert island(demo, first).state == "ready"
+        failed = island(demo, second)
+        assert failed.state == "stopped"  # no pod to keep: released at once
+        assert "no weekly node has 1500Mi free" in str(failed.failure_reason)
+        assert demo.parts.allocator.usage().held == 1  # its block went back to the pool
+        third = start(demo, "carol")
+        settle(demo)
+        assert island(demo, third).ports == failed.ports  # the freed block is handed out again
+
+
+def test_oom_after_ready_is_told_once_and_the_logs_stay(db_url: str, tmp_path: Path) -> None:
+    with demo_on(db_url, tmp_path) as (demo, sim):
+        n = start(demo, "alice")
+        said(demo, rf"island #{n} is ready")
+        sim.kill_container("islands", island(demo, n).pod_name, "altraserver")
+        said(demo, rf"island #{n} failed: island #{n} blew up: OOMKilled at the 2048Mi limit")
+        settle(demo)
+        time.sleep(1.5)  # more ticks and probe rounds: still told once
+        assert len([t for t in texts(demo, "reply") if "blew up" in t]) == 1
+        demo.handle(f"/island logs {n}")  # the dead server's log (restartPolicy Never)
+        logs = texts(demo, "ephemeral")[-1]
+        assert "server: listening on" in logs
+        assert island(demo, n).state == "failed"  # its pod is kept for the logs
+
+
+def test_eviction_and_a_pod_deleted_behind_the_bots_back(db_url: str, tmp_path: Path) -> None:
+    with demo_on(db_url, tmp_path) as (demo, sim):
+        one, two = start(demo, "alice"), start(demo, "alice")
+        said(demo, r"is ready on", count=2)
+        sim.evict("islands", island(demo, one).pod_name, "The node was low on resource: memory.")
+        sim.delete_pod("islands", island(demo, two).pod_name)
+        said(demo, rf"island #{one} failed: evicted by Kubernetes: The node was low on resource")
+        said(demo, rf"island #{two} failed: its pod (was deleted outside islandbot|is being del)")
+        settle(demo)
+        assert island(demo, one).state == "failed"  # the evicted pod is kept for its logs
+        assert island(demo, two).state in {"failed", "stopped"}  # nothing left to keep
+        assert island(demo, two).failure_reason
+
+
+def test_clock_start_at_owner_shift_approved_and_rejected_requests(
+    db_url: str, tmp_path: Path
+) -> None:
+    with demo_on(db_url, tmp_path) as (demo, _sim):
+        n = start(demo, "alice", 'dev at="2030-01-01 12:00"')
+        said(demo, rf"island #{n} is ready")
+        began = datetime(2030, 1, 1, 12, 0, tzinfo=UTC).timestamp()
+        record = island(demo, n)
+        assert abs(clock_near(record, began, 60) - began) < 60  # 2030, plus the uptime
+
+        demo.handle(f"/island time {n} +1d")  # the owner's own shift applies at once
+        said(demo, rf"Island #{n}'s clock is now at")
+        expected = began + 86400  # +1d: a day ahead of the island's clock
+        assert abs(clock_near(record, expected, 60) - expected) < 60
+
+        demo.handle(f"@bob /island time {n} +2d")
+        said(demo, rf"@bob asks to move island #{n}'s clock to \+2d")
+        approve = next(e for e in demo.chat.snapshot() if e.kind == "post" and "asks" in e.text)
+        demo.press(str(approve.buttons[0][0]), user="alice")
+        said(demo, r"Approved by @alice and applied")
+        expected = began + 3 * 86400
+        assert abs(clock_near(record, expected, 60) - expected) < 60
+
+        demo.handle(f"@bob /island time {n} +5d")
+        said(demo, r"to \+5d", count=1)
+        request = [e for e in demo.chat.snapshot() if e.kind == "post" and "+5d" in e.text][-1]
+        demo.press(str(request.buttons[0][0]), user="bob")  # not bob's to approve
+        assert texts(demo, "ephemeral", "bob")[-1] == (
+            f"Only the owner of island #{n} or an admin may decide: @alice."
+        )
+        demo.press(str(request.buttons[1][0]), user="alice")
+        said(demo, r"Rejected by @alice")
+        time.sleep(2)
+        assert abs(server_clock(record) - expected) < 60  # unchanged, not 5 days on
+
+
+def test_expiry_warns_extends_and_expires(db_url: str, tmp_path: Path) -> None:
+    with demo_on(
+        db_url,
+        tmp_path,
+        expiry_warning=timedelta(seconds=3),
+        extend_step=timedelta(seconds=4),
+    ) as (demo, _sim):
+        n = start(demo, "alice")
+        said(demo, rf"island #{n} is ready")
+        soon = datetime.now(UTC) + timedelta(seconds=5)
+        with demo.parts.db.engine.begin() as conn:  # as if 8 hours had passed
+            conn.execute(update(Island).where(Island.id == n).values(expires_at=soon))
+        demo.service.poke()
+        said(demo, rf"island #{n} expires at")
+        root = next(e for e in demo.chat.snapshot() if e.kind == "post")
+
+        def root_updated_after_the_warning(events: list[ChatEvent]) -> bool:
+            warned = next(i for i, e in enumerate(events) if "expires at" in e.text)
+            return any(e.kind == "update" and e.message == root.message for e in events[warned:])
+
+        wait_for(demo, root_updated_after_the_warning)  # its Extend button saw the new expiry
+        extend = next(n for n, label in root.buttons if label.startswith("Extend"))
+        demo.press(str(extend))
+        assert f"Island #{n} now expires at" in texts(demo, "ephemeral")[-1]
+        assert island(demo, n).expires_at > soon
+        said(demo, rf"Island #{n} has expired and is being stopped", timeout=30)
+        settle(demo)
+        assert island(demo, n).state == "stopped"
+        assert len([t for t in texts(demo, "reply") if "has expired" in t]) == 1
+
+
+def test_a_burst_of_30_starts_by_10_users(db_url: str, tmp_path: Path) -> None:
+    """2 dev nodes of 16Gi hold 20 islands of 1500Mi: the other 10 wait, then fail with
+    the reason; no port is handed out twice, and every island ends ready or failed."""
+    with demo_on(db_url, tmp_path, unschedulable_timeout=timedelta(seconds=4)) as (demo, _sim):
+        users = [f"user{n}" for n in range(10)]
+        threads = [
+            threading.Thread(target=demo.command, args=("start dev",), kwargs={"user": u})
+            for u in users
+            for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        settle(demo, 120)
+        records = demo.islands.live() + [
+            i for i in (island(demo, n) for n in _stopped_ids(demo)) if i.state == "stopped"
+        ]
+        assert len(records) == 30
+        ports = [p for r in records for p in r.ports]
+        assert len(ports) == len(set(ports)) == 90
+        ready = [r for r in records if r.state == "ready"]
+        refused = [r for r in records if r.state == "stopped"]
+        assert (len(ready), len(refused)) == (20, 10)
+        replies = texts(demo, "reply")
+        for r in refused:
+            assert "no dev node has 1500Mi free" in str(r.failure_reason)
+            told = [t for t in replies if f"island #{r.id} failed: could not be scheduled" in t]
+            assert len(told) == 1
+        for r in ready:
+            assert len(ready_replies(demo, r.id)) == 1
+        assert sorted({r.owner_id for r in records}) == users
+
+
+def _stopped_ids(demo: Demo) -> list[int]:
+    """The ids of this demo's islands that are stopped (the transcript names them all)."""
+    ids = {int(m) for t in texts(demo, "post") for m in re.findall(r"island #(\d+) on", t)}
+    live = {i.id for i in demo.islands.live()}
+    return sorted(ids - live)
+
+
+SLOW_BOOT = replace(FAST, boot_delay=3.0)  # time to kill the bot between scheduled and ready
+
+
+def _demo_process(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ISLANDBOT_", "SLACK_"))}
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "islandbot"), "demo", "--json"],
+        env={**clean, **env},
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _read_until(proc: subprocess.Popen[str], seen: list[dict[str, Any]], pattern: str) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(json.loads(line))
+        if re.search(pattern, seen[-1].get("text", "")):
+            return
+    pytest.fail(f"{pattern!r} not seen; saw {seen}")
+
+
+def test_bot_killed_mid_start_and_restarted_still_says_ready_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    env = {
+        "ISLANDBOT_DATABASE_URL": db_url,
+        "ISLANDBOT_KUBECONFIG": str(kubeconfig),
+        "ISLANDBOT_PORT_RANGE": PORTS,
+        "ISLANDBOT_LEASE_TTL": "2s",
+    }
+    with running(SLOW_BOOT, kubeconfig_path=kubeconfig):
+        first = _demo_process(env, tmp_path)
+        assert first.stdin is not None
+        events: list[dict[str, Any]] = []
+        try:
+            first.stdin.write("/island start dev\n")
+            first.stdin.flush()
+            _read_until(first, events, r"is scheduled on node")
+        finally:
+            first.kill()  # SIGKILL: no goodbye, mid-start
+            first.wait(10)
+        (island_id,) = {int(m) for e in events for m in re.findall(r"island #(\d+) on", e["text"])}
+        assert not [e for e in events if "is ready" in e["text"]]  # killed before ready
+
+        second = _demo_process(env, tmp_path)
+        out, _ = second.communicate("wait 60\n/island list\n", timeout=120)
+        assert second.returncode == 0
+        events += [json.loads(line) for line in out.splitlines()]
+    ready = [
+        e for e in events if e["kind"] == "reply" and f"island #{island_id} is ready" in e["text"]
+    ]
+    assert len(ready) == 1
+    listing = [e["text"] for e in events if "Live islands" in e["text"]][-1]
+    assert re.search(rf"\b{island_id}\s+dev\s+alice\s+ready\b", listing)
