@@ -151,6 +151,24 @@ def test_date_through_exec_shows_the_faked_clock(sim: KubeSim, v1: client.CoreV1
     assert abs(int(out) - (time.time() + 3 * 86400)) < 5
 
 
+def test_date_is_emulated_where_the_host_has_no_libfaketime(
+    sim: KubeSim, v1: client.CoreV1Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo must show shifted clocks on any laptop: without the library, kubesim answers
+    ``date`` from the same rules its in-process servers follow."""
+    monkeypatch.setattr("kubesim.runtime.host_libfaketime", lambda: None)
+    v1.create_namespaced_pod("default", island_pod("nolib"))
+    wait_ready(v1, "nolib")
+    exec_(v1, "nolib", ["sh", "-c", f"printf '+3d\\n' > {CLOCK_FILE}"])
+    out, err, code = exec_(v1, "nolib", ["date", "+%s"])
+    assert code == 0, err
+    assert abs(int(out) - (time.time() + 3 * 86400)) < 5
+    exec_(v1, "nolib", ["sh", "-c", f"printf 'soon\\n' > {CLOCK_FILE}"])
+    out, err, code = exec_(v1, "nolib", ["date", "+%s"])
+    assert code == 1
+    assert "libfaketime: could not parse faketime specification" in err
+
+
 def test_exec_in_a_stopped_container_is_refused(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("stopped"))
     wait_ready(v1, "stopped")
