@@ -74,6 +74,8 @@ class LifecycleService:
         self._stopping = threading.Event()
         self._extra: list[tuple[Callable[[], None], str, float]] = []
         self._deliver_now = threading.Event()
+        self._ticking = threading.Event()  # a tick is running
+        self._poked = threading.Event()  # poked meanwhile: it should look again
         self._delivery = threading.Thread(target=self._delivery_loop, name="notices", daemon=True)
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(6)},
@@ -139,6 +141,17 @@ class LifecycleService:
     def _tick(self) -> None:
         if not self.lease.is_leader:
             return
+        self._ticking.set()
+        try:
+            while True:
+                self._poked.clear()
+                self._tick_once()
+                if not self._poked.is_set() or self._stopping.is_set():
+                    return
+        finally:
+            self._ticking.clear()
+
+    def _tick_once(self) -> None:
         report = self.engine.tick()
         with self.stats.lock:
             self.stats.ticks += 1
@@ -194,6 +207,9 @@ class LifecycleService:
     def poke(self) -> None:
         """Run a tick now (a person just asked for a change), then notices go out."""
         if not self.lease.is_leader or not self._scheduler.running:
+            return
+        if self._ticking.is_set():  # the running tick goes round once more when it is done
+            self._poked.set()
             return
         try:
             self._scheduler.modify_job("reconcile", next_run_time=utcnow())

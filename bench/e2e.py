@@ -1,0 +1,168 @@
+"""The whole pipeline, command to ready reply, through the console chat adapter.
+
+    python -m bench.e2e [--islands 50] [--rounds 3]
+
+The demo's wiring (``bot.demo.Demo``: SQLite, the lifecycle loop at its default 1 s cadence,
+the chat front) against kubesim in its own process with a boot delay of 0. Each round, 50
+``/island start dev`` commands (17 users, at most 3 each) are issued together from 50 threads;
+then every island is stopped and the next round starts. Measured per island:
+
+- command to ready: from the moment the command was typed to the ready reply in its thread;
+- bot overhead: the ready reply's time minus the moment the simulated server opened its server
+  port (kubesim's timestamped log), i.e. what the bot adds after the island could be used.
+
+Last stdout line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import load_settings
+from bot.console_chat import ConsoleChat
+from bot.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+
+READY = re.compile(r"island #(\d+) is ready")
+
+
+def start_kubesim(tmp: Path) -> tuple[subprocess.Popen[str], Path]:
+    kubeconfig = tmp / "kubeconfig"
+    nodes = ";".join(f"dev-{i}:branch=dev,memory=256Gi,cpu=64,ip=127.0.0.{2 + i}" for i in range(2))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubesim",
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--nodes",
+            nodes,
+            "--boot-delay",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # "kubesim serving at <url> ..." once it listens
+    return proc, kubeconfig
+
+
+def pct(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return round(values[0], 1) if values else 0.0
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
+
+
+def listen_time(demo: Demo, pod: str) -> float | None:
+    """When the simulated server opened its server port, from its timestamped log."""
+    response: Any = demo.parts.kube.core.read_namespaced_pod_log(
+        pod, "islands", container="altraserver", timestamps=True, _preload_content=False
+    )
+    for line in response.data.decode().splitlines():
+        stamp, _, text = line.partition(" ")
+        if "(server-port)" in text:
+            return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return None
+
+
+def one_round(demo: Demo, count: int, tag: str) -> tuple[list[float], list[float], int]:
+    users = [f"{tag}u{n // 3}" for n in range(count)]
+    seen_before = len(demo.chat.snapshot())
+
+    def issue(n: int) -> None:
+        demo.command("start dev", user=users[n], settle_s=60)
+
+    threads = [threading.Thread(target=issue, args=(n,)) for n in range(count)]
+    began = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    demo.settle(180)
+    events = demo.chat.snapshot()[seen_before:]
+    ready_at = {
+        int(m.group(1)): e.at.timestamp()
+        for e in events
+        if e.kind == "reply" and (m := READY.search(e.text))
+    }
+    records = [i for i in demo.islands.live() if i.owner_id.startswith(tag)]
+    to_ready, overhead = [], []
+    for record in records:
+        if record.id not in ready_at:
+            continue
+        to_ready.append((ready_at[record.id] - began) * 1000)
+        opened = listen_time(demo, record.pod_name)
+        if opened is not None:
+            overhead.append((ready_at[record.id] - opened) * 1000)
+    failures = count - len(ready_at)
+    for user in sorted(set(users)):
+        demo.command("stop mine", user=user)
+    demo.settle(120)
+    return to_ready, overhead, failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--islands", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        proc, kubeconfig = start_kubesim(tmp)
+        try:
+            settings = replace(
+                load_settings({"ISLANDBOT_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}"})
+            )
+            chat = ConsoleChat(write=None, names={CHANNEL: CHANNEL_NAME})
+            demo = Demo(settings, chat, cluster=Cluster(kubeconfig)).start()
+            to_ready: list[float] = []
+            overhead: list[float] = []
+            failures = 0
+            try:
+                for r in range(args.rounds):
+                    a, b, f = one_round(demo, args.islands, f"r{r}")
+                    print(
+                        json.dumps({"round": r, "ready": len(a), "to_ready_ms_p50": pct(a, 50)}),
+                        flush=True,
+                    )
+                    to_ready += a
+                    overhead += b
+                    failures += f
+            finally:
+                demo.stop()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(
+        json.dumps(
+            {
+                "bench": "e2e",
+                "islands": args.islands,
+                "rounds": args.rounds,
+                "command_to_ready_ms_p50": pct(to_ready, 50),
+                "command_to_ready_ms_p99": pct(to_ready, 99),
+                "bot_overhead_ms_p50": pct(overhead, 50),
+                "bot_overhead_ms_p99": pct(overhead, 99),
+                "failures": failures,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
