@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo test lint format bench install clean deploy-templates
 
 demo: $(STAMP)  ## run the bot on its embedded defaults (SQLite, simulator, console chat)
 	$(BIN)/islandbot demo
@@ -27,6 +27,9 @@ bench: $(STAMP)  ## benchmarks; each prints one JSON object as its last line
 	$(BIN)/python -m bench.watcher
 	$(BIN)/python -m bench.slack_ack
 	$(BIN)/python -m bench.e2e
+
+deploy-templates: $(STAMP)  ## regenerate deploy/k8s/island-templates.yaml from k8s_templates/
+	$(BIN)/python deploy/k8s/templates_configmap.py
 
 install: $(STAMP)
 

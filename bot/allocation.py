@@ -26,7 +26,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from bot import audit, messages
+from bot import audit, messages, metrics
 from bot.core.clock import Clock, utcnow
 from bot.core.naming import pod_name
 from bot.core.ports import BlockLayout, BlockRow, exclusion_reasons, plan_layout
@@ -146,6 +146,7 @@ class Allocator:
             .all()
         )
         if len(live) >= self.max_live_per_user:
+            metrics.ALLOCATION_FAILURES.labels(reason="quota").inc()
             raise QuotaExceeded(
                 messages.quota_exceeded(limit=self.max_live_per_user, island_ids=live),
                 island_ids=list(live),
@@ -167,6 +168,7 @@ class Allocator:
             live_total = conn.execute(
                 select(func.count()).select_from(Island).where(Island.state.in_(_LIVE))
             ).scalar_one()
+            metrics.ALLOCATION_FAILURES.labels(reason="ports").inc()
             raise PortsExhausted(
                 messages.ports_exhausted(
                     port_range=str(self.layout.range), live_islands=live_total

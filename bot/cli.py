@@ -17,7 +17,7 @@ import yaml
 from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from bot import __version__, messages, schema
+from bot import __version__, logs, messages, schema
 from bot.config import ConfigError, Settings, describe_settings, load_settings
 from bot.console_chat import ConsoleChat
 from bot.core.clock import utcnow
@@ -314,13 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure("WARNING")
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"islandbot: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger().setLevel(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return int(args.handler(settings, args))
     except ConfigError as exc:

@@ -264,12 +264,28 @@ class Settings:
         default="INFO",
         metadata={"env": "ISLANDBOT_LOG_LEVEL", "help": "DEBUG, INFO, WARNING or ERROR."},
     )
+    log_format: str = field(
+        default="text",
+        metadata={
+            "env": "ISLANDBOT_LOG_FORMAT",
+            "help": "`text` (one line per record) or `json` (one JSON object per record, for "
+            "log collectors). Tokens and secrets are never logged in either.",
+        },
+    )
+    require_registration: bool = field(
+        default=False,
+        metadata={
+            "env": "ISLANDBOT_REQUIRE_REGISTRATION",
+            "help": "`true`: an island is ready only once its seed script has registered "
+            "(`POST /api/v1/islands/{id}/register`), besides its server port answering.",
+        },
+    )
     http_address: str = field(
         default="0.0.0.0:3000",
         metadata={
             "env": "ISLANDBOT_HTTP_ADDRESS",
             "help": "`host:port` the bot's HTTP server listens on (`POST /slack/events` in "
-            "HTTP mode, `/healthz`).",
+            "HTTP mode, the API, `/healthz`, `/readyz`, `/metrics`).",
         },
     )
     slack_workers: int = field(
@@ -439,6 +455,22 @@ def _parse_log_level(text: str) -> str:
     return level
 
 
+def _parse_log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError("expected text or json")
+    return value
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"true", "1", "yes", "on"}:
+        return True
+    if value in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
 def _parse_token(prefix: str) -> Callable[[str], Secret]:
     def parse(text: str) -> Secret:
         token = text.strip()
@@ -487,6 +519,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "expiry_warning": _parse_duration,
     "lease_ttl": _parse_duration,
     "log_level": _parse_log_level,
+    "log_format": _parse_log_format,
+    "require_registration": _parse_bool,
     "http_address": _parse_address,
     "slack_workers": _parse_int(1, 64),
     "slack_api_url": _parse_slack_api_url,
@@ -550,6 +584,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str]]:
             shown = ",".join(sorted(value)) or "(none)"
         elif value is None:
             shown = "(unset)"
+        elif isinstance(value, bool):
+            shown = str(value).lower()
         else:
             shown = str(value)
         if f.name == "templates_dir" and value == DEFAULT_TEMPLATES_DIR:

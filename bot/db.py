@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -83,6 +83,8 @@ class Database:
                         raise DatabaseError(
                             f"{what}: still conflicting after {attempt} attempts"
                         ) from exc
+                    if isinstance(exc, OperationalError):  # unreachable, gone away, locked...
+                        raise DatabaseError(f"{what}: {exc.orig}") from exc
                     raise
                 with self._lock:
                     self._retries += 1
@@ -90,6 +92,10 @@ class Database:
                 log.debug("%s: retrying after %s (attempt %d)", what, exc.orig, attempt)
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def ping(self) -> None:
+        """Raise ``DatabaseError`` (an ``IslandbotError``) unless the database answers."""
+        self.run(lambda conn: conn.execute(text("SELECT 1")), what="ping", read_only=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

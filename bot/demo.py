@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bot import messages
 from bot.actions import ActionSettings, Caller, IslandActions
+from bot.api import Api
 from bot.chat import Reply
 from bot.chat_notifier import ChatNotifier
 from bot.clocks import ClockActions, ClockSettings
@@ -39,8 +40,8 @@ from bot.islands import IslandStore
 from bot.kube import Kube
 from bot.service import LifecycleService
 from bot.web import Address, WebServer
-from bot.wiring import Parts, build_parts, build_service
-from kubesim import KubeSim  # the demo's own cluster; nothing else in bot/ imports it
+from bot.wiring import Parts, api_parts, build_parts, build_service
+from kubesim import KubeSim, SimConfig  # the demo's own cluster; nothing else in bot/ imports it
 
 CHANNEL = "C0DEMO"
 CHANNEL_NAME = "islands"
@@ -67,7 +68,7 @@ class Cluster:
     @classmethod
     def embedded(cls, state_dir: Path) -> Cluster:
         path = state_dir / "kubeconfig"
-        sim = KubeSim(kubeconfig_path=path).start()
+        sim = KubeSim(SimConfig(register_islands=True), kubeconfig_path=path).start()
         return cls(path, sim)
 
     def stop(self) -> None:
@@ -87,7 +88,8 @@ class Demo:
         self.chat = chat
         self.cluster = cluster
         self.user = FIRST_USER
-        self.server = WebServer(slack=None, address=http_address)
+        self.api = Api()  # bound below, once the parts exist (they need the server's URL)
+        self.server = WebServer(slack=None, address=http_address, api=self.api)
         self.server.start()
         try:
             self.settings = replace(
@@ -136,6 +138,7 @@ class Demo:
             ),
         )
         self.service.add_job(self.front.expire_clock_requests, "clock-requests", seconds=5)
+        self.api.bind(api_parts(self.parts, self.service))
         self._stopped = threading.Event()
         self.timeouts = 0  # `wait` lines that gave up
         self.islands = IslandStore(self.parts.db)

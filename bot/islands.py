@@ -115,6 +115,19 @@ class IslandStore:
 
         return self.db.run(read, what="islands by state", read_only=True)
 
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(state, branch, number of islands) for every state but stopped."""
+
+        def read(conn: Connection) -> list[tuple[str, str, int]]:
+            query = (
+                select(Island.state, Island.branch, func.count())
+                .where(Island.state.in_([s.value for s in LIVE_STATES]))
+                .group_by(Island.state, Island.branch)
+            )
+            return [(str(s), str(b), int(n)) for s, b, n in conn.execute(query)]
+
+        return self.db.run(read, what="island counts", read_only=True)
+
     def unsent_notices(self) -> int:
         """Lifecycle notices written but not yet delivered to the chat."""
 

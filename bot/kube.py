@@ -28,6 +28,7 @@ from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
+from bot import metrics
 from bot.config import Settings
 from bot.core.podspec import LABEL_ISLAND, LABEL_OWNER, SELECTOR
 from bot.core.quantity import memory_bytes
@@ -257,6 +258,10 @@ class Kube:
             context=settings.kube_context,
         )
 
+    def ping(self) -> None:
+        """Raise a ``KubeError`` unless the API server answers (``GET /version``), quickly."""
+        self._call("get version", client.VersionApi(self._api).get_code, _request_timeout=3)
+
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
 
@@ -275,10 +280,12 @@ class Kube:
                     wait = _retry_after(exc) if status == 429 else None
                     problem = f"HTTP {status}"
                 else:
+                    metrics.KUBE_ERRORS.labels(operation=what.split(" ", maxsplit=1)[0]).inc()
                     raise _wrap(what, exc) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 wait, problem = None, f"{type(exc).__name__}"
             if attempt == self.settings.attempts:
+                metrics.KUBE_ERRORS.labels(operation=what.split(" ", maxsplit=1)[0]).inc()
                 raise KubeUnavailable(
                     f"{what}: Kubernetes API still failing after {attempt} attempts ({problem})"
                 )
@@ -287,6 +294,7 @@ class Kube:
                 delay *= 2
             wait = min(wait, self.settings.max_wait_s)
             self.retries += 1
+            metrics.KUBE_RETRIES.labels(operation=what.split(" ", maxsplit=1)[0]).inc()
             log.warning(
                 "%s: %s; retrying in %.2fs (attempt %d/%d)",
                 what,

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from bot import audit, messages
+from bot import audit, messages, metrics
 from bot.allocation import Allocator
 from bot.core.clock import Clock, utcnow
 from bot.core.lifecycle import (
@@ -103,6 +103,7 @@ class IslandRow:
     clock_offset_s: int
     host_ip: str | None
     restart_requested_at: datetime | None
+    registered_at: datetime | None
 
     @functools.cached_property
     def facts(self) -> IslandFacts:
@@ -116,6 +117,7 @@ class IslandRow:
             self.unschedulable_message,
             self.probe_failures,
             self.restart_requested_at is not None,
+            self.registered_at is not None,
         )
 
 
@@ -136,6 +138,7 @@ _ROW_COLUMNS = (
     Island.clock_offset_s,
     Island.host_ip,
     Island.restart_requested_at,
+    Island.registered_at,
 )  # only what every tick needs; what a pod create needs more is read then
 
 
@@ -479,6 +482,7 @@ class LifecycleEngine:
         with self._probe_lock:
             for _last, island_id, target in chosen:
                 self._ready_results[island_id] = bool(found.get(target))
+        metrics.PROBE_FAILURES.inc(sum(1 for _l, _i, target in chosen if not found.get(target)))
         return len(chosen)
 
     # ---- carrying out a decision --------------------------------------------------------------
@@ -503,7 +507,7 @@ class LifecycleEngine:
             if state == IslandState.STOPPED:
                 updates["stopped_at"] = now
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> bool:
             # Locked: a command (stop, restart) may be changing the row right now; reading it
             # unlocked would let this write overwrite what the command just committed.
             current = conn.execute(
@@ -512,11 +516,11 @@ class LifecycleEngine:
                 .with_for_update()
             ).first()
             if current is None or current.state != island.state.value:
-                return  # someone (a command, another replica) moved it meanwhile: next tick
+                return False  # someone (a command, another replica) moved it meanwhile
             if (current.restart_requested_at is None) != (island.restart_requested_at is None):
-                return  # a restart was asked for (or done) meanwhile: decide again next tick
+                return False  # a restart was asked for (or done) meanwhile: decide again
             if current.expires_at != island.expires_at:
-                return  # extended meanwhile: the expiry decisions are to be made again
+                return False  # extended meanwhile: the expiry decisions are to be made again
             if updates:
                 conn.execute(update(Island).where(Island.id == island.id).values(updates))
             for kind, detail in decision.notices:
@@ -541,8 +545,11 @@ class LifecycleEngine:
                         **({"failure": failure_text} if failure_text else {}),
                     },
                 )
+            return True
 
-        self.db.run(write, what=f"apply island {island.id}")
+        applied = self.db.run(write, what=f"apply island {island.id}")
+        if applied and state == IslandState.READY:
+            metrics.START_TO_READY.observe((now - island.created_at).total_seconds())
         if decision.release_ports:
             self._release(island.id)
 

@@ -677,3 +677,15 @@ def demo_no_button(which: str) -> str:
 def demo_not_settled(seconds: float, islands: list[int]) -> str:
     waiting = ", ".join(island_ref(i) for i in islands[:10]) or "notices still queued"
     return f"Still not settled after {seconds:g} s: {waiting}."
+
+
+# ---- the HTTP API -------------------------------------------------------------------------------
+
+REGISTRATION_UNAUTHORIZED = (
+    "missing or wrong registration token: send `Authorization: Bearer <token>` with the token "
+    "from the island's ISLANDBOT_REGISTER_TOKEN"
+)
+
+
+def registration_stopped(island_id: int, state: str) -> str:
+    return f"island {island_ref(island_id)} is {state}: it cannot register any more"

@@ -128,6 +128,7 @@ class Island(Base):
     note: Mapped[str | None] = mapped_column(String(500))
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     registration_token_hash: Mapped[str | None] = mapped_column(String(64))
+    registration: Mapped[dict[str, Any] | None] = mapped_column(JSONText())
     request_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     # lifecycle bookkeeping (what was sent to the cluster and told to people)
     pod_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

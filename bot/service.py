@@ -26,6 +26,7 @@ from datetime import timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 
+from bot import metrics
 from bot.core.clock import utcnow
 from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, TickReport
@@ -153,6 +154,7 @@ class LifecycleService:
 
     def _tick_once(self) -> None:
         report = self.engine.tick()
+        metrics.TICK.observe(report.duration_s)
         with self.stats.lock:
             self.stats.ticks += 1
             self.stats.tick_errors += bool(report.errors)

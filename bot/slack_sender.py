@@ -31,6 +31,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from bot import metrics
 from bot.chat import Blocks, ChatError
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,10 @@ class SlackSender:
             return fn(**kwargs)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
+            metrics.SLACK_ERRORS.labels(method=what, error=str(error or "http")).inc()
             raise SlackError(f"{what}: {error or exc}", error=error) from exc
         except (SlackClientError, OSError) as exc:
+            metrics.SLACK_ERRORS.labels(method=what, error="connection").inc()
             raise SlackError(f"{what}: {exc}") from exc
 
     def post(

@@ -1,5 +1,6 @@
 """The bot's HTTP server (aiohttp, in a thread of its own): Slack's requests in HTTP mode
-(``POST /slack/events``) and the health endpoints.
+(``POST /slack/events``), ``/healthz``, and the API (``bot.api``: registration, registry,
+``/readyz``, ``/metrics``).
 
 The Slack route is a thin adapter, as bolt's own adapters are: it turns the aiohttp request
 into a ``BoltRequest`` (the raw body, so the signature can be checked), runs ``App.dispatch``
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from slack_bolt import App, BoltRequest
 
+from bot.api import Api
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few KB
@@ -34,8 +37,11 @@ class Address:
 
 
 class WebServer:
-    def __init__(self, *, slack: App | None, address: Address, threads: int = 32) -> None:
+    def __init__(
+        self, *, slack: App | None, address: Address, api: Api | None = None, threads: int = 32
+    ) -> None:
         self.slack = slack
+        self.api = api
         self.address = address
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="http")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -50,6 +56,8 @@ class WebServer:
         if self.slack is not None:
             app.router.add_post("/slack/events", self._slack)
         app.router.add_get("/healthz", self._healthz)
+        if self.api is not None:
+            app.router.add_routes(self.api.routes())
         return app
 
     async def _slack(self, request: web.Request) -> web.Response:

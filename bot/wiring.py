@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from bot import schema
 from bot.actions import ActionSettings, IslandActions
 from bot.allocation import Allocator
+from bot.api import Api, ApiParts
 from bot.chat_notifier import ChatNotifier
 from bot.clocks import ClockActions, ClockSettings
 from bot.config import ConfigError, Settings
@@ -21,6 +22,7 @@ from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings
 from bot.notify import Notifier
 from bot.reflector import PodReflector
+from bot.registry import Registry
 from bot.service import LifecycleService
 from bot.slack_app import FrontSettings, SlackFront, SocketModeHandler, socket_mode_handler
 from bot.slack_sender import SlackSender, web_client
@@ -90,6 +92,7 @@ def lifecycle_settings(settings: Settings) -> LifecycleSettings:
             ready_timeout=settings.ready_timeout,
             expiry_warning=settings.expiry_warning,
             probe_failures=settings.probe_failures,
+            require_registration=settings.require_registration,
         ),
         ready_probe_interval=settings.ready_probe_interval,
         reconcile_interval=settings.reconcile_interval,
@@ -111,6 +114,14 @@ def build_service(parts: Parts, notifier: Notifier) -> LifecycleService:
     )
     lease = LeaderLease(parts.db, ttl=parts.settings.lease_ttl)
     return LifecycleService(engine, lease, interval=parts.settings.reconcile_interval)
+
+
+def api_parts(parts: Parts, service: LifecycleService) -> ApiParts:
+    """What the HTTP API serves from; a registration pokes the loop (ready sooner)."""
+    registry = Registry(
+        parts.db, port_names=parts.templates.ports, on_registered=lambda _id: service.poke()
+    )
+    return ApiParts(parts.db, parts.kube, registry)
 
 
 def parse_address(text: str) -> Address:
@@ -220,7 +231,9 @@ def build_slack_bot(parts: Parts) -> SlackBot:
     secret = settings.slack_signing_secret
     app = front.build_app(signing_secret=secret.reveal() if secret else None, client=client)
     server = WebServer(
-        slack=app if secret is not None else None, address=parse_address(settings.http_address)
+        slack=app if secret is not None else None,
+        address=parse_address(settings.http_address),
+        api=Api(api_parts(parts, service)),
     )
     socket_mode = None
     if settings.slack_app_token is not None:

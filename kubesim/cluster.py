@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from kubesim.config import SimConfig
 from kubesim.quantity import cpu_millis, memory_bytes
 from kubesim.runtime import ContainerRuntime, IslandServer, ProcessServer, map_path
@@ -25,6 +27,7 @@ from kubesim.store import Obj, Store, now_rfc3339
 log = logging.getLogger(__name__)
 
 _SEED_CLOCK = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+REGISTER_ATTEMPTS = 8  # about 15 s of retries, as seed.sh bounds its own
 
 
 @dataclass
@@ -371,6 +374,12 @@ class Cluster:
         if c.state != "running":
             return
         pod = self.store.get("pods", ns, name)
+        if self.config.register_islands and not await self._register(c, pod, runtime.address):
+            if c.state == "running":
+                await self._terminate(
+                    ns, name, c, exit_code=1, reason="Error", message="registration failed"
+                )
+            return
         island = (pod or {}).get("metadata", {}).get("labels", {}).get("islandbot.io/island-id")
         kind = ProcessServer if self.config.server_mode == "process" else IslandServer
         server = kind(c, runtime.address, self._server_port(pod, c), island)
@@ -389,6 +398,44 @@ class Cluster:
             )
             return
         c.log("server: started")
+
+    async def _register(self, c: ContainerRuntime, pod: Obj | None, address: str) -> bool:
+        """What seed.sh does before it starts the server: register the island over HTTP with
+        its token, retrying with backoff for a bounded time. False: it gave up (or was refused),
+        and the container exits 1 as the script does."""
+        url, token = c.env.get("ISLANDBOT_REGISTER_URL"), c.env.get("ISLANDBOT_REGISTER_TOKEN")
+        if not url or not token:
+            return True
+        status = (pod or {}).get("status", {})
+        body = {
+            "node": (pod or {}).get("spec", {}).get("nodeName") or "unknown",
+            "pod_ip": status.get("podIP") or address,
+            "version": "kubesim",
+            "ports": dict(c.ports),
+        }
+        delay = 0.2
+        for attempt in range(1, REGISTER_ATTEMPTS + 1):
+            try:
+                async with (
+                    aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session,
+                    session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as r,
+                ):
+                    if r.status == 200:
+                        c.log(f"seed: registered with {url}")
+                        return True
+                    problem = f"HTTP {r.status}: {(await r.text())[:200]}"
+                    if r.status in {400, 401, 404, 409, 413, 422}:
+                        c.log(f"seed: registration refused ({problem}); exiting")
+                        return False
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                problem = type(exc).__name__
+            if c.state != "running":
+                return False
+            c.log(f"seed: registration attempt {attempt} failed ({problem}); retry in {delay:g}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        c.log(f"seed: could not register after {REGISTER_ATTEMPTS} attempts; exiting")
+        return False
 
     @staticmethod
     def _server_port(pod: Obj | None, c: ContainerRuntime) -> int | None:

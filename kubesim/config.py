@@ -47,6 +47,9 @@ class SimConfig:
     history: int = 20_000  # watch window, in events; older resourceVersions get 410
     default_namespaces: tuple[str, ...] = ("default", "kube-system", "islands")
     server_mode: str = "inprocess"  # or "process": a real process under real libfaketime
+    # True: like seed.sh, island servers register (ISLANDBOT_REGISTER_URL/_TOKEN from their
+    # env) before they listen, and exit 1 if that keeps failing
+    register_islands: bool = False
 
 
 def parse_nodes(text: str) -> tuple[NodeSpec, ...]:

@@ -13,8 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,47 +22,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bot.config import load_settings
-from bot.console_chat import ChatEvent, ConsoleChat
-from bot.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.console_chat import ChatEvent
+from bot.demo import Demo
 from bot.islands import IslandRecord
 from bot.models import Island
-from kubesim import KubeSim, NodeSpec, SimConfig, running
-
-NODES = (
-    NodeSpec("dev-1", {"branch": "dev"}, address="127.0.0.2"),
-    NodeSpec("dev-2", {"branch": "dev"}, address="127.0.0.3"),
-    NodeSpec("weekly-1", {"branch": "weekly"}, memory="2Gi", address="127.0.0.4"),
-)
-FAST = SimConfig(
-    nodes=NODES, create_delay=0.05, boot_delay=0.2, probe_period=0.05, grace_period=0.3
-)
-PORTS = "38000-38299"
-
-
-@contextmanager
-def demo_on(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[tuple[Demo, KubeSim]]:
-    settings = load_settings(
-        {
-            "ISLANDBOT_DATABASE_URL": db_url,
-            "ISLANDBOT_PORT_RANGE": PORTS,
-            "ISLANDBOT_LEASE_TTL": "2s",
-        }
-    )
-    settings = replace(
-        settings,
-        reconcile_interval=timedelta(seconds=0.3),
-        ready_probe_interval=timedelta(seconds=1),
-        **overrides,
-    )
-    kubeconfig = tmp_path / "kubeconfig"
-    with running(FAST, kubeconfig_path=kubeconfig) as sim:
-        chat = ConsoleChat(write=None, names={CHANNEL: CHANNEL_NAME})
-        demo = Demo(settings, chat, cluster=Cluster(kubeconfig)).start()
-        try:
-            yield demo, sim
-        finally:
-            demo.stop()
+from kubesim import running
+from tests.demoworld import FAST, PORTS, demo_on
 
 
 def start(demo: Demo, user: str, args: str = "dev") -> int:

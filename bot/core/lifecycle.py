@@ -69,6 +69,7 @@ class Limits:
     probe_failures: int = 3  # consecutive failed probes before a ready island fails
     pod_create_grace: timedelta = timedelta(seconds=30)  # a missing pod younger than this
     # may just not be listed yet
+    require_registration: bool = False  # ready also needs the island's own registration
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class IslandFacts:
     unschedulable_told: str | None = None  # the scheduler message already announced
     probe_failures: int = 0
     restart_requested: bool = False  # its owner asked for a new pod (same id and ports)
+    registered: bool = False  # its seed script registered it over the HTTP API
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,8 @@ def _restart(pod: PodFacts | None) -> Decision:
                 "host_ip": None,
                 "scheduled_at": None,
                 "ready_at": None,
+                "registered_at": None,  # the new pod registers anew
+                "registration": None,
             },
         )
     return NOTHING if pod.deleting else Decision(delete_pod=True)
@@ -303,7 +307,7 @@ def _on_the_way(
             )
     elif server is not None and server.state == "running":
         state = S.RUNNING if (state or island.state) == S.SCHEDULED else state
-        if pod.ready and probe_ok:
+        if pod.ready and probe_ok and (island.registered or not limits.require_registration):
             state = S.READY
             steps.append((Notice.READY, {"host": pod.host_ip, "node": pod.node}))
             updates.update(ready_at=now, probe_failures=0)

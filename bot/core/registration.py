@@ -1,0 +1,94 @@
+"""What an island's seed script may send when it registers (pure validation).
+
+Body: ``{"node": "dev-1", "pod_ip": "10.1.2.3", "version": "1.2.3", "build": "4567",
+"ports": {"server-port": 30809}}``; ``build`` and ``ports`` are optional. Every problem is
+reported at once, each naming the field; unknown fields are problems too (a typo must not be
+silently dropped).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MAX_TEXT = 100
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+FIELDS = ("node", "pod_ip", "version", "build", "ports")
+
+
+@dataclass(frozen=True)
+class Registration:
+    node: str
+    pod_ip: str
+    version: str
+    build: str | None = None
+    ports: Mapping[str, int] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"node": self.node, "pod_ip": self.pod_ip, "version": self.version}
+        if self.build is not None:
+            data["build"] = self.build
+        if self.ports is not None:
+            data["ports"] = dict(self.ports)
+        return data
+
+
+class RegistrationInvalid(ValueError):
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = tuple(problems)
+
+
+def _text(data: Mapping[str, Any], name: str, problems: list[str], *, required: bool) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            problems.append(f"{name}: required")
+        return None
+    if not isinstance(value, str) or not _PRINTABLE.fullmatch(value) or len(value) > MAX_TEXT:
+        problems.append(f"{name}: expected 1-{MAX_TEXT} printable ASCII characters, no spaces")
+        return None
+    return value
+
+
+def parse_registration(data: Any, port_names: Sequence[str]) -> Registration:
+    """The registration in ``data`` (decoded JSON), or ``RegistrationInvalid``."""
+    if not isinstance(data, Mapping):
+        raise RegistrationInvalid(["the body must be a JSON object"])
+    problems = [f"{key}: unknown field" for key in data if key not in FIELDS]
+    node = data.get("node")
+    if not isinstance(node, str) or len(node) > 253 or not _DNS_SUBDOMAIN.fullmatch(node):
+        problems.append("node: expected the node's name (a DNS-1123 subdomain)")
+        node = None
+    pod_ip = data.get("pod_ip")
+    try:
+        pod_ip = str(ipaddress.ip_address(pod_ip)) if isinstance(pod_ip, str) else None
+    except ValueError:
+        pod_ip = None
+    if pod_ip is None:
+        problems.append("pod_ip: expected an IPv4 or IPv6 address")
+    version = _text(data, "version", problems, required=True)
+    build = _text(data, "build", problems, required=False)
+    ports = data.get("ports")
+    if ports is not None:
+        if not isinstance(ports, Mapping) or not ports:
+            problems.append("ports: expected an object of port name to port number")
+            ports = None
+        else:
+            for name, number in ports.items():
+                if name not in port_names:
+                    problems.append(f"ports.{name}: unknown port; known: {', '.join(port_names)}")
+                if (
+                    isinstance(number, bool)
+                    or not isinstance(number, int)
+                    or not 0 < number < 65536
+                ):
+                    problems.append(f"ports.{name}: expected a port number 1-65535")
+    if problems:
+        raise RegistrationInvalid(problems)
+    assert node is not None and pod_ip is not None and version is not None
+    return Registration(node, pod_ip, version, build, dict(ports) if ports else None)

@@ -1,0 +1,80 @@
+"""Prometheus metrics (``GET /metrics``), in one registry of islandbot's own.
+
+Counters and histograms are updated where things happen; the islands-by-state gauge is filled
+from the database when the endpoint is scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+ISLANDS = Gauge(
+    "islandbot_islands",
+    "Islands by state and branch (stopped ones not counted).",
+    ["state", "branch"],
+    registry=REGISTRY,
+)
+START_TO_READY = Histogram(
+    "islandbot_island_start_to_ready_seconds",
+    "From the start command to the island being ready.",
+    buckets=(1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600),
+    registry=REGISTRY,
+)
+ALLOCATION_FAILURES = Counter(
+    "islandbot_allocation_failures_total",
+    "Starts refused by the allocator, by reason (quota, ports).",
+    ["reason"],
+    registry=REGISTRY,
+)
+KUBE_ERRORS = Counter(
+    "islandbot_kubernetes_api_errors_total",
+    "Kubernetes API calls that failed for good, by operation.",
+    ["operation"],
+    registry=REGISTRY,
+)
+KUBE_RETRIES = Counter(
+    "islandbot_kubernetes_api_retries_total",
+    "Kubernetes API calls retried after a transient failure, by operation.",
+    ["operation"],
+    registry=REGISTRY,
+)
+SLACK_ERRORS = Counter(
+    "islandbot_slack_api_errors_total",
+    "Slack API calls that failed after the client's retries, by method and error.",
+    ["method", "error"],
+    registry=REGISTRY,
+)
+TICK = Histogram(
+    "islandbot_reconcile_tick_seconds",
+    "Duration of one reconcile tick.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+PROBE_FAILURES = Counter(
+    "islandbot_probe_failures_total",
+    "TCP probes of island server ports that found the port closed.",
+    registry=REGISTRY,
+)
+REGISTRATIONS = Counter(
+    "islandbot_registrations_total",
+    "Registration requests from islands, by HTTP status.",
+    ["status"],
+    registry=REGISTRY,
+)
+
+
+def set_island_counts(counts: Iterable[tuple[str, str, int]]) -> None:
+    """Replace the islands gauge with (state, branch, count) rows."""
+    ISLANDS.clear()
+    for state, branch, count in counts:
+        ISLANDS.labels(state=state, branch=branch).set(count)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)

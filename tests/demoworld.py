@@ -1,0 +1,54 @@
+"""The demo's wiring (``bot.demo.Demo``) for tests: kubesim in-process with fast timings,
+the console chat recording everything, the database under test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.config import load_settings
+from bot.console_chat import ConsoleChat
+from bot.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from kubesim import KubeSim, NodeSpec, SimConfig, running
+
+NODES = (
+    NodeSpec("dev-1", {"branch": "dev"}, address="127.0.0.2"),
+    NodeSpec("dev-2", {"branch": "dev"}, address="127.0.0.3"),
+    NodeSpec("weekly-1", {"branch": "weekly"}, memory="2Gi", address="127.0.0.4"),
+)
+FAST = SimConfig(
+    nodes=NODES, create_delay=0.05, boot_delay=0.2, probe_period=0.05, grace_period=0.3
+)
+PORTS = "38000-38299"
+
+
+@contextmanager
+def demo_on(
+    db_url: str, tmp_path: Path, *, sim: SimConfig = FAST, **overrides: Any
+) -> Iterator[tuple[Demo, KubeSim]]:
+    """A started demo on ``db_url``; ``overrides`` replace settings (sub-second timings)."""
+    settings = load_settings(
+        {
+            "ISLANDBOT_DATABASE_URL": db_url,
+            "ISLANDBOT_PORT_RANGE": PORTS,
+            "ISLANDBOT_LEASE_TTL": "2s",
+        }
+    )
+    settings = replace(
+        settings,
+        reconcile_interval=timedelta(seconds=0.3),
+        ready_probe_interval=timedelta(seconds=1),
+        **overrides,
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    with running(sim, kubeconfig_path=kubeconfig) as kubesim:
+        chat = ConsoleChat(write=None, names={CHANNEL: CHANNEL_NAME})
+        demo = Demo(settings, chat, cluster=Cluster(kubeconfig)).start()
+        try:
+            yield demo, kubesim
+        finally:
+            demo.stop()
