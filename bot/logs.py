@@ -36,8 +36,10 @@ class SecretFilter(logging.Filter):
         masked = mask(message)
         if masked != message or record.args:
             record.msg, record.args = masked, None
-        if record.exc_info and record.exc_text is None and record.exc_info[1] is not None:
-            record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
+        if record.exc_info and record.exc_info[1] is not None:
+            # formatters print exc_text when there is no exc_info: give them the masked one
+            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            record.exc_text, record.exc_info = mask(text), None
         return True
 
 

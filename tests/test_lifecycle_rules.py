@@ -89,6 +89,23 @@ def test_scheduled_running_ready_in_one_tick_when_everything_is_there() -> None:
     assert d.notices[1][1] == {"host": "127.0.0.2", "node": "dev-1"}
 
 
+def test_ready_waits_for_the_registration_when_it_is_required() -> None:
+    strict = replace(LIMITS, require_registration=True)
+    d = decide(island(S.RUNNING), pod(), True, at(0.5), strict)
+    assert d == NOTHING  # port open, pod Ready: not registered yet
+    d = decide(island(S.RUNNING, registered=True), pod(), True, at(0.6), strict)
+    assert (d.state, kinds(d)) == (S.READY, ["ready"])
+    late = decide(island(S.RUNNING), pod(), True, at(6), strict)
+    assert late.failure is not None and late.failure.kind == FailureKind.NOT_READY
+    assert decide(island(S.RUNNING), pod(), True, at(0.5), LIMITS).state == S.READY
+
+
+def test_a_restart_forgets_the_old_registration() -> None:
+    d = decide(island(S.READY, restart_requested=True, registered=True), None, None, at(1), LIMITS)
+    assert d.state == S.REQUESTED
+    assert d.updates["registered_at"] is None and d.updates["registration"] is None
+
+
 def test_step_by_step() -> None:
     d = decide(
         island(),
