@@ -50,6 +50,12 @@ SLACK_ERRORS = Counter(
     ["method", "error"],
     registry=REGISTRY,
 )
+SLACK_RETRIES = Counter(
+    "islandbot_slack_api_retries_total",
+    "Slack API calls retried by the client (429 with Retry-After, 5xx, dropped connections).",
+    ["reason"],
+    registry=REGISTRY,
+)
 TICK = Histogram(
     "islandbot_reconcile_tick_seconds",
     "Duration of one reconcile tick.",

@@ -45,11 +45,33 @@ class SlackError(ChatError):
     """A Slack API call that failed; ``error`` is Slack's error code when it gave one."""
 
 
+class _Counted:
+    """Counts each retry the handler decides on (``islandbot_slack_api_retries_total``)."""
+
+    reason = "retry"
+
+    def prepare_for_next_attempt(self, **kwargs: Any) -> None:
+        metrics.SLACK_RETRIES.labels(reason=self.reason).inc()
+        super().prepare_for_next_attempt(**kwargs)  # type: ignore[misc]
+
+
+class _RateLimited(_Counted, RateLimitErrorRetryHandler):
+    reason = "rate_limited"
+
+
+class _ServerError(_Counted, ServerErrorRetryHandler):
+    reason = "server_error"
+
+
+class _Connection(_Counted, ConnectionErrorRetryHandler):
+    reason = "connection"
+
+
 def retry_handlers(max_retries: int = 4) -> list[Any]:
     return [
-        RateLimitErrorRetryHandler(max_retry_count=max_retries),
-        ServerErrorRetryHandler(max_retry_count=max_retries),
-        ConnectionErrorRetryHandler(max_retry_count=2),
+        _RateLimited(max_retry_count=max_retries),
+        _ServerError(max_retry_count=max_retries),
+        _Connection(max_retry_count=2),
     ]
 
 

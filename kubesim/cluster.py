@@ -27,7 +27,29 @@ from kubesim.store import Obj, Store, now_rfc3339
 log = logging.getLogger(__name__)
 
 _SEED_CLOCK = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-REGISTER_ATTEMPTS = 8  # about 15 s of retries, as seed.sh bounds its own
+REGISTER_ATTEMPTS = 8
+_FIELD_REFS = {  # the downward API's fieldRef paths kubesim resolves
+    "metadata.name": ("metadata", "name"),
+    "metadata.namespace": ("metadata", "namespace"),
+    "metadata.uid": ("metadata", "uid"),
+    "spec.nodeName": ("spec", "nodeName"),
+    "spec.serviceAccountName": ("spec", "serviceAccountName"),
+    "status.podIP": ("status", "podIP"),
+    "status.hostIP": ("status", "hostIP"),
+}
+
+
+def _env_value(item: Obj, pod: Obj) -> str:
+    """An env var's value: ``value``, or a ``fieldRef`` resolved as the kubelet does."""
+    if "value" in item:
+        return str(item["value"])
+    path = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+    where = _FIELD_REFS.get(str(path))
+    if where is None:
+        return ""
+    return str(
+        (pod.get(where[0]) or {}).get(where[1]) or ""
+    )  # about 15 s of retries, as seed.sh bounds its own
 
 
 @dataclass
@@ -304,7 +326,7 @@ class Cluster:
         for c in pod["spec"]["containers"]:
             root = self._root / meta["namespace"] / meta["name"] / c["name"]
             root.mkdir(parents=True, exist_ok=True)
-            env = {e["name"]: str(e.get("value", "")) for e in c.get("env") or [] if "name" in e}
+            env = {e["name"]: _env_value(e, pod) for e in c.get("env") or [] if "name" in e}
             ports = {
                 str(p.get("name") or p["hostPort"]): int(p["hostPort"])
                 for p in c.get("ports") or []

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot import metrics
 from bot.slack_sender import ChannelQueues, SlackError, SlackSender, web_client
 from tests import fakeslack
 from tests.fakeslack import FakeSlack
@@ -25,13 +26,19 @@ def sender(fake: FakeSlack, rate: float = 50.0, burst: float = 3.0) -> SlackSend
     return SlackSender(client, queues=ChannelQueues(rate=rate, burst=burst, idle_s=1))
 
 
+def _metric(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_429_is_retried_after_retry_after(fake: FakeSlack) -> None:
+    retries = _metric("islandbot_slack_api_retries_total", reason="rate_limited")
     fake.fail("chat.postMessage", status=429, retry_after=1, count=2)
     began = time.monotonic()
     ts = sender(fake).post("C0TEAM", "hello")
     assert time.monotonic() - began >= 2.0  # slept Retry-After twice
     assert fake.count("chat.postMessage") == 3
     assert [m["ts"] for m in fake.posts("C0TEAM")] == [ts]
+    assert _metric("islandbot_slack_api_retries_total", reason="rate_limited") == retries + 2
 
 
 def test_server_errors_are_retried(fake: FakeSlack) -> None:
@@ -44,9 +51,20 @@ def test_server_errors_are_retried(fake: FakeSlack) -> None:
 
 
 def test_errors_that_retrying_cannot_fix_are_wrapped(fake: FakeSlack) -> None:
+    errors = _metric(
+        "islandbot_slack_api_errors_total", method="chat.postMessage", error="channel_not_found"
+    )
     with pytest.raises(SlackError) as caught:
         sender(fake).post("C0GONE", "hello")
     assert caught.value.error == "channel_not_found"
+    assert (
+        _metric(
+            "islandbot_slack_api_errors_total",
+            method="chat.postMessage",
+            error="channel_not_found",
+        )
+        == errors + 1
+    )
     fake.fail("chat.postMessage", status=500, count=10)
     client = web_client(fakeslack.BOT_TOKEN, base_url=fake.api_url, max_retries=1)
     with pytest.raises(SlackError):

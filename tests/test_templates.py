@@ -45,7 +45,13 @@ def templates():  # type: ignore[no-untyped-def]
 
 
 def env_of(container: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"]}
+    """Plain values; downward-API entries as ``fieldRef:<path>``."""
+    return {
+        e["name"]: e["value"]
+        if "value" in e
+        else f"fieldRef:{e['valueFrom']['fieldRef']['fieldPath']}"
+        for e in container["env"]
+    }
 
 
 def test_rendered_pod_keeps_everything_the_original_pod_has(templates) -> None:  # type: ignore[no-untyped-def]
@@ -68,6 +74,8 @@ def test_rendered_pod_keeps_everything_the_original_pod_has(templates) -> None: 
     ):
         assert server[key] == o_server[key], key
     env, o_env = env_of(server), env_of(o_server)
+    assert env["NODE_NAME"] == "fieldRef:spec.nodeName"  # for seed.sh's registration
+    assert env["POD_IP"] == "fieldRef:status.podIP"
     for name in (
         "LD_PRELOAD",
         "FAKETIME_TIMESTAMP_FILE",

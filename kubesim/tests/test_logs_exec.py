@@ -169,6 +169,20 @@ def test_date_is_emulated_where_the_host_has_no_libfaketime(
     assert "libfaketime: could not parse faketime specification" in err
 
 
+def test_the_downward_api_fills_field_ref_env(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    body = island_pod("downward")
+    body["spec"]["containers"][0]["env"] += [
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    v1.create_namespaced_pod("default", body)
+    pod = wait_ready(v1, "downward")
+    out, err, code = exec_(v1, "downward", ["sh", "-c", "echo $NODE_NAME $POD_IP $POD_NAME"])
+    assert code == 0, err
+    assert out.split() == [pod.spec.node_name, pod.status.pod_ip, "downward"]
+
+
 def test_exec_in_a_stopped_container_is_refused(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("stopped"))
     wait_ready(v1, "stopped")
