@@ -19,64 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from bench.common import listen_time, pct, start_kubesim
 from bot.config import load_settings
 from bot.console_chat import ConsoleChat
 from bot.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
 
 READY = re.compile(r"island #(\d+) is ready")
-
-
-def start_kubesim(tmp: Path) -> tuple[subprocess.Popen[str], Path]:
-    kubeconfig = tmp / "kubeconfig"
-    nodes = ";".join(f"dev-{i}:branch=dev,memory=256Gi,cpu=64,ip=127.0.0.{2 + i}" for i in range(2))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "serve",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--nodes",
-            nodes,
-            "--boot-delay",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    proc.stdout.readline()  # "kubesim serving at <url> ..." once it listens
-    return proc, kubeconfig
-
-
-def pct(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return round(values[0], 1) if values else 0.0
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
-
-
-def listen_time(demo: Demo, pod: str) -> float | None:
-    """When the simulated server opened its server port, from its timestamped log."""
-    response: Any = demo.parts.kube.core.read_namespaced_pod_log(
-        pod, "islands", container="altraserver", timestamps=True, _preload_content=False
-    )
-    for line in response.data.decode().splitlines():
-        stamp, _, text = line.partition(" ")
-        if "(server-port)" in text:
-            return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-    return None
 
 
 def one_round(demo: Demo, count: int, tag: str) -> tuple[list[float], list[float], int]:
@@ -105,7 +60,7 @@ def one_round(demo: Demo, count: int, tag: str) -> tuple[list[float], list[float
         if record.id not in ready_at:
             continue
         to_ready.append((ready_at[record.id] - began) * 1000)
-        opened = listen_time(demo, record.pod_name)
+        opened = listen_time(demo.parts.kube, record.pod_name)
         if opened is not None:
             overhead.append((ready_at[record.id] - opened) * 1000)
     failures = count - len(ready_at)
@@ -122,7 +77,10 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        proc, kubeconfig = start_kubesim(tmp)
+        nodes = ";".join(
+            f"dev-{i}:branch=dev,memory=256Gi,cpu=64,ip=127.0.0.{2 + i}" for i in range(2)
+        )
+        proc, _url, kubeconfig = start_kubesim(tmp, nodes, boot_delay=0)
         try:
             settings = replace(
                 load_settings({"ISLANDBOT_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}"})

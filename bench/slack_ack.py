@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -23,17 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.common import pct
 from bot.slack_blocks import EXTEND, button_value
 from kubesim import running
 from tests import fakeslack
 from tests.dbutil import migrated, sqlite_url
 from tests.slackworld import SIM, SlackWorld
-
-
-def pct(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return round(values[0], 1) if values else 0.0
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
 
 
 def burst(world: SlackWorld, bodies: list[str]) -> tuple[list[float], int]:

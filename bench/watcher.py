@@ -18,18 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
+from bench.common import listen_time, pct, start_kubesim
 from bot.allocation import Allocator, StartRequest
 from bot.core.lifecycle import Limits
 from bot.core.ports import BlockLayout, PortRange
@@ -54,42 +54,17 @@ class TimedNotifier:
             self.ready_at[a.island_id] = time.time()
 
 
-def start_kubesim(tmp: Path, nodes: int) -> tuple[subprocess.Popen[str], str, Path]:
-    kubeconfig = tmp / "kubeconfig"
+def start_kubesim_nodes(tmp: Path, nodes: int) -> tuple[subprocess.Popen[str], str, Path]:
     spec = ";".join(
         f"node-{i}:branch=dev,memory=256Gi,cpu=64,ip=127.0.{1 + i // 250}.{2 + i % 250}"
         for i in range(nodes)
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "serve",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--nodes",
-            spec,
-            "--boot-delay",
-            "0.2",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().split()[2]
-    return proc, url, kubeconfig
+    return start_kubesim(tmp, spec, boot_delay=0.2)
 
 
 def api_calls(url: str) -> int:
     with urllib.request.urlopen(f"{url}/kubesim/v1/requests", timeout=10) as response:
         return int(json.loads(response.read())["total"])
-
-
-def pct(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return round(values[0], 1) if values else 0.0
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
 
 
 def world(tmp: Path, kubeconfig: Path, first_port: int) -> dict[str, Any]:
@@ -141,7 +116,7 @@ def ready_count(db: Any) -> int:
 def measure_size(n: int, ticks: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        proc, url, kubeconfig = start_kubesim(tmp, max(2, n // 100 + 1))
+        proc, url, kubeconfig = start_kubesim_nodes(tmp, max(2, n // 100 + 1))
         try:
             w = world(tmp, kubeconfig, 40_000)
             start_islands(w["allocator"], n, "s")
@@ -199,7 +174,7 @@ def measure_size(n: int, ticks: int) -> dict[str, Any]:
 def measure_ready_latency(count: int = 50) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        proc, _url, kubeconfig = start_kubesim(tmp, 3)
+        proc, _url, kubeconfig = start_kubesim_nodes(tmp, 3)
         try:
             w = world(tmp, kubeconfig, 48_000)
             service = LifecycleService(
@@ -213,7 +188,7 @@ def measure_ready_latency(count: int = 50) -> dict[str, Any]:
             service.stop()
             latencies = []
             for view in w["kube"].list_island_pods():
-                opened = _listen_time(w["kube"], view.name)
+                opened = listen_time(w["kube"], view.name)
                 if view.island_id in w["notifier"].ready_at and opened is not None:
                     latencies.append((w["notifier"].ready_at[view.island_id] - opened) * 1000)
             if w["kube"].reflector is not None:
@@ -229,18 +204,6 @@ def measure_ready_latency(count: int = 50) -> dict[str, Any]:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-
-
-def _listen_time(kube: Kube, pod: str) -> float | None:
-    """When the simulated server opened its server port, from its timestamped log."""
-    response: Any = kube.core.read_namespaced_pod_log(
-        pod, "islands", container="altraserver", timestamps=True, _preload_content=False
-    )
-    for line in response.data.decode().splitlines():
-        stamp, _, text = line.partition(" ")
-        if "(server-port)" in text:
-            return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-    return None
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from bot import metrics
+from bot import messages, metrics
 from bot.core.registration import Registration, RegistrationInvalid, parse_registration
 from bot.core.states import IslandState
 from bot.db import Database
@@ -90,13 +90,20 @@ class Api:
         metrics.REGISTRATIONS.labels(status=str(response.status)).inc()
         return response
 
-    async def _register(self, request: web.Request) -> web.Response:
-        parts = self.parts
-        if parts is None:
-            return _error(503, "islandbot is starting; try again in a few seconds")
+    def _island_request(self, request: web.Request) -> tuple[ApiParts, int] | web.Response:
+        """The bound parts and the island id in the path, or the answer that refuses."""
+        if self.parts is None:
+            return _error(503, messages.API_STARTING)
         island_id = _island_id(request)
         if island_id is None:
-            return _error(404, "no such island: ids are positive whole numbers")
+            return _error(404, messages.API_BAD_ISLAND_ID)
+        return self.parts, island_id
+
+    async def _register(self, request: web.Request) -> web.Response:
+        found = self._island_request(request)
+        if isinstance(found, web.Response):
+            return found
+        parts, island_id = found
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         registration = await _read_registration(request, parts.registry.port_names)
@@ -114,7 +121,7 @@ class Api:
     async def list_islands(self, request: web.Request) -> web.Response:
         parts = self.parts
         if parts is None:
-            return _error(503, "islandbot is starting; try again in a few seconds")
+            return _error(503, messages.API_STARTING)
         query = request.query
         problems = [
             f"{key}: unknown parameter"
@@ -134,7 +141,7 @@ class Api:
             if key in query and not 0 < len(query[key]) <= 200:
                 problems.append(f"{key}: expected 1-200 characters")
         if problems:
-            return _error(400, "bad query", problems=problems)
+            return _error(400, messages.API_BAD_QUERY, problems=problems)
         try:
             page = await self._run(
                 lambda: parts.registry.page(
@@ -146,22 +153,20 @@ class Api:
                 )
             )
         except IslandbotError:
-            return _error(503, "the database is not available; try again")
+            return _error(503, messages.API_DATABASE_DOWN)
         return web.json_response({"islands": page.islands, "next_after": page.next_after})
 
     async def get_island(self, request: web.Request) -> web.Response:
-        parts = self.parts
-        if parts is None:
-            return _error(503, "islandbot is starting; try again in a few seconds")
-        island_id = _island_id(request)
-        if island_id is None:
-            return _error(404, "no such island: ids are positive whole numbers")
+        found = self._island_request(request)
+        if isinstance(found, web.Response):
+            return found
+        parts, island_id = found
         try:
             island = await self._run(lambda: parts.registry.get(island_id))
         except NotFound as exc:
             return _error(404, str(exc))
         except IslandbotError:
-            return _error(503, "the database is not available; try again")
+            return _error(503, messages.API_DATABASE_DOWN)
         return web.json_response(island)
 
     async def openapi(self, _request: web.Request) -> web.Response:
@@ -211,30 +216,30 @@ def _refused(island_id: int, exc: IslandbotError) -> web.Response:
     if isinstance(exc, NotFound | Conflict):
         return _error(404 if isinstance(exc, NotFound) else 409, str(exc))
     log.warning("island %d: registration failed: %s", island_id, exc)
-    return _error(503, "the database is not available; try again")
+    return _error(503, messages.API_DATABASE_DOWN)
 
 
 async def _read_registration(
     request: web.Request, port_names: tuple[str, ...]
 ) -> Registration | web.Response:
     """The request's body as a registration, or the 4xx answer that says what is wrong."""
-    too_big = _error(413, f"the body may be {MAX_REGISTRATION_BODY} bytes at most")
+    too_big = _error(413, messages.api_body_too_big(MAX_REGISTRATION_BODY))
     if request.content_length is not None and request.content_length > MAX_REGISTRATION_BODY:
         return too_big
     try:
         raw = await request.content.read(MAX_REGISTRATION_BODY + 1)
     except (ValueError, ConnectionError):
-        return _error(400, "could not read the body")
+        return _error(400, messages.API_BODY_UNREADABLE)
     if len(raw) > MAX_REGISTRATION_BODY:
         return too_big
     try:
         data = json.loads(raw)
     except ValueError:
-        return _error(422, "the body is not JSON", problems=["body: expected a JSON object"])
+        return _error(422, messages.API_NOT_JSON, problems=[messages.API_NOT_JSON_PROBLEM])
     try:
         return parse_registration(data, port_names)
     except RegistrationInvalid as exc:
-        return _error(422, "the registration is not valid", problems=list(exc.problems))
+        return _error(422, messages.API_INVALID_REGISTRATION, problems=list(exc.problems))
 
 
 def _check(fn: Callable[[], None]) -> str:

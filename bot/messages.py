@@ -681,6 +681,20 @@ def demo_not_settled(seconds: float, islands: list[int]) -> str:
 
 # ---- the HTTP API -------------------------------------------------------------------------------
 
+API_STARTING = "islandbot is starting; try again in a few seconds"
+API_BAD_ISLAND_ID = "no such island: ids are positive whole numbers"
+API_BAD_QUERY = "bad query"
+API_DATABASE_DOWN = "the database is not available; try again"
+API_BODY_UNREADABLE = "could not read the body"
+API_NOT_JSON = "the body is not JSON"
+API_NOT_JSON_PROBLEM = "body: expected a JSON object"
+API_INVALID_REGISTRATION = "the registration is not valid"
+
+
+def api_body_too_big(limit: int) -> str:
+    return f"the body may be {limit} bytes at most"
+
+
 REGISTRATION_UNAUTHORIZED = (
     "missing or wrong registration token: send `Authorization: Bearer <token>` with the token "
     "from the island's ISLANDBOT_REGISTER_TOKEN"

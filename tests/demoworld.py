@@ -52,3 +52,12 @@ def demo_on(
             yield demo, kubesim
         finally:
             demo.stop()
+
+
+def start(demo: Demo, user: str = "alice", args: str = "dev") -> int:
+    """``/island start <args>`` as ``user``; the new island's id (ids are never reused, so
+    on MariaDB they go on from earlier tests)."""
+    before = {i.id for i in demo.islands.live(owner_id=user)}
+    demo.handle(f"@{user} /island start {args}")
+    (new,) = {i.id for i in demo.islands.live(owner_id=user)} - before
+    return new

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from bot.demo import Demo
-from tests.demoworld import FAST, demo_on
+from tests.demoworld import FAST, demo_on, start
 
 REGISTERING = replace(FAST, register_islands=True)
 
@@ -46,13 +46,6 @@ def call(
         return status, json.loads(raw), got
     except ValueError:
         return status, raw.decode(), got
-
-
-def start(demo: Demo, user: str = "alice") -> int:
-    before = {i.id for i in demo.islands.live()}
-    demo.handle(f"@{user} /island start dev")
-    (new,) = {i.id for i in demo.islands.live()} - before
-    return new
 
 
 def token_of(sim: Any, pod_name: str) -> str:

@@ -27,16 +27,7 @@ from bot.demo import Demo
 from bot.islands import IslandRecord
 from bot.models import Island
 from kubesim import running
-from tests.demoworld import FAST, PORTS, demo_on
-
-
-def start(demo: Demo, user: str, args: str = "dev") -> int:
-    """``/island start <args>`` as ``user``; the new island's id (ids are never reused, so
-    on MariaDB they go on from earlier tests)."""
-    before = {i.id for i in demo.islands.live(owner_id=user)}
-    demo.handle(f"@{user} /island start {args}")
-    (new,) = {i.id for i in demo.islands.live(owner_id=user)} - before
-    return new
+from tests.demoworld import FAST, PORTS, demo_on, start
 
 
 def texts(demo: Demo, kind: str | None = None, user: str | None = None) -> list[str]:

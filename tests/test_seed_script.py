@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bot.demo import Demo
-from tests.demoworld import demo_on
-from tests.test_api import call, start, token_of
+from tests.demoworld import demo_on, start
+from tests.test_api import call, token_of
 
 SEED = Path(__file__).resolve().parent.parent / "deploy" / "island-image" / "seed.sh"
 pytestmark = pytest.mark.skipif(
