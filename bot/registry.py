@@ -41,7 +41,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-_COLUMNS = (
+_COLUMN_NAMES = (
     "id",
     "branch",
     "owner_id",
@@ -61,6 +61,7 @@ _COLUMNS = (
     "registered_at",
     "registration",
 )
+_COLUMNS = [getattr(Island, name) for name in _COLUMN_NAMES]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -80,20 +81,17 @@ class Registry:
         self.port_names = tuple(port_names)
         self.clock = clock
         self.on_registered = on_registered
-        self._island = Island
-        self._columns = [getattr(Island, c) for c in _COLUMNS]
 
     def register(self, island_id: int, token: str | None, registration: Registration) -> None:
         """Record the island's registration; ``NotFound``, ``Unauthorized`` or ``Conflict``
         (a stopped island) otherwise. Nothing is written when any check fails."""
-        island = self._island
         now = self.clock()
 
         def write(conn: Connection) -> None:
             row = (
                 conn.execute(
-                    select(island.state, island.registration_token_hash)
-                    .where(island.id == island_id)
+                    select(Island.state, Island.registration_token_hash)
+                    .where(Island.id == island_id)
                     .with_for_update()
                 )
                 .mappings()
@@ -107,8 +105,8 @@ class Registry:
             if row["state"] in (IslandState.STOPPING.value, IslandState.STOPPED.value):
                 raise Conflict(messages.registration_stopped(island_id, row["state"]))
             conn.execute(
-                update(island)
-                .where(island.id == island_id)
+                update(Island)
+                .where(Island.id == island_id)
                 .values(registered_at=now, registration=registration.as_json())
             )
             audit.record(
@@ -127,11 +125,7 @@ class Registry:
 
     def get(self, island_id: int) -> dict[str, Any]:
         def read(conn: Connection) -> dict[str, Any]:
-            row = (
-                conn.execute(select(*self._columns).where(self._island.id == island_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(select(*_COLUMNS).where(Island.id == island_id)).mappings().first()
             if row is None:
                 raise NotFound(messages.island_not_found(island_id))
             return self._json(row)
@@ -148,17 +142,16 @@ class Registry:
         limit: int = 100,
     ) -> Page:
         """Islands in id order (live ones unless ``states`` says otherwise)."""
-        island = self._island
         wanted = [s.value for s in (states or sorted(LIVE_STATES))]
         limit = max(1, min(limit, MAX_PAGE))
 
         def read(conn: Connection) -> Page:
-            query = select(*self._columns).where(island.state.in_(wanted), island.id > after)
+            query = select(*_COLUMNS).where(Island.state.in_(wanted), Island.id > after)
             if branch is not None:
-                query = query.where(island.branch == branch)
+                query = query.where(Island.branch == branch)
             if owner_id is not None:
-                query = query.where(island.owner_id == owner_id)
-            rows = conn.execute(query.order_by(island.id).limit(limit + 1)).mappings().all()
+                query = query.where(Island.owner_id == owner_id)
+            rows = conn.execute(query.order_by(Island.id).limit(limit + 1)).mappings().all()
             more = len(rows) > limit
             rows = rows[:limit]
             return Page([self._json(r) for r in rows], int(rows[-1]["id"]) if more else None)
