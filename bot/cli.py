@@ -136,6 +136,7 @@ class Printer:
 
 
 def _interactive(demo: Demo) -> None:
+    os.environ.setdefault("PROMPT_TOOLKIT_NO_CPR", "1")  # no warning on terminals without CPR
     session: PromptSession[str] = PromptSession()
     with patch_stdout(raw=True):
         while True:
