@@ -349,3 +349,20 @@ def test_bot_killed_mid_start_and_restarted_still_says_ready_once(
     assert len(ready) == 1
     listing = [e["text"] for e in events if "Live islands" in e["text"]][-1]
     assert re.search(rf"\b{island_id}\s+dev\s+alice\s+ready\b", listing)
+
+
+def test_the_home_page_lists_islands_and_its_buttons_work(db_url: str, tmp_path: Path) -> None:
+    with demo_on(db_url, tmp_path) as (demo, _sim):
+        mine, theirs = start(demo, "alice"), start(demo, "bob")
+        said(demo, r"is ready on", count=2)
+        demo.handle("@alice home")
+        home = [e for e in demo.chat.snapshot() if e.kind == "home"][-1]
+        assert home.user == "alice"
+        assert f"#{mine} dev (alice): ready" in home.text
+        assert f"#{theirs} dev (bob): ready" in home.text
+        assert [label for _n, label in home.buttons] == ["Stop", "Extend 4h", "Logs"]  # mine
+        before = island(demo, mine).expires_at
+        demo.press(str(home.buttons[1][0]), user="alice")
+        assert island(demo, mine).expires_at > before
+        homes = [e for e in demo.chat.snapshot() if e.kind == "home"]
+        assert len(homes) == 2  # pressed on the home page: the page is published again
