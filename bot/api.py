@@ -10,6 +10,7 @@ work (database, Kubernetes) runs in the server's thread pool.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -51,11 +52,13 @@ def _island_id(request: web.Request) -> int | None:
 
 @dataclass
 class ApiParts:
-    """What the API needs from the running bot."""
+    """What the API needs from the running bot. ``read_token``: when set, the registry's
+    GETs need it as a bearer token."""
 
     db: Database
     kube: Kube
     registry: Registry
+    read_token: str | None = None
 
 
 class Api:
@@ -104,8 +107,7 @@ class Api:
         if isinstance(found, web.Response):
             return found
         parts, island_id = found
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        token = _bearer(request)
         registration = await _read_registration(request, parts.registry.port_names)
         if isinstance(registration, web.Response):
             return registration
@@ -122,6 +124,8 @@ class Api:
         parts = self.parts
         if parts is None:
             return _error(503, messages.API_STARTING)
+        if not _may_read(parts, request):
+            return _unauthorized(messages.API_READ_UNAUTHORIZED)
         query = request.query
         problems = [
             f"{key}: unknown parameter"
@@ -161,6 +165,8 @@ class Api:
         if isinstance(found, web.Response):
             return found
         parts, island_id = found
+        if not _may_read(parts, request):
+            return _unauthorized(messages.API_READ_UNAUTHORIZED)
         try:
             island = await self._run(lambda: parts.registry.get(island_id))
         except NotFound as exc:
@@ -207,12 +213,26 @@ class Api:
         return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
+def _bearer(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() if auth[:7].lower() == "bearer " else None
+
+
+def _may_read(parts: ApiParts, request: web.Request) -> bool:
+    if parts.read_token is None:
+        return True
+    given = _bearer(request) or ""
+    return hmac.compare_digest(given.encode(), parts.read_token.encode())
+
+
+def _unauthorized(text: str) -> web.Response:
+    return web.json_response({"error": text}, status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
 def _refused(island_id: int, exc: IslandbotError) -> web.Response:
     if isinstance(exc, Unauthorized):
         log.warning("island %d: registration refused: bad or missing token", island_id)
-        return web.json_response(
-            {"error": str(exc)}, status=401, headers={"WWW-Authenticate": "Bearer"}
-        )
+        return _unauthorized(str(exc))
     if isinstance(exc, NotFound | Conflict):
         return _error(404 if isinstance(exc, NotFound) else 409, str(exc))
     log.warning("island %d: registration failed: %s", island_id, exc)

@@ -272,6 +272,15 @@ class Settings:
             "log collectors). Tokens and secrets are never logged in either.",
         },
     )
+    api_read_token: Secret | None = field(
+        default=None,
+        metadata={
+            "env": "ISLANDBOT_API_READ_TOKEN",
+            "help": "When set, `GET /api/v1/islands` and `/api/v1/islands/{id}` need "
+            "`Authorization: Bearer <this token>` (at least 16 characters); unset, the registry "
+            "is readable by anyone who reaches the API.",
+        },
+    )
     require_registration: bool = field(
         default=False,
         metadata={
@@ -487,6 +496,13 @@ def _parse_secret(text: str) -> Secret:
     return Secret(text.strip())
 
 
+def _parse_api_token(text: str) -> Secret:
+    token = text.strip()
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise ValueError("expected at least 16 characters without spaces")
+    return Secret(token)
+
+
 def _parse_duration(text: str) -> timedelta:
     return parse_duration(text)
 
@@ -521,6 +537,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_level": _parse_log_level,
     "log_format": _parse_log_format,
     "require_registration": _parse_bool,
+    "api_read_token": _parse_api_token,
     "http_address": _parse_address,
     "slack_workers": _parse_int(1, 64),
     "slack_api_url": _parse_slack_api_url,
@@ -530,7 +547,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 # Values that must not be echoed back in an error message.
-_SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token"})
+_SECRET_FIELDS = frozenset(
+    {"slack_bot_token", "slack_signing_secret", "slack_app_token", "api_read_token"}
+)
 
 
 def env_names() -> list[str]:

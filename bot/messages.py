@@ -695,6 +695,10 @@ def api_body_too_big(limit: int) -> str:
     return f"the body may be {limit} bytes at most"
 
 
+API_READ_UNAUTHORIZED = (
+    "the registry needs `Authorization: Bearer <token>` with the ISLANDBOT_API_READ_TOKEN "
+    "this bot was given"
+)
 REGISTRATION_UNAUTHORIZED = (
     "missing or wrong registration token: send `Authorization: Bearer <token>` with the token "
     "from the island's ISLANDBOT_REGISTER_TOKEN"

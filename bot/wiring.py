@@ -121,7 +121,8 @@ def api_parts(parts: Parts, service: LifecycleService) -> ApiParts:
     registry = Registry(
         parts.db, port_names=parts.templates.ports, on_registered=lambda _id: service.poke()
     )
-    return ApiParts(parts.db, parts.kube, registry)
+    token = parts.settings.api_read_token
+    return ApiParts(parts.db, parts.kube, registry, token.reveal() if token else None)
 
 
 def parse_address(text: str) -> Address:

@@ -17,6 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
+from bot.config import Secret
 from bot.demo import Demo
 from tests.demoworld import FAST, demo_on, start
 
@@ -179,6 +180,19 @@ def test_the_registry_pages_and_filters_and_refuses_bad_queries(
         ]
         assert call(demo, "GET", "/api/v1/islands/0")[0] == 404
         assert call(demo, "GET", "/api/v1/islands/99999999999999999999")[0] == 404
+
+
+def test_a_read_token_guards_the_registry(db_url: str, tmp_path: Path) -> None:
+    token = Secret("r3ad-t0ken-for-tools")
+    with demo_on(db_url, tmp_path, api_read_token=token) as (demo, _sim):
+        n = start(demo)
+        for path in ("/api/v1/islands", f"/api/v1/islands/{n}"):
+            status, body, headers = call(demo, "GET", path)
+            assert status == 401 and "ISLANDBOT_API_READ_TOKEN" in body["error"]
+            assert headers.get("WWW-Authenticate") == "Bearer"
+            assert call(demo, "GET", path, token="wrong-token-value")[0] == 401
+            assert call(demo, "GET", path, token="r3ad-t0ken-for-tools")[0] == 200
+        assert call(demo, "GET", "/readyz")[0] == 200  # health stays open
 
 
 def test_readyz_follows_its_dependencies_and_metrics_count(db_url: str, tmp_path: Path) -> None:
