@@ -269,6 +269,7 @@ class Kube:
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         kwargs.setdefault("_request_timeout", self.settings.request_timeout_s)
+        operation = what.split(" ", maxsplit=1)[0]  # the metrics label: create, list, get...
         delay = self.settings.backoff_s
         for attempt in range(1, self.settings.attempts + 1):
             wait: float | None
@@ -280,12 +281,12 @@ class Kube:
                     wait = _retry_after(exc) if status == 429 else None
                     problem = f"HTTP {status}"
                 else:
-                    metrics.KUBE_ERRORS.labels(operation=what.split(" ", maxsplit=1)[0]).inc()
+                    metrics.KUBE_ERRORS.labels(operation=operation).inc()
                     raise _wrap(what, exc) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 wait, problem = None, f"{type(exc).__name__}"
             if attempt == self.settings.attempts:
-                metrics.KUBE_ERRORS.labels(operation=what.split(" ", maxsplit=1)[0]).inc()
+                metrics.KUBE_ERRORS.labels(operation=operation).inc()
                 raise KubeUnavailable(
                     f"{what}: Kubernetes API still failing after {attempt} attempts ({problem})"
                 )
@@ -294,7 +295,7 @@ class Kube:
                 delay *= 2
             wait = min(wait, self.settings.max_wait_s)
             self.retries += 1
-            metrics.KUBE_RETRIES.labels(operation=what.split(" ", maxsplit=1)[0]).inc()
+            metrics.KUBE_RETRIES.labels(operation=operation).inc()
             log.warning(
                 "%s: %s; retrying in %.2fs (attempt %d/%d)",
                 what,

@@ -9,7 +9,6 @@ of a dependency is logged and counted, and the next tick tries again.
 from __future__ import annotations
 
 import functools
-import hashlib
 import heapq
 import logging
 import math
@@ -46,6 +45,7 @@ from bot.kube import ClusterSnapshot, Kube, KubeError, KubeInvalid, PodView
 from bot.models import Delivery, Island, OutboxMessage, PortBlock
 from bot.notify import Announcement, Notifier
 from bot.probe import probe_ports
+from bot.registry import token_hash
 from bot.templates import TemplateSet
 
 log = logging.getLogger(__name__)
@@ -584,7 +584,7 @@ class LifecycleEngine:
         token = view.server_env.get("ISLANDBOT_REGISTER_TOKEN", token)
         return {
             "pod_requested_at": now,
-            "registration_token_hash": hashlib.sha256(token.encode()).hexdigest(),
+            "registration_token_hash": token_hash(token),  # what the registry checks
         }
 
     def _release(self, island_id: int) -> None:

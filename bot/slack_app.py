@@ -17,17 +17,10 @@ from slack_sdk import WebClient
 from bot import slack_blocks
 from bot.actions import Caller
 from bot.chat import Reply
-from bot.front import ChatFront, FrontSettings, WorkPool, delivery_key
+from bot.front import ChatFront
 
 log = logging.getLogger(__name__)
-__all__ = [
-    "FrontSettings",
-    "SlackFront",
-    "SocketModeHandler",
-    "WorkPool",
-    "delivery_key",
-    "socket_mode_handler",
-]
+__all__ = ["SlackFront", "SocketModeHandler", "socket_mode_handler"]
 
 COMMAND = "/island"
 

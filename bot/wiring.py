@@ -17,6 +17,7 @@ from bot.core.permissions import Policy
 from bot.core.ports import BlockLayout
 from bot.db import Database, create_database
 from bot.deliveries import Deliveries
+from bot.front import FrontSettings
 from bot.kube import Kube
 from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings
@@ -24,7 +25,7 @@ from bot.notify import Notifier
 from bot.reflector import PodReflector
 from bot.registry import Registry
 from bot.service import LifecycleService
-from bot.slack_app import FrontSettings, SlackFront, SocketModeHandler, socket_mode_handler
+from bot.slack_app import SlackFront, SocketModeHandler, socket_mode_handler
 from bot.slack_sender import SlackSender, web_client
 from bot.templates import TemplateSet, load_templates
 from bot.web import Address, WebServer

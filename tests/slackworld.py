@@ -24,12 +24,13 @@ from bot.core.permissions import Policy
 from bot.core.ports import BlockLayout, PortRange
 from bot.db import Database
 from bot.deliveries import Deliveries
+from bot.front import FrontSettings
 from bot.islands import IslandRecord, IslandStore
 from bot.kube import Kube, KubeSettings
 from bot.leader import LeaderLease
 from bot.lifecycle import LifecycleEngine, LifecycleSettings
 from bot.service import LifecycleService
-from bot.slack_app import FrontSettings, SlackFront
+from bot.slack_app import SlackFront
 from bot.slack_sender import ChannelQueues, SlackSender, web_client
 from bot.templates import load_templates
 from bot.web import Address, WebServer
