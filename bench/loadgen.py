@@ -63,6 +63,7 @@ def _thread(
     held: list[tuple[int, tuple[int, ...]]] = []
     deadline = start_at + spec.seconds if spec.seconds > 0 else float("inf")
     made = 0
+    attempts = 0  # with ``made``: a fresh request key for every start
 
     def release_oldest() -> None:
         island_id, ports = held.pop(0)
@@ -78,13 +79,20 @@ def _thread(
     while time.monotonic() < deadline:
         if spec.allocations_per_thread and made >= spec.allocations_per_thread:
             break
+        attempts += 1
         begin = time.perf_counter()
         try:
             # Without churn nobody releases: a thread then plays a new user whenever the
             # current one is at the quota, as many people starting islands would.
             owner = user if spec.churn else f"{user}N{made // spec.max_live_per_user}"
             got = allocator.allocate(
-                StartRequest(owner_id=owner, owner_name=owner, branch="dev", ttl=timedelta(hours=1))
+                StartRequest(
+                    owner_id=owner,
+                    owner_name=owner,
+                    branch="dev",
+                    ttl=timedelta(hours=1),
+                    request_key=f"{user}-{made}-{attempts}",  # as a chat trigger id would be
+                )
             )
         except (PortsExhausted, QuotaExceeded) as refused:
             with lock:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -33,12 +33,70 @@ from bot.core.ports import BlockLayout, BlockRow, exclusion_reasons, plan_layout
 from bot.core.states import FINISHED_STATES, LIVE_STATES, IslandState
 from bot.db import Database
 from bot.errors import Conflict, NotFound, PortsExhausted, QuotaExceeded, UserError
-from bot.models import ExcludedPort, Island, PortBlock, PortLayoutRow, User
+from bot.models import Base, ExcludedPort, Island, PortBlock, PortLayoutRow, User
 
 log = logging.getLogger(__name__)
 
 LAYOUT_ROW_ID = 1
 _LIVE = [s.value for s in LIVE_STATES]
+
+# A start runs these on every call: built once, executed with their parameters (building and
+# keying a statement per call cost more Python time than the database took to answer it).
+_users = Base.metadata.tables[User.__tablename__]
+_islands = Base.metadata.tables[Island.__tablename__]
+_blocks = Base.metadata.tables[PortBlock.__tablename__]
+_mysql_upsert = mysql_insert(_users)
+_sqlite_upsert = sqlite_insert(_users)
+_UPSERT_USER = {  # the upsert locks the owner's row: their concurrent starts queue here
+    "mysql": _mysql_upsert.on_duplicate_key_update(
+        display_name=_mysql_upsert.inserted.display_name,
+        last_seen_at=_mysql_upsert.inserted.last_seen_at,
+    ),
+    "sqlite": _sqlite_upsert.on_conflict_do_update(
+        index_elements=[_users.c.id],
+        set_={
+            "display_name": _sqlite_upsert.excluded.display_name,
+            "last_seen_at": _sqlite_upsert.excluded.last_seen_at,
+        },
+    ),
+}
+_LIVE_OF_OWNER = (
+    select(_islands.c.id)
+    .where(_islands.c.owner_id == bindparam("owner_id"), _islands.c.state.in_(_LIVE))
+    .order_by(_islands.c.id)
+    .limit(bindparam("limit"))  # enough to decide, and to name them if refused
+)
+_LOWEST_FREE_BLOCK = (
+    select(_blocks.c.first_port)
+    .where(
+        _blocks.c.island_id.is_(None),
+        _blocks.c.excluded_reason.is_(None),
+        _blocks.c.retired.is_(False),
+        _blocks.c.size == bindparam("size"),
+    )
+    .order_by(_blocks.c.first_port)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_BY_REQUEST_KEY = select(
+    _islands.c.id,
+    _islands.c.owner_id,
+    _islands.c.pod_name,
+    _islands.c.first_port,
+    _islands.c.port_count,
+    _islands.c.expires_at,
+).where(_islands.c.request_key == bindparam("request_key"))
+_INSERT_ISLAND = insert(_islands)
+_NAME_ISLAND = (
+    update(_islands)
+    .where(_islands.c.id == bindparam("b_id"))
+    .values(pod_name=bindparam("b_pod_name"))
+)
+_TAKE_BLOCK = (
+    update(_blocks)
+    .where(_blocks.c.first_port == bindparam("b_first_port"), _blocks.c.island_id.is_(None))
+    .values(island_id=bindparam("b_island_id"), held_since=bindparam("b_held_since"))
+)
 
 
 @dataclass(frozen=True)
@@ -128,7 +186,15 @@ class Allocator:
 
     def _allocate(self, conn: Connection, req: StartRequest) -> Allocation:
         now = self.clock()
-        self._lock_user(conn, req.owner_id, req.owner_name, now)
+        conn.execute(
+            _UPSERT_USER[conn.dialect.name],
+            {
+                "id": req.owner_id,
+                "display_name": req.owner_name,
+                "created_at": now,
+                "last_seen_at": now,
+            },
+        )
 
         if req.request_key is not None:
             existing = self._by_request_key(conn, req)
@@ -137,10 +203,7 @@ class Allocator:
 
         live = (
             conn.execute(
-                select(Island.id)
-                .where(Island.owner_id == req.owner_id, Island.state.in_(_LIVE))
-                .order_by(Island.id)
-                .limit(self.max_live_per_user)  # enough to decide, and to name them if refused
+                _LIVE_OF_OWNER, {"owner_id": req.owner_id, "limit": self.max_live_per_user}
             )
             .scalars()
             .all()
@@ -152,18 +215,7 @@ class Allocator:
                 island_ids=list(live),
             )
 
-        first_port = conn.execute(
-            select(PortBlock.first_port)
-            .where(
-                PortBlock.island_id.is_(None),
-                PortBlock.excluded_reason.is_(None),
-                PortBlock.retired.is_(False),
-                PortBlock.size == self.layout.size,
-            )
-            .order_by(PortBlock.first_port)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).scalar()
+        first_port = conn.execute(_LOWEST_FREE_BLOCK, {"size": self.layout.size}).scalar()
         if first_port is None:
             live_total = conn.execute(
                 select(func.count()).select_from(Island).where(Island.state.in_(_LIVE))
@@ -178,32 +230,31 @@ class Allocator:
 
         expires_at = now + req.ttl
         inserted = conn.execute(
-            insert(Island).values(
-                pod_name="",
-                owner_id=req.owner_id,
-                owner_name=req.owner_name,
-                branch=req.branch,
-                state=IslandState.REQUESTED.value,
-                first_port=first_port,
-                port_count=self.layout.size,
-                created_at=now,
-                expires_at=expires_at,
-                slack_channel=req.slack_channel,
-                clock_offset_s=req.clock_offset_s,
-                overrides=dict(req.overrides),
-                note=req.note,
-                request_key=req.request_key,
-            )
+            _INSERT_ISLAND,
+            {
+                "pod_name": "",
+                "owner_id": req.owner_id,
+                "owner_name": req.owner_name,
+                "branch": req.branch,
+                "state": IslandState.REQUESTED.value,
+                "first_port": first_port,
+                "port_count": self.layout.size,
+                "created_at": now,
+                "expires_at": expires_at,
+                "slack_channel": req.slack_channel,
+                "clock_offset_s": req.clock_offset_s,
+                "overrides": dict(req.overrides),
+                "note": req.note,
+                "request_key": req.request_key,
+            },
         ).inserted_primary_key
         if inserted is None:  # pragma: no cover - every backend we support reports it
             raise AssertionError("the database did not report the new island's id")
         island_id = int(inserted[0])
         name = pod_name(owner_name=req.owner_name, branch=req.branch, island_id=island_id)
-        conn.execute(update(Island).where(Island.id == island_id).values(pod_name=name))
+        conn.execute(_NAME_ISLAND, {"b_id": island_id, "b_pod_name": name})
         taken = conn.execute(
-            update(PortBlock)
-            .where(PortBlock.first_port == first_port, PortBlock.island_id.is_(None))
-            .values(island_id=island_id, held_since=now)
+            _TAKE_BLOCK, {"b_first_port": first_port, "b_island_id": island_id, "b_held_since": now}
         ).rowcount
         if taken != 1:  # pragma: no cover - would mean the row lock did not hold
             raise AssertionError(f"port block {first_port} was taken under our lock")
@@ -223,38 +274,8 @@ class Allocator:
         )
         return Allocation(island_id, name, first_port, self.layout.size, expires_at, True)
 
-    def _lock_user(self, conn: Connection, user_id: str, name: str, now: datetime) -> None:
-        values = {"id": user_id, "display_name": name, "created_at": now, "last_seen_at": now}
-        if conn.dialect.name == "mysql":
-            stmt = mysql_insert(User).values(values)
-            conn.execute(
-                stmt.on_duplicate_key_update(
-                    display_name=stmt.inserted.display_name, last_seen_at=stmt.inserted.last_seen_at
-                )
-            )
-        else:
-            lite = sqlite_insert(User).values(values)
-            conn.execute(
-                lite.on_conflict_do_update(
-                    index_elements=[User.id],
-                    set_={
-                        "display_name": lite.excluded.display_name,
-                        "last_seen_at": lite.excluded.last_seen_at,
-                    },
-                )
-            )
-
     def _by_request_key(self, conn: Connection, req: StartRequest) -> Allocation | None:
-        row = conn.execute(
-            select(
-                Island.id,
-                Island.owner_id,
-                Island.pod_name,
-                Island.first_port,
-                Island.port_count,
-                Island.expires_at,
-            ).where(Island.request_key == req.request_key)
-        ).first()
+        row = conn.execute(_BY_REQUEST_KEY, {"request_key": req.request_key}).first()
         if row is None:
             return None
         if row.owner_id != req.owner_id:

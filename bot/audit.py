@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from bot.models import AuditEntry
+from bot.models import AuditEntry, Base
 
 SYSTEM_ACTOR = "system"
 
@@ -17,6 +17,10 @@ class Outcome(StrEnum):
     OK = "ok"
     REFUSED = "refused"
     ERROR = "error"
+
+
+# Built once: every command and every state change writes one.
+_INSERT = insert(Base.metadata.tables[AuditEntry.__tablename__])
 
 
 def record(
@@ -31,12 +35,13 @@ def record(
 ) -> None:
     """Append one entry inside the caller's transaction."""
     conn.execute(
-        insert(AuditEntry).values(
-            at=at,
-            actor=actor,
-            action=action,
-            island_id=island_id,
-            outcome=outcome.value,
-            detail=detail or {},
-        )
+        _INSERT,
+        {
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "island_id": island_id,
+            "outcome": outcome.value,
+            "detail": detail or {},
+        },
     )

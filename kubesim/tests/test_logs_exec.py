@@ -118,6 +118,50 @@ def test_exec_runs_with_the_container_env_and_exit_codes(
     assert out == "@2021-09-18 23:30:07\n"  # written by the simulated seed.sh
 
 
+@pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v5.channel.k8s.io"])
+def test_official_client_exec_in_both_channel_protocols(
+    sim: KubeSim, v1: client.CoreV1Api, protocol: str
+) -> None:
+    # The client offers "v5, v4" and takes what the server picks; forcing one shows both work.
+    v1.create_namespaced_pod("default", island_pod("proto"))
+    wait_ready(v1, "proto")
+    resp = stream(
+        v1.connect_get_namespaced_pod_exec,
+        "proto",
+        "default",
+        command=["sh", "-c", "echo out; echo err >&2; exit 4"],
+        container="server",
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+        _headers={"sec-websocket-protocol": protocol},
+    )
+    resp.run_forever(timeout=20)
+    assert resp.subprotocol == protocol
+    assert (resp.read_stdout(), resp.read_stderr(), resp.returncode) == ("out\n", "err\n", 4)
+
+
+def test_the_client_gets_v5_when_it_offers_both(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod("default", island_pod("pick"))
+    wait_ready(v1, "pick")
+    resp = stream(
+        v1.connect_get_namespaced_pod_exec,
+        "pick",
+        "default",
+        command=["true"],
+        container="server",
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    resp.run_forever(timeout=20)
+    assert (resp.subprotocol, resp.returncode) == ("v5.channel.k8s.io", 0)
+
+
 def test_writing_the_clock_file_through_exec_moves_the_server_clock(
     sim: KubeSim, v1: client.CoreV1Api
 ) -> None:
