@@ -26,6 +26,7 @@ import urllib3
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import incluster_config
 from kubernetes.stream import stream
 
 from bot import metrics
@@ -36,6 +37,8 @@ from bot.errors import IslandbotError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Where Kubernetes mounts a pod's service account (token, ca.crt, namespace).
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 Obj = dict[str, Any]
 
 
@@ -225,18 +228,27 @@ class Kube:
 
     @classmethod
     def connect(
-        cls, settings: KubeSettings, *, kubeconfig: Path | None = None, context: str | None = None
+        cls,
+        settings: KubeSettings,
+        *,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        environ: Mapping[str, str] = os.environ,
+        service_account: Path = SERVICE_ACCOUNT_DIR,
     ) -> Kube:
-        """In a pod: its service account. Else the kubeconfig (argument, ``KUBECONFIG`` or
-        ``~/.kube/config``) and context."""
+        """A kubeconfig given by the settings wins. Else, in a pod (``KUBERNETES_SERVICE_HOST``
+        set): its service account's token and CA. Else the kubeconfig in ``KUBECONFIG`` or
+        ``~/.kube/config``, with ``context``."""
         configuration = client.Configuration()
         try:
-            if os.environ.get("KUBERNETES_SERVICE_HOST") and kubeconfig is None:
-                kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                    client_configuration=configuration
-                )
+            if kubeconfig is None and environ.get("KUBERNETES_SERVICE_HOST"):
+                incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
+                    token_filename=str(service_account / "token"),
+                    cert_filename=str(service_account / "ca.crt"),
+                    environ=environ,
+                ).load_and_set(configuration)
             else:
-                path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+                path = kubeconfig or environ.get("KUBECONFIG") or "~/.kube/config"
                 kube_config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=str(Path(path).expanduser()),
                     context=context,

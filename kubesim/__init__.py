@@ -5,7 +5,8 @@ simulates the scheduler and the kubelet, including island game servers that open
 listeners. See ``kubesim/README.md``.
 """
 
+from kubesim.auth import ServerTLS
 from kubesim.config import NodeSpec, SimConfig, parse_nodes
 from kubesim.runner import KubeSim, running
 
-__all__ = ["KubeSim", "NodeSpec", "SimConfig", "parse_nodes", "running"]
+__all__ = ["KubeSim", "NodeSpec", "ServerTLS", "SimConfig", "parse_nodes", "running"]

@@ -1,4 +1,4 @@
-"""``python -m kubesim serve [--host H] [--port P] [--kubeconfig PATH] [--nodes SPEC]``."""
+"""``python -m kubesim serve [--host H] [--port P] [--kubeconfig PATH] [--nodes SPEC] ...``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+from kubesim.auth import ServerTLS
 from kubesim.config import SimConfig, parse_nodes
 from kubesim.runner import KubeSim
 
@@ -35,7 +36,25 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="an image that fails to pull (repeatable)",
     )
+    serve.add_argument("--tls-cert", type=Path, help="serve HTTPS: certificate chain (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    serve.add_argument("--tls-ca", type=Path, help="the CA that signed it, for the kubeconfig")
+    serve.add_argument(
+        "--token-file", type=Path, help="require this bearer token (file holding it)"
+    )
     args = parser.parse_args(argv)
+    tls_files = (args.tls_cert, args.tls_key, args.tls_ca)
+    if any(tls_files) and not all(tls_files):
+        parser.error("--tls-cert, --tls-key and --tls-ca go together")
+    tls = ServerTLS(args.tls_cert, args.tls_key, args.tls_ca) if all(tls_files) else None
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as exc:
+            parser.error(f"--token-file: {exc}")
+        if not token:
+            parser.error(f"--token-file: {args.token_file} is empty")
 
     config = SimConfig()
     try:
@@ -47,7 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, boot_delay=args.boot_delay)
     if args.failing_image:
         config = replace(config, failing_images=frozenset(args.failing_image))
-    sim = KubeSim(config, host=args.host, port=args.port, kubeconfig_path=args.kubeconfig)
+    sim = KubeSim(
+        config,
+        host=args.host,
+        port=args.port,
+        kubeconfig_path=args.kubeconfig,
+        tls=tls,
+        token=token,
+    )
     sim.start()
     print(f"kubesim serving {sim.url} (kubeconfig: {args.kubeconfig})", flush=True)
     done = threading.Event()

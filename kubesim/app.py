@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from kubesim import discovery
 from kubesim.api import Api
+from kubesim.auth import bearer_middleware
 from kubesim.cluster import Cluster
 from kubesim.control import Control
 from kubesim.faults import Faults
@@ -15,8 +17,13 @@ from kubesim.status import not_found
 from kubesim.store import Store
 
 
-def build_app(store: Store, cluster: Cluster, faults: Faults, address: str) -> web.Application:
-    app = web.Application(middlewares=[faults.middleware], client_max_size=8 * 2**20)
+def build_app(
+    store: Store, cluster: Cluster, faults: Faults, address: str, *, token: str | None = None
+) -> web.Application:
+    middlewares: list[Middleware] = [faults.middleware]
+    if token is not None:
+        middlewares.insert(0, bearer_middleware(token))  # authentication comes first
+    app = web.Application(middlewares=middlewares, client_max_size=8 * 2**20)
 
     async def fixed(request: web.Request) -> web.Response:
         docs = {

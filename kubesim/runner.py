@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gc
 import resource
@@ -17,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from kubesim.app import build_app
+from kubesim.auth import ServerTLS
 from kubesim.cluster import Cluster
 from kubesim.config import SimConfig
 from kubesim.faults import FaultRule, Faults
@@ -33,13 +35,19 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
+def kubeconfig(
+    url: str, namespace: str = "default", *, ca_pem: bytes | None = None, token: str | None = None
+) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    user: dict[str, Any] = {} if token is None else {"token": token}
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [{"name": "kubesim", "cluster": {"server": url}}],
-        "users": [{"name": "kubesim", "user": {}}],
+        "clusters": [{"name": "kubesim", "cluster": cluster}],
+        "users": [{"name": "kubesim", "user": user}],
         "contexts": [
             {
                 "name": "kubesim",
@@ -61,8 +69,13 @@ class KubeSim:
         host: str = "127.0.0.1",
         port: int = 0,
         kubeconfig_path: Path | None = None,
+        tls: ServerTLS | None = None,
+        token: str | None = None,
     ) -> None:
+        """``tls``: serve HTTPS with these files; ``token``: require it as a bearer token."""
         self.config = config or SimConfig()
+        self.tls = tls
+        self.token = token
         self.host = host
         self.port = port
         self.kubeconfig_path = kubeconfig_path
@@ -77,7 +90,7 @@ class KubeSim:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     # ---- life -------------------------------------------------------------------------------
 
@@ -94,15 +107,21 @@ class KubeSim:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        app = build_app(self.store, self.cluster, self.faults, f"{self.host}:{self.port}")
+        app = build_app(
+            self.store, self.cluster, self.faults, f"{self.host}:{self.port}", token=self.token
+        )
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        await web.SockSite(self._runner, sock, backlog=1024).start()
+        ssl_context = self.tls.context() if self.tls else None
+        await web.SockSite(self._runner, sock, backlog=1024, ssl_context=ssl_context).start()
         if self.kubeconfig_path is not None:
             self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
-            self.kubeconfig_path.write_text(yaml.safe_dump(kubeconfig(self.url)))
+            ca_pem = self.tls.ca.read_bytes() if self.tls else None
+            self.kubeconfig_path.write_text(
+                yaml.safe_dump(kubeconfig(self.url, ca_pem=ca_pem, token=self.token))
+            )
 
     async def _stop(self) -> None:
         if self._runner is not None:
@@ -231,10 +250,14 @@ class KubeSim:
 
 @contextlib.contextmanager
 def running(
-    config: SimConfig | None = None, *, kubeconfig_path: Path | None = None
+    config: SimConfig | None = None,
+    *,
+    kubeconfig_path: Path | None = None,
+    tls: ServerTLS | None = None,
+    token: str | None = None,
 ) -> Iterator[KubeSim]:
     """``with running() as sim:`` a simulator on a free loopback port, stopped afterwards."""
-    sim = KubeSim(config, kubeconfig_path=kubeconfig_path)
+    sim = KubeSim(config, kubeconfig_path=kubeconfig_path, tls=tls, token=token)
     sim.start()
     try:
         yield sim

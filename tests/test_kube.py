@@ -21,6 +21,7 @@ from bot.kube import (
 )
 from bot.templates import TemplateSet
 from kubesim import KubeSim, SimConfig, running
+from kubesim.tests.util import tls_files
 from tests.podhelp import pod_for
 
 FAST = SimConfig(create_delay=0.05, boot_delay=0.1, probe_period=0.05, grace_period=0.3)
@@ -261,4 +262,87 @@ def test_from_settings_uses_the_configured_kubeconfig(sim: KubeSim) -> None:
     adapter = Kube.from_settings(settings)
     assert adapter.settings.request_timeout_s == 3 and adapter.settings.namespace == "islands"
     assert {n.name for n in adapter.nodes()} == {"dev-1", "dev-2", "weekly-1"}
+    adapter.close()
+
+
+# ---- in a pod: the service account ------------------------------------------------------------
+
+SA_TOKEN = "service-account-token-for-this-test"
+
+
+@pytest.fixture
+def cluster_with_auth(tmp_path: Path) -> Iterator[KubeSim]:
+    """kubesim as a real cluster presents itself to a pod: HTTPS, and a token required."""
+    tls = tls_files(tmp_path)
+    with running(FAST, tls=tls, token=SA_TOKEN) as simulator:
+        yield simulator
+
+
+def service_account(directory: Path, sim: KubeSim, token: str) -> Path:
+    directory.mkdir()
+    (directory / "token").write_text(token)
+    assert sim.tls is not None
+    (directory / "ca.crt").write_bytes(sim.tls.ca.read_bytes())
+    (directory / "namespace").write_text("islandbot")
+    return directory
+
+
+def pod_environment(sim: KubeSim) -> dict[str, str]:
+    return {"KUBERNETES_SERVICE_HOST": sim.host, "KUBERNETES_SERVICE_PORT": str(sim.port)}
+
+
+def test_in_a_pod_the_service_account_token_and_ca_are_used(
+    cluster_with_auth: KubeSim, templates: TemplateSet, tmp_path: Path
+) -> None:
+    sim = cluster_with_auth
+    adapter = Kube.connect(
+        KubeSettings(namespace="islands", request_timeout_s=5),
+        environ=pod_environment(sim),
+        service_account=service_account(tmp_path / "sa", sim, SA_TOKEN),
+    )
+    assert {n.name for n in adapter.nodes()} == {"dev-1", "dev-2", "weekly-1"}
+    adapter.ping()
+    pod = adapter.create_island_pod(pod_for(templates, 31))
+    wait_for(lambda: ready(adapter.get_pod(pod.name)))
+    result = adapter.exec(  # the clock work runs over a websocket: TLS and the token there too
+        pod.name, container="altraserver", command=["sh", "-c", "cat $FAKETIME_TIMESTAMP_FILE"]
+    )
+    assert (result.stdout, result.exit_code) == ("@2021-09-18 23:30:07\n", 0)
+    adapter.close()
+
+
+def test_a_refused_service_account_token_is_reported_not_retried(
+    cluster_with_auth: KubeSim, tmp_path: Path
+) -> None:
+    sim = cluster_with_auth
+    adapter = Kube.connect(
+        KubeSettings(namespace="islands", request_timeout_s=5),
+        environ=pod_environment(sim),
+        service_account=service_account(tmp_path / "sa", sim, "a-revoked-token"),
+    )
+    with pytest.raises(KubeError, match="Unauthorized"):
+        adapter.list_island_pods()
+    assert adapter.retries == 0
+    adapter.close()
+
+
+def test_in_a_pod_without_a_mounted_token_the_error_says_so(tmp_path: Path) -> None:
+    with pytest.raises(KubeError, match=r"no usable Kubernetes configuration: .*token file"):
+        Kube.connect(
+            KubeSettings(),
+            environ={"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"},
+            service_account=tmp_path / "not-mounted",
+        )
+
+
+def test_a_configured_kubeconfig_wins_over_the_pods_service_account(
+    sim: KubeSim, tmp_path: Path
+) -> None:
+    adapter = Kube.connect(
+        KubeSettings(),
+        kubeconfig=sim.kubeconfig_path,
+        environ={"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "1"},
+        service_account=tmp_path / "not-mounted",
+    )
+    assert len(adapter.nodes()) == 3
     adapter.close()

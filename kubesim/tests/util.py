@@ -3,9 +3,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
+import trustme
 from kubernetes import client
+
+from kubesim.auth import ServerTLS
 
 T = TypeVar("T")
 
@@ -56,3 +60,16 @@ def can_connect(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def tls_files(directory: Path) -> ServerTLS:
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it (PEM files in directory)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = ServerTLS(directory / "server.pem", directory / "server.key", directory / "ca.crt")
+    cert.cert_chain_pems[0].write_to_path(str(files.cert_chain))
+    for extra in cert.cert_chain_pems[1:]:
+        extra.write_to_path(str(files.cert_chain), append=True)
+    cert.private_key_pem.write_to_path(str(files.key))
+    ca.cert_pem.write_to_path(str(files.ca))
+    return files
