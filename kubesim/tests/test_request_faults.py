@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 import urllib3
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from kubesim import KubeSim
+from kubesim.tests.conftest import island_pod
+from kubesim.tests.util import container, wait_for, wait_ready
 
 
 def test_500_for_the_next_n_matching_requests(sim: KubeSim, v1: client.CoreV1Api) -> None:
@@ -88,3 +91,47 @@ def test_control_endpoint_adds_faults_over_http(sim: KubeSim, v1: client.CoreV1A
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(bad, timeout=5)
     assert refused.value.code == 400
+
+
+def control(sim: KubeSim, path: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"{sim.url}/kubesim/v1{path}", method="POST", data=json.dumps(body).encode()
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def test_every_cluster_fault_is_reachable_over_http(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    """What `serve` users (and other languages' tests) can do without the Python handle."""
+    v1.create_namespaced_pod("default", island_pod("crash"))
+    wait_ready(v1, "crash")
+    control(
+        sim,
+        "/namespaces/default/pods/crash/kill",
+        {"container": "server", "reason": "Error", "exitCode": 3},
+    )
+    term = wait_for(
+        lambda: container(v1.read_namespaced_pod("crash", "default"), "server").state.terminated
+    )
+    assert (term.reason, term.exit_code) == ("Error", 3)
+
+    control(sim, "/nodes/dev-1/cordon", {"unschedulable": True})
+    assert v1.read_node("dev-1").spec.unschedulable is True
+    control(sim, "/nodes/dev-1/cordon", {"unschedulable": False})
+    assert not v1.read_node("dev-1").spec.unschedulable
+
+    old = v1.list_namespaced_pod("default").metadata.resource_version
+    v1.patch_namespaced_pod("crash", "default", {"metadata": {"labels": {"seen": "yes"}}})
+    compacted = control(sim, "/compact", {})
+    assert int(str(compacted["compactedResourceVersion"])) > int(old)
+    with pytest.raises(ApiException) as expired:
+        for _ in watch.Watch().stream(
+            v1.list_namespaced_pod, "default", resource_version=old, timeout_seconds=2
+        ):
+            pass
+    assert expired.value.status == 410
+
+    for path in ("/namespaces/default/pods/ghost/kill", "/nodes/ghost/cordon"):
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            control(sim, path, {})
+        assert missing.value.code == 404
