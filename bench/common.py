@@ -21,10 +21,11 @@ def pct(values: list[float], q: int) -> float:
 
 
 def start_kubesim(
-    tmp: Path, nodes: str, *, boot_delay: float
+    tmp: Path, nodes: str, *, boot_delay: float, extra: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen[str], str, Path]:
-    """``python -m kubesim serve`` with ``nodes`` (its ``--nodes`` spec); (process, URL,
-    kubeconfig) once it listens."""
+    """``python -m kubesim serve`` with ``nodes`` (its ``--nodes`` spec) and ``extra``
+    options, in its own process as an API server would be; (process, URL, kubeconfig) once it
+    listens."""
     kubeconfig = tmp / "kubeconfig"
     proc = subprocess.Popen(
         [
@@ -38,6 +39,7 @@ def start_kubesim(
             nodes,
             "--boot-delay",
             str(boot_delay),
+            *extra,
         ],
         stdout=subprocess.PIPE,
         text=True,

@@ -31,6 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds from container start to the server's ports opening",
     )
     serve.add_argument(
+        "--create-delay",
+        type=float,
+        default=None,
+        help="seconds a bound pod stays ContainerCreating",
+    )
+    serve.add_argument(
+        "--probe-period", type=float, default=None, help="seconds between readiness probes"
+    )
+    serve.add_argument(
         "--failing-image",
         action="append",
         default=[],
@@ -62,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(config, nodes=parse_nodes(args.nodes))
     except ValueError as exc:
         parser.error(str(exc))
-    if args.boot_delay is not None:
-        config = replace(config, boot_delay=args.boot_delay)
+    for name in ("boot_delay", "create_delay", "probe_period"):
+        value = getattr(args, name)
+        least = 0.01 if name == "probe_period" else 0.0
+        if value is not None and value < least:
+            parser.error(f"--{name.replace('_', '-')} must be at least {least}: {value}")
+        if value is not None:
+            config = replace(config, **{name: value})
     if args.failing_image:
         config = replace(config, failing_images=frozenset(args.failing_image))
     sim = KubeSim(
