@@ -82,3 +82,16 @@ def test_request_counts_over_http(tmp_path: Path) -> None:
             counts = json.loads(response.read())
     assert counts["by_path"]["GET /api/v1/nodes"] == 2
     assert counts["total"] >= 2
+
+
+def test_serve_refuses_bad_timings() -> None:
+    for flag, value in (("--probe-period", "0"), ("--create-delay", "-1"), ("--boot-delay", "-2")):
+        result = subprocess.run(
+            [sys.executable, "-m", "kubesim", "serve", flag, value],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert f"{flag} must be at least" in result.stderr
