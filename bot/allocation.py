@@ -5,7 +5,7 @@ One transaction per start takes, in this order:
 1. the owner's ``users`` row (an upsert, which locks it): concurrent starts by one user queue here,
    so the quota check below cannot be slipped past;
 2. the request key: a key seen before returns that island instead of a new one;
-3. the quota: live islands of the owner;
+3. the quota: live islands of the owner (2 and 3 are one query);
 4. the lowest free port block, locked with ``FOR UPDATE SKIP LOCKED`` on MySQL so concurrent
    starts take different blocks without waiting on each other (SQLite serialises writers with
    ``BEGIN IMMEDIATE`` instead);
@@ -20,8 +20,21 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -60,12 +73,6 @@ _UPSERT_USER = {  # the upsert locks the owner's row: their concurrent starts qu
         },
     ),
 }
-_LIVE_OF_OWNER = (
-    select(_islands.c.id)
-    .where(_islands.c.owner_id == bindparam("owner_id"), _islands.c.state.in_(_LIVE))
-    .order_by(_islands.c.id)
-    .limit(bindparam("limit"))  # enough to decide, and to name them if refused
-)
 _LOWEST_FREE_BLOCK = (
     select(_blocks.c.first_port)
     .where(
@@ -86,6 +93,12 @@ _BY_REQUEST_KEY = select(
     _islands.c.port_count,
     _islands.c.expires_at,
 ).where(_islands.c.request_key == bindparam("request_key"))
+_KEY_OR_LIVE = union_all(
+    _BY_REQUEST_KEY.add_columns(literal("key").label("found_by")),
+    select(*_BY_REQUEST_KEY.selected_columns, literal("live").label("found_by")).where(
+        _islands.c.owner_id == bindparam("owner_id"), _islands.c.state.in_(_LIVE)
+    ),
+)
 _INSERT_ISLAND = insert(_islands)
 _NAME_ISLAND = (
     update(_islands)
@@ -196,18 +209,15 @@ class Allocator:
             },
         )
 
-        if req.request_key is not None:
-            existing = self._by_request_key(conn, req)
-            if existing is not None:
-                return existing
-
-        live = (
-            conn.execute(
-                _LIVE_OF_OWNER, {"owner_id": req.owner_id, "limit": self.max_live_per_user}
-            )
-            .scalars()
-            .all()
-        )
+        # One round trip: the island this request key started before, if any, and the owner's
+        # live islands (enough to decide the quota and to name them if refused).
+        rows = conn.execute(
+            _KEY_OR_LIVE, {"request_key": req.request_key, "owner_id": req.owner_id}
+        ).all()
+        for row in rows:
+            if row.found_by == "key":
+                return self._started_before(row, req)
+        live = sorted(row.id for row in rows)[: self.max_live_per_user]
         if len(live) >= self.max_live_per_user:
             metrics.ALLOCATION_FAILURES.labels(reason="quota").inc()
             raise QuotaExceeded(
@@ -276,8 +286,10 @@ class Allocator:
 
     def _by_request_key(self, conn: Connection, req: StartRequest) -> Allocation | None:
         row = conn.execute(_BY_REQUEST_KEY, {"request_key": req.request_key}).first()
-        if row is None:
-            return None
+        return None if row is None else self._started_before(row, req)
+
+    @staticmethod
+    def _started_before(row: Any, req: StartRequest) -> Allocation:  # a row of _BY_REQUEST_KEY
         if row.owner_id != req.owner_id:
             raise UserError(messages.request_key_taken(request_key=str(req.request_key)))
         return Allocation(
