@@ -162,6 +162,29 @@ class IslandActions:
             what="audit refusal",
         )
 
+    def record_look(
+        self,
+        caller: Caller,
+        action: Action,
+        *,
+        island_id: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+        refusal: str | None = None,
+    ) -> None:
+        """Audit a command that only looks (list, status, logs, capacity), answered or refused."""
+        self.db.run(
+            lambda conn: audit.record(
+                conn,
+                at=self.clock(),
+                actor=caller.user_id,
+                action=action.value,
+                outcome=audit.Outcome.OK if refusal is None else audit.Outcome.REFUSED,
+                island_id=island_id,
+                detail={**(detail or {}), **({"reason": refusal} if refusal else {})},
+            ),
+            what=f"audit {action.value}",
+        )
+
     @staticmethod
     def _locked(conn: Connection, island_id: int) -> Mapping[str, Any]:
         row = conn.execute(

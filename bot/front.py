@@ -43,6 +43,7 @@ from bot.core.commands import (
     Time,
     parse_command,
 )
+from bot.core.permissions import Action
 from bot.deliveries import Deliveries
 from bot.errors import UserError
 from bot.islands import IslandRecord
@@ -206,25 +207,40 @@ class ChatFront:
             self._start(key, caller, command, reply)
         elif isinstance(command, Stop | Restart | Extend):
             self._tell(reply, self._change(caller, command))
-        elif isinstance(command, ListIslands):
-            self._list(caller, command, reply)
-        elif isinstance(command, Status):
-            island = self.actions.status(command.island_id)
-            text, blocks = slack_blocks.status_blocks(
-                island,
-                ports=self.actions.ports(island),
-                clock=self.actions.island_clock(island),
-                extend_step=self.settings.extend_step,
-                now=self.clock(),
-            )
-            self._tell(reply, text, blocks=blocks)
-        elif isinstance(command, Logs):
-            self._logs(command.island_id, command.lines, command.previous, reply)
+        elif isinstance(command, ListIslands | Status | Logs | Capacity):
+            self._look(caller, command, reply)
         elif isinstance(command, Time):
             self._time(caller, command, reply)
-        elif isinstance(command, Capacity):
-            text, blocks = slack_blocks.capacity_blocks(self.actions.capacity())
-            self._tell(reply, text, blocks=blocks)
+
+    def _look(
+        self, caller: Caller, command: ListIslands | Status | Logs | Capacity, reply: Reply
+    ) -> None:
+        """The commands that change nothing; each is audited, answered or refused."""
+        action, island_id, detail = _audit_of_look(command)
+        try:
+            if isinstance(command, ListIslands):
+                self._list(caller, command, reply)
+            elif isinstance(command, Status):
+                island = self.actions.status(command.island_id)
+                text, blocks = slack_blocks.status_blocks(
+                    island,
+                    ports=self.actions.ports(island),
+                    clock=self.actions.island_clock(island),
+                    extend_step=self.settings.extend_step,
+                    now=self.clock(),
+                )
+                self._tell(reply, text, blocks=blocks)
+            elif isinstance(command, Logs):
+                self._logs(command.island_id, command.lines, command.previous, reply)
+            else:
+                text, blocks = slack_blocks.capacity_blocks(self.actions.capacity())
+                self._tell(reply, text, blocks=blocks)
+        except UserError as exc:
+            self.actions.record_look(
+                caller, action, island_id=island_id, detail=detail, refusal=str(exc)
+            )
+            raise
+        self.actions.record_look(caller, action, island_id=island_id, detail=detail)
 
     def _change(self, caller: Caller, command: Stop | Restart | Extend) -> str:
         """Stop, restart or extend; returns the answer for the person who asked."""
@@ -436,3 +452,20 @@ class ChatFront:
                 self.sender.post(reply.user, text, blocks=blocks)
         except ChatError as exc:
             log.warning("could not answer %s: %s", reply.user, exc)
+
+
+def _audit_of_look(
+    command: ListIslands | Status | Logs | Capacity,
+) -> tuple[Action, int | None, dict[str, Any]]:
+    """What the audit log says of a command that only looks: action, island, detail."""
+    if isinstance(command, ListIslands):
+        return Action.LIST, None, {"scope": command.scope.value}
+    if isinstance(command, Status):
+        return Action.STATUS, command.island_id, {}
+    if isinstance(command, Logs):
+        return (
+            Action.LOGS,
+            command.island_id,
+            {"lines": command.lines, "previous": command.previous},
+        )
+    return Action.CAPACITY, None, {}

@@ -11,14 +11,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.db import Database
 from bot.deliveries import Deliveries
+from bot.models import AuditEntry
 from bot.slack_app import SlackFront
 from bot.slack_blocks import EXTEND, LOGS, STOP, button_value
 from bot.web import Address, WebServer
 from tests import fakeslack
 from tests.slackworld import ADMIN, SlackWorld, slack_world
+
+
+def looked(db: Database, *, expect: int) -> list[AuditEntry] | None:
+    """Audit entries of the commands that change nothing, oldest first, once there are
+    ``expect`` of them."""
+    with db.engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                select(AuditEntry)
+                .where(AuditEntry.action.in_(["list", "status", "logs", "capacity"]))
+                .order_by(AuditEntry.id)
+            ).all()
+        )
+    return rows if len(rows) == expect else None
 
 
 @pytest.fixture
@@ -160,6 +176,17 @@ def test_list_status_capacity(world: SlackWorld) -> None:
     assert "*dev*: 1 live, 2 ready nodes" in blocks[0]["text"]["text"]
     world.command("status 99999")
     assert "There is no island #99999." in world.wait_answer(count=5)
+    # the commands that only look are in the audit log too, the refused one included
+    looks = world.until(lambda: looked(world.db, expect=5))
+    assert [(r.actor, r.action, r.island_id, r.outcome) for r in looks] == [
+        ("U0ALICE", "list", None, "ok"),
+        ("U0ALICE", "list", None, "ok"),
+        ("U0ALICE", "status", first.id, "ok"),
+        ("U0ALICE", "capacity", None, "ok"),
+        ("U0ALICE", "status", 99999, "refused"),
+    ]
+    assert [r.detail.get("scope") for r in looks[:2]] == ["all", "mine"]
+    assert "There is no island #99999." in looks[4].detail["reason"]
 
 
 def test_logs_short_in_a_message_long_as_a_file(world: SlackWorld) -> None:
@@ -180,6 +207,11 @@ def test_logs_short_in_a_message_long_as_a_file(world: SlackWorld) -> None:
     assert upload["content"].count("\n") == 400
     shown = answer.split("```")[1].splitlines()
     assert shown[-1].startswith("line 0399") and all(line.startswith("line ") for line in shown)
+    logs = world.until(lambda: looked(world.db, expect=2))
+    assert [(r.action, r.island_id, r.outcome, r.detail) for r in logs] == [
+        ("logs", island.id, "ok", {"lines": 5, "previous": False}),
+        ("logs", island.id, "ok", {"lines": 400, "previous": False}),
+    ]
 
 
 def test_buttons_extend_once_per_click_and_stop(world: SlackWorld) -> None:
