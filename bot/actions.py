@@ -149,18 +149,7 @@ class IslandActions:
         return result
 
     def _refused(self, caller: Caller, action: Action, island_id: int, reason: str) -> None:
-        self.db.run(
-            lambda conn: audit.record(
-                conn,
-                at=self.clock(),
-                actor=caller.user_id,
-                action=action.value,
-                outcome=audit.Outcome.REFUSED,
-                island_id=island_id,
-                detail={"reason": reason},
-            ),
-            what="audit refusal",
-        )
+        self.record_look(caller, action, island_id=island_id, refusal=reason)
 
     def record_look(
         self,
@@ -171,7 +160,8 @@ class IslandActions:
         detail: Mapping[str, Any] | None = None,
         refusal: str | None = None,
     ) -> None:
-        """Audit a command that only looks (list, status, logs, capacity), answered or refused."""
+        """Audit, in a transaction of its own, a command that only looks (list, status, logs,
+        capacity), answered or refused, or the refusal of a change."""
         self.db.run(
             lambda conn: audit.record(
                 conn,

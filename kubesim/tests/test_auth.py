@@ -16,13 +16,12 @@ import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
-from kubernetes.stream import stream
 
 from kubesim import KubeSim, ServerTLS, running
 from kubesim.runner import kubeconfig
 from kubesim.tests.conftest import FAST, island_pod
 from kubesim.tests.test_kubectl import KUBECTL
-from kubesim.tests.util import tls_files, wait_ready
+from kubesim.tests.util import exec_stream, tls_files, wait_ready
 
 TOKEN = "sim-token-0123456789abcdef"  # a throwaway token of this test
 
@@ -59,19 +58,8 @@ def test_the_written_kubeconfig_verifies_the_server_and_sends_the_token(
     assert {n.metadata.name for n in v1.list_node().items} == {"dev-1", "dev-2", "weekly-1"}
     v1.create_namespaced_pod("default", island_pod("tls"))
     wait_ready(v1, "tls")
-    resp = stream(  # exec is a websocket: over TLS (wss) with the token too
-        v1.connect_get_namespaced_pod_exec,
-        "tls",
-        "default",
-        command=["sh", "-c", "echo secure"],
-        container="server",
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
-    resp.run_forever(timeout=20)
+    # exec is a websocket: over TLS (wss), with the token too
+    resp = exec_stream(v1, "tls", ["sh", "-c", "echo secure"])
     assert (resp.read_stdout(), resp.returncode) == ("secure\n", 0)
     assert "seed:" in v1.read_namespaced_pod_log("tls", "default", container="server")
 

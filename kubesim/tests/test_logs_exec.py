@@ -10,12 +10,11 @@ import pytest
 import websocket
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from kubernetes.stream import stream
 
 from kubesim import KubeSim
 from kubesim.runtime import host_libfaketime
 from kubesim.tests.conftest import island_pod
-from kubesim.tests.util import tcp_line, wait_for, wait_ready
+from kubesim.tests.util import exec_stream, tcp_line, wait_for, wait_ready
 
 CLOCK_FILE = "/tmp/server-faketime.rc"
 
@@ -23,19 +22,7 @@ CLOCK_FILE = "/tmp/server-faketime.rc"
 def exec_(
     v1: client.CoreV1Api, name: str, command: list[str], container: str = "server"
 ) -> tuple[str, str, int]:
-    resp = stream(
-        v1.connect_get_namespaced_pod_exec,
-        name,
-        "default",
-        command=command,
-        container=container,
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
-    resp.run_forever(timeout=20)
+    resp = exec_stream(v1, name, command, container)
     out, err = resp.read_stdout(), resp.read_stderr()
     return out, err, resp.returncode
 
@@ -125,20 +112,12 @@ def test_official_client_exec_in_both_channel_protocols(
     # The client offers "v5, v4" and takes what the server picks; forcing one shows both work.
     v1.create_namespaced_pod("default", island_pod("proto"))
     wait_ready(v1, "proto")
-    resp = stream(
-        v1.connect_get_namespaced_pod_exec,
+    resp = exec_stream(
+        v1,
         "proto",
-        "default",
-        command=["sh", "-c", "echo out; echo err >&2; exit 4"],
-        container="server",
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-        _headers={"sec-websocket-protocol": protocol},
+        ["sh", "-c", "echo out; echo err >&2; exit 4"],
+        headers={"sec-websocket-protocol": protocol},
     )
-    resp.run_forever(timeout=20)
     assert resp.subprotocol == protocol
     assert (resp.read_stdout(), resp.read_stderr(), resp.returncode) == ("out\n", "err\n", 4)
 
@@ -146,19 +125,7 @@ def test_official_client_exec_in_both_channel_protocols(
 def test_the_client_gets_v5_when_it_offers_both(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("pick"))
     wait_ready(v1, "pick")
-    resp = stream(
-        v1.connect_get_namespaced_pod_exec,
-        "pick",
-        "default",
-        command=["true"],
-        container="server",
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
-    resp.run_forever(timeout=20)
+    resp = exec_stream(v1, "pick", ["true"])
     assert (resp.subprotocol, resp.returncode) == ("v5.channel.k8s.io", 0)
 
 

@@ -4,10 +4,11 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trustme
 from kubernetes import client
+from kubernetes.stream import stream
 
 from kubesim.auth import ServerTLS
 
@@ -73,3 +74,31 @@ def tls_files(directory: Path) -> ServerTLS:
     cert.private_key_pem.write_to_path(str(files.key))
     ca.cert_pem.write_to_path(str(files.ca))
     return files
+
+
+def exec_stream(
+    v1: client.CoreV1Api,
+    name: str,
+    command: list[str],
+    container: str = "server",
+    *,
+    namespace: str = "default",
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """Run ``command`` through the official client's websocket exec, to its end; the client's
+    response (``read_stdout()``, ``read_stderr()``, ``returncode``, ``subprotocol``)."""
+    resp = stream(
+        v1.connect_get_namespaced_pod_exec,
+        name,
+        namespace,
+        command=command,
+        container=container,
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+        **({"_headers": headers} if headers else {}),
+    )
+    resp.run_forever(timeout=20)
+    return resp
