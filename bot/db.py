@@ -8,11 +8,12 @@ MySQL gets pre-ping, recycling, utf8mb4, READ COMMITTED and a short lock wait.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -32,6 +33,7 @@ _RETRYABLE_MYSQL = frozenset({MYSQL_DEADLOCK, MYSQL_LOCK_WAIT_TIMEOUT})
 
 DEFAULT_ATTEMPTS = 8
 MYSQL_LOCK_WAIT_S = 10
+SQLITE_BUSY_S = 10  # how long a SQLite writer waits for the lock
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -53,6 +55,11 @@ class Database:
         self.attempts = attempts
         self._retries = 0
         self._lock = threading.Lock()
+        # SQLite has one writer at a time. Threads of this process queue for it here, woken as
+        # soon as it is free, instead of polling SQLite's busy handler (which sleeps up to
+        # 100 ms between tries); other processes still meet at BEGIN IMMEDIATE.
+        self._writer = threading.RLock() if engine.dialect.name == "sqlite" else None
+        self.write_wait_s: float = SQLITE_BUSY_S
 
     @property
     def dialect(self) -> str:
@@ -75,7 +82,7 @@ class Database:
         engine = self._reader if read_only else self.engine
         for attempt in range(1, self.attempts + 1):
             try:
-                with engine.begin() as conn:
+                with self._writing(read_only, what), engine.begin() as conn:
                     return work(conn)
             except DBAPIError as exc:
                 if not is_retryable(exc) or attempt == self.attempts:
@@ -93,6 +100,18 @@ class Database:
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @contextlib.contextmanager
+    def _writing(self, read_only: bool, what: str) -> Iterator[None]:
+        if self._writer is None or read_only:
+            yield
+            return
+        if not self._writer.acquire(timeout=self.write_wait_s):  # as long as SQLite would wait
+            raise DatabaseError(f"{what}: the database stayed locked for {self.write_wait_s} s")
+        try:
+            yield
+        finally:
+            self._writer.release()
+
     def ping(self) -> None:
         """Raise ``DatabaseError`` (an ``IslandbotError``) unless the database answers."""
         self.run(lambda conn: conn.execute(text("SELECT 1")), what="ping", read_only=True)
@@ -107,7 +126,7 @@ def _sqlite_setup(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event emit BEGIN
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_S * 1000}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -122,7 +141,7 @@ def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Dat
     """Build the engine for ``url`` with the settings its backend needs."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, echo=echo, connect_args={"timeout": 10})
+        engine = create_engine(parsed, echo=echo, connect_args={"timeout": SQLITE_BUSY_S})
         _sqlite_setup(engine)
     elif parsed.get_backend_name() == "mysql":
         if "charset" not in parsed.query:

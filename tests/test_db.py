@@ -5,12 +5,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.db import Database, create_database, is_retryable
@@ -84,6 +86,52 @@ def test_sqlite_writers_in_two_engines_queue_instead_of_failing(tmp_path: Path) 
         assert conn.exec_driver_sql("SELECT n FROM c").scalar() == 100
     first.dispose()
     second.dispose()
+
+
+def test_sqlite_writers_of_one_process_take_turns_without_polling(tmp_path: Path) -> None:
+    """With SQLite's busy handler off, writers of one process would fail with "database is
+    locked" unless they queue in the process first: none fails, none is retried."""
+    db = create_database(dbutil.sqlite_url(tmp_path))
+
+    @event.listens_for(db.engine, "connect")
+    def no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE c (n INTEGER)")
+        conn.exec_driver_sql("INSERT INTO c VALUES (0)")
+
+    def bump() -> None:
+        for _ in range(40):
+            db.run(lambda c: c.exec_driver_sql("UPDATE c SET n = n + 1"), what="bump")
+
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(bump) for _ in range(8)]:
+            future.result(timeout=60)
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT n FROM c").scalar() == 320
+    assert db.retries == 0
+    db.dispose()
+
+
+def test_a_sqlite_writer_that_never_gets_its_turn_is_told_so(tmp_path: Path) -> None:
+    db = create_database(dbutil.sqlite_url(tmp_path))
+    db.write_wait_s = 0.2
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(conn: Connection) -> None:
+        holding.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=lambda: db.run(hold, what="hold"))
+    holder.start()
+    holding.wait(10)
+    with pytest.raises(DatabaseError, match=r"write: the database stayed locked for 0\.2 s"):
+        db.run(lambda c: c.exec_driver_sql("SELECT 1"), what="write")
+    assert db.run(lambda c: c.exec_driver_sql("SELECT 1").scalar(), what="r", read_only=True)
+    release.set()
+    holder.join(10)
+    db.dispose()
 
 
 @pytest.fixture
