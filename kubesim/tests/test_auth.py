@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from kubesim import KubeSim, ServerTLS, running
 from kubesim.runner import kubeconfig
 from kubesim.tests.conftest import FAST, island_pod
 from kubesim.tests.test_kubectl import KUBECTL
-from kubesim.tests.util import exec_stream, tls_files, wait_ready
+from kubesim.tests.util import exec_stream, serve, serve_refused, tls_files, wait_ready
 
 TOKEN = "sim-token-0123456789abcdef"  # a throwaway token of this test
 
@@ -124,25 +123,17 @@ def test_serve_with_tls_and_a_token_file(tls: ServerTLS, tmp_path: Path) -> None
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     kc = tmp_path / "served.yaml"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "serve",
-            "--kubeconfig",
-            str(kc),
-            "--tls-cert",
-            str(tls.cert_chain),
-            "--tls-key",
-            str(tls.key),
-            "--tls-ca",
-            str(tls.ca),
-            "--token-file",
-            str(token_file),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    proc = serve(
+        "--kubeconfig",
+        str(kc),
+        "--tls-cert",
+        str(tls.cert_chain),
+        "--tls-key",
+        str(tls.key),
+        "--tls-ca",
+        str(tls.ca),
+        "--token-file",
+        str(token_file),
     )
     try:
         assert proc.stdout is not None
@@ -154,11 +145,5 @@ def test_serve_with_tls_and_a_token_file(tls: ServerTLS, tmp_path: Path) -> None
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
-    half = subprocess.run(
-        [sys.executable, "-m", "kubesim", "serve", "--tls-cert", str(tls.cert_chain)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    half = serve_refused("--tls-cert", str(tls.cert_chain))
     assert half.returncode == 2 and "go together" in half.stderr

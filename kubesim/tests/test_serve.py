@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from kubernetes import config as kube_config
 
 from kubesim import running
 from kubesim.tests.conftest import island_pod
-from kubesim.tests.util import container, wait_for, wait_ready
+from kubesim.tests.util import container, serve, serve_refused, wait_for, wait_ready
 
 
 def post(url: str, body: dict) -> dict:
@@ -25,21 +23,13 @@ def post(url: str, body: dict) -> dict:
 
 def test_serve_writes_a_kubeconfig_and_obeys_the_control_api(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc.yaml"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "serve",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--nodes",
-            "only:branch=dev,memory=4Gi,ip=127.0.0.7",
-            "--boot-delay",
-            "0.1",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    proc = serve(
+        "--kubeconfig",
+        str(kubeconfig),
+        "--nodes",
+        "only:branch=dev,memory=4Gi,ip=127.0.0.7",
+        "--boot-delay",
+        "0.1",
     )
     try:
         assert proc.stdout is not None
@@ -86,12 +76,6 @@ def test_request_counts_over_http(tmp_path: Path) -> None:
 
 def test_serve_refuses_bad_timings() -> None:
     for flag, value in (("--probe-period", "0"), ("--create-delay", "-1"), ("--boot-delay", "-2")):
-        result = subprocess.run(
-            [sys.executable, "-m", "kubesim", "serve", flag, value],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = serve_refused(flag, value)
         assert result.returncode == 2, result.stderr
         assert f"{flag} must be at least" in result.stderr

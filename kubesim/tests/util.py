@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,3 +104,22 @@ def exec_stream(
     )
     resp.run_forever(timeout=20)
     return resp
+
+
+def serve(*args: str) -> subprocess.Popen[str]:
+    """``python -m kubesim serve ARGS`` in its own process; its first line of stdout says where
+    it serves."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "kubesim", "serve", *args], stdout=subprocess.PIPE, text=True
+    )
+
+
+def serve_refused(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m kubesim serve ARGS`` expected to refuse its arguments and exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "kubesim", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
