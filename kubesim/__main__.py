@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import ssl
 import sys
 import threading
 from dataclasses import replace
@@ -56,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     if any(tls_files) and not all(tls_files):
         parser.error("--tls-cert, --tls-key and --tls-ca go together")
     tls = ServerTLS(args.tls_cert, args.tls_key, args.tls_ca) if all(tls_files) else None
+    if tls is not None:
+        try:  # unreadable or mismatched files: say so here, not as a traceback from the server
+            tls.context()
+            tls.ca.read_bytes()
+        except (OSError, ssl.SSLError) as exc:
+            parser.error(f"--tls-cert/--tls-key/--tls-ca: {exc}")
     token = None
     if args.token_file is not None:
         try:
@@ -73,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     for name in ("boot_delay", "create_delay", "probe_period"):
         value = getattr(args, name)
+        if value is None:
+            continue
         least = 0.01 if name == "probe_period" else 0.0
-        if value is not None and value < least:
+        if value < least:
             parser.error(f"--{name.replace('_', '-')} must be at least {least}: {value}")
-        if value is not None:
-            config = replace(config, **{name: value})
+        config = replace(config, **{name: value})
     if args.failing_image:
         config = replace(config, failing_images=frozenset(args.failing_image))
     sim = KubeSim(

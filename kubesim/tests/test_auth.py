@@ -147,3 +147,15 @@ def test_serve_with_tls_and_a_token_file(tls: ServerTLS, tmp_path: Path) -> None
     assert proc.returncode == 0
     half = serve_refused("--tls-cert", str(tls.cert_chain))
     assert half.returncode == 2 and "go together" in half.stderr
+    missing = serve_refused(
+        "--tls-cert", str(tmp_path / "nope.pem"), "--tls-key", str(tls.key), "--tls-ca", str(tls.ca)
+    )
+    assert missing.returncode == 2 and "--tls-cert/--tls-key/--tls-ca:" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    swapped = serve_refused(  # the CA's certificate with the server's key: they do not match
+        "--tls-cert", str(tls.ca), "--tls-key", str(tls.key), "--tls-ca", str(tls.ca)
+    )
+    assert swapped.returncode == 2 and "Traceback" not in swapped.stderr
+    empty = tmp_path / "empty-token"
+    empty.write_text("\n")
+    assert "is empty" in serve_refused("--token-file", str(empty)).stderr
