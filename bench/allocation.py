@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bench.loadgen import LoadSpec, run_load
-from bot.models import Island
+from bot.infra.storage.tables import Island
 from tests import dbutil
 
 DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/test"

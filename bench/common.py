@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.kube import Kube
+from bot.infra.kubernetes.client import Kube
 
 
 def pct(values: list[float], q: int) -> float:

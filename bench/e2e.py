@@ -27,9 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.common import listen_time, pct, start_kubesim
-from bot.config import load_settings
-from bot.console_chat import ConsoleChat
-from bot.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.chat.console.chat import ConsoleChat
+from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.run.settings import load_settings
 
 READY = re.compile(r"island #(\d+) is ready")
 

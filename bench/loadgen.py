@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.allocation import Allocator, StartRequest
-from bot.core.ports import BlockLayout, PortRange
-from bot.db import create_database
-from bot.errors import PortsExhausted, QuotaExceeded
-from bot.islands import IslandStore
+from bot.domain.errors import PortsExhausted, QuotaExceeded
+from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.infra.storage.database import create_database
+from bot.infra.storage.islands import IslandStore
 
 
 @dataclass

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import pct
-from bot.slack_blocks import EXTEND, button_value
+from bot.words.layouts import EXTEND, button_value
 from kubesim import running
 from tests import fakeslack
 from tests.dbutil import migrated, sqlite_url

@@ -30,18 +30,18 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.common import listen_time, pct, start_kubesim
-from bot.allocation import Allocator, StartRequest
-from bot.core.lifecycle import Limits
-from bot.core.ports import BlockLayout, PortRange
-from bot.kube import Kube, KubeSettings
-from bot.leader import LeaderLease
-from bot.lifecycle import LifecycleEngine, LifecycleSettings
-from bot.models import Island
-from bot.notify import Announcement
-from bot.probe import probe_ports
-from bot.reflector import PodReflector
-from bot.service import LifecycleService
-from bot.templates import load_templates
+from bot.app.notices import Announcement
+from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
+from bot.domain.lifecycle_rules import Limits
+from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.infra.kubernetes.client import Kube, KubeSettings
+from bot.infra.kubernetes.reflector import PodReflector
+from bot.infra.kubernetes.templates import load_templates
+from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.infra.storage.lease import LeaderLease
+from bot.infra.storage.tables import Island
+from bot.infra.tcp_probe import probe_ports
+from bot.run.loop import LifecycleService
 from tests.dbutil import migrated, sqlite_url
 
 

@@ -7,8 +7,8 @@ import os
 
 from alembic import context
 
-from bot.db import create_database
-from bot.models import Base
+from bot.infra.storage.database import create_database
+from bot.infra.storage.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

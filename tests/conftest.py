@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.db import Database, create_database
-from bot.templates import TemplateSet, load_templates
+from bot.infra.kubernetes.templates import TemplateSet, load_templates
+from bot.infra.storage.database import Database, create_database
 from tests import dbutil
 
 

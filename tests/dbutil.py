@@ -11,8 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bot import schema
-from bot.db import Database, create_database
+from bot.infra.storage import migrate as schema
+from bot.infra.storage.database import Database, create_database
 
 MYSQL_ENV = "ISLANDBOT_TEST_MYSQL_URL"
 # Children first, so foreign keys never object.

@@ -10,9 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.config import load_settings
-from bot.console_chat import ConsoleChat
-from bot.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.chat.console.chat import ConsoleChat
+from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.run.settings import load_settings
 from kubesim import KubeSim, NodeSpec, SimConfig, running
 
 NODES = (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.core.podspec import IslandParams
-from bot.templates import TemplateSet
+from bot.domain.podspec import IslandParams
+from bot.infra.kubernetes.templates import TemplateSet
 
 
 def pod_for(

@@ -15,25 +15,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.actions import ActionSettings, IslandActions
-from bot.allocation import Allocator
-from bot.chat_notifier import ChatNotifier
-from bot.clocks import ClockActions, ClockSettings
-from bot.core.lifecycle import Limits
-from bot.core.permissions import Policy
-from bot.core.ports import BlockLayout, PortRange
-from bot.db import Database
-from bot.deliveries import Deliveries
-from bot.front import FrontSettings
-from bot.islands import IslandRecord, IslandStore
-from bot.kube import Kube, KubeSettings
-from bot.leader import LeaderLease
-from bot.lifecycle import LifecycleEngine, LifecycleSettings
-from bot.service import LifecycleService
-from bot.slack_app import SlackFront
-from bot.slack_sender import ChannelQueues, SlackSender, web_client
-from bot.templates import load_templates
-from bot.web import Address, WebServer
+from bot.app.clock_actions import ClockActions, ClockSettings
+from bot.app.island_actions import ActionSettings, IslandActions
+from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
+from bot.chat.front import FrontSettings
+from bot.chat.notifier import ChatNotifier
+from bot.chat.slack.listeners import SlackFront
+from bot.chat.slack.sender import ChannelQueues, SlackSender, web_client
+from bot.domain.lifecycle_rules import Limits
+from bot.domain.permissions import Policy
+from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.http.server import Address, WebServer
+from bot.infra.kubernetes.client import Kube, KubeSettings
+from bot.infra.kubernetes.templates import load_templates
+from bot.infra.storage.allocation import Allocator
+from bot.infra.storage.database import Database
+from bot.infra.storage.deliveries import Deliveries
+from bot.infra.storage.islands import IslandRecord, IslandStore
+from bot.infra.storage.lease import LeaderLease
+from bot.run.loop import LifecycleService
 from kubesim import KubeSim, NodeSpec, SimConfig, running
 from tests import fakeslack
 from tests.fakeslack import FakeSlack

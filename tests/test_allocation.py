@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.allocation import Allocator, StartRequest
-from bot.core.ports import BlockLayout, PortRange
-from bot.db import Database
-from bot.errors import Conflict, NotFound, PortsExhausted, QuotaExceeded, UserError
-from bot.islands import IslandStore
-from bot.models import AuditEntry, Island, PortBlock
+from bot.domain.errors import Conflict, NotFound, PortsExhausted, QuotaExceeded, UserError
+from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.infra.storage.database import Database
+from bot.infra.storage.islands import IslandStore
+from bot.infra.storage.tables import AuditEntry, Island, PortBlock
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -17,8 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from bot.config import Secret
-from bot.demo import Demo
+from bot.run.demo import Demo
+from bot.run.settings import Secret
 from tests.demoworld import FAST, demo_on, start
 
 REGISTERING = replace(FAST, register_islands=True)

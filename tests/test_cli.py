@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot import schema
+from bot.infra.storage import migrate as schema
 
 ISLANDBOT = str(Path(sys.executable).parent / "islandbot")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.db import Database
-from bot.models import AuditEntry
-from bot.slack_blocks import CLOCK_APPROVE, CLOCK_REJECT
+from bot.infra.storage.database import Database
+from bot.infra.storage.tables import AuditEntry
+from bot.words.layouts import CLOCK_APPROVE, CLOCK_REJECT
 from kubesim import running
 from kubesim.runtime import host_libfaketime
 from tests import fakeslack

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.clocks import (
+from bot.domain.island_clock import (
     BadWhen,
     When,
     WhenKind,

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import messages
-from bot.core.commands import (
+from bot.domain.commands import (
     VERBS,
     Capacity,
     CommandError,
@@ -26,6 +25,7 @@ from bot.core.commands import (
     Stop,
     parse_command,
 )
+from bot.words import messages
 
 CTX = ParseContext(branches=("dev", "weekly"), max_ttl=timedelta(days=7))
 

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from bench.loadgen import LoadSpec, run_load
-from bot.core.states import LIVE_STATES
-from bot.models import Island, PortBlock
+from bot.domain.states import LIVE_STATES
+from bot.infra.storage.tables import Island, PortBlock
 from tests.dbutil import migrated
 
 

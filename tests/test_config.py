@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Secret, Settings, describe_settings, env_names, load_settings
-from bot.core.ports import PortRange
+from bot.domain.port_blocks import PortRange
+from bot.run.settings import (
+    ConfigError,
+    Secret,
+    Settings,
+    describe_settings,
+    env_names,
+    load_settings,
+)
 
 
 def test_defaults_without_any_environment() -> None:

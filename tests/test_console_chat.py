@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import slack_blocks
-from bot.chat import ChatError
-from bot.console_chat import ConsoleChat
-from bot.console_render import plain, render
-from bot.core.states import IslandState
-from bot.islands import IslandRecord
+from bot.chat.console.chat import ConsoleChat
+from bot.chat.console.render import plain, render
+from bot.chat.output import ChatError
+from bot.domain.states import IslandState
+from bot.infra.storage.islands import IslandRecord
+from bot.words import layouts as slack_blocks
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.durations import format_duration, parse_duration
-from bot.core.naming import dns_label, pod_name
-from bot.core.ports import (
+from bot.domain.durations import format_duration, parse_duration
+from bot.domain.naming import dns_label, pod_name
+from bot.domain.port_blocks import (
     BlockLayout,
     BlockRow,
     PortRange,

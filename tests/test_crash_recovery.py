@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.allocation import Allocator, StartRequest
-from bot.core.ports import BlockLayout, PortRange
-from bot.kube import Kube, KubeSettings
-from bot.models import Island, PortBlock
+from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.infra.kubernetes.client import Kube, KubeSettings
+from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.infra.storage.tables import Island, PortBlock
 from kubesim import SimConfig, running
 from tests.dbutil import migrated
 

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bot.db import Database, create_database, is_retryable
-from bot.errors import DatabaseError
+from bot.domain.errors import DatabaseError
+from bot.infra.storage.database import Database, create_database, is_retryable
 from tests import dbutil
 
 

@@ -16,8 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bot.config import Settings, load_settings
-from bot.templates import load_templates
+from bot.infra.kubernetes.templates import load_templates
+from bot.run.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "k8s"

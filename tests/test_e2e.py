@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bot.console_chat import ChatEvent
-from bot.demo import Demo
-from bot.islands import IslandRecord
-from bot.models import Island
+from bot.chat.console.chat import ChatEvent
+from bot.infra.storage.islands import IslandRecord
+from bot.infra.storage.tables import Island
+from bot.run.demo import Demo
 from kubesim import running
 from tests.demoworld import FAST, PORTS, demo_on, start
 

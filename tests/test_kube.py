@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
-from bot.kube import (
+from bot.infra.kubernetes.client import (
     Kube,
     KubeConflict,
     KubeError,
@@ -19,7 +18,8 @@ from bot.kube import (
     KubeUnavailable,
     PodView,
 )
-from bot.templates import TemplateSet
+from bot.infra.kubernetes.templates import TemplateSet
+from bot.run.settings import load_settings
 from kubesim import KubeSim, SimConfig, running
 from kubesim.tests.util import tls_files
 from tests.podhelp import pod_for

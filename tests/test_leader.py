@@ -7,11 +7,11 @@ import threading
 import time
 from datetime import timedelta
 
-from bot.core.clock import utcnow
-from bot.db import Database
-from bot.leader import LeaderLease
-from bot.lifecycle import LifecycleSettings, TickReport
-from bot.service import LifecycleService
+from bot.app.reconcile.engine import LifecycleSettings, TickReport
+from bot.domain.time_source import utcnow
+from bot.infra.storage.database import Database
+from bot.infra.storage.lease import LeaderLease
+from bot.run.loop import LifecycleService
 
 
 class FakeClockable:

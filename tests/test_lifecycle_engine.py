@@ -13,21 +13,21 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
-from bot.allocation import Allocator, StartRequest
-from bot.core.clock import utcnow
-from bot.core.lifecycle import Limits
-from bot.core.ports import BlockLayout, PortRange
-from bot.db import Database
-from bot.deliveries import Deliveries
-from bot.islands import IslandStore
-from bot.kube import Kube, KubeSettings
-from bot.leader import LeaderLease
-from bot.lifecycle import LifecycleEngine, LifecycleSettings, Prober
-from bot.models import Delivery, Island, OutboxMessage
-from bot.notify import MemoryNotifier
-from bot.probe import probe_ports
-from bot.service import LifecycleService
-from bot.templates import load_templates
+from bot.app.notices import MemoryNotifier
+from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings, Prober
+from bot.domain.lifecycle_rules import Limits
+from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.domain.time_source import utcnow
+from bot.infra.kubernetes.client import Kube, KubeSettings
+from bot.infra.kubernetes.templates import load_templates
+from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.infra.storage.database import Database
+from bot.infra.storage.deliveries import Deliveries
+from bot.infra.storage.islands import IslandStore
+from bot.infra.storage.lease import LeaderLease
+from bot.infra.storage.tables import Delivery, Island, OutboxMessage
+from bot.infra.tcp_probe import probe_ports
+from bot.run.loop import LifecycleService
 from kubesim import KubeSim, NodeSpec, SimConfig, running
 
 NODES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.core.lifecycle import (
+from bot.domain.lifecycle_rules import (
     NOTHING,
     FailureKind,
     IslandFacts,
@@ -14,7 +14,7 @@ from bot.core.lifecycle import (
     ServerFacts,
     decide,
 )
-from bot.core.states import IslandState as S
+from bot.domain.states import IslandState as S
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LIMITS = Limits(

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bot.logs import mask
+from bot.infra.log_setup import mask
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_secrets_are_masked(text: str, masked: str) -> None:
 
 SCRIPT = """
 import logging
-from bot import logs
+from bot.infra import log_setup as logs
 logs.configure("INFO", "{fmt}")
 log = logging.getLogger("slack_sdk.web")
 log.info("calling chat.postMessage with token %s", "xoxb-1111-2222-secretsecret")
@@ -73,7 +73,7 @@ def test_text_records_are_masked_too() -> None:
 
 
 def test_the_filter_leaves_ordinary_records_alone() -> None:
-    from bot.logs import SecretFilter  # noqa: PLC0415
+    from bot.infra.log_setup import SecretFilter  # noqa: PLC0415
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "island %d ready", (12,), None)
     assert SecretFilter().filter(record)

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from bot import schema
-from bot.db import Database, create_database
-from bot.models import Base
+from bot.infra.storage import migrate as schema
+from bot.infra.storage.database import Database, create_database
+from bot.infra.storage.tables import Base
 from tests import dbutil
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.probe import probe_ports
+from bot.infra.tcp_probe import probe_ports
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.kube import Kube, KubeSettings
-from bot.reflector import PodReflector
+from bot.infra.kubernetes.client import Kube, KubeSettings
+from bot.infra.kubernetes.reflector import PodReflector
 from kubesim import KubeSim, SimConfig, running
 from tests.podhelp import pod_for
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.demo import Demo
+from bot.run.demo import Demo
 from tests.demoworld import demo_on, start
 from tests.test_api import call, token_of
 

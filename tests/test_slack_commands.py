@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.db import Database
-from bot.deliveries import Deliveries
-from bot.models import AuditEntry
-from bot.slack_app import SlackFront
-from bot.slack_blocks import EXTEND, LOGS, STOP, button_value
-from bot.web import Address, WebServer
+from bot.chat.slack.listeners import SlackFront
+from bot.http.server import Address, WebServer
+from bot.infra.storage.database import Database
+from bot.infra.storage.deliveries import Deliveries
+from bot.infra.storage.tables import AuditEntry
+from bot.words.layouts import EXTEND, LOGS, STOP, button_value
 from tests import fakeslack
 from tests.slackworld import ADMIN, SlackWorld, slack_world
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
-from bot.wiring import build_parts, build_slack_bot, check_slack_settings
+from bot.run.compose import build_parts, build_slack_bot, check_slack_settings
+from bot.run.settings import ConfigError, load_settings
 from kubesim import running
 from tests import fakeslack
 from tests.dbutil import sqlite_url
@@ -99,7 +99,7 @@ def test_islandbot_run_in_http_mode_and_sigterm(tmp_path: Path) -> None:
             "SLACK_SIGNING_SECRET": fakeslack.SIGNING_SECRET,
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [sys.executable, "-m", "bot.run.cli", "run"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import Database
+from bot.infra.storage.database import Database
 from tests import fakeslack
 from tests.slackworld import SlackWorld, slack_world
 

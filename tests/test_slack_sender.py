@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot import metrics
-from bot.slack_sender import ChannelQueues, SlackError, SlackSender, web_client
+from bot.chat.slack.sender import ChannelQueues, SlackError, SlackSender, web_client
+from bot.infra import metrics
 from tests import fakeslack
 from tests.fakeslack import FakeSlack
 

@@ -14,8 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.core.podspec import IslandParams, TemplateError
-from bot.templates import BadOverride, UnknownBranch, load_templates, validate_pod
+from bot.domain.podspec import IslandParams, TemplateError
+from bot.infra.kubernetes.templates import BadOverride, UnknownBranch, load_templates, validate_pod
 
 ORIGINAL = yaml.safe_load((Path(__file__).parent / "fixtures" / "original-pod.yaml").read_text())
 SHIPPED = Path(__file__).resolve().parent.parent / "k8s_templates"

@@ -1,0 +1,1 @@
+"""The use cases, chat-neutral: no third-party library and no SQL."""

@@ -1,0 +1,1 @@
+"""Chat: the output port, the neutral front and the notifier; one subpackage per platform."""

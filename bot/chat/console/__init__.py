@@ -1,0 +1,1 @@
+"""The console chat of the embedded demo and the end-to-end tests."""

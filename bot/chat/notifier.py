@@ -1,0 +1,66 @@
+"""Lifecycle notices as chat messages, through any ``ChatOutput``: a threaded reply under the
+island's root message, then the root message brought up to date (state, host, ports, clock,
+expiry, buttons)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from bot.app.island_actions import IslandActions
+from bot.app.notices import Announcement
+from bot.chat.output import ChatOutput
+from bot.domain.errors import IslandbotError
+from bot.domain.time_source import Clock, utcnow
+from bot.words import layouts as slack_blocks
+
+log = logging.getLogger(__name__)
+
+
+class ChatNotifier:
+    def __init__(
+        self,
+        sender: ChatOutput,
+        actions: IslandActions,
+        *,
+        extend_step: timedelta,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.sender = sender
+        self.actions = actions
+        self.extend_step = extend_step
+        self.clock = clock
+
+    def announce(self, announcement: Announcement) -> None:
+        a = announcement
+        if a.channel is None:  # started outside Slack (the command line): nowhere to post
+            log.info("island %d: %s", a.island_id, a.text)
+            return
+        self.sender.post(
+            a.channel,
+            a.text,
+            thread_ts=a.thread_ts,
+            broadcast=a.broadcast and a.thread_ts is not None,
+            key=a.key,
+            look_first=a.retry,
+        )
+        if a.thread_ts is not None:
+            self.refresh_root(a.island_id)
+
+    def refresh_root(self, island_id: int) -> None:
+        """Rewrite the island's root message from the database; failures are only logged
+        (the next notice rewrites it again)."""
+        try:
+            island = self.actions.status(island_id)
+            if island.slack_channel is None or island.slack_thread_ts is None:
+                return
+            text, blocks = slack_blocks.root_message(
+                island,
+                ports=self.actions.ports(island),
+                clock=self.actions.island_clock(island),
+                extend_step=self.extend_step,
+                now=self.clock(),
+            )
+            self.sender.update(island.slack_channel, island.slack_thread_ts, text, blocks=blocks)
+        except IslandbotError as exc:
+            log.warning("island %d: root message not updated: %s", island_id, exc)

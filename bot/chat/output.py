@@ -1,0 +1,69 @@
+"""The port every chat adapter implements: how the bot talks back.
+
+Two adapters implement ``ChatOutput``: ``SlackSender`` (Slack's Web API) and ``ConsoleChat``
+(the embedded demo's terminal). Messages are given as a fallback ``text`` plus Block Kit
+``blocks``; an adapter that cannot show blocks renders them (``bot.console_render``).
+Failures are ``ChatError``; the front end and the notifier catch only that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.domain.errors import IslandbotError
+
+Blocks = Sequence[Mapping[str, Any]]
+
+
+class ChatError(IslandbotError):
+    def __init__(self, message: str, *, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error  # the chat's own error code (``channel_not_found``...), if any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Where an answer meant for one person goes: the request's response_url, else an
+    ephemeral message in the channel, else a direct message."""
+
+    user: str
+    channel: str | None
+    response_url: str | None = None
+
+
+class ChatOutput(Protocol):
+    def post(
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: Blocks | None = None,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        key: str | None = None,
+        look_first: bool = False,
+    ) -> str:
+        """Post (in ``thread_ts``'s thread if given); return the new message's ts. With
+        ``key`` and ``look_first``, a message in the thread carrying ``key`` is returned
+        instead of posting again."""
+
+    def update(self, channel: str, ts: str, text: str, *, blocks: Blocks | None = None) -> None:
+        """Rewrite a message the bot posted."""
+
+    def ephemeral(
+        self, channel: str, user: str, text: str, *, blocks: Blocks | None = None
+    ) -> None:
+        """Show a message in the channel to ``user`` only."""
+
+    def respond(self, response_url: str, text: str, *, blocks: Blocks | None = None) -> None:
+        """Answer the person who asked, through the request's response URL."""
+
+    def upload(
+        self, channel: str, *, filename: str, content: str, title: str, thread_ts: str | None
+    ) -> None:
+        """Share a text file in the channel (in the thread when given)."""
+
+    def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
+        """Show ``view`` as the user's home page of the bot."""

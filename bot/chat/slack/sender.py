@@ -1,0 +1,284 @@
+"""Everything islandbot sends to Slack's Web API goes through here (the Slack ``ChatOutput``).
+
+- One FIFO queue per channel, drained by its own thread: a channel's messages go out in the
+  order they were handed in (a thread's replies stay in order), at most ``rate`` posts per
+  second with a small burst, a little under what Slack allows (about one message per second
+  per channel, short bursts tolerated), so that 429s stay the exception.
+- ``slack_sdk``'s retry handlers retry 429 (sleeping ``Retry-After``), 500/503 and dropped
+  connections; what still fails becomes ``SlackError`` (the library's errors stop here).
+- ``post`` can tag a message with a key in its metadata and, when asked, first look in the
+  thread for a message with that key: a notice whose earlier attempt may have reached Slack is
+  not posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from bot.chat.output import Blocks, ChatError
+from bot.infra import metrics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+NOTICE_EVENT = "islandbot_notice"
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+class SlackError(ChatError):
+    """A Slack API call that failed; ``error`` is Slack's error code when it gave one."""
+
+
+class _Counted:
+    """Counts each retry the handler decides on (``islandbot_slack_api_retries_total``)."""
+
+    reason = "retry"
+
+    def prepare_for_next_attempt(self, **kwargs: Any) -> None:
+        metrics.SLACK_RETRIES.labels(reason=self.reason).inc()
+        super().prepare_for_next_attempt(**kwargs)  # type: ignore[misc]
+
+
+class _RateLimited(_Counted, RateLimitErrorRetryHandler):
+    reason = "rate_limited"
+
+
+class _ServerError(_Counted, ServerErrorRetryHandler):
+    reason = "server_error"
+
+
+class _Connection(_Counted, ConnectionErrorRetryHandler):
+    reason = "connection"
+
+
+def retry_handlers(max_retries: int = 4) -> list[Any]:
+    return [
+        _RateLimited(max_retry_count=max_retries),
+        _ServerError(max_retry_count=max_retries),
+        _Connection(max_retry_count=2),
+    ]
+
+
+def web_client(
+    token: str, *, base_url: str = DEFAULT_API_URL, timeout_s: int = 15, max_retries: int = 4
+) -> WebClient:
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout_s,
+        retry_handlers=retry_handlers(max_retries),
+    )
+
+
+@dataclass
+class _Pacer:
+    """A token bucket: ``rate`` per second, ``burst`` at once."""
+
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    at: float = 0.0
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            time.sleep((1 - self.tokens) / self.rate)
+            self.tokens = 1.0
+            self.at = time.monotonic()
+        self.tokens -= 1
+
+
+class ChannelQueues:
+    """A FIFO queue and worker thread per channel; idle workers end after ``idle_s``."""
+
+    def __init__(self, *, rate: float = 0.9, burst: float = 2.0, idle_s: float = 30.0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.idle_s = idle_s
+        self._lock = threading.Lock()
+        self._queues: dict[str, queue.Queue[tuple[Callable[[], Any], bool, Future[Any]]]] = {}
+        self._pacers: dict[str, _Pacer] = {}
+
+    def submit(self, channel: str, call: Callable[[], T], *, paced: bool = True) -> Future[T]:
+        """Run ``call`` in the channel's order; ``paced`` calls take a token (posts do,
+        edits of a message do not)."""
+        future: Future[T] = Future()
+        with self._lock:
+            q = self._queues.get(channel)
+            if q is None:
+                q = self._queues[channel] = queue.Queue()
+                self._pacers.setdefault(channel, _Pacer(self.rate, self.burst, self.burst, 0.0))
+                threading.Thread(
+                    target=self._drain, args=(channel, q), name=f"slack-{channel}", daemon=True
+                ).start()
+            q.put((call, paced, future))
+        return future
+
+    def run(self, channel: str, call: Callable[[], T], *, paced: bool = True) -> T:
+        return self.submit(channel, call, paced=paced).result()
+
+    def _drain(
+        self, channel: str, q: queue.Queue[tuple[Callable[[], Any], bool, Future[Any]]]
+    ) -> None:
+        pacer = self._pacers[channel]
+        while True:
+            try:
+                call, paced, future = q.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if q.empty():  # nothing was put while we looked: retire this worker
+                        del self._queues[channel]
+                        return
+                continue
+            if not future.set_running_or_notify_cancel():
+                continue
+            if paced:
+                pacer.wait()
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+class SlackSender:
+    def __init__(self, client: WebClient, *, queues: ChannelQueues | None = None) -> None:
+        self.client = client
+        self.queues = queues or ChannelQueues()
+
+    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            metrics.SLACK_ERRORS.labels(method=what, error=str(error or "http")).inc()
+            raise SlackError(f"{what}: {error or exc}", error=error) from exc
+        except (SlackClientError, OSError) as exc:
+            metrics.SLACK_ERRORS.labels(method=what, error="connection").inc()
+            raise SlackError(f"{what}: {exc}") from exc
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: Blocks | None = None,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        key: str | None = None,
+        look_first: bool = False,
+    ) -> str:
+        """Post (in ``thread_ts``'s thread if given) and return the message ts. With ``key``
+        and ``look_first``, a message in the thread already carrying ``key`` is returned
+        instead of posting again."""
+
+        def send() -> str:
+            if key is not None and look_first and thread_ts is not None:
+                found = self._find(channel, thread_ts, key)
+                if found is not None:
+                    log.info("notice %s was already posted as %s", key, found)
+                    return found
+            kwargs: dict[str, Any] = {"channel": channel, "text": text}
+            if blocks is not None:
+                kwargs["blocks"] = list(blocks)
+            if thread_ts is not None:
+                kwargs["thread_ts"] = thread_ts
+                kwargs["reply_broadcast"] = broadcast
+            if key is not None:
+                kwargs["metadata"] = {"event_type": NOTICE_EVENT, "event_payload": {"key": key}}
+            response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
+            return str(response["ts"])
+
+        return self.queues.run(channel, send)
+
+    def _find(self, channel: str, thread_ts: str, key: str) -> str | None:
+        cursor = None
+        for _page in range(20):
+            response = self._call(
+                "conversations.replies",
+                self.client.conversations_replies,
+                channel=channel,
+                ts=thread_ts,
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+            for message in response.get("messages", []):
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("key") == key:
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    def update(self, channel: str, ts: str, text: str, *, blocks: Blocks | None = None) -> None:
+        def send() -> None:
+            kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+            if blocks is not None:
+                kwargs["blocks"] = list(blocks)
+            self._call("chat.update", self.client.chat_update, **kwargs)
+
+        self.queues.run(channel, send, paced=False)
+
+    def ephemeral(
+        self, channel: str, user: str, text: str, *, blocks: Blocks | None = None
+    ) -> None:
+        def send() -> None:
+            kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+            if blocks is not None:
+                kwargs["blocks"] = list(blocks)
+            self._call("chat.postEphemeral", self.client.chat_postEphemeral, **kwargs)
+
+        self.queues.run(channel, send)
+
+    def respond(self, response_url: str, text: str, *, blocks: Blocks | None = None) -> None:
+        """Answer only the person who asked, through the request's ``response_url``."""
+        hook = WebhookClient(response_url, timeout=15, retry_handlers=retry_handlers())
+        try:
+            response = hook.send(
+                text=text,
+                blocks=[dict(b) for b in blocks] if blocks is not None else None,
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        except (SlackClientError, OSError) as exc:
+            raise SlackError(f"response_url: {exc}") from exc
+        if response.status_code != 200:
+            raise SlackError(f"response_url: HTTP {response.status_code} {response.body[:200]}")
+
+    def upload(
+        self, channel: str, *, filename: str, content: str, title: str, thread_ts: str | None
+    ) -> None:
+        def send() -> None:
+            kwargs: dict[str, Any] = {
+                "channel": channel,
+                "filename": filename,
+                "content": content,
+                "title": title,
+            }
+            if thread_ts is not None:
+                kwargs["thread_ts"] = thread_ts
+            self._call("files.upload", self.client.files_upload_v2, **kwargs)
+
+        self.queues.run(channel, send)
+
+    def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
+        self._call("views.publish", self.client.views_publish, user_id=user, view=dict(view))

@@ -1,0 +1,1 @@
+"""The pure domain: records, rules and arithmetic; imports the standard library only."""

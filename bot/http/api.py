@@ -1,0 +1,287 @@
+"""The HTTP API (aiohttp routes on the bot's server): island registration, the island registry,
+readiness, metrics and the OpenAPI description. ``openapi.yaml`` beside this file is the
+contract; ``tests/test_api.py`` fuzzes the running API against it.
+
+Every answer is JSON (``/metrics`` is Prometheus text). Bad input gets a 4xx with an
+``error`` and, for a bad body, the list of ``problems``; nothing is written then. Blocking
+work (database, Kubernetes) runs in the server's thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from bot.domain.errors import Conflict, IslandbotError, NotFound
+from bot.domain.registration import Registration, RegistrationInvalid, parse_registration
+from bot.domain.states import IslandState
+from bot.infra import metrics
+from bot.infra.kubernetes.client import Kube
+from bot.infra.storage.database import Database
+from bot.infra.storage.islands import IslandStore
+from bot.infra.storage.registry import MAX_PAGE, Registry, Unauthorized
+from bot.words import messages
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_REGISTRATION_BODY = 16 * 1024
+MAX_ID = 2**53  # ids are JSON numbers: larger ones cannot name an island
+READY_CACHE_S = 2.0
+
+
+def _error(status: int, error: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, **extra}, status=status)
+
+
+def _island_id(request: web.Request) -> int | None:
+    text = request.match_info.get("island_id", "")
+    if not text.isascii() or not text.isdigit() or len(text) > 16 or int(text) > MAX_ID:
+        return None
+    return int(text)
+
+
+@dataclass
+class ApiParts:
+    """What the API needs from the running bot. ``read_token``: when set, the registry's
+    GETs need it as a bearer token."""
+
+    db: Database
+    kube: Kube
+    registry: Registry
+    read_token: str | None = None
+
+
+class Api:
+    """Routes that exist from the server's start; ``bind`` gives them the bot's parts (until
+    then they answer 503, and ``/readyz`` says why)."""
+
+    def __init__(self, parts: ApiParts | None = None) -> None:
+        self.parts = parts
+        self._ready: tuple[float, int, dict[str, Any]] | None = None
+        self._spec: bytes | None = None
+
+    def bind(self, parts: ApiParts) -> None:
+        self.parts = parts
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/v1/islands/{island_id}/register", self.register),
+            web.get("/api/v1/islands", self.list_islands),
+            web.get("/api/v1/islands/{island_id}", self.get_island),
+            web.get("/api/v1/openapi.yaml", self.openapi),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics),
+        ]
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+    # ---- registration ---------------------------------------------------------------------------
+
+    async def register(self, request: web.Request) -> web.Response:
+        response = await self._register(request)
+        metrics.REGISTRATIONS.labels(status=str(response.status)).inc()
+        return response
+
+    def _island_request(self, request: web.Request) -> tuple[ApiParts, int] | web.Response:
+        """The bound parts and the island id in the path, or the answer that refuses."""
+        if self.parts is None:
+            return _error(503, messages.API_STARTING)
+        island_id = _island_id(request)
+        if island_id is None:
+            return _error(404, messages.API_BAD_ISLAND_ID)
+        return self.parts, island_id
+
+    async def _register(self, request: web.Request) -> web.Response:
+        found = self._island_request(request)
+        if isinstance(found, web.Response):
+            return found
+        parts, island_id = found
+        token = _bearer(request)
+        registration = await _read_registration(request, parts.registry.port_names)
+        if isinstance(registration, web.Response):
+            return registration
+        try:
+            await self._run(lambda: parts.registry.register(island_id, token, registration))
+        except IslandbotError as exc:
+            return _refused(island_id, exc)
+        log.info("island %d registered from %s", island_id, registration.node)
+        return web.json_response({"id": island_id, "registered": True})
+
+    # ---- the registry ---------------------------------------------------------------------------
+
+    async def list_islands(self, request: web.Request) -> web.Response:
+        parts = self.parts
+        if parts is None:
+            return _error(503, messages.API_STARTING)
+        if not _may_read(parts, request):
+            return _unauthorized(messages.API_READ_UNAUTHORIZED)
+        query = request.query
+        problems = [
+            f"{key}: unknown parameter"
+            for key in query
+            if key not in {"state", "branch", "owner", "after", "limit"}
+        ]
+        states: list[IslandState] | None = None
+        if "state" in query:
+            try:
+                states = [IslandState(s) for s in query.getall("state")]
+            except ValueError:
+                known = ", ".join(s.value for s in IslandState)
+                problems.append(f"state: expected one of {known}")
+        after = _int_param(query.get("after", "0"), 0, MAX_ID, "after", problems)
+        limit = _int_param(query.get("limit", "100"), 1, MAX_PAGE, "limit", problems)
+        for key in ("branch", "owner"):
+            if key in query and not 0 < len(query[key]) <= 200:
+                problems.append(f"{key}: expected 1-200 characters")
+        if problems:
+            return _error(400, messages.API_BAD_QUERY, problems=problems)
+        try:
+            page = await self._run(
+                lambda: parts.registry.page(
+                    states=states,
+                    branch=query.get("branch"),
+                    owner_id=query.get("owner"),
+                    after=after,
+                    limit=limit,
+                )
+            )
+        except IslandbotError:
+            return _error(503, messages.API_DATABASE_DOWN)
+        return web.json_response({"islands": page.islands, "next_after": page.next_after})
+
+    async def get_island(self, request: web.Request) -> web.Response:
+        found = self._island_request(request)
+        if isinstance(found, web.Response):
+            return found
+        parts, island_id = found
+        if not _may_read(parts, request):
+            return _unauthorized(messages.API_READ_UNAUTHORIZED)
+        try:
+            island = await self._run(lambda: parts.registry.get(island_id))
+        except NotFound as exc:
+            return _error(404, str(exc))
+        except IslandbotError:
+            return _error(503, messages.API_DATABASE_DOWN)
+        return web.json_response(island)
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        if self._spec is None:
+            self._spec = openapi_text().encode()
+        return web.Response(body=self._spec, content_type="application/yaml")
+
+    # ---- health ---------------------------------------------------------------------------------
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """Ready when the database and the Kubernetes API answer (cached for 2 s)."""
+        cached = self._ready
+        if cached is not None and time.monotonic() - cached[0] < READY_CACHE_S:
+            return web.json_response(cached[2], status=cached[1])
+        parts = self.parts
+        if parts is None:
+            body: dict[str, Any] = {"status": "starting", "checks": {}}
+            return web.json_response(body, status=503)
+        checks = await asyncio.gather(
+            self._run(lambda: _check(parts.db.ping)), self._run(lambda: _check(parts.kube.ping))
+        )
+        body = {"database": checks[0], "kubernetes": checks[1]}
+        ok = all(c == "ok" for c in checks)
+        status = 200 if ok else 503
+        result = {"status": "ready" if ok else "not ready", "checks": body}
+        self._ready = (time.monotonic(), status, result)
+        return web.json_response(result, status=status)
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        parts = self.parts
+        if parts is not None:
+            try:
+                counts = await self._run(lambda: IslandStore(parts.db).counts())
+                metrics.set_island_counts(counts)
+            except IslandbotError as exc:
+                log.warning("metrics: island counts not read: %s", exc)
+        body = await self._run(metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+def _bearer(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() if auth[:7].lower() == "bearer " else None
+
+
+def _may_read(parts: ApiParts, request: web.Request) -> bool:
+    if parts.read_token is None:
+        return True
+    given = _bearer(request) or ""
+    return hmac.compare_digest(given.encode(), parts.read_token.encode())
+
+
+def _unauthorized(text: str) -> web.Response:
+    return web.json_response({"error": text}, status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _refused(island_id: int, exc: IslandbotError) -> web.Response:
+    if isinstance(exc, Unauthorized):
+        log.warning("island %d: registration refused: bad or missing token", island_id)
+        return _unauthorized(str(exc))
+    if isinstance(exc, NotFound | Conflict):
+        return _error(404 if isinstance(exc, NotFound) else 409, str(exc))
+    log.warning("island %d: registration failed: %s", island_id, exc)
+    return _error(503, messages.API_DATABASE_DOWN)
+
+
+async def _read_registration(
+    request: web.Request, port_names: tuple[str, ...]
+) -> Registration | web.Response:
+    """The request's body as a registration, or the 4xx answer that says what is wrong."""
+    too_big = _error(413, messages.api_body_too_big(MAX_REGISTRATION_BODY))
+    if request.content_length is not None and request.content_length > MAX_REGISTRATION_BODY:
+        return too_big
+    try:
+        raw = await request.content.read(MAX_REGISTRATION_BODY + 1)
+    except (ValueError, ConnectionError):
+        return _error(400, messages.API_BODY_UNREADABLE)
+    if len(raw) > MAX_REGISTRATION_BODY:
+        return too_big
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return _error(422, messages.API_NOT_JSON, problems=[messages.API_NOT_JSON_PROBLEM])
+    try:
+        return parse_registration(data, port_names)
+    except RegistrationInvalid as exc:
+        return _error(422, messages.API_INVALID_REGISTRATION, problems=list(exc.problems))
+
+
+def _check(fn: Callable[[], None]) -> str:
+    try:
+        fn()
+    except IslandbotError as exc:
+        return f"failing: {exc}"
+    return "ok"
+
+
+def _int_param(text: str, low: int, high: int, name: str, problems: list[str]) -> int:
+    if text.isascii() and text.isdigit() and len(text) <= 16 and low <= int(text) <= high:
+        return int(text)
+    problems.append(f"{name}: expected a whole number from {low} to {high}")
+    return low
+
+
+def openapi_text() -> str:
+    return resources.files("bot.http").joinpath("openapi.yaml").read_text(encoding="utf-8")
+
+
+def openapi_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(openapi_text())
+    return spec

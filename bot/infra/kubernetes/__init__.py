@@ -1,0 +1,1 @@
+"""The cluster: client, watch cache, templates; the only home of the kubernetes libraries."""

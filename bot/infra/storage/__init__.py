@@ -1,0 +1,1 @@
+"""The database: engine, tables, migrations and every SQL statement; the only home of SQLAlchemy."""

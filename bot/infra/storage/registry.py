@@ -1,0 +1,185 @@
+"""The island registry: registrations from inside the islands, and the islands as JSON for
+other tools (``GET /api/v1/islands``).
+
+An island registers with the token it was given at pod creation (stored hashed). Registering
+again (a restarted container) updates the record. Each registration is audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from bot.domain.errors import Conflict, IslandbotError, NotFound
+from bot.domain.registration import Registration
+from bot.domain.states import LIVE_STATES, IslandState
+from bot.domain.time_source import Clock, utcnow
+from bot.infra.storage import audit
+from bot.infra.storage.database import Database
+from bot.infra.storage.tables import Island
+from bot.words import messages
+
+MAX_PAGE = 1000
+
+
+class Unauthorized(IslandbotError):
+    """The token is missing or is not this island's."""
+
+
+@dataclass(frozen=True)
+class Page:
+    islands: list[dict[str, Any]]
+    next_after: int | None  # pass as ``after`` for the next page
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+_COLUMN_NAMES = (
+    "id",
+    "branch",
+    "owner_id",
+    "owner_name",
+    "state",
+    "failure_reason",
+    "node",
+    "host_ip",
+    "first_port",
+    "port_count",
+    "clock_offset_s",
+    "note",
+    "created_at",
+    "ready_at",
+    "stopped_at",
+    "expires_at",
+    "registered_at",
+    "registration",
+)
+_COLUMNS = [getattr(Island, name) for name in _COLUMN_NAMES]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+class Registry:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        port_names: Sequence[str],
+        clock: Clock = utcnow,
+        on_registered: Callable[[int], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.port_names = tuple(port_names)
+        self.clock = clock
+        self.on_registered = on_registered
+
+    def register(self, island_id: int, token: str | None, registration: Registration) -> None:
+        """Record the island's registration; ``NotFound``, ``Unauthorized`` or ``Conflict``
+        (a stopped island) otherwise. Nothing is written when any check fails."""
+        now = self.clock()
+
+        def write(conn: Connection) -> None:
+            row = (
+                conn.execute(
+                    select(Island.state, Island.registration_token_hash)
+                    .where(Island.id == island_id)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise NotFound(messages.island_not_found(island_id))
+            stored = row["registration_token_hash"]
+            if not token or stored is None or not hmac.compare_digest(stored, token_hash(token)):
+                raise Unauthorized(messages.REGISTRATION_UNAUTHORIZED)
+            if row["state"] in (IslandState.STOPPING.value, IslandState.STOPPED.value):
+                raise Conflict(messages.registration_stopped(island_id, row["state"]))
+            conn.execute(
+                update(Island)
+                .where(Island.id == island_id)
+                .values(registered_at=now, registration=registration.as_json())
+            )
+            audit.record(
+                conn,
+                actor=f"island:{island_id}",
+                action="island.registered",
+                outcome=audit.Outcome.OK,
+                island_id=island_id,
+                detail=registration.as_json(),
+                at=now,
+            )
+
+        self.db.run(write, what="register island")
+        if self.on_registered is not None:
+            self.on_registered(island_id)
+
+    def get(self, island_id: int) -> dict[str, Any]:
+        def read(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(select(*_COLUMNS).where(Island.id == island_id)).mappings().first()
+            if row is None:
+                raise NotFound(messages.island_not_found(island_id))
+            return self._json(row)
+
+        return self.db.run(read, what="registry island", read_only=True)
+
+    def page(
+        self,
+        *,
+        states: Sequence[IslandState] | None = None,
+        branch: str | None = None,
+        owner_id: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> Page:
+        """Islands in id order (live ones unless ``states`` says otherwise)."""
+        wanted = [s.value for s in (states or sorted(LIVE_STATES))]
+        limit = max(1, min(limit, MAX_PAGE))
+
+        def read(conn: Connection) -> Page:
+            query = select(*_COLUMNS).where(Island.state.in_(wanted), Island.id > after)
+            if branch is not None:
+                query = query.where(Island.branch == branch)
+            if owner_id is not None:
+                query = query.where(Island.owner_id == owner_id)
+            rows = conn.execute(query.order_by(Island.id).limit(limit + 1)).mappings().all()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return Page([self._json(r) for r in rows], int(rows[-1]["id"]) if more else None)
+
+        return self.db.run(read, what="registry", read_only=True)
+
+    def _json(self, row: Any) -> dict[str, Any]:
+        offset = int(row["clock_offset_s"] or 0)
+        now = self.clock()
+        return {
+            "id": int(row["id"]),
+            "branch": row["branch"],
+            "owner": {"id": row["owner_id"], "name": row["owner_name"]},
+            "state": row["state"],
+            "failure_reason": row["failure_reason"],
+            "node": row["node"],
+            "host": row["host_ip"],
+            "ports": {name: int(row["first_port"]) + i for i, name in enumerate(self.port_names)},
+            "clock": {
+                "offset_s": offset,
+                "now": _iso(now + timedelta(seconds=offset)),
+            },
+            "note": row["note"],
+            "created_at": _iso(row["created_at"]),
+            "ready_at": _iso(row["ready_at"]),
+            "stopped_at": _iso(row["stopped_at"]),
+            "expires_at": _iso(row["expires_at"]),
+            "registered_at": _iso(row["registered_at"]),
+            "registration": row["registration"],
+        }

@@ -1,0 +1,339 @@
+"""The ``islandbot`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from prompt_toolkit import PromptSession
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from bot import __version__
+from bot.app.notices import JsonLinesNotifier, LogNotifier
+from bot.chat.console.chat import ConsoleChat
+from bot.domain.errors import IslandbotError, UserError
+from bot.domain.podspec import IslandParams, TemplateError
+from bot.domain.time_source import utcnow
+from bot.http.server import Address
+from bot.infra import log_setup as logs
+from bot.infra.kubernetes.templates import load_templates
+from bot.infra.storage import migrate as schema
+from bot.infra.storage.database import Database, create_database
+from bot.run.compose import (
+    build_parts,
+    build_service,
+    build_slack_bot,
+    check_slack_settings,
+    parse_address,
+)
+from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.run.settings import ConfigError, Settings, describe_settings, load_settings
+from bot.words import messages
+
+
+def _database(settings: Settings) -> Database:
+    return create_database(settings.database_url, pool_size=settings.db_pool_size)
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    db = _database(settings)
+    try:
+        if args.db_command == "upgrade":
+            schema.upgrade(db, args.revision)
+            print(f"database at revision {schema.current_revision(db)}")
+        elif args.db_command == "downgrade":
+            schema.downgrade(db, args.revision)
+            print(f"database at revision {schema.current_revision(db) or '(empty)'}")
+        else:
+            current = schema.current_revision(db) or "(empty)"
+            head = schema.head_revision()
+            status = "up to date" if current == head else f"behind, newest is {head}"
+            print(f"database at revision {current} ({status})")
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_config(settings: Settings, _args: argparse.Namespace) -> int:
+    rows = describe_settings(settings)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    templates = load_templates(
+        settings.templates_dir, kubernetes_version=settings.kubernetes_version
+    )
+    print(
+        f"templates: branches {', '.join(templates.branches)}; {templates.block_size} ports "
+        f"per island; valid for Kubernetes {settings.kubernetes_version}"
+    )
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    if "ISLANDBOT_LOG_LEVEL" not in os.environ:  # the terminal is the chat's: warnings only
+        logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped: already running"
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    if "ISLANDBOT_DATABASE_URL" not in os.environ:  # the demo's own, fresh unless --keep
+        db_file = state / "islandbot.db"
+        if not args.keep:
+            db_file.unlink(missing_ok=True)
+        settings = replace(settings, database_url=f"sqlite:///{db_file}")
+    address = (
+        parse_address(settings.http_address)
+        if "ISLANDBOT_HTTP_ADDRESS" in os.environ
+        else Address("127.0.0.1", 0)
+    )
+    out = Printer()
+    chat = ConsoleChat(write=out.line, json_lines=args.json, names={CHANNEL: CHANNEL_NAME})
+    cluster = Cluster(settings.kubeconfig) if settings.kubeconfig else Cluster.embedded(state)
+    try:
+        demo = Demo(settings, chat, cluster=cluster, http_address=address).start()
+    except BaseException:
+        cluster.stop()
+        raise
+    try:
+        banner = messages.demo_banner(
+            database=demo.settings.database_url,
+            api_url=demo.server.url,
+            kubeconfig=str(cluster.kubeconfig),
+            namespace=demo.settings.namespace,
+        )
+        print(banner, file=sys.stderr if args.json else sys.stdout, flush=True)
+        if args.script is not None or not sys.stdin.isatty():
+            source = args.script.open(encoding="utf-8") if args.script else sys.stdin
+            with source:
+                for line in source:
+                    if not demo.handle(line):
+                        break
+            return 1 if demo.timeouts else 0
+        _interactive(demo)
+    except KeyboardInterrupt:
+        return 130
+    else:
+        return 0
+    finally:
+        demo.stop()
+        cluster.stop()
+
+
+class Printer:
+    """Lines from many threads, one at a time, flushed at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            print(text, flush=True)
+
+
+def _interactive(demo: Demo) -> None:
+    os.environ.setdefault("PROMPT_TOOLKIT_NO_CPR", "1")  # no warning on terminals without CPR
+    session: PromptSession[str] = PromptSession()
+    with patch_stdout(raw=True):
+        while True:
+            try:
+                line = session.prompt(f"{demo.user}> ")
+            except EOFError:
+                return
+            except KeyboardInterrupt:
+                continue
+            if not demo.handle(line):
+                return
+
+
+def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
+    templates = load_templates(
+        settings.templates_dir, kubernetes_version=settings.kubernetes_version
+    )
+    first_port = settings.port_range.first if args.first_port is None else args.first_port
+    if (
+        first_port not in settings.port_range
+        or first_port + templates.block_size - 1 not in settings.port_range
+    ):
+        raise UserError(
+            f"--first-port {first_port}: the island's {templates.block_size} ports "
+            f"must lie in ISLANDBOT_PORT_RANGE {settings.port_range}"
+        )
+    clock = args.clock or utcnow().strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        datetime.strptime(clock, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise UserError(f"--clock {clock!r}: expected YYYY-MM-DD HH:MM:SS") from None
+    overrides = templates.overrides(args.branch, args.set)
+    island = IslandParams(
+        island_id=args.id,
+        owner_id=args.owner_id,
+        owner_name=args.owner,
+        branch=args.branch,
+        first_port=first_port,
+        initial_clock=clock,
+        registration_url=f"{settings.api_url}/api/v1/islands/{args.id}/register",
+        registration_token="<generated per island>",  # noqa: S106 - a placeholder
+    )
+    print(
+        yaml.safe_dump(templates.render(island, overrides), sort_keys=False, allow_unicode=True),
+        end="",
+    )
+    return 0
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """The lifecycle loop alone (no chat): notices go to the log, or to a JSON-lines file."""
+    parts = build_parts(settings)
+    notifier = JsonLinesNotifier(args.notices_file) if args.notices_file else LogNotifier()
+    service = build_service(parts, notifier)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service.start()
+    print(
+        f"islandbot reconcile: running (leader: {service.lease.is_leader}); "
+        "SIGTERM or Ctrl-C stops it",
+        flush=True,
+    )
+    stop.wait()
+    service.stop()
+    parts.close()
+    return 0
+
+
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    """The real bot: Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP), the
+    lifecycle loop and the HTTP server, until SIGTERM or Ctrl-C."""
+    check_slack_settings(settings)  # before connecting to anything
+    parts = build_parts(settings)
+    try:
+        bot = build_slack_bot(parts)
+    except BaseException:
+        parts.close()
+        raise
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        bot.start()
+    except BaseException:
+        bot.stop()
+        raise
+    mode = "Socket Mode" if bot.socket_mode is not None else "HTTP mode, POST /slack/events"
+    print(
+        f"islandbot {__version__}: running ({mode}; HTTP on {bot.server.url}; leader: "
+        f"{bot.service.lease.is_leader}); SIGTERM or Ctrl-C stops it",
+        flush=True,
+    )
+    stop.wait()
+    bot.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="islandbot", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"islandbot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations (default: to the newest)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = db_sub.add_parser("downgrade", help="undo migrations down to REVISION ('base': all)")
+    down.add_argument("revision")
+    db_sub.add_parser("current", help="show the schema revision of the database")
+    db.set_defaults(handler=cmd_db)
+
+    render = sub.add_parser("render", help="print the pod YAML an island would get")
+    render.add_argument("branch")
+    render.add_argument("--id", type=int, default=1, help="island id (default 1)")
+    render.add_argument(
+        "--first-port",
+        type=int,
+        default=None,
+        help="first port of its block (default: start of the port range)",
+    )
+    render.add_argument("--owner", default="someone", help="owner display name")
+    render.add_argument("--owner-id", default="U00000000", help="owner Slack user id")
+    render.add_argument(
+        "--clock", default=None, help='initial clock "YYYY-MM-DD HH:MM:SS" (default: now, UTC)'
+    )
+    render.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a per-island override the branch allows (repeatable)",
+    )
+    render.set_defaults(handler=cmd_render)
+
+    reconcile = sub.add_parser("reconcile", help="run the lifecycle loop without a chat")
+    reconcile.add_argument(
+        "--notices-file",
+        type=Path,
+        default=None,
+        help="append notices as JSON lines here (default: log them)",
+    )
+    reconcile.set_defaults(handler=cmd_reconcile)
+
+    sub.add_parser("run", help="run the bot: Slack, the lifecycle loop, HTTP").set_defaults(
+        handler=cmd_run
+    )
+    sub.add_parser("config", help="show the settings in force (secrets masked)").set_defaults(
+        handler=cmd_config
+    )
+    demo = sub.add_parser(
+        "demo",
+        help="the bot on its embedded defaults (SQLite, kubesim, a console chat)",
+        description="Runs the real bot with a console chat in place of Slack and the kubesim "
+        "cluster simulator in this process (or the cluster ISLANDBOT_KUBECONFIG names). Reads "
+        "console lines from --script, else from standard input when it is not a terminal, else "
+        "from a prompt; `help` lists them.",
+    )
+    demo.add_argument(
+        "--script", type=Path, default=None, help="run these console lines, then exit"
+    )
+    demo.add_argument(
+        "--json", action="store_true", help="print every chat event as one JSON object per line"
+    )
+    demo.add_argument(
+        "--state-dir",
+        default=".islandbot-demo",
+        help="where the demo keeps its database and kubeconfig (default: .islandbot-demo)",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the islands of the last demo's database"
+    )
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure("WARNING")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"islandbot: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        return int(args.handler(settings, args))
+    except ConfigError as exc:
+        print(f"islandbot: {exc}", file=sys.stderr)
+        return 2
+    except (IslandbotError, TemplateError) as exc:
+        print(f"islandbot: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The embedded demo: the real bot on its embedded defaults, with the console chat for Slack.
+
+``Demo`` wires what ``islandbot run`` wires (storage, Kubernetes adapter, lifecycle loop, chat
+front, HTTP server), with a ``ConsoleChat`` as the chat and, unless a cluster is named, kubesim
+started in this process. ``handle`` runs one console line:
+
+    /island start dev          the command, as the current user
+    @bob /island list          as bob (bob stays the current user)
+    @bob                       switch to bob
+    press 4                    press button [b4]
+    home                       the current user's home page
+    wait [SECONDS]             until every island has settled and every notice is out
+    sleep SECONDS              pause (scripts)
+    help, quit
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bot.app.clock_actions import ClockActions, ClockSettings
+from bot.app.island_actions import ActionSettings, Caller, IslandActions
+from bot.chat.console.chat import ConsoleChat
+from bot.chat.front import ChatFront, FrontSettings
+from bot.chat.notifier import ChatNotifier
+from bot.chat.output import Reply
+from bot.domain.permissions import Policy
+from bot.domain.states import IslandState
+from bot.http.api import Api
+from bot.http.server import Address, WebServer
+from bot.infra.kubernetes.client import Kube
+from bot.infra.storage.deliveries import Deliveries
+from bot.infra.storage.islands import IslandStore
+from bot.run.compose import Parts, api_parts, build_parts, build_service
+from bot.run.loop import LifecycleService
+from bot.run.settings import Settings
+from bot.words import messages
+from kubesim import KubeSim, SimConfig  # the demo's own cluster; nothing else in bot/ imports it
+
+CHANNEL = "C0DEMO"
+CHANNEL_NAME = "islands"
+FIRST_USER = "alice"
+SETTLING = (
+    IslandState.REQUESTED,
+    IslandState.CREATING,
+    IslandState.SCHEDULED,
+    IslandState.RUNNING,
+    IslandState.STOPPING,
+)
+_USER = re.compile(r"@([a-z0-9][a-z0-9._-]{0,39})(?:\s+(.*))?", re.DOTALL)
+MAX_WAIT_S = 600.0
+ANY_LOCAL_PORT = Address("127.0.0.1", 0)
+
+
+@dataclass
+class Cluster:
+    """Where the demo's islands run: kubesim in this process (``sim``), or a kubeconfig."""
+
+    kubeconfig: Path
+    sim: KubeSim | None = None  # stopped with the demo
+
+    @classmethod
+    def embedded(cls, state_dir: Path) -> Cluster:
+        path = state_dir / "kubeconfig"
+        sim = KubeSim(SimConfig(register_islands=True), kubeconfig_path=path).start()
+        return cls(path, sim)
+
+    def stop(self) -> None:
+        if self.sim is not None:
+            self.sim.stop()
+
+
+class Demo:
+    def __init__(
+        self,
+        settings: Settings,
+        chat: ConsoleChat,
+        *,
+        cluster: Cluster,
+        http_address: Address = ANY_LOCAL_PORT,
+    ) -> None:
+        self.chat = chat
+        self.cluster = cluster
+        self.user = FIRST_USER
+        self.api = Api()  # bound below, once the parts exist (they need the server's URL)
+        self.server = WebServer(slack=None, address=http_address, api=self.api)
+        self.server.start()
+        try:
+            self.settings = replace(
+                settings, kubeconfig=cluster.kubeconfig, kube_context=None, api_url=self.server.url
+            )
+            self.parts: Parts = build_parts(self.settings, kube=Kube.from_settings(self.settings))
+        except BaseException:
+            self.server.stop()
+            raise
+        s = self.settings
+        self._service: list[LifecycleService] = []
+        self.actions = IslandActions(
+            db=self.parts.db,
+            allocator=self.parts.allocator,
+            templates=self.parts.templates,
+            kube=self.parts.kube,
+            policy=Policy(admins=s.admins, allowed_channels=s.allowed_channels),
+            settings=ActionSettings(
+                default_ttl=s.default_ttl, max_ttl=s.max_ttl, extend_step=s.extend_step
+            ),
+            poke=lambda: self._service[0].poke() if self._service else None,
+        )
+        self.service = build_service(
+            self.parts, ChatNotifier(chat, self.actions, extend_step=s.extend_step)
+        )
+        self._service.append(self.service)
+        self.clocks = ClockActions(
+            db=self.parts.db,
+            kube=self.parts.kube,
+            policy=self.actions.policy,
+            settings=ClockSettings(
+                max_shift=s.clock_max_shift, request_ttl=s.clock_request_ttl, tz=s.tz
+            ),
+        )
+        self.front = ChatFront(
+            actions=self.actions,
+            clocks=self.clocks,
+            sender=chat,
+            deliveries=Deliveries(self.parts.db),
+            settings=FrontSettings(
+                default_ttl=s.default_ttl,
+                max_ttl=s.max_ttl,
+                extend_step=s.extend_step,
+                workers=s.slack_workers,
+                tz=s.tz,
+            ),
+        )
+        self.service.add_job(self.front.expire_clock_requests, "clock-requests", seconds=5)
+        self.api.bind(api_parts(self.parts, self.service))
+        self._stopped = threading.Event()
+        self.timeouts = 0  # `wait` lines that gave up
+        self.islands = IslandStore(self.parts.db)
+
+    def start(self) -> Demo:
+        self.service.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.server.stop()
+        self.front.pool.shutdown()
+        self.service.stop()
+        self.parts.close()
+
+    # ---- the console ----------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        """A word from the demo itself, to the current user."""
+        self.chat.ephemeral(CHANNEL, self.user, text)
+
+    def handle(self, line: str) -> bool:
+        """Run one console line; False when it asks to quit."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        if line.startswith("@"):
+            match = _USER.fullmatch(line)
+            if match is None:
+                self.say(messages.demo_bad_user(line.split()[0]))
+                return True
+            self.user = match.group(1)
+            return self.handle(match.group(2) or "")
+        word, _, rest = line.partition(" ")
+        word = word.lower()
+        if word in {"quit", "exit"}:
+            return False
+        verbs: dict[str, Callable[[str], None]] = {
+            "/island": self.command,
+            "press": self.press,
+            "wait": self.wait,
+            "sleep": self.sleep,
+            "home": self.home,
+            "help": self.help,
+            "?": self.help,
+        }
+        run = verbs.get(word)
+        if run is None:
+            self.say(messages.demo_unknown_line(line))
+        else:
+            run(rest.strip())
+        return True
+
+    def help(self, _rest: str) -> None:
+        self.say(messages.DEMO_HELP)
+
+    def home(self, _rest: str) -> None:
+        self.chat.typed(self.user, "home", CHANNEL)
+        self.front.publish_home(self.user)
+
+    def sleep(self, text: str) -> None:
+        seconds = _seconds(text)
+        if seconds is None:
+            self.say(messages.demo_bad_seconds("sleep", text))
+        else:
+            time.sleep(seconds)
+
+    def command(self, text: str, *, user: str | None = None, settle_s: float = 30.0) -> None:
+        """``/island <text>`` as ``user`` (default: the current user); returns when its work
+        is done (at most ``settle_s``), so that a script's lines take effect in order."""
+        who = user or self.user
+        self.chat.typed(who, f"/island {text}".rstrip(), CHANNEL)
+        answer = self.front.command(
+            Caller(who, who, CHANNEL), text, trigger=uuid.uuid4().hex, reply=Reply(who, CHANNEL)
+        )
+        if answer is not None:
+            self.chat.ephemeral(CHANNEL, who, answer)
+        self.front.pool.wait_idle(settle_s)
+
+    def press(self, which: str, *, user: str | None = None) -> None:
+        who = user or self.user
+        number = which.removeprefix("b")
+        button = self.chat.button(int(number)) if number.isdigit() and len(number) < 9 else None
+        self.chat.typed(who, f"press {which}", CHANNEL)
+        if button is None:
+            self.chat.ephemeral(CHANNEL, who, messages.demo_no_button(which))
+            return
+        self.front.button(
+            Caller(who, who, button.channel or CHANNEL),
+            button.action_id,
+            button.value,
+            trigger=uuid.uuid4().hex,
+            reply=Reply(who, button.channel or CHANNEL),
+            in_home=button.channel is None,
+        )
+        self.front.pool.wait_idle(30)
+
+    def wait(self, text: str) -> None:
+        seconds = _seconds(text) if text else 120.0
+        if seconds is None:
+            self.say(messages.demo_bad_seconds("wait", text))
+            return
+        if not self.settle(seconds):
+            self.timeouts += 1
+            self.say(messages.demo_not_settled(seconds, self.unsettled()))
+
+    # ---- settling -------------------------------------------------------------------------------
+
+    def unsettled(self) -> list[int]:
+        """Islands still on their way somewhere (starting or stopping)."""
+        return self.islands.in_states(SETTLING)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait until no island is starting or stopping and every notice is out."""
+        deadline = time.monotonic() + min(timeout, MAX_WAIT_S)
+        while time.monotonic() < deadline:
+            if (
+                self.front.pool.wait_idle(max(0.0, deadline - time.monotonic()))
+                and not self.unsettled()
+                and self.islands.unsent_notices() == 0
+            ):
+                return True
+            self.service.poke()
+            time.sleep(0.1)
+        return False
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value <= MAX_WAIT_S else None

@@ -1,0 +1,1 @@
+"""Every sentence people read and the neutral message layouts; imports the domain only."""

@@ -1,0 +1,223 @@
+"""Block Kit layouts: the island's root message, tables, App Home (pure: data in, dicts out).
+
+Sentences come from ``bot.messages``; this module only arranges them. Buttons carry the island
+id and the expiry the person saw (``"269:1767225600"``), so a double click of Extend is seen as
+one, and a click on an old message cannot act on a newer state by surprise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from bot.app.clock_actions import ClockRecord
+from bot.app.island_actions import CapacityReport, LogTail
+from bot.domain.durations import format_duration
+from bot.domain.states import IslandState
+from bot.infra.storage.islands import IslandRecord
+from bot.words import messages
+
+Block = dict[str, Any]
+STOP = "island_stop"
+EXTEND = "island_extend"
+LOGS = "island_logs"
+MAX_HOME_BLOCKS = 100
+MAX_TEXT = 2900  # a section's text may hold 3,000 characters
+LIVE_WITH_BUTTONS = frozenset(IslandState) - {IslandState.STOPPED, IslandState.STOPPING}
+
+
+def button_value(island: IslandRecord) -> str:
+    return f"{island.id}:{int(island.expires_at.timestamp())}"
+
+
+def parse_button_value(value: str) -> tuple[int, int] | None:
+    head, _, tail = value.partition(":")
+    if not head.isascii() or not head.isdigit() or not tail.isascii() or not tail.isdigit():
+        return None
+    if len(head) > 10 or len(tail) > 12:
+        return None
+    return int(head), int(tail)
+
+
+def _text(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_TEXT]}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_TEXT]}]}
+
+
+def buttons(island: IslandRecord, extend_step: timedelta) -> Block:
+    value = button_value(island)
+    step = format_duration(extend_step)
+    return {
+        "type": "actions",
+        "block_id": f"island-{island.id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": STOP,
+                "text": {"type": "plain_text", "text": messages.BUTTON_STOP},
+                "style": "danger",
+                "value": value,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": messages.BUTTON_STOP},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": messages.confirm_stop(island.id),
+                    },
+                    "confirm": {"type": "plain_text", "text": messages.BUTTON_STOP},
+                    "deny": {"type": "plain_text", "text": messages.BUTTON_KEEP},
+                },
+            },
+            {
+                "type": "button",
+                "action_id": EXTEND,
+                "text": {"type": "plain_text", "text": messages.button_extend(step)},
+                "value": value,
+            },
+            {
+                "type": "button",
+                "action_id": LOGS,
+                "text": {"type": "plain_text", "text": messages.BUTTON_LOGS},
+                "value": value,
+            },
+        ],
+    }
+
+
+def root_message(
+    island: IslandRecord,
+    *,
+    ports: Mapping[str, int],
+    clock: datetime | None,
+    extend_step: timedelta,
+    now: datetime,
+) -> tuple[str, list[Block]]:
+    """The island's message in the channel, kept current: (fallback text, blocks)."""
+    headline = messages.root_headline(island)
+    fields = messages.root_fields(island, ports=ports, clock=clock, now=now)
+    blocks: list[Block] = [
+        _text(headline),
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f[:1900]} for f in fields[:10]],
+        },
+    ]
+    if island.note:
+        blocks.append(_context(messages.note_line(island.note)))
+    if island.state in LIVE_WITH_BUTTONS:
+        blocks.append(buttons(island, extend_step))
+    return headline, blocks
+
+
+def islands_table(
+    title: str, islands: Sequence[IslandRecord], *, ports: Mapping[int, int], now: datetime
+) -> tuple[str, list[Block]]:
+    """A compact fixed-width table (``ports`` maps island id to its server port)."""
+    if not islands:
+        return title, [_text(f"*{title}*\n{messages.NO_ISLANDS}")]
+    rows = [messages.table_row(i, server_port=ports.get(i.id), now=now) for i in islands]
+    header = messages.TABLE_HEADER
+    blocks = [_text(f"*{title}*")]
+    chunk: list[str] = []
+    for row in rows:  # split into sections that each fit Slack's limit, never mid-row
+        if sum(len(r) + 1 for r in chunk) + len(row) + len(header) + 10 > MAX_TEXT:
+            blocks.append(_text("```" + "\n".join([header, *chunk]) + "```"))
+            chunk = []
+        chunk.append(row)
+    blocks.append(_text("```" + "\n".join([header, *chunk]) + "```"))
+    if len(blocks) > 40:
+        blocks = [*blocks[:39], _context(messages.table_cut(len(islands)))]
+    return f"{title}: {len(islands)}", blocks
+
+
+def status_blocks(
+    island: IslandRecord,
+    *,
+    ports: Mapping[str, int],
+    clock: datetime | None,
+    extend_step: timedelta,
+    now: datetime,
+) -> tuple[str, list[Block]]:
+    text, blocks = root_message(island, ports=ports, clock=clock, extend_step=extend_step, now=now)
+    if island.failure_reason:
+        blocks.insert(2, _context(messages.failure_line(island.failure_reason)))
+    return text, blocks
+
+
+def capacity_blocks(report: CapacityReport) -> tuple[str, list[Block]]:
+    lines = messages.capacity_lines(report)
+    return lines[0], [_text("\n".join(lines))]
+
+
+def logs_text(tail: LogTail) -> str:
+    return messages.logs_message(tail)
+
+
+def home_view(
+    *,
+    mine: Sequence[IslandRecord],
+    team: Sequence[IslandRecord],
+    ports: Mapping[int, Mapping[str, int]],
+    extend_step: timedelta,
+    now: datetime,
+) -> dict[str, Any]:
+    """The App Home tab: the user's islands with their buttons, then the team's, within
+    Slack's 100-block limit (saying how many were left out)."""
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": messages.HOME_MINE}}
+    ]
+    if not mine:
+        blocks.append(_text(messages.NO_ISLANDS_OF_YOURS))
+    for island in mine[:20]:
+        blocks.append(_text(messages.home_line(island, ports.get(island.id, {}), now=now)))
+        if island.state in LIVE_WITH_BUTTONS:
+            blocks.append(buttons(island, extend_step))
+    blocks.append({"type": "divider"})
+    blocks.append({"type": "header", "text": {"type": "plain_text", "text": messages.HOME_TEAM}})
+    others = [i for i in team if i not in mine]
+    room = MAX_HOME_BLOCKS - len(blocks) - 1
+    if not others:
+        blocks.append(_text(messages.NO_ISLANDS))
+    for island in others[:room]:
+        blocks.append(_text(messages.home_line(island, ports.get(island.id, {}), now=now)))
+    if len(others) > room:
+        blocks.append(_context(messages.table_cut(len(others))))
+    return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
+
+
+CLOCK_APPROVE = "clock_approve"
+CLOCK_REJECT = "clock_reject"
+
+
+def clock_request_message(
+    request: ClockRecord, *, owner_id: str, tz: tzinfo, now: datetime
+) -> tuple[str, list[Block]]:
+    """A clock request in the channel: Approve / Reject while it is pending."""
+    text = messages.clock_request(request, owner_id, tz, now)
+    blocks: list[Block] = [_text(text)]
+    if request.state == "pending":
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"clock-{request.id}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": CLOCK_APPROVE,
+                        "style": "primary",
+                        "text": {"type": "plain_text", "text": messages.BUTTON_APPROVE},
+                        "value": str(request.id),
+                    },
+                    {
+                        "type": "button",
+                        "action_id": CLOCK_REJECT,
+                        "text": {"type": "plain_text", "text": messages.BUTTON_REJECT},
+                        "value": str(request.id),
+                    },
+                ],
+            }
+        )
+    return text, blocks
