@@ -17,7 +17,8 @@ from typing import Any
 
 from bot.domain.errors import PortsExhausted, QuotaExceeded
 from bot.domain.port_blocks import BlockLayout, PortRange
-from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.domain.records import StartRequest
+from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import create_database
 from bot.infra.storage.islands import IslandStore
 

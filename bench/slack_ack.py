@@ -70,7 +70,7 @@ def main() -> int:
                 islands = world.until(
                     lambda: (
                         found
-                        if len(found := [i for i in world.islands() if i.slack_thread_ts])
+                        if len(found := [i for i in world.islands() if i.chat_thread])
                         >= args.starts
                         else None
                     ),

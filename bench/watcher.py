@@ -34,10 +34,11 @@ from bot.app.notices import Announcement
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.domain.records import StartRequest
 from bot.infra.kubernetes.client import Kube, KubeSettings
 from bot.infra.kubernetes.reflector import PodReflector
 from bot.infra.kubernetes.templates import load_templates
-from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.lease import LeaderLease
 from bot.infra.storage.tables import Island
 from bot.infra.tcp_probe import probe_ports

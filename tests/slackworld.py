@@ -25,13 +25,14 @@ from bot.chat.slack.sender import ChannelQueues, SlackSender, web_client
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.permissions import Policy
 from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.domain.records import IslandRecord
 from bot.http.server import Address, WebServer
 from bot.infra.kubernetes.client import Kube, KubeSettings
 from bot.infra.kubernetes.templates import load_templates
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
 from bot.infra.storage.deliveries import Deliveries
-from bot.infra.storage.islands import IslandRecord, IslandStore
+from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
 from bot.run.loop import LifecycleService
 from kubesim import KubeSim, NodeSpec, SimConfig, running
@@ -218,8 +219,8 @@ class SlackWorld:
         """Wait for ``count`` islands with a root message; return them, lowest id first."""
         return self.until(
             lambda: (
-                [i for i in self.islands() if i.slack_thread_ts]
-                if len([i for i in self.islands() if i.slack_thread_ts]) >= count
+                [i for i in self.islands() if i.chat_thread]
+                if len([i for i in self.islands() if i.chat_thread]) >= count
                 else None
             )
         )

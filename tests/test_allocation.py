@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from bot.domain.errors import Conflict, NotFound, PortsExhausted, QuotaExceeded, UserError
 from bot.domain.port_blocks import BlockLayout, PortRange
-from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.domain.records import StartRequest
+from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.tables import AuditEntry, Island, PortBlock

@@ -59,7 +59,7 @@ def request_messages(world: SlackWorld) -> list[dict[str, object]]:
 
 def thread_texts(world: SlackWorld, island_id: int) -> list[str]:
     island = world.island(island_id)
-    return [m["text"] for m in world.fake.thread("C0TEAM", str(island.slack_thread_ts))]
+    return [m["text"] for m in world.fake.thread("C0TEAM", str(island.chat_thread))]
 
 
 needs_libfaketime = pytest.mark.skipif(
@@ -85,7 +85,7 @@ def test_start_at_and_owner_shift(world: SlackWorld) -> None:
     world.until(lambda: any("moved island" in t for t in thread_texts(world, island_id)))
     shifted = next(
         m
-        for m in world.fake.thread("C0TEAM", str(world.island(island_id).slack_thread_ts))
+        for m in world.fake.thread("C0TEAM", str(world.island(island_id).chat_thread))
         if "moved island" in m["text"]
     )
     assert shifted["reply_broadcast"] is True  # the whole channel sees it

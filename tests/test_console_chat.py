@@ -12,8 +12,8 @@ import pytest
 from bot.chat.console.chat import ConsoleChat
 from bot.chat.console.render import plain, render
 from bot.chat.output import ChatError
+from bot.domain.records import IslandRecord
 from bot.domain.states import IslandState
-from bot.infra.storage.islands import IslandRecord
 from bot.words import layouts as slack_blocks
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -37,8 +37,8 @@ def record(state: IslandState = IslandState.READY, **changes: object) -> IslandR
         node="dev-1",
         host_ip="127.0.0.2",
         note="try <b> & see",
-        slack_channel="C1",
-        slack_thread_ts="1.000001",
+        chat_channel="C1",
+        chat_thread="1.000001",
         ready_at=NOW,
     )
     return replace(island, **changes)  # type: ignore[arg-type]

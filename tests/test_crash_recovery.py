@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.domain.records import StartRequest
 from bot.infra.kubernetes.client import Kube, KubeSettings
-from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.tables import Island, PortBlock
 from kubesim import SimConfig, running
 from tests.dbutil import migrated

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import update
 
 from bot.chat.console.chat import ChatEvent
-from bot.infra.storage.islands import IslandRecord
+from bot.domain.records import IslandRecord
 from bot.infra.storage.tables import Island
 from bot.run.demo import Demo
 from kubesim import running

@@ -17,10 +17,11 @@ from bot.app.notices import MemoryNotifier
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings, Prober
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.domain.records import StartRequest
 from bot.domain.time_source import utcnow
 from bot.infra.kubernetes.client import Kube, KubeSettings
 from bot.infra.kubernetes.templates import load_templates
-from bot.infra.storage.allocation import Allocator, StartRequest
+from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
 from bot.infra.storage.deliveries import Deliveries
 from bot.infra.storage.islands import IslandStore
@@ -108,7 +109,7 @@ class World:
                 owner_name=user.lower(),
                 branch=branch,
                 ttl=ttl,
-                slack_channel="C0TEAM",
+                chat_channel="C0TEAM",
             )
         ).island_id
 

@@ -48,7 +48,7 @@ def test_start_posts_a_root_message_then_threaded_progress(world: SlackWorld) ->
     assert status == 200 and body == ""
     (island,) = world.started()
     root = world.fake.posts("C0TEAM")[0]
-    assert root["ts"] == island.slack_thread_ts and root["thread_ts"] is None
+    assert root["ts"] == island.chat_thread and root["thread_ts"] is None
     assert f"island #{island.id} on *dev*" in root["text"]
     ready = world.until(
         lambda: [m for m in world.fake.thread("C0TEAM", root["ts"]) if "is ready on" in m["text"]]
@@ -120,12 +120,12 @@ def test_stop_by_owner_and_refusal_for_others(world: SlackWorld) -> None:
     thread = world.until(
         lambda: [
             m["text"]
-            for m in world.fake.thread("C0TEAM", str(island.slack_thread_ts))
+            for m in world.fake.thread("C0TEAM", str(island.chat_thread))
             if "is stopped" in m["text"]
         ]
     )
     assert thread
-    texts = [m["text"] for m in world.fake.thread("C0TEAM", str(island.slack_thread_ts))]
+    texts = [m["text"] for m in world.fake.thread("C0TEAM", str(island.chat_thread))]
     assert any("<@U0ALICE> is stopping" in t for t in texts)
     # the stopped island's root message has no buttons left
     world.until(lambda: "*stopped*" in world.fake.posts("C0TEAM")[0]["text"])
@@ -203,7 +203,7 @@ def test_logs_short_in_a_message_long_as_a_file(world: SlackWorld) -> None:
     answer = world.wait_answer(count=2)
     assert "too long for a message" in answer
     (upload,) = world.until(lambda: world.fake.files)
-    assert upload["thread_ts"] == island.slack_thread_ts
+    assert upload["thread_ts"] == island.chat_thread
     assert upload["content"].count("\n") == 400
     shown = answer.split("```")[1].splitlines()
     assert shown[-1].startswith("line 0399") and all(line.startswith("line ") for line in shown)
@@ -265,7 +265,7 @@ def test_a_notice_whose_answer_was_lost_is_not_posted_twice(db: Database, tmp_pa
         world.fake.fail("chat.postMessage", delay=2.5, count=1, match="is scheduled on node")
         world.command("start dev")
         island = world.until(lambda: [i for i in world.islands() if i.state.value == "ready"])[0]
-        thread_ts = world.until(lambda: world.island(island.id).slack_thread_ts)
+        thread_ts = world.until(lambda: world.island(island.id).chat_thread)
         world.until(
             lambda: any("is ready on" in m["text"] for m in world.fake.thread("C0TEAM", thread_ts))
         )
@@ -292,7 +292,7 @@ def test_restart_gives_a_new_pod_with_the_same_id_and_ports(world: SlackWorld) -
     )
     after = world.island(island.id)
     assert after.first_port == island.first_port and after.restarts == 1
-    thread = str(island.slack_thread_ts)
+    thread = str(island.chat_thread)
     texts = world.until(
         lambda: (
             [

@@ -32,8 +32,8 @@ def island(**changes: object) -> IslandParams:
         "registration_url": "http://islandbot:8080/api/v1/islands/269/register",
         "registration_token": "tok-269",
         "clock_offset_s": 0,
-        "slack_channel": "C0TEAM",
-        "slack_thread_ts": "1700000000.000100",
+        "chat_channel": "C0TEAM",
+        "chat_thread": "1700000000.000100",
     }
     values.update(changes)
     return IslandParams(**values)  # type: ignore[arg-type]
@@ -102,7 +102,7 @@ def test_what_islandbot_adds(templates) -> None:  # type: ignore[no-untyped-def]
     assert meta["annotations"] == {
         "islandbot.io/owner-name": "liudianbo",
         "islandbot.io/clock-offset-seconds": "86400",
-        "islandbot.io/slack-thread": "C0TEAM/1700000000.000100",
+        "islandbot.io/chat-thread": "C0TEAM/1700000000.000100",
     }
     env = env_of(pod["spec"]["containers"][0])
     assert env["FAKETIME_CACHE_DURATION"] == "1"

@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from bot.app.island_actions import SERVER_CONTAINER, Caller, Forbidden
-from bot.domain.errors import Conflict, NotFound, UserError
+from bot.app.island_actions import SERVER_CONTAINER
+from bot.domain.errors import Conflict, Forbidden, NotFound, UserError
 from bot.domain.island_clock import (
     When,
     WhenKind,
@@ -37,6 +37,7 @@ from bot.domain.island_clock import (
 )
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
+from bot.domain.records import Caller, ClockRecord, ClockView, ShiftOutcome
 from bot.domain.states import IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.kubernetes.client import Kube, KubeError
@@ -60,45 +61,6 @@ class ClockSettings:
     max_shift: timedelta = timedelta(days=3650)
     request_ttl: timedelta = timedelta(hours=1)
     tz: tzinfo = UTC  # the team's: clock times in notices are shown in it
-
-
-@dataclass(frozen=True)
-class ClockRecord:
-    """One row of ``clock_requests``: a change asked for, and what became of it."""
-
-    id: int
-    island_id: int
-    requested_by: str
-    requested_at: datetime
-    from_offset_s: int
-    to_offset_s: int
-    kind: str
-    target_at: datetime | None
-    state: str
-    decided_by: str | None
-    decided_at: datetime | None
-    applied_at: datetime | None
-    failure_reason: str | None
-    expires_at: datetime
-    slack_channel: str | None
-    slack_ts: str | None
-
-
-@dataclass(frozen=True)
-class ClockView:
-    island_id: int
-    owner_id: str
-    offset_s: int
-    clock: datetime
-    last: ClockRecord | None  # the last applied change (who set it, when)
-
-
-@dataclass(frozen=True)
-class ShiftOutcome:
-    request: ClockRecord
-    applied: bool  # False: a request waiting for the owner's decision
-    backwards: bool  # the island's clock goes back: timers waiting on it stall
-    superseded: tuple[ClockRecord, ...] = ()
 
 
 _COLUMNS = tuple(getattr(ClockRequest, f) for f in ClockRecord.__dataclass_fields__)
@@ -137,8 +99,8 @@ class ClockActions:
             Island.state,
             Island.clock_offset_s,
             Island.pod_name,
-            Island.slack_channel,
-            Island.slack_thread_ts,
+            Island.chat_channel,
+            Island.chat_thread,
         ).where(Island.id == island_id)
         row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
@@ -218,7 +180,7 @@ class ClockActions:
                     decided_by=caller.user_id if immediate else None,
                     decided_at=now if immediate else None,
                     expires_at=now + self.settings.request_ttl,
-                    slack_channel=caller.channel or island.slack_channel,
+                    chat_channel=caller.channel or island.chat_channel,
                 )
             ).inserted_primary_key
             assert request_id is not None
@@ -364,7 +326,7 @@ class ClockActions:
             lambda conn: conn.execute(
                 update(ClockRequest)
                 .where(ClockRequest.id == request_id)
-                .values(slack_channel=channel, slack_ts=ts)
+                .values(chat_channel=channel, chat_ts=ts)
             ),
             what="clock request message",
         )

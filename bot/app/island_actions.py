@@ -19,17 +19,27 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from bot.domain.commands import ListIslands, ListScope, Start
 from bot.domain.durations import format_duration
-from bot.domain.errors import Conflict, NotFound, UserError
+from bot.domain.errors import Conflict, Forbidden, NotFound, UserError
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
+from bot.domain.records import (
+    Allocation,
+    BranchCapacity,
+    Caller,
+    CapacityReport,
+    Extended,
+    IslandRecord,
+    LogTail,
+    StartRequest,
+)
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.kubernetes.client import Kube, KubeError, NodeView
 from bot.infra.kubernetes.templates import TemplateSet
 from bot.infra.storage import audit
-from bot.infra.storage.allocation import Allocation, Allocator, PortUsage, StartRequest
+from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
-from bot.infra.storage.islands import IslandRecord, IslandStore
+from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.tables import Island, OutboxMessage
 from bot.words import messages
 
@@ -40,55 +50,11 @@ SERVER_CONTAINER = "altraserver"
 _LIVE = [s.value for s in LIVE_STATES]
 
 
-class Forbidden(UserError):
-    """The caller may not do this (wrong channel, not the owner or an admin)."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who asks, by immutable Slack user id, and from which channel (None: App Home)."""
-
-    user_id: str
-    name: str
-    channel: str | None = None
-
-
 @dataclass(frozen=True)
 class ActionSettings:
     default_ttl: timedelta = timedelta(hours=8)
     max_ttl: timedelta = timedelta(days=7)
     extend_step: timedelta = timedelta(hours=4)  # what the Extend button adds
-
-
-@dataclass(frozen=True)
-class Extended:
-    island_id: int
-    expires_at: datetime
-    changed: bool  # False: a double click; the expiry had already moved past what was seen
-
-
-@dataclass(frozen=True)
-class LogTail:
-    island_id: int
-    text: str
-    lines: int  # lines in ``text``
-    previous: bool
-
-
-@dataclass(frozen=True)
-class BranchCapacity:
-    branch: str
-    live_islands: int
-    nodes_ready: int
-    memory_free: int  # bytes allocatable and not requested, on the ready schedulable nodes
-
-
-@dataclass(frozen=True)
-class CapacityReport:
-    ports: PortUsage
-    live_islands: int
-    branches: tuple[BranchCapacity, ...]
-    cluster_error: str | None  # the nodes could not be read; ports are still known
 
 
 class IslandActions:
@@ -243,7 +209,7 @@ class IslandActions:
                 overrides=overrides,
                 clock_offset_s=offset,
                 note=command.note,
-                slack_channel=caller.channel,
+                chat_channel=caller.channel,
             )
         )
         if allocation.created:
@@ -257,8 +223,8 @@ class IslandActions:
             return bool(
                 conn.execute(
                     update(Island)
-                    .where(Island.id == island_id, Island.slack_thread_ts.is_(None))
-                    .values(slack_channel=channel, slack_thread_ts=ts)
+                    .where(Island.id == island_id, Island.chat_thread.is_(None))
+                    .values(chat_channel=channel, chat_thread=ts)
                 ).rowcount
             )
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from bot.app.clock_actions import ClockActions, ClockRecord
-from bot.app.island_actions import Caller, IslandActions
+from bot.app.clock_actions import ClockActions
+from bot.app.island_actions import IslandActions
 from bot.chat.output import ChatError, ChatOutput, Reply
 from bot.domain.commands import (
     Capacity,
@@ -43,9 +43,9 @@ from bot.domain.commands import (
 )
 from bot.domain.errors import UserError
 from bot.domain.permissions import Action
+from bot.domain.records import Caller, ClockRecord, IslandRecord
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.deliveries import Deliveries
-from bot.infra.storage.islands import IslandRecord
 from bot.words import layouts as slack_blocks
 from bot.words import messages
 
@@ -281,7 +281,7 @@ class ChatFront:
             )
         else:
             owner = self.actions.status(request.island_id).owner_id
-            channel = request.slack_channel or caller.channel or caller.user_id
+            channel = request.chat_channel or caller.channel or caller.user_id
             text_, blocks = slack_blocks.clock_request_message(
                 request, owner_id=owner, tz=tz, now=self.clock()
             )
@@ -294,14 +294,14 @@ class ChatFront:
 
     def refresh_clock_request(self, request: ClockRecord) -> None:
         """Bring a clock request's channel message up to date (decided, expired...)."""
-        if request.slack_channel is None or request.slack_ts is None:
+        if request.chat_channel is None or request.chat_ts is None:
             return
         owner = self.actions.status(request.island_id).owner_id
         text, blocks = slack_blocks.clock_request_message(
             request, owner_id=owner, tz=self.settings.tz, now=self.clock()
         )
         try:
-            self.sender.update(request.slack_channel, request.slack_ts, text, blocks=blocks)
+            self.sender.update(request.chat_channel, request.chat_ts, text, blocks=blocks)
         except ChatError as exc:
             log.warning("clock request %d: message not updated: %s", request.id, exc)
 
@@ -312,7 +312,7 @@ class ChatFront:
     def _start(self, key: str, caller: Caller, command: Start, reply: Reply) -> None:
         allocation = self.actions.start(caller, command, request_key=key)
         island = self.actions.status(allocation.island_id)
-        if island.slack_thread_ts is not None:
+        if island.chat_thread is not None:
             return  # this start was handled already (a retried delivery)
         text, blocks = self._root(island)
         try:
@@ -351,13 +351,13 @@ class ChatFront:
             self._tell(reply, text)
             return
         island = self.actions.status(island_id)
-        channel = island.slack_channel or reply.channel or reply.user
+        channel = island.chat_channel or reply.channel or reply.user
         self.sender.upload(
             channel,
             filename=f"island-{island_id}{'-previous' if previous else ''}.log",
             content=tail.text + "\n",
             title=f"Island #{island_id} log, last {tail.lines} lines",
-            thread_ts=island.slack_thread_ts if island.slack_channel else None,
+            thread_ts=island.chat_thread if island.chat_channel else None,
         )
         kept: list[str] = []
         for line in reversed(tail.text.splitlines()):  # whole lines only, newest last

@@ -52,7 +52,7 @@ class ChatNotifier:
         (the next notice rewrites it again)."""
         try:
             island = self.actions.status(island_id)
-            if island.slack_channel is None or island.slack_thread_ts is None:
+            if island.chat_channel is None or island.chat_thread is None:
                 return
             text, blocks = slack_blocks.root_message(
                 island,
@@ -61,6 +61,6 @@ class ChatNotifier:
                 extend_step=self.extend_step,
                 now=self.clock(),
             )
-            self.sender.update(island.slack_channel, island.slack_thread_ts, text, blocks=blocks)
+            self.sender.update(island.chat_channel, island.chat_thread, text, blocks=blocks)
         except IslandbotError as exc:
             log.warning("island %d: root message not updated: %s", island_id, exc)

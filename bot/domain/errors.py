@@ -41,3 +41,7 @@ class DatabaseError(IslandbotError):
 
 class LayoutConflict(IslandbotError):
     """The configured port layout cannot be applied to the port blocks in the database."""
+
+
+class Forbidden(UserError):
+    """The caller may not do this (wrong channel, not the owner or an admin)."""

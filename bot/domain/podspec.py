@@ -22,7 +22,7 @@ LABEL_ISLAND = "islandbot.io/island-id"
 LABEL_BRANCH = "islandbot.io/branch"
 LABEL_OWNER = "islandbot.io/owner"
 ANNOTATION_OWNER_NAME = "islandbot.io/owner-name"
-ANNOTATION_THREAD = "islandbot.io/slack-thread"
+ANNOTATION_THREAD = "islandbot.io/chat-thread"
 ANNOTATION_CLOCK = "islandbot.io/clock-offset-seconds"
 SELECTOR = f"{MANAGED_BY}=islandbot"
 
@@ -65,8 +65,8 @@ class IslandParams:
     registration_url: str = ""
     registration_token: str = ""
     clock_offset_s: int = 0
-    slack_channel: str | None = None
-    slack_thread_ts: str | None = None
+    chat_channel: str | None = None
+    chat_thread: str | None = None
     flag: str = "false"
     server_id_base: int = 1000  # server id = base + island id (island 269 -> 1269)
     extra_labels: Mapping[str, str] = field(default_factory=dict)
@@ -188,8 +188,8 @@ def render_pod(
         ANNOTATION_OWNER_NAME: island.owner_name,
         ANNOTATION_CLOCK: str(island.clock_offset_s),
     }
-    if island.slack_channel and island.slack_thread_ts:
-        annotations[ANNOTATION_THREAD] = f"{island.slack_channel}/{island.slack_thread_ts}"
+    if island.chat_channel and island.chat_thread:
+        annotations[ANNOTATION_THREAD] = f"{island.chat_channel}/{island.chat_thread}"
     meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
 
     server = server_container(pod)

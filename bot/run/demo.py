@@ -25,12 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.app.clock_actions import ClockActions, ClockSettings
-from bot.app.island_actions import ActionSettings, Caller, IslandActions
+from bot.app.island_actions import ActionSettings, IslandActions
 from bot.chat.console.chat import ConsoleChat
 from bot.chat.front import ChatFront, FrontSettings
 from bot.chat.notifier import ChatNotifier
 from bot.chat.output import Reply
 from bot.domain.permissions import Policy
+from bot.domain.records import Caller
 from bot.domain.states import IslandState
 from bot.http.api import Api
 from bot.http.server import Address, WebServer

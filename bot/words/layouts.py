@@ -11,11 +11,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from bot.app.clock_actions import ClockRecord
-from bot.app.island_actions import CapacityReport, LogTail
 from bot.domain.durations import format_duration
+from bot.domain.records import CapacityReport, ClockRecord, IslandRecord, LogTail
 from bot.domain.states import IslandState
-from bot.infra.storage.islands import IslandRecord
 from bot.words import messages
 
 Block = dict[str, Any]

@@ -5,16 +5,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain.commands import CommandError, Problem
 from bot.domain.durations import format_duration
 from bot.domain.lifecycle_rules import Failure, FailureKind, Notice
-
-if TYPE_CHECKING:  # the layouts read these; importing them at run time would be circular
-    from bot.app.clock_actions import ClockRecord, ClockView
-    from bot.app.island_actions import CapacityReport, LogTail
-    from bot.infra.storage.islands import IslandRecord
+from bot.domain.records import CapacityReport, ClockRecord, ClockView, IslandRecord, LogTail
 
 
 def island_ref(island_id: int) -> str:

@@ -558,7 +558,7 @@ class LifecycleEngine:
     def _create_pod(self, island: IslandRow, now: datetime) -> dict[str, Any]:
         extra = self.db.run(
             lambda conn: conn.execute(
-                select(Island.overrides, Island.slack_channel, Island.slack_thread_ts).where(
+                select(Island.overrides, Island.chat_channel, Island.chat_thread).where(
                     Island.id == island.id
                 )
             ).one(),
@@ -577,8 +577,8 @@ class LifecycleEngine:
             registration_url=f"{self.settings.api_url}/api/v1/islands/{island.id}/register",
             registration_token=token,
             clock_offset_s=island.clock_offset_s,
-            slack_channel=extra.slack_channel,
-            slack_thread_ts=extra.slack_thread_ts,
+            chat_channel=extra.chat_channel,
+            chat_thread=extra.chat_thread,
         )
         body = self.templates.render(params, dict(extra.overrides or {}))
         view = self.kube.create_island_pod(body)
@@ -653,8 +653,8 @@ class LifecycleEngine:
                     Island.owner_id,
                     Island.branch,
                     Island.first_port,
-                    Island.slack_channel,
-                    Island.slack_thread_ts,
+                    Island.chat_channel,
+                    Island.chat_thread,
                     Island.state,
                     Island.clock_offset_s,
                 )
@@ -663,8 +663,8 @@ class LifecycleEngine:
                     OutboxMessage.sent_at.is_(None),
                     OutboxMessage.attempts < self.settings.outbox_attempts,
                     or_(
-                        Island.slack_channel.is_(None),
-                        Island.slack_thread_ts.is_not(None),
+                        Island.chat_channel.is_(None),
+                        Island.chat_thread.is_not(None),
                         Island.created_at < now - self.settings.thread_wait,
                     ),
                 )
@@ -676,7 +676,7 @@ class LifecycleEngine:
         )
         groups: dict[str | None, list[Any]] = {}
         for r in rows:
-            groups.setdefault(r.slack_channel, []).append(r)
+            groups.setdefault(r.chat_channel, []).append(r)
         if len(groups) <= 1:
             return sum(self._deliver_in_order(group) for group in groups.values())
         with self._delivery_lock:
@@ -775,8 +775,8 @@ class LifecycleEngine:
             kind=kind.value,
             text=text,
             owner_id=r.owner_id,
-            channel=r.slack_channel,
-            thread_ts=r.slack_thread_ts,
+            channel=r.chat_channel,
+            thread_ts=r.chat_thread,
             broadcast=kind in (Notice.READY, Notice.FAILED, Notice.CLOCK_SHIFTED),
             status_line=messages.status_line(r.island_id, r.state, r.branch),
             retry=r.attempts > 0,

@@ -14,9 +14,9 @@ from slack_bolt import Ack, App, BoltContext
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
-from bot.app.island_actions import Caller
 from bot.chat.front import ChatFront
 from bot.chat.output import Reply
+from bot.domain.records import Caller
 from bot.words import layouts as slack_blocks
 
 log = logging.getLogger(__name__)

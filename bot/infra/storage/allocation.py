@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -42,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.domain.errors import Conflict, NotFound, PortsExhausted, QuotaExceeded, UserError
 from bot.domain.naming import pod_name
 from bot.domain.port_blocks import BlockLayout, BlockRow, exclusion_reasons, plan_layout
+from bot.domain.records import Allocation, ExclusionConflict, PortUsage, StartRequest
 from bot.domain.states import FINISHED_STATES, LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra import metrics
@@ -112,52 +112,6 @@ _TAKE_BLOCK = (
     .where(_blocks.c.first_port == bindparam("b_first_port"), _blocks.c.island_id.is_(None))
     .values(island_id=bindparam("b_island_id"), held_since=bindparam("b_held_since"))
 )
-
-
-@dataclass(frozen=True)
-class StartRequest:
-    """What a start asks for, already parsed and validated."""
-
-    owner_id: str
-    owner_name: str
-    branch: str
-    ttl: timedelta
-    request_key: str | None = None
-    overrides: Mapping[str, str] = field(default_factory=dict)
-    clock_offset_s: int = 0
-    note: str | None = None
-    slack_channel: str | None = None
-
-
-@dataclass(frozen=True)
-class Allocation:
-    island_id: int
-    pod_name: str
-    first_port: int
-    port_count: int
-    expires_at: datetime
-    created: bool  # False when the request key named an island started earlier
-
-    @property
-    def ports(self) -> tuple[int, ...]:
-        return tuple(range(self.first_port, self.first_port + self.port_count))
-
-
-@dataclass(frozen=True)
-class PortUsage:
-    blocks: int
-    held: int
-    excluded: int
-    free: int
-
-
-@dataclass(frozen=True)
-class ExclusionConflict:
-    """A live island holds a block in which a port is now used by something else."""
-
-    island_id: int
-    first_port: int
-    reason: str
 
 
 class Allocator:
@@ -253,7 +207,7 @@ class Allocator:
                 "port_count": self.layout.size,
                 "created_at": now,
                 "expires_at": expires_at,
-                "slack_channel": req.slack_channel,
+                "chat_channel": req.chat_channel,
                 "clock_offset_s": req.clock_offset_s,
                 "overrides": dict(req.overrides),
                 "note": req.note,

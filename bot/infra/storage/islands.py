@@ -3,79 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import fields
+from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
 from bot.domain.errors import NotFound
+from bot.domain.records import IslandRecord
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit
 from bot.infra.storage.database import Database
-from bot.infra.storage.tables import Island, OutboxMessage
+from bot.infra.storage.tables import Base, Island, OutboxMessage
 from bot.words import messages
 
-
-@dataclass(frozen=True)
-class IslandRecord:
-    id: int
-    pod_name: str
-    owner_id: str
-    owner_name: str
-    branch: str
-    state: IslandState
-    first_port: int
-    port_count: int
-    created_at: datetime
-    expires_at: datetime
-    stopped_at: datetime | None
-    ports_released_at: datetime | None
-    failure_reason: str | None
-    node: str | None = None
-    host_ip: str | None = None
-    clock_offset_s: int = 0
-    note: str | None = None
-    slack_channel: str | None = None
-    slack_thread_ts: str | None = None
-    ready_at: datetime | None = None
-    restart_requested_at: datetime | None = None
-    restarts: int = 0
-
-    @property
-    def ports(self) -> tuple[int, ...]:
-        return tuple(range(self.first_port, self.first_port + self.port_count))
+# The one shape of an island: its columns are the record's fields, whatever they are.
+COLUMNS = tuple(Base.metadata.tables[Island.__tablename__].c[f.name] for f in fields(IslandRecord))
 
 
-_COLUMNS = (
-    Island.id,
-    Island.pod_name,
-    Island.owner_id,
-    Island.owner_name,
-    Island.branch,
-    Island.state,
-    Island.first_port,
-    Island.port_count,
-    Island.created_at,
-    Island.expires_at,
-    Island.stopped_at,
-    Island.ports_released_at,
-    Island.failure_reason,
-    Island.node,
-    Island.host_ip,
-    Island.clock_offset_s,
-    Island.note,
-    Island.slack_channel,
-    Island.slack_thread_ts,
-    Island.ready_at,
-    Island.restart_requested_at,
-    Island.restarts,
-)
-
-
-def _record(row: object) -> IslandRecord:
-    values = dict(row._mapping)  # type: ignore[attr-defined]
+def island_record(row: Any) -> IslandRecord:
+    """A row of ``COLUMNS`` as the domain's record."""
+    values = dict(row._mapping)
     values["state"] = IslandState(values["state"])
+    values["overrides"] = values["overrides"] or {}
     return IslandRecord(**values)
 
 
@@ -86,10 +36,10 @@ class IslandStore:
 
     def get(self, island_id: int) -> IslandRecord:
         def read(conn: Connection) -> IslandRecord:
-            row = conn.execute(select(*_COLUMNS).where(Island.id == island_id)).first()
+            row = conn.execute(select(*COLUMNS).where(Island.id == island_id)).first()
             if row is None:
                 raise NotFound(messages.island_not_found(island_id))
-            return _record(row)
+            return island_record(row)
 
         return self.db.run(read, what="get island", read_only=True)
 
@@ -97,13 +47,13 @@ class IslandStore:
         """Every island that is not stopped (of one owner, one branch), lowest id first."""
 
         def read(conn: Connection) -> list[IslandRecord]:
-            query = select(*_COLUMNS).where(Island.state.in_([s.value for s in LIVE_STATES]))
+            query = select(*COLUMNS).where(Island.state.in_([s.value for s in LIVE_STATES]))
             if owner_id is not None:
                 query = query.where(Island.owner_id == owner_id)
             if branch is not None:
                 query = query.where(Island.branch == branch)
             rows = conn.execute(query.order_by(Island.id)).all()
-            return [_record(r) for r in rows]
+            return [island_record(r) for r in rows]
 
         return self.db.run(read, what="live islands", read_only=True)
 

@@ -121,8 +121,8 @@ class Island(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ports_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    slack_channel: Mapped[str | None] = mapped_column(String(32))
-    slack_thread_ts: Mapped[str | None] = mapped_column(String(32))
+    chat_channel: Mapped[str | None] = mapped_column(String(32))
+    chat_thread: Mapped[str | None] = mapped_column(String(32))
     clock_offset_s: Mapped[int] = mapped_column(BigInteger, default=0)
     overrides: Mapped[dict[str, str]] = mapped_column(JSONText(), default=dict)
     note: Mapped[str | None] = mapped_column(String(500))
@@ -186,8 +186,8 @@ class ClockRequest(Base):
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure_reason: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    slack_channel: Mapped[str | None] = mapped_column(String(32))
-    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    chat_channel: Mapped[str | None] = mapped_column(String(32))
+    chat_ts: Mapped[str | None] = mapped_column(String(32))
 
 
 class AuditEntry(Base):

@@ -1,0 +1,196 @@
+"""The records the layers hand each other: who asks, what a start asks for and got, an island,
+a clock change, what a look found. Frozen dataclasses, no behaviour beyond derived values."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.lifecycle_rules import IslandFacts
+from bot.domain.states import IslandState
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, by the chat's immutable user id, and from which channel (None: a home page)."""
+
+    user_id: str
+    name: str
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """What a start asks for, already parsed and validated."""
+
+    owner_id: str
+    owner_name: str
+    branch: str
+    ttl: timedelta
+    request_key: str | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    clock_offset_s: int = 0
+    note: str | None = None
+    chat_channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    island_id: int
+    pod_name: str
+    first_port: int
+    port_count: int
+    expires_at: datetime
+    created: bool  # False when the request key named an island started earlier
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(range(self.first_port, self.first_port + self.port_count))
+
+
+@dataclass(frozen=True)
+class PortUsage:
+    blocks: int
+    held: int
+    excluded: int
+    free: int
+
+
+@dataclass(frozen=True)
+class ExclusionConflict:
+    """A live island holds a block in which a port is now used by something else."""
+
+    island_id: int
+    first_port: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class IslandRecord:
+    """One island as stored: the only shape of an island outside the database. The storage
+    layer reads its columns from these fields; the lifecycle tick decides on ``facts``."""
+
+    id: int
+    pod_name: str
+    owner_id: str
+    owner_name: str
+    branch: str
+    state: IslandState
+    first_port: int
+    port_count: int
+    created_at: datetime
+    expires_at: datetime
+    stopped_at: datetime | None = None
+    ports_released_at: datetime | None = None
+    failure_reason: str | None = None
+    node: str | None = None
+    host_ip: str | None = None
+    clock_offset_s: int = 0
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    note: str | None = None
+    chat_channel: str | None = None  # where its root message is (or will be)
+    chat_thread: str | None = None  # the root message, once posted
+    scheduled_at: datetime | None = None
+    ready_at: datetime | None = None
+    registered_at: datetime | None = None
+    registration: Mapping[str, Any] | None = None
+    # lifecycle bookkeeping: what was sent to the cluster and told to people
+    pod_requested_at: datetime | None = None
+    expiry_warned_at: datetime | None = None
+    unschedulable_message: str | None = None
+    probe_failures: int = 0
+    restart_requested_at: datetime | None = None
+    restarts: int = 0
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(range(self.first_port, self.first_port + self.port_count))
+
+    @functools.cached_property
+    def facts(self) -> IslandFacts:
+        """What the lifecycle rules look at."""
+        return IslandFacts(
+            self.id,
+            self.state,
+            self.created_at,
+            self.expires_at,
+            self.pod_requested_at,
+            self.expiry_warned_at is not None,
+            self.unschedulable_message,
+            self.probe_failures,
+            self.restart_requested_at is not None,
+            self.registered_at is not None,
+        )
+
+
+@dataclass(frozen=True)
+class Extended:
+    island_id: int
+    expires_at: datetime
+    changed: bool  # False: a double click; the expiry had already moved past what was seen
+
+
+@dataclass(frozen=True)
+class LogTail:
+    island_id: int
+    text: str
+    lines: int  # lines in ``text``
+    previous: bool
+
+
+@dataclass(frozen=True)
+class BranchCapacity:
+    branch: str
+    live_islands: int
+    nodes_ready: int
+    memory_free: int  # bytes allocatable and not requested, on the ready schedulable nodes
+
+
+@dataclass(frozen=True)
+class CapacityReport:
+    ports: PortUsage
+    live_islands: int
+    branches: tuple[BranchCapacity, ...]
+    cluster_error: str | None  # the nodes could not be read; ports are still known
+
+
+@dataclass(frozen=True)
+class ClockRecord:
+    """One clock change asked for, and what became of it."""
+
+    id: int
+    island_id: int
+    requested_by: str
+    requested_at: datetime
+    from_offset_s: int
+    to_offset_s: int
+    kind: str
+    target_at: datetime | None
+    state: str
+    decided_by: str | None
+    decided_at: datetime | None
+    applied_at: datetime | None
+    failure_reason: str | None
+    expires_at: datetime
+    chat_channel: str | None  # where the request's message is
+    chat_ts: str | None
+
+
+@dataclass(frozen=True)
+class ClockView:
+    island_id: int
+    owner_id: str
+    offset_s: int
+    clock: datetime
+    last: ClockRecord | None  # the last applied change (who set it, when)
+
+
+@dataclass(frozen=True)
+class ShiftOutcome:
+    request: ClockRecord
+    applied: bool  # False: a request waiting for the owner's decision
+    backwards: bool  # the island's clock goes back: timers waiting on it stall
+    superseded: tuple[ClockRecord, ...] = ()
