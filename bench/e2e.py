@@ -60,7 +60,7 @@ def one_round(demo: Demo, count: int, tag: str) -> tuple[list[float], list[float
         if record.id not in ready_at:
             continue
         to_ready.append((ready_at[record.id] - began) * 1000)
-        opened = listen_time(demo.parts.kube, record.pod_name)
+        opened = listen_time(demo.bot.kube, record.pod_name)
         if opened is not None:
             overhead.append((ready_at[record.id] - opened) * 1000)
     failures = count - len(ready_at)

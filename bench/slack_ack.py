@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import pct
-from bot.words.layouts import EXTEND, button_value
+from bot.domain.buttons import ButtonAction, island_button_value
 from kubesim import running
 from tests import fakeslack
 from tests.dbutil import migrated, sqlite_url
@@ -79,8 +79,8 @@ def main() -> int:
                 started_s = time.monotonic() - began
                 clicks = [
                     fakeslack.button_click(
-                        EXTEND,
-                        button_value(island),
+                        ButtonAction.EXTEND,
+                        island_button_value(island.id, island.expires_at),
                         user=island.owner_id,
                         response_url=fake.response_url(island.owner_id),
                     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bot.infra.storage import migrate as schema
+from bot.infra.storage import migrate
 from bot.infra.storage.database import Database, create_database
 
 MYSQL_ENV = "ISLANDBOT_TEST_MYSQL_URL"
@@ -68,5 +68,5 @@ def wipe(db: Database) -> None:
 
 def migrated(url: str) -> Database:
     db = create_database(url)
-    schema.upgrade(db)
+    migrate.upgrade(db)
     return db

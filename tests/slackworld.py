@@ -1,7 +1,7 @@
-"""The whole bot, wired as ``islandbot run`` wires it, against fakes that speak the real
-protocols: the database (SQLite or MariaDB), kubesim over HTTP through the ``kubernetes``
-client, the fake Slack Web API over HTTP through ``slack_sdk``, and the bot's own HTTP server
-receiving signed requests over HTTP. The lifecycle loop runs on its real scheduler."""
+"""The whole bot, built by the composition root as ``islandbot run`` builds it, against fakes
+that speak the real protocols: the database (SQLite or MariaDB), kubesim over HTTP through the
+``kubernetes`` client, the fake Slack Web API over HTTP through ``slack_sdk``, and the bot's own
+HTTP server receiving signed requests over HTTP. The lifecycle loop runs on its real scheduler."""
 
 from __future__ import annotations
 
@@ -11,30 +11,21 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.app.clock_actions import ClockActions, ClockSettings
-from bot.app.island_actions import ActionSettings, IslandActions
-from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
-from bot.chat.front import FrontSettings
-from bot.chat.notifier import ChatNotifier
-from bot.chat.slack.listeners import SlackFront
-from bot.chat.slack.sender import ChannelQueues, SlackSender, web_client
-from bot.domain.lifecycle_rules import Limits
-from bot.domain.permissions import Policy
-from bot.domain.port_blocks import BlockLayout, PortRange
+from bot.chat.front import ChatFront
+from bot.chat.slack.sender import SlackSender
 from bot.domain.records import IslandRecord
-from bot.http.server import Address, WebServer
-from bot.infra.kubernetes.client import Kube, KubeSettings
-from bot.infra.kubernetes.templates import load_templates
-from bot.infra.storage.allocation import Allocator
+from bot.http.server import WebServer
+from bot.infra.kubernetes.client import KubeSettings
 from bot.infra.storage.database import Database
-from bot.infra.storage.deliveries import Deliveries
 from bot.infra.storage.islands import IslandStore
-from bot.infra.storage.lease import LeaderLease
+from bot.run.compose import Tuning, slack_bot
 from bot.run.loop import LifecycleService
+from bot.run.settings import Settings, load_settings
 from kubesim import KubeSim, NodeSpec, SimConfig, running
 from tests import fakeslack
 from tests.fakeslack import FakeSlack
@@ -48,7 +39,43 @@ SIM = SimConfig(nodes=NODES, create_delay=0.05, boot_delay=0.2, probe_period=0.0
 ADMIN = "U0ADMIN"
 
 
+def world_settings(
+    db: Database,
+    sim: KubeSim,
+    fake: FakeSlack,
+    *,
+    allowed_channels: frozenset[str] = frozenset(),
+    workers: int = 8,
+    clock_request_ttl: timedelta = timedelta(hours=1),
+) -> Settings:
+    """What ``islandbot run`` would read from its environment in this world."""
+    settings = load_settings(
+        {
+            "ISLANDBOT_DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
+            "ISLANDBOT_KUBECONFIG": str(sim.kubeconfig_path),
+            "ISLANDBOT_PORT_RANGE": "37000-37299",
+            "ISLANDBOT_ADMINS": ADMIN,
+            "ISLANDBOT_ALLOWED_CHANNELS": ",".join(sorted(allowed_channels)),
+            "ISLANDBOT_MAX_TTL": "2d",
+            "ISLANDBOT_READY_TIMEOUT": "30s",
+            "ISLANDBOT_READY_PROBE_INTERVAL": "1s",
+            "ISLANDBOT_HTTP_ADDRESS": "127.0.0.1:0",
+            "ISLANDBOT_SLACK_API_URL": fake.api_url,
+            "ISLANDBOT_SLACK_WORKERS": str(workers),
+            "SLACK_BOT_TOKEN": fakeslack.BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": fakeslack.SIGNING_SECRET,
+        }
+    )
+    return replace(
+        settings,
+        reconcile_interval=timedelta(seconds=0.3),
+        clock_request_ttl=clock_request_ttl,
+    )
+
+
 class SlackWorld:
+    """The bot from ``bot.run.compose.slack_bot``, faster than in production (``Tuning``)."""
+
     def __init__(
         self,
         db: Database,
@@ -64,83 +91,44 @@ class SlackWorld:
         clock_request_ttl: timedelta = timedelta(hours=1),
     ) -> None:
         self.db, self.sim, self.fake = db, sim, fake
-        self.templates = load_templates()
-        self.allocator = Allocator(
-            db, layout=BlockLayout(PortRange(37000, 37299), 3), max_live_per_user=3
+        self.settings = world_settings(
+            db,
+            sim,
+            fake,
+            allowed_channels=allowed_channels,
+            workers=workers,
+            clock_request_ttl=clock_request_ttl,
         )
-        self.allocator.sync_layout()
-        self.kube = Kube.connect(
-            KubeSettings(namespace="islands", request_timeout_s=3, attempts=2, backoff_s=0.01),
-            kubeconfig=sim.kubeconfig_path,
+        self.tuning = Tuning(
+            kube=KubeSettings(namespace="islands", request_timeout_s=3, attempts=2, backoff_s=0.01),
+            probe_timeout_s=0.3,
+            max_pending=max_pending,
+            channel_rate=channel_rate,
+            channel_burst=3,
+            slack_timeout_s=slack_timeout_s,
         )
-        self.client = web_client(
-            fakeslack.BOT_TOKEN, base_url=fake.api_url, timeout_s=slack_timeout_s
-        )
-        self.sender = SlackSender(self.client, queues=ChannelQueues(rate=channel_rate, burst=3))
-        self.service: LifecycleService | None = None
-        self.actions = IslandActions(
-            db=db,
-            allocator=self.allocator,
-            templates=self.templates,
-            kube=self.kube,
-            policy=Policy(admins=frozenset({ADMIN}), allowed_channels=allowed_channels),
-            settings=ActionSettings(
-                default_ttl=timedelta(hours=8),
-                max_ttl=timedelta(days=2),
-                extend_step=timedelta(hours=4),
-            ),
-            poke=self.poke,
-        )
-        self.notifier = ChatNotifier(self.sender, self.actions, extend_step=timedelta(hours=4))
-        self.engine = LifecycleEngine(
-            db=db,
-            kube=self.kube,
-            templates=self.templates,
-            allocator=self.allocator,
-            notifier=self.notifier,
-            settings=LifecycleSettings(
-                limits=Limits(ready_timeout=timedelta(seconds=30)),
-                ready_probe_interval=timedelta(seconds=1),
-                probe_timeout_s=0.3,
-            ),
-        )
+        self.bot = slack_bot(self.settings, tuning=self.tuning)
+        assert self.bot.front is not None and self.bot.server is not None
+        self.front: ChatFront = self.bot.front
+        self.server: WebServer = self.bot.server
+        sender = self.front.sender
+        assert isinstance(sender, SlackSender)
+        self.sender = sender
+        self.client = sender.client
+        self.templates = self.bot.templates
+        self.allocator = self.bot.allocator
+        self.kube = self.bot.kube
+        self.actions = self.bot.actions
+        self.clocks = self.bot.clocks
+        self.engine = self.bot.engine
+        self.service: LifecycleService | None = self.bot.service if loop else None
         if loop:
-            self.service = LifecycleService(
-                self.engine, LeaderLease(db), interval=timedelta(seconds=0.3)
-            )
-            self.service.start()
-        self.clocks = ClockActions(
-            db=db,
-            kube=self.kube,
-            policy=self.actions.policy,
-            settings=ClockSettings(max_shift=timedelta(days=3650), request_ttl=clock_request_ttl),
-        )
-        self.front = SlackFront(
-            actions=self.actions,
-            clocks=self.clocks,
-            sender=self.sender,
-            deliveries=Deliveries(db),
-            settings=FrontSettings(
-                default_ttl=timedelta(hours=8),
-                max_ttl=timedelta(days=2),
-                extend_step=timedelta(hours=4),
-                workers=workers,
-                max_pending=max_pending,
-            ),
-        )
-        self.app = self.front.build_app(signing_secret=fakeslack.SIGNING_SECRET, client=self.client)
-        self.server = WebServer(slack=self.app, address=Address("127.0.0.1", 0)).start()
-
-    def poke(self) -> None:
-        if self.service is not None:
-            self.service.poke()
+            self.bot.start()
+        else:
+            self.server.start()
 
     def close(self) -> None:
-        self.server.stop()
-        if self.service is not None:
-            self.service.stop()
-        self.front.pool.shutdown()
-        self.kube.close()
+        self.bot.stop()
 
     # ---- talking to the bot as Slack does ----------------------------------------------------
 

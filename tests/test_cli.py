@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot.infra.storage import migrate as schema
+from bot.infra.storage import migrate
 
 ISLANDBOT = str(Path(sys.executable).parent / "islandbot")
 
@@ -33,10 +33,10 @@ def test_db_upgrade_current_and_downgrade(tmp_path: Path) -> None:
     env = {"ISLANDBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     first = run("db", "current", env=env, cwd=tmp_path)
     assert first.returncode == 0
-    assert f"(empty) (behind, newest is {schema.head_revision()})" in first.stdout
+    assert f"(empty) (behind, newest is {migrate.head_revision()})" in first.stdout
     up = run("db", "upgrade", env=env, cwd=tmp_path)
     assert up.returncode == 0, up.stderr
-    assert f"database at revision {schema.head_revision()}" in up.stdout
+    assert f"database at revision {migrate.head_revision()}" in up.stdout
     assert "(up to date)" in run("db", "current", env=env, cwd=tmp_path).stdout
     down = run("db", "downgrade", "base", env=env, cwd=tmp_path)
     assert down.returncode == 0 and "(empty)" in down.stdout

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.domain.buttons import ButtonAction
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import AuditEntry
-from bot.words.layouts import CLOCK_APPROVE, CLOCK_REJECT
 from kubesim import running
 from kubesim.runtime import host_libfaketime
 from tests import fakeslack
@@ -105,9 +105,9 @@ def test_someone_elses_shift_is_a_request_the_owner_decides(world: SlackWorld) -
     )[0]
     assert "<@U0ALICE>" in request_msg["text"] and "<@U0BOB>" in request_msg["text"]
     (request,) = world.clocks.history(island_id)
-    clicks(world, CLOCK_APPROVE, request.id, "U0BOB")  # the asker may not decide
+    clicks(world, ButtonAction.CLOCK_APPROVE, request.id, "U0BOB")  # the asker may not decide
     assert "Only the owner of island" in world.wait_answer("U0BOB", count=2)
-    clicks(world, CLOCK_APPROVE, request.id, "U0ALICE")
+    clicks(world, ButtonAction.CLOCK_APPROVE, request.id, "U0ALICE")
     world.until(lambda: world.island(island_id).clock_offset_s == -5400)
     wait_offset(world, island_id, -5400)
     world.until(
@@ -115,7 +115,9 @@ def test_someone_elses_shift_is_a_request_the_owner_decides(world: SlackWorld) -
     )
     blocks = request_messages(world)[0]["blocks"]
     assert isinstance(blocks, list) and not [b for b in blocks if b["type"] == "actions"]
-    clicks(world, CLOCK_APPROVE, request.id, "U0ALICE")  # a late second click does nothing
+    clicks(
+        world, ButtonAction.CLOCK_APPROVE, request.id, "U0ALICE"
+    )  # a late second click does nothing
     assert "already applied" in world.wait_answer("U0ALICE", count=1)
     assert world.island(island_id).clock_offset_s == -5400
 
@@ -133,7 +135,7 @@ def test_reject_supersede_expire_and_history(db: Database, tmp_path: Path) -> No
         world.until(
             lambda: "Superseded by a newer request" in str(request_messages(world)[0]["text"])
         )
-        clicks(world, CLOCK_REJECT, second.id, ADMIN)
+        clicks(world, ButtonAction.CLOCK_REJECT, second.id, ADMIN)
         world.until(lambda: world.clocks.get(second.id).state == "rejected")
         world.command(f"time {island_id} now", user="U0BOB", user_name="bob")
         world.wait_answer("U0BOB", count=2)

@@ -12,9 +12,10 @@ import pytest
 from bot.chat.console.chat import ConsoleChat
 from bot.chat.console.render import plain, render
 from bot.chat.output import ChatError
+from bot.domain.buttons import ButtonAction, island_button_value, parse_island_button
 from bot.domain.records import IslandRecord
 from bot.domain.states import IslandState
-from bot.words import layouts as slack_blocks
+from bot.words import layouts
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -61,7 +62,7 @@ def test_mrkdwn_becomes_plain_text(mrkdwn: str, text: str) -> None:
 
 
 def test_the_root_message_renders_with_fields_and_buttons_in_place() -> None:
-    text, blocks = slack_blocks.root_message(
+    text, blocks = layouts.root_message(
         record(), ports={"server-port": 30002}, clock=None, extend_step=timedelta(hours=4), now=NOW
     )
     lines, buttons = render(text, blocks)
@@ -69,25 +70,25 @@ def test_the_root_message_renders_with_fields_and_buttons_in_place() -> None:
     assert "Host: 127.0.0.2 (node dev-1)" in lines
     assert "Note: try <b> & see" in lines
     assert [(b.action_id, b.label) for b in buttons] == [
-        (slack_blocks.STOP, "Stop"),
-        (slack_blocks.EXTEND, "Extend 4h"),
-        (slack_blocks.LOGS, "Logs"),
+        (ButtonAction.STOP, "Stop"),
+        (ButtonAction.EXTEND, "Extend 4h"),
+        (ButtonAction.LOGS, "Logs"),
     ]
     assert {b.row for b in buttons} == {len(lines)}  # after the last line
-    assert slack_blocks.parse_button_value(buttons[1].value) is not None
+    assert parse_island_button(buttons[1].value) is not None
 
 
 def test_messages_threads_updates_and_buttons_are_numbered() -> None:
     shown: list[str] = []
     chat = ConsoleChat(write=shown.append, names={"C1": "islands"})
-    text, blocks = slack_blocks.root_message(
+    text, blocks = layouts.root_message(
         record(), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW
     )
     root = chat.post("C1", text, blocks=blocks)
     reply = chat.post("C1", "Island #7 is ready", thread_ts=root, broadcast=True, key="k1")
     assert chat.post("C1", "again", thread_ts=root, key="k1", look_first=True) == reply
     chat.update("C1", root, text, blocks=blocks)  # nothing visible changed: not shown again
-    stopped, blocks2 = slack_blocks.root_message(
+    stopped, blocks2 = layouts.root_message(
         record(IslandState.STOPPED), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW
     )
     chat.update("C1", root, stopped, blocks=blocks2)
@@ -104,19 +105,19 @@ def test_messages_threads_updates_and_buttons_are_numbered() -> None:
 
 def test_a_button_keeps_its_number_and_carries_the_latest_value() -> None:
     chat = ConsoleChat(write=None)
-    text, blocks = slack_blocks.root_message(
+    text, blocks = layouts.root_message(
         record(), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW
     )
     root = chat.post("C1", text, blocks=blocks)
     later = record(expires_at=NOW + timedelta(hours=12))
-    text2, blocks2 = slack_blocks.root_message(
+    text2, blocks2 = layouts.root_message(
         later, ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW
     )
     chat.update("C1", root, text2, blocks=blocks2)
     pressed = chat.button(2)
     assert pressed is not None
-    assert pressed.action_id == slack_blocks.EXTEND and pressed.channel == "C1"
-    assert pressed.value == slack_blocks.button_value(later)
+    assert pressed.action_id == ButtonAction.EXTEND and pressed.channel == "C1"
+    assert pressed.value == island_button_value(later.id, later.expires_at)
 
 
 def test_json_lines_carry_every_event() -> None:

@@ -143,7 +143,7 @@ def test_capacity_exhausted_tells_the_reason_and_frees_the_ports(
         failed = island(demo, second)
         assert failed.state == "stopped"  # no pod to keep: released at once
         assert "no weekly node has 1500Mi free" in str(failed.failure_reason)
-        assert demo.parts.allocator.usage().held == 1  # its block went back to the pool
+        assert demo.bot.allocator.usage().held == 1  # its block went back to the pool
         third = start(demo, "carol")
         settle(demo)
         assert island(demo, third).ports == failed.ports  # the freed block is handed out again
@@ -224,9 +224,9 @@ def test_expiry_warns_extends_and_expires(db_url: str, tmp_path: Path) -> None:
         n = start(demo, "alice")
         said(demo, rf"island #{n} is ready")
         soon = datetime.now(UTC) + timedelta(seconds=5)
-        with demo.parts.db.engine.begin() as conn:  # as if 8 hours had passed
+        with demo.bot.db.engine.begin() as conn:  # as if 8 hours had passed
             conn.execute(update(Island).where(Island.id == n).values(expires_at=soon))
-        demo.service.poke()
+        demo.bot.service.poke()
         said(demo, rf"island #{n} expires at")
         root = next(e for e in demo.chat.snapshot() if e.kind == "post")
 

@@ -19,6 +19,7 @@ from bot.infra.kubernetes.client import (
     PodView,
 )
 from bot.infra.kubernetes.templates import TemplateSet
+from bot.run import compose
 from bot.run.settings import load_settings
 from kubesim import KubeSim, SimConfig, running
 from kubesim.tests.util import tls_files
@@ -251,7 +252,7 @@ def test_snapshot_costs_the_same_for_one_island_or_twenty(
     assert sorted(snap.pods) == list(range(1, 21)) and snap.strays == []
 
 
-def test_from_settings_uses_the_configured_kubeconfig(sim: KubeSim) -> None:
+def test_the_composition_root_connects_with_the_configured_kubeconfig(sim: KubeSim) -> None:
     settings = load_settings(
         {
             "ISLANDBOT_KUBECONFIG": str(sim.kubeconfig_path),
@@ -259,7 +260,7 @@ def test_from_settings_uses_the_configured_kubeconfig(sim: KubeSim) -> None:
             "ISLANDBOT_KUBE_TIMEOUT": "3s",
         }
     )
-    adapter = Kube.from_settings(settings)
+    adapter = compose.connect_kube(settings, compose.Tuning())
     assert adapter.settings.request_timeout_s == 3 and adapter.settings.namespace == "islands"
     assert {n.name for n in adapter.nodes()} == {"dev-1", "dev-2", "weekly-1"}
     adapter.close()

@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
-from bot.app.notices import MemoryNotifier
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings, Prober
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.port_blocks import BlockLayout, PortRange
@@ -30,6 +29,7 @@ from bot.infra.storage.tables import Delivery, Island, OutboxMessage
 from bot.infra.tcp_probe import probe_ports
 from bot.run.loop import LifecycleService
 from kubesim import KubeSim, NodeSpec, SimConfig, running
+from tests.memory_notifier import MemoryNotifier
 
 NODES = (
     NodeSpec("dev-1", {"branch": "dev"}, address="127.0.0.2"),

@@ -31,8 +31,8 @@ def test_secrets_are_masked(text: str, masked: str) -> None:
 
 SCRIPT = """
 import logging
-from bot.infra import log_setup as logs
-logs.configure("INFO", "{fmt}")
+from bot.infra import log_setup
+log_setup.configure("INFO", "{fmt}")
 log = logging.getLogger("slack_sdk.web")
 log.info("calling chat.postMessage with token %s", "xoxb-1111-2222-secretsecret")
 try:

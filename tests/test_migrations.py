@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from bot.infra.storage import migrate as schema
+from bot.infra.storage import migrate
 from bot.infra.storage.database import Database, create_database
 from bot.infra.storage.tables import Base
 from tests import dbutil
@@ -43,31 +43,31 @@ def tables(db: Database) -> set[str]:
 
 
 def test_upgrade_from_empty_matches_the_models_exactly(empty_db: Database) -> None:
-    assert schema.current_revision(empty_db) is None
-    schema.upgrade(empty_db)
-    assert schema.current_revision(empty_db) == schema.head_revision()
+    assert migrate.current_revision(empty_db) is None
+    migrate.upgrade(empty_db)
+    assert migrate.current_revision(empty_db) == migrate.head_revision()
     assert differences(empty_db) == []
     assert tables(empty_db) == set(Base.metadata.tables) | {"alembic_version"}
 
 
 def test_downgrade_to_base_and_up_again(empty_db: Database) -> None:
-    schema.upgrade(empty_db)
-    schema.downgrade(empty_db, "base")
+    migrate.upgrade(empty_db)
+    migrate.downgrade(empty_db, "base")
     assert tables(empty_db) == {"alembic_version"}
-    assert schema.current_revision(empty_db) is None
-    schema.upgrade(empty_db)
+    assert migrate.current_revision(empty_db) is None
+    migrate.upgrade(empty_db)
     assert differences(empty_db) == []
 
 
 def test_the_layout_row_exists_after_upgrade(empty_db: Database) -> None:
-    schema.upgrade(empty_db)
+    migrate.upgrade(empty_db)
     with empty_db.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT id FROM port_layout").scalars().all() == [1]
 
 
 def test_ensure_current_upgrades_only_when_behind(empty_db: Database) -> None:
-    assert schema.ensure_current(empty_db) is True
-    assert schema.ensure_current(empty_db) is False
+    assert migrate.ensure_current(empty_db) is True
+    assert migrate.ensure_current(empty_db) is False
 
 
 @pytest.mark.mysql
@@ -92,7 +92,7 @@ def test_replicas_starting_together_migrate_once(mysql_base_url: str) -> None:
 
         def start(db: Database) -> None:
             try:
-                schema.ensure_current(db)
+                migrate.ensure_current(db)
             except BaseException as exc:
                 errors.append(exc)
 

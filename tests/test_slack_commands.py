@@ -13,12 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.chat.slack.listeners import SlackFront
-from bot.http.server import Address, WebServer
+from bot.domain.buttons import ButtonAction, island_button_value
 from bot.infra.storage.database import Database
-from bot.infra.storage.deliveries import Deliveries
 from bot.infra.storage.tables import AuditEntry
-from bot.words.layouts import EXTEND, LOGS, STOP, button_value
+from bot.run.compose import slack_bot
 from tests import fakeslack
 from tests.slackworld import ADMIN, SlackWorld, slack_world
 
@@ -68,7 +66,11 @@ def test_start_posts_a_root_message_then_threaded_progress(world: SlackWorld) ->
     )
     assert island.host_ip in fields and str(island.first_port) in fields
     actions = next(b for b in blocks if b["type"] == "actions")["elements"]
-    assert [a["action_id"] for a in actions] == [STOP, EXTEND, LOGS]
+    assert [a["action_id"] for a in actions] == [
+        ButtonAction.STOP,
+        ButtonAction.EXTEND,
+        ButtonAction.LOGS,
+    ]
     note = next(b for b in blocks if b["type"] == "context")["elements"][0]["text"]
     assert "&lt;!channel&gt;" in note and "<!channel>" not in note
 
@@ -217,13 +219,17 @@ def test_logs_short_in_a_message_long_as_a_file(world: SlackWorld) -> None:
 def test_buttons_extend_once_per_click_and_stop(world: SlackWorld) -> None:
     world.command("start dev")
     (island,) = world.started()
-    value = button_value(world.island(island.id))
+    value = island_button_value(island.id, world.island(island.id).expires_at)
     before = world.island(island.id).expires_at
     world.send(
-        fakeslack.button_click(EXTEND, value, response_url=world.fake.response_url("U0ALICE"))
+        fakeslack.button_click(
+            ButtonAction.EXTEND, value, response_url=world.fake.response_url("U0ALICE")
+        )
     )
     world.send(
-        fakeslack.button_click(EXTEND, value, response_url=world.fake.response_url("U0ALICE"))
+        fakeslack.button_click(
+            ButtonAction.EXTEND, value, response_url=world.fake.response_url("U0ALICE")
+        )
     )
     world.wait_answer(count=2)
     answers = world.answers()
@@ -233,11 +239,15 @@ def test_buttons_extend_once_per_click_and_stop(world: SlackWorld) -> None:
     )
     world.send(
         fakeslack.button_click(
-            STOP, value, user="U0BOB", response_url=world.fake.response_url("U0BOB")
+            ButtonAction.STOP, value, user="U0BOB", response_url=world.fake.response_url("U0BOB")
         )
     )
     assert "Only its owner or an admin" in world.wait_answer("U0BOB")
-    world.send(fakeslack.button_click(STOP, value, response_url=world.fake.response_url("U0ALICE")))
+    world.send(
+        fakeslack.button_click(
+            ButtonAction.STOP, value, response_url=world.fake.response_url("U0ALICE")
+        )
+    )
     world.until(lambda: world.island(island.id).state.value in ("stopping", "stopped"))
 
 
@@ -253,7 +263,14 @@ def test_app_home_lists_mine_and_the_teams(world: SlackWorld) -> None:
     assert len(buttons) == 1 and buttons[0]["block_id"] == f"island-{mine.id}"
     # a click in App Home: no channel, no response_url; the home view is published again
     world.fake.homes.clear()
-    world.send(fakeslack.button_click(STOP, button_value(mine), channel=None, response_url=None))
+    world.send(
+        fakeslack.button_click(
+            ButtonAction.STOP,
+            island_button_value(mine.id, mine.expires_at),
+            channel=None,
+            response_url=None,
+        )
+    )
     world.until(lambda: world.island(mine.id).state.value in ("stopping", "stopped"))
     world.until(lambda: world.fake.homes.get("U0ALICE"))
 
@@ -309,16 +326,10 @@ def test_restart_gives_a_new_pod_with_the_same_id_and_ports(world: SlackWorld) -
 
 def test_the_same_delivery_to_two_replicas_starts_one_island(world: SlackWorld) -> None:
     """Socket Mode spreads deliveries over connections and Slack retries may land on another
-    replica: two bot front ends sharing the database see the same command at the same time."""
-    other_front = SlackFront(
-        actions=world.actions,
-        clocks=world.clocks,
-        sender=world.sender,
-        deliveries=Deliveries(world.db),
-        settings=world.front.settings,
-    )
-    other_app = other_front.build_app(signing_secret=fakeslack.SIGNING_SECRET, client=world.client)
-    other = WebServer(slack=other_app, address=Address("127.0.0.1", 0)).start()
+    replica: two replicas of the bot sharing the database see the same command at once."""
+    replica = slack_bot(world.settings, tuning=world.tuning).start()
+    assert replica.server is not None
+    other = replica.server
     try:
         body = fakeslack.slash_command("start dev", trigger_id="T-two-replicas")
         headers = {"Content-Type": fakeslack.FORM, **fakeslack.sign(body)}
@@ -336,8 +347,7 @@ def test_the_same_delivery_to_two_replicas_starts_one_island(world: SlackWorld) 
         assert len(world.islands()) == 1
         assert len([m for m in world.fake.posts("C0TEAM") if m["thread_ts"] is None]) == 1
     finally:
-        other.stop()
-        other_front.pool.shutdown()
+        replica.stop()
 
 
 def test_a_very_long_trigger_id_still_works_once(world: SlackWorld) -> None:

@@ -1,4 +1,4 @@
-"""The bot as it is run: ``build_slack_bot`` from settings in Socket Mode (a real WebSocket to
+"""The bot as it is run: ``compose.slack_bot`` from settings in Socket Mode (a real WebSocket to
 the fake Slack), and ``islandbot run`` as a process in HTTP mode, stopped by SIGTERM."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from bot.run.compose import build_parts, build_slack_bot, check_slack_settings
+from bot.run.compose import check_slack_settings, slack_bot
 from bot.run.settings import ConfigError, load_settings
 from kubesim import running
 from tests import fakeslack
@@ -59,9 +60,13 @@ def test_socket_mode_carries_commands_and_acks_them(tmp_path: Path) -> None:
                 "SLACK_APP_TOKEN": "xapp-1-test-token",
             }
         )
-        bot = build_slack_bot(build_parts(settings))
-        assert bot.server.slack is None  # no signing secret: no unauthenticated HTTP route
+        bot = slack_bot(settings)
+        assert bot.socket_mode is not None
         bot.start()
+        assert bot.server is not None
+        with pytest.raises(urllib.error.HTTPError) as refused:  # no signing secret: no route
+            urllib.request.urlopen(f"{bot.server.url}/slack/events", data=b"{}", timeout=5)
+        assert refused.value.code in (404, 405)
         try:
             fake.wait_for(lambda: socket_fake.connections >= 1)
             help_id = socket_fake.send("slash_commands", fakeslack.command_payload("help"))

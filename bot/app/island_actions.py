@@ -22,6 +22,7 @@ from bot.domain.durations import format_duration
 from bot.domain.errors import Conflict, Forbidden, NotFound, UserError
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
+from bot.domain.port_blocks import named_ports
 from bot.domain.records import (
     Allocation,
     BranchCapacity,
@@ -364,8 +365,7 @@ class IslandActions:
         return self.store.get(island_id)
 
     def ports(self, island: IslandRecord) -> dict[str, int]:
-        names = self.templates.ports
-        return {name: island.first_port + i for i, name in enumerate(names)}
+        return named_ports(self.templates.ports, island.first_port)
 
     def island_clock(self, island: IslandRecord) -> datetime | None:
         if not island.clock_offset_s:

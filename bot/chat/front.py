@@ -1,7 +1,7 @@
 """The chat front end, chat-neutral: what ``/island``, the island buttons and the home page do.
 
-The adapters feed it: ``SlackFront`` (bolt listeners, ``bot.slack_app``) and the embedded demo's
-console (``bot.console_chat``). Every entry point answers at once: input is parsed (pure) and
+The adapters feed it: Slack's bolt listeners (``bot.chat.slack.listeners``) and the embedded
+demo's console (``bot.chat.console``). Every entry point answers at once: input is parsed (pure) and
 refused or accepted on the spot (the returned text is the immediate answer), and the work goes to
 a bounded pool, so a chat's deadline (Slack's 3 seconds) holds however slow the database or the
 cluster is. Work that cannot be queued (pool full) is refused, and nothing is done. Duplicated
@@ -24,6 +24,12 @@ from typing import Any
 from bot.app.clock_actions import ClockActions
 from bot.app.island_actions import IslandActions
 from bot.chat.output import ChatError, ChatOutput, Reply
+from bot.domain.buttons import (
+    CLOCK_ACTIONS,
+    ButtonAction,
+    parse_island_button,
+    parse_request_button,
+)
 from bot.domain.commands import (
     Capacity,
     Command,
@@ -46,8 +52,7 @@ from bot.domain.permissions import Action
 from bot.domain.records import Caller, ClockRecord, IslandRecord
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.deliveries import Deliveries
-from bot.words import layouts as slack_blocks
-from bot.words import messages
+from bot.words import layouts, messages
 
 log = logging.getLogger(__name__)
 __all__ = ["ChatFront", "FrontSettings", "Reply", "WorkPool"]
@@ -170,8 +175,8 @@ class ChatFront:
     ) -> bool:
         """A press of one of the bot's buttons; False when the work could not be queued."""
         key = f"act:{action_id}:{caller.user_id}:{trigger}"
-        if action_id in (slack_blocks.CLOCK_APPROVE, slack_blocks.CLOCK_REJECT):
-            approve = action_id == slack_blocks.CLOCK_APPROVE
+        if action_id in CLOCK_ACTIONS:
+            approve = action_id == ButtonAction.CLOCK_APPROVE
             return self.pool.submit(
                 lambda: self._once(key, lambda: self._clock_button(caller, value, approve, reply))
             )
@@ -223,7 +228,7 @@ class ChatFront:
                 self._list(caller, command, reply)
             elif isinstance(command, Status):
                 island = self.actions.status(command.island_id)
-                text, blocks = slack_blocks.status_blocks(
+                text, blocks = layouts.status_blocks(
                     island,
                     ports=self.actions.ports(island),
                     clock=self.actions.island_clock(island),
@@ -234,7 +239,7 @@ class ChatFront:
             elif isinstance(command, Logs):
                 self._logs(command.island_id, command.lines, command.previous, reply)
             else:
-                text, blocks = slack_blocks.capacity_blocks(self.actions.capacity())
+                text, blocks = layouts.capacity_blocks(self.actions.capacity())
                 self._tell(reply, text, blocks=blocks)
         except UserError as exc:
             self.actions.record_look(
@@ -282,7 +287,7 @@ class ChatFront:
         else:
             owner = self.actions.status(request.island_id).owner_id
             channel = request.chat_channel or caller.channel or caller.user_id
-            text_, blocks = slack_blocks.clock_request_message(
+            text_, blocks = layouts.clock_request_message(
                 request, owner_id=owner, tz=tz, now=self.clock()
             )
             ts = self.sender.post(channel, text_, blocks=blocks)
@@ -297,7 +302,7 @@ class ChatFront:
         if request.chat_channel is None or request.chat_ts is None:
             return
         owner = self.actions.status(request.island_id).owner_id
-        text, blocks = slack_blocks.clock_request_message(
+        text, blocks = layouts.clock_request_message(
             request, owner_id=owner, tz=self.settings.tz, now=self.clock()
         )
         try:
@@ -325,7 +330,7 @@ class ChatFront:
             self._tell(reply, messages.started_elsewhere(island.id, exc.error or str(exc)))
 
     def _root(self, island: IslandRecord) -> tuple[str, list[dict[str, Any]]]:
-        return slack_blocks.root_message(
+        return layouts.root_message(
             island,
             ports=self.actions.ports(island),
             clock=self.actions.island_clock(island),
@@ -341,12 +346,12 @@ class ChatFront:
             ListScope.BRANCH: f"Live {command.branch} islands",
         }[command.scope]
         server = {i.id: max(self.actions.ports(i).values()) for i in islands}
-        text, blocks = slack_blocks.islands_table(title, islands, ports=server, now=self.clock())
+        text, blocks = layouts.islands_table(title, islands, ports=server, now=self.clock())
         self._tell(reply, text, blocks=blocks)
 
     def _logs(self, island_id: int, lines: int, previous: bool, reply: Reply) -> None:
         tail = self.actions.logs(island_id, lines=lines, previous=previous)
-        text = slack_blocks.logs_text(tail)
+        text = layouts.logs_text(tail)
         if len(text) <= MAX_LOG_MESSAGE:
             self._tell(reply, text)
             return
@@ -368,11 +373,12 @@ class ChatFront:
         self._tell(reply, messages.logs_cut(tail, len(kept)) + (f"\n```{shown}```" if kept else ""))
 
     def _clock_button(self, caller: Caller, value: str, approve: bool, reply: Reply) -> None:
-        if not value.isascii() or not value.isdigit() or len(value) > 10:
+        request_id = parse_request_button(value)
+        if request_id is None:
             self._tell(reply, messages.stale_button())
             return
         try:
-            request = self.clocks.decide(caller, int(value), approve=approve)
+            request = self.clocks.decide(caller, request_id, approve=approve)
         except UserError as exc:
             self._tell(reply, str(exc))
             return
@@ -386,13 +392,13 @@ class ChatFront:
         self, key: str, caller: Caller, action_id: str, value: str, reply: Reply, in_home: bool
     ) -> None:
         def work() -> None:
-            parsed = slack_blocks.parse_button_value(value)
+            parsed = parse_island_button(value)
             if parsed is None:
                 self._tell(reply, messages.stale_button())
                 return
             island_id, seen = parsed
             try:
-                if action_id == slack_blocks.STOP:
+                if action_id == ButtonAction.STOP:
                     done = self.actions.stop(caller, island_id)
                     text = (
                         messages.stopping([island_id])
@@ -400,7 +406,7 @@ class ChatFront:
                         else messages.already_stopping(island_id)
                     )
                     self._tell(reply, text)
-                elif action_id == slack_blocks.EXTEND:
+                elif action_id == ButtonAction.EXTEND:
                     result = self.actions.extend(
                         caller,
                         island_id,
@@ -413,7 +419,7 @@ class ChatFront:
                         if result.changed
                         else messages.extended_already(island_id, result.expires_at),
                     )
-                elif action_id == slack_blocks.LOGS:
+                elif action_id == ButtonAction.LOGS:
                     bucket = int(time.time() // 10)  # a double click within seconds: once
                     if self.deliveries.first(f"logs:{caller.user_id}:{island_id}:{bucket}"):
                         self._logs(island_id, LOG_LINES_BUTTON, False, reply)
@@ -433,7 +439,7 @@ class ChatFront:
         team = self.actions.islands(caller, ListIslands(ListScope.ALL))
         ports = {i.id: self.actions.ports(i) for i in team}
         ports.update({i.id: self.actions.ports(i) for i in mine})
-        view = slack_blocks.home_view(
+        view = layouts.home_view(
             mine=mine,
             team=team,
             ports=ports,

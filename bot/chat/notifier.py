@@ -5,14 +5,17 @@ expiry, buttons)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
-from bot.app.island_actions import IslandActions
 from bot.app.notices import Announcement
 from bot.chat.output import ChatOutput
 from bot.domain.errors import IslandbotError
+from bot.domain.island_clock import island_time
+from bot.domain.port_blocks import named_ports
 from bot.domain.time_source import Clock, utcnow
-from bot.words import layouts as slack_blocks
+from bot.infra.storage.islands import IslandStore
+from bot.words import layouts
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +24,21 @@ class ChatNotifier:
     def __init__(
         self,
         sender: ChatOutput,
-        actions: IslandActions,
+        islands: IslandStore,
         *,
+        port_names: Sequence[str],
         extend_step: timedelta,
         clock: Clock = utcnow,
     ) -> None:
         self.sender = sender
-        self.actions = actions
+        self.islands = islands
+        self.port_names = tuple(port_names)
         self.extend_step = extend_step
         self.clock = clock
 
     def announce(self, announcement: Announcement) -> None:
         a = announcement
-        if a.channel is None:  # started outside Slack (the command line): nowhere to post
+        if a.channel is None:  # started outside a chat (the command line): nowhere to post
             log.info("island %d: %s", a.island_id, a.text)
             return
         self.sender.post(
@@ -51,15 +56,16 @@ class ChatNotifier:
         """Rewrite the island's root message from the database; failures are only logged
         (the next notice rewrites it again)."""
         try:
-            island = self.actions.status(island_id)
+            island = self.islands.get(island_id)
             if island.chat_channel is None or island.chat_thread is None:
                 return
-            text, blocks = slack_blocks.root_message(
+            now = self.clock()
+            text, blocks = layouts.root_message(
                 island,
-                ports=self.actions.ports(island),
-                clock=self.actions.island_clock(island),
+                ports=named_ports(self.port_names, island.first_port),
+                clock=island_time(island.clock_offset_s, now) if island.clock_offset_s else None,
                 extend_step=self.extend_step,
-                now=self.clock(),
+                now=now,
             )
             self.sender.update(island.chat_channel, island.chat_thread, text, blocks=blocks)
         except IslandbotError as exc:

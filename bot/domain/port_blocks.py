@@ -161,3 +161,8 @@ def exclusion_reasons(
         inside = [p for p in ports if first <= p < first + size]
         result[first] = "; ".join(f"{p}: {excluded[p]}" for p in inside)[:200] or None
     return result
+
+
+def named_ports(names: Iterable[str], first_port: int) -> dict[str, int]:
+    """An island's ports by name, in block order: ``{"server-port": 30809, ...}``."""
+    return {name: first_port + i for i, name in enumerate(names)}

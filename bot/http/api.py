@@ -59,20 +59,17 @@ class ApiParts:
     db: Database
     kube: Kube
     registry: Registry
+    islands: IslandStore
     read_token: str | None = None
 
 
 class Api:
-    """Routes that exist from the server's start; ``bind`` gives them the bot's parts (until
-    then they answer 503, and ``/readyz`` says why)."""
+    """The API's routes over the bot's parts."""
 
-    def __init__(self, parts: ApiParts | None = None) -> None:
+    def __init__(self, parts: ApiParts) -> None:
         self.parts = parts
         self._ready: tuple[float, int, dict[str, Any]] | None = None
         self._spec: bytes | None = None
-
-    def bind(self, parts: ApiParts) -> None:
-        self.parts = parts
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -94,20 +91,11 @@ class Api:
         metrics.REGISTRATIONS.labels(status=str(response.status)).inc()
         return response
 
-    def _island_request(self, request: web.Request) -> tuple[ApiParts, int] | web.Response:
-        """The bound parts and the island id in the path, or the answer that refuses."""
-        if self.parts is None:
-            return _error(503, messages.API_STARTING)
+    async def _register(self, request: web.Request) -> web.Response:
+        parts = self.parts
         island_id = _island_id(request)
         if island_id is None:
             return _error(404, messages.API_BAD_ISLAND_ID)
-        return self.parts, island_id
-
-    async def _register(self, request: web.Request) -> web.Response:
-        found = self._island_request(request)
-        if isinstance(found, web.Response):
-            return found
-        parts, island_id = found
         token = _bearer(request)
         registration = await _read_registration(request, parts.registry.port_names)
         if isinstance(registration, web.Response):
@@ -123,8 +111,6 @@ class Api:
 
     async def list_islands(self, request: web.Request) -> web.Response:
         parts = self.parts
-        if parts is None:
-            return _error(503, messages.API_STARTING)
         if not _may_read(parts, request):
             return _unauthorized(messages.API_READ_UNAUTHORIZED)
         query = request.query
@@ -162,10 +148,10 @@ class Api:
         return web.json_response({"islands": page.islands, "next_after": page.next_after})
 
     async def get_island(self, request: web.Request) -> web.Response:
-        found = self._island_request(request)
-        if isinstance(found, web.Response):
-            return found
-        parts, island_id = found
+        parts = self.parts
+        island_id = _island_id(request)
+        if island_id is None:
+            return _error(404, messages.API_BAD_ISLAND_ID)
         if not _may_read(parts, request):
             return _unauthorized(messages.API_READ_UNAUTHORIZED)
         try:
@@ -189,9 +175,6 @@ class Api:
         if cached is not None and time.monotonic() - cached[0] < READY_CACHE_S:
             return web.json_response(cached[2], status=cached[1])
         parts = self.parts
-        if parts is None:
-            body: dict[str, Any] = {"status": "starting", "checks": {}}
-            return web.json_response(body, status=503)
         checks = await asyncio.gather(
             self._run(lambda: _check(parts.db.ping)), self._run(lambda: _check(parts.kube.ping))
         )
@@ -203,13 +186,11 @@ class Api:
         return web.json_response(result, status=status)
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        parts = self.parts
-        if parts is not None:
-            try:
-                counts = await self._run(lambda: IslandStore(parts.db).counts())
-                metrics.set_island_counts(counts)
-            except IslandbotError as exc:
-                log.warning("metrics: island counts not read: %s", exc)
+        try:
+            counts = await self._run(self.parts.islands.counts)
+            metrics.set_island_counts(counts)
+        except IslandbotError as exc:
+            log.warning("metrics: island counts not read: %s", exc)
         body = await self._run(metrics.exposition)
         return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 

@@ -1,30 +1,29 @@
-"""The bot's HTTP server (aiohttp, in a thread of its own): Slack's requests in HTTP mode
-(``POST /slack/events``), ``/healthz``, and the API (``bot.api``: registration, registry,
-``/readyz``, ``/metrics``).
+"""The bot's HTTP server: aiohttp in a thread of its own, serving the routes it is given (the
+API of ``bot.http.api``, ``/healthz``, and in Slack's HTTP mode ``POST /slack/events`` from the
+Slack adapter).
 
-The Slack route is a thin adapter, as bolt's own adapters are: it turns the aiohttp request
-into a ``BoltRequest`` (the raw body, so the signature can be checked), runs ``App.dispatch``
-in a thread, and turns the ``BoltResponse`` back. Signature checking is bolt's middleware:
-unsigned, wrongly signed or stale requests get 401 and reach no listener.
+Blocking work in a handler goes to ``loop.run_in_executor(None, ...)``: the server makes its
+own thread pool the loop's default, so no handler waits for a free thread of someone else's.
+The socket is bound by ``bind`` (before ``start`` if the address's port must be known early:
+the islands' registration URL names it); connections that arrive before ``start`` wait in the
+listen backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from aiohttp import web
-from slack_bolt import App, BoltRequest
-
-from bot.http.api import Api
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1024 * 1024  # Slack's payloads are a few KB
+MAX_BODY = 1024 * 1024  # the largest request body any route accepts (Slack's are a few KB)
 
 
 @dataclass(frozen=True)
@@ -32,18 +31,24 @@ class Address:
     host: str
     port: int
 
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """``host:port`` (as the settings hold it)."""
+        host, _, port = text.rpartition(":")
+        return cls(host, int(port))
+
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
 
 
 class WebServer:
     def __init__(
-        self, *, slack: App | None, address: Address, api: Api | None = None, threads: int = 32
+        self, *, address: Address, routes: Iterable[web.RouteDef] = (), threads: int = 32
     ) -> None:
-        self.slack = slack
-        self.api = api
         self.address = address
+        self._routes: list[web.RouteDef] = [web.get("/healthz", _healthz), *routes]
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="http")
+        self._socket: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -51,36 +56,39 @@ class WebServer:
         self._error: BaseException | None = None
         self.port = address.port  # the bound port (when asked for port 0)
 
+    def add_routes(self, routes: Iterable[web.RouteDef]) -> None:
+        """More routes (before ``start``)."""
+        if self._thread is not None:
+            raise RuntimeError("routes are fixed once the server has started")
+        self._routes.extend(routes)
+
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
-        if self.slack is not None:
-            app.router.add_post("/slack/events", self._slack)
-        app.router.add_get("/healthz", self._healthz)
-        if self.api is not None:
-            app.router.add_routes(self.api.routes())
+        app.router.add_routes(self._routes)
         return app
-
-    async def _slack(self, request: web.Request) -> web.Response:
-        assert self.slack is not None
-        body = (await request.read()).decode("utf-8", errors="replace")
-        headers: dict[str, str | Sequence[str]] = {}
-        for key in set(request.headers.keys()):
-            headers[key.lower()] = request.headers.getall(key)
-        bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
-        loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(self._executor, self.slack.dispatch, bolt_request)
-        result = web.Response(status=response.status, body=response.body.encode("utf-8"))
-        for name, values in response.headers.items():
-            for value in values:
-                result.headers.add(name, value)
-        return result
-
-    async def _healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
 
     # ---- running in a thread ---------------------------------------------------------------
 
+    def bind(self) -> WebServer:
+        """Take the address now (its port is then known), serve later."""
+        if self._socket is None:
+            info = socket.getaddrinfo(
+                self.address.host, self.address.port, type=socket.SOCK_STREAM
+            )[0]
+            sock = socket.socket(info[0], socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(info[4])
+                sock.listen(128)
+            except OSError:
+                sock.close()
+                raise
+            self._socket = sock
+            self.port = int(sock.getsockname()[1])
+        return self
+
     def start(self, timeout_s: float = 10.0) -> WebServer:
+        self.bind()
         self._thread = threading.Thread(target=self._serve, name="http-server", daemon=True)
         self._thread.start()
         if not self._started.wait(timeout_s):
@@ -91,6 +99,7 @@ class WebServer:
 
     def _serve(self) -> None:
         loop = asyncio.new_event_loop()
+        loop.set_default_executor(self._executor)
         self._loop = loop
         try:
             loop.run_until_complete(self._open())
@@ -104,14 +113,10 @@ class WebServer:
         loop.close()
 
     async def _open(self) -> None:
+        assert self._socket is not None
         self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.address.host, self.address.port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        await web.SockSite(self._runner, self._socket).start()
         log.info("HTTP server listening on %s:%d", self.address.host, self.port)
 
     async def _close(self) -> None:
@@ -126,4 +131,10 @@ class WebServer:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+        elif self._socket is not None:  # bound, never served
+            self._socket.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})

@@ -18,24 +18,18 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from bot import __version__
-from bot.app.notices import JsonLinesNotifier, LogNotifier
 from bot.chat.console.chat import ConsoleChat
 from bot.domain.errors import IslandbotError, UserError
 from bot.domain.podspec import IslandParams, TemplateError
 from bot.domain.time_source import utcnow
 from bot.http.server import Address
-from bot.infra import log_setup as logs
+from bot.infra import log_setup
 from bot.infra.kubernetes.templates import load_templates
-from bot.infra.storage import migrate as schema
+from bot.infra.storage import migrate
 from bot.infra.storage.database import Database, create_database
-from bot.run.compose import (
-    build_parts,
-    build_service,
-    build_slack_bot,
-    check_slack_settings,
-    parse_address,
-)
+from bot.run import compose
 from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.run.headless import JsonLinesNotifier, LogNotifier
 from bot.run.settings import ConfigError, Settings, describe_settings, load_settings
 from bot.words import messages
 
@@ -48,14 +42,14 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     db = _database(settings)
     try:
         if args.db_command == "upgrade":
-            schema.upgrade(db, args.revision)
-            print(f"database at revision {schema.current_revision(db)}")
+            migrate.upgrade(db, args.revision)
+            print(f"database at revision {migrate.current_revision(db)}")
         elif args.db_command == "downgrade":
-            schema.downgrade(db, args.revision)
-            print(f"database at revision {schema.current_revision(db) or '(empty)'}")
+            migrate.downgrade(db, args.revision)
+            print(f"database at revision {migrate.current_revision(db) or '(empty)'}")
         else:
-            current = schema.current_revision(db) or "(empty)"
-            head = schema.head_revision()
+            current = migrate.current_revision(db) or "(empty)"
+            head = migrate.head_revision()
             status = "up to date" if current == head else f"behind, newest is {head}"
             print(f"database at revision {current} ({status})")
     finally:
@@ -90,7 +84,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             db_file.unlink(missing_ok=True)
         settings = replace(settings, database_url=f"sqlite:///{db_file}")
     address = (
-        parse_address(settings.http_address)
+        Address.parse(settings.http_address)
         if "ISLANDBOT_HTTP_ADDRESS" in os.environ
         else Address("127.0.0.1", 0)
     )
@@ -191,42 +185,31 @@ def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     """The lifecycle loop alone (no chat): notices go to the log, or to a JSON-lines file."""
-    parts = build_parts(settings)
     notifier = JsonLinesNotifier(args.notices_file) if args.notices_file else LogNotifier()
-    service = build_service(parts, notifier)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    service.start()
+    bot = compose.build(settings, notifier=notifier, http=False)
+    stop = _stop_on_signals()
+    bot.start()
     print(
-        f"islandbot reconcile: running (leader: {service.lease.is_leader}); "
+        f"islandbot reconcile: running (leader: {bot.service.lease.is_leader}); "
         "SIGTERM or Ctrl-C stops it",
         flush=True,
     )
     stop.wait()
-    service.stop()
-    parts.close()
+    bot.stop()
     return 0
 
 
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     """The real bot: Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP), the
     lifecycle loop and the HTTP server, until SIGTERM or Ctrl-C."""
-    check_slack_settings(settings)  # before connecting to anything
-    parts = build_parts(settings)
-    try:
-        bot = build_slack_bot(parts)
-    except BaseException:
-        parts.close()
-        raise
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bot = compose.slack_bot(settings)  # ConfigError before anything is opened
+    stop = _stop_on_signals()
     try:
         bot.start()
     except BaseException:
         bot.stop()
         raise
+    assert bot.server is not None
     mode = "Socket Mode" if bot.socket_mode is not None else "HTTP mode, POST /slack/events"
     print(
         f"islandbot {__version__}: running ({mode}; HTTP on {bot.server.url}; leader: "
@@ -236,6 +219,13 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     stop.wait()
     bot.stop()
     return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,13 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure("WARNING")
+    log_setup.configure("WARNING")
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"islandbot: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format)
+    log_setup.configure(settings.log_level, settings.log_format)
     try:
         return int(args.handler(settings, args))
     except ConfigError as exc:

@@ -1,54 +1,132 @@
-"""Assembling the running parts from the settings: one place that knows how they fit."""
+"""The composition root: the one place that builds the bot from its settings.
+
+``build`` assembles storage, the cluster adapter, the lifecycle loop, the use cases, the chat
+front (when a chat is given) and the HTTP API, in the order their dependencies need, and
+returns them as a ``Bot`` to ``start`` and ``stop``. ``slack_bot`` is ``build`` with Slack as
+the chat (the Web API sender, bolt's listeners, the events route or Socket Mode). ``islandbot
+run``, ``islandbot demo``, ``islandbot reconcile`` and the tests' Slack world all come through
+here; a test or benchmark may pass its own cluster adapter and ``Tuning``.
+
+The loop is built before the use cases, so a use case that must wake the loop (a stop, a start)
+is simply given ``service.poke``: no part needs another that needs it back.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from bot.app.clock_actions import ClockActions, ClockSettings
 from bot.app.island_actions import ActionSettings, IslandActions
 from bot.app.notices import Notifier
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
-from bot.chat.front import FrontSettings
+from bot.chat.front import ChatFront, FrontSettings
 from bot.chat.notifier import ChatNotifier
-from bot.chat.slack.listeners import SlackFront, SocketModeHandler, socket_mode_handler
-from bot.chat.slack.sender import SlackSender, web_client
+from bot.chat.output import ChatOutput
+from bot.chat.slack.events_route import events_route
+from bot.chat.slack.listeners import SlackListeners, SocketModeHandler, socket_mode_handler
+from bot.chat.slack.sender import ChannelQueues, SlackSender, web_client
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.permissions import Policy
 from bot.domain.port_blocks import BlockLayout
 from bot.http.api import Api, ApiParts
 from bot.http.server import Address, WebServer
-from bot.infra.kubernetes.client import Kube
+from bot.infra.kubernetes.client import Kube, KubeSettings
 from bot.infra.kubernetes.reflector import PodReflector
 from bot.infra.kubernetes.templates import TemplateSet, load_templates
-from bot.infra.storage import migrate as schema
+from bot.infra.storage import migrate
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database, create_database
 from bot.infra.storage.deliveries import Deliveries
+from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
 from bot.infra.storage.registry import Registry
+from bot.run.headless import LogNotifier
 from bot.run.loop import LifecycleService
 from bot.run.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """What the settings do not expose: production values by default; tests and benchmarks
+    make the bot faster or stricter here."""
+
+    kube: KubeSettings | None = None  # None: from the settings (namespace, request timeout)
+    probe_timeout_s: float = 0.5  # one TCP probe of an island's server port
+    fast_interval: timedelta = timedelta(seconds=0.1)  # the between-ticks readiness check
+    clock_requests_every: timedelta = timedelta(seconds=5)  # pending clock requests expire
+    max_pending: int = 500  # chat work queued beyond the workers before "busy"
+    channel_rate: float = 0.9  # Slack posts per second per channel, and their burst
+    channel_burst: float = 2.0
+    slack_timeout_s: int = 15  # one Slack Web API request
+    # Islands register at the bot's own HTTP server, whose port is known only once bound
+    # (the demo and tests listen on port 0): ISLANDBOT_API_URL is then that server's URL.
+    api_url_from_server: bool = False
+
+
 @dataclass
-class Parts:
+class Bot:
+    """The running bot's parts. Nothing runs before ``start``; ``stop`` is graceful."""
+
     settings: Settings
     db: Database
     templates: TemplateSet
     allocator: Allocator
     kube: Kube
+    islands: IslandStore
+    engine: LifecycleEngine
+    service: LifecycleService
+    actions: IslandActions
+    clocks: ClockActions
+    front: ChatFront | None = None
+    server: WebServer | None = None
+    socket_mode: SocketModeHandler | None = None
+    started: list[str] = field(default_factory=list)
 
-    def close(self) -> None:
-        if self.kube.reflector is not None:
-            self.kube.reflector.stop()
-        self.kube.close()
-        self.db.dispose()
+    def start(self) -> Bot:
+        self.service.start()
+        self.started.append("loop")
+        if self.server is not None:
+            self.server.start()
+            self.started.append("http")
+        if self.socket_mode is not None:
+            self.socket_mode.connect()  # type: ignore[no-untyped-call]
+            self.started.append("socket-mode")
+        return self
+
+    def stop(self) -> None:
+        """Stop taking requests, finish the queued work, stop the loop, close the parts."""
+        if "socket-mode" in self.started and self.socket_mode is not None:
+            try:
+                self.socket_mode.close()  # type: ignore[no-untyped-call]
+            except Exception:
+                log.exception("closing the Socket Mode connection failed")
+        if self.server is not None:
+            self.server.stop()
+        if self.front is not None:
+            self.front.pool.shutdown()
+        if "loop" in self.started:
+            self.service.stop()
+        self.started.clear()
+        close_parts(self.kube, self.db)
 
 
-@dataclass
+def close_parts(kube: Kube | None, db: Database | None) -> None:
+    if kube is not None:
+        if kube.reflector is not None:
+            kube.reflector.stop()
+        kube.close()
+    if db is not None:
+        db.dispose()
+
+
+# ---- the parts, each from the settings --------------------------------------------------------
+
+
+@dataclass(frozen=True)
 class Storage:
     templates: TemplateSet
     db: Database
@@ -56,14 +134,14 @@ class Storage:
     migrated: bool  # the schema was behind and has just been upgraded
 
 
-def build_storage(settings: Settings) -> Storage:
+def open_storage(settings: Settings) -> Storage:
     """Templates validated, schema current, port blocks synced to the template's size."""
     templates = load_templates(
         settings.templates_dir, kubernetes_version=settings.kubernetes_version
     )
     db = create_database(settings.database_url, pool_size=settings.db_pool_size)
     try:
-        migrated = schema.ensure_current(db)
+        migrated = migrate.ensure_current(db)
         allocator = Allocator(
             db,
             layout=BlockLayout(settings.port_range, templates.block_size),
@@ -76,17 +154,18 @@ def build_storage(settings: Settings) -> Storage:
     return Storage(templates, db, allocator, migrated)
 
 
-def build_parts(settings: Settings, *, kube: Kube | None = None) -> Parts:
-    storage = build_storage(settings)
-    try:
-        cluster = kube or Kube.from_settings(settings)
-    except BaseException:
-        storage.db.dispose()
-        raise
-    return Parts(settings, storage.db, storage.templates, storage.allocator, cluster)
+def connect_kube(settings: Settings, tuning: Tuning) -> Kube:
+    return Kube.connect(
+        tuning.kube
+        or KubeSettings(
+            namespace=settings.namespace, request_timeout_s=settings.kube_timeout.total_seconds()
+        ),
+        kubeconfig=settings.kubeconfig,
+        context=settings.kube_context,
+    )
 
 
-def lifecycle_settings(settings: Settings) -> LifecycleSettings:
+def lifecycle_settings(settings: Settings, tuning: Tuning) -> LifecycleSettings:
     return LifecycleSettings(
         limits=Limits(
             unschedulable_timeout=settings.unschedulable_timeout,
@@ -97,74 +176,154 @@ def lifecycle_settings(settings: Settings) -> LifecycleSettings:
         ),
         ready_probe_interval=settings.ready_probe_interval,
         reconcile_interval=settings.reconcile_interval,
+        probe_timeout_s=tuning.probe_timeout_s,
         api_url=settings.api_url,
     )
 
 
-def build_service(parts: Parts, notifier: Notifier) -> LifecycleService:
-    """The loop, with a watch-backed pod cache so that a tick costs no Kubernetes request."""
-    if parts.kube.reflector is None:
-        parts.kube.reflector = PodReflector(parts.kube).start()
+def policy(settings: Settings) -> Policy:
+    return Policy(admins=settings.admins, allowed_channels=settings.allowed_channels)
+
+
+# ---- the whole bot ------------------------------------------------------------------------------
+
+
+def build(
+    settings: Settings,
+    *,
+    chat: ChatOutput | None = None,
+    notifier: Notifier | None = None,
+    kube: Kube | None = None,
+    tuning: Tuning = Tuning(),
+    http: bool = True,
+) -> Bot:
+    """The bot. With ``chat``: its front end and its notices go there; without, notices go to
+    ``notifier`` (default: the log). ``http``: the HTTP server with the API (``start`` serves
+    it). A ``kube`` given is used (and closed with the bot); else one is connected."""
+    storage = open_storage(settings)
+    server: WebServer | None = None
+    try:
+        if http:
+            server = WebServer(address=Address.parse(settings.http_address))
+            if tuning.api_url_from_server:
+                settings = replace(settings, api_url=server.bind().url)
+        kube = kube or connect_kube(settings, tuning)
+        return _assemble(
+            settings=settings,
+            storage=storage,
+            kube=kube,
+            chat=chat,
+            notifier=notifier,
+            server=server,
+            tuning=tuning,
+        )
+    except BaseException:
+        if server is not None:
+            server.stop()
+        close_parts(kube, storage.db)
+        raise
+
+
+def _assemble(
+    *,
+    settings: Settings,
+    storage: Storage,
+    kube: Kube,
+    chat: ChatOutput | None,
+    notifier: Notifier | None,
+    server: WebServer | None,
+    tuning: Tuning,
+) -> Bot:
+    db, templates = storage.db, storage.templates
+    if kube.reflector is None:  # a tick then costs no Kubernetes request
+        kube.reflector = PodReflector(kube).start()
+    islands = IslandStore(db)
+    if chat is not None:
+        notifier = ChatNotifier(
+            chat, islands, port_names=templates.ports, extend_step=settings.extend_step
+        )
     engine = LifecycleEngine(
-        db=parts.db,
-        kube=parts.kube,
-        templates=parts.templates,
-        allocator=parts.allocator,
-        notifier=notifier,
-        settings=lifecycle_settings(parts.settings),
+        db=db,
+        kube=kube,
+        templates=templates,
+        allocator=storage.allocator,
+        notifier=notifier or LogNotifier(),
+        settings=lifecycle_settings(settings, tuning),
     )
-    lease = LeaderLease(parts.db, ttl=parts.settings.lease_ttl)
-    return LifecycleService(engine, lease, interval=parts.settings.reconcile_interval)
-
-
-def api_parts(parts: Parts, service: LifecycleService) -> ApiParts:
-    """What the HTTP API serves from; a registration pokes the loop (ready sooner)."""
-    registry = Registry(
-        parts.db, port_names=parts.templates.ports, on_registered=lambda _id: service.poke()
+    service = LifecycleService(
+        engine,
+        LeaderLease(db, ttl=settings.lease_ttl),
+        interval=settings.reconcile_interval,
+        fast_interval=tuning.fast_interval,
     )
-    token = parts.settings.api_read_token
-    return ApiParts(parts.db, parts.kube, registry, token.reveal() if token else None)
+    actions = IslandActions(
+        db=db,
+        allocator=storage.allocator,
+        templates=templates,
+        kube=kube,
+        policy=policy(settings),
+        settings=ActionSettings(
+            default_ttl=settings.default_ttl,
+            max_ttl=settings.max_ttl,
+            extend_step=settings.extend_step,
+        ),
+        poke=service.poke,
+    )
+    clocks = ClockActions(
+        db=db,
+        kube=kube,
+        policy=actions.policy,
+        settings=ClockSettings(
+            max_shift=settings.clock_max_shift,
+            request_ttl=settings.clock_request_ttl,
+            tz=settings.tz,
+        ),
+    )
+    front = None
+    if chat is not None:
+        front = ChatFront(
+            actions=actions,
+            clocks=clocks,
+            sender=chat,
+            deliveries=Deliveries(db),
+            settings=FrontSettings(
+                default_ttl=settings.default_ttl,
+                max_ttl=settings.max_ttl,
+                extend_step=settings.extend_step,
+                workers=settings.slack_workers,
+                max_pending=tuning.max_pending,
+                tz=settings.tz,
+            ),
+        )
+        service.add_job(
+            front.expire_clock_requests,
+            "clock-requests",
+            seconds=tuning.clock_requests_every.total_seconds(),
+        )
+    if server is not None:
+        registry = Registry(
+            db, port_names=templates.ports, on_registered=lambda _id: service.poke()
+        )
+        token = settings.api_read_token
+        api = Api(ApiParts(db, kube, registry, islands, token.reveal() if token else None))
+        server.add_routes(api.routes())
+    return Bot(
+        settings,
+        db,
+        templates,
+        storage.allocator,
+        kube,
+        islands,
+        engine,
+        service,
+        actions,
+        clocks,
+        front,
+        server,
+    )
 
 
-def parse_address(text: str) -> Address:
-    host, _, port = text.rpartition(":")
-    return Address(host, int(port))
-
-
-@dataclass
-class SlackBot:
-    """The running bot: lifecycle loop, Slack front end, HTTP server, and Socket Mode when an
-    app token is set. ``start`` then ``stop``; nothing runs before ``start``."""
-
-    parts: Parts
-    service: LifecycleService
-    front: SlackFront
-    server: WebServer
-    socket_mode: SocketModeHandler | None = None
-    started: list[str] = field(default_factory=list)
-
-    def start(self) -> None:
-        self.service.start()
-        self.started.append("loop")
-        self.server.start()
-        self.started.append("http")
-        if self.socket_mode is not None:
-            self.socket_mode.connect()  # type: ignore[no-untyped-call]
-            self.started.append("socket-mode")
-
-    def stop(self) -> None:
-        """Graceful: stop taking requests, finish the queued work, stop the loop."""
-        if "socket-mode" in self.started and self.socket_mode is not None:
-            try:
-                self.socket_mode.close()  # type: ignore[no-untyped-call]
-            except Exception:
-                log.exception("closing the Socket Mode connection failed")
-        if "http" in self.started:
-            self.server.stop()
-        self.front.pool.shutdown()
-        if "loop" in self.started:
-            self.service.stop()
-        self.parts.close()
+# ---- Slack as the chat --------------------------------------------------------------------------
 
 
 def check_slack_settings(settings: Settings) -> None:
@@ -181,63 +340,33 @@ def check_slack_settings(settings: Settings) -> None:
         raise ConfigError(problems)
 
 
-def build_slack_bot(parts: Parts) -> SlackBot:
-    """Everything ``islandbot run`` runs, from the settings. Raises ``ConfigError`` when the
-    Slack settings it needs are missing."""
-    settings = parts.settings
+def slack_bot(
+    settings: Settings,
+    *,
+    kube: Kube | None = None,
+    tuning: Tuning = Tuning(),
+) -> Bot:
+    """Everything ``islandbot run`` runs. ``ConfigError`` when a Slack setting it needs is
+    missing (before anything is opened). HTTP mode when a signing secret is set (the events
+    route is served), Socket Mode when an app token is."""
     check_slack_settings(settings)
     assert settings.slack_bot_token is not None
-    client = web_client(settings.slack_bot_token.reveal(), base_url=settings.slack_api_url)
-    sender = SlackSender(client)
-    service_box: list[LifecycleService] = []
-    actions = IslandActions(
-        db=parts.db,
-        allocator=parts.allocator,
-        templates=parts.templates,
-        kube=parts.kube,
-        policy=Policy(admins=settings.admins, allowed_channels=settings.allowed_channels),
-        settings=ActionSettings(
-            default_ttl=settings.default_ttl,
-            max_ttl=settings.max_ttl,
-            extend_step=settings.extend_step,
-        ),
-        poke=lambda: service_box[0].poke() if service_box else None,
+    client = web_client(
+        settings.slack_bot_token.reveal(),
+        base_url=settings.slack_api_url,
+        timeout_s=tuning.slack_timeout_s,
     )
-    notifier = ChatNotifier(sender, actions, extend_step=settings.extend_step)
-    service = build_service(parts, notifier)
-    service_box.append(service)
-    clocks = ClockActions(
-        db=parts.db,
-        kube=parts.kube,
-        policy=actions.policy,
-        settings=ClockSettings(
-            max_shift=settings.clock_max_shift,
-            request_ttl=settings.clock_request_ttl,
-            tz=settings.tz,
-        ),
+    sender = SlackSender(
+        client, queues=ChannelQueues(rate=tuning.channel_rate, burst=tuning.channel_burst)
     )
-    front = SlackFront(
-        actions=actions,
-        clocks=clocks,
-        sender=sender,
-        deliveries=Deliveries(parts.db),
-        settings=FrontSettings(
-            default_ttl=settings.default_ttl,
-            max_ttl=settings.max_ttl,
-            extend_step=settings.extend_step,
-            workers=settings.slack_workers,
-            tz=settings.tz,
-        ),
-    )
-    service.add_job(front.expire_clock_requests, "clock-requests", seconds=15)
+    bot = build(settings, chat=sender, kube=kube, tuning=tuning)
+    assert bot.front is not None and bot.server is not None
     secret = settings.slack_signing_secret
-    app = front.build_app(signing_secret=secret.reveal() if secret else None, client=client)
-    server = WebServer(
-        slack=app if secret is not None else None,
-        address=parse_address(settings.http_address),
-        api=Api(api_parts(parts, service)),
+    app = SlackListeners(bot.front).build_app(
+        signing_secret=secret.reveal() if secret else None, client=client
     )
-    socket_mode = None
+    if secret is not None:  # Socket Mode alone needs no (unauthenticated) HTTP route
+        bot.server.add_routes([events_route(app)])
     if settings.slack_app_token is not None:
-        socket_mode = socket_mode_handler(app, settings.slack_app_token.reveal())
-    return SlackBot(parts, service, front, server, socket_mode)
+        bot.socket_mode = socket_mode_handler(app, settings.slack_app_token.reveal())
+    return bot

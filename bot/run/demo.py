@@ -1,8 +1,8 @@
 """The embedded demo: the real bot on its embedded defaults, with the console chat for Slack.
 
-``Demo`` wires what ``islandbot run`` wires (storage, Kubernetes adapter, lifecycle loop, chat
-front, HTTP server), with a ``ConsoleChat`` as the chat and, unless a cluster is named, kubesim
-started in this process. ``handle`` runs one console line:
+``Demo`` is the bot as ``islandbot run`` builds it (``bot.run.compose``: storage, Kubernetes
+adapter, lifecycle loop, chat front, HTTP server), with a ``ConsoleChat`` as the chat and, unless
+a cluster is named, kubesim started in this process. ``handle`` runs one console line:
 
     /island start dev          the command, as the current user
     @bob /island list          as bob (bob stays the current user)
@@ -24,22 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.app.clock_actions import ClockActions, ClockSettings
-from bot.app.island_actions import ActionSettings, IslandActions
 from bot.chat.console.chat import ConsoleChat
-from bot.chat.front import ChatFront, FrontSettings
-from bot.chat.notifier import ChatNotifier
+from bot.chat.front import ChatFront
 from bot.chat.output import Reply
-from bot.domain.permissions import Policy
 from bot.domain.records import Caller
 from bot.domain.states import IslandState
-from bot.http.api import Api
 from bot.http.server import Address, WebServer
-from bot.infra.kubernetes.client import Kube
-from bot.infra.storage.deliveries import Deliveries
-from bot.infra.storage.islands import IslandStore
-from bot.run.compose import Parts, api_parts, build_parts, build_service
-from bot.run.loop import LifecycleService
+from bot.run import compose
 from bot.run.settings import Settings
 from bot.words import messages
 from kubesim import KubeSim, SimConfig  # the demo's own cluster; nothing else in bot/ imports it
@@ -78,6 +69,8 @@ class Cluster:
 
 
 class Demo:
+    """The bot as ``bot.run.compose`` builds it, with ``chat`` as its chat."""
+
     def __init__(
         self,
         settings: Settings,
@@ -89,73 +82,33 @@ class Demo:
         self.chat = chat
         self.cluster = cluster
         self.user = FIRST_USER
-        self.api = Api()  # bound below, once the parts exist (they need the server's URL)
-        self.server = WebServer(slack=None, address=http_address, api=self.api)
-        self.server.start()
-        try:
-            self.settings = replace(
-                settings, kubeconfig=cluster.kubeconfig, kube_context=None, api_url=self.server.url
-            )
-            self.parts: Parts = build_parts(self.settings, kube=Kube.from_settings(self.settings))
-        except BaseException:
-            self.server.stop()
-            raise
-        s = self.settings
-        self._service: list[LifecycleService] = []
-        self.actions = IslandActions(
-            db=self.parts.db,
-            allocator=self.parts.allocator,
-            templates=self.parts.templates,
-            kube=self.parts.kube,
-            policy=Policy(admins=s.admins, allowed_channels=s.allowed_channels),
-            settings=ActionSettings(
-                default_ttl=s.default_ttl, max_ttl=s.max_ttl, extend_step=s.extend_step
+        self.bot = compose.build(
+            replace(
+                settings,
+                kubeconfig=cluster.kubeconfig,
+                kube_context=None,
+                http_address=str(http_address),
             ),
-            poke=lambda: self._service[0].poke() if self._service else None,
+            chat=chat,
+            tuning=compose.Tuning(api_url_from_server=True),
         )
-        self.service = build_service(
-            self.parts, ChatNotifier(chat, self.actions, extend_step=s.extend_step)
-        )
-        self._service.append(self.service)
-        self.clocks = ClockActions(
-            db=self.parts.db,
-            kube=self.parts.kube,
-            policy=self.actions.policy,
-            settings=ClockSettings(
-                max_shift=s.clock_max_shift, request_ttl=s.clock_request_ttl, tz=s.tz
-            ),
-        )
-        self.front = ChatFront(
-            actions=self.actions,
-            clocks=self.clocks,
-            sender=chat,
-            deliveries=Deliveries(self.parts.db),
-            settings=FrontSettings(
-                default_ttl=s.default_ttl,
-                max_ttl=s.max_ttl,
-                extend_step=s.extend_step,
-                workers=s.slack_workers,
-                tz=s.tz,
-            ),
-        )
-        self.service.add_job(self.front.expire_clock_requests, "clock-requests", seconds=5)
-        self.api.bind(api_parts(self.parts, self.service))
+        assert self.bot.front is not None and self.bot.server is not None
+        self.front: ChatFront = self.bot.front
+        self.server: WebServer = self.bot.server
+        self.settings = self.bot.settings
+        self.islands = self.bot.islands
         self._stopped = threading.Event()
         self.timeouts = 0  # `wait` lines that gave up
-        self.islands = IslandStore(self.parts.db)
 
     def start(self) -> Demo:
-        self.service.start()
+        self.bot.start()
         return self
 
     def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.server.stop()
-        self.front.pool.shutdown()
-        self.service.stop()
-        self.parts.close()
+        self.bot.stop()
 
     # ---- the console ----------------------------------------------------------------------------
 
@@ -264,7 +217,7 @@ class Demo:
                 and self.islands.unsent_notices() == 0
             ):
                 return True
-            self.service.poke()
+            self.bot.service.poke()
             time.sleep(0.1)
         return False
 

@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.domain.durations import format_duration, parse_duration
 from bot.domain.naming import dns_label
 from bot.domain.port_blocks import PortRange
+from bot.infra.kubernetes.templates import DEFAULT_TEMPLATES_DIR
 
 PREFIX: Final = "ISLANDBOT_"
 # Variables under this prefix belong to the test suite and benchmarks, not to the bot.
 TEST_PREFIX: Final = "ISLANDBOT_TEST_"
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "k8s_templates"
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

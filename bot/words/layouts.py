@@ -1,8 +1,9 @@
-"""Block Kit layouts: the island's root message, tables, App Home (pure: data in, dicts out).
+"""Message layouts in Block Kit, the bot's neutral format (every chat adapter shows it: Slack
+as it is, the console rendered as text): the island's root message, tables, the home page, clock
+requests. Pure: data in, dicts out.
 
-Sentences come from ``bot.messages``; this module only arranges them. Buttons carry the island
-id and the expiry the person saw (``"269:1767225600"``), so a double click of Extend is seen as
-one, and a click on an old message cannot act on a newer state by surprise.
+Sentences come from ``bot.words.messages``; this module only arranges them. What the buttons
+do and carry is ``bot.domain.buttons``.
 """
 
 from __future__ import annotations
@@ -11,31 +12,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from bot.domain.buttons import ButtonAction, island_button_value
 from bot.domain.durations import format_duration
 from bot.domain.records import CapacityReport, ClockRecord, IslandRecord, LogTail
 from bot.domain.states import IslandState
 from bot.words import messages
 
 Block = dict[str, Any]
-STOP = "island_stop"
-EXTEND = "island_extend"
-LOGS = "island_logs"
 MAX_HOME_BLOCKS = 100
 MAX_TEXT = 2900  # a section's text may hold 3,000 characters
 LIVE_WITH_BUTTONS = frozenset(IslandState) - {IslandState.STOPPED, IslandState.STOPPING}
-
-
-def button_value(island: IslandRecord) -> str:
-    return f"{island.id}:{int(island.expires_at.timestamp())}"
-
-
-def parse_button_value(value: str) -> tuple[int, int] | None:
-    head, _, tail = value.partition(":")
-    if not head.isascii() or not head.isdigit() or not tail.isascii() or not tail.isdigit():
-        return None
-    if len(head) > 10 or len(tail) > 12:
-        return None
-    return int(head), int(tail)
 
 
 def _text(text: str) -> Block:
@@ -47,7 +33,7 @@ def _context(text: str) -> Block:
 
 
 def buttons(island: IslandRecord, extend_step: timedelta) -> Block:
-    value = button_value(island)
+    value = island_button_value(island.id, island.expires_at)
     step = format_duration(extend_step)
     return {
         "type": "actions",
@@ -55,7 +41,7 @@ def buttons(island: IslandRecord, extend_step: timedelta) -> Block:
         "elements": [
             {
                 "type": "button",
-                "action_id": STOP,
+                "action_id": ButtonAction.STOP.value,
                 "text": {"type": "plain_text", "text": messages.BUTTON_STOP},
                 "style": "danger",
                 "value": value,
@@ -71,13 +57,13 @@ def buttons(island: IslandRecord, extend_step: timedelta) -> Block:
             },
             {
                 "type": "button",
-                "action_id": EXTEND,
+                "action_id": ButtonAction.EXTEND.value,
                 "text": {"type": "plain_text", "text": messages.button_extend(step)},
                 "value": value,
             },
             {
                 "type": "button",
-                "action_id": LOGS,
+                "action_id": ButtonAction.LOGS.value,
                 "text": {"type": "plain_text", "text": messages.BUTTON_LOGS},
                 "value": value,
             },
@@ -186,10 +172,6 @@ def home_view(
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
 
 
-CLOCK_APPROVE = "clock_approve"
-CLOCK_REJECT = "clock_reject"
-
-
 def clock_request_message(
     request: ClockRecord, *, owner_id: str, tz: tzinfo, now: datetime
 ) -> tuple[str, list[Block]]:
@@ -204,14 +186,14 @@ def clock_request_message(
                 "elements": [
                     {
                         "type": "button",
-                        "action_id": CLOCK_APPROVE,
+                        "action_id": ButtonAction.CLOCK_APPROVE.value,
                         "style": "primary",
                         "text": {"type": "plain_text", "text": messages.BUTTON_APPROVE},
                         "value": str(request.id),
                     },
                     {
                         "type": "button",
-                        "action_id": CLOCK_REJECT,
+                        "action_id": ButtonAction.CLOCK_REJECT.value,
                         "text": {"type": "plain_text", "text": messages.BUTTON_REJECT},
                         "value": str(request.id),
                     },

@@ -677,7 +677,6 @@ def demo_not_settled(seconds: float, islands: list[int]) -> str:
 
 # ---- the HTTP API -------------------------------------------------------------------------------
 
-API_STARTING = "islandbot is starting; try again in a few seconds"
 API_BAD_ISLAND_ID = "no such island: ids are positive whole numbers"
 API_BAD_QUERY = "bad query"
 API_DATABASE_DOWN = "the database is not available; try again"

@@ -1,5 +1,5 @@
 """The Slack adapter's input side: bolt listeners for ``/island``, the island buttons and App
-Home, feeding the chat-neutral ``ChatFront``.
+Home, each turning Slack's payload into a call of the chat-neutral ``ChatFront``.
 
 Every listener answers Slack at once: the front parses and refuses or accepts in the ``ack()``
 itself (Slack's 3-second limit), and the work runs after it in the front's bounded pool.
@@ -16,11 +16,11 @@ from slack_sdk import WebClient
 
 from bot.chat.front import ChatFront
 from bot.chat.output import Reply
+from bot.domain.buttons import ButtonAction
 from bot.domain.records import Caller
-from bot.words import layouts as slack_blocks
 
 log = logging.getLogger(__name__)
-__all__ = ["SlackFront", "SocketModeHandler", "socket_mode_handler"]
+__all__ = ["SlackListeners", "SocketModeHandler", "socket_mode_handler"]
 
 COMMAND = "/island"
 
@@ -30,7 +30,10 @@ def socket_mode_handler(app: App, app_token: str) -> SocketModeHandler:
     return SocketModeHandler(app, app_token)
 
 
-class SlackFront(ChatFront):
+class SlackListeners:
+    def __init__(self, front: ChatFront) -> None:
+        self.front = front
+
     def build_app(
         self, *, signing_secret: str | None, client: WebClient, verify_token: bool = True
     ) -> App:
@@ -43,14 +46,8 @@ class SlackFront(ChatFront):
             process_before_response=True,  # the listeners only ack and queue: answer after
         )
         app.command(COMMAND)(self.on_command)
-        for action_id in (
-            slack_blocks.STOP,
-            slack_blocks.EXTEND,
-            slack_blocks.LOGS,
-            slack_blocks.CLOCK_APPROVE,
-            slack_blocks.CLOCK_REJECT,
-        ):
-            app.action(action_id)(self.on_button)
+        for action in ButtonAction:
+            app.action(action.value)(self.on_button)
         app.event("app_home_opened")(self.on_home_opened)
         return app
 
@@ -58,7 +55,7 @@ class SlackFront(ChatFront):
         user = str(command.get("user_id", ""))
         channel = command.get("channel_id")
         caller = Caller(user, str(command.get("user_name") or user), channel)
-        answer = self.command(
+        answer = self.front.command(
             caller,
             str(command.get("text") or ""),
             trigger=str(command.get("trigger_id") or command.get("response_url")),
@@ -75,7 +72,7 @@ class SlackFront(ChatFront):
         user = str(user_body.get("id", ""))
         channel = (body.get("channel") or {}).get("id")
         action_id = str(action.get("action_id"))
-        queued = self.button(
+        queued = self.front.button(
             Caller(user, str(user_body.get("username") or user), channel),
             action_id,
             str(action.get("value", "")),
@@ -90,4 +87,4 @@ class SlackFront(ChatFront):
         ack()
         if event.get("tab", "home") != "home":
             return
-        self.home_opened(str(event.get("user", "")), trigger=str(body.get("event_id")))
+        self.front.home_opened(str(event.get("user", "")), trigger=str(body.get("event_id")))

@@ -33,7 +33,6 @@ from bot.domain.errors import IslandbotError
 from bot.domain.podspec import LABEL_ISLAND, LABEL_OWNER, SELECTOR
 from bot.domain.quantity import memory_bytes
 from bot.infra import metrics
-from bot.run.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -258,17 +257,6 @@ class Kube:
             raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
         configuration.retries = False
         return cls(client.ApiClient(configuration), settings)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Kube:
-        return cls.connect(
-            KubeSettings(
-                namespace=settings.namespace,
-                request_timeout_s=settings.kube_timeout.total_seconds(),
-            ),
-            kubeconfig=settings.kubeconfig,
-            context=settings.kube_context,
-        )
 
     def ping(self) -> None:
         """Raise a ``KubeError`` unless the API server answers (``GET /version``), quickly."""

@@ -27,9 +27,9 @@ from bot.domain.podspec import (
     port_names,
     render_pod,
 )
-from bot.run.settings import DEFAULT_TEMPLATES_DIR
 from bot.words import messages
 
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "k8s_templates"  # the shipped ones
 BASE_FILE = "island-pod.yaml"
 BRANCH_DIR = "branches"
 

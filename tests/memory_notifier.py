@@ -1,0 +1,31 @@
+"""A notifier that keeps every announcement in memory (tests of the lifecycle engine)."""
+
+from __future__ import annotations
+
+import threading
+
+from bot.app.notices import Announcement
+
+
+class MemoryNotifier:
+    """Keeps every announcement in order (tests, and the console chat's feed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Announcement] = []
+        self.fail_next = 0  # make the next N deliveries raise, as a flaky chat service would
+
+    def announce(self, announcement: Announcement) -> None:
+        with self._lock:
+            if self.fail_next:
+                self.fail_next -= 1
+                raise ConnectionError("chat service unavailable")
+            self._items.append(announcement)
+
+    @property
+    def items(self) -> list[Announcement]:
+        with self._lock:
+            return list(self._items)
+
+    def kinds(self, island_id: int) -> list[str]:
+        return [a.kind for a in self.items if a.island_id == island_id]
