@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
-from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings, Prober
+from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
+from bot.app.reconcile.probes import Prober
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.port_blocks import BlockLayout, PortRange
 from bot.domain.records import StartRequest

@@ -1,10 +1,11 @@
 """What people can do to islands, independent of the chat that carries the request.
 
-Each method validates, authorises (``bot.core.permissions``), changes the database in one
-transaction together with its audit entry and the thread notice it causes, and returns what
-the chat adapter needs to answer. Refusals are ``UserError`` with text safe to show; nothing
-is written but an audit entry when one is refused. The lifecycle engine carries the change out
-(deletes or creates the pod) on its next tick; ``poke`` asks for that tick at once.
+Each method validates, authorises (``bot.domain.permissions``), decides on the island's locked
+row what changes (written in one transaction with its audit entry and the thread notice it
+causes, by ``bot.infra.storage.islands``), and returns what the chat adapter needs to answer.
+Refusals are ``UserError`` with text safe to show; nothing is written but an audit entry when
+one is refused. The lifecycle engine carries the change out (deletes or creates the pod) on its
+next tick; ``poke`` asks for that tick at once.
 """
 
 from __future__ import annotations
@@ -15,39 +16,38 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, insert, select, update
-
 from bot.domain.commands import ListIslands, ListScope, Start
 from bot.domain.durations import format_duration
-from bot.domain.errors import Conflict, Forbidden, NotFound, UserError
+from bot.domain.errors import Conflict, Forbidden, UserError
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import (
     Allocation,
+    Audit,
     BranchCapacity,
     Caller,
     CapacityReport,
     Extended,
+    IslandChange,
     IslandRecord,
     LogTail,
+    Outcome,
     StartRequest,
 )
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.kubernetes.client import Kube, KubeError, NodeView
 from bot.infra.kubernetes.templates import TemplateSet
-from bot.infra.storage import audit
 from bot.infra.storage.allocation import Allocator
+from bot.infra.storage.audit import AuditLog
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
-from bot.infra.storage.tables import Island, OutboxMessage
 from bot.words import messages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SERVER_CONTAINER = "altraserver"
 _LIVE = [s.value for s in LIVE_STATES]
 
 
@@ -79,6 +79,7 @@ class IslandActions:
         self.settings = settings or ActionSettings()
         self.clock = clock
         self.store = IslandStore(db, clock=clock)
+        self.audit = AuditLog(db, clock=clock)
         self.poke = poke or (lambda: None)
 
     # ---- checks ----------------------------------------------------------------------------
@@ -87,12 +88,11 @@ class IslandActions:
         if not self.policy.channel_allowed(caller.channel):
             raise Forbidden(messages.channel_not_allowed(sorted(self.policy.allowed_channels)))
 
-    def _authorise(self, caller: Caller, action: Action, island: Mapping[str, Any]) -> None:
-        owner = str(island["owner_id"])
-        if not self.policy.may(caller.user_id, action, owner_id=owner):
+    def _authorise(self, caller: Caller, action: Action, island: IslandRecord) -> None:
+        if not self.policy.may(caller.user_id, action, owner_id=island.owner_id):
             raise Forbidden(
                 messages.not_allowed(
-                    action.value, int(island["id"]), self.policy.who_may(action, owner)
+                    action.value, island.id, self.policy.who_may(action, island.owner_id)
                 )
             )
 
@@ -101,23 +101,20 @@ class IslandActions:
         caller: Caller,
         action: Action,
         island_id: int,
-        write: Callable[[Connection], T],
+        decide: Callable[[IslandRecord], tuple[IslandChange | None, T]],
         *,
         poke: bool = False,
     ) -> T:
         """Run a change; a refusal is audited in a transaction of its own (the change's was
         rolled back) and raised on. ``poke``: a truthy result asks the loop for a tick now."""
         try:
-            result = self.db.run(write, what=action.value)
+            result = self.store.change(island_id, decide, what=action.value)
         except UserError as exc:
-            self._refused(caller, action, island_id, str(exc))
+            self.record_look(caller, action, island_id=island_id, refusal=str(exc))
             raise
         if poke and result:
             self.poke()
         return result
-
-    def _refused(self, caller: Caller, action: Action, island_id: int, reason: str) -> None:
-        self.record_look(caller, action, island_id=island_id, refusal=reason)
 
     def record_look(
         self,
@@ -130,65 +127,32 @@ class IslandActions:
     ) -> None:
         """Audit, in a transaction of its own, a command that only looks (list, status, logs,
         capacity), answered or refused, or the refusal of a change."""
-        self.db.run(
-            lambda conn: audit.record(
-                conn,
-                at=self.clock(),
-                actor=caller.user_id,
-                action=action.value,
-                outcome=audit.Outcome.OK if refusal is None else audit.Outcome.REFUSED,
+        self.audit.append(
+            Audit(
+                caller.user_id,
+                action.value,
+                Outcome.OK if refusal is None else Outcome.REFUSED,
                 island_id=island_id,
                 detail={**(detail or {}), **({"reason": refusal} if refusal else {})},
-            ),
-            what=f"audit {action.value}",
+            )
         )
 
     @staticmethod
-    def _locked(conn: Connection, island_id: int) -> Mapping[str, Any]:
-        row = conn.execute(
-            select(
-                Island.id,
-                Island.owner_id,
-                Island.state,
-                Island.expires_at,
-                Island.restart_requested_at,
-            )
-            .where(Island.id == island_id)
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(messages.island_not_found(island_id))
-        return dict(row._mapping)
-
-    def _record(
-        self,
-        conn: Connection,
+    def _told(
         caller: Caller,
-        island_id: int,
+        island: IslandRecord,
         action: Action,
         notice: Notice,
+        updates: Mapping[str, Any],
         *,
-        audit_detail: dict[str, Any],
+        audit_detail: Mapping[str, Any],
         **notice_detail: Any,
-    ) -> None:
-        """In the change's transaction: the thread notice it causes and its audit entry."""
-        now = self.clock()
-        conn.execute(
-            insert(OutboxMessage).values(
-                island_id=island_id,
-                kind=notice.value,
-                detail={"by": caller.user_id, **notice_detail},
-                created_at=now,
-            )
-        )
-        audit.record(
-            conn,
-            at=now,
-            actor=caller.user_id,
-            action=action.value,
-            outcome=audit.Outcome.OK,
-            island_id=island_id,
-            detail=audit_detail,
+    ) -> IslandChange:
+        """A person's change: its values, the thread notice it causes, its audit entry."""
+        return IslandChange(
+            updates,
+            ((notice, {"by": caller.user_id, **notice_detail}),),
+            Audit(caller.user_id, action.value, island_id=island.id, detail=audit_detail),
         )
 
     # ---- start -----------------------------------------------------------------------------
@@ -219,47 +183,30 @@ class IslandActions:
 
     def attach_thread(self, island_id: int, channel: str, ts: str) -> bool:
         """Record the island's root message; False when one was recorded already."""
-
-        def write(conn: Connection) -> bool:
-            return bool(
-                conn.execute(
-                    update(Island)
-                    .where(Island.id == island_id, Island.chat_thread.is_(None))
-                    .values(chat_channel=channel, chat_thread=ts)
-                ).rowcount
-            )
-
-        return self.db.run(write, what="attach thread")
+        return self.store.attach_thread(island_id, channel, ts)
 
     # ---- stop, restart, extend ---------------------------------------------------------------
 
     def stop(self, caller: Caller, island_id: int) -> bool:
         """Ask for the island to be stopped. False when it is already stopping."""
 
-        def write(conn: Connection) -> bool:
-            island = self._locked(conn, island_id)
+        def decide(island: IslandRecord) -> tuple[IslandChange | None, bool]:
             self._authorise(caller, Action.STOP, island)
-            state = IslandState(island["state"])
-            if state == IslandState.STOPPED:
+            if island.state == IslandState.STOPPED:
                 raise Conflict(messages.already_stopped(island_id))
-            if state == IslandState.STOPPING:
-                return False
-            conn.execute(
-                update(Island)
-                .where(Island.id == island_id)
-                .values(state=IslandState.STOPPING.value, restart_requested_at=None)
-            )
-            self._record(
-                conn,
+            if island.state == IslandState.STOPPING:
+                return None, False
+            updates = {"state": IslandState.STOPPING.value, "restart_requested_at": None}
+            return self._told(
                 caller,
-                island_id,
+                island,
                 Action.STOP,
                 Notice.STOP_REQUESTED,
-                audit_detail={"from": state.value},
-            )
-            return True
+                updates,
+                audit_detail={"from": island.state.value},
+            ), True
 
-        return self._change(caller, Action.STOP, island_id, write, poke=True)
+        return self._change(caller, Action.STOP, island_id, decide, poke=True)
 
     def stop_mine(self, caller: Caller) -> list[int]:
         """Stop every live island of the caller; returns the ids newly stopping."""
@@ -275,30 +222,23 @@ class IslandActions:
     def restart(self, caller: Caller, island_id: int) -> bool:
         """Ask for a new pod with the same id and ports. False when a restart is pending."""
 
-        def write(conn: Connection) -> bool:
-            island = self._locked(conn, island_id)
+        def decide(island: IslandRecord) -> tuple[IslandChange | None, bool]:
             self._authorise(caller, Action.RESTART, island)
-            state = IslandState(island["state"])
-            if state in (IslandState.STOPPED, IslandState.STOPPING):
-                raise Conflict(messages.cannot_restart(island_id, state.value))
-            if island["restart_requested_at"] is not None:
-                return False
-            conn.execute(
-                update(Island)
-                .where(Island.id == island_id)
-                .values(restart_requested_at=self.clock(), restarts=Island.restarts + 1)
-            )
-            self._record(
-                conn,
+            if island.state in (IslandState.STOPPED, IslandState.STOPPING):
+                raise Conflict(messages.cannot_restart(island_id, island.state.value))
+            if island.restart_requested_at is not None:
+                return None, False
+            updates = {"restart_requested_at": self.clock(), "restarts": island.restarts + 1}
+            return self._told(
                 caller,
-                island_id,
+                island,
                 Action.RESTART,
                 Notice.RESTARTING,
-                audit_detail={"from": state.value},
-            )
-            return True
+                updates,
+                audit_detail={"from": island.state.value},
+            ), True
 
-        return self._change(caller, Action.RESTART, island_id, write, poke=True)
+        return self._change(caller, Action.RESTART, island_id, decide, poke=True)
 
     def extend(
         self,
@@ -311,18 +251,16 @@ class IslandActions:
         """Move the expiry ``by`` later (from now if it is past). ``seen_expires_at`` (a
         button's) makes it a compare-and-set: a second click of the same button does nothing."""
 
-        def write(conn: Connection) -> Extended:
-            island = self._locked(conn, island_id)
+        def decide(island: IslandRecord) -> tuple[IslandChange | None, Extended]:
             self._authorise(caller, Action.EXTEND, island)
-            state = IslandState(island["state"])
-            if state in (IslandState.STOPPED, IslandState.STOPPING):
-                raise Conflict(messages.cannot_extend(island_id, state.value))
-            current: datetime = island["expires_at"]
+            if island.state in (IslandState.STOPPED, IslandState.STOPPING):
+                raise Conflict(messages.cannot_extend(island_id, island.state.value))
+            current = island.expires_at
             if (
                 seen_expires_at is not None
                 and abs((current - seen_expires_at).total_seconds()) >= 1
             ):
-                return Extended(island_id, current, changed=False)
+                return None, Extended(island_id, current, changed=False)
             now = self.clock()
             new = max(current, now) + by
             if new - now > self.settings.max_ttl:
@@ -333,24 +271,19 @@ class IslandActions:
                         room=max(self.settings.max_ttl - (current - now), timedelta(0)),
                     )
                 )
-            conn.execute(
-                update(Island)
-                .where(Island.id == island_id)
-                .values(expires_at=new, expiry_warned_at=None)
-            )
-            self._record(
-                conn,
+            change = self._told(
                 caller,
-                island_id,
+                island,
                 Action.EXTEND,
                 Notice.EXTENDED,
+                {"expires_at": new, "expiry_warned_at": None},
                 audit_detail={"from": current.isoformat(), "to": new.isoformat()},
                 expires_at=new.isoformat(),
                 added=format_duration(by),
             )
-            return Extended(island_id, new, changed=True)
+            return change, Extended(island_id, new, changed=True)
 
-        return self._change(caller, Action.EXTEND, island_id, write)
+        return self._change(caller, Action.EXTEND, island_id, decide)
 
     # ---- looking -------------------------------------------------------------------------------
 
@@ -378,7 +311,10 @@ class IslandActions:
             raise Conflict(messages.no_logs(island_id, island.state.value))
         try:
             text = self.kube.pod_logs(
-                island.pod_name, container=SERVER_CONTAINER, tail_lines=lines, previous=previous
+                island.pod_name,
+                container=self.templates.server_container,
+                tail_lines=lines,
+                previous=previous,
             )
         except KubeError as exc:
             log.warning("logs of island %d: %s", island_id, exc)
@@ -388,17 +324,9 @@ class IslandActions:
 
     def capacity(self) -> CapacityReport:
         usage = self.allocator.usage()
-        counts: dict[str, int] = dict(
-            self.db.run(
-                lambda conn: conn.execute(
-                    select(Island.branch, func.count())
-                    .where(Island.state.in_(_LIVE))
-                    .group_by(Island.branch)
-                ).all(),
-                what="capacity",
-                read_only=True,
-            )
-        )
+        counts: dict[str, int] = {}
+        for _state, branch, number in self.store.counts():
+            counts[branch] = counts.get(branch, 0) + number
         error = None
         nodes: list[NodeView] = []
         try:

@@ -7,10 +7,13 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from bot.domain.lifecycle_rules import IslandFacts
+from bot.domain.lifecycle_rules import IslandFacts, Notice
 from bot.domain.states import IslandState
+
+SYSTEM_ACTOR = "system"  # the audit log's actor for what the bot does by itself
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,54 @@ class IslandRecord:
         )
 
 
+class Outcome(StrEnum):
+    OK = "ok"
+    REFUSED = "refused"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One entry of the append-only audit log: who did what to which island, how it ended."""
+
+    actor: str  # a chat user id, ``island:<id>`` or SYSTEM_ACTOR
+    action: str
+    outcome: Outcome = Outcome.OK
+    island_id: int | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+NoticeSpec = tuple[Notice, Mapping[str, Any]]  # a notice to send, with what its text needs
+
+
+@dataclass(frozen=True)
+class IslandChange:
+    """What one change of an island writes, all in one transaction: its new values, the
+    notices it causes (delivered afterwards, in order) and its audit entry."""
+
+    updates: Mapping[str, Any] = field(default_factory=dict)
+    notices: tuple[NoticeSpec, ...] = ()
+    audit: Audit | None = None
+
+
+@dataclass(frozen=True)
+class PendingNotice:
+    """A notice not yet delivered, with what its delivery needs of its island."""
+
+    id: int
+    island_id: int
+    kind: Notice
+    detail: Mapping[str, Any]
+    attempts: int
+    owner_id: str
+    branch: str
+    first_port: int
+    chat_channel: str | None
+    chat_thread: str | None
+    state: IslandState
+    clock_offset_s: int
+
+
 @dataclass(frozen=True)
 class Extended:
     island_id: int
@@ -177,6 +228,21 @@ class ClockRecord:
     expires_at: datetime
     chat_channel: str | None  # where the request's message is
     chat_ts: str | None
+
+
+@dataclass(frozen=True)
+class ClockAsk:
+    """A clock change to record: what is asked, by whom, and whether it is applied at once
+    (the owner's or an admin's) or waits for a decision."""
+
+    requested_by: str
+    from_offset_s: int
+    to_offset_s: int
+    kind: str  # now, relative, absolute
+    target_at: datetime | None
+    immediate: bool
+    expires_at: datetime
+    chat_channel: str | None
 
 
 @dataclass(frozen=True)

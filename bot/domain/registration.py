@@ -8,6 +8,7 @@ silently dropped).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -92,3 +93,8 @@ def parse_registration(data: Any, port_names: Sequence[str]) -> Registration:
         raise RegistrationInvalid(problems)
     assert node is not None and pod_ip is not None and version is not None
     return Registration(node, pod_ip, version, build, dict(ports) if ports else None)
+
+
+def token_hash(token: str) -> str:
+    """How an island's registration token is stored (SHA-256, hex): never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -25,6 +25,8 @@ from aiohttp import web
 from bot.domain.errors import Conflict, IslandbotError, NotFound
 from bot.domain.registration import Registration, RegistrationInvalid, parse_registration
 from bot.domain.states import IslandState
+from bot.domain.time_source import utcnow
+from bot.http.island_json import island_json
 from bot.infra import metrics
 from bot.infra.kubernetes.client import Kube
 from bot.infra.storage.database import Database
@@ -145,7 +147,11 @@ class Api:
             )
         except IslandbotError:
             return _error(503, messages.API_DATABASE_DOWN)
-        return web.json_response({"islands": page.islands, "next_after": page.next_after})
+        now = utcnow()
+        islands = [
+            island_json(i, port_names=parts.registry.port_names, now=now) for i in page.islands
+        ]
+        return web.json_response({"islands": islands, "next_after": page.next_after})
 
     async def get_island(self, request: web.Request) -> web.Response:
         parts = self.parts
@@ -160,7 +166,9 @@ class Api:
             return _error(404, str(exc))
         except IslandbotError:
             return _error(503, messages.API_DATABASE_DOWN)
-        return web.json_response(island)
+        return web.json_response(
+            island_json(island, port_names=parts.registry.port_names, now=utcnow())
+        )
 
     async def openapi(self, _request: web.Request) -> web.Response:
         if self._spec is None:

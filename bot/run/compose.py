@@ -273,6 +273,7 @@ def _assemble(
         db=db,
         kube=kube,
         policy=actions.policy,
+        server_container=templates.server_container,
         settings=ClockSettings(
             max_shift=settings.clock_max_shift,
             request_ttl=settings.clock_request_ttl,

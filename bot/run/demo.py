@@ -30,6 +30,7 @@ from bot.chat.output import Reply
 from bot.domain.records import Caller
 from bot.domain.states import IslandState
 from bot.http.server import Address, WebServer
+from bot.infra.storage.outbox import Outbox
 from bot.run import compose
 from bot.run.settings import Settings
 from bot.words import messages
@@ -97,6 +98,7 @@ class Demo:
         self.server: WebServer = self.bot.server
         self.settings = self.bot.settings
         self.islands = self.bot.islands
+        self.outbox = Outbox(self.bot.db)
         self._stopped = threading.Event()
         self.timeouts = 0  # `wait` lines that gave up
 
@@ -214,7 +216,7 @@ class Demo:
             if (
                 self.front.pool.wait_idle(max(0.0, deadline - time.monotonic()))
                 and not self.unsettled()
-                and self.islands.unsent_notices() == 0
+                and self.outbox.unsent() == 0
             ):
                 return True
             self.bot.service.poke()

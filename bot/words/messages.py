@@ -622,6 +622,26 @@ def clock_applied(island_id: int, to_offset_s: int) -> str:
     return f"Island {island_ref(island_id)}'s clock is now at {_offset(to_offset_s)}."
 
 
+def clock_content_refused(content: str) -> str:
+    return f"refusing to write {content!r} into the clock file"
+
+
+CLOCK_POD_GONE = "the island's pod is gone"
+
+
+def clock_file_env_missing(variable: str) -> str:
+    return f"the server container has no {variable}"
+
+
+def clock_write_failed(exit_code: int, stderr: str) -> str:
+    return f"writing the clock file failed (exit {exit_code}): {stderr}"
+
+
+def clock_not_moved(seen_s: float | None, expected_s: int) -> str:
+    reads = f"it reads {round(seen_s)}s" if seen_s is not None else "it could not be read"
+    return f"the island's clock did not move as expected: {reads} from real time, not {expected_s}s"
+
+
 def clock_failed(island_id: int, reason: str) -> str:
     return f"Island {island_ref(island_id)}'s clock was not changed: {escape(reason)[:300]}"
 

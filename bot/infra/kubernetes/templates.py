@@ -26,6 +26,7 @@ from bot.domain.podspec import (
     parse_overrides,
     port_names,
     render_pod,
+    server_container,
 )
 from bot.words import messages
 
@@ -119,6 +120,11 @@ class TemplateSet:
     def block_size(self) -> int:
         """How many consecutive host ports one island takes."""
         return len(self.ports)
+
+    @property
+    def server_container(self) -> str:
+        """The name of the island's server container (the template's first)."""
+        return str(server_container(self.base)["name"])
 
     @property
     def branches(self) -> list[str]:

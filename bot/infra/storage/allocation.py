@@ -41,7 +41,15 @@ from sqlalchemy.exc import IntegrityError
 from bot.domain.errors import Conflict, NotFound, PortsExhausted, QuotaExceeded, UserError
 from bot.domain.naming import pod_name
 from bot.domain.port_blocks import BlockLayout, BlockRow, exclusion_reasons, plan_layout
-from bot.domain.records import Allocation, ExclusionConflict, PortUsage, StartRequest
+from bot.domain.records import (
+    SYSTEM_ACTOR,
+    Allocation,
+    Audit,
+    ExclusionConflict,
+    Outcome,
+    PortUsage,
+    StartRequest,
+)
 from bot.domain.states import FINISHED_STATES, LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra import metrics
@@ -226,17 +234,18 @@ class Allocator:
             raise AssertionError(f"port block {first_port} was taken under our lock")
         audit.record(
             conn,
+            Audit(
+                req.owner_id,
+                "start",
+                island_id=island_id,
+                detail={
+                    "branch": req.branch,
+                    "first_port": first_port,
+                    "port_count": self.layout.size,
+                    "request_key": req.request_key,
+                },
+            ),
             at=now,
-            actor=req.owner_id,
-            action="start",
-            outcome=audit.Outcome.OK,
-            island_id=island_id,
-            detail={
-                "branch": req.branch,
-                "first_port": first_port,
-                "port_count": self.layout.size,
-                "request_key": req.request_key,
-            },
         )
         return Allocation(island_id, name, first_port, self.layout.size, expires_at, True)
 
@@ -256,23 +265,25 @@ class Allocator:
         def write(conn: Connection) -> None:
             audit.record(
                 conn,
+                Audit(
+                    req.owner_id,
+                    "start",
+                    Outcome.REFUSED,
+                    detail={
+                        "branch": req.branch,
+                        "reason": type(exc).__name__,
+                        "message": str(exc),
+                        "request_key": req.request_key,
+                    },
+                ),
                 at=self.clock(),
-                actor=req.owner_id,
-                action="start",
-                outcome=audit.Outcome.REFUSED,
-                detail={
-                    "branch": req.branch,
-                    "reason": type(exc).__name__,
-                    "message": str(exc),
-                    "request_key": req.request_key,
-                },
             )
 
         self.db.run(write, what="audit refusal")
 
     # ---- releasing --------------------------------------------------------------------------
 
-    def release(self, island_id: int, *, actor: str = audit.SYSTEM_ACTOR) -> bool:
+    def release(self, island_id: int, *, actor: str = SYSTEM_ACTOR) -> bool:
         """Free the island's block for reuse. Call only once its pod is known to be gone.
 
         Refused (``Conflict``) unless the island is stopped. Returns False when the block was
@@ -305,12 +316,13 @@ class Allocator:
         conn.execute(update(Island).where(Island.id == island_id).values(ports_released_at=now))
         audit.record(
             conn,
+            Audit(
+                actor,
+                "release_ports",
+                island_id=island_id,
+                detail={"first_port": block.first_port, "retired": block.retired},
+            ),
             at=now,
-            actor=actor,
-            action="release_ports",
-            outcome=audit.Outcome.OK,
-            island_id=island_id,
-            detail={"first_port": block.first_port, "retired": block.retired},
         )
         if block.retired:
             self._sync(conn, now)  # the freed ports may now complete the current layout

@@ -1,24 +1,29 @@
-"""Reading islands and recording how they end (the lifecycle engine builds on this)."""
+"""Islands in the database: reading them as the domain's ``IslandRecord``, and changing one in
+a transaction that locks its row, lets the use case decide on what it sees, and writes the
+change, its notices and its audit entry together."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select, update
 
 from bot.domain.errors import NotFound
-from bot.domain.records import IslandRecord
+from bot.domain.records import Audit, IslandChange, IslandRecord
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.storage import audit
+from bot.infra.storage import audit, outbox
 from bot.infra.storage.database import Database
-from bot.infra.storage.tables import Base, Island, OutboxMessage
+from bot.infra.storage.tables import Base, Island
 from bot.words import messages
 
+T = TypeVar("T")
+_TABLE = Base.metadata.tables[Island.__tablename__]
 # The one shape of an island: its columns are the record's fields, whatever they are.
-COLUMNS = tuple(Base.metadata.tables[Island.__tablename__].c[f.name] for f in fields(IslandRecord))
+COLUMNS = tuple(_TABLE.c[f.name] for f in fields(IslandRecord))
+_LIVE = [s.value for s in LIVE_STATES]
 
 
 def island_record(row: Any) -> IslandRecord:
@@ -29,25 +34,41 @@ def island_record(row: Any) -> IslandRecord:
     return IslandRecord(**values)
 
 
+def read_island(conn: Connection, island_id: int, *, lock: bool = False) -> IslandRecord:
+    """The island (its row locked until the transaction ends, with ``lock``), or NotFound."""
+    query = select(*COLUMNS).where(_TABLE.c.id == island_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(messages.island_not_found(island_id))
+    return island_record(row)
+
+
+def write_change(conn: Connection, island_id: int, change: IslandChange, *, at: Any) -> None:
+    """``change`` inside the caller's transaction: values, notices, audit entry."""
+    if change.updates:
+        conn.execute(update(Island).where(Island.id == island_id).values(dict(change.updates)))
+    outbox.add(conn, island_id, change.notices, at=at)
+    if change.audit is not None:
+        audit.record(conn, change.audit, at=at)
+
+
 class IslandStore:
     def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
         self.db = db
         self.clock = clock
 
-    def get(self, island_id: int) -> IslandRecord:
-        def read(conn: Connection) -> IslandRecord:
-            row = conn.execute(select(*COLUMNS).where(Island.id == island_id)).first()
-            if row is None:
-                raise NotFound(messages.island_not_found(island_id))
-            return island_record(row)
+    # ---- reading ------------------------------------------------------------------------------
 
-        return self.db.run(read, what="get island", read_only=True)
+    def get(self, island_id: int) -> IslandRecord:
+        return self.db.run(
+            lambda conn: read_island(conn, island_id), what="get island", read_only=True
+        )
 
     def live(self, *, owner_id: str | None = None, branch: str | None = None) -> list[IslandRecord]:
         """Every island that is not stopped (of one owner, one branch), lowest id first."""
 
         def read(conn: Connection) -> list[IslandRecord]:
-            query = select(*COLUMNS).where(Island.state.in_([s.value for s in LIVE_STATES]))
+            query = select(*COLUMNS).where(Island.state.in_(_LIVE))
             if owner_id is not None:
                 query = query.where(Island.owner_id == owner_id)
             if branch is not None:
@@ -72,21 +93,47 @@ class IslandStore:
         def read(conn: Connection) -> list[tuple[str, str, int]]:
             query = (
                 select(Island.state, Island.branch, func.count())
-                .where(Island.state.in_([s.value for s in LIVE_STATES]))
+                .where(Island.state.in_(_LIVE))
                 .group_by(Island.state, Island.branch)
             )
             return [(str(s), str(b), int(n)) for s, b, n in conn.execute(query)]
 
         return self.db.run(read, what="island counts", read_only=True)
 
-    def unsent_notices(self) -> int:
-        """Lifecycle notices written but not yet delivered to the chat."""
+    # ---- changing -----------------------------------------------------------------------------
 
-        def read(conn: Connection) -> int:
-            query = select(func.count()).select_from(OutboxMessage)
-            return int(conn.execute(query.where(OutboxMessage.sent_at.is_(None))).scalar_one())
+    def change(
+        self,
+        island_id: int,
+        decide: Callable[[IslandRecord], tuple[IslandChange | None, T]],
+        *,
+        what: str,
+    ) -> T:
+        """Lock the island's row, ``decide`` on what it holds (it may raise to refuse: then
+        nothing is written), write the change it returns, if any; returns ``decide``'s result.
+        ``decide`` runs again when the database asks for the transaction to be retried."""
 
-        return self.db.run(read, what="unsent notices", read_only=True)
+        def work(conn: Connection) -> T:
+            change, result = decide(read_island(conn, island_id, lock=True))
+            if change is not None:
+                write_change(conn, island_id, change, at=self.clock())
+            return result
+
+        return self.db.run(work, what=what)
+
+    def attach_thread(self, island_id: int, channel: str, thread: str) -> bool:
+        """Record the island's root message; False when one was recorded already."""
+
+        def write(conn: Connection) -> bool:
+            return bool(
+                conn.execute(
+                    update(Island)
+                    .where(Island.id == island_id, Island.chat_thread.is_(None))
+                    .values(chat_channel=channel, chat_thread=thread)
+                ).rowcount
+            )
+
+        return self.db.run(write, what="attach thread")
 
     def mark_stopped(self, island_id: int, *, actor: str, reason: str | None = None) -> bool:
         """Record that the island is finished and its pod gone. False if it already was."""
@@ -102,17 +149,17 @@ class IslandStore:
                 .values(values)
             ).rowcount
             if changed == 0:
-                if conn.execute(select(Island.id).where(Island.id == island_id)).first() is None:
-                    raise NotFound(messages.island_not_found(island_id))
+                read_island(conn, island_id)  # NotFound when there is no such island
                 return False
             audit.record(
                 conn,
+                Audit(
+                    actor,
+                    "state:stopped",
+                    island_id=island_id,
+                    detail={"reason": reason} if reason else {},
+                ),
                 at=now,
-                actor=actor,
-                action="state:stopped",
-                outcome=audit.Outcome.OK,
-                island_id=island_id,
-                detail={"reason": reason} if reason else {},
             )
             return True
 

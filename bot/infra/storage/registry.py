@@ -1,5 +1,5 @@
-"""The island registry: registrations from inside the islands, and the islands as JSON for
-other tools (``GET /api/v1/islands``).
+"""The island registry: registrations from inside the islands, and the islands other tools
+read (``GET /api/v1/islands``, shaped as JSON by ``bot.http.island_json``).
 
 An island registers with the token it was given at pod creation (stored hashed). Registering
 again (a restarted container) updates the record. Each registration is audited.
@@ -7,21 +7,20 @@ again (a restarted container) updates the record. Each registration is audited.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from bot.domain.errors import Conflict, IslandbotError, NotFound
-from bot.domain.registration import Registration
+from bot.domain.records import Audit, IslandRecord
+from bot.domain.registration import Registration, token_hash
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit
 from bot.infra.storage.database import Database
+from bot.infra.storage.islands import COLUMNS, island_record, read_island
 from bot.infra.storage.tables import Island
 from bot.words import messages
 
@@ -34,39 +33,8 @@ class Unauthorized(IslandbotError):
 
 @dataclass(frozen=True)
 class Page:
-    islands: list[dict[str, Any]]
+    islands: list[IslandRecord]
     next_after: int | None  # pass as ``after`` for the next page
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-_COLUMN_NAMES = (
-    "id",
-    "branch",
-    "owner_id",
-    "owner_name",
-    "state",
-    "failure_reason",
-    "node",
-    "host_ip",
-    "first_port",
-    "port_count",
-    "clock_offset_s",
-    "note",
-    "created_at",
-    "ready_at",
-    "stopped_at",
-    "expires_at",
-    "registered_at",
-    "registration",
-)
-_COLUMNS = [getattr(Island, name) for name in _COLUMN_NAMES]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 class Registry:
@@ -112,11 +80,12 @@ class Registry:
             )
             audit.record(
                 conn,
-                actor=f"island:{island_id}",
-                action="island.registered",
-                outcome=audit.Outcome.OK,
-                island_id=island_id,
-                detail=registration.as_json(),
+                Audit(
+                    f"island:{island_id}",
+                    "island.registered",
+                    island_id=island_id,
+                    detail=registration.as_json(),
+                ),
                 at=now,
             )
 
@@ -124,14 +93,10 @@ class Registry:
         if self.on_registered is not None:
             self.on_registered(island_id)
 
-    def get(self, island_id: int) -> dict[str, Any]:
-        def read(conn: Connection) -> dict[str, Any]:
-            row = conn.execute(select(*_COLUMNS).where(Island.id == island_id)).mappings().first()
-            if row is None:
-                raise NotFound(messages.island_not_found(island_id))
-            return self._json(row)
-
-        return self.db.run(read, what="registry island", read_only=True)
+    def get(self, island_id: int) -> IslandRecord:
+        return self.db.run(
+            lambda conn: read_island(conn, island_id), what="registry island", read_only=True
+        )
 
     def page(
         self,
@@ -147,39 +112,14 @@ class Registry:
         limit = max(1, min(limit, MAX_PAGE))
 
         def read(conn: Connection) -> Page:
-            query = select(*_COLUMNS).where(Island.state.in_(wanted), Island.id > after)
+            query = select(*COLUMNS).where(Island.state.in_(wanted), Island.id > after)
             if branch is not None:
                 query = query.where(Island.branch == branch)
             if owner_id is not None:
                 query = query.where(Island.owner_id == owner_id)
-            rows = conn.execute(query.order_by(Island.id).limit(limit + 1)).mappings().all()
+            rows = conn.execute(query.order_by(Island.id).limit(limit + 1)).all()
             more = len(rows) > limit
-            rows = rows[:limit]
-            return Page([self._json(r) for r in rows], int(rows[-1]["id"]) if more else None)
+            islands = [island_record(r) for r in rows[:limit]]
+            return Page(islands, islands[-1].id if more else None)
 
         return self.db.run(read, what="registry", read_only=True)
-
-    def _json(self, row: Any) -> dict[str, Any]:
-        offset = int(row["clock_offset_s"] or 0)
-        now = self.clock()
-        return {
-            "id": int(row["id"]),
-            "branch": row["branch"],
-            "owner": {"id": row["owner_id"], "name": row["owner_name"]},
-            "state": row["state"],
-            "failure_reason": row["failure_reason"],
-            "node": row["node"],
-            "host": row["host_ip"],
-            "ports": {name: int(row["first_port"]) + i for i, name in enumerate(self.port_names)},
-            "clock": {
-                "offset_s": offset,
-                "now": _iso(now + timedelta(seconds=offset)),
-            },
-            "note": row["note"],
-            "created_at": _iso(row["created_at"]),
-            "ready_at": _iso(row["ready_at"]),
-            "stopped_at": _iso(row["stopped_at"]),
-            "expires_at": _iso(row["expires_at"]),
-            "registered_at": _iso(row["registered_at"]),
-            "registration": row["registration"],
-        }

@@ -1,0 +1,293 @@
+"""Clock requests in the database: asked, decided, expired, applied or failed, each change of
+state audited; an applied one moves the island's recorded offset and announces it, in the same
+transaction. The rules (who may, when, how far) are the use case's: it decides on the locked
+rows it is shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from bot.domain.errors import NotFound
+from bot.domain.records import SYSTEM_ACTOR, Audit, ClockAsk, ClockRecord, IslandRecord, NoticeSpec
+from bot.domain.records import Outcome as AuditOutcome
+from bot.domain.time_source import Clock, utcnow
+from bot.infra.storage import audit, outbox
+from bot.infra.storage.database import Database
+from bot.infra.storage.islands import read_island
+from bot.infra.storage.tables import Base, ClockRequest, Island
+from bot.words import messages
+
+PENDING = "pending"
+APPLYING = "applying"
+_TABLE = Base.metadata.tables[ClockRequest.__tablename__]
+COLUMNS = tuple(_TABLE.c[f.name] for f in fields(ClockRecord))
+
+
+def clock_record(row: Any) -> ClockRecord:
+    return ClockRecord(**dict(row._mapping))
+
+
+def _load(conn: Connection, request_id: int, *, lock: bool = False) -> ClockRecord:
+    query = select(*COLUMNS).where(ClockRequest.id == request_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(messages.clock_request_not_found(request_id))
+    return clock_record(row)
+
+
+class ClockRequests:
+    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def get(self, request_id: int) -> ClockRecord:
+        return self.db.run(
+            lambda conn: _load(conn, request_id), what="clock request", read_only=True
+        )
+
+    def island_and_last_applied(self, island_id: int) -> tuple[IslandRecord, ClockRecord | None]:
+        """The island, and its last applied change (who set its clock, when)."""
+
+        def read(conn: Connection) -> tuple[IslandRecord, ClockRecord | None]:
+            island = read_island(conn, island_id)
+            last = conn.execute(
+                select(*COLUMNS)
+                .where(ClockRequest.island_id == island_id, ClockRequest.state == "applied")
+                .order_by(ClockRequest.id.desc())
+                .limit(1)
+            ).first()
+            return island, None if last is None else clock_record(last)
+
+        return self.db.run(read, what="show clock", read_only=True)
+
+    def history(self, island_id: int, limit: int = 50) -> list[ClockRecord]:
+        """The island's requests, newest first (NotFound when there is no such island)."""
+
+        def read(conn: Connection) -> list[ClockRecord]:
+            read_island(conn, island_id)
+            rows = conn.execute(
+                select(*COLUMNS)
+                .where(ClockRequest.island_id == island_id)
+                .order_by(ClockRequest.id.desc())
+                .limit(limit)
+            ).all()
+            return [clock_record(r) for r in rows]
+
+        return self.db.run(read, what="clock history", read_only=True)
+
+    # ---- asking and deciding ------------------------------------------------------------------
+
+    def ask(
+        self, island_id: int, decide: Callable[[IslandRecord], ClockAsk]
+    ) -> tuple[ClockRecord, tuple[ClockRecord, ...]]:
+        """Lock the island, let ``decide`` say what is asked (or raise to refuse), supersede
+        the island's pending request, record the new one. Returns it and those superseded."""
+
+        def write(conn: Connection) -> tuple[ClockRecord, tuple[ClockRecord, ...]]:
+            ask = decide(read_island(conn, island_id, lock=True))
+            now = self.clock()
+            superseded = self._supersede(conn, island_id, by=ask.requested_by, now=now)
+            inserted = conn.execute(
+                insert(ClockRequest).values(
+                    island_id=island_id,
+                    requested_by=ask.requested_by,
+                    requested_at=now,
+                    from_offset_s=ask.from_offset_s,
+                    to_offset_s=ask.to_offset_s,
+                    kind=ask.kind,
+                    target_at=ask.target_at,
+                    state=APPLYING if ask.immediate else PENDING,
+                    decided_by=ask.requested_by if ask.immediate else None,
+                    decided_at=now if ask.immediate else None,
+                    expires_at=ask.expires_at,
+                    chat_channel=ask.chat_channel,
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            request_id = int(inserted[0])
+            audit.record(
+                conn,
+                Audit(
+                    ask.requested_by,
+                    "clock:shift" if ask.immediate else "clock:request",
+                    island_id=island_id,
+                    detail={
+                        "from": ask.from_offset_s,
+                        "to": ask.to_offset_s,
+                        "request": request_id,
+                    },
+                ),
+                at=now,
+            )
+            return _load(conn, request_id), superseded
+
+        return self.db.run(write, what="clock shift")
+
+    @staticmethod
+    def _supersede(
+        conn: Connection, island_id: int, *, by: str, now: datetime
+    ) -> tuple[ClockRecord, ...]:
+        rows = conn.execute(
+            select(*COLUMNS).where(
+                ClockRequest.island_id == island_id, ClockRequest.state == PENDING
+            )
+        ).all()
+        if not rows:
+            return ()
+        conn.execute(
+            update(ClockRequest)
+            .where(ClockRequest.id.in_([r.id for r in rows]))
+            .values(state="superseded", decided_by=by, decided_at=now)
+        )
+        return tuple(
+            replace(clock_record(r), state="superseded", decided_by=by, decided_at=now)
+            for r in rows
+        )
+
+    def decide(
+        self,
+        request_id: int,
+        *,
+        by: str,
+        approve: bool,
+        check: Callable[[ClockRecord, IslandRecord], None],
+    ) -> ClockRecord:
+        """Lock the request and its island; ``check`` raises to refuse; else the request is
+        being applied (``approve``) or rejected."""
+
+        def write(conn: Connection) -> ClockRecord:
+            request = _load(conn, request_id, lock=True)
+            check(request, read_island(conn, request.island_id, lock=True))
+            now = self.clock()
+            conn.execute(
+                update(ClockRequest)
+                .where(ClockRequest.id == request_id)
+                .values(state=APPLYING if approve else "rejected", decided_by=by, decided_at=now)
+            )
+            audit.record(
+                conn,
+                Audit(
+                    by,
+                    "clock:approve" if approve else "clock:reject",
+                    island_id=request.island_id,
+                    detail={"request": request_id},
+                ),
+                at=now,
+            )
+            return _load(conn, request_id)
+
+        return self.db.run(write, what="clock decision")
+
+    def expire(self) -> list[ClockRecord]:
+        """Pending requests past their time become expired; returns them (their messages are
+        to be updated)."""
+        now = self.clock()
+
+        def write(conn: Connection) -> list[ClockRecord]:
+            rows = conn.execute(
+                select(*COLUMNS).where(
+                    ClockRequest.state == PENDING, ClockRequest.expires_at <= now
+                )
+            ).all()
+            if not rows:
+                return []
+            ids = [r.id for r in rows]
+            conn.execute(
+                update(ClockRequest)
+                .where(ClockRequest.id.in_(ids), ClockRequest.state == PENDING)
+                .values(state="expired", decided_at=now)
+            )
+            for r in rows:
+                audit.record(
+                    conn,
+                    Audit(
+                        SYSTEM_ACTOR,
+                        "clock:expire",
+                        island_id=r.island_id,
+                        detail={"request": r.id},
+                    ),
+                    at=now,
+                )
+            return [
+                clock_record(r)
+                for r in conn.execute(select(*COLUMNS).where(ClockRequest.id.in_(ids))).all()
+            ]
+
+        return self.db.run(write, what="expire clock requests")
+
+    def attach_message(self, request_id: int, channel: str, ts: str) -> None:
+        self.db.run(
+            lambda conn: conn.execute(
+                update(ClockRequest)
+                .where(ClockRequest.id == request_id)
+                .values(chat_channel=channel, chat_ts=ts)
+            ),
+            what="clock request message",
+        )
+
+    # ---- the result ---------------------------------------------------------------------------
+
+    def applied(
+        self, request: ClockRecord, *, actor: str, from_s: int, to_s: int, notice: NoticeSpec
+    ) -> ClockRecord:
+        """The island's clock moved: its recorded offset, the request, the notice, the audit."""
+
+        def write(conn: Connection) -> ClockRecord:
+            now = self.clock()
+            conn.execute(
+                update(Island).where(Island.id == request.island_id).values(clock_offset_s=to_s)
+            )
+            conn.execute(
+                update(ClockRequest)
+                .where(ClockRequest.id == request.id)
+                .values(state="applied", applied_at=now, from_offset_s=from_s, to_offset_s=to_s)
+            )
+            outbox.add(conn, request.island_id, [notice], at=now)
+            audit.record(
+                conn,
+                Audit(
+                    actor,
+                    "clock:applied",
+                    island_id=request.island_id,
+                    detail={"request": request.id, "to": to_s},
+                ),
+                at=now,
+            )
+            return _load(conn, request.id)
+
+        return self.db.run(write, what="clock result")
+
+    def failed(
+        self, request: ClockRecord, *, actor: str, error: str, notice: NoticeSpec
+    ) -> ClockRecord:
+        """The change could not be made: the offset stays; the request says why."""
+
+        def write(conn: Connection) -> ClockRecord:
+            now = self.clock()
+            conn.execute(
+                update(ClockRequest)
+                .where(ClockRequest.id == request.id)
+                .values(state="failed", failure_reason=error[:1000])
+            )
+            outbox.add(conn, request.island_id, [notice], at=now)
+            audit.record(
+                conn,
+                Audit(
+                    actor,
+                    "clock:failed",
+                    AuditOutcome.ERROR,
+                    island_id=request.island_id,
+                    detail={"error": error},
+                ),
+                at=now,
+            )
+            return _load(conn, request.id)
+
+        return self.db.run(write, what="clock result")

@@ -1,0 +1,109 @@
+"""What the lifecycle tick reads and writes: the live islands (re-reading only rows that
+changed), the islands about to be ready, a decision's guarded write, and the stopped islands
+whose ports were never released."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from bot.domain.records import IslandChange, IslandRecord
+from bot.domain.states import LIVE_STATES, IslandState
+from bot.domain.time_source import Clock, utcnow
+from bot.infra.storage.database import Database
+from bot.infra.storage.islands import COLUMNS, island_record, write_change
+from bot.infra.storage.tables import Island, PortBlock
+
+Versioned = Mapping[int, tuple[int, IslandRecord]]  # island id -> (row version, record)
+_LIVE = [s.value for s in LIVE_STATES]
+_WAITING = [s.value for s in (IslandState.CREATING, IslandState.SCHEDULED, IslandState.RUNNING)]
+_CHUNK = 500  # ids per IN (...) list
+
+
+class ReconcileRows:
+    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+        self._live_sql: dict[str, str] = {}  # dialect -> the (id, version) query, compiled
+
+    def live(self, known: Versioned) -> dict[int, tuple[int, IslandRecord]]:
+        """(version, record) of every live island, lowest id first. Only ``(id, version)`` is
+        read for all of them; full rows only for islands new or changed since ``known`` (every
+        update bumps ``version``)."""
+        return self.db.run(
+            lambda conn: self._live(conn, known), what="live islands", read_only=True
+        )
+
+    def _live(self, conn: Connection, known: Versioned) -> dict[int, tuple[int, IslandRecord]]:
+        sql = self._live_sql.get(conn.dialect.name)
+        if sql is None:
+            query = (
+                select(Island.id, Island.version).where(Island.state.in_(_LIVE)).order_by(Island.id)
+            )
+            sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            self._live_sql[conn.dialect.name] = sql
+        raw: Sequence[Any] = conn.exec_driver_sql(sql).cursor.fetchall()  # DB-API tuples
+        changed = [i for i, v in raw if (hit := known.get(i)) is None or hit[0] != v]
+        fresh: dict[int, IslandRecord] = {}
+        for start in range(0, len(changed), _CHUNK):
+            ids = changed[start : start + _CHUNK]
+            for row in conn.execute(select(*COLUMNS).where(Island.id.in_(ids))).all():
+                fresh[row.id] = island_record(row)
+        rows: dict[int, tuple[int, IslandRecord]] = {}
+        for island_id, version in raw:
+            record = fresh.get(island_id)
+            if record is not None:
+                # A row changed again between the two reads is kept with the older version
+                # and read once more next tick: never a stale row kept.
+                rows[island_id] = (version, record)
+            elif island_id in known:
+                rows[island_id] = known[island_id]
+        return rows
+
+    def waiting(self) -> list[tuple[str | None, int]]:
+        """(host, first port) of the islands on their way to ready (host None: not bound)."""
+
+        def read(conn: Connection) -> list[tuple[str | None, int]]:
+            query = select(Island.host_ip, Island.first_port).where(Island.state.in_(_WAITING))
+            return [(r.host_ip, r.first_port) for r in conn.execute(query)]
+
+        return self.db.run(read, what="waiting islands", read_only=True)
+
+    def apply(self, seen: IslandRecord, change: IslandChange) -> bool:
+        """Write a decision made on ``seen``, unless the island moved on meanwhile (a command
+        or another replica changed its state, asked for or finished a restart, or extended
+        it): then nothing is written and the next tick decides again. True when written."""
+
+        def write(conn: Connection) -> bool:
+            # Locked: a command may be changing the row right now; reading it unlocked would
+            # let this write overwrite what the command just committed.
+            current = conn.execute(
+                select(Island.state, Island.restart_requested_at, Island.expires_at)
+                .where(Island.id == seen.id)
+                .with_for_update()
+            ).first()
+            if current is None or current.state != seen.state.value:
+                return False
+            if (current.restart_requested_at is None) != (seen.restart_requested_at is None):
+                return False
+            if current.expires_at != seen.expires_at:
+                return False
+            write_change(conn, seen.id, change, at=self.clock())
+            return True
+
+        return self.db.run(write, what=f"apply island {seen.id}")
+
+    def stopped_holding_ports(self) -> list[int]:
+        """Stopped islands whose block is still held (their release was interrupted)."""
+
+        def read(conn: Connection) -> list[int]:
+            query = (
+                select(Island.id)
+                .join(PortBlock, PortBlock.island_id == Island.id)
+                .where(Island.state == IslandState.STOPPED.value)
+            )
+            return [int(i) for i in conn.execute(query).scalars()]
+
+        return self.db.run(read, what="stopped islands holding ports")
