@@ -25,7 +25,7 @@ from bot.domain.commands import (
     Stop,
     parse_command,
 )
-from bot.words import messages
+from bot.words import usage
 
 CTX = ParseContext(branches=("dev", "weekly"), max_ttl=timedelta(days=7))
 
@@ -130,7 +130,7 @@ def test_bad_input_is_refused_with_a_reason_and_the_usage(
         parse(text)
     assert caught.value.problem == problem
     assert caught.value.verb == verb
-    answer = messages.command_error(caught.value)
+    answer = usage.command_error(caught.value)
     assert "Usage:" in answer
     assert len(answer) < 600
 
@@ -138,28 +138,28 @@ def test_bad_input_is_refused_with_a_reason_and_the_usage(
 def test_unknown_branch_lists_the_known_ones() -> None:
     with pytest.raises(CommandError) as caught:
         parse("start prod")
-    assert "dev, weekly" in messages.command_error(caught.value)
+    assert "dev, weekly" in usage.command_error(caught.value)
 
 
 def test_a_typo_gets_a_suggestion() -> None:
     with pytest.raises(CommandError) as caught:
         parse("strat dev")
-    assert "Did you mean `start`?" in messages.command_error(caught.value)
+    assert "Did you mean `start`?" in usage.command_error(caught.value)
 
 
 def test_user_text_in_errors_cannot_ping_or_link() -> None:
     with pytest.raises(CommandError) as caught:
         parse("<!channel> hi")
-    answer = messages.command_error(caught.value)
+    answer = usage.command_error(caught.value)
     assert "<!channel>" not in answer
     assert "&lt;!channel&gt;" in answer
 
 
 def test_help_covers_every_verb() -> None:
-    text = messages.help_text(None, default_ttl=timedelta(hours=8), max_ttl=timedelta(days=7))
+    text = usage.help_text(None, default_ttl=timedelta(hours=8), max_ttl=timedelta(days=7))
     for verb in VERBS:
         assert f"/island {verb}" in text
-    one = messages.help_text("start", default_ttl=timedelta(hours=8), max_ttl=timedelta(days=7))
+    one = usage.help_text("start", default_ttl=timedelta(hours=8), max_ttl=timedelta(days=7))
     assert "default 8h" in one
     assert "at most 7d" in one
 
@@ -179,7 +179,7 @@ def test_fuzz_only_ever_raises_command_error(text: str) -> None:
     try:
         parse(text)
     except CommandError as exc:
-        assert messages.command_error(exc)
+        assert usage.command_error(exc)
 
 
 @settings(max_examples=50, deadline=None)

@@ -43,7 +43,7 @@ from bot.infra.storage.clock_requests import PENDING, ClockRequests
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
-from bot.words import messages
+from bot.words import clock_text, formatting, refusals
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,10 @@ class ClockActions:
 
         def decide(island: IslandRecord) -> ClockAsk:
             if island.state not in MOVABLE:
-                raise Conflict(messages.clock_not_now(island_id, island.state.value))
+                raise Conflict(refusals.clock_not_now(island_id, island.state.value))
             to = new_offset(when, current_offset_s=island.clock_offset_s, real_now=now)
             if out_of_bounds(to, self.settings.max_shift):
-                raise UserError(messages.clock_out_of_bounds(island_id, self.settings.max_shift))
+                raise UserError(refusals.clock_out_of_bounds(island_id, self.settings.max_shift))
             return ClockAsk(
                 requested_by=caller.user_id,
                 from_offset_s=island.clock_offset_s,
@@ -138,16 +138,16 @@ class ClockActions:
         def check(request: ClockRecord, island: IslandRecord) -> None:
             if not self.policy.may(caller.user_id, Action.EXTEND, owner_id=island.owner_id):
                 raise Forbidden(
-                    messages.clock_decide_not_allowed(
+                    refusals.clock_decide_not_allowed(
                         request.island_id, self.policy.who_may(Action.EXTEND, island.owner_id)
                     )
                 )
             if request.state != PENDING:
-                raise Conflict(messages.clock_request_closed(request_id, request.state))
+                raise Conflict(refusals.clock_request_closed(request_id, request.state))
             if now >= request.expires_at:  # the expiry job records it as expired
-                raise Conflict(messages.clock_request_closed(request_id, "expired"))
+                raise Conflict(refusals.clock_request_closed(request_id, "expired"))
             if approve and island.state not in MOVABLE:
-                raise Conflict(messages.clock_not_now(request.island_id, island.state.value))
+                raise Conflict(refusals.clock_not_now(request.island_id, island.state.value))
 
         try:
             request = self.requests.decide(
@@ -177,7 +177,7 @@ class ClockActions:
         deadline = time.monotonic() + 30
         while not lease.try_acquire():
             if time.monotonic() > deadline:
-                return self._failed(request, actor, messages.clock_busy(request.island_id))
+                return self._failed(request, actor, clock_text.clock_busy(request.island_id))
             time.sleep(0.2)
         try:
             return self._apply_locked(request, actor)
@@ -198,13 +198,13 @@ class ClockActions:
             return self._failed(
                 request,
                 actor,
-                messages.clock_out_of_bounds(request.island_id, self.settings.max_shift),
+                refusals.clock_out_of_bounds(request.island_id, self.settings.max_shift),
             )
         if island.state == IslandState.REQUESTED:
             return self._applied(request, actor, current, to)  # its pod starts there
         if island.state != IslandState.READY:
             return self._failed(
-                request, actor, messages.clock_not_now(request.island_id, island.state.value)
+                request, actor, refusals.clock_not_now(request.island_id, island.state.value)
             )
         try:
             write_clock_file(
@@ -238,7 +238,7 @@ class ClockActions:
         return self.requests.failed(request, actor=actor, error=error, notice=notice)
 
     def _shown(self, now: datetime, offset_s: int) -> str:
-        return messages.clock_time(now + timedelta(seconds=offset_s), self.settings.tz)
+        return formatting.clock_time(now + timedelta(seconds=offset_s), self.settings.tz)
 
     def _refused(self, caller: Caller, island_id: int | None, action: str, reason: str) -> None:
         self.audit.append(

@@ -14,7 +14,7 @@ import time
 from bot.domain.island_clock import faketime_relative, valid_relative_content
 from bot.domain.time_source import Clock
 from bot.infra.kubernetes.client import Kube
-from bot.words import messages
+from bot.words import clock_text
 
 CLOCK_FILE_ENV = "FAKETIME_TIMESTAMP_FILE"
 VERIFY_TOLERANCE_S = 5
@@ -32,17 +32,19 @@ def write_clock_file(kube: Kube, pod: str, offset_s: int, *, container: str, clo
     Raises ``ClockWriteError`` (or a ``KubeError`` from the cluster)."""
     content = faketime_relative(offset_s)
     if not valid_relative_content(content):  # bad content can kill the server
-        raise ClockWriteError(messages.clock_content_refused(content))
+        raise ClockWriteError(clock_text.clock_content_refused(content))
     view = kube.get_pod(pod)
     if view is None:
-        raise ClockWriteError(messages.CLOCK_POD_GONE)
+        raise ClockWriteError(clock_text.CLOCK_POD_GONE)
     path = view.server_env.get(CLOCK_FILE_ENV)
     if not path:
-        raise ClockWriteError(messages.clock_file_env_missing(CLOCK_FILE_ENV))
+        raise ClockWriteError(clock_text.clock_file_env_missing(CLOCK_FILE_ENV))
     result = kube.exec(pod, container=container, command=["sh", "-c", _WRITE, "sh", content, path])
     if result.exit_code != 0:
         raise ClockWriteError(
-            messages.clock_write_failed(result.exit_code, shlex.quote(result.stderr.strip()[:200]))
+            clock_text.clock_write_failed(
+                result.exit_code, shlex.quote(result.stderr.strip()[:200])
+            )
         )
     deadline = time.monotonic() + VERIFY_WITHIN_S
     seen = None
@@ -54,4 +56,4 @@ def write_clock_file(kube: Kube, pod: str, offset_s: int, *, container: str, clo
             if abs(seen - offset_s) <= VERIFY_TOLERANCE_S:
                 return
         time.sleep(0.5)
-    raise ClockWriteError(messages.clock_not_moved(seen, offset_s))
+    raise ClockWriteError(clock_text.clock_not_moved(seen, offset_s))

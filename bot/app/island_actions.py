@@ -43,7 +43,7 @@ from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.audit import AuditLog
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
-from bot.words import messages
+from bot.words import refusals
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,12 +86,12 @@ class IslandActions:
 
     def check_channel(self, caller: Caller) -> None:
         if not self.policy.channel_allowed(caller.channel):
-            raise Forbidden(messages.channel_not_allowed(sorted(self.policy.allowed_channels)))
+            raise Forbidden(refusals.channel_not_allowed(sorted(self.policy.allowed_channels)))
 
     def _authorise(self, caller: Caller, action: Action, island: IslandRecord) -> None:
         if not self.policy.may(caller.user_id, action, owner_id=island.owner_id):
             raise Forbidden(
-                messages.not_allowed(
+                refusals.not_allowed(
                     action.value, island.id, self.policy.who_may(action, island.owner_id)
                 )
             )
@@ -193,7 +193,7 @@ class IslandActions:
         def decide(island: IslandRecord) -> tuple[IslandChange | None, bool]:
             self._authorise(caller, Action.STOP, island)
             if island.state == IslandState.STOPPED:
-                raise Conflict(messages.already_stopped(island_id))
+                raise Conflict(refusals.already_stopped(island_id))
             if island.state == IslandState.STOPPING:
                 return None, False
             updates = {"state": IslandState.STOPPING.value, "restart_requested_at": None}
@@ -225,7 +225,7 @@ class IslandActions:
         def decide(island: IslandRecord) -> tuple[IslandChange | None, bool]:
             self._authorise(caller, Action.RESTART, island)
             if island.state in (IslandState.STOPPED, IslandState.STOPPING):
-                raise Conflict(messages.cannot_restart(island_id, island.state.value))
+                raise Conflict(refusals.cannot_restart(island_id, island.state.value))
             if island.restart_requested_at is not None:
                 return None, False
             updates = {"restart_requested_at": self.clock(), "restarts": island.restarts + 1}
@@ -254,7 +254,7 @@ class IslandActions:
         def decide(island: IslandRecord) -> tuple[IslandChange | None, Extended]:
             self._authorise(caller, Action.EXTEND, island)
             if island.state in (IslandState.STOPPED, IslandState.STOPPING):
-                raise Conflict(messages.cannot_extend(island_id, island.state.value))
+                raise Conflict(refusals.cannot_extend(island_id, island.state.value))
             current = island.expires_at
             if (
                 seen_expires_at is not None
@@ -265,7 +265,7 @@ class IslandActions:
             new = max(current, now) + by
             if new - now > self.settings.max_ttl:
                 raise UserError(
-                    messages.extend_too_far(
+                    refusals.extend_too_far(
                         island_id,
                         max_ttl=self.settings.max_ttl,
                         room=max(self.settings.max_ttl - (current - now), timedelta(0)),
@@ -308,7 +308,7 @@ class IslandActions:
     def logs(self, island_id: int, *, lines: int, previous: bool = False) -> LogTail:
         island = self.store.get(island_id)
         if island.state in (IslandState.REQUESTED, IslandState.STOPPED):
-            raise Conflict(messages.no_logs(island_id, island.state.value))
+            raise Conflict(refusals.no_logs(island_id, island.state.value))
         try:
             text = self.kube.pod_logs(
                 island.pod_name,
@@ -318,7 +318,7 @@ class IslandActions:
             )
         except KubeError as exc:
             log.warning("logs of island %d: %s", island_id, exc)
-            raise UserError(messages.logs_unavailable(island_id, previous=previous)) from exc
+            raise UserError(refusals.logs_unavailable(island_id, previous=previous)) from exc
         kept = text.splitlines()[-lines:]
         return LogTail(island_id, "\n".join(kept), len(kept), previous)
 

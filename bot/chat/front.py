@@ -52,7 +52,7 @@ from bot.domain.permissions import Action
 from bot.domain.records import Caller, ClockRecord, IslandRecord
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.deliveries import Deliveries
-from bot.words import layouts, messages
+from bot.words import clock_text, island_text, layouts, refusals, usage
 
 log = logging.getLogger(__name__)
 __all__ = ["ChatFront", "FrontSettings", "Reply", "WorkPool"]
@@ -148,11 +148,11 @@ class ChatFront:
         try:
             parsed = parse_command(text, self.context)
         except CommandError as exc:
-            return messages.command_error(exc)
+            return usage.command_error(exc)
         if not self.actions.policy.channel_allowed(caller.channel):
-            return messages.channel_not_allowed(sorted(self.actions.policy.allowed_channels))
+            return refusals.channel_not_allowed(sorted(self.actions.policy.allowed_channels))
         if isinstance(parsed, Help):
-            return messages.help_text(
+            return usage.help_text(
                 parsed.verb,
                 default_ttl=self.settings.default_ttl,
                 max_ttl=self.settings.max_ttl,
@@ -160,7 +160,7 @@ class ChatFront:
             )
         key = delivery_key("cmd", trigger)
         if not self.pool.submit(lambda: self._run_command(key, caller, parsed, reply)):
-            return messages.BUSY
+            return island_text.BUSY
         return None
 
     def button(
@@ -204,7 +204,7 @@ class ChatFront:
                 self._tell(reply, str(exc))
             except Exception:
                 log.exception("/island %s from %s failed", type(command).__name__, caller.user_id)
-                self._tell(reply, messages.SORRY)
+                self._tell(reply, island_text.SORRY)
 
         self._once(key, work)
 
@@ -252,26 +252,26 @@ class ChatFront:
         """Stop, restart or extend; returns the answer for the person who asked."""
         if isinstance(command, Stop):
             if command.island_id is None:
-                return messages.stopping(self.actions.stop_mine(caller))
+                return island_text.stopping(self.actions.stop_mine(caller))
             if self.actions.stop(caller, command.island_id):
-                return messages.stopping([command.island_id])
-            return messages.already_stopping(command.island_id)
+                return island_text.stopping([command.island_id])
+            return island_text.already_stopping(command.island_id)
         if isinstance(command, Restart):
             if self.actions.restart(caller, command.island_id):
-                return messages.restarting(command.island_id)
-            return messages.restart_pending(command.island_id)
+                return island_text.restarting(command.island_id)
+            return island_text.restart_pending(command.island_id)
         done = self.actions.extend(caller, command.island_id, command.by)
-        return messages.extended(done.island_id, done.expires_at)
+        return island_text.extended(done.island_id, done.expires_at)
 
     def _time(self, caller: Caller, command: Time, reply: Reply) -> None:
         tz = self.settings.tz
         if command.history:
             records = self.clocks.history(command.island_id)
-            self._tell(reply, messages.clock_history(command.island_id, records, tz))
+            self._tell(reply, clock_text.clock_history(command.island_id, records, tz))
             return
         if command.when is None:
             self._tell(
-                reply, messages.clock_view(self.clocks.show(command.island_id), tz, self.clock())
+                reply, clock_text.clock_view(self.clocks.show(command.island_id), tz, self.clock())
             )
             return
         outcome = self.clocks.shift(caller, command.island_id, command.when)
@@ -280,9 +280,9 @@ class ChatFront:
         request = outcome.request
         if outcome.applied:
             text = (
-                messages.clock_applied(request.island_id, request.to_offset_s)
+                clock_text.clock_applied(request.island_id, request.to_offset_s)
                 if request.state == "applied"
-                else messages.clock_failed(request.island_id, request.failure_reason or "")
+                else clock_text.clock_failed(request.island_id, request.failure_reason or "")
             )
         else:
             owner = self.actions.status(request.island_id).owner_id
@@ -292,9 +292,9 @@ class ChatFront:
             )
             ts = self.sender.post(channel, text_, blocks=blocks)
             self.clocks.attach_message(request.id, channel, ts)
-            text = messages.clock_requested(request.island_id, owner)
+            text = clock_text.clock_requested(request.island_id, owner)
         if outcome.backwards and request.state != "failed":
-            text += " " + messages.clock_backwards(request.island_id)
+            text += " " + clock_text.clock_backwards(request.island_id)
         self._tell(reply, text)
 
     def refresh_clock_request(self, request: ClockRecord) -> None:
@@ -327,7 +327,7 @@ class ChatFront:
             log.warning("island %d: root message not posted: %s", island.id, exc)
             ts = self.sender.post(caller.user_id, text, blocks=blocks)
             self.actions.attach_thread(island.id, caller.user_id, ts)
-            self._tell(reply, messages.started_elsewhere(island.id, exc.error or str(exc)))
+            self._tell(reply, island_text.started_elsewhere(island.id, exc.error or str(exc)))
 
     def _root(self, island: IslandRecord) -> tuple[str, list[dict[str, Any]]]:
         return layouts.root_message(
@@ -370,12 +370,14 @@ class ChatFront:
                 break
             kept.insert(0, line)
         shown = "\n".join(kept)
-        self._tell(reply, messages.logs_cut(tail, len(kept)) + (f"\n```{shown}```" if kept else ""))
+        self._tell(
+            reply, island_text.logs_cut(tail, len(kept)) + (f"\n```{shown}```" if kept else "")
+        )
 
     def _clock_button(self, caller: Caller, value: str, approve: bool, reply: Reply) -> None:
         request_id = parse_request_button(value)
         if request_id is None:
-            self._tell(reply, messages.stale_button())
+            self._tell(reply, island_text.stale_button())
             return
         try:
             request = self.clocks.decide(caller, request_id, approve=approve)
@@ -385,7 +387,7 @@ class ChatFront:
         self.refresh_clock_request(request)
         if request.state == "failed":
             self._tell(
-                reply, messages.clock_failed(request.island_id, request.failure_reason or "")
+                reply, clock_text.clock_failed(request.island_id, request.failure_reason or "")
             )
 
     def _run_button(  # noqa: PLR0917 - private, called from one place
@@ -394,16 +396,16 @@ class ChatFront:
         def work() -> None:
             parsed = parse_island_button(value)
             if parsed is None:
-                self._tell(reply, messages.stale_button())
+                self._tell(reply, island_text.stale_button())
                 return
             island_id, seen = parsed
             try:
                 if action_id == ButtonAction.STOP:
                     done = self.actions.stop(caller, island_id)
                     text = (
-                        messages.stopping([island_id])
+                        island_text.stopping([island_id])
                         if done
-                        else messages.already_stopping(island_id)
+                        else island_text.already_stopping(island_id)
                     )
                     self._tell(reply, text)
                 elif action_id == ButtonAction.EXTEND:
@@ -415,9 +417,9 @@ class ChatFront:
                     )
                     self._tell(
                         reply,
-                        messages.extended(island_id, result.expires_at)
+                        island_text.extended(island_id, result.expires_at)
                         if result.changed
-                        else messages.extended_already(island_id, result.expires_at),
+                        else island_text.extended_already(island_id, result.expires_at),
                     )
                 elif action_id == ButtonAction.LOGS:
                     bucket = int(time.time() // 10)  # a double click within seconds: once
@@ -427,7 +429,7 @@ class ChatFront:
                 self._tell(reply, str(exc))
             except Exception:
                 log.exception("button %s on island %d failed", action_id, island_id)
-                self._tell(reply, messages.SORRY)
+                self._tell(reply, island_text.SORRY)
             if in_home:
                 self.publish_home(caller.user_id)
 

@@ -2,7 +2,7 @@
 
 ``parse_command(text, context)`` returns one of the command classes below or raises
 ``CommandError`` with a ``Problem`` and the details needed to explain it; the wording lives
-in ``bot.messages`` (``messages.command_error``), like every other sentence a person reads.
+in ``bot.words.usage`` (``usage.command_error``), like every other sentence a person reads.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from bot.infra.kubernetes.client import Kube
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.registry import MAX_PAGE, Registry, Unauthorized
-from bot.words import messages
+from bot.words import api_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,7 +97,7 @@ class Api:
         parts = self.parts
         island_id = _island_id(request)
         if island_id is None:
-            return _error(404, messages.API_BAD_ISLAND_ID)
+            return _error(404, api_text.API_BAD_ISLAND_ID)
         token = _bearer(request)
         registration = await _read_registration(request, parts.registry.port_names)
         if isinstance(registration, web.Response):
@@ -114,7 +114,7 @@ class Api:
     async def list_islands(self, request: web.Request) -> web.Response:
         parts = self.parts
         if not _may_read(parts, request):
-            return _unauthorized(messages.API_READ_UNAUTHORIZED)
+            return _unauthorized(api_text.API_READ_UNAUTHORIZED)
         query = request.query
         problems = [
             f"{key}: unknown parameter"
@@ -134,7 +134,7 @@ class Api:
             if key in query and not 0 < len(query[key]) <= 200:
                 problems.append(f"{key}: expected 1-200 characters")
         if problems:
-            return _error(400, messages.API_BAD_QUERY, problems=problems)
+            return _error(400, api_text.API_BAD_QUERY, problems=problems)
         try:
             page = await self._run(
                 lambda: parts.registry.page(
@@ -146,7 +146,7 @@ class Api:
                 )
             )
         except IslandbotError:
-            return _error(503, messages.API_DATABASE_DOWN)
+            return _error(503, api_text.API_DATABASE_DOWN)
         now = utcnow()
         islands = [
             island_json(i, port_names=parts.registry.port_names, now=now) for i in page.islands
@@ -157,15 +157,15 @@ class Api:
         parts = self.parts
         island_id = _island_id(request)
         if island_id is None:
-            return _error(404, messages.API_BAD_ISLAND_ID)
+            return _error(404, api_text.API_BAD_ISLAND_ID)
         if not _may_read(parts, request):
-            return _unauthorized(messages.API_READ_UNAUTHORIZED)
+            return _unauthorized(api_text.API_READ_UNAUTHORIZED)
         try:
             island = await self._run(lambda: parts.registry.get(island_id))
         except NotFound as exc:
             return _error(404, str(exc))
         except IslandbotError:
-            return _error(503, messages.API_DATABASE_DOWN)
+            return _error(503, api_text.API_DATABASE_DOWN)
         return web.json_response(
             island_json(island, port_names=parts.registry.port_names, now=utcnow())
         )
@@ -226,30 +226,30 @@ def _refused(island_id: int, exc: IslandbotError) -> web.Response:
     if isinstance(exc, NotFound | Conflict):
         return _error(404 if isinstance(exc, NotFound) else 409, str(exc))
     log.warning("island %d: registration failed: %s", island_id, exc)
-    return _error(503, messages.API_DATABASE_DOWN)
+    return _error(503, api_text.API_DATABASE_DOWN)
 
 
 async def _read_registration(
     request: web.Request, port_names: tuple[str, ...]
 ) -> Registration | web.Response:
     """The request's body as a registration, or the 4xx answer that says what is wrong."""
-    too_big = _error(413, messages.api_body_too_big(MAX_REGISTRATION_BODY))
+    too_big = _error(413, api_text.api_body_too_big(MAX_REGISTRATION_BODY))
     if request.content_length is not None and request.content_length > MAX_REGISTRATION_BODY:
         return too_big
     try:
         raw = await request.content.read(MAX_REGISTRATION_BODY + 1)
     except (ValueError, ConnectionError):
-        return _error(400, messages.API_BODY_UNREADABLE)
+        return _error(400, api_text.API_BODY_UNREADABLE)
     if len(raw) > MAX_REGISTRATION_BODY:
         return too_big
     try:
         data = json.loads(raw)
     except ValueError:
-        return _error(422, messages.API_NOT_JSON, problems=[messages.API_NOT_JSON_PROBLEM])
+        return _error(422, api_text.API_NOT_JSON, problems=[api_text.API_NOT_JSON_PROBLEM])
     try:
         return parse_registration(data, port_names)
     except RegistrationInvalid as exc:
-        return _error(422, messages.API_INVALID_REGISTRATION, problems=list(exc.problems))
+        return _error(422, api_text.API_INVALID_REGISTRATION, problems=list(exc.problems))
 
 
 def _check(fn: Callable[[], None]) -> str:

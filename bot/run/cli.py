@@ -31,7 +31,7 @@ from bot.run import compose
 from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
 from bot.run.headless import JsonLinesNotifier, LogNotifier
 from bot.run.settings import ConfigError, Settings, describe_settings, load_settings
-from bot.words import messages
+from bot.words import demo_text
 
 
 def _database(settings: Settings) -> Database:
@@ -97,7 +97,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         cluster.stop()
         raise
     try:
-        banner = messages.demo_banner(
+        banner = demo_text.demo_banner(
             database=demo.settings.database_url,
             api_url=demo.server.url,
             kubeconfig=str(cluster.kubeconfig),

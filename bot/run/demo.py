@@ -33,7 +33,7 @@ from bot.http.server import Address, WebServer
 from bot.infra.storage.outbox import Outbox
 from bot.run import compose
 from bot.run.settings import Settings
-from bot.words import messages
+from bot.words import demo_text
 from kubesim import KubeSim, SimConfig  # the demo's own cluster; nothing else in bot/ imports it
 
 CHANNEL = "C0DEMO"
@@ -126,7 +126,7 @@ class Demo:
         if line.startswith("@"):
             match = _USER.fullmatch(line)
             if match is None:
-                self.say(messages.demo_bad_user(line.split()[0]))
+                self.say(demo_text.demo_bad_user(line.split()[0]))
                 return True
             self.user = match.group(1)
             return self.handle(match.group(2) or "")
@@ -145,13 +145,13 @@ class Demo:
         }
         run = verbs.get(word)
         if run is None:
-            self.say(messages.demo_unknown_line(line))
+            self.say(demo_text.demo_unknown_line(line))
         else:
             run(rest.strip())
         return True
 
     def help(self, _rest: str) -> None:
-        self.say(messages.DEMO_HELP)
+        self.say(demo_text.DEMO_HELP)
 
     def home(self, _rest: str) -> None:
         self.chat.typed(self.user, "home", CHANNEL)
@@ -160,7 +160,7 @@ class Demo:
     def sleep(self, text: str) -> None:
         seconds = _seconds(text)
         if seconds is None:
-            self.say(messages.demo_bad_seconds("sleep", text))
+            self.say(demo_text.demo_bad_seconds("sleep", text))
         else:
             time.sleep(seconds)
 
@@ -182,7 +182,7 @@ class Demo:
         button = self.chat.button(int(number)) if number.isdigit() and len(number) < 9 else None
         self.chat.typed(who, f"press {which}", CHANNEL)
         if button is None:
-            self.chat.ephemeral(CHANNEL, who, messages.demo_no_button(which))
+            self.chat.ephemeral(CHANNEL, who, demo_text.demo_no_button(which))
             return
         self.front.button(
             Caller(who, who, button.channel or CHANNEL),
@@ -197,11 +197,11 @@ class Demo:
     def wait(self, text: str) -> None:
         seconds = _seconds(text) if text else 120.0
         if seconds is None:
-            self.say(messages.demo_bad_seconds("wait", text))
+            self.say(demo_text.demo_bad_seconds("wait", text))
             return
         if not self.settle(seconds):
             self.timeouts += 1
-            self.say(messages.demo_not_settled(seconds, self.unsettled()))
+            self.say(demo_text.demo_not_settled(seconds, self.unsettled()))
 
     # ---- settling -------------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 as it is, the console rendered as text): the island's root message, tables, the home page, clock
 requests. Pure: data in, dicts out.
 
-Sentences come from ``bot.words.messages``; this module only arranges them. What the buttons
-do and carry is ``bot.domain.buttons``.
+Sentences come from the other modules of ``bot.words``; this one only arranges them. What the
+buttons do and carry is ``bot.domain.buttons``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.domain.buttons import ButtonAction, island_button_value
 from bot.domain.durations import format_duration
 from bot.domain.records import CapacityReport, ClockRecord, IslandRecord, LogTail
 from bot.domain.states import IslandState
-from bot.words import messages
+from bot.words import clock_text, island_text
 
 Block = dict[str, Any]
 MAX_HOME_BLOCKS = 100
@@ -42,29 +42,29 @@ def buttons(island: IslandRecord, extend_step: timedelta) -> Block:
             {
                 "type": "button",
                 "action_id": ButtonAction.STOP.value,
-                "text": {"type": "plain_text", "text": messages.BUTTON_STOP},
+                "text": {"type": "plain_text", "text": island_text.BUTTON_STOP},
                 "style": "danger",
                 "value": value,
                 "confirm": {
-                    "title": {"type": "plain_text", "text": messages.BUTTON_STOP},
+                    "title": {"type": "plain_text", "text": island_text.BUTTON_STOP},
                     "text": {
                         "type": "mrkdwn",
-                        "text": messages.confirm_stop(island.id),
+                        "text": island_text.confirm_stop(island.id),
                     },
-                    "confirm": {"type": "plain_text", "text": messages.BUTTON_STOP},
-                    "deny": {"type": "plain_text", "text": messages.BUTTON_KEEP},
+                    "confirm": {"type": "plain_text", "text": island_text.BUTTON_STOP},
+                    "deny": {"type": "plain_text", "text": island_text.BUTTON_KEEP},
                 },
             },
             {
                 "type": "button",
                 "action_id": ButtonAction.EXTEND.value,
-                "text": {"type": "plain_text", "text": messages.button_extend(step)},
+                "text": {"type": "plain_text", "text": island_text.button_extend(step)},
                 "value": value,
             },
             {
                 "type": "button",
                 "action_id": ButtonAction.LOGS.value,
-                "text": {"type": "plain_text", "text": messages.BUTTON_LOGS},
+                "text": {"type": "plain_text", "text": island_text.BUTTON_LOGS},
                 "value": value,
             },
         ],
@@ -80,8 +80,8 @@ def root_message(
     now: datetime,
 ) -> tuple[str, list[Block]]:
     """The island's message in the channel, kept current: (fallback text, blocks)."""
-    headline = messages.root_headline(island)
-    fields = messages.root_fields(island, ports=ports, clock=clock, now=now)
+    headline = island_text.root_headline(island)
+    fields = island_text.root_fields(island, ports=ports, clock=clock, now=now)
     blocks: list[Block] = [
         _text(headline),
         {
@@ -90,7 +90,7 @@ def root_message(
         },
     ]
     if island.note:
-        blocks.append(_context(messages.note_line(island.note)))
+        blocks.append(_context(island_text.note_line(island.note)))
     if island.state in LIVE_WITH_BUTTONS:
         blocks.append(buttons(island, extend_step))
     return headline, blocks
@@ -101,9 +101,9 @@ def islands_table(
 ) -> tuple[str, list[Block]]:
     """A compact fixed-width table (``ports`` maps island id to its server port)."""
     if not islands:
-        return title, [_text(f"*{title}*\n{messages.NO_ISLANDS}")]
-    rows = [messages.table_row(i, server_port=ports.get(i.id), now=now) for i in islands]
-    header = messages.TABLE_HEADER
+        return title, [_text(f"*{title}*\n{island_text.NO_ISLANDS}")]
+    rows = [island_text.table_row(i, server_port=ports.get(i.id), now=now) for i in islands]
+    header = island_text.TABLE_HEADER
     blocks = [_text(f"*{title}*")]
     chunk: list[str] = []
     for row in rows:  # split into sections that each fit Slack's limit, never mid-row
@@ -113,7 +113,7 @@ def islands_table(
         chunk.append(row)
     blocks.append(_text("```" + "\n".join([header, *chunk]) + "```"))
     if len(blocks) > 40:
-        blocks = [*blocks[:39], _context(messages.table_cut(len(islands)))]
+        blocks = [*blocks[:39], _context(island_text.table_cut(len(islands)))]
     return f"{title}: {len(islands)}", blocks
 
 
@@ -127,17 +127,17 @@ def status_blocks(
 ) -> tuple[str, list[Block]]:
     text, blocks = root_message(island, ports=ports, clock=clock, extend_step=extend_step, now=now)
     if island.failure_reason:
-        blocks.insert(2, _context(messages.failure_line(island.failure_reason)))
+        blocks.insert(2, _context(island_text.failure_line(island.failure_reason)))
     return text, blocks
 
 
 def capacity_blocks(report: CapacityReport) -> tuple[str, list[Block]]:
-    lines = messages.capacity_lines(report)
+    lines = island_text.capacity_lines(report)
     return lines[0], [_text("\n".join(lines))]
 
 
 def logs_text(tail: LogTail) -> str:
-    return messages.logs_message(tail)
+    return island_text.logs_message(tail)
 
 
 def home_view(
@@ -151,24 +151,24 @@ def home_view(
     """The App Home tab: the user's islands with their buttons, then the team's, within
     Slack's 100-block limit (saying how many were left out)."""
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": messages.HOME_MINE}}
+        {"type": "header", "text": {"type": "plain_text", "text": island_text.HOME_MINE}}
     ]
     if not mine:
-        blocks.append(_text(messages.NO_ISLANDS_OF_YOURS))
+        blocks.append(_text(island_text.NO_ISLANDS_OF_YOURS))
     for island in mine[:20]:
-        blocks.append(_text(messages.home_line(island, ports.get(island.id, {}), now=now)))
+        blocks.append(_text(island_text.home_line(island, ports.get(island.id, {}), now=now)))
         if island.state in LIVE_WITH_BUTTONS:
             blocks.append(buttons(island, extend_step))
     blocks.append({"type": "divider"})
-    blocks.append({"type": "header", "text": {"type": "plain_text", "text": messages.HOME_TEAM}})
+    blocks.append({"type": "header", "text": {"type": "plain_text", "text": island_text.HOME_TEAM}})
     others = [i for i in team if i not in mine]
     room = MAX_HOME_BLOCKS - len(blocks) - 1
     if not others:
-        blocks.append(_text(messages.NO_ISLANDS))
+        blocks.append(_text(island_text.NO_ISLANDS))
     for island in others[:room]:
-        blocks.append(_text(messages.home_line(island, ports.get(island.id, {}), now=now)))
+        blocks.append(_text(island_text.home_line(island, ports.get(island.id, {}), now=now)))
     if len(others) > room:
-        blocks.append(_context(messages.table_cut(len(others))))
+        blocks.append(_context(island_text.table_cut(len(others))))
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
 
 
@@ -176,7 +176,7 @@ def clock_request_message(
     request: ClockRecord, *, owner_id: str, tz: tzinfo, now: datetime
 ) -> tuple[str, list[Block]]:
     """A clock request in the channel: Approve / Reject while it is pending."""
-    text = messages.clock_request(request, owner_id, tz, now)
+    text = clock_text.clock_request(request, owner_id, tz, now)
     blocks: list[Block] = [_text(text)]
     if request.state == "pending":
         blocks.append(
@@ -188,13 +188,13 @@ def clock_request_message(
                         "type": "button",
                         "action_id": ButtonAction.CLOCK_APPROVE.value,
                         "style": "primary",
-                        "text": {"type": "plain_text", "text": messages.BUTTON_APPROVE},
+                        "text": {"type": "plain_text", "text": clock_text.BUTTON_APPROVE},
                         "value": str(request.id),
                     },
                     {
                         "type": "button",
                         "action_id": ButtonAction.CLOCK_REJECT.value,
-                        "text": {"type": "plain_text", "text": messages.BUTTON_REJECT},
+                        "text": {"type": "plain_text", "text": clock_text.BUTTON_REJECT},
                         "value": str(request.id),
                     },
                 ],

@@ -20,7 +20,7 @@ from bot.infra.kubernetes.templates import TemplateSet
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.reconcile_rows import ReconcileRows
-from bot.words import messages
+from bot.words import notices
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Applier:
         state = decision.state
         failure_text = None
         if decision.failure is not None:
-            failure_text = messages.failure_text(
+            failure_text = notices.failure_text(
                 decision.failure, island_id=island.id, branch=island.branch
             )
             updates["failure_reason"] = failure_text

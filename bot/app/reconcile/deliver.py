@@ -16,7 +16,7 @@ from bot.domain.port_blocks import named_ports
 from bot.domain.records import PendingNotice
 from bot.domain.time_source import Clock
 from bot.infra.storage.outbox import Outbox
-from bot.words import messages
+from bot.words import notices
 
 log = logging.getLogger(__name__)
 BROADCAST = frozenset({Notice.READY, Notice.FAILED, Notice.CLOCK_SHIFTED})
@@ -98,7 +98,7 @@ class Deliverer:
         clock = None
         if n.clock_offset_s:
             clock = island_time(n.clock_offset_s, self.clock()).strftime("%Y-%m-%d %H:%M:%S")
-        text = messages.notice_text(
+        text = notices.notice_text(
             n.kind,
             n.detail,
             island_id=n.island_id,
@@ -116,7 +116,7 @@ class Deliverer:
             channel=n.chat_channel,
             thread_ts=n.chat_thread,
             broadcast=n.kind in BROADCAST,
-            status_line=messages.status_line(n.island_id, n.state, n.branch),
+            status_line=notices.status_line(n.island_id, n.state, n.branch),
             retry=n.attempts > 0,
         )
 

@@ -28,7 +28,7 @@ from bot.domain.podspec import (
     render_pod,
     server_container,
 )
-from bot.words import messages
+from bot.words import refusals
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "k8s_templates"  # the shipped ones
 BASE_FILE = "island-pod.yaml"
@@ -134,7 +134,7 @@ class TemplateSet:
         try:
             return self.profiles[branch]
         except KeyError:
-            raise UnknownBranch(messages.unknown_branch(branch, self.branches)) from None
+            raise UnknownBranch(refusals.unknown_branch(branch, self.branches)) from None
 
     def node_selector(self, branch: str) -> dict[str, str]:
         """The labels a node needs to take the branch's islands."""

@@ -56,7 +56,7 @@ from bot.infra import metrics
 from bot.infra.storage import audit
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Base, ExcludedPort, Island, PortBlock, PortLayoutRow, User
-from bot.words import messages
+from bot.words import refusals
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class Allocator:
         if len(live) >= self.max_live_per_user:
             metrics.ALLOCATION_FAILURES.labels(reason="quota").inc()
             raise QuotaExceeded(
-                messages.quota_exceeded(limit=self.max_live_per_user, island_ids=live),
+                refusals.quota_exceeded(limit=self.max_live_per_user, island_ids=live),
                 island_ids=list(live),
             )
 
@@ -196,7 +196,7 @@ class Allocator:
             ).scalar_one()
             metrics.ALLOCATION_FAILURES.labels(reason="ports").inc()
             raise PortsExhausted(
-                messages.ports_exhausted(
+                refusals.ports_exhausted(
                     port_range=str(self.layout.range), live_islands=live_total
                 ),
                 live_islands=live_total,
@@ -256,7 +256,7 @@ class Allocator:
     @staticmethod
     def _started_before(row: Any, req: StartRequest) -> Allocation:  # a row of _BY_REQUEST_KEY
         if row.owner_id != req.owner_id:
-            raise UserError(messages.request_key_taken(request_key=str(req.request_key)))
+            raise UserError(refusals.request_key_taken(request_key=str(req.request_key)))
         return Allocation(
             row.id, row.pod_name, row.first_port, row.port_count, row.expires_at, False
         )
@@ -294,9 +294,9 @@ class Allocator:
     def _release(self, conn: Connection, island_id: int, actor: str) -> bool:
         state = conn.execute(select(Island.state).where(Island.id == island_id)).scalar()
         if state is None:
-            raise NotFound(messages.island_not_found(island_id))
+            raise NotFound(refusals.island_not_found(island_id))
         if state not in FINISHED_STATES:
-            raise Conflict(messages.ports_still_needed(island_id, state))
+            raise Conflict(refusals.ports_still_needed(island_id, state))
         block = conn.execute(
             select(PortBlock.first_port, PortBlock.retired)
             .where(PortBlock.island_id == island_id)

@@ -20,7 +20,7 @@ from bot.infra.storage import audit, outbox
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import read_island
 from bot.infra.storage.tables import Base, ClockRequest, Island
-from bot.words import messages
+from bot.words import refusals
 
 PENDING = "pending"
 APPLYING = "applying"
@@ -36,7 +36,7 @@ def _load(conn: Connection, request_id: int, *, lock: bool = False) -> ClockReco
     query = select(*COLUMNS).where(ClockRequest.id == request_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
-        raise NotFound(messages.clock_request_not_found(request_id))
+        raise NotFound(refusals.clock_request_not_found(request_id))
     return clock_record(row)
 
 

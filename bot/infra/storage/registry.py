@@ -22,7 +22,7 @@ from bot.infra.storage import audit
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import COLUMNS, island_record, read_island
 from bot.infra.storage.tables import Island
-from bot.words import messages
+from bot.words import refusals
 
 MAX_PAGE = 1000
 
@@ -67,12 +67,12 @@ class Registry:
                 .first()
             )
             if row is None:
-                raise NotFound(messages.island_not_found(island_id))
+                raise NotFound(refusals.island_not_found(island_id))
             stored = row["registration_token_hash"]
             if not token or stored is None or not hmac.compare_digest(stored, token_hash(token)):
-                raise Unauthorized(messages.REGISTRATION_UNAUTHORIZED)
+                raise Unauthorized(refusals.REGISTRATION_UNAUTHORIZED)
             if row["state"] in (IslandState.STOPPING.value, IslandState.STOPPED.value):
-                raise Conflict(messages.registration_stopped(island_id, row["state"]))
+                raise Conflict(refusals.registration_stopped(island_id, row["state"]))
             conn.execute(
                 update(Island)
                 .where(Island.id == island_id)

@@ -1,0 +1,43 @@
+"""How the words show ids, times, durations and user text (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from bot.domain.durations import format_duration
+
+
+def island_ref(island_id: int) -> str:
+    return f"#{island_id}"
+
+
+def clock_time(at: datetime, tz: tzinfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration_text(value: Any) -> str:
+    return format_duration(value) if isinstance(value, timedelta) else str(value)
+
+
+def escape(text: str) -> str:
+    """Make user-supplied text inert in Slack mrkdwn (no links, mentions or @channel)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def utc_time(at: object) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if isinstance(at, datetime) else str(at)
+
+
+def relative_time(when: datetime, now: datetime) -> str:
+    delta = when - now
+    if delta.total_seconds() >= 0:
+        return f"in {format_duration(timedelta(seconds=int(delta.total_seconds())))}"
+    return f"{format_duration(timedelta(seconds=int(-delta.total_seconds())))} ago"
+
+
+def clock_offset(seconds: int) -> str:
+    if seconds == 0:
+        return "real time"
+    sign = "+" if seconds > 0 else "-"
+    return sign + format_duration(timedelta(seconds=abs(seconds)))

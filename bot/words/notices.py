@@ -1,0 +1,133 @@
+"""The lifecycle's notices in an island's thread, and why an island failed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from bot.domain.durations import format_duration
+from bot.domain.lifecycle_rules import Failure, FailureKind, Notice
+from bot.words.formatting import escape, island_ref, utc_time
+
+
+def explain_unschedulable(message: str, branch: str, memory: str | None) -> str:
+    if "Insufficient memory" in message and memory:
+        return f"no {branch} node has {memory} free ({message})"
+    if "didn't have free ports" in message:
+        return f"the island's ports are taken on every {branch} node ({message})"
+    if "node affinity/selector" in message and "Insufficient" not in message:
+        return f"there is no usable {branch} node ({message})"
+    return message
+
+
+def _waited(d: Mapping[str, Any]) -> str:
+    return format_duration(timedelta(seconds=int(d.get("waited_s", 0))))
+
+
+_FAILURES: dict[FailureKind, Callable[[Mapping[str, Any], int, str], str]] = {
+    FailureKind.UNSCHEDULABLE: lambda d, _i, branch: (
+        f"could not be scheduled for {_waited(d)}: "
+        f"{explain_unschedulable(str(d.get('message')), branch, d.get('memory'))}"
+    ),
+    FailureKind.IMAGE_PULL: lambda d, _i, _b: (
+        f"its image could not be pulled ({d.get('reason')}: {d.get('message')})"
+    ),
+    FailureKind.OOM_KILLED: lambda d, i, _b: (
+        f"island {island_ref(i)} blew up: OOMKilled"
+        + (f" at the {d['limit']} limit" if d.get("limit") else "")
+    ),
+    FailureKind.CRASHED: lambda d, _i, _b: (
+        f"its server exited with code {d.get('exit_code')} ({d.get('reason') or 'Error'})"
+    ),
+    FailureKind.EVICTED: lambda d, _i, _b: f"evicted by Kubernetes: {d.get('message')}",
+    FailureKind.POD_DELETED: lambda _d, _i, _b: "its pod was deleted outside islandbot",
+    FailureKind.POD_DELETING: lambda _d, _i, _b: (
+        "its pod is being deleted by the cluster (node lost, or deleted by someone)"
+    ),
+    FailureKind.NOT_READY: lambda d, _i, _b: f"its server did not answer within {_waited(d)}",
+    FailureKind.POD_REFUSED: lambda d, _i, _b: f"Kubernetes refused its pod: {d.get('message')}",
+    FailureKind.NOT_ANSWERING: lambda d, _i, _b: (
+        f"its server stopped answering on its server port ({d.get('probes')} probes failed)"
+    ),
+}
+
+
+def failure_text(failure: Failure, *, island_id: int, branch: str) -> str:
+    return _FAILURES[failure.kind](failure.detail, island_id, branch)
+
+
+def _people_notice(kind: Notice, detail: Mapping[str, Any], ref: str) -> str | None:
+    """Notices of what a person did (stop, restart, extend, clock changes)."""
+    if kind in (Notice.STOP_REQUESTED, Notice.RESTARTING):
+        verb = "stopping" if kind == Notice.STOP_REQUESTED else "restarting (same id and ports)"
+        return f"<@{detail.get('by')}> is {verb} island {ref}."
+    if kind == Notice.CLOCK_SHIFTED:
+        approved = detail.get("approved_by")
+        by = f"<@{detail.get('by')}>"
+        if approved and approved != detail.get("by"):
+            by += f" (approved by <@{approved}>)"
+        return (
+            f"{by} moved island {ref}'s clock {detail.get('from_clock')} -> "
+            f"{detail.get('to_clock')} ({detail.get('shift')})."
+        )
+    if kind == Notice.CLOCK_FAILED:
+        return (
+            f"Island {ref}'s clock change asked by <@{detail.get('by')}> failed: "
+            f"{escape(str(detail.get('error')))}. Its clock was left as it was."
+        )
+    if kind == Notice.EXTENDED:
+        return (
+            f"<@{detail.get('by')}> extended island {ref} by {detail.get('added')}: it now "
+            f"expires at {utc_time(detail.get('expires_at'))}."
+        )
+    return None
+
+
+def notice_text(
+    kind: Notice,
+    detail: Mapping[str, Any],
+    *,
+    island_id: int,
+    owner_id: str,
+    branch: str,
+    ports: Mapping[str, int],
+    clock: str | None,
+) -> str:
+    ref = island_ref(island_id)
+    if kind == Notice.READY:
+        listing = ", ".join(f"{name} {port}" for name, port in ports.items())
+        clock_part = f" Clock: {clock}." if clock else ""
+        return (
+            f"<@{owner_id}> island {ref} is ready on {detail.get('host')}: {listing}.{clock_part}"
+        )
+    if kind == Notice.FAILED:
+        failure = Failure(FailureKind(str(detail.get("kind"))), detail)
+        return (
+            f"<@{owner_id}> island {ref} failed: "
+            f"{failure_text(failure, island_id=island_id, branch=branch)}. Its pod is kept "
+            f"for its logs until you stop it (`/island stop {island_id}`) or it expires."
+        )
+    if kind == Notice.EXPIRING:
+        return (
+            f"<@{owner_id}> island {ref} expires at {utc_time(detail.get('expires_at'))}. Extend "
+            f"it with `/island extend {island_id} 4h` to keep it."
+        )
+    told = _people_notice(kind, detail, ref)
+    if told is not None:
+        return told
+    simple = {
+        Notice.SCHEDULED: f"Island {ref} is scheduled on node {detail.get('node')}; "
+        "starting its server...",
+        Notice.UNSCHEDULABLE: f"Island {ref} is waiting for room: "
+        f"{explain_unschedulable(str(detail.get('message')), branch, detail.get('memory'))}. "
+        "It keeps trying for a while.",
+        Notice.EXPIRED: f"Island {ref} has expired and is being stopped; its ports go back "
+        "to the pool.",
+    }
+    return simple.get(kind, f"Island {ref} is stopped.")
+
+
+def status_line(island_id: int, state: str, branch: str) -> str:
+    """The one-line state shown on an island's root message."""
+    return f"Island {island_ref(island_id)} ({branch}): {state}"
