@@ -16,6 +16,7 @@ from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.tables import AuditEntry, Island, PortBlock
+from bot.words import refusals
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -90,8 +91,9 @@ def test_released_blocks_are_reused_lowest_first_but_ids_never(db: Database) -> 
 def test_release_needs_a_stopped_island_and_is_idempotent(db: Database) -> None:
     allocator = make_allocator(db)
     island = allocator.allocate(req())
-    with pytest.raises(Conflict, match="its ports are freed only once it is stopped"):
+    with pytest.raises(Conflict) as refused:
         allocator.release(island.island_id)
+    assert "its ports are freed only once it is stopped" in refusals.text(refused.value)
     assert allocator.usage().held == 1  # refused release changed nothing
     stop_and_release(db, allocator, island.island_id)
     assert allocator.release(island.island_id) is False
@@ -109,8 +111,9 @@ def test_request_key_makes_allocation_idempotent(db: Database) -> None:
     assert again.island_id == first.island_id and again.first_port == first.first_port
     assert not again.created
     assert allocator.usage().held == 1
-    with pytest.raises(UserError, match="already used by someone else"):
+    with pytest.raises(UserError) as refused:
         allocator.allocate(req("U2BOB", key="trigger-1"))
+    assert "already used by someone else" in refusals.text(refused.value)
     # keys are exact: a different case is a different request
     other = allocator.allocate(req(key="TRIGGER-1"))
     assert other.island_id != first.island_id
@@ -132,18 +135,19 @@ def test_quota_refusal_names_the_islands_and_writes_nothing(db: Database) -> Non
     with pytest.raises(QuotaExceeded) as refused:
         allocator.allocate(req())
     assert refused.value.island_ids == [a.island_id, b.island_id]
-    assert f"#{a.island_id}, #{b.island_id}" in str(refused.value)
-    assert "limit is 2" in str(refused.value)
+    assert f"#{a.island_id}, #{b.island_id}" in refusals.text(refused.value)
+    assert "limit is 2" in refusals.text(refused.value)
     assert allocator.usage().held == 2
     assert count(db, Island) == 2
     # other users are not affected, and a stopped island frees a place
     allocator.allocate(req("U2BOB"))
     stop_and_release(db, allocator, a.island_id)
     allocator.allocate(req())
-    refusals = audit_rows(db, outcome="refused")
-    assert [(r.actor, r.action, r.detail["reason"]) for r in refusals] == [
-        ("U1ALICE", "start", "QuotaExceeded")
+    audited = audit_rows(db, outcome="refused")
+    assert [(r.actor, r.action, r.detail["reason"], r.detail["refusal"]) for r in audited] == [
+        ("U1ALICE", "start", "QuotaExceeded", "quota_exceeded")
     ]
+    assert audited[0].detail["about"] == {"limit": 2, "island_ids": [a.island_id, b.island_id]}
 
 
 def test_a_failed_island_still_counts_toward_the_quota(db: Database) -> None:
@@ -172,8 +176,11 @@ def test_exhausted_range_is_a_clear_error_and_writes_nothing(db: Database) -> No
     for user in ("U1A", "U1B", "U1C"):
         allocator.allocate(req(user))
     before = count(db, Island)
-    with pytest.raises(PortsExhausted, match=r"no free port block in 30000-30008: 3 islands live"):
+    with pytest.raises(PortsExhausted) as refused:
         allocator.allocate(req("U1D"))
+    assert refusals.text(refused.value).startswith(
+        "no free port block in 30000-30008: 3 islands live."
+    )
     assert count(db, Island) == before
     assert allocator.usage().free == 0
 

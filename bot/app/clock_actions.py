@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.app.clock_file import ClockWriteError, write_clock_file
-from bot.domain.errors import Conflict, Forbidden, UserError
+from bot.domain.errors import Conflict, Forbidden, Refusal, UserError
 from bot.domain.island_clock import When, WhenKind, describe_shift, new_offset, out_of_bounds
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
@@ -105,10 +105,12 @@ class ClockActions:
 
         def decide(island: IslandRecord) -> ClockAsk:
             if island.state not in MOVABLE:
-                raise Conflict(refusals.clock_not_now(island_id, island.state.value))
+                raise Conflict(Refusal.CLOCK_NOT_NOW, island_id=island_id, state=island.state.value)
             to = new_offset(when, current_offset_s=island.clock_offset_s, real_now=now)
             if out_of_bounds(to, self.settings.max_shift):
-                raise UserError(refusals.clock_out_of_bounds(island_id, self.settings.max_shift))
+                raise UserError(
+                    Refusal.CLOCK_OUT_OF_BOUNDS, island_id=island_id, bound=self.settings.max_shift
+                )
             return ClockAsk(
                 requested_by=caller.user_id,
                 from_offset_s=island.clock_offset_s,
@@ -123,7 +125,7 @@ class ClockActions:
         try:
             request, superseded = self.requests.ask(island_id, decide)
         except UserError as exc:
-            self._refused(caller, island_id, "clock:shift", str(exc))
+            self._refused(caller, island_id, "clock:shift", refusals.text(exc))
             raise
         immediate = request.state != PENDING
         backwards = request.to_offset_s < request.from_offset_s
@@ -138,23 +140,27 @@ class ClockActions:
         def check(request: ClockRecord, island: IslandRecord) -> None:
             if not self.policy.may(caller.user_id, Action.EXTEND, owner_id=island.owner_id):
                 raise Forbidden(
-                    refusals.clock_decide_not_allowed(
-                        request.island_id, self.policy.who_may(Action.EXTEND, island.owner_id)
-                    )
+                    Refusal.CLOCK_DECIDE_NOT_ALLOWED,
+                    island_id=request.island_id,
+                    who=list(self.policy.who_may(Action.EXTEND, island.owner_id)),
                 )
             if request.state != PENDING:
-                raise Conflict(refusals.clock_request_closed(request_id, request.state))
+                raise Conflict(
+                    Refusal.CLOCK_REQUEST_CLOSED, request_id=request_id, state=request.state
+                )
             if now >= request.expires_at:  # the expiry job records it as expired
-                raise Conflict(refusals.clock_request_closed(request_id, "expired"))
+                raise Conflict(Refusal.CLOCK_REQUEST_CLOSED, request_id=request_id, state="expired")
             if approve and island.state not in MOVABLE:
-                raise Conflict(refusals.clock_not_now(request.island_id, island.state.value))
+                raise Conflict(
+                    Refusal.CLOCK_NOT_NOW, island_id=request.island_id, state=island.state.value
+                )
 
         try:
             request = self.requests.decide(
                 request_id, by=caller.user_id, approve=approve, check=check
             )
         except UserError as exc:
-            self._refused(caller, None, "clock:decide", str(exc))
+            self._refused(caller, None, "clock:decide", refusals.text(exc))
             raise
         if approve:
             request = self._apply(request, actor=caller.user_id)

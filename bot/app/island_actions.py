@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from bot.domain.commands import ListIslands, ListScope, Start
 from bot.domain.durations import format_duration
-from bot.domain.errors import Conflict, Forbidden, UserError
+from bot.domain.errors import Conflict, Forbidden, Refusal, UserError
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
 from bot.domain.port_blocks import named_ports
@@ -86,14 +86,17 @@ class IslandActions:
 
     def check_channel(self, caller: Caller) -> None:
         if not self.policy.channel_allowed(caller.channel):
-            raise Forbidden(refusals.channel_not_allowed(sorted(self.policy.allowed_channels)))
+            raise Forbidden(
+                Refusal.CHANNEL_NOT_ALLOWED, allowed=sorted(self.policy.allowed_channels)
+            )
 
     def _authorise(self, caller: Caller, action: Action, island: IslandRecord) -> None:
         if not self.policy.may(caller.user_id, action, owner_id=island.owner_id):
             raise Forbidden(
-                refusals.not_allowed(
-                    action.value, island.id, self.policy.who_may(action, island.owner_id)
-                )
+                Refusal.NOT_ALLOWED,
+                action=action.value,
+                island_id=island.id,
+                who=list(self.policy.who_may(action, island.owner_id)),
             )
 
     def _change(
@@ -110,7 +113,7 @@ class IslandActions:
         try:
             result = self.store.change(island_id, decide, what=action.value)
         except UserError as exc:
-            self.record_look(caller, action, island_id=island_id, refusal=str(exc))
+            self.record_look(caller, action, island_id=island_id, refusal=refusals.text(exc))
             raise
         if poke and result:
             self.poke()
@@ -193,7 +196,7 @@ class IslandActions:
         def decide(island: IslandRecord) -> tuple[IslandChange | None, bool]:
             self._authorise(caller, Action.STOP, island)
             if island.state == IslandState.STOPPED:
-                raise Conflict(refusals.already_stopped(island_id))
+                raise Conflict(Refusal.ALREADY_STOPPED, island_id=island_id)
             if island.state == IslandState.STOPPING:
                 return None, False
             updates = {"state": IslandState.STOPPING.value, "restart_requested_at": None}
@@ -225,7 +228,9 @@ class IslandActions:
         def decide(island: IslandRecord) -> tuple[IslandChange | None, bool]:
             self._authorise(caller, Action.RESTART, island)
             if island.state in (IslandState.STOPPED, IslandState.STOPPING):
-                raise Conflict(refusals.cannot_restart(island_id, island.state.value))
+                raise Conflict(
+                    Refusal.CANNOT_RESTART, island_id=island_id, state=island.state.value
+                )
             if island.restart_requested_at is not None:
                 return None, False
             updates = {"restart_requested_at": self.clock(), "restarts": island.restarts + 1}
@@ -254,7 +259,7 @@ class IslandActions:
         def decide(island: IslandRecord) -> tuple[IslandChange | None, Extended]:
             self._authorise(caller, Action.EXTEND, island)
             if island.state in (IslandState.STOPPED, IslandState.STOPPING):
-                raise Conflict(refusals.cannot_extend(island_id, island.state.value))
+                raise Conflict(Refusal.CANNOT_EXTEND, island_id=island_id, state=island.state.value)
             current = island.expires_at
             if (
                 seen_expires_at is not None
@@ -265,11 +270,10 @@ class IslandActions:
             new = max(current, now) + by
             if new - now > self.settings.max_ttl:
                 raise UserError(
-                    refusals.extend_too_far(
-                        island_id,
-                        max_ttl=self.settings.max_ttl,
-                        room=max(self.settings.max_ttl - (current - now), timedelta(0)),
-                    )
+                    Refusal.EXTEND_TOO_FAR,
+                    island_id=island_id,
+                    max_ttl=self.settings.max_ttl,
+                    room=max(self.settings.max_ttl - (current - now), timedelta(0)),
                 )
             change = self._told(
                 caller,
@@ -308,7 +312,7 @@ class IslandActions:
     def logs(self, island_id: int, *, lines: int, previous: bool = False) -> LogTail:
         island = self.store.get(island_id)
         if island.state in (IslandState.REQUESTED, IslandState.STOPPED):
-            raise Conflict(refusals.no_logs(island_id, island.state.value))
+            raise Conflict(Refusal.NO_LOGS, island_id=island_id, state=island.state.value)
         try:
             text = self.kube.pod_logs(
                 island.pod_name,
@@ -318,7 +322,9 @@ class IslandActions:
             )
         except KubeError as exc:
             log.warning("logs of island %d: %s", island_id, exc)
-            raise UserError(refusals.logs_unavailable(island_id, previous=previous)) from exc
+            raise UserError(
+                Refusal.LOGS_UNAVAILABLE, island_id=island_id, previous=previous
+            ) from exc
         kept = text.splitlines()[-lines:]
         return LogTail(island_id, "\n".join(kept), len(kept), previous)
 

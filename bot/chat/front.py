@@ -201,7 +201,7 @@ class ChatFront:
             try:
                 self._command(key, caller, command, reply)
             except UserError as exc:
-                self._tell(reply, str(exc))
+                self._tell(reply, refusals.text(exc))
             except Exception:
                 log.exception("/island %s from %s failed", type(command).__name__, caller.user_id)
                 self._tell(reply, island_text.SORRY)
@@ -243,7 +243,7 @@ class ChatFront:
                 self._tell(reply, text, blocks=blocks)
         except UserError as exc:
             self.actions.record_look(
-                caller, action, island_id=island_id, detail=detail, refusal=str(exc)
+                caller, action, island_id=island_id, detail=detail, refusal=refusals.text(exc)
             )
             raise
         self.actions.record_look(caller, action, island_id=island_id, detail=detail)
@@ -382,7 +382,7 @@ class ChatFront:
         try:
             request = self.clocks.decide(caller, request_id, approve=approve)
         except UserError as exc:
-            self._tell(reply, str(exc))
+            self._tell(reply, refusals.text(exc))
             return
         self.refresh_clock_request(request)
         if request.state == "failed":
@@ -426,7 +426,7 @@ class ChatFront:
                     if self.deliveries.first(f"logs:{caller.user_id}:{island_id}:{bucket}"):
                         self._logs(island_id, LOG_LINES_BUTTON, False, reply)
             except UserError as exc:
-                self._tell(reply, str(exc))
+                self._tell(reply, refusals.text(exc))
             except Exception:
                 log.exception("button %s on island %d failed", action_id, island_id)
                 self._tell(reply, island_text.SORRY)

@@ -1,30 +1,64 @@
 """The project's exception hierarchy.
 
-``UserError`` and its children carry text that is safe to show in chat as is. Everything else is
-for logs: the user sees a generic apology while the details go to the log.
+``UserError`` and its children are refusals a person may be shown. They carry what happened
+as data, a ``Refusal`` and its details, never a sentence: ``bot.words.refusals.text(error)``
+words it (the same refusal can then be told in any language, wherever it was raised).
+``str(error)`` is for logs. Everything else is for logs only: the user sees a generic apology.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
 
 
 class IslandbotError(Exception):
     """Base of every error islandbot raises on purpose."""
 
 
+class Refusal(StrEnum):
+    """What a ``UserError`` says. Each one's details are named where it is raised."""
+
+    ISLAND_NOT_FOUND = "island_not_found"  # island_id
+    QUOTA_EXCEEDED = "quota_exceeded"  # limit, island_ids
+    PORTS_EXHAUSTED = "ports_exhausted"  # port_range, live_islands
+    REQUEST_KEY_TAKEN = "request_key_taken"  # request_key
+    PORTS_STILL_NEEDED = "ports_still_needed"  # island_id, state
+    CHANNEL_NOT_ALLOWED = "channel_not_allowed"  # allowed
+    NOT_ALLOWED = "not_allowed"  # action, island_id, who
+    ALREADY_STOPPED = "already_stopped"  # island_id
+    CANNOT_RESTART = "cannot_restart"  # island_id, state
+    CANNOT_EXTEND = "cannot_extend"  # island_id, state
+    EXTEND_TOO_FAR = "extend_too_far"  # island_id, max_ttl, room
+    NO_LOGS = "no_logs"  # island_id, state
+    LOGS_UNAVAILABLE = "logs_unavailable"  # island_id, previous
+    CLOCK_REQUEST_NOT_FOUND = "clock_request_not_found"  # request_id
+    CLOCK_NOT_NOW = "clock_not_now"  # island_id, state
+    CLOCK_OUT_OF_BOUNDS = "clock_out_of_bounds"  # island_id, bound
+    CLOCK_DECIDE_NOT_ALLOWED = "clock_decide_not_allowed"  # island_id, who
+    CLOCK_REQUEST_CLOSED = "clock_request_closed"  # request_id, state
+    UNKNOWN_BRANCH = "unknown_branch"  # branch, known
+    OVERRIDE_NOT_KEY_VALUE = "override_not_key_value"  # pair
+    OVERRIDE_NOT_ALLOWED = "override_not_allowed"  # key, branch, allowed
+    OVERRIDE_BAD_VALUE = "override_bad_value"  # key
+    OVERRIDE_NOT_MEMORY = "override_not_memory"  # value
+    OVERRIDE_MEMORY_RANGE = "override_memory_range"  # value, low, high
+    REGISTRATION_UNAUTHORIZED = "registration_unauthorized"
+    REGISTRATION_STOPPED = "registration_stopped"  # island_id, state
+    RENDER_PORT_OUTSIDE_RANGE = "render_port_outside_range"  # first_port, block_size, port_range
+    RENDER_BAD_CLOCK = "render_bad_clock"  # clock
+
+
 class UserError(IslandbotError):
-    """A refusal or failure whose message is written for, and safe to show to, the user."""
+    """A refusal or failure that is safe to show the user, once worded."""
 
+    def __init__(self, refusal: Refusal, **detail: Any) -> None:
+        super().__init__(refusal.value)
+        self.refusal = refusal
+        self.detail = detail
 
-class QuotaExceeded(UserError):
-    def __init__(self, message: str, *, island_ids: list[int]) -> None:
-        super().__init__(message)
-        self.island_ids = island_ids
-
-
-class PortsExhausted(UserError):
-    def __init__(self, message: str, *, live_islands: int) -> None:
-        super().__init__(message)
-        self.live_islands = live_islands
+    def __str__(self) -> str:
+        return f"{self.refusal.value} {self.detail}" if self.detail else self.refusal.value
 
 
 class NotFound(UserError):
@@ -35,13 +69,37 @@ class Conflict(UserError):
     """The action does not fit the island's current state."""
 
 
+class Forbidden(UserError):
+    """The caller may not do this (wrong channel, not the owner or an admin)."""
+
+
+class Unauthorized(UserError):
+    """A request without the right token (an island registering)."""
+
+
+class QuotaExceeded(UserError):
+    @property
+    def island_ids(self) -> list[int]:
+        return list(self.detail["island_ids"])
+
+
+class PortsExhausted(UserError):
+    @property
+    def live_islands(self) -> int:
+        return int(self.detail["live_islands"])
+
+
+class UnknownBranch(UserError):
+    pass
+
+
+class BadOverride(UserError):
+    """A ``set KEY=VALUE`` the branch does not allow."""
+
+
 class DatabaseError(IslandbotError):
     """The database failed in a way that retrying this operation will not fix now."""
 
 
 class LayoutConflict(IslandbotError):
     """The configured port layout cannot be applied to the port blocks in the database."""
-
-
-class Forbidden(UserError):
-    """The caller may not do this (wrong channel, not the owner or an admin)."""

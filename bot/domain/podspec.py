@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain.errors import BadOverride, Refusal
 from bot.domain.naming import dns_label, pod_name
 from bot.domain.quantity import memory_bytes
 
@@ -121,28 +122,33 @@ def port_names(template: Obj) -> list[str]:
 
 
 def parse_overrides(pairs: Sequence[str], profile: Profile) -> dict[str, str]:
-    """``["env.LOG_LEVEL=debug", "memory=3Gi"]`` -> a dict, checked against the profile."""
+    """``["env.LOG_LEVEL=debug", "memory=3Gi"]`` -> a dict, checked against the profile;
+    ``BadOverride`` names the first problem."""
     allowed = profile.allowed_keys
     result: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep:
-            raise ValueError(f"{pair!r} is not KEY=VALUE")
+            raise BadOverride(Refusal.OVERRIDE_NOT_KEY_VALUE, pair=pair)
         if key not in allowed:
-            listing = ", ".join(allowed) or "none"
-            raise ValueError(
-                f"{key!r} cannot be set on {profile.branch} islands; allowed: {listing}"
+            raise BadOverride(
+                Refusal.OVERRIDE_NOT_ALLOWED, key=key, branch=profile.branch, allowed=allowed
             )
         if len(value) > 500 or any(ord(ch) < 32 for ch in value):
-            raise ValueError(f"the value of {key} must be one line of at most 500 characters")
+            raise BadOverride(Refusal.OVERRIDE_BAD_VALUE, key=key)
         if key == "memory":
-            wanted = memory_bytes(value)
+            try:
+                wanted = memory_bytes(value)
+            except ValueError:
+                raise BadOverride(Refusal.OVERRIDE_NOT_MEMORY, value=value) from None
             low, high = memory_bytes(str(profile.memory_min)), memory_bytes(str(profile.memory_max))
             if not low <= wanted <= high:
-                raise ValueError(
-                    f"memory must be between {profile.memory_min} and "
-                    f"{profile.memory_max}, not {value}"
+                raise BadOverride(
+                    Refusal.OVERRIDE_MEMORY_RANGE,
+                    value=value,
+                    low=str(profile.memory_min),
+                    high=str(profile.memory_max),
                 )
         result[key] = value
     return result

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from bot.domain.errors import Conflict, IslandbotError, NotFound
+from bot.domain.errors import Conflict, IslandbotError, NotFound, Unauthorized
 from bot.domain.registration import Registration, RegistrationInvalid, parse_registration
 from bot.domain.states import IslandState
 from bot.domain.time_source import utcnow
@@ -31,8 +31,8 @@ from bot.infra import metrics
 from bot.infra.kubernetes.client import Kube
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
-from bot.infra.storage.registry import MAX_PAGE, Registry, Unauthorized
-from bot.words import api_text
+from bot.infra.storage.registry import MAX_PAGE, Registry
+from bot.words import api_text, refusals
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -163,7 +163,7 @@ class Api:
         try:
             island = await self._run(lambda: parts.registry.get(island_id))
         except NotFound as exc:
-            return _error(404, str(exc))
+            return _error(404, refusals.text(exc))
         except IslandbotError:
             return _error(503, api_text.API_DATABASE_DOWN)
         return web.json_response(
@@ -222,9 +222,9 @@ def _unauthorized(text: str) -> web.Response:
 def _refused(island_id: int, exc: IslandbotError) -> web.Response:
     if isinstance(exc, Unauthorized):
         log.warning("island %d: registration refused: bad or missing token", island_id)
-        return _unauthorized(str(exc))
+        return _unauthorized(refusals.text(exc))
     if isinstance(exc, NotFound | Conflict):
-        return _error(404 if isinstance(exc, NotFound) else 409, str(exc))
+        return _error(404 if isinstance(exc, NotFound) else 409, refusals.text(exc))
     log.warning("island %d: registration failed: %s", island_id, exc)
     return _error(503, api_text.API_DATABASE_DOWN)
 

@@ -19,7 +19,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from bot import __version__
 from bot.chat.console.chat import ConsoleChat
-from bot.domain.errors import IslandbotError, UserError
+from bot.domain.errors import IslandbotError, Refusal, UserError
 from bot.domain.podspec import IslandParams, TemplateError
 from bot.domain.time_source import utcnow
 from bot.http.server import Address
@@ -31,7 +31,7 @@ from bot.run import compose
 from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
 from bot.run.headless import JsonLinesNotifier, LogNotifier
 from bot.run.settings import ConfigError, Settings, describe_settings, load_settings
-from bot.words import demo_text
+from bot.words import demo_text, refusals
 
 
 def _database(settings: Settings) -> Database:
@@ -157,14 +157,16 @@ def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
         or first_port + templates.block_size - 1 not in settings.port_range
     ):
         raise UserError(
-            f"--first-port {first_port}: the island's {templates.block_size} ports "
-            f"must lie in ISLANDBOT_PORT_RANGE {settings.port_range}"
+            Refusal.RENDER_PORT_OUTSIDE_RANGE,
+            first_port=first_port,
+            block_size=templates.block_size,
+            port_range=str(settings.port_range),
         )
     clock = args.clock or utcnow().strftime("%Y-%m-%d %H:%M:%S")
     try:
         datetime.strptime(clock, "%Y-%m-%d %H:%M:%S")
     except ValueError:
-        raise UserError(f"--clock {clock!r}: expected YYYY-MM-DD HH:MM:SS") from None
+        raise UserError(Refusal.RENDER_BAD_CLOCK, clock=clock) from None
     overrides = templates.overrides(args.branch, args.set)
     island = IslandParams(
         island_id=args.id,
@@ -320,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"islandbot: {exc}", file=sys.stderr)
         return 2
+    except UserError as exc:
+        print(f"islandbot: {refusals.text(exc)}", file=sys.stderr)
+        return 1
     except (IslandbotError, TemplateError) as exc:
         print(f"islandbot: {exc}", file=sys.stderr)
         return 1

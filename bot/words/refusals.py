@@ -1,11 +1,12 @@
-"""Why something was refused or not found: the text of every ``UserError``."""
+"""Why something was refused or not found: the text of every ``UserError`` (``text``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from bot.domain.durations import format_duration
+from bot.domain.errors import Refusal, UserError
 from bot.words.formatting import island_ref
 
 
@@ -111,11 +112,81 @@ def unknown_branch(branch: str, known: Sequence[str]) -> str:
     return f"There is no branch {branch!r}. Known branches: {', '.join(known)}."
 
 
-REGISTRATION_UNAUTHORIZED = (
-    "missing or wrong registration token: send `Authorization: Bearer <token>` with the token "
-    "from the island's ISLANDBOT_REGISTER_TOKEN"
-)
+def registration_unauthorized() -> str:
+    return (
+        "missing or wrong registration token: send `Authorization: Bearer <token>` with the "
+        "token from the island's ISLANDBOT_REGISTER_TOKEN"
+    )
 
 
 def registration_stopped(island_id: int, state: str) -> str:
     return f"island {island_ref(island_id)} is {state}: it cannot register any more"
+
+
+def override_not_key_value(pair: str) -> str:
+    return f"{pair!r} is not KEY=VALUE"
+
+
+def override_not_allowed(key: str, branch: str, allowed: Sequence[str]) -> str:
+    listing = ", ".join(allowed) or "none"
+    return f"{key!r} cannot be set on {branch} islands; allowed: {listing}"
+
+
+def override_bad_value(key: str) -> str:
+    return f"the value of {key} must be one line of at most 500 characters"
+
+
+def override_not_memory(value: str) -> str:
+    return f"{value!r} is not a memory size; use a number with Mi or Gi, e.g. 2Gi"
+
+
+def override_memory_range(value: str, low: str, high: str) -> str:
+    return f"memory must be between {low} and {high}, not {value}"
+
+
+def render_port_outside_range(first_port: int, block_size: int, port_range: str) -> str:
+    return (
+        f"--first-port {first_port}: the island's {block_size} ports must lie in "
+        f"ISLANDBOT_PORT_RANGE {port_range}"
+    )
+
+
+def render_bad_clock(clock: str) -> str:
+    return f"--clock {clock!r}: expected YYYY-MM-DD HH:MM:SS"
+
+
+_TEXTS: dict[Refusal, Callable[..., str]] = {
+    Refusal.ISLAND_NOT_FOUND: island_not_found,
+    Refusal.QUOTA_EXCEEDED: quota_exceeded,
+    Refusal.PORTS_EXHAUSTED: ports_exhausted,
+    Refusal.REQUEST_KEY_TAKEN: request_key_taken,
+    Refusal.PORTS_STILL_NEEDED: ports_still_needed,
+    Refusal.CHANNEL_NOT_ALLOWED: channel_not_allowed,
+    Refusal.NOT_ALLOWED: not_allowed,
+    Refusal.ALREADY_STOPPED: already_stopped,
+    Refusal.CANNOT_RESTART: cannot_restart,
+    Refusal.CANNOT_EXTEND: cannot_extend,
+    Refusal.EXTEND_TOO_FAR: extend_too_far,
+    Refusal.NO_LOGS: no_logs,
+    Refusal.LOGS_UNAVAILABLE: logs_unavailable,
+    Refusal.CLOCK_REQUEST_NOT_FOUND: clock_request_not_found,
+    Refusal.CLOCK_NOT_NOW: clock_not_now,
+    Refusal.CLOCK_OUT_OF_BOUNDS: clock_out_of_bounds,
+    Refusal.CLOCK_DECIDE_NOT_ALLOWED: clock_decide_not_allowed,
+    Refusal.CLOCK_REQUEST_CLOSED: clock_request_closed,
+    Refusal.UNKNOWN_BRANCH: unknown_branch,
+    Refusal.OVERRIDE_NOT_KEY_VALUE: override_not_key_value,
+    Refusal.OVERRIDE_NOT_ALLOWED: override_not_allowed,
+    Refusal.OVERRIDE_BAD_VALUE: override_bad_value,
+    Refusal.OVERRIDE_NOT_MEMORY: override_not_memory,
+    Refusal.OVERRIDE_MEMORY_RANGE: override_memory_range,
+    Refusal.REGISTRATION_UNAUTHORIZED: registration_unauthorized,
+    Refusal.REGISTRATION_STOPPED: registration_stopped,
+    Refusal.RENDER_PORT_OUTSIDE_RANGE: render_port_outside_range,
+    Refusal.RENDER_BAD_CLOCK: render_bad_clock,
+}
+
+
+def text(error: UserError) -> str:
+    """What to tell the person whose request ``error`` refused."""
+    return _TEXTS[error.refusal](**error.detail)

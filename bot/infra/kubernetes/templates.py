@@ -16,7 +16,7 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
-from bot.domain.errors import UserError
+from bot.domain.errors import Refusal, UnknownBranch
 from bot.domain.podspec import (
     IslandParams,
     Obj,
@@ -28,7 +28,6 @@ from bot.domain.podspec import (
     render_pod,
     server_container,
 )
-from bot.words import refusals
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "k8s_templates"  # the shipped ones
 BASE_FILE = "island-pod.yaml"
@@ -45,14 +44,6 @@ SAMPLE = IslandParams(
     registration_url="http://islandbot.example/api/v1/islands/269/register",
     registration_token="sample-token",  # noqa: S106 - a sample, not a secret
 )
-
-
-class UnknownBranch(UserError):
-    pass
-
-
-class BadOverride(UserError):
-    pass
 
 
 def _field(path: Sequence[Any]) -> str:
@@ -134,7 +125,9 @@ class TemplateSet:
         try:
             return self.profiles[branch]
         except KeyError:
-            raise UnknownBranch(refusals.unknown_branch(branch, self.branches)) from None
+            raise UnknownBranch(
+                Refusal.UNKNOWN_BRANCH, branch=branch, known=self.branches
+            ) from None
 
     def node_selector(self, branch: str) -> dict[str, str]:
         """The labels a node needs to take the branch's islands."""
@@ -143,10 +136,8 @@ class TemplateSet:
         return {str(k): str(v) for k, v in {**base, **overlay}.items()}
 
     def overrides(self, branch: str, pairs: Sequence[str]) -> dict[str, str]:
-        try:
-            return parse_overrides(pairs, self.profile(branch))
-        except ValueError as exc:
-            raise BadOverride(str(exc)) from exc
+        """The overrides the branch allows, checked (``BadOverride``, ``UnknownBranch``)."""
+        return parse_overrides(pairs, self.profile(branch))
 
     def render(self, island: IslandParams, overrides: Mapping[str, str]) -> Obj:
         """The validated pod for ``island``."""

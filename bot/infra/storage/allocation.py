@@ -38,7 +38,14 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain.errors import Conflict, NotFound, PortsExhausted, QuotaExceeded, UserError
+from bot.domain.errors import (
+    Conflict,
+    NotFound,
+    PortsExhausted,
+    QuotaExceeded,
+    Refusal,
+    UserError,
+)
 from bot.domain.naming import pod_name
 from bot.domain.port_blocks import BlockLayout, BlockRow, exclusion_reasons, plan_layout
 from bot.domain.records import (
@@ -56,7 +63,6 @@ from bot.infra import metrics
 from bot.infra.storage import audit
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Base, ExcludedPort, Island, PortBlock, PortLayoutRow, User
-from bot.words import refusals
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +191,7 @@ class Allocator:
         if len(live) >= self.max_live_per_user:
             metrics.ALLOCATION_FAILURES.labels(reason="quota").inc()
             raise QuotaExceeded(
-                refusals.quota_exceeded(limit=self.max_live_per_user, island_ids=live),
-                island_ids=list(live),
+                Refusal.QUOTA_EXCEEDED, limit=self.max_live_per_user, island_ids=list(live)
             )
 
         first_port = conn.execute(_LOWEST_FREE_BLOCK, {"size": self.layout.size}).scalar()
@@ -196,10 +201,7 @@ class Allocator:
             ).scalar_one()
             metrics.ALLOCATION_FAILURES.labels(reason="ports").inc()
             raise PortsExhausted(
-                refusals.ports_exhausted(
-                    port_range=str(self.layout.range), live_islands=live_total
-                ),
-                live_islands=live_total,
+                Refusal.PORTS_EXHAUSTED, port_range=str(self.layout.range), live_islands=live_total
             )
 
         expires_at = now + req.ttl
@@ -256,7 +258,7 @@ class Allocator:
     @staticmethod
     def _started_before(row: Any, req: StartRequest) -> Allocation:  # a row of _BY_REQUEST_KEY
         if row.owner_id != req.owner_id:
-            raise UserError(refusals.request_key_taken(request_key=str(req.request_key)))
+            raise UserError(Refusal.REQUEST_KEY_TAKEN, request_key=str(req.request_key))
         return Allocation(
             row.id, row.pod_name, row.first_port, row.port_count, row.expires_at, False
         )
@@ -272,7 +274,8 @@ class Allocator:
                     detail={
                         "branch": req.branch,
                         "reason": type(exc).__name__,
-                        "message": str(exc),
+                        "refusal": exc.refusal.value,
+                        "about": dict(exc.detail),
                         "request_key": req.request_key,
                     },
                 ),
@@ -294,9 +297,9 @@ class Allocator:
     def _release(self, conn: Connection, island_id: int, actor: str) -> bool:
         state = conn.execute(select(Island.state).where(Island.id == island_id)).scalar()
         if state is None:
-            raise NotFound(refusals.island_not_found(island_id))
+            raise NotFound(Refusal.ISLAND_NOT_FOUND, island_id=island_id)
         if state not in FINISHED_STATES:
-            raise Conflict(refusals.ports_still_needed(island_id, state))
+            raise Conflict(Refusal.PORTS_STILL_NEEDED, island_id=island_id, state=state)
         block = conn.execute(
             select(PortBlock.first_port, PortBlock.retired)
             .where(PortBlock.island_id == island_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from bot.domain.errors import NotFound
+from bot.domain.errors import NotFound, Refusal
 from bot.domain.records import SYSTEM_ACTOR, Audit, ClockAsk, ClockRecord, IslandRecord, NoticeSpec
 from bot.domain.records import Outcome as AuditOutcome
 from bot.domain.time_source import Clock, utcnow
@@ -20,7 +20,6 @@ from bot.infra.storage import audit, outbox
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import read_island
 from bot.infra.storage.tables import Base, ClockRequest, Island
-from bot.words import refusals
 
 PENDING = "pending"
 APPLYING = "applying"
@@ -36,7 +35,7 @@ def _load(conn: Connection, request_id: int, *, lock: bool = False) -> ClockReco
     query = select(*COLUMNS).where(ClockRequest.id == request_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
-        raise NotFound(refusals.clock_request_not_found(request_id))
+        raise NotFound(Refusal.CLOCK_REQUEST_NOT_FOUND, request_id=request_id)
     return clock_record(row)
 
 

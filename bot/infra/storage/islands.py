@@ -10,14 +10,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select, update
 
-from bot.domain.errors import NotFound
+from bot.domain.errors import NotFound, Refusal
 from bot.domain.records import Audit, IslandChange, IslandRecord
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit, outbox
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Base, Island
-from bot.words import refusals
 
 T = TypeVar("T")
 _TABLE = Base.metadata.tables[Island.__tablename__]
@@ -39,7 +38,7 @@ def read_island(conn: Connection, island_id: int, *, lock: bool = False) -> Isla
     query = select(*COLUMNS).where(_TABLE.c.id == island_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
-        raise NotFound(refusals.island_not_found(island_id))
+        raise NotFound(Refusal.ISLAND_NOT_FOUND, island_id=island_id)
     return island_record(row)
 
 

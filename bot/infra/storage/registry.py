@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
 
-from bot.domain.errors import Conflict, IslandbotError, NotFound
+from bot.domain.errors import Conflict, NotFound, Refusal, Unauthorized
 from bot.domain.records import Audit, IslandRecord
 from bot.domain.registration import Registration, token_hash
 from bot.domain.states import LIVE_STATES, IslandState
@@ -22,13 +22,8 @@ from bot.infra.storage import audit
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import COLUMNS, island_record, read_island
 from bot.infra.storage.tables import Island
-from bot.words import refusals
 
 MAX_PAGE = 1000
-
-
-class Unauthorized(IslandbotError):
-    """The token is missing or is not this island's."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +62,14 @@ class Registry:
                 .first()
             )
             if row is None:
-                raise NotFound(refusals.island_not_found(island_id))
+                raise NotFound(Refusal.ISLAND_NOT_FOUND, island_id=island_id)
             stored = row["registration_token_hash"]
             if not token or stored is None or not hmac.compare_digest(stored, token_hash(token)):
-                raise Unauthorized(refusals.REGISTRATION_UNAUTHORIZED)
+                raise Unauthorized(Refusal.REGISTRATION_UNAUTHORIZED)
             if row["state"] in (IslandState.STOPPING.value, IslandState.STOPPED.value):
-                raise Conflict(refusals.registration_stopped(island_id, row["state"]))
+                raise Conflict(
+                    Refusal.REGISTRATION_STOPPED, island_id=island_id, state=row["state"]
+                )
             conn.execute(
                 update(Island)
                 .where(Island.id == island_id)
