@@ -29,7 +29,7 @@ from pathlib import Path
 from bench.common import listen_time, pct, start_kubesim
 from bot.chat.console.chat import ConsoleChat
 from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
-from bot.run.settings import load_settings
+from bot.run.settings_env import load_settings
 
 READY = re.compile(r"island #(\d+) is ready")
 

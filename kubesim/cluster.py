@@ -4,52 +4,24 @@ deletion with grace, and the faults a test can inject. Runs on the simulator's e
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
-import random
-import re
 import shutil
 import tempfile
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from kubesim.conditions import condition, set_condition, significant
 from kubesim.config import SimConfig
-from kubesim.quantity import cpu_millis, memory_bytes
-from kubesim.runtime import ContainerRuntime, IslandServer, ProcessServer, map_path
-from kubesim.scheduler import NodeUsage, NodeView, choose_node, host_ports, pod_requests
+from kubesim.events import EventRecorder
+from kubesim.kubelet import make_containers, pod_status, server_port
+from kubesim.nodes import node_object, node_views
+from kubesim.runtime import ContainerRuntime, IslandServer, ProcessServer
+from kubesim.scheduler import NodeUsage, choose_node, host_ports, pod_requests
+from kubesim.seed import register, write_initial_clock
 from kubesim.store import Obj, Store, now_rfc3339
 
 log = logging.getLogger(__name__)
-
-_SEED_CLOCK = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-REGISTER_ATTEMPTS = 8
-_FIELD_REFS = {  # the downward API's fieldRef paths kubesim resolves
-    "metadata.name": ("metadata", "name"),
-    "metadata.namespace": ("metadata", "namespace"),
-    "metadata.uid": ("metadata", "uid"),
-    "spec.nodeName": ("spec", "nodeName"),
-    "spec.serviceAccountName": ("spec", "serviceAccountName"),
-    "status.podIP": ("status", "podIP"),
-    "status.hostIP": ("status", "hostIP"),
-}
-
-
-def _env_value(item: Obj, pod: Obj) -> str:
-    """An env var's value: ``value``, or a ``fieldRef`` resolved as the kubelet does."""
-    if "value" in item:
-        return str(item["value"])
-    path = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-    where = _FIELD_REFS.get(str(path))
-    if where is None:
-        return ""
-    return str(
-        (pod.get(where[0]) or {}).get(where[1]) or ""
-    )  # about 15 s of retries, as seed.sh bounds its own
 
 
 @dataclass
@@ -59,35 +31,6 @@ class PodRuntime:
     address: str
     tasks: list[asyncio.Task[None]]
     fingerprint: tuple[Any, ...] = ()
-
-
-def _condition(
-    kind: str, status: bool, reason: str | None = None, message: str | None = None
-) -> dict[str, Any]:
-    cond: dict[str, Any] = {
-        "type": kind,
-        "status": "True" if status else "False",
-        "lastProbeTime": None,
-        "lastTransitionTime": now_rfc3339(),
-    }
-    if reason:
-        cond["reason"] = reason
-    if message:
-        cond["message"] = message
-    return cond
-
-
-def _set_condition(pod: Obj, cond: dict[str, Any]) -> None:
-    conds = pod["status"].setdefault("conditions", [])
-    for i, old in enumerate(conds):
-        if old["type"] == cond["type"]:
-            if old["status"] == cond["status"]:
-                cond["lastTransitionTime"] = old.get("lastTransitionTime")
-            cond["observedGeneration"] = pod["metadata"].get("generation", 1)
-            conds[i] = cond
-            return
-    cond["observedGeneration"] = pod["metadata"].get("generation", 1)
-    conds.append(cond)
 
 
 class Cluster:
@@ -100,8 +43,7 @@ class Cluster:
         self._root = Path(tempfile.mkdtemp(prefix="kubesim-"))
         self._pod_ip = 0
         self._demands: dict[str, tuple[int, int, set[tuple[int, str]]]] = {}
-        # (namespace, involved uid, reason, message) -> event name, to count repeats
-        self._events: dict[tuple[str, str, str, str], str] = {}
+        self.events = EventRecorder(store)
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -117,55 +59,7 @@ class Cluster:
                 },
             )
         for spec in self.config.nodes:
-            self.store.create(
-                "nodes",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "metadata": {
-                        "name": spec.name,
-                        "labels": {
-                            "kubernetes.io/hostname": spec.name,
-                            "kubernetes.io/os": "linux",
-                            **spec.labels,
-                        },
-                    },
-                    "spec": {},
-                    "status": {
-                        "capacity": {
-                            "cpu": spec.cpu,
-                            "memory": spec.memory,
-                            "pods": str(spec.pods),
-                        },
-                        "allocatable": {
-                            "cpu": spec.cpu,
-                            "memory": spec.memory,
-                            "pods": str(spec.pods),
-                        },
-                        "addresses": [
-                            {"type": "InternalIP", "address": spec.address},
-                            {"type": "Hostname", "address": spec.name},
-                        ],
-                        "conditions": [
-                            _condition(
-                                "Ready", True, "KubeletReady", "kubelet is posting ready status"
-                            )
-                        ],
-                        "nodeInfo": {
-                            "kubeletVersion": "v1.37.0-kubesim",
-                            "osImage": "kubesim",
-                            "containerRuntimeVersion": "kubesim://1",
-                            "kubeProxyVersion": "",
-                            "kernelVersion": "6.1.0-kubesim",
-                            "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, spec.name).hex,
-                            "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, spec.name)),
-                            "bootID": str(uuid.uuid4()),
-                            "architecture": "amd64",
-                            "operatingSystem": "linux",
-                        },
-                    },
-                },
-            )
+            self.store.create("nodes", node_object(spec))
         self._tasks.append(asyncio.create_task(self._scheduler_loop()))
         self._tasks.append(asyncio.create_task(self._probe_loop()))
 
@@ -188,27 +82,6 @@ class Cluster:
                 return str(addr["address"])
         return None
 
-    def _node_views(self) -> list[NodeView]:
-        views = []
-        for node in self.store.items("nodes"):
-            alloc = node["status"]["allocatable"]
-            ready = any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in node["status"].get("conditions", [])
-            )
-            views.append(
-                NodeView(
-                    node["metadata"]["name"],
-                    node["metadata"].get("labels", {}),
-                    cpu_millis(alloc["cpu"]),
-                    memory_bytes(alloc["memory"]),
-                    int(alloc["pods"]),
-                    ready,
-                    bool(node["spec"].get("unschedulable")),
-                )
-            )
-        return views
-
     # ---- pods: creation and scheduling ------------------------------------------------------
 
     def pod_created(self, pod: Obj) -> None:
@@ -230,7 +103,7 @@ class Cluster:
                 log.exception("scheduler pass failed")
 
     def _schedule_pending(self) -> None:
-        nodes = self._node_views()
+        nodes = node_views(self.store.items("nodes"))
         usage: dict[str, NodeUsage] = {}
         pending = []
         for pod in self.store.items("pods"):
@@ -269,11 +142,9 @@ class Cluster:
             "pods",
             meta["namespace"],
             meta["name"],
-            lambda p: _set_condition(
-                p, _condition("PodScheduled", False, "Unschedulable", message)
-            ),
+            lambda p: set_condition(p, condition("PodScheduled", False, "Unschedulable", message)),
         )
-        self.record_event(pod, "Warning", "FailedScheduling", message, "default-scheduler")
+        self.events.record(pod, "Warning", "FailedScheduling", message, "default-scheduler")
 
     def _bind(self, ns: str, name: str, node: str) -> Obj | None:
         address = self.node_address(node) or "127.0.0.1"
@@ -288,17 +159,17 @@ class Cluster:
             st["podIP"] = pod_ip
             st["podIPs"] = [{"ip": pod_ip}]
             st["startTime"] = now_rfc3339()
-            _set_condition(p, _condition("PodScheduled", True))
-            _set_condition(p, _condition("Initialized", True))
-            _set_condition(
+            set_condition(p, condition("PodScheduled", True))
+            set_condition(p, condition("Initialized", True))
+            set_condition(
                 p,
-                _condition(
+                condition(
                     "ContainersReady", False, "ContainersNotReady", "containers with unready status"
                 ),
             )
-            _set_condition(
+            set_condition(
                 p,
-                _condition("Ready", False, "ContainersNotReady", "containers with unready status"),
+                condition("Ready", False, "ContainersNotReady", "containers with unready status"),
             )
             st["containerStatuses"] = [
                 ContainerRuntime(c["name"], c.get("image", ""), {}, Path(), []).status(False)
@@ -308,35 +179,17 @@ class Cluster:
         pod = self.store.mutate("pods", ns, name, bind)
         if pod is None:
             return None
-        self.record_event(
+        self.events.record(
             pod,
             "Normal",
             "Scheduled",
             f"Successfully assigned {ns}/{name} to {node}",
             "default-scheduler",
         )
-        runtime = PodRuntime(self._make_containers(pod), node, address, [])
+        runtime = PodRuntime(make_containers(pod, self._root), node, address, [])
         self.runtimes[(ns, name)] = runtime
         runtime.tasks.append(asyncio.create_task(self._start_pod(ns, name, runtime)))
         return pod
-
-    def _make_containers(self, pod: Obj) -> dict[str, ContainerRuntime]:
-        meta = pod["metadata"]
-        containers = {}
-        for c in pod["spec"]["containers"]:
-            root = self._root / meta["namespace"] / meta["name"] / c["name"]
-            root.mkdir(parents=True, exist_ok=True)
-            env = {e["name"]: _env_value(e, pod) for e in c.get("env") or [] if "name" in e}
-            ports = {
-                str(p.get("name") or p["hostPort"]): int(p["hostPort"])
-                for p in c.get("ports") or []
-                if p.get("hostPort")
-            }
-            command = [*(c.get("command") or []), *(c.get("args") or [])]
-            containers[c["name"]] = ContainerRuntime(
-                c["name"], c.get("image", ""), env, root, command, ports
-            )
-        return containers
 
     # ---- pods: running ------------------------------------------------------------------------
 
@@ -349,7 +202,7 @@ class Cluster:
             if c.image in self.config.failing_images:
                 c.reason = "ErrImagePull"
                 c.message = f'failed to pull and unpack image "{c.image}": not found'
-                self.record_event(
+                self.events.record(
                     pod,
                     "Warning",
                     "Failed",
@@ -359,9 +212,9 @@ class Cluster:
                 runtime.tasks.append(asyncio.create_task(self._backoff(ns, name, c)))
                 continue
             c.state, c.reason, c.started_at = "running", "", now_rfc3339()
-            self.record_event(pod, "Normal", "Started", f"Started container {c.name}", "kubelet")
+            self.events.record(pod, "Normal", "Started", f"Started container {c.name}", "kubelet")
             if c.is_server:
-                self._seed(c, name)
+                write_initial_clock(c, name)
                 runtime.tasks.append(asyncio.create_task(self._boot_server(ns, name, runtime, c)))
         self.sync_status(ns, name)
 
@@ -372,23 +225,6 @@ class Cluster:
             c.message = f'Back-off pulling image "{c.image}"'
             self.sync_status(ns, name)
 
-    def _seed(self, c: ContainerRuntime, pod_name: str) -> None:
-        """What the island's seed.sh does first: write the initial clock as ``@date``."""
-        args = c.command
-        c.log(f"seed: starting island for pod {pod_name} ({' '.join(args)})")
-        clock_file = c.env.get("FAKETIME_TIMESTAMP_FILE")
-        if (
-            len(args) >= 6
-            and args[1].endswith("seed.sh")
-            and clock_file
-            and _SEED_CLOCK.match(args[5])
-        ):
-            target = map_path(c.root, clock_file)
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(f"@{args[5]}\n")
-                c.log(f"seed: initial clock {args[5]} written to {clock_file}")
-
     async def _boot_server(
         self, ns: str, name: str, runtime: PodRuntime, c: ContainerRuntime
     ) -> None:
@@ -396,7 +232,7 @@ class Cluster:
         if c.state != "running":
             return
         pod = self.store.get("pods", ns, name)
-        if self.config.register_islands and not await self._register(c, pod, runtime.address):
+        if self.config.register_islands and not await register(c, pod, runtime.address):
             if c.state == "running":
                 await self._terminate(
                     ns, name, c, exit_code=1, reason="Error", message="registration failed"
@@ -404,7 +240,7 @@ class Cluster:
             return
         island = (pod or {}).get("metadata", {}).get("labels", {}).get("islandbot.io/island-id")
         kind = ProcessServer if self.config.server_mode == "process" else IslandServer
-        server = kind(c, runtime.address, self._server_port(pod, c), island)
+        server = kind(c, runtime.address, server_port(pod, c), island)
         c.server = server
         c.log(
             f"INFO  [main] GameServer - booting island {island or '?'} on {runtime.address} "
@@ -420,58 +256,6 @@ class Cluster:
             )
             return
         c.log("server: started")
-
-    async def _register(self, c: ContainerRuntime, pod: Obj | None, address: str) -> bool:
-        """What seed.sh does before it starts the server: register the island over HTTP with
-        its token, retrying with backoff for a bounded time. False: it gave up (or was refused),
-        and the container exits 1 as the script does."""
-        url, token = c.env.get("ISLANDBOT_REGISTER_URL"), c.env.get("ISLANDBOT_REGISTER_TOKEN")
-        if not url or not token:
-            return True
-        status = (pod or {}).get("status", {})
-        body = {
-            "node": (pod or {}).get("spec", {}).get("nodeName") or "unknown",
-            "pod_ip": status.get("podIP") or address,
-            "version": "kubesim",
-            "ports": dict(c.ports),
-        }
-        delay = 0.2
-        for attempt in range(1, REGISTER_ATTEMPTS + 1):
-            try:
-                async with (
-                    aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session,
-                    session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as r,
-                ):
-                    if r.status == 200:
-                        c.log(f"seed: registered with {url}")
-                        return True
-                    problem = f"HTTP {r.status}: {(await r.text())[:200]}"
-                    if r.status in {400, 401, 404, 409, 413, 422}:
-                        c.log(f"seed: registration refused ({problem}); exiting")
-                        return False
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                problem = type(exc).__name__
-            if c.state != "running":
-                return False
-            c.log(f"seed: registration attempt {attempt} failed ({problem}); retry in {delay:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        c.log(f"seed: could not register after {REGISTER_ATTEMPTS} attempts; exiting")
-        return False
-
-    @staticmethod
-    def _server_port(pod: Obj | None, c: ContainerRuntime) -> int | None:
-        """The port the readiness probe checks (named or numbered), else the last port."""
-        for spec in (pod or {}).get("spec", {}).get("containers", []):
-            if spec["name"] != c.name:
-                continue
-            probe = (spec.get("readinessProbe") or {}).get("tcpSocket") or {}
-            port = probe.get("port")
-            if isinstance(port, int):
-                return port
-            if isinstance(port, str) and port in c.ports:
-                return c.ports[port]
-        return list(c.ports.values())[-1] if c.ports else None
 
     async def _probe_loop(self) -> None:
         while True:
@@ -494,14 +278,6 @@ class Cluster:
                 await c.server.probe()
         self.sync_status(ns, name)
 
-    def _container_ready(self, pod: Obj, c: ContainerRuntime) -> bool:
-        if c.state != "running":
-            return False
-        spec: Obj = next((s for s in pod["spec"]["containers"] if s["name"] == c.name), {})
-        if not spec.get("readinessProbe"):
-            return True
-        return c.server is not None and c.server.listening
-
     def sync_status(self, ns: str, name: str) -> None:
         """Recompute phase, conditions and container statuses from the runtimes; store only
         when something changed (so watchers see real changes only)."""
@@ -522,36 +298,8 @@ class Cluster:
         if fingerprint == runtime.fingerprint:
             return  # nothing the status is made of has changed
         runtime.fingerprint = fingerprint
-        new = copy.deepcopy(pod)
-        st = new["status"]
-        cs = runtime.containers.values()
-        ready = {c.name: self._container_ready(pod, c) for c in cs}
-        st["containerStatuses"] = [c.status(ready[c.name]) for c in cs]
-        states = [c.state for c in cs]
-        if any(s == "waiting" for s in states):
-            phase = "Pending"
-        elif any(s == "running" for s in states):
-            phase = "Running"
-        elif all(c.exit_code == 0 for c in cs):
-            phase = "Succeeded"
-        else:
-            phase = "Failed"
-        st["phase"] = phase
-        all_ready = all(ready.values()) and node_ready
-        reason = None if all_ready else "ContainersNotReady"
-        unready = [n for n, r in ready.items() if not r]
-        message = (
-            None
-            if all_ready
-            else (
-                f"containers with unready status: [{' '.join(unready)}]"
-                if unready
-                else "node is not ready"
-            )
-        )
-        _set_condition(new, _condition("ContainersReady", all_ready, reason, message))
-        _set_condition(new, _condition("Ready", all_ready, reason, message))
-        if _significant(new) != _significant(pod):
+        new = pod_status(pod, runtime.containers.values(), node_ready=node_ready)
+        if significant(new) != significant(pod):
             self.store.replace("pods", new)
 
     def _node_is_ready(self, node: str) -> bool:
@@ -616,7 +364,7 @@ class Cluster:
         runtime = self.runtimes.get((ns, name))
         if runtime is not None:
             for c in runtime.containers.values():
-                self.record_event(
+                self.events.record(
                     pod, "Normal", "Killing", f"Stopping container {c.name}", "kubelet"
                 )
         asyncio.get_running_loop().create_task(self._finish_delete(ns, name, grace_s))
@@ -641,49 +389,6 @@ class Cluster:
             self._demands.pop(removed["metadata"]["uid"], None)
         self._kick.set()  # freed resources may let a pending pod in
         return removed
-
-    # ---- events -----------------------------------------------------------------------------
-
-    def record_event(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
-        meta = obj["metadata"]
-        ns = meta.get("namespace", "default")
-        key = (ns, str(meta.get("uid")), reason, message)
-        existing = self._events.get(key)
-        if existing is not None:
-
-            def bump(e: Obj) -> None:
-                e["count"] = e.get("count", 1) + 1
-                e["lastTimestamp"] = now_rfc3339()
-
-            if self.store.mutate("events", ns, existing, bump) is not None:
-                return
-        stamp = now_rfc3339()
-        suffix = f"{time.time_ns():x}{random.randrange(16**4):04x}"  # noqa: S311
-        self._events[key] = f"{meta['name']}.{suffix}"
-        self.store.create(
-            "events",
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": ns},
-                "involvedObject": {
-                    "kind": obj.get("kind", "Pod"),
-                    "namespace": ns,
-                    "name": meta["name"],
-                    "uid": meta.get("uid"),
-                    "apiVersion": "v1",
-                    "resourceVersion": meta.get("resourceVersion"),
-                },
-                "reason": reason,
-                "message": message,
-                "type": type_,
-                "count": 1,
-                "firstTimestamp": stamp,
-                "lastTimestamp": stamp,
-                "source": {"component": component},
-                "reportingComponent": component,
-            },
-        )
 
     # ---- faults -----------------------------------------------------------------------------
 
@@ -713,22 +418,22 @@ class Cluster:
             p["status"]["phase"] = "Failed"
             p["status"]["reason"] = "Evicted"
             p["status"]["message"] = text
-            _set_condition(p, _condition("Ready", False, "PodFailed"))
-            _set_condition(p, _condition("ContainersReady", False, "PodFailed"))
-            _set_condition(p, _condition("DisruptionTarget", True, "TerminationByKubelet", text))
+            set_condition(p, condition("Ready", False, "PodFailed"))
+            set_condition(p, condition("ContainersReady", False, "PodFailed"))
+            set_condition(p, condition("DisruptionTarget", True, "TerminationByKubelet", text))
 
         self.sync_status(ns, name)
         self.store.mutate("pods", ns, name, evicted)
-        self.record_event(pod, "Warning", "Evicted", text, "kubelet")
+        self.events.record(pod, "Warning", "Evicted", text, "kubelet")
         self._kick.set()
 
     async def set_node_ready(self, node: str, ready: bool) -> None:
         def change(n: Obj) -> None:
             n["status"]["conditions"] = [
-                _condition("Ready", True, "KubeletReady", "kubelet is posting ready status")
+                condition("Ready", True, "KubeletReady", "kubelet is posting ready status")
                 if ready
                 else {
-                    **_condition(
+                    **condition(
                         "Ready", False, "NodeStatusUnknown", "Kubelet stopped posting node status."
                     ),
                     "status": "Unknown",
@@ -762,7 +467,7 @@ class Cluster:
         if not self._node_is_ready(node) and (ns, name) in self.runtimes:
             pod = self.store.get("pods", ns, name)
             if pod is not None:
-                self.record_event(
+                self.events.record(
                     pod,
                     "Normal",
                     "TaintManagerEviction",
@@ -778,25 +483,3 @@ class Cluster:
         if self.store.mutate("nodes", "", node, change) is None:
             raise KeyError(f"no node {node!r}")
         self._kick.set()
-
-
-def _significant(pod: Obj) -> Any:
-    """The parts of a pod whose change is worth a new resourceVersion."""
-    st = pod["status"]
-    conds = [
-        (c["type"], c["status"], c.get("reason"), c.get("message"))
-        for c in st.get("conditions", [])
-    ]
-    return (
-        st.get("phase"),
-        conds,
-        [
-            (
-                c["name"],
-                c["ready"],
-                next(iter(c["state"])),
-                c["state"].get("waiting", {}).get("reason"),
-            )
-            for c in st.get("containerStatuses", [])
-        ],
-    )

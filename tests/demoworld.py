@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.chat.console.chat import ConsoleChat
 from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
-from bot.run.settings import load_settings
+from bot.run.settings_env import load_settings
 from kubesim import KubeSim, NodeSpec, SimConfig, running
 
 NODES = (

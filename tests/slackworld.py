@@ -25,7 +25,8 @@ from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.run.compose import Tuning, slack_bot
 from bot.run.loop import LifecycleService
-from bot.run.settings import Settings, load_settings
+from bot.run.settings import Settings
+from bot.run.settings_env import load_settings
 from kubesim import KubeSim, NodeSpec, SimConfig, running
 from tests import fakeslack
 from tests.fakeslack import FakeSlack

@@ -37,7 +37,8 @@ from bot.domain.records import (
 )
 from bot.domain.states import IslandState
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.kubernetes.client import Kube, KubeError
+from bot.infra.kubernetes.client import Kube
+from bot.infra.kubernetes.errors import KubeError
 from bot.infra.storage.audit import AuditLog
 from bot.infra.storage.clock_requests import PENDING, ClockRequests
 from bot.infra.storage.database import Database

@@ -37,8 +37,10 @@ from bot.domain.records import (
 )
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.kubernetes.client import Kube, KubeError, NodeView
+from bot.infra.kubernetes.client import Kube
+from bot.infra.kubernetes.errors import KubeError
 from bot.infra.kubernetes.templates import TemplateSet
+from bot.infra.kubernetes.views import NodeView
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.audit import AuditLog
 from bot.infra.storage.database import Database

@@ -11,12 +11,9 @@ on (a stop of a stopping island, an extension of an expiry that already moved, a
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -24,6 +21,7 @@ from typing import Any
 from bot.app.clock_actions import ClockActions
 from bot.app.island_actions import IslandActions
 from bot.chat.output import ChatError, ChatOutput, Reply
+from bot.chat.work_pool import WorkPool, delivery_key
 from bot.domain.buttons import (
     CLOCK_ACTIONS,
     ButtonAction,
@@ -55,7 +53,6 @@ from bot.infra.storage.deliveries import Deliveries
 from bot.words import clock_text, island_text, layouts, refusals, usage
 
 log = logging.getLogger(__name__)
-__all__ = ["ChatFront", "FrontSettings", "Reply", "WorkPool"]
 
 LOG_LINES_BUTTON = 50
 MAX_LOG_MESSAGE = 3500  # characters of log shown in a message; longer goes in a file
@@ -69,52 +66,6 @@ class FrontSettings:
     workers: int = 8
     max_pending: int = 500
     tz: tzinfo = UTC  # the team's time zone
-
-
-def delivery_key(kind: str, ident: str) -> str:
-    """A key for ``Deliveries`` and the allocation's request key (at most 128 characters)."""
-    key = f"{kind}:{ident}"
-    if len(key) <= 100:
-        return key
-    return f"{kind}:sha256:{hashlib.sha256(ident.encode()).hexdigest()}"
-
-
-class WorkPool:
-    """A fixed number of threads and a bounded backlog: ``submit`` says False when full."""
-
-    def __init__(self, workers: int, max_pending: int) -> None:
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="chat-work")
-        self._slots = threading.BoundedSemaphore(max_pending)
-        self._idle = threading.Condition()
-        self._busy = 0
-
-    def submit(self, work: Callable[[], None]) -> bool:
-        if not self._slots.acquire(blocking=False):
-            return False
-        with self._idle:
-            self._busy += 1
-
-        def run() -> None:
-            try:
-                work()
-            except Exception:
-                log.exception("chat work failed")
-            finally:
-                self._slots.release()
-                with self._idle:
-                    self._busy -= 1
-                    self._idle.notify_all()
-
-        self._pool.submit(run)
-        return True
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing is queued or running; False when ``timeout`` passed first."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._busy == 0, timeout)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
 
 
 class ChatFront:

@@ -1,4 +1,4 @@
-"""Who may do what, by immutable Slack user id (pure).
+"""Who may do what, by the chat's immutable user id (pure).
 
 Anyone in an allowed channel may start islands and look at any island (list, status, logs,
 capacity, help). Changing an island (stop, restart, extend) is for its owner and the admins.

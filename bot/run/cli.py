@@ -30,7 +30,8 @@ from bot.infra.storage.database import Database, create_database
 from bot.run import compose
 from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
 from bot.run.headless import JsonLinesNotifier, LogNotifier
-from bot.run.settings import ConfigError, Settings, describe_settings, load_settings
+from bot.run.settings import ConfigError, Settings
+from bot.run.settings_env import describe_settings, load_settings
 from bot.words import demo_text, refusals
 
 

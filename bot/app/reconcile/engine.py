@@ -29,8 +29,10 @@ from bot.domain.lifecycle_rules import Decision, Limits, decide
 from bot.domain.records import IslandRecord
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.kubernetes.client import ClusterSnapshot, Kube, KubeError, KubeInvalid, PodView
+from bot.infra.kubernetes.client import Kube
+from bot.infra.kubernetes.errors import KubeError, KubeInvalid
 from bot.infra.kubernetes.templates import TemplateSet
+from bot.infra.kubernetes.views import ClusterSnapshot, PodView
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore

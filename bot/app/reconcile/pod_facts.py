@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.domain.lifecycle_rules import PodFacts, ServerFacts
-from bot.infra.kubernetes.client import ClusterSnapshot, PodView
+from bot.infra.kubernetes.views import ClusterSnapshot, PodView
 
 
 def pod_facts(view: PodView, scheduling: Mapping[str, str]) -> PodFacts:

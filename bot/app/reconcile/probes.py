@@ -18,7 +18,7 @@ from datetime import timedelta
 from bot.domain.records import IslandRecord
 from bot.domain.states import IslandState
 from bot.infra import metrics
-from bot.infra.kubernetes.client import ClusterSnapshot, PodView
+from bot.infra.kubernetes.views import ClusterSnapshot, PodView
 
 Target = tuple[str, int]
 Prober = Callable[[list[Target]], Mapping[Target, bool]]

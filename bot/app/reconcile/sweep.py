@@ -9,7 +9,9 @@ from collections.abc import Callable, Set
 from datetime import datetime, timedelta
 
 from bot.app.reconcile.apply import Applier
-from bot.infra.kubernetes.client import ClusterSnapshot, Kube, KubeError
+from bot.infra.kubernetes.client import Kube
+from bot.infra.kubernetes.errors import KubeError
+from bot.infra.kubernetes.views import ClusterSnapshot
 from bot.infra.storage.reconcile_rows import ReconcileRows
 
 log = logging.getLogger(__name__)

@@ -10,16 +10,14 @@ thousands of pods per tick would cost more than the request).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import urllib3
@@ -29,40 +27,31 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import incluster_config
 from kubernetes.stream import stream
 
-from bot.domain.errors import IslandbotError
 from bot.domain.podspec import LABEL_ISLAND, LABEL_OWNER, SELECTOR
 from bot.domain.quantity import memory_bytes
 from bot.infra import metrics
+from bot.infra.kubernetes.errors import (
+    KubeConflict,
+    KubeError,
+    KubeNotFound,
+    KubeUnavailable,
+    retry_after,
+    wrap,
+)
+from bot.infra.kubernetes.views import (
+    ClusterSnapshot,
+    ExecResult,
+    NodeView,
+    PodSource,
+    PodView,
+    parse_pod,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Where Kubernetes mounts a pod's service account (token, ca.crt, namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 Obj = dict[str, Any]
-
-
-class KubeError(IslandbotError):
-    """The cluster refused or failed an operation."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class KubeNotFound(KubeError):
-    pass
-
-
-class KubeConflict(KubeError):
-    pass
-
-
-class KubeInvalid(KubeError):
-    """422: the object was refused; the message carries the API server's causes."""
-
-
-class KubeUnavailable(KubeError):
-    """Still failing after every retry (5xx, 429, timeouts, dropped connections)."""
 
 
 @dataclass(frozen=True)
@@ -72,121 +61,6 @@ class KubeSettings:
     attempts: int = 4  # tries per operation, first one included
     backoff_s: float = 0.2  # first back-off; doubles each time, with jitter
     max_wait_s: float = 5.0  # cap on any single wait, Retry-After included
-
-
-@dataclass(frozen=True)
-class ContainerView:
-    name: str
-    state: str  # waiting, running, terminated
-    reason: str | None
-    exit_code: int | None
-    ready: bool
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class PodView:
-    """What the lifecycle needs to know of one island pod."""
-
-    name: str
-    uid: str
-    island_id: int | None
-    owner_id: str | None
-    phase: str
-    node: str | None
-    host_ip: str | None
-    reason: str | None  # status.reason, e.g. Evicted
-    message: str | None
-    deleting: bool
-    conditions: Mapping[str, tuple[str, str | None, str | None]]  # type -> (status, reason, msg)
-    containers: Mapping[str, ContainerView]
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    server_env: Mapping[str, str] = field(default_factory=dict)  # literal env of container 0
-    created_at: str | None = None  # metadata.creationTimestamp
-    memory_limit: str | None = None  # of container 0
-    memory_request: str | None = None
-
-    def condition(self, kind: str) -> tuple[str, str | None, str | None] | None:
-        return self.conditions.get(kind)
-
-
-@dataclass(frozen=True)
-class NodeView:
-    name: str
-    labels: Mapping[str, str]
-    address: str | None
-    allocatable_memory: int
-    requested_memory: int
-    ready: bool
-    unschedulable: bool
-
-
-class PodSource(Protocol):
-    """A cache of the island pods (``bot.reflector.PodReflector``)."""
-
-    def pods(self) -> list[PodView] | None:
-        """The pods as last seen, or None while the cache is not usable."""
-
-    def stop(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class ClusterSnapshot:
-    pods: Mapping[int, PodView]  # island id -> its pod
-    strays: list[PodView]  # our label, but no readable island id
-    scheduling: Mapping[str, str]  # pod name -> latest FailedScheduling message
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    stdout: str
-    stderr: str
-    exit_code: int
-
-
-def parse_pod(obj: Obj) -> PodView:
-    meta, status = obj.get("metadata", {}), obj.get("status", {})
-    labels = meta.get("labels") or {}
-    containers = {}
-    for cs in status.get("containerStatuses") or []:
-        state_name, state = next(iter((cs.get("state") or {"waiting": {}}).items()))
-        containers[cs["name"]] = ContainerView(
-            cs["name"],
-            state_name,
-            (state or {}).get("reason"),
-            (state or {}).get("exitCode"),
-            bool(cs.get("ready")),
-            (state or {}).get("message"),
-        )
-    island = labels.get(LABEL_ISLAND)
-    first = (obj.get("spec", {}).get("containers") or [{}])[0]
-    resources = first.get("resources") or {}
-    return PodView(
-        name=meta["name"],
-        uid=meta.get("uid", ""),
-        island_id=int(island) if island and island.isdigit() else None,
-        owner_id=labels.get(LABEL_OWNER),
-        phase=status.get("phase", "Pending"),
-        node=obj.get("spec", {}).get("nodeName"),
-        host_ip=status.get("hostIP"),
-        reason=status.get("reason"),
-        message=status.get("message"),
-        deleting=bool(meta.get("deletionTimestamp")),
-        conditions={
-            c["type"]: (c.get("status", "Unknown"), c.get("reason"), c.get("message"))
-            for c in status.get("conditions") or []
-        },
-        containers=containers,
-        annotations=meta.get("annotations") or {},
-        server_env={
-            e["name"]: e["value"]
-            for e in first.get("env") or []
-            if "name" in e and isinstance(e.get("value"), str)
-        },
-        created_at=meta.get("creationTimestamp"),
-        memory_limit=(resources.get("limits") or {}).get("memory"),
-        memory_request=(resources.get("requests") or {}).get("memory"),
-    )
 
 
 def _pod_memory_request(pod: Obj) -> int:
@@ -278,11 +152,11 @@ class Kube:
             except ApiException as exc:
                 status = exc.status or 0
                 if status == 429 or status >= 500:
-                    wait = _retry_after(exc) if status == 429 else None
+                    wait = retry_after(exc) if status == 429 else None
                     problem = f"HTTP {status}"
                 else:
                     metrics.KUBE_ERRORS.labels(operation=operation).inc()
-                    raise _wrap(what, exc) from exc
+                    raise wrap(what, exc) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 wait, problem = None, f"{type(exc).__name__}"
             if attempt == self.settings.attempts:
@@ -518,7 +392,7 @@ class Kube:
             out, err = resp.read_stdout() or "", resp.read_stderr() or ""
             resp.close()
         except ApiException as exc:
-            raise _wrap(f"exec in {name}/{container}", exc) from exc
+            raise wrap(f"exec in {name}/{container}", exc) from exc
         except Exception as exc:  # websocket and socket errors of every kind
             raise KubeUnavailable(
                 f"exec in {name}/{container}: {type(exc).__name__}: {exc}"
@@ -526,26 +400,3 @@ class Kube:
         finally:
             api.api_client.close()
         return ExecResult(out, err, -1 if code is None else int(code))
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    value = (exc.headers or {}).get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _wrap(what: str, exc: ApiException) -> KubeError:
-    status = exc.status or 0
-    body = exc.body or ""
-    # A refused websocket upgrade (exec) comes as "Handshake status 404 ... -+-+- {Status}"
-    if not status and (match := re.search(r"Handshake status (\d{3})", str(exc.reason))):
-        status = int(match.group(1))
-        body = str(exc.reason).rsplit("-+-+-", 1)[-1]
-    try:
-        message = json.loads(body or "{}").get("message") or exc.reason
-    except (ValueError, AttributeError):
-        message = exc.reason
-    kinds: dict[int, type[KubeError]] = {404: KubeNotFound, 409: KubeConflict, 422: KubeInvalid}
-    return kinds.get(status, KubeError)(f"{what}: {message}", status=status or None)

@@ -19,7 +19,9 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from bot.domain.podspec import SELECTOR
-from bot.infra.kubernetes.client import Kube, KubeError, PodView, parse_pod
+from bot.infra.kubernetes.client import Kube
+from bot.infra.kubernetes.errors import KubeError
+from bot.infra.kubernetes.views import PodView, parse_pod
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ class User(Base):
 
     __tablename__ = "users"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # Slack user id
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the chat's user id
     display_name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -200,7 +200,7 @@ class AuditEntry(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    actor: Mapped[str] = mapped_column(String(32))  # Slack user id, or "system"
+    actor: Mapped[str] = mapped_column(String(32))  # a chat user id, island:<id>, or "system"
     action: Mapped[str] = mapped_column(String(32))
     island_id: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16))  # ok, refused, error

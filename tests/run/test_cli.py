@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bot.infra.storage import migrate
+from tests.paths import ROOT
 
 ISLANDBOT = str(Path(sys.executable).parent / "islandbot")
 
@@ -73,7 +74,7 @@ def test_config_shows_settings_with_secrets_masked(tmp_path: Path) -> None:
 
 def test_a_broken_template_stops_the_bot_with_the_file_and_field(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "k8s_templates", templates)
+    shutil.copytree(ROOT / "k8s_templates", templates)
     (templates / "branches" / "dev.yaml").write_text("pod:\n  spec:\n    restartPolicy: 7\n")
     result = run("demo", env={"ISLANDBOT_TEMPLATES_DIR": str(templates)}, cwd=tmp_path)
     assert result.returncode == 1

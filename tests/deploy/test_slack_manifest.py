@@ -4,11 +4,11 @@ scope for every Web API method the bot calls."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
+
 MANIFEST = yaml.safe_load((ROOT / "deploy" / "slack-app-manifest.yaml").read_text())
 # the scope each Web API method needs (Slack's method reference)
 SCOPES = {

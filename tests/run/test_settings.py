@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.domain.port_blocks import PortRange
-from bot.run.settings import (
-    ConfigError,
-    Secret,
-    Settings,
-    describe_settings,
-    env_names,
-    load_settings,
-)
+from bot.run.settings import ConfigError, Secret, Settings
+from bot.run.settings_env import describe_settings, env_names, load_settings
+from tests.paths import ROOT
 
 
 def test_defaults_without_any_environment() -> None:
@@ -136,7 +130,7 @@ def test_database_password_is_masked_for_display() -> None:
 
 
 def test_readme_documents_every_setting_with_its_default() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     rows = {}
     for line in readme.splitlines():
         if line.startswith("| `") and line.count("|") >= 4:

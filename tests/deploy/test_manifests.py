@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 from bot.infra.kubernetes.templates import load_templates
-from bot.run.settings import Settings, load_settings
+from bot.run.settings import Settings
+from bot.run.settings_env import load_settings
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "k8s"
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
 VERSION = Settings().kubernetes_version

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from bot.run.compose import check_slack_settings, slack_bot
-from bot.run.settings import ConfigError, load_settings
+from bot.run.settings import ConfigError
+from bot.run.settings_env import load_settings
 from kubesim import running
 from tests import fakeslack
 from tests.dbutil import sqlite_url

@@ -8,19 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from bot.infra.kubernetes.client import (
-    Kube,
+from bot.infra.kubernetes.client import Kube, KubeSettings
+from bot.infra.kubernetes.errors import (
     KubeConflict,
     KubeError,
     KubeInvalid,
     KubeNotFound,
-    KubeSettings,
     KubeUnavailable,
-    PodView,
 )
 from bot.infra.kubernetes.templates import TemplateSet
+from bot.infra.kubernetes.views import PodView
 from bot.run import compose
-from bot.run.settings import load_settings
+from bot.run.settings_env import load_settings
 from kubesim import KubeSim, SimConfig, running
 from kubesim.tests.util import tls_files
 from tests.podhelp import pod_for

@@ -17,9 +17,10 @@ from bot.domain.errors import BadOverride, UnknownBranch
 from bot.domain.podspec import IslandParams, TemplateError
 from bot.infra.kubernetes.templates import load_templates, validate_pod
 from bot.words import refusals
+from tests.paths import FIXTURES, ROOT
 
-ORIGINAL = yaml.safe_load((Path(__file__).parent / "fixtures" / "original-pod.yaml").read_text())
-SHIPPED = Path(__file__).resolve().parent.parent / "k8s_templates"
+ORIGINAL = yaml.safe_load((FIXTURES / "original-pod.yaml").read_text())
+SHIPPED = ROOT / "k8s_templates"
 
 
 def island(**changes: object) -> IslandParams:

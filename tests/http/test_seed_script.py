@@ -16,9 +16,10 @@ import pytest
 
 from bot.run.demo import Demo
 from tests.demoworld import demo_on, start
-from tests.test_api import call, token_of
+from tests.http.test_api import call, token_of
+from tests.paths import ROOT
 
-SEED = Path(__file__).resolve().parent.parent / "deploy" / "island-image" / "seed.sh"
+SEED = ROOT / "deploy" / "island-image" / "seed.sh"
 pytestmark = pytest.mark.skipif(
     shutil.which("curl") is None and not os.environ.get("CI"), reason="seed.sh needs curl"
 )
