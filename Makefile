@@ -12,10 +12,11 @@ demo: $(STAMP)  ## run the bot on its embedded defaults (SQLite, simulator, cons
 test: $(STAMP)  ## the whole test suite (MariaDB tests run when ISLANDBOT_TEST_MYSQL_URL is set)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict on bot/
+lint: $(STAMP)  ## ruff (lint + format check), mypy --strict, and the layers' import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .
