@@ -172,11 +172,13 @@ class ChatFront:
     def _look(
         self, caller: Caller, command: ListIslands | Status | Logs | Capacity, reply: Reply
     ) -> None:
-        """The commands that change nothing; each is audited, answered or refused."""
+        """The commands that change nothing; each is audited (answered or refused) before the
+        answer goes out, so the audit log has every look in the order people saw them."""
         action, island_id, detail = _audit_of_look(command)
+        blocks: list[dict[str, Any]] | None = None
         try:
             if isinstance(command, ListIslands):
-                self._list(caller, command, reply)
+                text, blocks = self._list(caller, command)
             elif isinstance(command, Status):
                 island = self.actions.status(command.island_id)
                 text, blocks = layouts.status_blocks(
@@ -186,18 +188,17 @@ class ChatFront:
                     extend_step=self.settings.extend_step,
                     now=self.clock(),
                 )
-                self._tell(reply, text, blocks=blocks)
             elif isinstance(command, Logs):
-                self._logs(command.island_id, command.lines, command.previous, reply)
+                text = self._logs(command.island_id, command.lines, command.previous, reply)
             else:
                 text, blocks = layouts.capacity_blocks(self.actions.capacity())
-                self._tell(reply, text, blocks=blocks)
         except UserError as exc:
             self.actions.record_look(
                 caller, action, island_id=island_id, detail=detail, refusal=refusals.text(exc)
             )
             raise
         self.actions.record_look(caller, action, island_id=island_id, detail=detail)
+        self._tell(reply, text, blocks=blocks)
 
     def _change(self, caller: Caller, command: Stop | Restart | Extend) -> str:
         """Stop, restart or extend; returns the answer for the person who asked."""
@@ -289,7 +290,7 @@ class ChatFront:
             now=self.clock(),
         )
 
-    def _list(self, caller: Caller, command: ListIslands, reply: Reply) -> None:
+    def _list(self, caller: Caller, command: ListIslands) -> tuple[str, list[dict[str, Any]]]:
         islands = self.actions.islands(caller, command)
         title = {
             ListScope.ALL: "Live islands",
@@ -297,15 +298,14 @@ class ChatFront:
             ListScope.BRANCH: f"Live {command.branch} islands",
         }[command.scope]
         server = {i.id: max(self.actions.ports(i).values()) for i in islands}
-        text, blocks = layouts.islands_table(title, islands, ports=server, now=self.clock())
-        self._tell(reply, text, blocks=blocks)
+        return layouts.islands_table(title, islands, ports=server, now=self.clock())
 
-    def _logs(self, island_id: int, lines: int, previous: bool, reply: Reply) -> None:
+    def _logs(self, island_id: int, lines: int, previous: bool, reply: Reply) -> str:
+        """The answer to a look at the log; a tail too long for a message is uploaded first."""
         tail = self.actions.logs(island_id, lines=lines, previous=previous)
         text = layouts.logs_text(tail)
         if len(text) <= MAX_LOG_MESSAGE:
-            self._tell(reply, text)
-            return
+            return text
         island = self.actions.status(island_id)
         channel = island.chat_channel or reply.channel or reply.user
         self.sender.upload(
@@ -321,9 +321,7 @@ class ChatFront:
                 break
             kept.insert(0, line)
         shown = "\n".join(kept)
-        self._tell(
-            reply, island_text.logs_cut(tail, len(kept)) + (f"\n```{shown}```" if kept else "")
-        )
+        return island_text.logs_cut(tail, len(kept)) + (f"\n```{shown}```" if kept else "")
 
     def _clock_button(self, caller: Caller, value: str, approve: bool, reply: Reply) -> None:
         request_id = parse_request_button(value)
@@ -375,7 +373,7 @@ class ChatFront:
                 elif action_id == ButtonAction.LOGS:
                     bucket = int(time.time() // 10)  # a double click within seconds: once
                     if self.deliveries.first(f"logs:{caller.user_id}:{island_id}:{bucket}"):
-                        self._logs(island_id, LOG_LINES_BUTTON, False, reply)
+                        self._tell(reply, self._logs(island_id, LOG_LINES_BUTTON, False, reply))
             except UserError as exc:
                 self._tell(reply, refusals.text(exc))
             except Exception:
