@@ -247,6 +247,31 @@ class FakeSlack:
         shown = [{k: v for k, v in m.items() if k != "metadata" or keep_metadata} for m in found]
         return _json({"ok": True, "messages": shown, "has_more": False})
 
+    def _m_conversations_history(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """The channel's messages, newest first (thread replies only when broadcast), paged
+        with ``limit`` and ``cursor`` as Slack pages them."""
+        channel = str(p.get("channel"))
+        limit = max(1, min(int(p.get("limit") or 100), 999))
+        start = int(str(p.get("cursor") or "0") or 0)
+        with self._lock:
+            top = [
+                m
+                for m in reversed(self.messages.get(channel, []))
+                if m.get("thread_ts") in (None, m["ts"]) or m.get("reply_broadcast")
+            ]
+        page = top[start : start + limit]
+        keep_metadata = str(p.get("include_all_metadata")).lower() in ("1", "true")
+        shown = [{k: v for k, v in m.items() if k != "metadata" or keep_metadata} for m in page]
+        more = start + limit < len(top)
+        return _json(
+            {
+                "ok": True,
+                "messages": shown,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            }
+        )
+
     def _m_views_publish(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         view = p.get("view")
         if isinstance(view, str):

@@ -15,12 +15,13 @@ class MemoryNotifier:
         self._items: list[Announcement] = []
         self.fail_next = 0  # make the next N deliveries raise, as a flaky chat service would
 
-    def announce(self, announcement: Announcement) -> None:
+    def announce(self, announcement: Announcement) -> str | None:
         with self._lock:
             if self.fail_next:
                 self.fail_next -= 1
                 raise ConnectionError("chat service unavailable")
             self._items.append(announcement)
+        return f"thread-{announcement.island_id}" if announcement.kind == "announce" else None
 
     @property
     def items(self) -> list[Announcement]:
@@ -28,4 +29,5 @@ class MemoryNotifier:
             return list(self._items)
 
     def kinds(self, island_id: int) -> list[str]:
-        return [a.kind for a in self.items if a.island_id == island_id]
+        """The island's notices but its announcement (root message), in order."""
+        return [a.kind for a in self.items if a.island_id == island_id and a.kind != "announce"]

@@ -34,6 +34,7 @@ from bot.domain.records import (
     IslandRecord,
     Outcome,
     ShiftOutcome,
+    WorkTicket,
 )
 from bot.domain.states import IslandState
 from bot.domain.time_source import Clock, utcnow
@@ -99,7 +100,9 @@ class ClockActions:
 
     # ---- asking --------------------------------------------------------------------------------
 
-    def shift(self, caller: Caller, island_id: int, when: When) -> ShiftOutcome:
+    def shift(
+        self, caller: Caller, island_id: int, when: When, *, ticket: WorkTicket | None = None
+    ) -> ShiftOutcome:
         """The owner's or an admin's shift is applied now; anyone else's waits for a decision.
         Raises ``UserError`` (nothing written but an audit entry) when it cannot be done."""
         now = self.clock()
@@ -124,7 +127,7 @@ class ClockActions:
             )
 
         try:
-            request, superseded = self.requests.ask(island_id, decide)
+            request, superseded = self.requests.ask(island_id, decide, ticket=ticket)
         except UserError as exc:
             self._refused(caller, island_id, "clock:shift", refusals.text(exc))
             raise
@@ -134,7 +137,14 @@ class ClockActions:
             request = self._apply(request, actor=caller.user_id)
         return ShiftOutcome(request, immediate, backwards, superseded)
 
-    def decide(self, caller: Caller, request_id: int, *, approve: bool) -> ClockRecord:
+    def decide(
+        self,
+        caller: Caller,
+        request_id: int,
+        *,
+        approve: bool,
+        ticket: WorkTicket | None = None,
+    ) -> ClockRecord:
         """The owner or an admin approves (applied now) or rejects a pending request."""
         now = self.clock()
 
@@ -158,7 +168,7 @@ class ClockActions:
 
         try:
             request = self.requests.decide(
-                request_id, by=caller.user_id, approve=approve, check=check
+                request_id, by=caller.user_id, approve=approve, check=check, ticket=ticket
             )
         except UserError as exc:
             self._refused(caller, None, "clock:decide", refusals.text(exc))

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from bot.domain.commands import ListIslands, ListScope, Start
 from bot.domain.durations import format_duration
 from bot.domain.errors import Conflict, Forbidden, Refusal, UserError
+from bot.domain.island_clock import out_of_bounds
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
 from bot.domain.port_blocks import named_ports
@@ -34,6 +35,7 @@ from bot.domain.records import (
     LogTail,
     Outcome,
     StartRequest,
+    WorkTicket,
 )
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
@@ -58,6 +60,7 @@ class ActionSettings:
     default_ttl: timedelta = timedelta(hours=8)
     max_ttl: timedelta = timedelta(days=7)
     extend_step: timedelta = timedelta(hours=4)  # what the Extend button adds
+    clock_max_shift: timedelta = timedelta(days=3650)  # how far from real time a clock may be
 
 
 class IslandActions:
@@ -109,11 +112,12 @@ class IslandActions:
         decide: Callable[[IslandRecord], tuple[IslandChange | None, T]],
         *,
         poke: bool = False,
+        ticket: WorkTicket | None = None,
     ) -> T:
         """Run a change; a refusal is audited in a transaction of its own (the change's was
         rolled back) and raised on. ``poke``: a truthy result asks the loop for a tick now."""
         try:
-            result = self.store.change(island_id, decide, what=action.value)
+            result = self.store.change(island_id, decide, what=action.value, ticket=ticket)
         except UserError as exc:
             self.record_look(caller, action, island_id=island_id, refusal=refusals.text(exc))
             raise
@@ -162,13 +166,28 @@ class IslandActions:
 
     # ---- start -----------------------------------------------------------------------------
 
-    def start(self, caller: Caller, command: Start, *, request_key: str | None) -> Allocation:
+    def start(
+        self,
+        caller: Caller,
+        command: Start,
+        *,
+        request_key: str | None,
+        reply: Mapping[str, str | None] | None = None,
+        ticket: WorkTicket | None = None,
+    ) -> Allocation:
+        """``reply``: where to tell the person who asked, if the island's root message cannot
+        go to the channel they asked from."""
         self.check_channel(caller)
-        overrides = self.templates.overrides(
-            command.branch, [f"{k}={v}" for k, v in command.overrides]
-        )
         now = self.clock()
         offset = 0 if command.at is None else int((command.at - now).total_seconds())
+        try:
+            overrides = self.templates.overrides(
+                command.branch, [f"{k}={v}" for k, v in command.overrides]
+            )
+            self._check_start_clock(offset)
+        except UserError as exc:  # refused before anything was allocated
+            self.record_look(caller, Action.START, refusal=refusals.text(exc))
+            raise
         allocation = self.allocator.allocate(
             StartRequest(
                 owner_id=caller.user_id,
@@ -180,11 +199,18 @@ class IslandActions:
                 clock_offset_s=offset,
                 note=command.note,
                 chat_channel=caller.channel,
-            )
+                reply=reply,
+            ),
+            ticket=ticket,
         )
         if allocation.created:
             self.poke()
         return allocation
+
+    def _check_start_clock(self, offset_s: int) -> None:
+        bound = self.settings.clock_max_shift
+        if out_of_bounds(offset_s, bound):
+            raise UserError(Refusal.START_CLOCK_OUT_OF_BOUNDS, bound=bound)
 
     def attach_thread(self, island_id: int, channel: str, ts: str) -> bool:
         """Record the island's root message; False when one was recorded already."""
@@ -192,7 +218,7 @@ class IslandActions:
 
     # ---- stop, restart, extend ---------------------------------------------------------------
 
-    def stop(self, caller: Caller, island_id: int) -> bool:
+    def stop(self, caller: Caller, island_id: int, *, ticket: WorkTicket | None = None) -> bool:
         """Ask for the island to be stopped. False when it is already stopping."""
 
         def decide(island: IslandRecord) -> tuple[IslandChange | None, bool]:
@@ -211,7 +237,7 @@ class IslandActions:
                 audit_detail={"from": island.state.value},
             ), True
 
-        return self._change(caller, Action.STOP, island_id, decide, poke=True)
+        return self._change(caller, Action.STOP, island_id, decide, poke=True, ticket=ticket)
 
     def stop_mine(self, caller: Caller) -> list[int]:
         """Stop every live island of the caller; returns the ids newly stopping."""
@@ -224,7 +250,7 @@ class IslandActions:
                 continue
         return stopped
 
-    def restart(self, caller: Caller, island_id: int) -> bool:
+    def restart(self, caller: Caller, island_id: int, *, ticket: WorkTicket | None = None) -> bool:
         """Ask for a new pod with the same id and ports. False when a restart is pending."""
 
         def decide(island: IslandRecord) -> tuple[IslandChange | None, bool]:
@@ -245,7 +271,7 @@ class IslandActions:
                 audit_detail={"from": island.state.value},
             ), True
 
-        return self._change(caller, Action.RESTART, island_id, decide, poke=True)
+        return self._change(caller, Action.RESTART, island_id, decide, poke=True, ticket=ticket)
 
     def extend(
         self,
@@ -254,6 +280,7 @@ class IslandActions:
         by: timedelta,
         *,
         seen_expires_at: datetime | None = None,
+        ticket: WorkTicket | None = None,
     ) -> Extended:
         """Move the expiry ``by`` later (from now if it is past). ``seen_expires_at`` (a
         button's) makes it a compare-and-set: a second click of the same button does nothing."""
@@ -289,7 +316,7 @@ class IslandActions:
             )
             return change, Extended(island_id, new, changed=True)
 
-        return self._change(caller, Action.EXTEND, island_id, decide)
+        return self._change(caller, Action.EXTEND, island_id, decide, ticket=ticket)
 
     # ---- looking -------------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ line the island's root message should now show.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,11 @@ class Announcement:
     broadcast: bool
     status_line: str
     retry: bool = False  # an earlier attempt was made and may have reached the chat
+    detail: Mapping[str, Any] = field(default_factory=dict)  # what the notice was written with
 
 
 class Notifier(Protocol):
-    def announce(self, announcement: Announcement) -> None:
-        """Deliver it, or raise: the outbox keeps it and tries again on the next tick."""
+    def announce(self, announcement: Announcement) -> str | None:
+        """Deliver it, or raise: the outbox keeps it and tries again later. An announcement
+        (kind ``announce``: the island's root message) returns the thread it was posted as,
+        which carries the island's later notices; anything else returns None."""

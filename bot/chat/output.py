@@ -2,7 +2,7 @@
 
 Two adapters implement ``ChatOutput``: ``SlackSender`` (Slack's Web API) and ``ConsoleChat``
 (the embedded demo's terminal). Messages are given as a fallback ``text`` plus Block Kit
-``blocks``; an adapter that cannot show blocks renders them (``bot.console_render``).
+``blocks``; an adapter that cannot show blocks renders them (``bot.chat.console.render``).
 Failures are ``ChatError``; the front end and the notifier catch only that.
 """
 
@@ -18,9 +18,22 @@ Blocks = Sequence[Mapping[str, Any]]
 
 
 class ChatError(IslandbotError):
-    def __init__(self, message: str, *, error: str | None = None) -> None:
+    """The chat refused or failed a call. ``error``: the chat's own code, if any;
+    ``unreachable``: the channel cannot take the bot's messages (gone, archived, the bot not in
+    it), so trying again will not help; ``retry_after``: the chat asked to wait this long."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        unreachable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
-        self.error = error  # the chat's own error code (``channel_not_found``...), if any
+        self.error = error
+        self.unreachable = unreachable
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -67,3 +80,13 @@ class ChatOutput(Protocol):
 
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         """Show ``view`` as the user's home page of the bot."""
+
+
+def tell(sender: ChatOutput, reply: Reply, text: str, *, blocks: Blocks | None = None) -> None:
+    """Answer one person where ``reply`` says. Raises ``ChatError``."""
+    if reply.response_url:
+        sender.respond(reply.response_url, text, blocks=blocks)
+    elif reply.channel:
+        sender.ephemeral(reply.channel, reply.user, text, blocks=blocks)
+    else:
+        sender.post(reply.user, text, blocks=blocks)

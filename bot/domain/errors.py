@@ -35,6 +35,7 @@ class Refusal(StrEnum):
     CLOCK_REQUEST_NOT_FOUND = "clock_request_not_found"  # request_id
     CLOCK_NOT_NOW = "clock_not_now"  # island_id, state
     CLOCK_OUT_OF_BOUNDS = "clock_out_of_bounds"  # island_id, bound
+    START_CLOCK_OUT_OF_BOUNDS = "start_clock_out_of_bounds"  # bound
     CLOCK_DECIDE_NOT_ALLOWED = "clock_decide_not_allowed"  # island_id, who
     CLOCK_REQUEST_CLOSED = "clock_request_closed"  # request_id, state
     UNKNOWN_BRANCH = "unknown_branch"  # branch, known

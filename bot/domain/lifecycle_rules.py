@@ -26,6 +26,7 @@ PULL_ERRORS = frozenset(
 
 
 class Notice(StrEnum):
+    ANNOUNCE = "announce"  # the island's root message, posted first (written by the start)
     SCHEDULED = "scheduled"
     UNSCHEDULABLE = "unschedulable"  # still waiting; the scheduler's reason, told at once
     READY = "ready"
@@ -37,6 +38,7 @@ class Notice(StrEnum):
     STOP_REQUESTED = "stop_requested"
     RESTARTING = "restarting"
     EXTENDED = "extended"
+    CLOCK_REQUESTED = "clock_requested"  # someone else asks: the request, in the channel
     CLOCK_SHIFTED = "clock_shifted"
     CLOCK_FAILED = "clock_failed"
 

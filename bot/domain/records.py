@@ -38,6 +38,8 @@ class StartRequest:
     clock_offset_s: int = 0
     note: str | None = None
     chat_channel: str | None = None
+    # where to tell the person who started it if its root message cannot go to chat_channel
+    reply: Mapping[str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,25 @@ class IslandRecord:
         )
 
 
+@dataclass(frozen=True)
+class WorkTicket:
+    """One claim on an accepted request (``key``): the work done under it counts only while
+    the claim is still this one (``claim``), and is recorded as done with the change it makes."""
+
+    key: str
+    claim: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A request accepted into the durable intake and claimed for carrying out."""
+
+    ticket: WorkTicket
+    kind: str  # command, button, home
+    payload: Mapping[str, Any]
+    attempts: int  # 1 the first time; more after a crash or a lost claim
+
+
 class Outcome(StrEnum):
     OK = "ok"
     REFUSED = "refused"
@@ -175,6 +196,9 @@ class PendingNotice:
     chat_thread: str | None
     state: IslandState
     clock_offset_s: int
+    created_at: datetime | None = None
+    next_attempt_at: datetime | None = None  # not before (a failed attempt backs off)
+    claim_until: datetime | None = None  # held by a delivery until then
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,11 @@ SLACK_RETRIES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+NOTICES_GIVEN_UP = Counter(
+    "islandbot_notices_given_up_total",
+    "Notices that could not be delivered within their maximum age and were given up.",
+    registry=REGISTRY,
+)
 TICK = Histogram(
     "islandbot_reconcile_tick_seconds",
     "Duration of one reconcile tick.",

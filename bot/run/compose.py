@@ -37,8 +37,9 @@ from bot.infra.kubernetes.reflector import PodReflector
 from bot.infra.kubernetes.templates import TemplateSet, load_templates
 from bot.infra.storage import migrate
 from bot.infra.storage.allocation import Allocator
+from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.database import Database, create_database
-from bot.infra.storage.deliveries import Deliveries
+from bot.infra.storage.intake import Intake
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
 from bot.infra.storage.registry import Registry
@@ -58,6 +59,7 @@ class Tuning:
     probe_timeout_s: float = 0.5  # one TCP probe of an island's server port
     fast_interval: timedelta = timedelta(seconds=0.1)  # the between-ticks readiness check
     clock_requests_every: timedelta = timedelta(seconds=5)  # pending clock requests expire
+    recover_every: timedelta = timedelta(seconds=2)  # accepted requests a dead worker left
     max_pending: int = 500  # chat work queued beyond the workers before "busy"
     channel_rate: float = 0.9  # Slack posts per second per channel, and their burst
     channel_burst: float = 2.0
@@ -240,8 +242,14 @@ def _assemble(
     islands = IslandStore(db)
     if chat is not None:
         notifier = ChatNotifier(
-            chat, islands, port_names=templates.ports, extend_step=settings.extend_step
+            chat,
+            islands,
+            requests=ClockRequests(db),
+            port_names=templates.ports,
+            extend_step=settings.extend_step,
+            tz=settings.tz,
         )
+    lease = LeaderLease(db, ttl=settings.lease_ttl)
     engine = LifecycleEngine(
         db=db,
         kube=kube,
@@ -249,10 +257,11 @@ def _assemble(
         allocator=storage.allocator,
         notifier=notifier or LogNotifier(),
         settings=lifecycle_settings(settings, tuning),
+        lease=lease,
     )
     service = LifecycleService(
         engine,
-        LeaderLease(db, ttl=settings.lease_ttl),
+        lease,
         interval=settings.reconcile_interval,
         fast_interval=tuning.fast_interval,
     )
@@ -266,6 +275,7 @@ def _assemble(
             default_ttl=settings.default_ttl,
             max_ttl=settings.max_ttl,
             extend_step=settings.extend_step,
+            clock_max_shift=settings.clock_max_shift,
         ),
         poke=service.poke,
     )
@@ -286,7 +296,7 @@ def _assemble(
             actions=actions,
             clocks=clocks,
             sender=chat,
-            deliveries=Deliveries(db),
+            intake=Intake(db),
             settings=FrontSettings(
                 default_ttl=settings.default_ttl,
                 max_ttl=settings.max_ttl,
@@ -300,6 +310,12 @@ def _assemble(
             front.expire_clock_requests,
             "clock-requests",
             seconds=tuning.clock_requests_every.total_seconds(),
+        )
+        service.add_job(
+            front.recover_now,
+            "intake",
+            seconds=tuning.recover_every.total_seconds(),
+            leader_only=False,
         )
     if server is not None:
         registry = Registry(

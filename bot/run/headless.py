@@ -29,24 +29,26 @@ class JsonLinesNotifier:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     self._seen.add(json.loads(line)["key"])
 
-    def announce(self, announcement: Announcement) -> None:
+    def announce(self, announcement: Announcement) -> str | None:
         with self._lock:
             if announcement.key in self._seen:
-                return
+                return None
             with self.path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(asdict(announcement), ensure_ascii=False) + "\n")
+                out.write(json.dumps(asdict(announcement), ensure_ascii=False, default=str) + "\n")
                 out.flush()
                 os.fsync(out.fileno())
             self._seen.add(announcement.key)
+        return None
 
 
 class LogNotifier:
     """Logs announcements (a loop running without any chat)."""
 
-    def announce(self, announcement: Announcement) -> None:
+    def announce(self, announcement: Announcement) -> str | None:
         log.info(
             "notice for island %d (%s): %s",
             announcement.island_id,
             announcement.kind,
             announcement.text,
         )
+        return None

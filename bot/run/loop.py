@@ -113,11 +113,14 @@ class LifecycleService:
         self._scheduler.start()
         log.info("lifecycle loop started (every %.2fs; leader: %s)", seconds, self.lease.is_leader)
 
-    def add_job(self, job: Callable[[], None], name: str, *, seconds: float) -> None:
-        """A job of the bot's own that runs on the leading replica only (before ``start``)."""
+    def add_job(
+        self, job: Callable[[], None], name: str, *, seconds: float, leader_only: bool = True
+    ) -> None:
+        """A job of the bot's own (before ``start``): on the leading replica only, or on every
+        replica (``leader_only=False``, e.g. picking up chat requests a dead replica left)."""
 
         def on_leader() -> None:
-            if not self.lease.is_leader:
+            if leader_only and not self.lease.is_leader:
                 return
             try:
                 job()
@@ -207,9 +210,11 @@ class LifecycleService:
             log.exception("housekeeping failed")
 
     def poke(self) -> None:
-        """Run a tick now (a person just asked for a change), then notices go out."""
+        """Run a tick now (a person just asked for a change), and deliver the notices the
+        change wrote (an island's root message, who stopped it...) without waiting for it."""
         if not self.lease.is_leader or not self._scheduler.running:
             return
+        self._deliver_now.set()
         if self._ticking.is_set():  # the running tick goes round once more when it is done
             self._poked.set()
             return

@@ -117,6 +117,10 @@ def notice_text(
     if told is not None:
         return told
     simple = {
+        # these two are shown as their own messages (root message, request); this is the log's
+        Notice.ANNOUNCE: f"<@{owner_id}>'s island {ref} on {escape(branch)} is starting.",
+        Notice.CLOCK_REQUESTED: f"<@{owner_id}>: a change of island {ref}'s clock waits for "
+        "your decision.",
         Notice.SCHEDULED: f"Island {ref} is scheduled on node {detail.get('node')}; "
         "starting its server...",
         Notice.UNSCHEDULABLE: f"Island {ref} is waiting for room: "

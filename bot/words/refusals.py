@@ -99,6 +99,13 @@ def clock_out_of_bounds(island_id: int, bound: timedelta) -> str:
     )
 
 
+def start_clock_out_of_bounds(bound: timedelta) -> str:
+    return (
+        f"An island's clock may start at most {format_duration(bound)} away from real time; "
+        "nothing was started."
+    )
+
+
 def clock_decide_not_allowed(island_id: int, who: Sequence[str]) -> str:
     people = ", ".join(f"<@{u}>" for u in who)
     return f"Only the owner of island {island_ref(island_id)} or an admin may decide: {people}."
@@ -172,6 +179,7 @@ _TEXTS: dict[Refusal, Callable[..., str]] = {
     Refusal.CLOCK_REQUEST_NOT_FOUND: clock_request_not_found,
     Refusal.CLOCK_NOT_NOW: clock_not_now,
     Refusal.CLOCK_OUT_OF_BOUNDS: clock_out_of_bounds,
+    Refusal.START_CLOCK_OUT_OF_BOUNDS: start_clock_out_of_bounds,
     Refusal.CLOCK_DECIDE_NOT_ALLOWED: clock_decide_not_allowed,
     Refusal.CLOCK_REQUEST_CLOSED: clock_request_closed,
     Refusal.UNKNOWN_BRANCH: unknown_branch,

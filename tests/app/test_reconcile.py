@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
+from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
 from bot.app.reconcile.probes import Prober
 from bot.domain.lifecycle_rules import Limits
@@ -23,7 +25,7 @@ from bot.infra.kubernetes.client import Kube, KubeSettings
 from bot.infra.kubernetes.templates import load_templates
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
-from bot.infra.storage.deliveries import Deliveries
+from bot.infra.storage.intake import Intake
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
 from bot.infra.storage.tables import Delivery, Island, OutboxMessage
@@ -85,7 +87,9 @@ class World:
             ready_probe_interval=timedelta(0),
             probe_timeout_s=0.3,
             orphan_grace=timedelta(seconds=0.5),
-            thread_wait=timedelta(0),  # no chat posts root messages here
+            delivery=DeliveryPolicy(  # a failed notice is retried within a tick or two
+                backoff_base=timedelta(seconds=0.05), backoff_cap=timedelta(seconds=0.2)
+            ),
         )
         self.engine = self.new_engine()
 
@@ -150,6 +154,8 @@ def ready_island(world: World, **kw: object) -> int:
 def test_start_to_ready_with_one_notice_per_step(world: World) -> None:
     island_id = ready_island(world)
     assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+    first = next(a for a in world.notifier.items if a.island_id == island_id)
+    assert first.kind == "announce"  # the root message, before any other notice
     ready = world.notifier.items[-1]
     record = IslandStore(world.db).get(island_id)
     host = ready.text.split(" is ready on ")[1].split(":")[0]
@@ -410,18 +416,32 @@ def test_a_ready_island_that_stops_answering_fails_after_n_probe_rounds(world: W
 def test_housekeeping_forgets_old_notices_and_delivery_keys(world: World) -> None:
     island_id = ready_island(world)
     world.engine.deliver()
-    keys = Deliveries(world.db, clock=world.clock)
+    keys = Intake(world.db)
     assert keys.first("cmd:old") and not keys.first("cmd:old")
+    assert keys.accept("cmd:pending", "command", {"text": "list"})
     assert world.engine.housekeeping() == {"notices": 0, "deliveries": 0}
-    world.clock.offset = timedelta(days=3)
+    _age(world, Delivery.__table__, "seen_at", days=3)  # every delivery is 3 days old now
     assert keys.first("cmd:new")
-    assert world.engine.housekeeping() == {"notices": 0, "deliveries": 1}
-    world.clock.offset = timedelta(days=8)
+    assert world.engine.housekeeping() == {"notices": 0, "deliveries": 1}  # never a pending one
+    _age(world, OutboxMessage.__table__, "sent_at", days=8)
     removed = world.engine.housekeeping()
-    assert removed["notices"] == len(world.notifier.kinds(island_id)) >= 2
+    assert removed["notices"] == len(world.notifier.kinds(island_id)) + 1 >= 3  # + announce
     with world.db.engine.connect() as conn:
-        assert conn.execute(select(Delivery.key)).scalars().all() == []
+        assert sorted(conn.execute(select(Delivery.key)).scalars()) == ["cmd:new", "cmd:pending"]
         assert conn.execute(select(OutboxMessage.id)).all() == []
+
+
+def _age(world: World, table: Any, column: str, *, days: int) -> None:
+    with world.db.engine.begin() as conn:
+        for row in conn.execute(select(table.c.get(column), *table.primary_key.columns)).all():
+            if row[0] is None:
+                continue
+            key = {c.name: row[i + 1] for i, c in enumerate(table.primary_key.columns)}
+            conn.execute(
+                table.update()
+                .where(*(table.c[k] == v for k, v in key.items()))
+                .values({column: row[0] - timedelta(days=days)})
+            )
 
 
 def test_the_service_keeps_nodeport_ports_out_of_the_allocators_hands(world: World) -> None:

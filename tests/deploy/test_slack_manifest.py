@@ -16,6 +16,7 @@ SCOPES = {
     "chat_update": {"chat:write"},
     "chat_postEphemeral": {"chat:write"},
     "conversations_replies": {"channels:history", "groups:history", "im:history"},
+    "conversations_history": {"channels:history", "groups:history", "im:history"},
     "files_upload_v2": {"files:write"},
     "views_publish": set(),
 }

@@ -7,39 +7,42 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
+
 from bot.app.reconcile.engine import LifecycleSettings, TickReport
-from bot.domain.time_source import utcnow
 from bot.infra.storage.database import Database
-from bot.infra.storage.lease import LeaderLease
+from bot.infra.storage.lease import Deposed, LeaderLease
 from bot.run.loop import LifecycleService
 
 
-class FakeClockable:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self):  # type: ignore[no-untyped-def]
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 def test_one_leader_at_a_time_and_takeover_after_expiry(db: Database) -> None:
-    clock = FakeClockable()
-    a = LeaderLease(db, holder="a", ttl=timedelta(seconds=10), clock=clock)
-    b = LeaderLease(db, holder="b", ttl=timedelta(seconds=10), clock=clock)
-    assert a.try_acquire() is True
+    a = LeaderLease(db, holder="a", ttl=timedelta(seconds=1))
+    b = LeaderLease(db, holder="b", ttl=timedelta(seconds=1))
+    assert a.try_acquire() is True and a.epoch == 1
     assert b.try_acquire() is False
-    clock.advance(5)
-    assert a.try_acquire() is True  # renewed
-    clock.advance(9)
-    assert b.try_acquire() is False  # a renewed 9 s ago
-    clock.advance(2)  # a's lease expired: it died
-    assert b.try_acquire() is True
+    time.sleep(0.5)
+    assert a.try_acquire() is True and a.epoch == 1  # renewed, same epoch
+    time.sleep(0.6)
+    assert b.try_acquire() is False  # a renewed 0.6 s ago
+    time.sleep(1.2)  # a's lease expired: it died
+    assert b.try_acquire() is True and b.epoch == 2  # a new holder, a new epoch
     assert a.try_acquire() is False and not a.is_leader
     b.release()
-    assert a.try_acquire() is True  # no need to wait after a graceful hand-over
+    assert a.try_acquire() is True and a.epoch == 3  # no need to wait after a hand-over
+
+
+def test_a_deposed_holder_is_fenced_out(db: Database) -> None:
+    a = LeaderLease(db, holder="a", ttl=timedelta(seconds=1))
+    b = LeaderLease(db, holder="b", ttl=timedelta(seconds=1))
+    assert a.try_acquire()
+    db.run(a.fence, what="fence")  # still the holder
+    time.sleep(1.2)
+    with pytest.raises(Deposed):  # expired, even before anyone else took it
+        db.run(a.fence, what="fence")
+    assert b.try_acquire()
+    with pytest.raises(Deposed):  # taken by b
+        db.run(a.fence, what="fence")
+    db.run(b.fence, what="fence")
 
 
 def test_racing_replicas_never_both_lead(db: Database) -> None:

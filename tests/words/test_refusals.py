@@ -41,6 +41,7 @@ SAMPLES: dict[Refusal, tuple[dict[str, Any], str]] = {
         {"island_id": 2, "bound": timedelta(days=30)},
         "at most 30d away from real time",
     ),
+    Refusal.START_CLOCK_OUT_OF_BOUNDS: ({"bound": timedelta(days=30)}, "at most 30d away"),
     Refusal.CLOCK_DECIDE_NOT_ALLOWED: ({"island_id": 2, "who": ["U1"]}, "may decide: <@U1>."),
     Refusal.CLOCK_REQUEST_CLOSED: ({"request_id": 11, "state": "expired"}, "already expired"),
     Refusal.UNKNOWN_BRANCH: ({"branch": "x", "known": ["dev", "weekly"]}, "dev, weekly"),

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from bot.app.notices import Notifier
 from bot.app.reconcile.apply import Applier, refused
-from bot.app.reconcile.deliver import Deliverer
+from bot.app.reconcile.deliver import Deliverer, DeliveryPolicy
 from bot.app.reconcile.pod_facts import FactsCache
 from bot.app.reconcile.probes import Prober, Probes
 from bot.app.reconcile.sweep import sweep
@@ -36,6 +36,7 @@ from bot.infra.kubernetes.views import ClusterSnapshot, PodView
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
+from bot.infra.storage.lease import LeaderLease
 from bot.infra.storage.outbox import Outbox
 from bot.infra.storage.reconcile_rows import ReconcileRows
 from bot.infra.tcp_probe import probe_ports
@@ -54,11 +55,8 @@ class LifecycleSettings:
     orphan_grace: timedelta = timedelta(minutes=2)  # our pods with no live island, then deleted
     api_url: str = "http://127.0.0.1:8080"
     exclusions_interval: timedelta = timedelta(minutes=5)  # NodePorts re-read this often
-    outbox_batch: int = 200
-    outbox_attempts: int = 10
-    thread_wait: timedelta = timedelta(seconds=30)  # for a chat island's root message
-    delivery_threads: int = 4  # channels delivered to at once
-    outbox_retention: timedelta = timedelta(days=7)  # sent notices kept this long
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    outbox_retention: timedelta = timedelta(days=7)  # sent (or given up) notices kept this long
     delivery_retention: timedelta = timedelta(days=2)  # chat delivery keys kept this long
 
 
@@ -90,7 +88,9 @@ class LifecycleEngine:
         settings: LifecycleSettings | None = None,
         clock: Clock = utcnow,
         prober: Prober | None = None,
+        lease: LeaderLease | None = None,
     ) -> None:
+        """``lease``: the leader's; notices are delivered only while it holds it."""
         self.kube = kube
         self.allocator = allocator
         self.settings = s = settings or LifecycleSettings()
@@ -116,10 +116,8 @@ class LifecycleEngine:
             notifier=notifier,
             port_names=templates.ports,
             clock=clock,
-            batch=s.outbox_batch,
-            attempts=s.outbox_attempts,
-            thread_wait=s.thread_wait,
-            threads=s.delivery_threads,
+            policy=s.delivery,
+            fence=None if lease is None else lease.fence,
         )
         # True: ready islands are probed inside the tick; the service turns this off and runs
         # probe_ready() as its own job, so that probing thousands of ports never slows a tick
@@ -310,11 +308,8 @@ class LifecycleEngine:
     def housekeeping(self) -> dict[str, int]:
         """Forget what is no longer needed: notices sent (or given up on) longer ago than
         ``outbox_retention``, and chat delivery keys older than ``delivery_retention``."""
-        now = self.clock()
         removed = self.outbox.forget(
-            sent_before=now - self.settings.outbox_retention,
-            max_attempts=self.settings.outbox_attempts,
-            deliveries_before=now - self.settings.delivery_retention,
+            keep=self.settings.outbox_retention, keep_deliveries=self.settings.delivery_retention
         )
         if any(removed.values()):
             log.info("housekeeping removed %s", removed)

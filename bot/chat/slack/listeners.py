@@ -81,7 +81,7 @@ class SlackListeners:
             in_home=(body.get("container") or {}).get("type") == "view",
         )
         if not queued:
-            log.warning("button %s from %s dropped: work pool full", action_id, user)
+            log.warning("button %s from %s not accepted", action_id, user)
 
     def on_home_opened(self, ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
         ack()

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NOTICE_EVENT = "islandbot_notice"
+# Slack's answers meaning the channel cannot take the bot's messages at all
+UNREACHABLE = frozenset(
+    {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
+)
 DEFAULT_API_URL = "https://slack.com/api/"
 
 
@@ -167,9 +172,19 @@ class SlackSender:
         try:
             return fn(**kwargs)
         except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else None
+            response = exc.response
+            error = response.get("error") if response is not None else None
             metrics.SLACK_ERRORS.labels(method=what, error=str(error or "http")).inc()
-            raise SlackError(f"{what}: {error or exc}", error=error) from exc
+            retry_after = None
+            if response is not None and response.status_code == 429:
+                with contextlib.suppress(TypeError, ValueError):
+                    retry_after = float(response.headers.get("retry-after", ""))
+            raise SlackError(
+                f"{what}: {error or exc}",
+                error=error,
+                unreachable=error in UNREACHABLE,
+                retry_after=retry_after,
+            ) from exc
         except (SlackClientError, OSError) as exc:
             metrics.SLACK_ERRORS.labels(method=what, error="connection").inc()
             raise SlackError(f"{what}: {exc}") from exc
@@ -190,7 +205,7 @@ class SlackSender:
         instead of posting again."""
 
         def send() -> str:
-            if key is not None and look_first and thread_ts is not None:
+            if key is not None and look_first:
                 found = self._find(channel, thread_ts, key)
                 if found is not None:
                     log.info("notice %s was already posted as %s", key, found)
@@ -208,18 +223,30 @@ class SlackSender:
 
         return self.queues.run(channel, send)
 
-    def _find(self, channel: str, thread_ts: str, key: str) -> str | None:
+    def _find(self, channel: str, thread_ts: str | None, key: str) -> str | None:
+        """The message carrying ``key`` in the thread (or, without one, among the channel's
+        recent messages: a root message), or None."""
         cursor = None
-        for _page in range(20):
-            response = self._call(
-                "conversations.replies",
-                self.client.conversations_replies,
-                channel=channel,
-                ts=thread_ts,
-                include_all_metadata=True,
-                limit=200,
-                cursor=cursor,
-            )
+        for _page in range(20 if thread_ts is not None else 5):
+            if thread_ts is not None:
+                response = self._call(
+                    "conversations.replies",
+                    self.client.conversations_replies,
+                    channel=channel,
+                    ts=thread_ts,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            else:
+                response = self._call(
+                    "conversations.history",
+                    self.client.conversations_history,
+                    channel=channel,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
             for message in response.get("messages", []):
                 payload = (message.get("metadata") or {}).get("event_payload") or {}
                 if payload.get("key") == key:

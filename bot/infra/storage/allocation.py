@@ -46,6 +46,7 @@ from bot.domain.errors import (
     Refusal,
     UserError,
 )
+from bot.domain.lifecycle_rules import Notice
 from bot.domain.naming import pod_name
 from bot.domain.port_blocks import BlockLayout, BlockRow, exclusion_reasons, plan_layout
 from bot.domain.records import (
@@ -56,11 +57,12 @@ from bot.domain.records import (
     Outcome,
     PortUsage,
     StartRequest,
+    WorkTicket,
 )
 from bot.domain.states import FINISHED_STATES, LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra import metrics
-from bot.infra.storage import audit
+from bot.infra.storage import audit, intake, outbox
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Base, ExcludedPort, Island, PortBlock, PortLayoutRow, User
 
@@ -146,26 +148,39 @@ class Allocator:
 
     # ---- starting ---------------------------------------------------------------------------
 
-    def allocate(self, req: StartRequest) -> Allocation:
+    def allocate(self, req: StartRequest, *, ticket: WorkTicket | None = None) -> Allocation:
         """Take an id and the lowest free block for ``req``; idempotent per request key.
+        ``ticket``: the chat request this start carries out, done in the same transaction.
 
         Raises ``QuotaExceeded``, ``PortsExhausted`` or ``UserError`` (request key of another
         user); in each case nothing was written but an audit entry.
         """
+
+        def done(conn: Connection, allocation: Allocation | None) -> Allocation | None:
+            if allocation is not None and ticket is not None:
+                intake.finish(conn, ticket)
+            return allocation
+
         try:
-            return self.db.run(lambda conn: self._allocate(conn, req), what="allocate")
+            allocated = self.db.run(
+                lambda conn: done(conn, self._allocate(conn, req)), what="allocate"
+            )
         except IntegrityError:
             # Two first deliveries of one request key raced past the lookup: the loser lands
             # here after the winner committed, so the lookup now finds the winner's island.
             if req.request_key is None:
                 raise
-            found = self.db.run(lambda conn: self._by_request_key(conn, req), what="lookup")
+            found = self.db.run(
+                lambda conn: done(conn, self._by_request_key(conn, req)), what="lookup"
+            )
             if found is None:
                 raise
             return found
         except UserError as exc:
             self._audit_refusal(req, exc)
             raise
+        assert allocated is not None
+        return allocated
 
     def _allocate(self, conn: Connection, req: StartRequest) -> Allocation:
         now = self.clock()
@@ -234,6 +249,13 @@ class Allocator:
         ).rowcount
         if taken != 1:  # pragma: no cover - would mean the row lock did not hold
             raise AssertionError(f"port block {first_port} was taken under our lock")
+        if req.chat_channel is not None:  # its root message goes out first, from the outbox
+            outbox.add(
+                conn,
+                island_id,
+                [(Notice.ANNOUNCE, {"reply": dict(req.reply)} if req.reply else {})],
+                at=now,
+            )
         audit.record(
             conn,
             Audit(

@@ -13,10 +13,19 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from bot.domain.errors import NotFound, Refusal
-from bot.domain.records import SYSTEM_ACTOR, Audit, ClockAsk, ClockRecord, IslandRecord, NoticeSpec
+from bot.domain.lifecycle_rules import Notice
+from bot.domain.records import (
+    SYSTEM_ACTOR,
+    Audit,
+    ClockAsk,
+    ClockRecord,
+    IslandRecord,
+    NoticeSpec,
+    WorkTicket,
+)
 from bot.domain.records import Outcome as AuditOutcome
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.storage import audit, outbox
+from bot.infra.storage import audit, intake, outbox
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import read_island
 from bot.infra.storage.tables import Base, ClockRequest, Island
@@ -84,10 +93,16 @@ class ClockRequests:
     # ---- asking and deciding ------------------------------------------------------------------
 
     def ask(
-        self, island_id: int, decide: Callable[[IslandRecord], ClockAsk]
+        self,
+        island_id: int,
+        decide: Callable[[IslandRecord], ClockAsk],
+        *,
+        ticket: WorkTicket | None = None,
     ) -> tuple[ClockRecord, tuple[ClockRecord, ...]]:
         """Lock the island, let ``decide`` say what is asked (or raise to refuse), supersede
-        the island's pending request, record the new one. Returns it and those superseded."""
+        the island's pending request, record the new one; a request that waits for a decision
+        is announced in the channel from the outbox. ``ticket``: the chat request this
+        carries out, done in the same transaction. Returns it and those superseded."""
 
         def write(conn: Connection) -> tuple[ClockRecord, tuple[ClockRecord, ...]]:
             ask = decide(read_island(conn, island_id, lock=True))
@@ -125,6 +140,12 @@ class ClockRequests:
                 ),
                 at=now,
             )
+            if not ask.immediate:
+                outbox.add(
+                    conn, island_id, [(Notice.CLOCK_REQUESTED, {"request": request_id})], at=now
+                )
+            if ticket is not None:
+                intake.finish(conn, ticket)
             return _load(conn, request_id), superseded
 
         return self.db.run(write, what="clock shift")
@@ -157,6 +178,7 @@ class ClockRequests:
         by: str,
         approve: bool,
         check: Callable[[ClockRecord, IslandRecord], None],
+        ticket: WorkTicket | None = None,
     ) -> ClockRecord:
         """Lock the request and its island; ``check`` raises to refuse; else the request is
         being applied (``approve``) or rejected."""
@@ -180,6 +202,8 @@ class ClockRequests:
                 ),
                 at=now,
             )
+            if ticket is not None:
+                intake.finish(conn, ticket)
             return _load(conn, request_id)
 
         return self.db.run(write, what="clock decision")

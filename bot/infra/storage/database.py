@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -135,6 +136,19 @@ def _sqlite_setup(engine: Engine) -> None:
     def on_begin(conn: Connection) -> None:
         read_only = conn.get_execution_options().get("islandbot_read_only", False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database server's clock, in UTC: the one clock every replica shares (leases and
+    claims are compared against it, never against a replica's own, which may be skewed)."""
+    if conn.dialect.name == "mysql":
+        value = conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
+    else:
+        text_value = conn.exec_driver_sql("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
+        value = datetime.fromisoformat(str(text_value.scalar_one()))
+    if not isinstance(value, datetime):  # pragma: no cover - both drivers return datetimes
+        raise DatabaseError(f"the database's clock read {value!r}")
+    return value.replace(tzinfo=UTC)
 
 
 def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Database:

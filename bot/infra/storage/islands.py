@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, func, select, update
 
 from bot.domain.errors import NotFound, Refusal
-from bot.domain.records import Audit, IslandChange, IslandRecord
+from bot.domain.records import Audit, IslandChange, IslandRecord, WorkTicket
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.storage import audit, outbox
+from bot.infra.storage import audit, intake, outbox
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Base, Island
 
@@ -107,15 +107,19 @@ class IslandStore:
         decide: Callable[[IslandRecord], tuple[IslandChange | None, T]],
         *,
         what: str,
+        ticket: WorkTicket | None = None,
     ) -> T:
         """Lock the island's row, ``decide`` on what it holds (it may raise to refuse: then
         nothing is written), write the change it returns, if any; returns ``decide``'s result.
-        ``decide`` runs again when the database asks for the transaction to be retried."""
+        ``decide`` runs again when the database asks for the transaction to be retried.
+        ``ticket``: the request this change carries out, marked done in the same transaction."""
 
         def work(conn: Connection) -> T:
             change, result = decide(read_island(conn, island_id, lock=True))
             if change is not None:
                 write_change(conn, island_id, change, at=self.clock())
+            if ticket is not None:  # the request is done with its change, or not at all
+                intake.finish(conn, ticket)
             return result
 
         return self.db.run(work, what=what)

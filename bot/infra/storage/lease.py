@@ -1,6 +1,13 @@
-"""Leader election with a lease row: among replicas sharing a database, the one holding an
-unexpired lease runs the scheduled jobs; if it dies, another takes over once the lease expires.
-Works on MySQL and SQLite (a conditional UPDATE decides; no session locks are held)."""
+"""Leases in the database: among replicas sharing it, the holder of an unexpired lease does
+the work the lease names (``reconciler``: the lifecycle loop; ``clock-<id>``: one island's
+clock change). If the holder dies, another takes over once the lease expires.
+
+Time is the database server's (``database_now``), so a replica whose own clock is skewed can
+neither steal a lease early nor keep one late. Every change of hands raises the lease's
+``epoch``: work done for a holder is accepted only while ``fence`` finds the lease still
+held with that epoch (a deposed leader's writes are refused). Works on MySQL and SQLite: a
+conditional UPDATE decides; no session locks are held.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +19,15 @@ from datetime import timedelta
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain.time_source import Clock, utcnow
-from bot.infra.storage.database import Database
+from bot.domain.errors import IslandbotError
+from bot.infra.storage.database import Database, database_now
 from bot.infra.storage.tables import Lease
 
 log = logging.getLogger(__name__)
+
+
+class Deposed(IslandbotError):
+    """This replica no longer holds the lease it acted under."""
 
 
 class LeaderLease:
@@ -27,49 +38,83 @@ class LeaderLease:
         name: str = "reconciler",
         ttl: timedelta = timedelta(seconds=10),
         holder: str | None = None,
-        clock: Clock = utcnow,
     ) -> None:
         self.db = db
         self.name = name
         self.ttl = ttl
         self.holder = holder or f"{platform.node()}/{uuid.uuid4().hex[:12]}"
-        self.clock = clock
         self.is_leader = False
+        self.epoch = 0  # the epoch this replica holds the lease with (0: never held)
 
     def try_acquire(self) -> bool:
-        """Take or renew the lease; True while this replica leads. Call every ttl/3."""
+        """Take or renew the lease; True while this replica holds it. Call every ttl/3."""
         try:
             leading = self.db.run(self._acquire, what="leader lease")
         except IntegrityError:  # two replicas created the row at once; the other won
             leading = False
         if leading != self.is_leader:
             log.info(
-                "%s %s leadership of %s", self.holder, "took" if leading else "lost", self.name
+                "%s %s leadership of %s (epoch %d)",
+                self.holder,
+                "took" if leading else "lost",
+                self.name,
+                self.epoch,
             )
         self.is_leader = leading
         return leading
 
     def _acquire(self, conn: Connection) -> bool:
-        now = self.clock()
+        now = database_now(conn)
         expires = now + self.ttl
-        taken = conn.execute(
+        mine = conn.execute(
             update(Lease)
-            .where(
-                Lease.name == self.name, (Lease.holder == self.holder) | (Lease.expires_at < now)
-            )
-            .values(holder=self.holder, expires_at=expires, renewed_at=now)
+            .where(Lease.name == self.name, Lease.holder == self.holder)
+            .values(expires_at=expires, renewed_at=now)
         ).rowcount
-        if taken:
+        if not mine:
+            mine = conn.execute(
+                update(Lease)
+                .where(Lease.name == self.name, Lease.expires_at < now)
+                .values(
+                    holder=self.holder,
+                    expires_at=expires,
+                    renewed_at=now,
+                    epoch=Lease.epoch + 1,
+                )
+            ).rowcount
+        if mine:
+            self.epoch = int(
+                conn.execute(select(Lease.epoch).where(Lease.name == self.name)).scalar_one()
+            )
             return True
         exists = conn.execute(select(Lease.name).where(Lease.name == self.name)).first()
         if exists is not None:
             return False
         conn.execute(
             insert(Lease).values(
-                name=self.name, holder=self.holder, expires_at=expires, renewed_at=now
+                name=self.name, holder=self.holder, expires_at=expires, renewed_at=now, epoch=1
             )
         )
+        self.epoch = 1
         return True
+
+    def fence(self, conn: Connection) -> None:
+        """Inside the caller's transaction: raise ``Deposed`` unless this replica still holds
+        the lease, unexpired, with the epoch it took it with. Locks the lease row, so the lease
+        cannot change hands before the transaction ends."""
+        row = conn.execute(
+            select(Lease.holder, Lease.epoch, Lease.expires_at)
+            .where(Lease.name == self.name)
+            .with_for_update()
+        ).first()
+        if (
+            row is None
+            or row.holder != self.holder
+            or int(row.epoch) != self.epoch
+            or row.expires_at <= database_now(conn)
+        ):
+            self.is_leader = False
+            raise Deposed(f"{self.holder} no longer holds {self.name} (epoch {self.epoch})")
 
     def release(self) -> None:
         """Give the lease up at once (graceful shutdown), so another replica need not wait."""
@@ -78,7 +123,7 @@ class LeaderLease:
             conn.execute(
                 update(Lease)
                 .where(Lease.name == self.name, Lease.holder == self.holder)
-                .values(expires_at=self.clock() - timedelta(seconds=1))
+                .values(expires_at=database_now(conn) - timedelta(seconds=1))
             )
 
         self.db.run(give_up, what="release lease")

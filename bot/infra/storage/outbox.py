@@ -1,10 +1,18 @@
 """The outbox: notices written in the same transaction as the change they announce, delivered
-afterwards by the lifecycle loop, each marked sent once delivered (so once, also across
-restarts). A notice is claimed (``attempts`` + 1) before it is handed to the chat."""
+afterwards by the lifecycle loop's leader, one at a time, each recorded as sent the moment it
+is (so once, also across restarts, and a crash loses no progress).
+
+Every delivery attempt first *claims* its notice: a conditional update that succeeds only if
+the notice is unsent, not given up and free (never claimed, or its claim expired), and only
+while the caller still holds the lease it was given (``fence``), all on the database's clock.
+A deposed leader can therefore deliver nothing, and two replicas never hold one notice. A
+failed attempt backs off (``next_attempt_at``); a notice older than ``max_age`` is given up:
+recorded as such (``given_up_at``) and counted, never silently dropped.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,10 +22,11 @@ from bot.domain.lifecycle_rules import Notice
 from bot.domain.records import NoticeSpec, PendingNotice
 from bot.domain.states import IslandState
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.storage.database import Database
+from bot.infra.storage.database import Database, database_now
 from bot.infra.storage.tables import Base, Delivery, Island, OutboxMessage
 
 _INSERT = insert(Base.metadata.tables[OutboxMessage.__tablename__])
+Fence = Callable[[Connection], None]  # raises when the caller may no longer deliver
 
 
 def add(conn: Connection, island_id: int, notices: Iterable[NoticeSpec], *, at: datetime) -> None:
@@ -45,48 +54,43 @@ def _revive(detail: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PENDING = (
+    select(
+        OutboxMessage.id,
+        OutboxMessage.island_id,
+        OutboxMessage.kind,
+        OutboxMessage.detail,
+        OutboxMessage.attempts,
+        OutboxMessage.created_at,
+        OutboxMessage.next_attempt_at,
+        OutboxMessage.claim_until,
+        Island.owner_id,
+        Island.branch,
+        Island.first_port,
+        Island.chat_channel,
+        Island.chat_thread,
+        Island.state,
+        Island.clock_offset_s,
+    )
+    .join(Island, Island.id == OutboxMessage.island_id)
+    .where(OutboxMessage.sent_at.is_(None), OutboxMessage.given_up_at.is_(None))
+    .order_by(OutboxMessage.id)
+)
+
+
 class Outbox:
     def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
         self.db = db
         self.clock = clock
 
-    def pending(
-        self, *, limit: int, max_attempts: int, thread_wait: timedelta
-    ) -> list[PendingNotice]:
-        """Undelivered notices, oldest first. Notices of an island started from a chat wait (up
-        to ``thread_wait``) for its root message, so they land in its thread."""
-        now = self.clock()
+    def pending(self, *, limit: int) -> tuple[datetime, list[PendingNotice]]:
+        """The database's time now, and the undelivered notices, oldest first (whether each
+        is due or claimed is the caller's to judge against that time)."""
 
-        def read(conn: Connection) -> list[PendingNotice]:
-            rows = conn.execute(
-                select(
-                    OutboxMessage.id,
-                    OutboxMessage.island_id,
-                    OutboxMessage.kind,
-                    OutboxMessage.detail,
-                    OutboxMessage.attempts,
-                    Island.owner_id,
-                    Island.branch,
-                    Island.first_port,
-                    Island.chat_channel,
-                    Island.chat_thread,
-                    Island.state,
-                    Island.clock_offset_s,
-                )
-                .join(Island, Island.id == OutboxMessage.island_id)
-                .where(
-                    OutboxMessage.sent_at.is_(None),
-                    OutboxMessage.attempts < max_attempts,
-                    or_(
-                        Island.chat_channel.is_(None),
-                        Island.chat_thread.is_not(None),
-                        Island.created_at < now - thread_wait,
-                    ),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(limit)
-            ).all()
-            return [
+        def read(conn: Connection) -> tuple[datetime, list[PendingNotice]]:
+            now = database_now(conn)
+            rows = conn.execute(_PENDING.limit(limit)).all()
+            return now, [
                 PendingNotice(
                     r.id,
                     r.island_id,
@@ -100,62 +104,121 @@ class Outbox:
                     r.chat_thread,
                     IslandState(r.state),
                     r.clock_offset_s,
+                    r.created_at,
+                    r.next_attempt_at,
+                    r.claim_until,
                 )
                 for r in rows
             ]
 
         return self.db.run(read, what="outbox", read_only=True)
 
-    def claim(self, ids: Sequence[int]) -> None:
-        """Count an attempt for each (before handing them to the chat)."""
-        self._update(ids, attempts=OutboxMessage.attempts + 1)
+    def claim(self, notice_id: int, *, by: str, ttl: timedelta, fence: Fence | None) -> bool:
+        """Take the notice for one delivery attempt (counted), if it is free and due and the
+        caller may still deliver; False otherwise (someone else has it, or it is done)."""
 
-    def unclaim(self, ids: Sequence[int]) -> None:
-        """Claimed but never tried (an earlier notice of the island failed): uncount it."""
-        self._update(ids, attempts=OutboxMessage.attempts - 1)
+        def write(conn: Connection) -> bool:
+            if fence is not None:
+                fence(conn)
+            now = database_now(conn)
+            taken = conn.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == notice_id,
+                    OutboxMessage.sent_at.is_(None),
+                    OutboxMessage.given_up_at.is_(None),
+                    or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claim_until < now),
+                    or_(
+                        OutboxMessage.next_attempt_at.is_(None),
+                        OutboxMessage.next_attempt_at <= now,
+                    ),
+                )
+                .values(claimed_by=by, claim_until=now + ttl, attempts=OutboxMessage.attempts + 1)
+            ).rowcount
+            return bool(taken)
 
-    def sent(self, ids: Sequence[int]) -> None:
-        self._update(ids, sent_at=self.clock())
+        return self.db.run(write, what="claim notice")
 
-    def failed(self, notice_id: int, error: str) -> None:
-        self._update([notice_id], last_error=error[:500])
+    def sent(self, notice_id: int, *, by: str) -> bool:
+        """Record the notice as delivered; False when the claim had been lost meanwhile."""
+
+        def write(conn: Connection) -> bool:
+            done = conn.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == notice_id, OutboxMessage.claimed_by == by)
+                .values(sent_at=database_now(conn), claimed_by=None, claim_until=None)
+            ).rowcount
+            return bool(done)
+
+        return self.db.run(write, what="notice sent")
+
+    def failed(
+        self,
+        notice_id: int,
+        *,
+        by: str,
+        error: str,
+        wait: timedelta,
+        max_age: timedelta,
+    ) -> bool:
+        """An attempt failed: try again after ``wait``, or give the notice up when it is older
+        than ``max_age``. Returns True when it was given up."""
+
+        def write(conn: Connection) -> bool:
+            now = database_now(conn)
+            created = conn.execute(
+                select(OutboxMessage.created_at).where(
+                    OutboxMessage.id == notice_id, OutboxMessage.claimed_by == by
+                )
+            ).scalar()
+            if created is None:
+                return False  # the claim was lost: the new holder decides
+            give_up = now - created > max_age
+            conn.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == notice_id)
+                .values(
+                    last_error=error[:500],
+                    next_attempt_at=now + wait,
+                    claimed_by=None,
+                    claim_until=None,
+                    given_up_at=now if give_up else None,
+                )
+            )
+            return give_up
+
+        return self.db.run(write, what="notice failed")
 
     def unsent(self) -> int:
-        """Notices written but not yet delivered."""
+        """Notices written, neither delivered nor given up."""
 
         def read(conn: Connection) -> int:
             query = select(func.count()).select_from(OutboxMessage)
-            return int(conn.execute(query.where(OutboxMessage.sent_at.is_(None))).scalar_one())
+            query = query.where(
+                OutboxMessage.sent_at.is_(None), OutboxMessage.given_up_at.is_(None)
+            )
+            return int(conn.execute(query).scalar_one())
 
         return self.db.run(read, what="unsent notices", read_only=True)
 
-    def forget(
-        self, *, sent_before: datetime, max_attempts: int, deliveries_before: datetime
-    ) -> dict[str, int]:
-        """Housekeeping: notices sent (or given up on) before ``sent_before``, and chat
-        delivery keys older than ``deliveries_before``."""
+    def forget(self, *, keep: timedelta, keep_deliveries: timedelta) -> dict[str, int]:
+        """Housekeeping, by the database's clock: notices sent or given up longer than
+        ``keep`` ago (a given-up notice was logged and counted when it was given up), and
+        chat requests done longer than ``keep_deliveries`` ago."""
 
         def write(conn: Connection) -> dict[str, int]:
+            now = database_now(conn)
+            before = now - keep
             notices = conn.execute(
                 delete(OutboxMessage).where(
-                    or_(
-                        OutboxMessage.sent_at < sent_before,
-                        (OutboxMessage.sent_at.is_(None))
-                        & (OutboxMessage.attempts >= max_attempts)
-                        & (OutboxMessage.created_at < sent_before),
-                    )
+                    or_(OutboxMessage.sent_at < before, OutboxMessage.given_up_at < before)
                 )
             ).rowcount
-            keys = conn.execute(delete(Delivery).where(Delivery.seen_at < deliveries_before))
+            keys = conn.execute(
+                delete(Delivery).where(
+                    Delivery.seen_at < now - keep_deliveries, Delivery.state == "done"
+                )
+            )
             return {"notices": int(notices), "deliveries": int(keys.rowcount)}
 
         return self.db.run(write, what="housekeeping")
-
-    def _update(self, ids: Sequence[int], **values: Any) -> None:
-        if not ids:
-            return
-
-        def write(conn: Connection) -> None:
-            conn.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(values))
-
-        self.db.run(write, what="outbox update")

@@ -137,6 +137,7 @@ class Island(Base):
     probe_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     restart_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    create_error: Mapped[str | None] = mapped_column(Text)  # the last failed pod create
     # Bumped by every UPDATE (SQLAlchemy applies ``onupdate`` to each Core update that does not
     # set it): the tick reads (id, version) of the live islands and the full row only when the
     # version moved.
@@ -235,10 +236,16 @@ class ExcludedPort(Base):
 
 class OutboxMessage(Base):
     """A notice decided in the same transaction as the state change it announces, delivered
-    afterwards; ``sent_at`` makes delivery happen once, also across restarts."""
+    afterwards; ``sent_at`` makes delivery happen once, also across restarts. A failed attempt
+    sets ``next_attempt_at`` (exponential backoff); a notice older than a day is given up
+    (``given_up_at``), never silently dropped. ``claimed_by``/``claim_until``: the delivery
+    that holds it (taken only when free or expired)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_sent_at_id", "sent_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_sent_at_id", "sent_at", "id"),
+        Index("ix_outbox_island_id_id", "island_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -250,6 +257,10 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(160))
+    claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Lease(Base):
@@ -261,14 +272,29 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Raised each time the lease changes hands: a fencing token. Work done for a leader is
+    # accepted only while the lease still carries the epoch that leader took it with.
+    epoch: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
 
 
 class Delivery(Base):
-    """A chat request or event already handled (Slack trigger or event id, button click):
-    a retry or a duplicate finds its key here and is not acted on again."""
+    """A chat request or event, recorded before it is acknowledged (the durable intake): a
+    retry or a duplicate finds its key here and is not acted on again, and work that was
+    accepted but not done (``state`` pending, or working under an expired claim) is picked up
+    again by any replica. ``payload`` holds what carrying it out needs."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_seen_at", "seen_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_seen_at", "seen_at"),
+        Index("ix_deliveries_state_claim_until", "state", "claim_until"),
+    )
 
     key: Mapped[str] = mapped_column(String(191), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str | None] = mapped_column(String(16))  # command, button, home
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONText())
+    state: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    claimed_by: Mapped[str | None] = mapped_column(String(160))
+    claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,162 @@
+"""The durable intake: chat requests recorded before they are acknowledged, shared by every
+replica through the database (the ``deliveries`` table).
+
+``accept`` records a request with what carrying it out needs; the first to record a key wins
+(Slack may deliver one request more than once: ``X-Slack-Retry-Num``, a Socket Mode envelope
+sent again, two replicas each getting a copy). A worker ``claim``s it (a ticket), carries it
+out, and the change it makes marks it done in the same transaction (``finish``), so it is
+never done twice; a request whose worker died (pending, or working under an expired claim) is
+found by ``unfinished`` and claimed again by any replica. Claims run on the database's clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.domain.errors import IslandbotError
+from bot.domain.records import Accepted, WorkTicket
+from bot.infra.storage.database import Database, database_now
+from bot.infra.storage.tables import Delivery
+
+MAX_KEY = 191
+PENDING, WORKING, DONE = "pending", "working", "done"
+
+
+class TicketLost(IslandbotError):
+    """The request's claim is no longer this worker's (it expired and another took it, or the
+    work is done): what was about to be written is rolled back."""
+
+
+def stored_key(key: str) -> str:
+    if len(key) > MAX_KEY:
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def finish(conn: Connection, ticket: WorkTicket) -> None:
+    """Inside the caller's transaction: mark the request done, or raise ``TicketLost`` (then
+    the transaction, and the change it was making, is rolled back)."""
+    done = conn.execute(
+        update(Delivery)
+        .where(
+            Delivery.key == ticket.key,
+            Delivery.claimed_by == ticket.claim,
+            Delivery.state == WORKING,
+        )
+        .values(state=DONE, done_at=database_now(conn), claimed_by=None, claim_until=None)
+    ).rowcount
+    if not done:
+        raise TicketLost(f"request {ticket.key} is no longer ours")
+
+
+class Intake:
+    def __init__(self, db: Database, *, owner: str | None = None) -> None:
+        self.db = db
+        self.owner = owner or uuid.uuid4().hex[:12]  # names this process's claims
+
+    def first(self, key: str) -> bool:
+        """Record ``key`` as done at once; True only for the first caller anywhere (a
+        delivery to act on once, whose work needs no recovery)."""
+        return self._insert(key, state=DONE, kind=None, payload=None)
+
+    def accept(self, key: str, kind: str, payload: Mapping[str, Any]) -> bool:
+        """Record a request to carry out; False when its key was recorded before (a retry)."""
+        return self._insert(key, state=PENDING, kind=kind, payload=dict(payload))
+
+    def _insert(
+        self, key: str, *, state: str, kind: str | None, payload: dict[str, Any] | None
+    ) -> bool:
+        def write(conn: Connection) -> None:
+            now = database_now(conn)  # ages are judged on the database's clock
+            conn.execute(
+                insert(Delivery).values(
+                    key=stored_key(key),
+                    seen_at=now,
+                    kind=kind,
+                    payload=payload,
+                    state=state,
+                    done_at=now if state == DONE else None,
+                )
+            )
+
+        try:
+            self.db.run(write, what="record delivery")
+        except IntegrityError:
+            return False
+        return True
+
+    def claim(self, key: str, *, ttl: timedelta) -> Accepted | None:
+        """Take the request for carrying out, if it is pending or its claim expired; None
+        when it is done or another worker holds it."""
+        stored = stored_key(key)
+        claim = f"{self.owner}/{uuid.uuid4().hex[:12]}"
+
+        def write(conn: Connection) -> Accepted | None:
+            now = database_now(conn)
+            taken = conn.execute(
+                update(Delivery)
+                .where(
+                    Delivery.key == stored,
+                    or_(
+                        Delivery.state == PENDING,
+                        (Delivery.state == WORKING) & (Delivery.claim_until < now),
+                    ),
+                )
+                .values(
+                    state=WORKING,
+                    claimed_by=claim,
+                    claim_until=now + ttl,
+                    attempts=Delivery.attempts + 1,
+                )
+            ).rowcount
+            if not taken:
+                return None
+            row = conn.execute(
+                select(Delivery.kind, Delivery.payload, Delivery.attempts).where(
+                    Delivery.key == stored
+                )
+            ).one()
+            return Accepted(
+                WorkTicket(stored, claim), str(row.kind), row.payload or {}, row.attempts
+            )
+
+        return self.db.run(write, what="claim delivery")
+
+    def done(self, ticket: WorkTicket) -> None:
+        """Mark the request done, unless its change already did (or the claim was lost)."""
+
+        def write(conn: Connection) -> None:
+            try:
+                finish(conn, ticket)
+            except TicketLost:
+                return
+
+        self.db.run(write, what="delivery done")
+
+    def unfinished(self, *, older_than: timedelta, limit: int = 100) -> list[str]:
+        """Keys of requests accepted more than ``older_than`` ago and not done: pending, or
+        working under an expired claim (their worker died)."""
+
+        def read(conn: Connection) -> list[str]:
+            now = database_now(conn)
+            rows = conn.execute(
+                select(Delivery.key)
+                .where(
+                    or_(
+                        (Delivery.state == PENDING) & (Delivery.seen_at < now - older_than),
+                        (Delivery.state == WORKING) & (Delivery.claim_until < now),
+                    )
+                )
+                .order_by(Delivery.seen_at)
+                .limit(limit)
+            ).all()
+            return [str(r.key) for r in rows]
+
+        return self.db.run(read, what="unfinished deliveries", read_only=True)
