@@ -38,9 +38,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("claimed_by", sa.String(length=160), nullable=True))
         batch_op.add_column(sa.Column("claim_until", UTC_DATETIME, nullable=True))
-        batch_op.add_column(
-            sa.Column("attempts", sa.Integer(), server_default="0", nullable=False)
-        )
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("done_at", UTC_DATETIME, nullable=True))
         batch_op.create_index(
             "ix_deliveries_state_claim_until", ["state", "claim_until"], unique=False
@@ -52,9 +50,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("given_up_at", UTC_DATETIME, nullable=True))
         batch_op.create_index("ix_outbox_island_id_id", ["island_id", "id"], unique=False)
     with op.batch_alter_table("leases", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("epoch", sa.BigInteger(), server_default="1", nullable=False)
-        )
+        batch_op.add_column(sa.Column("epoch", sa.BigInteger(), server_default="1", nullable=False))
     with op.batch_alter_table("islands", schema=None) as batch_op:
         batch_op.add_column(sa.Column("create_error", sa.Text(), nullable=True))
 
