@@ -53,7 +53,8 @@ class FailureKind(StrEnum):
     POD_DELETING = "pod_deleting"  # the cluster is deleting it (node lost, someone else)
     NOT_READY = "not_ready"
     NOT_ANSWERING = "not_answering"
-    POD_REFUSED = "pod_refused"  # the API server rejected the rendered pod (422)
+    POD_REFUSED = "pod_refused"  # the API server rejected the rendered pod (400, 403, 422)
+    POD_NOT_CREATED = "pod_not_created"  # creating it kept failing until create_timeout
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Limits:
     probe_failures: int = 3  # consecutive failed probes before a ready island fails
     pod_create_grace: timedelta = timedelta(seconds=30)  # a missing pod younger than this
     # may just not be listed yet
+    create_timeout: timedelta = timedelta(minutes=5)  # a pod that cannot be created by then
     require_registration: bool = False  # ready also needs the island's own registration
 
 
@@ -86,6 +88,9 @@ class IslandFacts:
     probe_failures: int = 0
     restart_requested: bool = False  # its owner asked for a new pod (same id and ports)
     registered: bool = False  # its seed script registered it over the HTTP API
+    create_error: str | None = None  # why its last pod create failed, if it did
+    pod_seen: bool = False  # the cluster answered its pod's create, or bound it to a node
+    creating_since: datetime | None = None  # when it went from requested to creating
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,9 @@ def _restart(pod: PodFacts | None) -> Decision:
                 "ready_at": None,
                 "registered_at": None,  # the new pod registers anew
                 "registration": None,
+                "create_error": None,
+                "creating_since": None,
+                "pod_created_at": None,
             },
         )
     return NOTHING if pod.deleting else Decision(delete_pod=True)
@@ -227,7 +235,11 @@ def _progress(  # noqa: PLR0911 - one early return per situation, in order
     island: IslandFacts, pod: PodFacts | None, probe_ok: bool | None, now: datetime, limits: Limits
 ) -> Decision:
     if island.state == S.REQUESTED:
-        return Decision(state=S.CREATING, create_pod=pod is None, updates={"pod_requested_at": now})
+        return Decision(
+            state=S.CREATING,
+            create_pod=pod is None,
+            updates={"pod_requested_at": now, "creating_since": now},
+        )
     if pod is None:
         return _pod_missing(island, now, limits)
     if pod.deleting:
@@ -250,10 +262,24 @@ def _progress(  # noqa: PLR0911 - one early return per situation, in order
 
 def _pod_missing(island: IslandFacts, now: datetime, limits: Limits) -> Decision:
     if island.state == S.CREATING:
-        if island.pod_requested_at is None:
-            return Decision(create_pod=True, updates={"pod_requested_at": now})
-        if now - island.pod_requested_at < limits.pod_create_grace:
-            return NOTHING  # created a moment ago; the next list will show it
+        recent = island.pod_requested_at is not None and (
+            now - island.pod_requested_at < limits.pod_create_grace
+        )
+        if island.pod_seen:
+            # created: missing from the list a moment later is lag; after that, deleted
+            return NOTHING if recent else _gone(island, Failure(FailureKind.POD_DELETED))
+        # No answer to the create yet: it failed, or the bot died between recording it and
+        # learning the answer. Send it again (a create that did happen answers with the pod
+        # it made) until the island has waited create_timeout, then fail it, freeing its ports.
+        if now - (island.creating_since or island.created_at) >= limits.create_timeout:
+            return _gone(
+                island,
+                Failure(
+                    FailureKind.POD_NOT_CREATED,
+                    {"message": island.create_error or "no answer from the cluster"},
+                ),
+            )
+        return NOTHING if recent else Decision(create_pod=True, updates={"pod_requested_at": now})
     if island.state == S.FAILED:
         return _gone(island, None)
     return _gone(island, Failure(FailureKind.POD_DELETED))

@@ -26,6 +26,7 @@ ANNOTATION_OWNER_NAME = "islandbot.io/owner-name"
 ANNOTATION_THREAD = "islandbot.io/chat-thread"
 ANNOTATION_CLOCK = "islandbot.io/clock-offset-seconds"
 SELECTOR = f"{MANAGED_BY}=islandbot"
+REGISTER_TOKEN_ENV = "ISLANDBOT_REGISTER_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -219,7 +220,7 @@ def render_pod(
         "ISLAND_OWNER": island.owner_id,
         "ISLAND_INITIAL_CLOCK": island.initial_clock,
         "ISLANDBOT_REGISTER_URL": island.registration_url,
-        "ISLANDBOT_REGISTER_TOKEN": island.registration_token,
+        REGISTER_TOKEN_ENV: island.registration_token,
         "username": island.owner_name,  # the original seed.sh reads these two
         "curlServer": island.registration_url,
         **{_env_var(n): str(island.first_port + i) for i, n in enumerate(names)},

@@ -109,6 +109,10 @@ class IslandRecord:
     probe_failures: int = 0
     restart_requested_at: datetime | None = None
     restarts: int = 0
+    create_error: str | None = None  # why its last pod create failed
+    creating_since: datetime | None = None  # when it went from requested to creating
+    pod_created_at: datetime | None = None  # when the cluster answered its pod's create
+    registration_token_hash: str | None = None  # what a registration's token must hash to
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -128,6 +132,9 @@ class IslandRecord:
             self.probe_failures,
             self.restart_requested_at is not None,
             self.registered_at is not None,
+            self.create_error,
+            self.pod_created_at is not None or self.scheduled_at is not None,
+            self.creating_since,
         )
 
 

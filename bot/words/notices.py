@@ -47,6 +47,9 @@ _FAILURES: dict[FailureKind, Callable[[Mapping[str, Any], int, str], str]] = {
     ),
     FailureKind.NOT_READY: lambda d, _i, _b: f"its server did not answer within {_waited(d)}",
     FailureKind.POD_REFUSED: lambda d, _i, _b: f"Kubernetes refused its pod: {d.get('message')}",
+    FailureKind.POD_NOT_CREATED: lambda d, _i, _b: (
+        f"its pod could not be created: {d.get('message')}"
+    ),
     FailureKind.NOT_ANSWERING: lambda d, _i, _b: (
         f"its server stopped answering on its server port ({d.get('probes')} probes failed)"
     ),

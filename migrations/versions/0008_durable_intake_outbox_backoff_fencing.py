@@ -10,7 +10,10 @@ Create Date: 2026-12-01
 - ``outbox``: ``next_attempt_at`` (backoff), ``claimed_by``/``claim_until`` (conditional
   claims), ``given_up_at`` (a notice too old to deliver is recorded, not deleted).
 - ``leases.epoch``: raised on every change of hands, a fencing token.
-- ``islands.create_error``: why the last pod create failed.
+- ``islands.create_error``: why the last pod create failed; ``creating_since``: when the
+  island went from requested to creating (its create timeout counts from there);
+  ``pod_created_at``: when the cluster answered the create (a pod missing after that was
+  deleted; one missing before it is created again).
 """
 
 from __future__ import annotations
@@ -49,17 +52,32 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("claim_until", UTC_DATETIME, nullable=True))
         batch_op.add_column(sa.Column("given_up_at", UTC_DATETIME, nullable=True))
         batch_op.create_index("ix_outbox_island_id_id", ["island_id", "id"], unique=False)
+    if "ix_outbox_island_id" in _outbox_indexes():
+        # left by a downgrade on MySQL; the composite index now serves the foreign key
+        op.drop_index("ix_outbox_island_id", table_name="outbox")
     with op.batch_alter_table("leases", schema=None) as batch_op:
         batch_op.add_column(sa.Column("epoch", sa.BigInteger(), server_default="1", nullable=False))
     with op.batch_alter_table("islands", schema=None) as batch_op:
         batch_op.add_column(sa.Column("create_error", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("creating_since", UTC_DATETIME, nullable=True))
+        batch_op.add_column(sa.Column("pod_created_at", UTC_DATETIME, nullable=True))
+
+
+def _outbox_indexes() -> set[str]:
+    return {str(index["name"]) for index in sa.inspect(op.get_bind()).get_indexes("outbox")}
 
 
 def downgrade() -> None:
     with op.batch_alter_table("islands", schema=None) as batch_op:
+        batch_op.drop_column("pod_created_at")
+        batch_op.drop_column("creating_since")
         batch_op.drop_column("create_error")
     with op.batch_alter_table("leases", schema=None) as batch_op:
         batch_op.drop_column("epoch")
+    if op.get_bind().dialect.name == "mysql":
+        # MySQL lets the foreign key on island_id use the composite index and will not drop
+        # it while the key needs it: give the key its own index first
+        op.create_index("ix_outbox_island_id", "outbox", ["island_id"], unique=False)
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_island_id_id")
         for column in ("given_up_at", "claim_until", "claimed_by", "next_attempt_at"):

@@ -66,19 +66,32 @@ def kinds(decision) -> list[str]:  # type: ignore[no-untyped-def]
 def test_requested_creates_the_pod_once() -> None:
     d = decide(island(S.REQUESTED, pod_requested_at=None), None, None, at(0), LIMITS)
     assert (d.state, d.create_pod) == (S.CREATING, True)
-    assert d.updates == {"pod_requested_at": at(0)}
+    assert d.updates == {"pod_requested_at": at(0), "creating_since": at(0)}
     # the bot died after creating it: the pod is there, do not create again
     d = decide(island(S.REQUESTED, pod_requested_at=None), pod(node=None), None, at(0), LIMITS)
     assert (d.state, d.create_pod) == (S.CREATING, False)
 
 
-def test_a_pod_not_listed_yet_is_waited_for_then_reported_deleted() -> None:
-    assert decide(island(), None, None, at(0.1), LIMITS) == NOTHING
-    d = decide(island(), None, None, at(1), LIMITS)
+def test_a_created_pod_not_listed_yet_is_waited_for_then_reported_deleted() -> None:
+    created = island(pod_seen=True, creating_since=T0)
+    assert decide(created, None, None, at(0.1), LIMITS) == NOTHING
+    d = decide(created, None, None, at(1), LIMITS)
     assert (d.state, d.release_ports, kinds(d)) == (S.STOPPED, True, ["failed"])
     assert d.failure.kind == FailureKind.POD_DELETED  # type: ignore[union-attr]
-    lost = decide(island(pod_requested_at=None), None, None, at(1), LIMITS)
-    assert lost.create_pod  # the create never went out: send it
+
+
+def test_a_create_never_answered_is_sent_again_until_the_create_timeout() -> None:
+    unanswered = island(creating_since=T0, create_error="etcdserver: request timed out")
+    assert decide(unanswered, None, None, at(0.1), LIMITS) == NOTHING  # within the grace
+    again = decide(unanswered, None, None, at(1), LIMITS)
+    assert again.create_pod and again.updates == {"pod_requested_at": at(1)}
+    lost = decide(island(pod_requested_at=None, creating_since=T0), None, None, at(0.1), LIMITS)
+    assert lost.create_pod  # recorded, never sent (the bot died in between): send it
+    late = decide(unanswered, None, None, at(5), LIMITS)
+    assert (late.state, late.release_ports, late.create_pod) == (S.STOPPED, True, False)
+    assert late.failure is not None and late.failure.kind == FailureKind.POD_NOT_CREATED
+    assert late.failure.detail == {"message": "etcdserver: request timed out"}
+    assert kinds(late) == ["failed"]
 
 
 def test_scheduled_running_ready_in_one_tick_when_everything_is_there() -> None:

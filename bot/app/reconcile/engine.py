@@ -19,18 +19,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.app.notices import Notifier
-from bot.app.reconcile.apply import Applier, refused
+from bot.app.reconcile.apply import Applier
 from bot.app.reconcile.deliver import Deliverer, DeliveryPolicy
 from bot.app.reconcile.pod_facts import FactsCache
 from bot.app.reconcile.probes import Prober, Probes
 from bot.app.reconcile.sweep import sweep
 from bot.domain.errors import IslandbotError
 from bot.domain.lifecycle_rules import Decision, Limits, decide
+from bot.domain.podspec import REGISTER_TOKEN_ENV
 from bot.domain.records import IslandRecord
+from bot.domain.registration import token_hash
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.kubernetes.client import Kube
-from bot.infra.kubernetes.errors import KubeError, KubeInvalid
+from bot.infra.kubernetes.errors import KubeError
 from bot.infra.kubernetes.templates import TemplateSet
 from bot.infra.kubernetes.views import ClusterSnapshot, PodView
 from bot.infra.storage.allocation import Allocator
@@ -236,6 +238,8 @@ class LifecycleEngine:
         now: datetime,
         report: TickReport,
     ) -> None:
+        if view is not None:
+            self._keep_token(island, view)
         decision = self._decide(island, view, snapshot, probe_ok, now)
         if view is None and (decision.release_ports or decision.create_pod):
             # The snapshot may come from a cache that lags behind (a burst of creates): never
@@ -251,12 +255,17 @@ class LifecycleEngine:
         try:
             self.applier.apply(island, decision, now)
             report.changed += 1
-        except KubeInvalid as exc:  # the cluster refuses the pod: retrying won't help
-            self.applier.apply(island, refused(str(exc)), now)
-            report.errors.append(f"island {island.id}: {exc}")
         except (KubeError, IslandbotError) as exc:
             report.errors.append(f"island {island.id}: {exc}")
             log.warning("island %d: %s", island.id, exc)
+
+    def _keep_token(self, island: IslandRecord, view: PodView) -> None:
+        """The registration token the island's pod carries is the one its seed will send: if
+        the row says otherwise (the bot died between recording a create and learning it found
+        an earlier attempt's pod), the row follows the pod."""
+        carried = view.server_env.get(REGISTER_TOKEN_ENV)
+        if carried and token_hash(carried) != island.registration_token_hash:
+            self.rows.set_token_hash(island.id, token_hash(carried))
 
     def _decide(
         self,

@@ -27,8 +27,18 @@ class KubeConflict(KubeError):
     pass
 
 
-class KubeInvalid(KubeError):
+class KubeRefused(KubeError):
+    """The cluster will not take this object as it is, whatever the retries: 400, 403 (a
+    ResourceQuota, an admission webhook or policy, RBAC), 422. The message is the API
+    server's."""
+
+
+class KubeInvalid(KubeRefused):
     """422: the object was refused; the message carries the API server's causes."""
+
+
+class KubeForbidden(KubeRefused):
+    """403: forbidden (RBAC, a ResourceQuota, an admission webhook or policy)."""
 
 
 class KubeUnavailable(KubeError):
@@ -54,5 +64,11 @@ def wrap(what: str, exc: ApiException) -> KubeError:
         message = json.loads(body or "{}").get("message") or exc.reason
     except (ValueError, AttributeError):
         message = exc.reason
-    kinds: dict[int, type[KubeError]] = {404: KubeNotFound, 409: KubeConflict, 422: KubeInvalid}
+    kinds: dict[int, type[KubeError]] = {
+        400: KubeRefused,
+        403: KubeForbidden,
+        404: KubeNotFound,
+        409: KubeConflict,
+        422: KubeInvalid,
+    }
     return kinds.get(status, KubeError)(f"{what}: {message}", status=status or None)

@@ -5,15 +5,16 @@ whose ports were never released."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from bot.domain.records import IslandChange, IslandRecord
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.database import Database
-from bot.infra.storage.islands import COLUMNS, island_record, write_change
+from bot.infra.storage.islands import COLUMNS, island_record, read_island, write_change
 from bot.infra.storage.tables import Island, PortBlock
 
 Versioned = Mapping[int, tuple[int, IslandRecord]]  # island id -> (row version, record)
@@ -73,27 +74,64 @@ class ReconcileRows:
 
     def apply(self, seen: IslandRecord, change: IslandChange) -> bool:
         """Write a decision made on ``seen``, unless the island moved on meanwhile (a command
-        or another replica changed its state, asked for or finished a restart, or extended
-        it): then nothing is written and the next tick decides again. True when written."""
+        or another replica changed its state, asked for or finished a restart, extended it or
+        moved its clock): then nothing is written and the next tick decides again. True when
+        written."""
+        return self._guarded(seen, change, reread=False) is not None
 
-        def write(conn: Connection) -> bool:
+    def begin_create(self, seen: IslandRecord, change: IslandChange) -> IslandRecord | None:
+        """``apply`` for a decision to create the island's pod: the pod is then rendered from
+        the record this returns, read in the same transaction, so the pod and the row agree
+        (its token's hash, its clock) whatever happened since the tick read it."""
+        return self._guarded(seen, change, reread=True)
+
+    def _guarded(
+        self, seen: IslandRecord, change: IslandChange, *, reread: bool
+    ) -> IslandRecord | None:
+        def write(conn: Connection) -> IslandRecord | None:
             # Locked: a command may be changing the row right now; reading it unlocked would
             # let this write overwrite what the command just committed.
             current = conn.execute(
-                select(Island.state, Island.restart_requested_at, Island.expires_at)
+                select(
+                    Island.state,
+                    Island.restart_requested_at,
+                    Island.expires_at,
+                    Island.clock_offset_s,
+                )
                 .where(Island.id == seen.id)
                 .with_for_update()
             ).first()
-            if current is None or current.state != seen.state.value:
-                return False
-            if (current.restart_requested_at is None) != (seen.restart_requested_at is None):
-                return False
-            if current.expires_at != seen.expires_at:
-                return False
+            if (
+                current is None
+                or current.state != seen.state.value
+                or (current.restart_requested_at is None) != (seen.restart_requested_at is None)
+                or current.expires_at != seen.expires_at
+                or current.clock_offset_s != seen.clock_offset_s
+            ):
+                return None
             write_change(conn, seen.id, change, at=self.clock())
-            return True
+            return read_island(conn, seen.id) if reread else seen
 
         return self.db.run(write, what=f"apply island {seen.id}")
+
+    def created(self, island_id: int, at: datetime, token_hash: str) -> None:
+        """The cluster answered the island's pod create (from then on a missing pod was
+        deleted, not lost on the way) with a pod carrying the token that hashes so."""
+        self._set(island_id, pod_created_at=at, registration_token_hash=token_hash)
+
+    def set_token_hash(self, island_id: int, token_hash: str) -> None:
+        """The island's pod carries another token than recorded (a create that found the pod
+        an earlier attempt made): record the pod's, which is the one its seed will send."""
+        self._set(island_id, registration_token_hash=token_hash)
+
+    def note_create_error(self, island_id: int, error: str) -> None:
+        self._set(island_id, create_error=error[:1000])
+
+    def _set(self, island_id: int, **values: Any) -> None:
+        self.db.run(
+            lambda conn: conn.execute(update(Island).where(Island.id == island_id).values(values)),
+            what=f"island {island_id}",
+        )
 
     def stopped_holding_ports(self) -> list[int]:
         """Stopped islands whose block is still held (their release was interrupted)."""

@@ -138,6 +138,8 @@ class Island(Base):
     restart_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     create_error: Mapped[str | None] = mapped_column(Text)  # the last failed pod create
+    creating_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pod_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # create answered
     # Bumped by every UPDATE (SQLAlchemy applies ``onupdate`` to each Core update that does not
     # set it): the tick reads (id, version) of the live islands and the full row only when the
     # version moved.
