@@ -13,12 +13,14 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
 
+import aiohttp
 import yaml
 from aiohttp import web
 
@@ -27,6 +29,7 @@ from bot.domain.registration import Registration, RegistrationInvalid, parse_reg
 from bot.domain.states import IslandState
 from bot.domain.time_source import utcnow
 from bot.http.island_json import island_json
+from bot.http.refusal_limit import RefusalLimit
 from bot.infra import metrics
 from bot.infra.kubernetes.client import Kube
 from bot.infra.storage.database import Database
@@ -42,8 +45,10 @@ MAX_ID = 2**53  # ids are JSON numbers: larger ones cannot name an island
 READY_CACHE_S = 2.0
 
 
-def _error(status: int, error: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, **extra}, status=status)
+def _error(
+    status: int, error: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    return web.json_response({"error": error, **extra}, status=status, headers=headers)
 
 
 def _island_id(request: web.Request) -> int | None:
@@ -71,6 +76,11 @@ class Api:
     def __init__(self, parts: ApiParts) -> None:
         self.parts = parts
         self._ready: tuple[float, int, dict[str, Any]] | None = None
+        # Wrong registration tokens: 20 a minute per address, then 429 until the minute is
+        # over. Per address, not per island: someone else's guesses never lock an island's own
+        # seed out (a token is 192 random bits: guessing is hopeless anyway; this spares the
+        # database the work).
+        self._refusals = RefusalLimit(limit=20, window_s=60)
         self._spec: bytes | None = None
 
     def routes(self) -> list[web.RouteDef]:
@@ -99,12 +109,21 @@ class Api:
         if island_id is None:
             return _error(404, api_text.API_BAD_ISLAND_ID)
         token = _bearer(request)
+        wait = self._refusals.retry_after(request.remote)
+        if wait is not None:
+            return _error(
+                429,
+                api_text.API_TOO_MANY_REFUSALS,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         registration = await _read_registration(request, parts.registry.port_names)
         if isinstance(registration, web.Response):
             return registration
         try:
             await self._run(lambda: parts.registry.register(island_id, token, registration))
         except IslandbotError as exc:
+            if isinstance(exc, Unauthorized):
+                self._refusals.refused(request.remote)
             return _refused(island_id, exc)
         log.info("island %d registered from %s", island_id, registration.node)
         return web.json_response({"id": island_id, "registered": True})
@@ -237,8 +256,8 @@ async def _read_registration(
     if request.content_length is not None and request.content_length > MAX_REGISTRATION_BODY:
         return too_big
     try:
-        raw = await request.content.read(MAX_REGISTRATION_BODY + 1)
-    except (ValueError, ConnectionError):
+        raw = await _read_capped(request, MAX_REGISTRATION_BODY + 1)
+    except (ValueError, ConnectionError, aiohttp.ClientPayloadError):
         return _error(400, api_text.API_BODY_UNREADABLE)
     if len(raw) > MAX_REGISTRATION_BODY:
         return too_big
@@ -250,6 +269,20 @@ async def _read_registration(
         return parse_registration(data, port_names)
     except RegistrationInvalid as exc:
         return _error(422, api_text.API_INVALID_REGISTRATION, problems=list(exc.problems))
+
+
+async def _read_capped(request: web.Request, cap: int) -> bytes:
+    """The whole body, however many pieces it arrives in (chunked, split by the network), but
+    never more than ``cap`` bytes of it."""
+    parts: list[bytes] = []
+    size = 0
+    while size < cap:
+        chunk = await request.content.read(cap - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
 
 
 def _check(fn: Callable[[], None]) -> str:

@@ -31,3 +31,4 @@ API_READ_UNAUTHORIZED = (
     "the registry needs `Authorization: Bearer <token>` with the ISLANDBOT_API_READ_TOKEN "
     "this bot was given"
 )
+API_TOO_MANY_REFUSALS = "too many refused registrations from this address; wait as Retry-After says"

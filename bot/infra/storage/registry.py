@@ -51,25 +51,26 @@ class Registry:
         (a stopped island) otherwise. Nothing is written when any check fails."""
         now = self.clock()
 
-        def write(conn: Connection) -> None:
-            row = (
-                conn.execute(
-                    select(Island.state, Island.registration_token_hash)
-                    .where(Island.id == island_id)
-                    .with_for_update()
-                )
-                .mappings()
-                .first()
+        def check(conn: Connection, *, lock: bool) -> str:
+            query = select(Island.state, Island.registration_token_hash).where(
+                Island.id == island_id
             )
+            row = conn.execute(query.with_for_update() if lock else query).mappings().first()
             if row is None:
                 raise NotFound(Refusal.ISLAND_NOT_FOUND, island_id=island_id)
             stored = row["registration_token_hash"]
             if not token or stored is None or not hmac.compare_digest(stored, token_hash(token)):
                 raise Unauthorized(Refusal.REGISTRATION_UNAUTHORIZED)
-            if row["state"] in (IslandState.STOPPING.value, IslandState.STOPPED.value):
-                raise Conflict(
-                    Refusal.REGISTRATION_STOPPED, island_id=island_id, state=row["state"]
-                )
+            return str(row["state"])
+
+        # A request without the right token is refused by a read that locks nothing: only an
+        # island's own seed may make the bot take the row's write lock.
+        self.db.run(lambda conn: check(conn, lock=False), what="check registration", read_only=True)
+
+        def write(conn: Connection) -> None:
+            state = check(conn, lock=True)
+            if state in (IslandState.STOPPING.value, IslandState.STOPPED.value):
+                raise Conflict(Refusal.REGISTRATION_STOPPED, island_id=island_id, state=state)
             conn.execute(
                 update(Island)
                 .where(Island.id == island_id)
