@@ -190,16 +190,28 @@ class ClockActions:
     def _apply(self, request: ClockRecord, *, actor: str) -> ClockRecord:
         """Carry out a request being applied; one at a time per island (a lease in the
         database, so two replicas cannot interleave their writes to one clock file)."""
-        lease = LeaderLease(self.db, name=f"clock-{request.island_id}", ttl=timedelta(seconds=60))
+        lease = self._lease(request.island_id)
         deadline = time.monotonic() + 30
         while not lease.try_acquire():
             if time.monotonic() > deadline:
                 return self._failed(request, actor, clock_text.clock_busy(request.island_id))
             time.sleep(0.2)
-        try:
+        with lease.kept():  # renewed while the change takes, however long
             return self._apply_locked(request, actor)
-        finally:
-            lease.release()
+
+    def _lease(self, island_id: int) -> LeaderLease:
+        return LeaderLease(self.db, name=f"clock-{island_id}", ttl=timedelta(seconds=60))
+
+    def resume_stuck(self) -> None:
+        """Changes left being applied by a replica that died (no one holds their island's
+        clock lease): carried out now. A job of the leader's."""
+        for request in self.requests.applying(older_than=timedelta(minutes=2)):
+            lease = self._lease(request.island_id)
+            if not lease.try_acquire():
+                continue  # still being applied
+            with lease.kept():
+                log.info("island %d: resuming clock request %d", request.island_id, request.id)
+                self._apply_locked(request, str(request.decided_by or request.requested_by))
 
     def _apply_locked(self, request: ClockRecord, actor: str) -> ClockRecord:
         island = self.islands.get(request.island_id)
@@ -217,8 +229,8 @@ class ClockActions:
                 actor,
                 refusals.clock_out_of_bounds(request.island_id, self.settings.max_shift),
             )
-        if island.state == IslandState.REQUESTED:
-            return self._applied(request, actor, current, to)  # its pod starts there
+        if island.state == IslandState.REQUESTED:  # its pod starts there
+            return self._applied(request, actor, current, to, IslandState.REQUESTED)
         if island.state != IslandState.READY:
             return self._failed(
                 request, actor, refusals.clock_not_now(request.island_id, island.state.value)
@@ -234,9 +246,11 @@ class ClockActions:
             self.kube.annotate_pod(island.pod_name, {ANNOTATION_CLOCK: str(to)})
         except KubeError as exc:  # only a mirror: the database is the source of truth
             log.warning("island %d: clock annotation not updated: %s", request.island_id, exc)
-        return self._applied(request, actor, current, to)
+        return self._applied(request, actor, current, to, IslandState.READY)
 
-    def _applied(self, request: ClockRecord, actor: str, from_s: int, to_s: int) -> ClockRecord:
+    def _applied(
+        self, request: ClockRecord, actor: str, from_s: int, to_s: int, state: IslandState
+    ) -> ClockRecord:
         now = self.clock()
         notice = (
             Notice.CLOCK_SHIFTED,
@@ -248,7 +262,12 @@ class ClockActions:
                 "shift": describe_shift(from_s, to_s),
             },
         )
-        return self.requests.applied(request, actor=actor, from_s=from_s, to_s=to_s, notice=notice)
+        try:
+            return self.requests.applied(
+                request, actor=actor, from_s=from_s, to_s=to_s, notice=notice, state=state
+            )
+        except Conflict as exc:  # its pod was created (or it stopped) meanwhile
+            return self._failed(request, actor, refusals.text(exc))
 
     def _failed(self, request: ClockRecord, actor: str, error: str) -> ClockRecord:
         notice = (Notice.CLOCK_FAILED, {"by": request.requested_by, "error": error[:300]})

@@ -311,6 +311,7 @@ def _assemble(
             "clock-requests",
             seconds=tuning.clock_requests_every.total_seconds(),
         )
+        service.add_job(clocks.resume_stuck, "clock-resume", seconds=30)
         service.add_job(
             front.recover_now,
             "intake",

@@ -47,6 +47,9 @@ class _SkippedRunFilter(logging.Filter):
 
 
 logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
+# "Running job ..." and "... executed successfully" for every run of every job (the fast check
+# runs ten times a second) would bury the log; a job that fails still logs at WARNING or above.
+logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
 
 
 @dataclass

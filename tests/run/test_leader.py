@@ -126,3 +126,36 @@ def test_only_the_leader_ticks_and_a_follower_takes_over(db: Database) -> None:
         assert time.monotonic() - began < 2.5  # about one ttl
     finally:
         services[1 - leader].stop()
+
+
+def test_a_kept_lease_outlives_its_ttl_and_is_released_after(db: Database) -> None:
+    """A clock change that takes longer than its lease's ttl keeps the lease to the end."""
+    worker = LeaderLease(db, holder="worker", name="clock-7", ttl=timedelta(seconds=0.6))
+    other = LeaderLease(db, holder="other", name="clock-7", ttl=timedelta(seconds=0.6))
+    assert worker.try_acquire()
+    with worker.kept():
+        deadline = time.monotonic() + 1.8  # three ttls
+        while time.monotonic() < deadline:
+            assert not other.try_acquire()
+            time.sleep(0.1)
+    assert other.try_acquire()  # released at once when the work is done
+
+
+def test_scheduled_runs_are_not_logged(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    """At INFO, a job run that went well says nothing (the fast check runs ten times a
+    second); the loop's own messages still come through."""
+    caplog.set_level("INFO")
+    engine = CountingEngine()
+    service = LifecycleService(
+        engine,  # type: ignore[arg-type]
+        LeaderLease(db, holder="quiet", ttl=timedelta(seconds=5)),
+        interval=timedelta(seconds=0.05),
+    )
+    service.start()
+    try:
+        time.sleep(1.0)
+    finally:
+        service.stop()
+    assert engine.ticks >= 5
+    chatter = [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")]
+    assert not [m for m in chatter if "executed successfully" in m or m.startswith("Running job")]

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from bot.domain.errors import NotFound, Refusal
+from bot.domain.errors import Conflict, NotFound, Refusal
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.records import (
     SYSTEM_ACTOR,
@@ -24,6 +24,7 @@ from bot.domain.records import (
     WorkTicket,
 )
 from bot.domain.records import Outcome as AuditOutcome
+from bot.domain.states import IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit, intake, outbox
 from bot.infra.storage.database import Database
@@ -89,6 +90,21 @@ class ClockRequests:
             return [clock_record(r) for r in rows]
 
         return self.db.run(read, what="clock history", read_only=True)
+
+    def applying(self, *, older_than: timedelta) -> list[ClockRecord]:
+        """Requests decided (approved, or the owner's) more than ``older_than`` ago and still
+        being applied: their applier may have died."""
+
+        def read(conn: Connection) -> list[ClockRecord]:
+            cutoff = self.clock() - older_than
+            rows = conn.execute(
+                select(*COLUMNS).where(
+                    ClockRequest.state == APPLYING, ClockRequest.decided_at < cutoff
+                )
+            ).all()
+            return [clock_record(r) for r in rows]
+
+        return self.db.run(read, what="clock requests being applied", read_only=True)
 
     # ---- asking and deciding ------------------------------------------------------------------
 
@@ -258,15 +274,31 @@ class ClockRequests:
     # ---- the result ---------------------------------------------------------------------------
 
     def applied(
-        self, request: ClockRecord, *, actor: str, from_s: int, to_s: int, notice: NoticeSpec
+        self,
+        request: ClockRecord,
+        *,
+        actor: str,
+        from_s: int,
+        to_s: int,
+        notice: NoticeSpec,
+        state: IslandState,
     ) -> ClockRecord:
-        """The island's clock moved: its recorded offset, the request, the notice, the audit."""
+        """The island's clock moved: its recorded offset, the request, the notice, the audit;
+        only while the island is still in ``state`` (a pod created meanwhile started on the
+        old offset: then ``Conflict``, and nothing is written)."""
 
         def write(conn: Connection) -> ClockRecord:
             now = self.clock()
-            conn.execute(
-                update(Island).where(Island.id == request.island_id).values(clock_offset_s=to_s)
-            )
+            moved = conn.execute(
+                update(Island)
+                .where(Island.id == request.island_id, Island.state == state.value)
+                .values(clock_offset_s=to_s)
+            ).rowcount
+            if not moved:
+                current = read_island(conn, request.island_id)
+                raise Conflict(
+                    Refusal.CLOCK_NOT_NOW, island_id=current.id, state=current.state.value
+                )
             conn.execute(
                 update(ClockRequest)
                 .where(ClockRequest.id == request.id)

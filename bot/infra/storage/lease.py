@@ -11,9 +11,12 @@ conditional UPDATE decides; no session locks are held.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
+import threading
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 from sqlalchemy import Connection, insert, select, update
@@ -115,6 +118,28 @@ class LeaderLease:
         ):
             self.is_leader = False
             raise Deposed(f"{self.holder} no longer holds {self.name} (epoch {self.epoch})")
+
+    @contextlib.contextmanager
+    def kept(self) -> Iterator[None]:
+        """Renew the (held) lease every ttl/3 while the block runs, then release it: work
+        that may outlast the lease's ttl keeps it to the end."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.ttl.total_seconds() / 3):
+                try:
+                    self.try_acquire()
+                except IslandbotError as exc:
+                    log.warning("renewing %s failed: %s", self.name, exc)
+
+        keeper = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join(timeout=10)
+            self.release()
 
     def release(self) -> None:
         """Give the lease up at once (graceful shutdown), so another replica need not wait."""
