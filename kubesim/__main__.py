@@ -10,8 +10,11 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import yaml
+
 from kubesim.auth import ServerTLS
 from kubesim.config import SimConfig, parse_nodes
+from kubesim.rbac import Rbac
 from kubesim.runner import KubeSim
 
 
@@ -52,6 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--token-file", type=Path, help="require this bearer token (file holding it)"
     )
+    serve.add_argument(
+        "--service-account",
+        action="append",
+        default=[],
+        metavar="NAMESPACE/NAME=TOKEN_FILE",
+        help="a service account's token (repeatable); it may do what --rbac grants it",
+    )
+    serve.add_argument(
+        "--rbac",
+        action="append",
+        default=[],
+        type=Path,
+        help="YAML with Roles, ClusterRoles and bindings to enforce (repeatable)",
+    )
     args = parser.parse_args(argv)
     tls_files = (args.tls_cert, args.tls_key, args.tls_ca)
     if any(tls_files) and not all(tls_files):
@@ -71,6 +88,23 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--token-file: {exc}")
         if not token:
             parser.error(f"--token-file: {args.token_file} is empty")
+
+    accounts: dict[str, str] = {}
+    for spec in args.service_account:
+        account, sep, file = spec.partition("=")
+        if not sep or "/" not in account:
+            parser.error(f"--service-account: expected NAMESPACE/NAME=TOKEN_FILE, got {spec!r}")
+        try:
+            sa_token = Path(file).read_text().strip()
+        except OSError as exc:
+            parser.error(f"--service-account: {exc}")
+        accounts[sa_token] = account
+    if accounts and token is None:
+        parser.error("--service-account needs --token-file (the admin's token) too")
+    try:
+        rbac = Rbac.from_files(args.rbac)
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        parser.error(f"--rbac: {exc}")
 
     config = SimConfig()
     try:
@@ -95,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         kubeconfig_path=args.kubeconfig,
         tls=tls,
         token=token,
+        service_accounts=accounts,
+        rbac=rbac,
     )
     sim.start()
     print(f"kubesim serving {sim.url} (kubeconfig: {args.kubeconfig})", flush=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim import status
+from kubesim import quota, status
 from kubesim.cluster import Cluster
 from kubesim.jsonio import dumps, dumps_bytes, json_response
 from kubesim.selectors import (
@@ -62,6 +62,7 @@ KINDS = {
     ),
     "services": Kind("services", "Service", True, _META_FIELDS),
     "namespaces": Kind("namespaces", "Namespace", False, _META_FIELDS | {"status.phase"}),
+    "resourcequotas": Kind("resourcequotas", "ResourceQuota", True, _META_FIELDS),
 }
 
 
@@ -295,6 +296,8 @@ class Api:
             return status.invalid(kind.kind, str(meta.get("name", "")), causes)
         if self.store.get(kind.resource, ns or "", meta["name"]) is not None:
             return status.already_exists(kind.resource, meta["name"])
+        if kind.resource == "pods" and (refused := quota.admit(self.store, body)) is not None:
+            return refused
         if request.query.get("dryRun") == "All":
             return json_response(body, status=201)
         if kind.resource == "pods":
@@ -306,6 +309,8 @@ class Api:
             body["status"] = {"phase": "Active"}
         elif kind.resource == "services":
             body.setdefault("spec", {}).setdefault("type", "ClusterIP")
+        elif kind.resource == "resourcequotas":
+            body["status"] = {"hard": dict(body.get("spec", {}).get("hard") or {})}
         obj = self.store.create(kind.resource, body)
         if kind.resource == "pods":
             self.cluster.pod_created(obj)

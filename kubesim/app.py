@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from kubesim import discovery
 from kubesim.api import Api
-from kubesim.auth import bearer_middleware
+from kubesim.auth import access_middleware
 from kubesim.cluster import Cluster
 from kubesim.control import Control
 from kubesim.faults import Faults
 from kubesim.jsonio import json_response
 from kubesim.podio import PodIO
+from kubesim.rbac import Identity, Rbac
 from kubesim.status import not_found
 from kubesim.store import Store
 
 
 def build_app(
-    store: Store, cluster: Cluster, faults: Faults, address: str, *, token: str | None = None
+    store: Store,
+    cluster: Cluster,
+    faults: Faults,
+    address: str,
+    *,
+    tokens: Mapping[str, Identity] | None = None,
+    rbac: Rbac | None = None,
 ) -> web.Application:
+    """``tokens``: who each bearer token is (none: open to all); ``rbac``: what they may do."""
     middlewares: list[Middleware] = [faults.middleware]
-    if token is not None:
-        middlewares.insert(0, bearer_middleware(token))  # authentication comes first
+    if tokens:  # authentication and authorization come first
+        middlewares.insert(0, access_middleware(tokens, rbac or Rbac([])))
     app = web.Application(middlewares=middlewares, client_max_size=8 * 2**20)
 
     async def fixed(request: web.Request) -> web.Response:

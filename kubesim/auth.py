@@ -1,17 +1,19 @@
 """Who may talk to the simulator: optional TLS and a bearer token, as a real API server asks.
 
-Without either, kubesim is plain HTTP and open (tests, the demo). With a token, every request
+Without either, kubesim is plain HTTP and open (tests, the demo). With tokens, every request
 but the public health and version endpoints must carry ``Authorization: Bearer <token>``
 (any case of ``bearer``, as the client's in-cluster loader sends it); anything else gets the
-API server's 401 ``Status``. That is what lets the bot's in-cluster configuration (service
-account token and CA file) be tested for real.
+API server's 401 ``Status``. The admin token may do anything; a service account's token may do
+what the RBAC objects given to the simulator grant it (``kubesim.rbac``), and gets the API
+server's 403 for the rest. That is what lets the bot's in-cluster configuration (service
+account token and CA file) and its permissions be tested for real.
 """
 
 from __future__ import annotations
 
 import hmac
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from kubesim import status
+from kubesim.rbac import MASTERS, Attributes, Identity, Rbac, attributes, forbidden
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,18 +44,38 @@ class ServerTLS:
         return context
 
 
-def bearer_middleware(token: str) -> Middleware:
-    expected = token.encode()
+def access_middleware(tokens: Mapping[str, Identity], rbac: Rbac) -> Middleware:
+    """Authentication (a bearer token, one of ``tokens``) then authorization (``rbac``): 401
+    for a request without a known token, 403 for one its user may not make. The health and
+    version endpoints are public; the control API (``/kubesim/``) is for admins only."""
+    known = [(token.encode(), who) for token, who in tokens.items()]
+
+    def identify(request: web.Request) -> Identity | None:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        offered = presented.strip().encode()
+        found = None
+        for token, who in known:  # compare with every token: no timing hint of which
+            if hmac.compare_digest(offered, token):
+                found = who
+        return found
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.rstrip("/") in PUBLIC_PATHS:
             return await handler(request)
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            presented.strip().encode(), expected
-        ):
+        who = identify(request)
+        if who is None:
             return status.error(401, "Unauthorized", "Unauthorized")
+        if request.path.startswith("/kubesim/"):
+            allowed = MASTERS in who.groups
+            attrs = Attributes(request.method.lower(), request.path)
+        else:
+            attrs = attributes(request.method, request.path, request.query)
+            allowed = rbac.allows(who, attrs)
+        if not allowed:
+            return forbidden(who, attrs)
         return await handler(request)
 
     return middleware

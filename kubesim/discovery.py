@@ -13,6 +13,13 @@ RESOURCES: list[tuple[str, str, bool, list[str], list[str]]] = [
     ("events", "Event", True, ["create", "get", "list", "watch"], ["ev"]),
     ("services", "Service", True, ["create", "delete", "get", "list", "watch"], ["svc"]),
     ("namespaces", "Namespace", False, ["create", "get", "list", "watch"], ["ns"]),
+    (
+        "resourcequotas",
+        "ResourceQuota",
+        True,
+        ["create", "delete", "get", "list", "watch"],
+        ["quota"],
+    ),
 ]
 
 VERSION = {

@@ -10,7 +10,7 @@ import resource
 import socket
 import threading
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from kubesim.auth import ServerTLS
 from kubesim.cluster import Cluster
 from kubesim.config import SimConfig
 from kubesim.faults import FaultRule, Faults
+from kubesim.rbac import Identity, Rbac
 from kubesim.store import Obj, Store
 
 T = TypeVar("T")
@@ -71,14 +72,30 @@ class KubeSim:
         kubeconfig_path: Path | None = None,
         tls: ServerTLS | None = None,
         token: str | None = None,
+        service_accounts: Mapping[str, str] | None = None,
+        rbac: Rbac | None = None,
     ) -> None:
-        """``tls``: serve HTTPS with these files; ``token``: require it as a bearer token."""
+        """``tls``: serve HTTPS with these files; ``token``: require a bearer token, this one
+        an admin's (may do anything); ``service_accounts``: more tokens, each a service
+        account's (``namespace/name``), allowed what ``rbac`` grants it."""
         self.config = config or SimConfig()
         self.tls = tls
         self.token = token
+        self.tokens: dict[str, Identity] = {}
+        if token is not None:
+            self.tokens[token] = Identity.admin()
+        for sa_token, account in (service_accounts or {}).items():
+            namespace, _, name = account.partition("/")
+            if not namespace or not name:
+                raise ValueError(f"a service account is namespace/name, not {account!r}")
+            self.tokens[sa_token] = Identity.service_account(namespace, name)
+        self.rbac = rbac or Rbac([])
         self.host = host
         self.port = port
         self.kubeconfig_path = kubeconfig_path
+        # the kubeconfig written at start (with ``token``, if any): kubeconfig_path may be
+        # pointed at another user's later (see write_kubeconfig)
+        self.admin_kubeconfig_path = kubeconfig_path
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -108,7 +125,12 @@ class KubeSim:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         app = build_app(
-            self.store, self.cluster, self.faults, f"{self.host}:{self.port}", token=self.token
+            self.store,
+            self.cluster,
+            self.faults,
+            f"{self.host}:{self.port}",
+            tokens=self.tokens,
+            rbac=self.rbac,
         )
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=1.0
@@ -117,11 +139,20 @@ class KubeSim:
         ssl_context = self.tls.context() if self.tls else None
         await web.SockSite(self._runner, sock, backlog=1024, ssl_context=ssl_context).start()
         if self.kubeconfig_path is not None:
+            self.admin_kubeconfig_path = self.kubeconfig_path
             self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
             ca_pem = self.tls.ca.read_bytes() if self.tls else None
             self.kubeconfig_path.write_text(
                 yaml.safe_dump(kubeconfig(self.url, ca_pem=ca_pem, token=self.token))
             )
+
+    def write_kubeconfig(self, path: Path, *, token: str | None) -> Path:
+        """A kubeconfig for this simulator that authenticates with ``token`` (a service
+        account's, say: what a pod running as that account would use)."""
+        ca_pem = self.tls.ca.read_bytes() if self.tls else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(kubeconfig(self.url, ca_pem=ca_pem, token=token)))
+        return path
 
     async def _stop(self) -> None:
         if self._runner is not None:
@@ -255,9 +286,18 @@ def running(
     kubeconfig_path: Path | None = None,
     tls: ServerTLS | None = None,
     token: str | None = None,
+    service_accounts: Mapping[str, str] | None = None,
+    rbac: Rbac | None = None,
 ) -> Iterator[KubeSim]:
     """``with running() as sim:`` a simulator on a free loopback port, stopped afterwards."""
-    sim = KubeSim(config, kubeconfig_path=kubeconfig_path, tls=tls, token=token)
+    sim = KubeSim(
+        config,
+        kubeconfig_path=kubeconfig_path,
+        tls=tls,
+        token=token,
+        service_accounts=service_accounts,
+        rbac=rbac,
+    )
     sim.start()
     try:
         yield sim
