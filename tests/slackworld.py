@@ -27,9 +27,10 @@ from bot.run.compose import Tuning, slack_bot
 from bot.run.loop import LifecycleService
 from bot.run.settings import Settings
 from bot.run.settings_env import load_settings
-from kubesim import KubeSim, NodeSpec, SimConfig, running
+from kubesim import KubeSim, NodeSpec, SimConfig
 from tests import fakeslack
 from tests.fakeslack import FakeSlack
+from tests.kube_access import SHIPPED_RBAC, cluster
 
 NODES = (
     NodeSpec("dev-1", {"branch": "dev"}, address="127.0.0.2"),
@@ -216,10 +217,14 @@ class SlackWorld:
 
 
 @contextmanager
-def slack_world(db: Database, tmp_path: Path, **kw: Any) -> Iterator[SlackWorld]:
+def slack_world(
+    db: Database, tmp_path: Path, *, access: str = "open", rbac: Path = SHIPPED_RBAC, **kw: Any
+) -> Iterator[SlackWorld]:
+    """``access``: ``rbac`` holds the bot to the RBAC in ``rbac`` (the one we ship; see
+    ``tests.kube_access``)."""
     fake_kw = {k: kw.pop(k) for k in ("fake_channel_rate",) if k in kw}
     with (
-        running(SIM, kubeconfig_path=tmp_path / "kubeconfig") as sim,
+        cluster(SIM, tmp_path / "kubeconfig", access=access, rbac=rbac) as sim,
         fakeslack.serving(FakeSlack(channel_rate=fake_kw.get("fake_channel_rate"))) as fake,
     ):
         world = SlackWorld(db, sim, fake, **kw)

@@ -1,12 +1,16 @@
 """A pod create and the row it came from agree, whatever happens between the tick's read and
 its write (issue 15, defects 1, 2 and 4): an extend or a clock shift meanwhile, a create that
-keeps failing, a create the cluster refuses for good, a pod whose token the row lost."""
+keeps failing, a create the cluster refuses for good (a ResourceQuota's 403), a pod whose
+token the row lost."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import replace
 from datetime import timedelta
+
+from kubernetes import client
+from kubernetes import config as kube_config
 
 from bot.domain.lifecycle_rules import decide
 from bot.domain.podspec import ANNOTATION_CLOCK, REGISTER_TOKEN_ENV
@@ -127,3 +131,24 @@ def test_the_row_follows_the_token_its_pod_carries(world: World) -> None:
         )
     )
     register(world, island_id)
+
+
+def test_a_create_refused_by_a_resource_quota_fails_the_island_and_frees_its_ports(
+    world: World,
+) -> None:
+    admin = client.CoreV1Api(
+        kube_config.new_client_from_config(str(world.sim.admin_kubeconfig_path))
+    )
+    admin.create_namespaced_resource_quota(
+        "islands", {"metadata": {"name": "islands"}, "spec": {"hard": {"pods": "0"}}}
+    )
+    island_id = world.start()
+    world.until(lambda: world.state(island_id) == "stopped")  # at once: retrying won't help
+    assert world.allocator.usage().held == 0
+    (failed,) = [n for n in world.notifier.items if n.island_id == island_id and n.kind == "failed"]
+    assert "Kubernetes refused its pod" in failed.text
+    assert "exceeded quota: islands, requested: pods=1, used: pods=0, limited: pods=0" in (
+        failed.text
+    )
+    tried = world.sim.requests_seen()[("POST", "/api/v1/namespaces/islands/pods")]
+    assert tried == 1

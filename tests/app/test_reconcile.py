@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from kubernetes import client
+from kubernetes import config as kube_config
 from sqlalchemy import select, update
 
 from bot.infra.storage.intake import Intake
@@ -316,7 +318,10 @@ def _age(world: World, table: Any, column: str, *, days: int) -> None:
 
 
 def test_the_service_keeps_nodeport_ports_out_of_the_allocators_hands(world: World) -> None:
-    world.kube.core.create_namespaced_service(
+    someone = client.CoreV1Api(
+        kube_config.new_client_from_config(str(world.sim.admin_kubeconfig_path))
+    )
+    someone.create_namespaced_service(  # someone else's service, not the bot's
         "default",
         {
             "apiVersion": "v1",

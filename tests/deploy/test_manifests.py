@@ -91,15 +91,10 @@ def test_the_rbac_is_least_privilege(rendered: list[dict[str, Any]]) -> None:
         ("pods/log", "get"),
         ("pods/exec", "create"),
         ("events", "list"),
-        ("events", "watch"),
     }
     (cluster_role,) = by_kind(rendered, "ClusterRole")
     assert cluster_role["rules"] == [
-        {
-            "apiGroups": [""],
-            "resources": ["nodes", "services"],
-            "verbs": ["get", "list", "watch"],
-        }
+        {"apiGroups": [""], "resources": ["nodes", "services", "pods"], "verbs": ["list"]}
     ]
     for binding in by_kind(rendered, "RoleBinding") + by_kind(rendered, "ClusterRoleBinding"):
         assert binding["subjects"] == [

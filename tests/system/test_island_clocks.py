@@ -18,14 +18,19 @@ from bot.infra.storage.tables import AuditEntry
 from kubesim import running
 from kubesim.runtime import host_libfaketime
 from tests import fakeslack
+from tests.kube_access import ACCESS
 from tests.slackworld import ADMIN, SIM, SlackWorld, slack_world
 
 DAY = 86400
 
 
-@pytest.fixture
-def world(db: Database, tmp_path: Path) -> Iterator[SlackWorld]:
-    with slack_world(db, tmp_path) as w:
+@pytest.fixture(params=ACCESS)
+def world(request: pytest.FixtureRequest, db: Database, tmp_path: Path) -> Iterator[SlackWorld]:
+    """Each test against an open cluster and, on SQLite, with the bot held to the shipped RBAC
+    (exec for the clock file, the pod annotation, logs, create and delete)."""
+    if request.param == "rbac" and db.engine.dialect.name != "sqlite":
+        pytest.skip("the shipped RBAC is tried on SQLite; MariaDB runs against an open cluster")
+    with slack_world(db, tmp_path, access=request.param) as w:
         yield w
 
 
