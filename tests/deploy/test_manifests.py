@@ -71,6 +71,8 @@ def test_every_manifest_passes_the_strict_schema(rendered: list[dict[str, Any]])
         "Service",
         "ServiceAccount",
         "StatefulSet",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
     for doc in docs:
         kubernetes_validate.validate(doc, VERSION, strict=True)

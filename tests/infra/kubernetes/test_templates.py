@@ -64,17 +64,17 @@ def test_rendered_pod_keeps_everything_the_original_pod_has(templates) -> None: 
     server, side = spec["containers"]
     o_server, o_side = original["containers"]
     assert side == o_side
-    for key in (
-        "name",
-        "image",
-        "resources",
-        "securityContext",
-        "volumeMounts",
-        "ports",
-        "readinessProbe",
-        "command",
-    ):
+    for key in ("name", "image", "resources", "ports", "readinessProbe", "command"):
         assert server[key] == o_server[key], key
+    # hardened on purpose (issue 15): the shared code read-only, no SYS_TIME (libfaketime
+    # fakes the clock; SYS_TIME would set the node's), no privilege escalation, no API token
+    assert server["volumeMounts"] == [{**m, "readOnly": True} for m in o_server["volumeMounts"]]
+    assert o_server["securityContext"] == {"capabilities": {"add": ["NET_ADMIN", "SYS_TIME"]}}
+    assert server["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["NET_ADMIN"]},
+    }
+    assert spec["automountServiceAccountToken"] is False
     env, o_env = env_of(server), env_of(o_server)
     assert env["NODE_NAME"] == "fieldRef:spec.nodeName"  # for seed.sh's registration
     assert env["POD_IP"] == "fieldRef:status.podIP"
@@ -213,6 +213,26 @@ def test_adding_a_branch_is_adding_a_file(template_dir: Path) -> None:
     with pytest.raises(BadOverride) as refused:
         templates.overrides("nightly", ["memory=2Gi"])
     assert "allowed: none" in refusals.text(refused.value)
+
+
+def test_a_branch_profile_may_give_its_servers_sys_time_back(template_dir: Path) -> None:
+    """For a server that truly sets the real clock: the profile's list replaces the default."""
+    profile = template_dir / "branches" / "weekly.yaml"
+    profile.write_text(
+        profile.read_text().replace(
+            "      - name: altraserver\n",
+            "      - name: altraserver\n"
+            "        securityContext:\n          capabilities:\n"
+            "            add: [NET_ADMIN, SYS_TIME]\n",
+            1,
+        )
+    )
+    templates = load_templates(template_dir)
+    weekly = templates.render(island(branch="weekly"), {})["spec"]["containers"][0]
+    dev = templates.render(island(branch="dev"), {})["spec"]["containers"][0]
+    assert weekly["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "SYS_TIME"]
+    assert weekly["securityContext"]["allowPrivilegeEscalation"] is False
+    assert dev["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
 
 
 @pytest.mark.parametrize(
