@@ -89,11 +89,19 @@ class IslandActions:
 
     # ---- checks ----------------------------------------------------------------------------
 
-    def check_channel(self, caller: Caller) -> None:
-        if not self.policy.channel_allowed(caller.channel):
-            raise Forbidden(
-                Refusal.CHANNEL_NOT_ALLOWED, allowed=sorted(self.policy.allowed_channels)
-            )
+    def check_channel(
+        self, caller: Caller, action: Action | None = None, *, island_id: int | None = None
+    ) -> None:
+        """Refuse (``Forbidden``) what comes from a channel the bot may not serve; with
+        ``action``, the refusal is audited as that action's (a button pressed there)."""
+        if self.policy.channel_allowed(caller.channel):
+            return
+        refused = Forbidden(
+            Refusal.CHANNEL_NOT_ALLOWED, allowed=sorted(self.policy.allowed_channels)
+        )
+        if action is not None:
+            self.record_look(caller, action, island_id=island_id, refusal=refusals.text(refused))
+        raise refused
 
     def _authorise(self, caller: Caller, action: Action, island: IslandRecord) -> None:
         if not self.policy.may(caller.user_id, action, owner_id=island.owner_id):

@@ -14,7 +14,12 @@ from typing import Any
 from bot.app.clock_actions import ClockActions
 from bot.app.island_actions import IslandActions
 from bot.chat.output import ChatError, ChatOutput, Reply, tell
-from bot.domain.buttons import ButtonAction, parse_island_button, parse_request_button
+from bot.domain.buttons import (
+    ISLAND_BUTTON_ACTION,
+    ButtonAction,
+    parse_island_button,
+    parse_request_button,
+)
 from bot.domain.commands import (
     Capacity,
     Command,
@@ -230,6 +235,7 @@ class ChatWork:
             self.tell(reply, island_text.stale_button())
             return
         try:
+            self.actions.check_channel(caller)  # as for every button
             request = self.clocks.decide(caller, request_id, approve=approve, ticket=ticket)
         except UserError as exc:
             self.tell(reply, refusals.text(exc))
@@ -256,7 +262,10 @@ class ChatWork:
             return
         island_id, seen = parsed
         try:
-            self.actions.check_channel(caller)  # a button in a channel the bot may not serve
+            # a button in a channel the bot may not serve: refused, and audited as its action
+            self.actions.check_channel(
+                caller, ISLAND_BUTTON_ACTION.get(action_id), island_id=island_id
+            )
             if action_id == ButtonAction.STOP:
                 done = self.actions.stop(caller, island_id, ticket=ticket)
                 text = (

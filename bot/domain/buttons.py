@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from bot.domain.permissions import Action
+
 
 class ButtonAction(StrEnum):
     STOP = "island_stop"
@@ -21,6 +23,12 @@ class ButtonAction(StrEnum):
 
 
 ISLAND_ACTIONS = frozenset({ButtonAction.STOP, ButtonAction.EXTEND, ButtonAction.LOGS})
+# what pressing an island's button is, in the permissions' (and the audit log's) terms
+ISLAND_BUTTON_ACTION: dict[str, Action] = {
+    ButtonAction.STOP: Action.STOP,
+    ButtonAction.EXTEND: Action.EXTEND,
+    ButtonAction.LOGS: Action.LOGS,
+}
 CLOCK_ACTIONS = frozenset({ButtonAction.CLOCK_APPROVE, ButtonAction.CLOCK_REJECT})
 
 

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.infra.storage.database import Database
+from bot.infra.storage.tables import AuditEntry
 from tests import fakeslack
 from tests.slackworld import SlackWorld, slack_world
 
@@ -19,6 +21,19 @@ from tests.slackworld import SlackWorld, slack_world
 def world(db: Database, tmp_path: Path) -> Iterator[SlackWorld]:
     with slack_world(db, tmp_path, loop=False) as w:
         yield w
+
+
+def looked(db: Database, *, expect: int) -> list[AuditEntry] | None:
+    """Audit entries of stops and logs, oldest first, once there are ``expect`` of them."""
+    with db.engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                select(AuditEntry)
+                .where(AuditEntry.action.in_(["stop", "logs"]))
+                .order_by(AuditEntry.id)
+            ).all()
+        )
+    return rows if len(rows) == expect else None
 
 
 def _nothing_happened(world: SlackWorld) -> None:
@@ -111,3 +126,33 @@ def test_a_full_work_pool_still_accepts_and_the_intake_carries_it_out(
             w.front.recover()  # the job every replica runs every 2 s
             time.sleep(0.2)
         assert sum(a.startswith("Live islands: 1") for a in w.answers()) == 3
+
+
+def test_buttons_obey_the_channel_rule_and_the_logs_button_is_audited(
+    db: Database, tmp_path: Path
+) -> None:
+    """A button is a command too: refused outside the allowed channels (issue 15, defect 9),
+    and Logs is audited as `/island logs` is."""
+    with slack_world(db, tmp_path, allowed_channels=frozenset({"C0TEAM"})) as w:
+        w.command("start dev", channel="C0TEAM")
+        (island,) = w.started()
+        w.until(lambda: w.island(island.id).state.value == "ready", 30)
+        value = f"{island.id}:{int(w.island(island.id).expires_at.timestamp())}"
+        respond = w.fake.response_url("U0ALICE")
+        w.send(
+            fakeslack.button_click("island_stop", value, channel="C0RANDOM", response_url=respond)
+        )
+        assert "works in <#C0TEAM> only" in w.wait_answer()
+        w.send(
+            fakeslack.button_click("island_logs", value, channel="C0RANDOM", response_url=respond)
+        )
+        assert "works in <#C0TEAM> only" in w.wait_answer(count=2)
+        assert w.island(island.id).state.value == "ready"  # the stop was not done
+        w.send(fakeslack.button_click("island_logs", value, channel="C0TEAM", response_url=respond))
+        assert f"island #{island.id}'s log" in w.wait_answer(count=3)
+        entries = w.until(lambda: looked(db, expect=3))
+        assert [(e.action, e.island_id, e.outcome) for e in entries] == [
+            ("stop", island.id, "refused"),
+            ("logs", island.id, "refused"),
+            ("logs", island.id, "ok"),
+        ]
