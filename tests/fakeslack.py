@@ -3,7 +3,8 @@
 Reached with ``WebClient(base_url=fake.api_url)``; it records every call, keeps the messages it
 was sent (per channel, with threads and metadata), answers ``conversations.replies``, takes file
 uploads and ``response_url`` posts, and can be told to fail: HTTP 429 with ``Retry-After``, 5xx,
-or ``ok: false`` with an error code, for the next N calls of a method. With ``channel_rate``
+or ``ok: false`` with an error code, for the next N calls of a method, or all of them for a
+while (``outage``: Slack down, 503s, then 429s). With ``channel_rate``
 set it also enforces Slack's pace of about one message per second per channel (a short burst
 allowed), answering 429 to a client that posts faster.
 
@@ -21,6 +22,7 @@ import json
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -66,6 +68,8 @@ class FakeSlack:
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _outages: list[tuple[float, float, int, int | None]] = field(default_factory=list)
+    outage_answers: Counter[int] = field(default_factory=Counter)  # status -> calls so answered
     url: str = ""
     socket_url: str = ""  # set by ``socket_mode``
 
@@ -93,6 +97,24 @@ class FakeSlack:
             self._faults.setdefault(method, []).append(
                 Fault(status, error, retry_after, count, delay, match)
             )
+
+    def outage(
+        self, seconds: float, *, status: int = 503, retry_after: int | None = None, after: float = 0
+    ) -> None:
+        """Slack is down: from ``after`` seconds from now, for ``seconds``, every Web API call
+        is answered ``status`` (with ``Retry-After`` when given, as Slack's 429 carries it)."""
+        begins = time.monotonic() + after
+        with self._lock:
+            self._outages.append((begins, begins + seconds, status, retry_after))
+
+    def down(self) -> tuple[int, int | None] | None:
+        """(status, Retry-After) of the outage going on now, if any."""
+        now = time.monotonic()
+        with self._lock:
+            for begins, ends, status, retry_after in self._outages:
+                if begins <= now < ends:
+                    return status, retry_after
+        return None
 
     def count(self, method: str) -> int:
         with self._lock:
@@ -129,15 +151,22 @@ class FakeSlack:
             return 200, {"content-type": "text/plain"}, b"OK - 1"
         method = path.removeprefix("/api/")
         params = _params(headers, body)
+        outage = self.down()
         with self._lock:
             self.calls.append(Call(method, params, time.monotonic()))
-            fault = self._take_fault(method, str(params.get("text", "")))
+            fault = (
+                Fault(outage[0], retry_after=outage[1])
+                if outage is not None
+                else self._take_fault(method, str(params.get("text", "")))
+            )
+            if outage is not None:
+                self.outage_answers[outage[0]] += 1
         if fault is not None and fault.delay:
             result = self._answer(method, headers, params)
             time.sleep(fault.delay)
             return result
         if fault is not None and fault.status != 200:
-            extra = {"retry-after": str(fault.retry_after)} if fault.retry_after else {}
+            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
             return fault.status, {"content-type": "application/json", **extra}, b'{"ok":false}'
         if fault is not None:
             return _json({"ok": False, "error": fault.error or "fatal_error"})
@@ -206,7 +235,7 @@ class FakeSlack:
         if channel.startswith("C0GONE"):
             return _json({"ok": False, "error": "channel_not_found"})
         if not self._paced(channel):
-            return 429, {"content-type": "application/json", "retry-after": "1"}, b'{"ok":false}'
+            return 429, {"content-type": "application/json", "Retry-After": "1"}, b'{"ok":false}'
         message = {
             "ts": self._next_ts(),
             "text": p.get("text"),

@@ -4,7 +4,8 @@
   order they were handed in (a thread's replies stay in order), at most ``rate`` posts per
   second with a small burst, a little under what Slack allows (about one message per second
   per channel, short bursts tolerated), so that 429s stay the exception.
-- ``slack_sdk``'s retry handlers retry 429 (sleeping ``Retry-After``), 500/503 and dropped
+- ``slack_sdk``'s retry handlers retry 429 (sleeping ``Retry-After``, up to 10 s in all; a
+  longer wait is the caller's, as ``SlackError.retry_after``), 500/503 and dropped
   connections; what still fails becomes ``SlackError`` (the library's errors stop here).
 - ``post`` can tag a message with a key in its metadata and, when asked, first look in the
   thread for a message with that key: a notice whose earlier attempt may have reached Slack is
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryState
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -60,8 +62,40 @@ class _Counted:
         super().prepare_for_next_attempt(**kwargs)  # type: ignore[misc]
 
 
+def retry_after_s(headers: Mapping[str, Any] | None) -> float | None:
+    """The ``Retry-After`` of an answer, however its name is cased (a header may come as a
+    list of values)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            first = value[0] if isinstance(value, list | tuple) and value else value
+            with contextlib.suppress(TypeError, ValueError):
+                return float(first)
+    return None
+
+
 class _RateLimited(_Counted, RateLimitErrorRetryHandler):
+    """Retries a 429 in place only while the waits add up to ``max_wait_s``: a longer wait is
+    handed back to the caller (``SlackError.retry_after``), whose durable backoff (the outbox)
+    waits without holding a thread or a claim."""
+
     reason = "rate_limited"
+
+    def __init__(self, *, max_retry_count: int, max_wait_s: float) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_s = max_wait_s
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        wait = retry_after_s(response.headers) or 1.0
+        return (state.current_attempt + 1) * wait <= self.max_wait_s
 
 
 class _ServerError(_Counted, ServerErrorRetryHandler):
@@ -72,9 +106,9 @@ class _Connection(_Counted, ConnectionErrorRetryHandler):
     reason = "connection"
 
 
-def retry_handlers(max_retries: int = 4) -> list[Any]:
+def retry_handlers(max_retries: int = 4, max_wait_s: float = 10.0) -> list[Any]:
     return [
-        _RateLimited(max_retry_count=max_retries),
+        _RateLimited(max_retry_count=max_retries, max_wait_s=max_wait_s),
         _ServerError(max_retry_count=max_retries),
         _Connection(max_retry_count=2),
     ]
@@ -177,8 +211,7 @@ class SlackSender:
             metrics.SLACK_ERRORS.labels(method=what, error=str(error or "http")).inc()
             retry_after = None
             if response is not None and response.status_code == 429:
-                with contextlib.suppress(TypeError, ValueError):
-                    retry_after = float(response.headers.get("retry-after", ""))
+                retry_after = retry_after_s(response.headers)
             raise SlackError(
                 f"{what}: {error or exc}",
                 error=error,

@@ -9,7 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.chat.slack.sender import ChannelQueues, SlackError, SlackSender, web_client
+from bot.chat.slack.sender import (
+    ChannelQueues,
+    SlackError,
+    SlackSender,
+    retry_after_s,
+    web_client,
+)
 from bot.infra import metrics
 from tests import fakeslack
 from tests.fakeslack import FakeSlack
@@ -39,6 +45,18 @@ def test_429_is_retried_after_retry_after(fake: FakeSlack) -> None:
     assert fake.count("chat.postMessage") == 3
     assert [m["ts"] for m in fake.posts("C0TEAM")] == [ts]
     assert _metric("islandbot_slack_api_retries_total", reason="rate_limited") == retries + 2
+
+
+def test_a_long_retry_after_is_handed_back_not_slept(fake: FakeSlack) -> None:
+    """Waiting 30 s in place would hold a thread and outlive a notice's claim: the caller
+    gets the wait (the outbox backs off durably), however Slack cases the header."""
+    fake.fail("chat.postMessage", status=429, retry_after=30, count=1)
+    began = time.monotonic()
+    with pytest.raises(SlackError) as caught:
+        sender(fake).post("C0TEAM", "hello")
+    assert caught.value.retry_after == 30
+    assert time.monotonic() - began < 5 and fake.count("chat.postMessage") == 1
+    assert retry_after_s({"retry-after": "7"}) == retry_after_s({"Retry-After": ["7"]}) == 7
 
 
 def test_server_errors_are_retried(fake: FakeSlack) -> None:
