@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.chat.front import ChatFront
 from bot.chat.slack.sender import SlackSender
 from bot.domain.records import IslandRecord
@@ -91,6 +92,7 @@ class SlackWorld:
         channel_rate: float = 20.0,
         slack_timeout_s: int = 15,
         clock_request_ttl: timedelta = timedelta(hours=1),
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         self.db, self.sim, self.fake = db, sim, fake
         self.settings = world_settings(
@@ -108,6 +110,7 @@ class SlackWorld:
             channel_rate=channel_rate,
             channel_burst=3,
             slack_timeout_s=slack_timeout_s,
+            delivery=delivery or DeliveryPolicy(),
         )
         self.bot = slack_bot(self.settings, tuning=self.tuning)
         assert self.bot.front is not None and self.bot.server is not None

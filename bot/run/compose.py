@@ -20,6 +20,7 @@ from datetime import timedelta
 from bot.app.clock_actions import ClockActions, ClockSettings
 from bot.app.island_actions import ActionSettings, IslandActions
 from bot.app.notices import Notifier
+from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
 from bot.chat.front import ChatFront, FrontSettings
 from bot.chat.notifier import ChatNotifier
@@ -64,6 +65,7 @@ class Tuning:
     channel_rate: float = 0.9  # Slack posts per second per channel, and their burst
     channel_burst: float = 2.0
     slack_timeout_s: int = 15  # one Slack Web API request
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)  # notices: backoff, claims
     # Islands register at the bot's own HTTP server, whose port is known only once bound
     # (the demo and tests listen on port 0): ISLANDBOT_API_URL is then that server's URL.
     api_url_from_server: bool = False
@@ -180,6 +182,7 @@ def lifecycle_settings(settings: Settings, tuning: Tuning) -> LifecycleSettings:
         reconcile_interval=settings.reconcile_interval,
         probe_timeout_s=tuning.probe_timeout_s,
         api_url=settings.api_url,
+        delivery=tuning.delivery,
     )
 
 
