@@ -171,8 +171,17 @@ class ChannelQueues:
             q.put((call, paced, future))
         return future
 
-    def run(self, channel: str, call: Callable[[], T], *, paced: bool = True) -> T:
-        return self.submit(channel, call, paced=paced).result()
+    def run(
+        self, channel: str, call: Callable[[], T], *, paced: bool = True, timeout_s: float = 300
+    ) -> T:
+        """``submit`` and wait for the result: ``SlackError`` if it has not come within
+        ``timeout_s`` (the queue ahead of it is that long, or its worker is stuck)."""
+        future = self.submit(channel, call, paced=paced)
+        try:
+            return future.result(timeout=timeout_s)
+        except TimeoutError:
+            future.cancel()
+            raise SlackError(f"{channel}: no answer within {timeout_s:.0f} s") from None
 
     def _drain(
         self, channel: str, q: queue.Queue[tuple[Callable[[], Any], bool, Future[Any]]]
@@ -189,9 +198,9 @@ class ChannelQueues:
                 continue
             if not future.set_running_or_notify_cancel():
                 continue
-            if paced:
-                pacer.wait()
-            try:
+            try:  # whatever happens to one call, the channel's worker goes on with the next
+                if paced:
+                    pacer.wait()
                 future.set_result(call())
             except BaseException as exc:
                 future.set_exception(exc)
