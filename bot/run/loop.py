@@ -29,7 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from bot.app.reconcile.engine import LifecycleEngine, TickReport
 from bot.domain.time_source import utcnow
 from bot.infra import metrics
-from bot.infra.storage.lease import LeaderLease
+from bot.infra.storage.lease import Deposed, LeaderLease
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,9 @@ class LifecycleService:
             return
         try:
             sent = self.engine.deliver()
+        except Deposed as exc:  # another replica leads now: its deliveries take over
+            log.warning("delivering notices stopped: %s", exc)
+            return
         except Exception:
             log.exception("delivering notices failed")
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import platform
 import threading
 import uuid
@@ -45,7 +46,8 @@ class LeaderLease:
         self.db = db
         self.name = name
         self.ttl = ttl
-        self.holder = holder or f"{platform.node()}/{uuid.uuid4().hex[:12]}"
+        # host/pid/random: which process holds a lease is plain in the table and the logs
+        self.holder = holder or f"{platform.node()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self.is_leader = False
         self.epoch = 0  # the epoch this replica holds the lease with (0: never held)
 
