@@ -230,10 +230,17 @@ class FakeSlack:
             }
         )
 
+    def _m_conversations_open(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        users = str(p.get("users") or "")
+        if not users.startswith(("U", "W")) or "," in users:
+            return _json({"ok": False, "error": "user_not_found"})
+        return _json({"ok": True, "channel": {"id": _im(users)}})
+
     def _m_chat_postMessage(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         channel = str(p.get("channel"))
         if channel.startswith("C0GONE"):
             return _json({"ok": False, "error": "channel_not_found"})
+        channel = _im(channel)  # a user id posts in the bot's direct conversation with them
         if not self._paced(channel):
             return 429, {"content-type": "application/json", "Retry-After": "1"}, b'{"ok":false}'
         message = {
@@ -251,6 +258,8 @@ class FakeSlack:
 
     def _m_chat_update(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         channel, ts = str(p.get("channel")), str(p.get("ts"))
+        if channel.startswith(("U", "W")):
+            return _json({"ok": False, "error": "channel_not_found"})
         with self._lock:
             for message in self.messages.get(channel, []):
                 if message["ts"] == ts:
@@ -266,6 +275,8 @@ class FakeSlack:
 
     def _m_conversations_replies(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         channel, ts = str(p.get("channel")), str(p.get("ts"))
+        if channel.startswith(("U", "W")):
+            return _json({"ok": False, "error": "channel_not_found"})
         with self._lock:
             found = [
                 m
@@ -280,6 +291,8 @@ class FakeSlack:
         """The channel's messages, newest first (thread replies only when broadcast), paged
         with ``limit`` and ``cursor`` as Slack pages them."""
         channel = str(p.get("channel"))
+        if channel.startswith(("U", "W")):
+            return _json({"ok": False, "error": "channel_not_found"})
         limit = max(1, min(int(p.get("limit") or 100), 999))
         start = int(str(p.get("cursor") or "0") or 0)
         with self._lock:
@@ -337,6 +350,12 @@ class FakeSlack:
                     }
                 )
         return _json({"ok": True, "files": [{"id": f["id"]} for f in files or []]})
+
+
+def _im(channel: str) -> str:
+    """A user id names their direct conversation with the bot (``D...``) when posting; it is
+    no channel to chat.update or the history methods."""
+    return "D" + channel[1:] if channel.startswith(("U", "W")) else channel
 
 
 def _json(payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:

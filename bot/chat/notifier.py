@@ -86,7 +86,7 @@ class ChatNotifier:
             if not exc.unreachable:
                 raise  # the outbox tries again later
             log.warning("island %d: root message not posted in %s: %s", island.id, channel, exc)
-            channel = island.owner_id  # a direct message to the owner
+            channel = self.sender.direct(island.owner_id)  # to the owner directly
             ts = self.sender.post(channel, text, blocks=blocks, key=a.key, look_first=a.retry)
             self._started_elsewhere(island.id, a.detail.get("reply"), exc)
         self.islands.attach_thread(island.id, channel, ts)

@@ -81,6 +81,9 @@ class ChatOutput(Protocol):
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         """Show ``view`` as the user's home page of the bot."""
 
+    def direct(self, user: str) -> str:
+        """The channel of the bot's direct conversation with ``user`` (opened if need be)."""
+
 
 def tell(sender: ChatOutput, reply: Reply, text: str, *, blocks: Blocks | None = None) -> None:
     """Answer one person where ``reply`` says. Raises ``ChatError``."""

@@ -192,6 +192,9 @@ class ConsoleChat:
                 )
             )
 
+    def direct(self, user: str) -> str:
+        return user  # the console shows a direct message as one to the user
+
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         lines, buttons = render("", view.get("blocks") or [])
         with self._lock:

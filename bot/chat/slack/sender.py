@@ -349,5 +349,11 @@ class SlackSender:
 
         self.queues.run(channel, send)
 
+    def direct(self, user: str) -> str:
+        """conversations.open: the IM channel's id (``D...``), which chat.update and the
+        history methods need (a user id is not a channel to them)."""
+        response = self._call("conversations.open", self.client.conversations_open, users=user)
+        return str(response["channel"]["id"])
+
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         self._call("views.publish", self.client.views_publish, user_id=user, view=dict(view))

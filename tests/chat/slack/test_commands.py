@@ -358,3 +358,22 @@ def test_a_very_long_trigger_id_still_works_once(world: SlackWorld) -> None:
     assert island.state.value in ("requested", "creating", "scheduled", "running", "ready")
     time.sleep(0.5)
     assert len(world.islands()) == 1
+
+
+def test_an_island_started_where_the_bot_cannot_post_is_announced_to_its_owner(
+    world: SlackWorld,
+) -> None:
+    """The channel is gone (or the bot was removed from it): the root message and the
+    island's thread go to the owner's direct conversation with the bot, and the owner is told
+    why; nothing is lost."""
+    world.command("start dev", channel="C0GONE1")
+    (island,) = world.started()
+    assert island.chat_channel == "D0ALICE"  # the conversation's id, not the user's
+    root = world.fake.posts("D0ALICE")[0]
+    assert root["ts"] == island.chat_thread and f"island #{island.id}" in root["text"]
+    assert "could not post in this channel (channel_not_found)" in world.wait_answer()
+    world.until(lambda: world.island(island.id).state.value == "ready")
+    world.until(
+        lambda: any("is ready on" in m["text"] for m in world.fake.thread("D0ALICE", root["ts"]))
+    )
+    world.until(lambda: "*ready*" in world.fake.posts("D0ALICE")[0]["text"])  # kept current
