@@ -4,9 +4,15 @@ Reached with ``WebClient(base_url=fake.api_url)``; it records every call, keeps 
 was sent (per channel, with threads and metadata), answers ``conversations.replies``, takes file
 uploads and ``response_url`` posts, and can be told to fail: HTTP 429 with ``Retry-After``, 5xx,
 or ``ok: false`` with an error code, for the next N calls of a method, or all of them for a
-while (``outage``: Slack down, 503s, then 429s). With ``channel_rate``
-set it also enforces Slack's pace of about one message per second per channel (a short burst
-allowed), answering 429 to a client that posts faster.
+while (``outage``: Slack down, 503s, then 429s).
+
+It enforces Slack's published rate limits, by default in every test (``LIMITS``): posts
+(``chat.postMessage``, ``files.completeUploadExternal``) about one per second per channel
+after a short burst (``channel_rate``, ``channel_burst``: Slack publishes no burst size, so it
+is modelled small), every other method its tier per workspace (Tier 2 20, Tier 3 50, Tier 4
+100 a minute, with ten seconds' worth as its burst). A call over the limit is answered 429
+with ``Retry-After`` (whole seconds until it would be allowed), as Slack answers, and counted
+(``rate_limited``, ``rate_limited_by``).
 
 Also here: ``sign`` and the request builders that make signed slash commands, button clicks and
 events exactly as Slack sends them.
@@ -19,6 +25,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import threading
 import time
 import urllib.parse
@@ -52,17 +59,40 @@ class Fault:
     match: str | None = None  # only calls whose text contains this
 
 
+# Slack's tiers (requests a minute, per method per workspace), as its method pages give them;
+# conversations.history/replies as for internal apps (Tier 3)
+TIER_2, TIER_3, TIER_4 = 20, 50, 100
+LIMITS: dict[str, int] = {
+    "auth.test": TIER_4,
+    "chat.update": TIER_3,
+    "chat.delete": TIER_3,
+    "chat.postEphemeral": TIER_4,
+    "conversations.open": TIER_3,
+    "conversations.replies": TIER_3,
+    "conversations.history": TIER_3,
+    "views.publish": TIER_4,
+    "files.getUploadURLExternal": TIER_4,
+}
+POSTS = frozenset({"chat.postMessage", "files.completeUploadExternal"})  # paced per channel
+TIER_BURST_S = 10.0  # a tier's burst: this many seconds' worth of its rate
+
+
 @dataclass
 class FakeSlack:
-    channel_rate: float | None = None  # posts per second per channel; None: no limit
+    channel_rate: float | None = 1.0  # posts per second per channel; None: no limit
     channel_burst: int = 3
+    tiers: dict[str, int] | None = field(default_factory=lambda: dict(LIMITS))  # None: none
+    tier_burst_s: float = TIER_BURST_S
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)  # response_url posts
     ephemeral: list[dict[str, Any]] = field(default_factory=list)
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
-    rate_limited: int = 0  # 429s answered because a client posted too fast
+    rate_limited: int = 0  # 429s answered because a client called too fast
+    rate_limited_by: Counter[str] = field(default_factory=Counter)  # method -> such 429s
+    # every message posted or rewritten, as it was then: (wall-clock time, method, message)
+    written: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     _faults: dict[str, list[Fault]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -170,6 +200,10 @@ class FakeSlack:
             return fault.status, {"content-type": "application/json", **extra}, b'{"ok":false}'
         if fault is not None:
             return _json({"ok": False, "error": fault.error or "fatal_error"})
+        wait = self._over_limit(method, params)
+        if wait is not None:
+            headers_429 = {"content-type": "application/json", "Retry-After": str(wait)}
+            return 429, headers_429, b'{"ok":false,"error":"ratelimited"}'
         return self._answer(method, headers, params)
 
     def _answer(
@@ -199,20 +233,34 @@ class FakeSlack:
             return fault
         return None
 
-    def _paced(self, channel: str) -> bool:
-        """Token bucket per channel; False when the post comes too fast."""
-        if self.channel_rate is None:
-            return True
+    def _over_limit(self, method: str, params: dict[str, Any]) -> int | None:
+        """None if the call is within Slack's limits (it then takes its token), else the
+        whole seconds until it would be (the 429's Retry-After)."""
+        if method in POSTS:
+            if self.channel_rate is None:
+                return None
+            channel = _im(str(params.get("channel") or params.get("channel_id") or ""))
+            return self._take(
+                f"post:{channel}", self.channel_rate, float(self.channel_burst), method
+            )
+        per_minute = (self.tiers or {}).get(method)
+        if per_minute is None:
+            return None
+        rate = per_minute / 60.0
+        return self._take(f"tier:{method}", rate, max(1.0, rate * self.tier_burst_s), method)
+
+    def _take(self, bucket: str, rate: float, burst: float, method: str) -> int | None:
         with self._lock:
             now = time.monotonic()
-            tokens, at = self._buckets.get(channel, (float(self.channel_burst), now))
-            tokens = min(self.channel_burst, tokens + (now - at) * self.channel_rate)
+            tokens, at = self._buckets.get(bucket, (burst, now))
+            tokens = min(burst, tokens + (now - at) * rate)
             if tokens < 0.999:
-                self._buckets[channel] = (tokens, now)
+                self._buckets[bucket] = (tokens, now)
                 self.rate_limited += 1
-                return False
-            self._buckets[channel] = (tokens - 1, now)
-            return True
+                self.rate_limited_by[method] += 1
+                return max(1, math.ceil((1 - tokens) / rate))
+            self._buckets[bucket] = (tokens - 1, now)
+            return None
 
     def _next_ts(self) -> str:
         return f"1800000000.{next(self._ts):06d}"
@@ -241,8 +289,6 @@ class FakeSlack:
         if channel.startswith("C0GONE"):
             return _json({"ok": False, "error": "channel_not_found"})
         channel = _im(channel)  # a user id posts in the bot's direct conversation with them
-        if not self._paced(channel):
-            return 429, {"content-type": "application/json", "Retry-After": "1"}, b'{"ok":false}'
         message = {
             "ts": self._next_ts(),
             "text": p.get("text"),
@@ -254,6 +300,7 @@ class FakeSlack:
         }
         with self._lock:
             self.messages.setdefault(channel, []).append(message)
+            self.written.append((time.time(), "chat.postMessage", {"channel": channel, **message}))
         return _json({"ok": True, "channel": channel, "ts": message["ts"], "message": message})
 
     def _m_chat_update(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
@@ -264,7 +311,12 @@ class FakeSlack:
             for message in self.messages.get(channel, []):
                 if message["ts"] == ts:
                     message.update(text=p.get("text"), blocks=p.get("blocks"))
+                    if p.get("metadata") is not None:
+                        message["metadata"] = p.get("metadata")
                     message["edits"] += 1
+                    self.written.append(
+                        (time.time(), "chat.update", {"channel": channel, **message})
+                    )
                     return _json({"ok": True, "channel": channel, "ts": ts})
         return _json({"ok": False, "error": "message_not_found"})
 

@@ -89,7 +89,7 @@ class SlackWorld:
         loop: bool = True,
         workers: int = 8,
         max_pending: int = 500,
-        channel_rate: float = 20.0,
+        channel_rate: float = 0.9,  # as in production: a little under Slack's pace
         slack_timeout_s: int = 15,
         clock_request_ttl: timedelta = timedelta(hours=1),
         delivery: DeliveryPolicy | None = None,
@@ -108,7 +108,7 @@ class SlackWorld:
             probe_timeout_s=0.3,
             max_pending=max_pending,
             channel_rate=channel_rate,
-            channel_burst=3,
+            channel_burst=2,
             slack_timeout_s=slack_timeout_s,
             delivery=delivery or DeliveryPolicy(),
         )
@@ -225,10 +225,9 @@ def slack_world(
 ) -> Iterator[SlackWorld]:
     """``access``: ``rbac`` holds the bot to the RBAC in ``rbac`` (the one we ship; see
     ``tests.kube_access``)."""
-    fake_kw = {k: kw.pop(k) for k in ("fake_channel_rate",) if k in kw}
     with (
         cluster(SIM, tmp_path / "kubeconfig", access=access, rbac=rbac) as sim,
-        fakeslack.serving(FakeSlack(channel_rate=fake_kw.get("fake_channel_rate"))) as fake,
+        fakeslack.serving(FakeSlack()) as fake,  # Slack's published limits, enforced
     ):
         world = SlackWorld(db, sim, fake, **kw)
         try:

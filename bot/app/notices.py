@@ -3,14 +3,18 @@ log or a JSON-lines file) implements.
 
 An ``Announcement`` is one message about one island: posted in the island's thread (or the
 channel when it has none), optionally also broadcast to the channel, and it carries the status
-line the island's root message should now show.
+line the island's root message should now show. Its ``route`` (``bot.domain.notice_routes``)
+says where it goes: the thread, the owner directly, or only shown in the root message.
+
+A ``GroupNotifier`` (the chat) can also announce islands started at once together, as one
+digest message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class Announcement:
     status_line: str
     retry: bool = False  # an earlier attempt was made and may have reached the chat
     detail: Mapping[str, Any] = field(default_factory=dict)  # what the notice was written with
+    route: str = "thread"  # thread, direct (to the owner) or shown (only in the root message)
+    in_digest: bool = False  # the island's root message is a digest
 
 
 class Notifier(Protocol):
@@ -37,3 +43,14 @@ class Notifier(Protocol):
         """Deliver it, or raise: the outbox keeps it and tries again later. An announcement
         (kind ``announce``: the island's root message) returns the thread it was posted as,
         which carries the island's later notices; anything else returns None."""
+
+
+@runtime_checkable
+class GroupNotifier(Notifier, Protocol):
+    def announce_together(
+        self, channel: str, announcements: Sequence[Announcement], *, join: str | None
+    ) -> str:
+        """Announce these islands (their ``announce`` notices) in one digest message in
+        ``channel``: a new one (found rather than posted again when an earlier attempt may
+        have reached the chat), or the digest ``join`` names. Records it as each island's
+        root message and returns its ts, or raises."""

@@ -5,7 +5,12 @@ started from and records it as the island's thread; when that channel cannot tak
 messages, the root message goes to the owner directly and the person who started it is told.
 A clock change someone asks for is posted in the channel with its Approve / Reject buttons.
 Every later notice is a threaded reply under the root message, which is then brought up to
-date (state, host, ports, clock, expiry, buttons)."""
+date (state, host, ports, clock, expiry, buttons) by the ``RootRefresher``, coalesced.
+
+Islands announced together share a digest: one message in the channel listing each island's
+state, kept current the same way. Their notices then go where ``Announcement.route`` says:
+to the owner directly (ready with the island's ports and buttons, failures, expiry, clock
+changes), or nowhere but the digest."""
 
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ from typing import Any
 
 from bot.app.notices import Announcement
 from bot.chat.output import ChatError, ChatOutput, Reply, tell
+from bot.chat.root_refresh import Rendered, RootRefresher
 from bot.domain.errors import IslandbotError
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
+from bot.domain.notice_routes import Route
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import IslandRecord
 from bot.domain.time_source import Clock, utcnow
@@ -27,6 +34,16 @@ from bot.infra.storage.islands import IslandStore
 from bot.words import island_text, layouts
 
 log = logging.getLogger(__name__)
+
+
+def digest_key(first_island_id: int) -> str:
+    """The key a digest is posted with: its first (lowest) island's id."""
+    return f"digest-{first_island_id}"
+
+
+def shows(*islands: IslandRecord) -> dict[str, Any]:
+    """The facts a message about these islands carries for other tools: each one's state."""
+    return {"islands": {str(i.id): i.state.value for i in islands}}
 
 
 class ChatNotifier:
@@ -48,6 +65,7 @@ class ChatNotifier:
         self.port_names = tuple(port_names)
         self.extend_step = extend_step
         self.clock = clock
+        self.roots = RootRefresher(sender, self._render)
 
     def announce(self, announcement: Announcement) -> str | None:
         a = announcement
@@ -56,20 +74,55 @@ class ChatNotifier:
         if a.kind == Notice.CLOCK_REQUESTED:
             self._post_request(a)
             return None
-        if a.channel is None:  # started outside a chat (the command line): nowhere to post
-            log.info("island %d: %s", a.island_id, a.text)
-            return None
-        self.sender.post(
-            a.channel,
-            a.text,
-            thread_ts=a.thread_ts,
-            broadcast=a.broadcast and a.thread_ts is not None,
-            key=a.key,
-            look_first=a.retry,
-        )
-        if a.thread_ts is not None:
-            self.refresh_root(a.island_id)
+        if a.route == Route.DIRECT:
+            self._tell_owner(a)
+        elif a.route == Route.THREAD:
+            if a.channel is None:  # started outside a chat (the command line): nowhere to post
+                log.info("island %d: %s", a.island_id, a.text)
+                return None
+            self.sender.post(
+                a.channel,
+                a.text,
+                thread_ts=a.thread_ts,
+                broadcast=a.broadcast and a.thread_ts is not None,
+                key=a.key,
+                look_first=a.retry,
+            )
+        if a.channel is not None and a.thread_ts is not None:
+            self.roots.mark(a.channel, a.thread_ts)
         return None
+
+    def _tell_owner(self, a: Announcement) -> None:
+        """A notice for the owner of an island in a digest, in their direct conversation with
+        the bot: the notice, and the island's card (ports, buttons) while it is live."""
+        island = self.islands.get(a.island_id)
+        _, card = self._root(island)
+        text, blocks = layouts.owner_notice(a.text, card)
+        channel = self.sender.direct(island.owner_id) if a.retry else island.owner_id
+        self.sender.post(
+            channel, text, blocks=blocks, key=a.key, look_first=a.retry, meta=shows(island)
+        )
+
+    def announce_together(
+        self, channel: str, announcements: Sequence[Announcement], *, join: str | None
+    ) -> str:
+        """One digest for islands started at once (or ``join``: a young one), recorded as
+        each island's root message."""
+        ids = sorted(a.island_id for a in announcements)
+        key = digest_key(ids[0])
+        if join is not None:
+            ts = join
+        else:
+            islands = [self.islands.get(i) for i in ids]
+            text, blocks = layouts.digest_message(islands)
+            retry = any(a.retry for a in announcements)
+            ts = self.sender.post(
+                channel, text, blocks=blocks, key=key, look_first=retry, meta=shows(*islands)
+            )
+        for island_id in ids:
+            self.islands.attach_thread(island_id, channel, ts, digest=True)
+        self.roots.mark(channel, ts)
+        return ts
 
     def _post_root(self, a: Announcement) -> str | None:
         """The island's root message; its ts is the island's thread from now on."""
@@ -80,16 +133,23 @@ class ChatNotifier:
             return None
         text, blocks = self._root(island)
         channel = island.chat_channel
+        meta = shows(island)
         try:
-            ts = self.sender.post(channel, text, blocks=blocks, key=a.key, look_first=a.retry)
+            ts = self.sender.post(
+                channel, text, blocks=blocks, key=a.key, look_first=a.retry, meta=meta
+            )
         except ChatError as exc:
             if not exc.unreachable:
                 raise  # the outbox tries again later
             log.warning("island %d: root message not posted in %s: %s", island.id, channel, exc)
             channel = self.sender.direct(island.owner_id)  # to the owner directly
-            ts = self.sender.post(channel, text, blocks=blocks, key=a.key, look_first=a.retry)
+            ts = self.sender.post(
+                channel, text, blocks=blocks, key=a.key, look_first=a.retry, meta=meta
+            )
             self._started_elsewhere(island.id, a.detail.get("reply"), exc)
         self.islands.attach_thread(island.id, channel, ts)
+        self.roots.remember(channel, ts, (text, blocks, {**meta, "key": a.key}))
+        self.roots.mark(channel, ts)  # it may have moved on while being posted
         return ts
 
     def _post_request(self, a: Announcement) -> None:
@@ -104,6 +164,12 @@ class ChatNotifier:
         )
         ts = self.sender.post(channel, text, blocks=blocks, key=a.key, look_first=a.retry)
         self.requests.attach_message(request.id, channel, ts)
+        now = self.requests.get(request.id)
+        if now.state != request.state:  # decided or expired while being posted: say so
+            text, blocks = layouts.clock_request_message(
+                now, owner_id=owner, tz=self.tz, now=self.clock()
+            )
+            self.sender.update(channel, ts, text, blocks=blocks)
 
     def _started_elsewhere(self, island_id: int, reply: object, exc: ChatError) -> None:
         if not isinstance(reply, dict) or not reply.get("user"):
@@ -127,13 +193,30 @@ class ChatNotifier:
         )
 
     def refresh_root(self, island_id: int) -> None:
-        """Rewrite the island's root message from the database; failures are only logged
-        (the next notice rewrites it again)."""
+        """Mark the island's root message (or digest) to be rewritten from the database."""
         try:
             island = self.islands.get(island_id)
-            if island.chat_channel is None or island.chat_thread is None:
-                return
-            text, blocks = self._root(island)
-            self.sender.update(island.chat_channel, island.chat_thread, text, blocks=blocks)
         except IslandbotError as exc:
             log.warning("island %d: root message not updated: %s", island_id, exc)
+            return
+        if island.chat_channel is not None and island.chat_thread is not None:
+            self.roots.mark(island.chat_channel, island.chat_thread)
+
+    def _render(self, channel: str, ts: str) -> Rendered | None:
+        """What the root message ``ts`` should show now: its island's, or its digest's (with
+        the key it was posted with: a rewrite of Slack's metadata replaces all of it)."""
+        islands = self.islands.in_digest(channel, ts)
+        if not islands:
+            return None
+        if len(islands) == 1 and not islands[0].chat_digest:
+            text, blocks = self._root(islands[0])
+            announced = self.islands.announcement_id(islands[0].id)
+            key = None if announced is None else f"outbox-{announced}"
+        else:
+            text, blocks = layouts.digest_message(islands)
+            key = digest_key(islands[0].id)
+        meta = shows(*islands)
+        return text, blocks, meta if key is None else {**meta, "key": key}
+
+    def close(self) -> None:
+        self.roots.close()

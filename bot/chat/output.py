@@ -57,13 +57,23 @@ class ChatOutput(Protocol):
         broadcast: bool = False,
         key: str | None = None,
         look_first: bool = False,
+        meta: Mapping[str, Any] | None = None,
     ) -> str:
         """Post (in ``thread_ts``'s thread if given); return the new message's ts. With
         ``key`` and ``look_first``, a message in the thread carrying ``key`` is returned
-        instead of posting again."""
+        instead of posting again. ``meta``: machine-readable facts the message shows (Slack:
+        its metadata), for other tools; an adapter may drop them."""
 
-    def update(self, channel: str, ts: str, text: str, *, blocks: Blocks | None = None) -> None:
-        """Rewrite a message the bot posted."""
+    def update(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        *,
+        blocks: Blocks | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Rewrite a message the bot posted (and the facts it carries)."""
 
     def ephemeral(
         self, channel: str, user: str, text: str, *, blocks: Blocks | None = None

@@ -113,6 +113,7 @@ class IslandRecord:
     creating_since: datetime | None = None  # when it went from requested to creating
     pod_created_at: datetime | None = None  # when the cluster answered its pod's create
     registration_token_hash: str | None = None  # what a registration's token must hash to
+    chat_digest: bool = False  # chat_thread is a digest shared with islands started at once
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -204,6 +205,7 @@ class PendingNotice:
     state: IslandState
     clock_offset_s: int
     created_at: datetime | None = None
+    chat_digest: bool = False  # the island's root message is a digest
     next_attempt_at: datetime | None = None  # not before (a failed attempt backs off)
     claim_until: datetime | None = None  # held by a delivery until then
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bot.chat.console.chat import ConsoleChat
 from bot.chat.front import ChatFront
+from bot.chat.notifier import ChatNotifier
 from bot.chat.output import Reply
 from bot.domain.records import Caller
 from bot.domain.states import IslandState
@@ -217,11 +218,17 @@ class Demo:
                 self.front.pool.wait_idle(max(0.0, deadline - time.monotonic()))
                 and not self.unsettled()
                 and self.outbox.unsent() == 0
+                and self._roots_current()
             ):
                 return True
             self.bot.service.poke()
             time.sleep(0.1)
         return False
+
+    def _roots_current(self) -> bool:
+        """No root message (or digest) is waiting to be rewritten."""
+        notifier = self.bot.engine.notifier
+        return not isinstance(notifier, ChatNotifier) or notifier.roots.idle(timeout=0.5)
 
 
 def _seconds(text: str) -> float | None:

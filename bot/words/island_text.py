@@ -61,6 +61,31 @@ STATE_WORDS = {
 }
 
 
+def digest_headline(islands: Sequence[IslandRecord]) -> str:
+    """A digest's first line: how many islands, and how far they are."""
+    counts: dict[str, int] = {}
+    for island in islands:
+        word = STATE_WORDS.get(island.state.value, island.state.value).split(",")[0]
+        counts[word] = counts.get(word, 0) + 1
+    states = ", ".join(f"{n} {word}" for word, n in sorted(counts.items(), key=lambda c: -c[1]))
+    return f"*{len(islands)} islands started here at once*: {states}"
+
+
+def digest_line(island: IslandRecord) -> str:
+    """One island in a digest."""
+    state = STATE_WORDS.get(island.state.value, island.state.value)
+    where = f" on {island.host_ip}" if island.host_ip and island.state.value == "ready" else ""
+    return (
+        f"{island_ref(island.id)} {escape(island.branch)} · <@{island.owner_id}> · *{state}*{where}"
+    )
+
+
+DIGEST_FOOTER = (
+    "Each owner gets their island's ports and buttons in a direct message from islandbot; "
+    "`/island status <id>` shows any island."
+)
+
+
 def root_headline(island: IslandRecord) -> str:
     state = STATE_WORDS.get(island.state.value, island.state.value)
     return (

@@ -96,6 +96,24 @@ def root_message(
     return headline, blocks
 
 
+def digest_message(islands: Sequence[IslandRecord]) -> tuple[str, list[Block]]:
+    """The one root message of islands started at once in a channel, kept current: (fallback
+    text, blocks): a headline, the islands ten to a section, where the owners look."""
+    headline = island_text.digest_headline(islands)
+    blocks: list[Block] = [_text(headline)]
+    lines = [island_text.digest_line(i) for i in islands]
+    for first in range(0, len(lines), 10):
+        blocks.append(_text("\n".join(lines[first : first + 10])[:MAX_TEXT]))
+    blocks.append(_context(island_text.DIGEST_FOOTER))
+    return headline.replace("*", ""), blocks
+
+
+def owner_notice(text: str, card: Sequence[Block]) -> tuple[str, list[Block]]:
+    """A notice told to an island's owner directly: the notice, then the island's card (its
+    root message's fields and buttons, without the headline)."""
+    return text, [_text(text[:MAX_TEXT]), *card[1:]]
+
+
 def islands_table(
     title: str, islands: Sequence[IslandRecord], *, ports: Mapping[int, int], now: datetime
 ) -> tuple[str, list[Block]]:

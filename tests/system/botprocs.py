@@ -66,7 +66,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, *, boot_delay: float = 0.3) -> Iterator[Cluster]:
     admin_token, bot_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     (tmp_path / "admin.token").write_text(admin_token)
     (tmp_path / "bot.token").write_text(bot_token)
@@ -84,7 +84,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             "--create-delay",
             "0.1",
             "--boot-delay",
-            "0.3",
+            str(boot_delay),
             "--probe-period",
             "0.1",
             "--token-file",
@@ -315,24 +315,7 @@ def check_settled(
         (i.id, i.state, i.failure_reason) for i in islands if i.state not in ("ready", "stopped")
     ]
     assert set(deliveries) <= {"done"}, deliveries
-    # every island announced once; every notice delivered once, in its island's order
-    posts = [m for channel in list(fake.messages) for m in fake.posts(channel)]
-    keys = Counter(k for m in posts if (k := key_of(m)) is not None)
-    doubled = [k for k, n in keys.items() if n > 1]
-    assert not doubled, f"notices posted twice: {doubled}"
-    assert all(n.given_up_at is None and n.sent_at is not None for n in notices)
-    assert set(keys) == {f"outbox-{n.id}" for n in notices}
-    by_ts = {m["ts"]: m for m in posts}
-    readies = 0
-    for island in islands:
-        assert island.chat_thread in by_ts, f"island {island.id} has no root message"
-        assert key_of(by_ts[island.chat_thread]) is not None
-        thread = [m for m in posts if m.get("thread_ts") == island.chat_thread]
-        written = [f"outbox-{n.id}" for n in notices if n.island_id == island.id]
-        assert [key_of(m) for m in thread] == written[1:], island.id
-        ready = sum("is ready on" in str(m["text"]) for m in thread)
-        assert ready == (1 if island.ready_at is not None else 0), (island.id, ready)
-        readies += ready
+    readies = check_announced(islands, notices, fake)
     # nothing leaked: a pod for each live island and no other, a block for each, no other
     live = {i.pod_name for i in islands if i.state != "stopped"}
     assert set(cluster.pods()) == live
@@ -347,4 +330,49 @@ def check_settled(
         "islands": len(islands),
         "ready_replies": readies,
         "notices": len(notices),
+        "in_digests": sum(1 for i in islands if i.chat_digest),
+        "superseded": sum(1 for n in notices if n.delivered_as == "superseded"),
     }
+
+
+def check_announced(islands: Sequence[Any], notices: Sequence[Any], fake: FakeSlack) -> int:
+    """Every island announced once and every notice delivered once, in its island's order:
+    posted (in its thread, or to its owner when the island is in a digest), or recorded as
+    only shown in its root message / digest, or superseded by a later one before it went
+    out. Returns how many ready notices were posted."""
+    posts = [m for channel in list(fake.messages) for m in fake.posts(channel)]
+    keys = Counter(k for m in posts if (k := key_of(m)) is not None)
+    doubled = [k for k, n in keys.items() if n > 1]
+    assert not doubled, f"notices posted twice: {doubled}"
+    assert all(n.given_up_at is None and n.sent_at is not None for n in notices)
+    posted = {f"outbox-{n.id}" for n in notices if n.delivered_as in (None, "posted")}
+    found = {k for k in keys if k.startswith("outbox-")}
+    assert found == posted, (
+        f"posted but not recorded so: {sorted(found - posted)}; recorded posted but not in "
+        f"Slack: {sorted(posted - found)}; notices: "
+        f"{[(n.id, n.island_id, n.kind, n.delivered_as, n.attempts) for n in notices]}"
+    )
+    by_ts = {m["ts"]: m for m in posts}
+    readies = 0
+    for island in islands:
+        assert island.chat_thread in by_ts, f"island {island.id} has no root message"
+        root_key = key_of(by_ts[island.chat_thread])
+        assert root_key is not None
+        own = [n for n in notices if n.island_id == island.id]
+        later = [f"outbox-{n.id}" for n in own[1:] if n.delivered_as in (None, "posted")]
+        if island.chat_digest:
+            assert root_key.startswith("digest-"), (island.id, root_key)
+            assert own[0].delivered_as == "shown"
+            dm = fake.posts("D" + island.owner_id[1:])
+            told = [m for m in dm if key_of(m) in set(later)]
+        else:
+            assert root_key == f"outbox-{own[0].id}", (island.id, root_key)
+            told = [m for m in posts if m.get("thread_ts") == island.chat_thread]
+        assert [key_of(m) for m in told] == later, island.id
+        for n in own:
+            if n.delivered_as == "superseded":
+                assert n.kind in ("scheduled", "unschedulable"), (island.id, n.kind)
+        ready = sum("is ready on" in str(m["text"]) for m in told)
+        assert ready == (1 if island.ready_at is not None else 0), (island.id, ready)
+        readies += ready
+    return readies

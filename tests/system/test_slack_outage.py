@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import OutboxMessage
 from tests.slackworld import SlackWorld, slack_world
+from tests.system.botprocs import check_announced
 
 DOWN_S = 120  # 503s
 LIMITED_S = 60  # then 429s, Retry-After 20
@@ -67,19 +67,8 @@ def test_after_minutes_of_slack_outage_every_notice_arrives_in_order_once(
         w.until(lambda: everything_arrived(w), 90)
 
         rows = outbox(db)
-        assert all(r.given_up_at is None for r in rows)
-        posts = w.fake.posts("C0TEAM")
-        keys = [key_of(m) for m in posts if key_of(m) is not None]
-        assert Counter(keys).most_common(1)[0][1] == 1  # no notice twice
-        assert set(keys) == {f"outbox-{r.id}" for r in rows}  # every notice once
-        for island in (w.island(i) for i in sorted({r.island_id for r in rows})):
-            roots = [
-                m
-                for m in posts
-                if m["thread_ts"] is None and f"island #{island.id} on" in m["text"]
-            ]
-            assert [m["ts"] for m in roots] == [island.chat_thread]
-            thread = [key_of(m) for m in w.fake.thread("C0TEAM", str(island.chat_thread))]
-            written = [f"outbox-{r.id}" for r in rows if r.island_id == island.id]
-            assert thread == written[1:], island.id  # after its announce, in order
+        islands = [w.island(i) for i in sorted({r.island_id for r in rows})]
+        # every notice once (posted, shown in its root message or digest, or superseded), in
+        # its island's order
+        assert check_announced(islands, rows, w.fake) == 3
         assert w.fake.outage_answers[503] > 0 and w.fake.outage_answers[429] > 0  # met both

@@ -10,6 +10,12 @@ jitter (or as long as the chat's ``Retry-After`` says); the island's later notic
 it. A notice that could not be delivered for ``max_age`` is given up: logged and counted.
 An island's first notice is its announcement (its root message); the thread it was posted as
 carries the island's later notices.
+
+Spending the chat's limits where they matter (``bot.domain.notice_routes``): a progress
+notice overtaken by a newer one of its island is recorded as superseded, not sent; islands
+announced at once in one channel share a digest (with a ``GroupNotifier``), and their later
+notices go to their owners directly or are only shown in the digest. How each notice was
+delivered is recorded (``delivered_as``).
 """
 
 from __future__ import annotations
@@ -20,17 +26,19 @@ import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from bot.app.notices import Announcement, Notifier
+from bot.app.notices import Announcement, GroupNotifier, Notifier
 from bot.domain.backoff import backoff
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
+from bot.domain.notice_routes import DigestPolicy, Route, digest_or_not, route, superseded
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import PendingNotice
 from bot.domain.time_source import Clock
 from bot.infra import metrics
+from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.outbox import Fence, Outbox
 from bot.words import notices
 
@@ -47,6 +55,8 @@ class DeliveryPolicy:
     backoff_cap: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=1)  # then a notice is given up
     threads: int = 4  # channels delivered to at once
+    supersede: bool = True  # progress notices overtaken before they went out are not sent
+    digest: DigestPolicy | None = field(default_factory=DigestPolicy)  # None: no digests
 
 
 class Deliverer:
@@ -59,9 +69,20 @@ class Deliverer:
         clock: Clock,
         policy: DeliveryPolicy,
         fence: Fence | None = None,
+        islands: IslandStore | None = None,
     ) -> None:
+        """Digests are made when the policy has one, ``islands`` is given and the notifier
+        is a ``GroupNotifier``."""
         self.outbox = outbox
         self.notifier = notifier
+        self.group = (
+            notifier
+            if policy.digest is not None
+            and islands is not None
+            and isinstance(notifier, GroupNotifier)
+            else None
+        )
+        self.islands = islands
         self.port_names = tuple(port_names)
         self.clock = clock
         self.policy = policy
@@ -89,28 +110,122 @@ class Deliverer:
         return sum(pool.map(lambda islands: self._channel(islands, now), by_channel.values()))
 
     def _channel(self, islands: list[list[PendingNotice]], now: datetime) -> int:
-        return sum(self._island(island_notices, now) for island_notices in islands)
+        sent = 0
+        threads: dict[int, str] = {}
+        if self.group is not None and islands and islands[0][0].chat_channel is not None:
+            sent, threads = self._digest(islands[0][0].chat_channel, islands, now)
+        for island_notices in islands:
+            first = island_notices[0]
+            if first.island_id in threads:  # announced in a digest just now
+                sent += self._island(island_notices[1:], now, thread=threads[first.island_id])
+            else:
+                sent += self._island(island_notices, now)
+        return sent
 
-    def _island(self, island_notices: list[PendingNotice], now: datetime) -> int:
+    def _ready(self, notice: PendingNotice, now: datetime) -> bool:
+        """Due and free (not backing off, not held by another delivery)."""
+        if notice.next_attempt_at is not None and notice.next_attempt_at > now:
+            return False
+        return notice.claim_until is None or notice.claim_until <= now
+
+    def _digest(
+        self, channel: str, islands: list[list[PendingNotice]], now: datetime
+    ) -> tuple[int, dict[int, str]]:
+        """Announce the channel's islands waiting for their root message together, when
+        there are enough of them or a young digest can take them; returns (notices sent,
+        island id -> the digest it is in)."""
+        assert self.group is not None and self.islands is not None
+        policy = self.policy.digest
+        assert policy is not None
+        fresh = [
+            n[0]
+            for n in islands
+            if n[0].kind == Notice.ANNOUNCE and n[0].chat_thread is None and self._ready(n[0], now)
+        ]
+        if not fresh:
+            return 0, {}
+        young = self.islands.open_digest(channel, since=now - policy.window, size=policy.size)
+        together = (
+            self.islands.started_since(channel, now - policy.together)
+            if young is None and len(fresh) < policy.at
+            else len(fresh)
+        )
+        if not digest_or_not(together, open_digest=young is not None, policy=policy):
+            return 0, {}
+        groups: list[tuple[str | None, list[PendingNotice]]] = []
+        rest = fresh
+        if young is not None:
+            join_ts, shown = young
+            groups.append((join_ts, rest[: policy.size - shown]))
+            rest = rest[policy.size - shown :]
+        if rest:  # new digests, as even in size as may be
+            count = -(-len(rest) // policy.size)
+            each = -(-len(rest) // count)
+            groups += [(None, rest[i : i + each]) for i in range(0, len(rest), each)]
+        sent = 0
+        threads: dict[int, str] = {}
+        for join, group in groups:
+            claimed = [
+                n
+                for n in group
+                if self.outbox.claim(
+                    n.id, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
+                )
+            ]
+            if not claimed:
+                continue
+            try:
+                ts = self.group.announce_together(
+                    channel,
+                    [self.announcement(n) for n in claimed],
+                    join=join,
+                )
+            except Exception as exc:  # the chat side failed: each backs off, keeps its order
+                for n in claimed:
+                    self._failed(n, exc)
+                continue
+            for n in claimed:
+                if not self.outbox.sent(n.id, by=self.name, delivered_as=Route.SHOWN.value):
+                    log.warning("notice %d: delivered, but its claim had expired", n.id)
+                threads[n.island_id] = ts
+                sent += 1
+        return sent, threads
+
+    def _island(
+        self, island_notices: list[PendingNotice], now: datetime, *, thread: str | None = None
+    ) -> int:
         """The island's notices in order, until one is not due, held elsewhere, or fails."""
         sent = 0
-        thread: str | None = None
-        for pending in island_notices:
-            notice = pending if thread is None else replace(pending, chat_thread=thread)
-            if notice.next_attempt_at is not None and notice.next_attempt_at > now:
-                break  # backing off: its successors wait
-            if notice.claim_until is not None and notice.claim_until > now:
-                break  # another delivery holds it
+        in_digest = thread is not None
+        skip = (
+            superseded([n.kind for n in island_notices])
+            if self.policy.supersede
+            else [False] * len(island_notices)
+        )
+        for pending, overtaken in zip(island_notices, skip, strict=True):
+            notice = (
+                pending
+                if thread is None
+                else replace(pending, chat_thread=thread, chat_digest=in_digest)
+            )
+            if not self._ready(notice, now):
+                break  # backing off (its successors wait), or another delivery holds it
             if not self.outbox.claim(
                 notice.id, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
             ):
                 break
+            if overtaken and pending.attempts == 0:  # (one tried before may be in the chat)
+                self.outbox.sent(notice.id, by=self.name, delivered_as="superseded")
+                sent += 1
+                continue
+            announcement = self.announcement(notice)
             try:
-                posted_as = self.notifier.announce(self.announcement(notice))
+                posted_as = self.notifier.announce(announcement)
             except Exception as exc:  # the chat side failed: back off, keep the order
                 self._failed(notice, exc)
                 break
-            if not self.outbox.sent(notice.id, by=self.name):
+            delivered_as = "shown" if announcement.route == Route.SHOWN else "posted"
+            if not self.outbox.sent(notice.id, by=self.name, delivered_as=delivered_as):
                 log.warning("notice %d: delivered, but its claim had expired", notice.id)
             sent += 1
             if notice.kind == Notice.ANNOUNCE and posted_as is not None:
@@ -176,6 +291,8 @@ class Deliverer:
             status_line=notices.status_line(n.island_id, n.state, n.branch),
             retry=n.attempts > 0,
             detail=dict(n.detail),
+            route=route(n.kind, in_digest=n.chat_digest).value,
+            in_digest=n.chat_digest,
         )
 
     def close(self) -> None:
@@ -183,3 +300,6 @@ class Deliverer:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 self._pool = None
+        close = getattr(self.notifier, "close", None)  # a chat notifier's pending rewrites
+        if callable(close):
+            close()

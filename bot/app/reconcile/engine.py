@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -60,6 +61,7 @@ class LifecycleSettings:
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     outbox_retention: timedelta = timedelta(days=7)  # sent (or given up) notices kept this long
     delivery_retention: timedelta = timedelta(days=2)  # chat delivery keys kept this long
+    create_concurrency: int = 8  # islands without a pod handled at once in a tick (creates)
 
 
 @dataclass
@@ -73,7 +75,14 @@ class TickReport:
     duration_s: float = 0.0
     probe_s: float = 0.0
 
+    def add(self, other: TickReport) -> None:
+        """Take in what one island's part of the tick found (done on its own thread)."""
+        self.changed += other.changed
+        self.confirmed += other.confirmed
+        self.errors += other.errors
 
+
+_CREATING = frozenset({IslandState.REQUESTED, IslandState.CREATING})
 # A ready island that decided nothing: (record, pod view, probe result, valid until)
 Quiet = tuple[IslandRecord, PodView | None, bool | None, datetime]
 
@@ -120,6 +129,7 @@ class LifecycleEngine:
             clock=clock,
             policy=s.delivery,
             fence=None if lease is None else lease.fence,
+            islands=IslandStore(db, clock=clock),
         )
         # True: ready islands are probed inside the tick; the service turns this off and runs
         # probe_ready() as its own job, so that probing thousands of ports never slows a tick
@@ -132,6 +142,8 @@ class LifecycleEngine:
         self.inline_exclusions = True
         self._exclusions_at = float("-inf")
         self._tick_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self._last_tick = float("-inf")
         self._rows: dict[int, tuple[int, IslandRecord]] = {}  # id -> (version, record)
         self._quiet: dict[int, Quiet] = {}
@@ -207,13 +219,18 @@ class LifecycleEngine:
         probes, report.probes, report.probe_s = self.probes.for_tick(
             islands, snapshot, ready_inline=self.inline_ready_probes
         )
+        podless: list[IslandRecord] = []  # their pods are created, concurrently
         for island in islands:
             view = snapshot.pods.get(island.id)
             target = self.probes.target(island, view)
             probe_ok = probes.get(target) if target else None
             if self._steady(island, view, probe_ok, now):
                 continue
+            if view is None and island.state in _CREATING:
+                podless.append(island)
+                continue
             self._one(island, view, snapshot, probe_ok, now, report)
+        self._all_at_once(podless, snapshot, now, report)
         sweep(
             live={i.id for i in islands},
             snapshot=snapshot,
@@ -228,6 +245,35 @@ class LifecycleEngine:
             live_ids = {island.id for island in islands}
             self._quiet = {k: v for k, v in self._quiet.items() if k in live_ids}
         self._facts.forget_gone(snapshot)
+
+    def _all_at_once(
+        self,
+        islands: list[IslandRecord],
+        snapshot: ClusterSnapshot,
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        """Islands waiting for their pod, a bounded number at once: a burst of starts costs
+        one round of creates, not one create after another (each is a request to the API
+        server and a transaction)."""
+        if len(islands) <= 1:
+            for island in islands:
+                self._one(island, None, snapshot, None, now, report)
+            return
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.settings.create_concurrency, thread_name_prefix="tick-create"
+                )
+            pool = self._pool
+
+        def one(island: IslandRecord) -> TickReport:
+            part = TickReport()
+            self._one(island, None, snapshot, None, now, part)
+            return part
+
+        for part in pool.map(one, islands):
+            report.add(part)
 
     def _one(  # noqa: PLR0917 - private, called from one place
         self,
@@ -326,3 +372,7 @@ class LifecycleEngine:
 
     def close(self) -> None:
         self.deliverer.close()
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None

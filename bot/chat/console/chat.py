@@ -107,6 +107,7 @@ class ConsoleChat:
         broadcast: bool = False,
         key: str | None = None,
         look_first: bool = False,
+        meta: Mapping[str, Any] | None = None,
     ) -> str:
         with self._lock:
             if key is not None and look_first:
@@ -136,7 +137,15 @@ class ConsoleChat:
             )
             return ts
 
-    def update(self, channel: str, ts: str, text: str, *, blocks: Blocks | None = None) -> None:
+    def update(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        *,
+        blocks: Blocks | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
         with self._lock:
             message = self._messages.get(ts)
             if message is None or message.channel != channel:

@@ -72,8 +72,11 @@ class SlackListeners:
         user = str(user_body.get("id", ""))
         channel = (body.get("channel") or {}).get("id")
         action_id = str(action.get("action_id"))
+        # a button in the user's direct conversation with the bot (D...) is as personal as
+        # one on the App Home: no channel rule, each island's permissions decide
+        where = None if str(channel or "").startswith("D") else channel
         queued = self.front.button(
-            Caller(user, str(user_body.get("username") or user), channel),
+            Caller(user, str(user_body.get("username") or user), where),
             action_id,
             str(action.get("value", "")),
             trigger=str(action.get("action_ts")),

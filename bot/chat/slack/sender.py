@@ -48,6 +48,11 @@ UNREACHABLE = frozenset(
 DEFAULT_API_URL = "https://slack.com/api/"
 
 
+def _metadata(key: str | None, meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    payload = {**(meta or {}), **({"key": key} if key is not None else {})}
+    return {"event_type": NOTICE_EVENT, "event_payload": payload}
+
+
 class SlackError(ChatError):
     """A Slack API call that failed; ``error`` is Slack's error code when it gave one."""
 
@@ -145,6 +150,46 @@ class _Pacer:
         self.tokens -= 1
 
 
+# Slack's tier of each method the bot calls, as requests a minute per workspace (Tier 3: 50,
+# Tier 4: 100); the bot keeps to 90 % of it. Posts are paced per channel instead.
+TIER_PER_MINUTE: Mapping[str, int] = {
+    "chat.update": 50,
+    "conversations.open": 50,
+    "conversations.replies": 50,
+    "conversations.history": 50,
+    "chat.postEphemeral": 100,
+    "views.publish": 100,
+}
+
+
+class TierPacer:
+    """A token bucket per method (``TIER_PER_MINUTE``), shared by every thread of the bot:
+    a call waits for its method's token, so the bot stays under Slack's tiers instead of
+    collecting 429s. The burst is ``burst_s`` seconds' worth of the rate."""
+
+    def __init__(
+        self,
+        *,
+        share: float = 0.9,
+        burst_s: float = 5.0,
+        per_minute: Mapping[str, int] = TIER_PER_MINUTE,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._pacers = {
+            method: _Pacer(n * share / 60, max(1.0, n * share / 60 * burst_s))
+            for method, n in per_minute.items()
+        }
+        for pacer in self._pacers.values():
+            pacer.tokens = pacer.burst
+
+    def wait(self, method: str) -> None:
+        pacer = self._pacers.get(method)
+        if pacer is None:
+            return
+        with self._lock:  # one caller at a time takes a token, so none overdraws
+            pacer.wait()
+
+
 class ChannelQueues:
     """A FIFO queue and worker thread per channel; idle workers end after ``idle_s``."""
 
@@ -207,11 +252,20 @@ class ChannelQueues:
 
 
 class SlackSender:
-    def __init__(self, client: WebClient, *, queues: ChannelQueues | None = None) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        queues: ChannelQueues | None = None,
+        tiers: TierPacer | None = None,
+    ) -> None:
         self.client = client
         self.queues = queues or ChannelQueues()
+        self.tiers = tiers or TierPacer()
+        self._direct: dict[str, str] = {}  # user id -> their direct conversation's id
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        self.tiers.wait(what)
         try:
             return fn(**kwargs)
         except SlackApiError as exc:
@@ -241,10 +295,11 @@ class SlackSender:
         broadcast: bool = False,
         key: str | None = None,
         look_first: bool = False,
+        meta: Mapping[str, Any] | None = None,
     ) -> str:
         """Post (in ``thread_ts``'s thread if given) and return the message ts. With ``key``
         and ``look_first``, a message in the thread already carrying ``key`` is returned
-        instead of posting again."""
+        instead of posting again. ``key`` and ``meta`` go in the message's metadata."""
 
         def send() -> str:
             if key is not None and look_first:
@@ -258,9 +313,11 @@ class SlackSender:
             if thread_ts is not None:
                 kwargs["thread_ts"] = thread_ts
                 kwargs["reply_broadcast"] = broadcast
-            if key is not None:
-                kwargs["metadata"] = {"event_type": NOTICE_EVENT, "event_payload": {"key": key}}
+            if key is not None or meta:
+                kwargs["metadata"] = _metadata(key, meta)
             response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
+            if channel.startswith(("U", "W")) and response.get("channel"):
+                self._direct[channel] = str(response["channel"])  # the D... it landed in
             return str(response["ts"])
 
         return self.queues.run(channel, send)
@@ -298,11 +355,21 @@ class SlackSender:
                 return None
         return None
 
-    def update(self, channel: str, ts: str, text: str, *, blocks: Blocks | None = None) -> None:
+    def update(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        *,
+        blocks: Blocks | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
         def send() -> None:
             kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
             if blocks is not None:
                 kwargs["blocks"] = list(blocks)
+            if meta:
+                kwargs["metadata"] = _metadata(None, meta)
             self._call("chat.update", self.client.chat_update, **kwargs)
 
         self.queues.run(channel, send, paced=False)
@@ -352,8 +419,12 @@ class SlackSender:
     def direct(self, user: str) -> str:
         """conversations.open: the IM channel's id (``D...``), which chat.update and the
         history methods need (a user id is not a channel to them)."""
+        known = self._direct.get(user)
+        if known is not None:
+            return known
         response = self._call("conversations.open", self.client.conversations_open, users=user)
-        return str(response["channel"]["id"])
+        self._direct[user] = str(response["channel"]["id"])
+        return self._direct[user]
 
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         self._call("views.publish", self.client.views_publish, user_id=user, view=dict(view))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import fields
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select, update
@@ -16,7 +17,7 @@ from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit, intake, outbox
 from bot.infra.storage.database import Database
-from bot.infra.storage.tables import Base, Island
+from bot.infra.storage.tables import Base, Island, OutboxMessage
 
 T = TypeVar("T")
 _TABLE = Base.metadata.tables[Island.__tablename__]
@@ -124,19 +125,83 @@ class IslandStore:
 
         return self.db.run(work, what=what)
 
-    def attach_thread(self, island_id: int, channel: str, thread: str) -> bool:
-        """Record the island's root message; False when one was recorded already."""
+    def attach_thread(
+        self, island_id: int, channel: str, thread: str, *, digest: bool = False
+    ) -> bool:
+        """Record the island's root message (``digest``: a digest it shares); False when one
+        was recorded already."""
 
         def write(conn: Connection) -> bool:
             return bool(
                 conn.execute(
                     update(Island)
                     .where(Island.id == island_id, Island.chat_thread.is_(None))
-                    .values(chat_channel=channel, chat_thread=thread)
+                    .values(chat_channel=channel, chat_thread=thread, chat_digest=digest)
                 ).rowcount
             )
 
         return self.db.run(write, what="attach thread")
+
+    def open_digest(self, channel: str, *, since: datetime, size: int) -> tuple[str, int] | None:
+        """The channel's newest digest that was started after ``since`` and shows fewer than
+        ``size`` islands, if any: (the ts of its message, how many it shows)."""
+
+        def read(conn: Connection) -> tuple[str, int] | None:
+            row = conn.execute(
+                select(Island.chat_thread, func.count(), func.min(Island.created_at))
+                .where(Island.chat_channel == channel, Island.chat_digest.is_(True))
+                .group_by(Island.chat_thread)
+                .order_by(Island.chat_thread.desc())
+                .limit(1)
+            ).first()
+            if row is None or row[1] >= size:
+                return None
+            started = row[2] if row[2].tzinfo else row[2].replace(tzinfo=UTC)
+            if started < since:
+                return None
+            return str(row[0]), int(row[1])
+
+        return self.db.run(read, what="open digest", read_only=True)
+
+    def started_since(self, channel: str, since: datetime) -> int:
+        """How many islands were started from ``channel`` since then."""
+
+        def read(conn: Connection) -> int:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        Island.chat_channel == channel, Island.created_at >= since
+                    )
+                ).scalar_one()
+            )
+
+        return self.db.run(read, what="recent starts", read_only=True)
+
+    def announcement_id(self, island_id: int) -> int | None:
+        """The outbox id of the island's announcement (its root message's key), while kept."""
+
+        def read(conn: Connection) -> int | None:
+            found = conn.execute(
+                select(func.min(OutboxMessage.id)).where(
+                    OutboxMessage.island_id == island_id, OutboxMessage.kind == "announce"
+                )
+            ).scalar()
+            return None if found is None else int(found)
+
+        return self.db.run(read, what="announcement id", read_only=True)
+
+    def in_digest(self, channel: str, thread: str) -> list[IslandRecord]:
+        """The islands a digest shows, lowest id first."""
+
+        def read(conn: Connection) -> list[IslandRecord]:
+            rows = conn.execute(
+                select(*COLUMNS)
+                .where(Island.chat_channel == channel, Island.chat_thread == thread)
+                .order_by(Island.id)
+            ).all()
+            return [island_record(r) for r in rows]
+
+        return self.db.run(read, what="digest islands", read_only=True)
 
     def mark_stopped(self, island_id: int, *, actor: str, reason: str | None = None) -> bool:
         """Record that the island is finished and its pod gone. False if it already was."""

@@ -71,6 +71,7 @@ _PENDING = (
         Island.chat_thread,
         Island.state,
         Island.clock_offset_s,
+        Island.chat_digest,
     )
     .join(Island, Island.id == OutboxMessage.island_id)
     .where(OutboxMessage.sent_at.is_(None), OutboxMessage.given_up_at.is_(None))
@@ -104,9 +105,10 @@ class Outbox:
                     r.chat_thread,
                     IslandState(r.state),
                     r.clock_offset_s,
-                    r.created_at,
-                    r.next_attempt_at,
-                    r.claim_until,
+                    created_at=r.created_at,
+                    chat_digest=bool(r.chat_digest),
+                    next_attempt_at=r.next_attempt_at,
+                    claim_until=r.claim_until,
                 )
                 for r in rows
             ]
@@ -139,14 +141,20 @@ class Outbox:
 
         return self.db.run(write, what="claim notice")
 
-    def sent(self, notice_id: int, *, by: str) -> bool:
-        """Record the notice as delivered; False when the claim had been lost meanwhile."""
+    def sent(self, notice_id: int, *, by: str, delivered_as: str = "posted") -> bool:
+        """Record the notice as delivered (``delivered_as``: posted, shown, superseded);
+        False when the claim had been lost meanwhile."""
 
         def write(conn: Connection) -> bool:
             done = conn.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == notice_id, OutboxMessage.claimed_by == by)
-                .values(sent_at=database_now(conn), claimed_by=None, claim_until=None)
+                .values(
+                    sent_at=database_now(conn),
+                    claimed_by=None,
+                    claim_until=None,
+                    delivered_as=delivered_as,
+                )
             ).rowcount
             return bool(done)
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     literal_column,
 )
 from sqlalchemy.dialects import mysql
@@ -123,6 +124,8 @@ class Island(Base):
     ports_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     chat_channel: Mapped[str | None] = mapped_column(String(32))
     chat_thread: Mapped[str | None] = mapped_column(String(32))
+    # chat_thread is a digest shared with the islands started at once in the channel
+    chat_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     clock_offset_s: Mapped[int] = mapped_column(BigInteger, default=0)
     overrides: Mapped[dict[str, str]] = mapped_column(JSONText(), default=dict)
     note: Mapped[str | None] = mapped_column(String(500))
@@ -263,6 +266,7 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(160))
     claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_as: Mapped[str | None] = mapped_column(String(16))  # posted, shown, superseded
 
 
 class Lease(Base):

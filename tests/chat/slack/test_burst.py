@@ -1,0 +1,138 @@
+"""The whole team starts at once in one channel, through Slack's limits (the fake enforces
+them): the channel sees a digest kept current instead of a wall of messages, each owner is
+told "ready" with the ports and buttons directly, and Slack never has to say 429."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from bot.domain.buttons import ButtonAction
+from bot.infra.storage.database import Database
+from tests import fakeslack
+from tests.slackworld import SlackWorld, slack_world
+
+USERS = [f"U0T{n:03d}" for n in range(8)]
+
+
+def _burst(world: SlackWorld) -> None:
+    gate = threading.Barrier(len(USERS))
+
+    def start(user: str) -> None:
+        gate.wait()
+        world.command("start dev", user=user, user_name=user.lower())
+
+    threads = [threading.Thread(target=start, args=(u,)) for u in USERS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+
+def _payload(message: dict[str, object]) -> dict[str, object]:
+    metadata = message.get("metadata")
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    return dict((metadata or {}).get("event_payload") or {})  # type: ignore[union-attr]
+
+
+def test_a_burst_in_one_channel_makes_a_digest_and_tells_each_owner_directly(
+    db: Database, tmp_path: Path
+) -> None:
+    with slack_world(db, tmp_path) as world:
+        _burst(world)
+        world.until(lambda: len(world.islands()) == len(USERS))
+        world.until(
+            lambda: all(i.state.value == "ready" and i.chat_thread for i in world.islands()),
+            timeout=60,
+        )
+        islands = world.islands()
+        in_digest = [i for i in islands if i.chat_digest]
+        assert len(in_digest) >= len(USERS) - 2, [(i.id, i.chat_digest) for i in islands]
+        digests = {i.chat_thread for i in in_digest}
+        top = [m for m in world.fake.posts("C0TEAM") if m.get("thread_ts") in (None, m["ts"])]
+        assert len(top) <= 2 + len(digests)  # at most two islands before the burst was seen
+        # each digest island's owner is told ready, with the ports and the island's buttons
+        for island in in_digest:
+            dm = world.until(
+                lambda i=island: [
+                    m
+                    for m in world.fake.posts("D" + i.owner_id[1:])
+                    if "is ready on" in str(m["text"]) and f"{i.id}" in str(m["text"])
+                ]
+            )
+            assert len(dm) == 1
+            actions = [b for b in dm[0]["blocks"] if b["type"] == "actions"]
+            values = [e["action_id"] for e in actions[0]["elements"]]
+            assert ButtonAction.STOP.value in values
+            # nothing about it is threaded under the digest: the digest shows it
+            assert not [
+                m
+                for m in world.fake.thread("C0TEAM", str(island.chat_thread))
+                if str(island.id) in str(m["text"])
+            ]
+        # the digest comes to show every island in it ready
+        for ts in digests:
+            world.until(
+                lambda ts=ts: (
+                    (shown := [m for m in world.fake.posts("C0TEAM") if m["ts"] == ts])
+                    and set(_payload(shown[0]).get("islands", {}).values()) == {"ready"}  # type: ignore[union-attr]
+                    and len(_payload(shown[0])["islands"])
+                    == sum(  # type: ignore[arg-type]
+                        1 for i in in_digest if i.chat_thread == ts
+                    )
+                ),
+                timeout=30,
+            )
+        assert world.fake.rate_limited == 0, world.fake.rate_limited_by
+
+
+def test_a_stop_pressed_in_the_owners_direct_message_stops_the_island(
+    db: Database, tmp_path: Path
+) -> None:
+    with slack_world(db, tmp_path, allowed_channels=frozenset({"C0TEAM"})) as world:
+        _burst(world)
+        world.until(
+            lambda: (
+                len(world.islands()) == len(USERS)
+                and all(i.state.value == "ready" and i.chat_thread for i in world.islands())
+            ),
+            timeout=60,
+        )
+        island = next(i for i in world.islands() if i.chat_digest)
+        dm_channel = "D" + island.owner_id[1:]
+        dm = world.until(
+            lambda: [m for m in world.fake.posts(dm_channel) if "is ready on" in str(m["text"])]
+        )[0]
+        stop = next(
+            e
+            for b in dm["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == ButtonAction.STOP.value
+        )
+        # someone else's click in that conversation is refused by the island's permissions
+        status, _, _ = world.send(
+            fakeslack.button_click(
+                stop["action_id"],
+                stop["value"],
+                user="U0T999",
+                channel=dm_channel,
+                response_url=world.fake.response_url("U0T999"),
+            ),
+            content_type=fakeslack.FORM,
+        )
+        assert status == 200
+        assert "Only its owner or an admin may stop" in world.wait_answer("U0T999")
+        assert world.island(island.id).state.value == "ready"
+        status, _, _ = world.send(
+            fakeslack.button_click(
+                stop["action_id"], stop["value"], user=island.owner_id, channel=dm_channel
+            ),
+            content_type=fakeslack.FORM,
+        )
+        assert status == 200
+        world.until(lambda: world.island(island.id).state.value in ("stopping", "stopped"))
+        others = [i for i in world.islands() if i.id != island.id]
+        assert all(i.state.value == "ready" for i in others)
