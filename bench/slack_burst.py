@@ -123,7 +123,8 @@ def main() -> int:
     parser.add_argument("--starts", type=int, default=50)
     parser.add_argument("--boot-delay", type=float, default=0.5)
     parser.add_argument("--mysql", default=None, help="a MariaDB URL: run on a scratch database")
-    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--keep-log", type=Path, default=None, help="copy the bot's log here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
         tmp = Path(d)
@@ -135,7 +136,15 @@ def main() -> int:
         db = migrated(db_url)
         stack.callback(db.engine.dispose)
         fake = fakeslack.FakeSlack()  # Slack's published limits
-        with cluster(tmp, boot_delay=args.boot_delay) as kube, fakeslack.serving(fake):
+        count = max(3, -(-args.starts // 40))  # 64Gi nodes hold 42 islands of 1500Mi each
+        nodes = ";".join(
+            f"dev-{i}:branch=dev,memory=64Gi,pods=200,ip=127.0.0.{i + 1}"
+            for i in range(1, count + 1)
+        )
+        with (
+            cluster(tmp, boot_delay=args.boot_delay, nodes=nodes) as kube,
+            fakeslack.serving(fake),
+        ):
             bot = Bot(bench_env(db_url, kube.bot_kubeconfig, fake), free_port(), tmp / "bot.log")
             bot.start()
             if not bot.up():
@@ -170,6 +179,8 @@ def main() -> int:
             finally:
                 bot.stop()
         log_tail = (tmp / "bot.log").read_text()[-2000:]
+        if args.keep_log is not None:
+            args.keep_log.write_text((tmp / "bot.log").read_text())
     if result is None:
         print(log_tail, file=sys.stderr)
     owner = result["owner_told"] if result else []

@@ -53,4 +53,5 @@ class GroupNotifier(Notifier, Protocol):
         """Announce these islands (their ``announce`` notices) in one digest message in
         ``channel``: a new one (found rather than posted again when an earlier attempt may
         have reached the chat), or the digest ``join`` names. Records it as each island's
-        root message and returns its ts, or raises."""
+        root message and returns its ts ("" when the channel cannot take it and each island
+        was announced on its own instead), or raises."""

@@ -113,14 +113,21 @@ class ChatNotifier:
         if join is not None:
             ts = join
         else:
-            islands = [self.islands.get(i) for i in ids]
+            islands = self.islands.many(ids)
             text, blocks = layouts.digest_message(islands)
             retry = any(a.retry for a in announcements)
-            ts = self.sender.post(
-                channel, text, blocks=blocks, key=key, look_first=retry, meta=shows(*islands)
-            )
-        for island_id in ids:
-            self.islands.attach_thread(island_id, channel, ts, digest=True)
+            try:
+                ts = self.sender.post(
+                    channel, text, blocks=blocks, key=key, look_first=retry, meta=shows(*islands)
+                )
+            except ChatError as exc:
+                if not exc.unreachable:
+                    raise  # the outbox tries again later
+                log.warning("digest not posted in %s: %s; each island on its own", channel, exc)
+                for a in announcements:  # each root message goes to its owner, as alone
+                    self._post_root(a)
+                return ""
+        self.islands.attach_digest(ids, channel, ts)
         self.roots.mark(channel, ts)
         return ts
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,6 +33,9 @@ from bot.infra import metrics
 from bot.infra.storage.lease import Deposed, LeaderLease
 
 log = logging.getLogger(__name__)
+
+
+SLOW_TICK_S = 0.5  # a tick longer than this is logged: it delays every notice it decides
 
 
 class _SkippedRunFilter(logging.Filter):
@@ -161,6 +165,14 @@ class LifecycleService:
     def _tick_once(self) -> None:
         report = self.engine.tick()
         metrics.TICK.observe(report.duration_s)
+        if report.duration_s > SLOW_TICK_S:
+            log.warning(
+                "reconcile tick took %.2f s (%d islands, %d changed, probes %.2f s)",
+                report.duration_s,
+                report.islands,
+                report.changed,
+                report.probe_s,
+            )
         with self.stats.lock:
             self.stats.ticks += 1
             self.stats.tick_errors += bool(report.errors)
@@ -188,6 +200,7 @@ class LifecycleService:
     def _deliver(self) -> None:
         if not self.lease.is_leader:
             return
+        began = time.monotonic()
         try:
             sent = self.engine.deliver()
         except Deposed as exc:  # another replica leads now: its deliveries take over
@@ -196,6 +209,9 @@ class LifecycleService:
         except Exception:
             log.exception("delivering notices failed")
             return
+        took = time.monotonic() - began
+        if took > SLOW_TICK_S:
+            log.warning("delivering %d notices took %.2f s", sent, took)
         with self.stats.lock:
             self.stats.notices_sent += sent
 

@@ -66,7 +66,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(tmp_path: Path, *, boot_delay: float = 0.3) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, *, boot_delay: float = 0.3, nodes: str = NODES) -> Iterator[Cluster]:
     admin_token, bot_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     (tmp_path / "admin.token").write_text(admin_token)
     (tmp_path / "bot.token").write_text(bot_token)
@@ -80,7 +80,7 @@ def cluster(tmp_path: Path, *, boot_delay: float = 0.3) -> Iterator[Cluster]:
             "--kubeconfig",
             str(admin_kubeconfig),
             "--nodes",
-            NODES,
+            nodes,
             "--create-delay",
             "0.1",
             "--boot-delay",

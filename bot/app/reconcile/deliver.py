@@ -25,7 +25,7 @@ import random
 import threading
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -55,6 +55,7 @@ class DeliveryPolicy:
     backoff_cap: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=1)  # then a notice is given up
     threads: int = 4  # channels delivered to at once
+    owner_threads: int = 16  # owners of islands in a digest told at once
     supersede: bool = True  # progress notices overtaken before they went out are not sent
     digest: DigestPolicy | None = field(default_factory=DigestPolicy)  # None: no digests
 
@@ -90,6 +91,9 @@ class Deliverer:
         self.name = f"deliverer/{uuid.uuid4().hex[:12]}"
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._owners: ThreadPoolExecutor | None = None
+        # a channel's paced part of a round still going on: (its work, islands in its digests)
+        self._inflight: dict[str, tuple[Future[int], set[int]]] = {}
         self._random = random.Random()  # noqa: S311 - jitter, not security
 
     def deliver(self) -> int:
@@ -111,16 +115,154 @@ class Deliverer:
 
     def _channel(self, islands: list[list[PendingNotice]], now: datetime) -> int:
         sent = 0
-        threads: dict[int, str] = {}
-        if self.group is not None and islands and islands[0][0].chat_channel is not None:
-            sent, threads = self._digest(islands[0][0].chat_channel, islands, now)
+        if self.policy.supersede:
+            sent, islands = self._supersede(islands, now)
+        channel = islands[0][0].chat_channel if islands else None
+        busy, posting = self._busy(channel)
+        groups = self._plan(channel, islands, now) if channel is not None and not busy else []
+        joining = posting | {n.island_id for _join, group in groups for n in group}
+        own: list[list[PendingNotice]] = []  # islands with their own root message: in order
+        apart: list[list[PendingNotice]] = []  # in a digest: to each owner, or only shown
+        bound: list[int] = []  # not announced yet, during a burst: bound for a digest
         for island_notices in islands:
             first = island_notices[0]
-            if first.island_id in threads:  # announced in a digest just now
-                sent += self._island(island_notices[1:], now, thread=threads[first.island_id])
+            awaiting = first.kind == Notice.ANNOUNCE and first.chat_thread is None
+            if awaiting and busy and self.group is not None and first.island_id not in joining:
+                bound.append(first.island_id)
+            if first.island_id in joining or (
+                awaiting and (first.chat_digest or first.island_id in bound)
+            ):
+                # its announcement is (or will be) a digest's, posted beside the owners' news
+                apart.append([replace(n, chat_digest=True) for n in island_notices[1:]])
+            elif first.chat_digest:
+                apart.append(island_notices)
             else:
-                sent += self._island(island_notices, now)
-        return sent
+                own.append(island_notices)
+        if bound and self.islands is not None:
+            self.islands.bind_to_digest(bound)
+        if channel is None or (not groups and len(apart) <= 1 and not busy):
+            return sent + sum(self._island(notices, now) for notices in own + apart)
+        # the channel's messages (paced at its rate: digests, the threads of islands with
+        # their own root message) go on beside the owners' (each its own conversation, all at
+        # once), and may outlast this round: the next one leaves the channel's part alone
+        # until it is done, and tells the owners meanwhile
+        if not busy:
+            work = self._owners_pool().submit(self._in_channel, channel, groups, own, now)
+            with self._lock:
+                self._inflight[channel] = (work, {n.island_id for _j, g in groups for n in g})
+        return sent + self._in_waves([a for a in apart if a], now)
+
+    def _busy(self, channel: str | None) -> tuple[bool, set[int]]:
+        """Whether the channel's part of an earlier round is still going on, and the islands
+        whose digest it is posting."""
+        if channel is None:
+            return False, set()
+        with self._lock:
+            inflight = self._inflight.get(channel)
+            if inflight is None:
+                return False, set()
+            if inflight[0].done():
+                del self._inflight[channel]
+                if inflight[0].exception() is not None:
+                    log.error("delivering in %s failed", channel, exc_info=inflight[0].exception())
+                return False, set()
+            return True, set(inflight[1])
+
+    def _in_channel(
+        self,
+        channel: str,
+        groups: list[tuple[str | None, list[PendingNotice]]],
+        own: list[list[PendingNotice]],
+        now: datetime,
+    ) -> int:
+        sent = self._post_digests(channel, groups) if groups else 0
+        return sent + sum(self._island(notices, now) for notices in own)
+
+    def _in_waves(self, apart: list[list[PendingNotice]], now: datetime) -> int:
+        """Islands in a digest, whose notices go to their owners or only into the digest: in
+        waves, each wave the next notice of every island, claimed together, delivered
+        concurrently, recorded together; an island whose notice is not due, held elsewhere
+        or failed waits (its later notices with it)."""
+        queues = [list(notices) for notices in apart]
+        pool = self._owners_pool()
+        sent = 0
+        while True:
+            heads = [q for q in queues if q and self._ready(q[0], now)]
+            if not heads:
+                return sent
+            ids = set(
+                self.outbox.claim_many(
+                    [q[0].id for q in heads],
+                    by=self.name,
+                    ttl=self.policy.claim_ttl,
+                    fence=self.fence,
+                )
+            )
+            queues = [q for q in heads if q[0].id in ids]  # the others wait for a later round
+
+            outcomes = list(pool.map(self._try, [q[0] for q in queues]))
+            done: dict[str, list[int]] = {"shown": [], "posted": []}
+            still: list[list[PendingNotice]] = []
+            for q, (where, exc) in zip(queues, outcomes, strict=True):
+                if exc is not None:
+                    self._failed(q[0], exc)
+                    continue
+                done["shown" if where == Route.SHOWN else "posted"].append(q[0].id)
+                still.append(q[1:])
+            for delivered_as, done_ids in done.items():
+                if done_ids:
+                    recorded = self.outbox.sent_many(
+                        done_ids, by=self.name, delivered_as=delivered_as
+                    )
+                    if recorded < len(done_ids):
+                        log.warning(
+                            "%d notices: delivered, but their claim had expired",
+                            len(done_ids) - recorded,
+                        )
+                    sent += len(done_ids)
+            queues = still
+
+    def _supersede(
+        self, islands: list[list[PendingNotice]], now: datetime
+    ) -> tuple[int, list[list[PendingNotice]]]:
+        """Record the channel's overtaken progress notices as superseded, all in one claim and
+        one write (never one that was tried before: it may be in the chat); returns how many,
+        and each island's notices still to deliver."""
+        overtaken: list[int] = []
+        for island_notices in islands:
+            skip = superseded([n.kind for n in island_notices])
+            overtaken += [
+                n.id
+                for n, over in zip(island_notices, skip, strict=True)
+                if over and n.attempts == 0 and self._ready(n, now)
+            ]
+        if not overtaken:
+            return 0, islands
+        taken = self.outbox.claim_many(
+            overtaken, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
+        )
+        if taken:
+            self.outbox.sent_many(taken, by=self.name, delivered_as="superseded")
+        gone = set(taken)
+        rest = [[n for n in notices if n.id not in gone] for notices in islands]
+        return len(taken), [notices for notices in rest if notices]
+
+    def _try(self, notice: PendingNotice) -> tuple[str, Exception | None]:
+        """Deliver one notice: (its route, the failure if it failed)."""
+        announcement = self.announcement(notice)
+        try:
+            self.notifier.announce(announcement)
+        except Exception as exc:  # the chat side failed: it backs off, keeps its order
+            return announcement.route, exc
+        return announcement.route, None
+
+    def _owners_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._owners is None:
+                self._owners = ThreadPoolExecutor(
+                    self.policy.owner_threads, thread_name_prefix="notices-owners"
+                )
+            return self._owners
 
     def _ready(self, notice: PendingNotice, now: datetime) -> bool:
         """Due and free (not backing off, not held by another delivery)."""
@@ -128,13 +270,14 @@ class Deliverer:
             return False
         return notice.claim_until is None or notice.claim_until <= now
 
-    def _digest(
+    def _plan(
         self, channel: str, islands: list[list[PendingNotice]], now: datetime
-    ) -> tuple[int, dict[int, str]]:
-        """Announce the channel's islands waiting for their root message together, when
-        there are enough of them or a young digest can take them; returns (notices sent,
-        island id -> the digest it is in)."""
-        assert self.group is not None and self.islands is not None
+    ) -> list[tuple[str | None, list[PendingNotice]]]:
+        """Which of the channel's islands waiting for their root message are announced
+        together, when there are enough of them or a young digest can take them: a list of
+        (the young digest to join, or None for a new one; their announcements)."""
+        if self.group is None or self.islands is None:
+            return []
         policy = self.policy.digest
         assert policy is not None
         fresh = [
@@ -143,15 +286,16 @@ class Deliverer:
             if n[0].kind == Notice.ANNOUNCE and n[0].chat_thread is None and self._ready(n[0], now)
         ]
         if not fresh:
-            return 0, {}
+            return []
         young = self.islands.open_digest(channel, since=now - policy.window, size=policy.size)
         together = (
             self.islands.started_since(channel, now - policy.together)
             if young is None and len(fresh) < policy.at
             else len(fresh)
         )
-        if not digest_or_not(together, open_digest=young is not None, policy=policy):
-            return 0, {}
+        bound = any(n.chat_digest for n in fresh)  # bound for a digest while one was posted
+        if not digest_or_not(together, open_digest=young is not None or bound, policy=policy):
+            return []
         groups: list[tuple[str | None, list[PendingNotice]]] = []
         rest = fresh
         if young is not None:
@@ -162,34 +306,35 @@ class Deliverer:
             count = -(-len(rest) // policy.size)
             each = -(-len(rest) // count)
             groups += [(None, rest[i : i + each]) for i in range(0, len(rest), each)]
+        return groups
+
+    def _post_digests(
+        self, channel: str, groups: list[tuple[str | None, list[PendingNotice]]]
+    ) -> int:
+        """Post (or join) the planned digests; the announcements they carry are recorded as
+        shown, or back off when the chat failed."""
+        assert self.group is not None
         sent = 0
-        threads: dict[int, str] = {}
         for join, group in groups:
-            claimed = [
-                n
-                for n in group
-                if self.outbox.claim(
-                    n.id, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
-                )
-            ]
+            ids = self.outbox.claim_many(
+                [n.id for n in group], by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
+            )
+            claimed = [n for n in group if n.id in set(ids)]
             if not claimed:
                 continue
             try:
-                ts = self.group.announce_together(
-                    channel,
-                    [self.announcement(n) for n in claimed],
-                    join=join,
+                self.group.announce_together(
+                    channel, [self.announcement(n) for n in claimed], join=join
                 )
             except Exception as exc:  # the chat side failed: each backs off, keeps its order
                 for n in claimed:
                     self._failed(n, exc)
                 continue
-            for n in claimed:
-                if not self.outbox.sent(n.id, by=self.name, delivered_as=Route.SHOWN.value):
-                    log.warning("notice %d: delivered, but its claim had expired", n.id)
-                threads[n.island_id] = ts
-                sent += 1
-        return sent, threads
+            done = self.outbox.sent_many(ids, by=self.name, delivered_as=Route.SHOWN.value)
+            if done < len(ids):
+                log.warning("%d notices: delivered, but their claim had expired", len(ids) - done)
+            sent += len(claimed)
+        return sent
 
     def _island(
         self, island_notices: list[PendingNotice], now: datetime, *, thread: str | None = None
@@ -197,12 +342,7 @@ class Deliverer:
         """The island's notices in order, until one is not due, held elsewhere, or fails."""
         sent = 0
         in_digest = thread is not None
-        skip = (
-            superseded([n.kind for n in island_notices])
-            if self.policy.supersede
-            else [False] * len(island_notices)
-        )
-        for pending, overtaken in zip(island_notices, skip, strict=True):
+        for pending in island_notices:
             notice = (
                 pending
                 if thread is None
@@ -214,10 +354,6 @@ class Deliverer:
                 notice.id, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
             ):
                 break
-            if overtaken and pending.attempts == 0:  # (one tried before may be in the chat)
-                self.outbox.sent(notice.id, by=self.name, delivered_as="superseded")
-                sent += 1
-                continue
             announcement = self.announcement(notice)
             try:
                 posted_as = self.notifier.announce(announcement)
@@ -297,9 +433,10 @@ class Deliverer:
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            for pool in (self._pool, self._owners):
+                if pool is not None:
+                    pool.shutdown(wait=True)
+            self._pool = self._owners = None
         close = getattr(self.notifier, "close", None)  # a chat notifier's pending rewrites
         if callable(close):
             close()

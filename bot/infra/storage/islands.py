@@ -4,7 +4,7 @@ change, its notices and its audit entry together."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -63,6 +63,17 @@ class IslandStore:
         return self.db.run(
             lambda conn: read_island(conn, island_id), what="get island", read_only=True
         )
+
+    def many(self, island_ids: Sequence[int]) -> list[IslandRecord]:
+        """These islands (those that exist), lowest id first, in one query."""
+
+        def read(conn: Connection) -> list[IslandRecord]:
+            rows = conn.execute(
+                select(*COLUMNS).where(Island.id.in_(island_ids)).order_by(Island.id)
+            ).all()
+            return [island_record(r) for r in rows]
+
+        return self.db.run(read, what="islands", read_only=True)
 
     def live(self, *, owner_id: str | None = None, branch: str | None = None) -> list[IslandRecord]:
         """Every island that is not stopped (of one owner, one branch), lowest id first."""
@@ -141,6 +152,34 @@ class IslandStore:
             )
 
         return self.db.run(write, what="attach thread")
+
+    def attach_digest(self, island_ids: Sequence[int], channel: str, thread: str) -> int:
+        """Record a digest as the root message of these islands (those without one yet), in
+        one transaction; how many were attached."""
+
+        def write(conn: Connection) -> int:
+            return int(
+                conn.execute(
+                    update(Island)
+                    .where(Island.id.in_(island_ids), Island.chat_thread.is_(None))
+                    .values(chat_channel=channel, chat_thread=thread, chat_digest=True)
+                ).rowcount
+            )
+
+        return self.db.run(write, what="attach digest")
+
+    def bind_to_digest(self, island_ids: Sequence[int]) -> None:
+        """Mark islands not announced yet as going into a digest (a burst is being announced
+        in their channel): their notices go to their owners from now on."""
+
+        def write(conn: Connection) -> None:
+            conn.execute(
+                update(Island)
+                .where(Island.id.in_(island_ids), Island.chat_thread.is_(None))
+                .values(chat_digest=True)
+            )
+
+        self.db.run(write, what="bind to digest")
 
     def open_digest(self, channel: str, *, since: datetime, size: int) -> tuple[str, int] | None:
         """The channel's newest digest that was started after ``since`` and shows fewer than

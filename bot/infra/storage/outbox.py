@@ -12,7 +12,7 @@ recorded as such (``given_up_at``) and counted, never silently dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -140,6 +140,63 @@ class Outbox:
             return bool(taken)
 
         return self.db.run(write, what="claim notice")
+
+    def claim_many(
+        self, notice_ids: Sequence[int], *, by: str, ttl: timedelta, fence: Fence | None
+    ) -> list[int]:
+        """``claim`` for several notices in one transaction: the ids taken, in the order
+        given (a delivery that announces many islands at once, a digest)."""
+
+        def write(conn: Connection) -> list[int]:
+            if fence is not None:
+                fence(conn)
+            now = database_now(conn)
+            free = set(
+                conn.execute(
+                    select(OutboxMessage.id)
+                    .where(
+                        OutboxMessage.id.in_(notice_ids),
+                        OutboxMessage.sent_at.is_(None),
+                        OutboxMessage.given_up_at.is_(None),
+                        or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claim_until < now),
+                        or_(
+                            OutboxMessage.next_attempt_at.is_(None),
+                            OutboxMessage.next_attempt_at <= now,
+                        ),
+                    )
+                    .with_for_update()
+                ).scalars()
+            )
+            if free:
+                conn.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(free))
+                    .values(
+                        claimed_by=by, claim_until=now + ttl, attempts=OutboxMessage.attempts + 1
+                    )
+                )
+            return [i for i in notice_ids if i in free]
+
+        return self.db.run(write, what="claim notices")
+
+    def sent_many(self, notice_ids: Sequence[int], *, by: str, delivered_as: str) -> int:
+        """``sent`` for several notices in one transaction; how many were still ours."""
+
+        def write(conn: Connection) -> int:
+            return int(
+                conn.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(notice_ids), OutboxMessage.claimed_by == by)
+                    .values(
+                        sent_at=database_now(conn),
+                        claimed_by=None,
+                        claim_until=None,
+                        delivered_as=delivered_as,
+                    )
+                ).rowcount
+            )
+
+        return self.db.run(write, what="notices sent")
 
     def sent(self, notice_id: int, *, by: str, delivered_as: str = "posted") -> bool:
         """Record the notice as delivered (``delivered_as``: posted, shown, superseded);
