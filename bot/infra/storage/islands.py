@@ -188,7 +188,11 @@ class IslandStore:
         def read(conn: Connection) -> tuple[str, int] | None:
             row = conn.execute(
                 select(Island.chat_thread, func.count(), func.min(Island.created_at))
-                .where(Island.chat_channel == channel, Island.chat_digest.is_(True))
+                .where(
+                    Island.chat_channel == channel,
+                    Island.chat_digest.is_(True),
+                    Island.chat_thread.is_not(None),  # not those only bound for a digest
+                )
                 .group_by(Island.chat_thread)
                 .order_by(Island.chat_thread.desc())
                 .limit(1)
