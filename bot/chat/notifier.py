@@ -22,7 +22,6 @@ from typing import Any
 from bot.app.notices import Announcement
 from bot.chat.output import ChatError, ChatOutput, Reply, tell
 from bot.chat.root_refresh import Rendered, RootRefresher
-from bot.domain.errors import IslandbotError
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.notice_routes import Route
@@ -198,16 +197,6 @@ class ChatNotifier:
             extend_step=self.extend_step,
             now=now,
         )
-
-    def refresh_root(self, island_id: int) -> None:
-        """Mark the island's root message (or digest) to be rewritten from the database."""
-        try:
-            island = self.islands.get(island_id)
-        except IslandbotError as exc:
-            log.warning("island %d: root message not updated: %s", island_id, exc)
-            return
-        if island.chat_channel is not None and island.chat_thread is not None:
-            self.roots.mark(island.chat_channel, island.chat_thread)
 
     def _render(self, channel: str, ts: str) -> Rendered | None:
         """What the root message ``ts`` should show now: its island's, or its digest's (with

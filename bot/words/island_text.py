@@ -68,7 +68,8 @@ def digest_headline(islands: Sequence[IslandRecord]) -> str:
         word = STATE_WORDS.get(island.state.value, island.state.value).split(",")[0]
         counts[word] = counts.get(word, 0) + 1
     states = ", ".join(f"{n} {word}" for word, n in sorted(counts.items(), key=lambda c: -c[1]))
-    return f"*{len(islands)} islands started here at once*: {states}"
+    n = len(islands)
+    return f"*{n} island{'' if n == 1 else 's'} started here at once*: {states}"
 
 
 def digest_line(island: IslandRecord) -> str:

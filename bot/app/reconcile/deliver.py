@@ -336,18 +336,12 @@ class Deliverer:
             sent += len(claimed)
         return sent
 
-    def _island(
-        self, island_notices: list[PendingNotice], now: datetime, *, thread: str | None = None
-    ) -> int:
+    def _island(self, island_notices: list[PendingNotice], now: datetime) -> int:
         """The island's notices in order, until one is not due, held elsewhere, or fails."""
         sent = 0
-        in_digest = thread is not None
+        thread: str | None = None
         for pending in island_notices:
-            notice = (
-                pending
-                if thread is None
-                else replace(pending, chat_thread=thread, chat_digest=in_digest)
-            )
+            notice = pending if thread is None else replace(pending, chat_thread=thread)
             if not self._ready(notice, now):
                 break  # backing off (its successors wait), or another delivery holds it
             if not self.outbox.claim(
