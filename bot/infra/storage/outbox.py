@@ -79,6 +79,25 @@ _PENDING = (
 )
 
 
+def _claimable(now: datetime) -> tuple[Any, ...]:
+    """A notice one may claim now: unsent, not given up, free (or its claim expired), due."""
+    return (
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.given_up_at.is_(None),
+        or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claim_until < now),
+        or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
+    )
+
+
+def _sent(conn: Connection, delivered_as: str) -> dict[str, Any]:
+    return {
+        "sent_at": database_now(conn),
+        "claimed_by": None,
+        "claim_until": None,
+        "delivered_as": delivered_as,
+    }
+
+
 class Outbox:
     def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
         self.db = db
@@ -127,13 +146,7 @@ class Outbox:
                 update(OutboxMessage)
                 .where(
                     OutboxMessage.id == notice_id,
-                    OutboxMessage.sent_at.is_(None),
-                    OutboxMessage.given_up_at.is_(None),
-                    or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claim_until < now),
-                    or_(
-                        OutboxMessage.next_attempt_at.is_(None),
-                        OutboxMessage.next_attempt_at <= now,
-                    ),
+                    *_claimable(now),
                 )
                 .values(claimed_by=by, claim_until=now + ttl, attempts=OutboxMessage.attempts + 1)
             ).rowcount
@@ -156,13 +169,7 @@ class Outbox:
                     select(OutboxMessage.id)
                     .where(
                         OutboxMessage.id.in_(notice_ids),
-                        OutboxMessage.sent_at.is_(None),
-                        OutboxMessage.given_up_at.is_(None),
-                        or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claim_until < now),
-                        or_(
-                            OutboxMessage.next_attempt_at.is_(None),
-                            OutboxMessage.next_attempt_at <= now,
-                        ),
+                        *_claimable(now),
                     )
                     .with_for_update()
                 ).scalars()
@@ -187,12 +194,7 @@ class Outbox:
                 conn.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_(notice_ids), OutboxMessage.claimed_by == by)
-                    .values(
-                        sent_at=database_now(conn),
-                        claimed_by=None,
-                        claim_until=None,
-                        delivered_as=delivered_as,
-                    )
+                    .values(_sent(conn, delivered_as))
                 ).rowcount
             )
 
@@ -206,12 +208,7 @@ class Outbox:
             done = conn.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == notice_id, OutboxMessage.claimed_by == by)
-                .values(
-                    sent_at=database_now(conn),
-                    claimed_by=None,
-                    claim_until=None,
-                    delivered_as=delivered_as,
-                )
+                .values(_sent(conn, delivered_as))
             ).rowcount
             return bool(done)
 
