@@ -174,19 +174,19 @@ class TierPacer:
         burst_s: float = 5.0,
         per_minute: Mapping[str, int] = TIER_PER_MINUTE,
     ) -> None:
-        self._lock = threading.Lock()
+        # a lock per method: callers of one method take its tokens one at a time (none
+        # overdraws), and a method waiting for its tier never holds up another's calls
         self._pacers = {
-            method: _Pacer(n * share / 60, max(1.0, n * share / 60 * burst_s))
+            method: (threading.Lock(), _Pacer(n * share / 60, max(1.0, n * share / 60 * burst_s)))
             for method, n in per_minute.items()
         }
-        for pacer in self._pacers.values():
-            pacer.tokens = pacer.burst
 
     def wait(self, method: str) -> None:
-        pacer = self._pacers.get(method)
-        if pacer is None:
+        paced = self._pacers.get(method)
+        if paced is None:
             return
-        with self._lock:  # one caller at a time takes a token, so none overdraws
+        lock, pacer = paced
+        with lock:
             pacer.wait()
 
 
