@@ -107,6 +107,8 @@ class LifecycleService:
         self._delivery.start()
         self._add(self._housekeeping, "housekeeping", seconds=600)
         self.engine.inline_exclusions = False
+        self.engine.batches.inline_creates = False
+        self.engine.batches.on_written = self._deliver_now.set
         self._add(
             self._exclusions,
             "exclusions",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -91,6 +92,7 @@ class CountingEngine:
 
     inline_exclusions = True
     settings = LifecycleSettings()
+    batches = SimpleNamespace(inline_creates=True, on_written=None)
 
     def refresh_exclusions(self) -> None:
         pass

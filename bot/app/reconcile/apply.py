@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.errors import Conflict
+from bot.domain.errors import Conflict, IslandbotError
 from bot.domain.lifecycle_rules import Decision, Failure, FailureKind, Notice
 from bot.domain.podspec import REGISTER_TOKEN_ENV, IslandParams
 from bot.domain.records import SYSTEM_ACTOR, Audit, IslandChange, IslandRecord
@@ -19,12 +20,32 @@ from bot.infra import metrics
 from bot.infra.kubernetes.client import Kube
 from bot.infra.kubernetes.errors import KubeError, KubeRefused
 from bot.infra.kubernetes.templates import TemplateSet
+from bot.infra.kubernetes.views import PodView
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.reconcile_rows import ReconcileRows
 from bot.words import notices
 
 log = logging.getLogger(__name__)
+
+
+# ``Executor.map``'s shape: a function carried out over items, the answers in their order
+Each = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
+
+
+def _with_token(change: IslandChange, token: str) -> IslandChange:
+    """The change that records a create: the token's hash, and no earlier create's error."""
+    return IslandChange(
+        {**change.updates, "registration_token_hash": token_hash(token), "create_error": None},
+        change.notices,
+        change.audit,
+    )
+
+
+def _carried(view: PodView, token: str) -> str:
+    """The hash of the token the created pod carries: a create that found the pod an earlier
+    attempt made answers with that pod, whose token is the one its seed will send."""
+    return token_hash(view.server_env.get(REGISTER_TOKEN_ENV) or token)
 
 
 def refused(message: str) -> Decision:
@@ -58,20 +79,52 @@ class Applier:
         self.api_url = api_url
 
     def apply(self, island: IslandRecord, decision: Decision, now: datetime) -> None:
-        """Carry the decision out. A pod to create is recorded first (its token's hash, the
-        new state) and created from what was committed; the cluster refusing it for good fails
-        the island, freeing its ports; any other failure is noted and the tick tries again."""
-        if decision.delete_pod:
-            self.kube.delete_pod(island.pod_name)
-        change = self._change(island, decision, now)
+        """Carry one island's decision out (``apply_many`` or ``create_many`` for one);
+        raises what failed it (``KubeError``, ``IslandbotError``)."""
+        items = [(island, decision)]
         if decision.create_pod:
-            self._create(island, decision, change, now)
-            return
-        applied = self.rows.apply(island, change)
-        if applied and decision.state == IslandState.READY:
-            metrics.START_TO_READY.observe((now - island.created_at).total_seconds())
-        if applied and decision.release_ports:
-            self.release(island.id)
+            _, failed = self.create_many(items, now, map)
+        else:
+            _, failed = self.apply_many(items, now, map)
+        for _island_id, exc in failed:
+            raise exc
+
+    def apply_many(
+        self, items: Sequence[tuple[IslandRecord, Decision]], now: datetime, each: Each
+    ) -> tuple[int, list[tuple[int, Exception]]]:
+        """Decisions that create no pod, for many islands (a tick's): the pods to delete
+        deleted through ``each`` (a bounded pool's ``map``), then every change written in one
+        transaction, each guarded on its own, then the freed ports released. An island whose
+        pod could not be deleted changes nothing. Returns how many were written and the
+        islands that failed, with why."""
+        deleting = [(island, decision) for island, decision in items if decision.delete_pod]
+
+        def delete(item: tuple[IslandRecord, Decision]) -> Exception | None:
+            try:
+                self.kube.delete_pod(item[0].pod_name)
+            except KubeError as exc:
+                return exc
+            return None
+
+        failed = [
+            (island.id, outcome)
+            for (island, _), outcome in zip(deleting, each(delete, deleting), strict=True)
+            if outcome is not None
+        ]
+        not_deleted = {island_id for island_id, _ in failed}
+        writes = [(island, decision) for island, decision in items if island.id not in not_deleted]
+        applied = self.rows.apply_many(
+            [(island, self._change(island, decision, now)) for island, decision in writes]
+        )
+        for (island, decision), written in zip(writes, applied, strict=True):
+            if written and decision.state == IslandState.READY:
+                metrics.START_TO_READY.observe((now - island.created_at).total_seconds())
+            if written and decision.release_ports:
+                try:
+                    self.release(island.id)
+                except IslandbotError as exc:  # the database: the sweep releases them later
+                    failed.append((island.id, exc))
+        return sum(applied), failed
 
     def _change(self, island: IslandRecord, decision: Decision, now: datetime) -> IslandChange:
         updates: dict[str, Any] = dict(decision.updates)
@@ -98,29 +151,50 @@ class Applier:
             )
         return IslandChange(updates, decision.notices, entry)
 
-    def _create(
-        self, island: IslandRecord, decision: Decision, change: IslandChange, now: datetime
-    ) -> None:
-        token = secrets.token_urlsafe(24)
-        recorded = IslandChange(
-            {**change.updates, "registration_token_hash": token_hash(token), "create_error": None},
-            change.notices,
-            change.audit,
-        )
-        fresh = self.rows.begin_create(island, recorded)
-        if fresh is None:
-            return  # the island moved on since the tick read it: decide again next tick
-        try:
-            view = self.kube.create_island_pod(self._pod(fresh, token, now))
-        except KubeRefused as exc:
-            self.apply(fresh, refused(str(exc)), now)
-            return
-        except KubeError as exc:
-            self.rows.note_create_error(island.id, str(exc))
-            raise
-        # a create that found the pod an earlier attempt made: that pod's token counts
-        carried = view.server_env.get(REGISTER_TOKEN_ENV) or token
-        self.rows.created(island.id, now, token_hash(carried))
+    def create_many(
+        self,
+        items: Sequence[tuple[IslandRecord, Decision]],
+        now: datetime,
+        each: Each,
+    ) -> tuple[int, list[tuple[int, Exception]]]:
+        """Decisions to create a pod for many islands at once (a burst of starts): recorded
+        in one transaction, sent through ``each`` (a bounded pool's ``map``), their answers
+        recorded in one more. Each island's outcome is its own: one refused fails that island
+        only; one that fails otherwise is noted and tried again next tick. Returns how many
+        were recorded and the islands that failed, with why."""
+        tokens = [secrets.token_urlsafe(24) for _ in items]
+        recorded = [
+            (island, _with_token(self._change(island, decision, now), token))
+            for (island, decision), token in zip(items, tokens, strict=True)
+        ]
+        began = [
+            (fresh, token)
+            for fresh, token in zip(self.rows.begin_creates(recorded), tokens, strict=True)
+            if fresh is not None  # the others moved on since the tick read them
+        ]
+
+        def send(item: tuple[IslandRecord, str]) -> PodView | Exception:
+            fresh, token = item
+            try:
+                return self.kube.create_island_pod(self._pod(fresh, token, now))
+            except (KubeError, IslandbotError) as exc:
+                return exc
+
+        created: dict[int, str] = {}
+        failed: list[tuple[int, Exception]] = []
+        for (fresh, token), outcome in zip(began, each(send, began), strict=True):
+            try:
+                if isinstance(outcome, KubeRefused):
+                    self.apply(fresh, refused(str(outcome)), now)
+                elif isinstance(outcome, Exception):
+                    self.rows.note_create_error(fresh.id, str(outcome))
+                    failed.append((fresh.id, outcome))
+                else:
+                    created[fresh.id] = _carried(outcome, token)
+            except (KubeError, IslandbotError) as exc:
+                failed.append((fresh.id, exc))
+        self.rows.created_many(now, created)
+        return len(began), failed
 
     def _pod(self, island: IslandRecord, token: str, now: datetime) -> dict[str, Any]:
         clock = (now + timedelta(seconds=island.clock_offset_s)).strftime("%Y-%m-%d %H:%M:%S")

@@ -4,7 +4,8 @@ Level-triggered: nothing depends on having seen an event.
 
 Per tick: no Kubernetes request with the watch-backed pod cache (one LIST of scheduling events
 while a pod is unbound), one query for the live islands, one concurrent round of TCP probes,
-then one transaction per island that changes. Every failure of a dependency is logged and
+then one transaction per island that changes; a burst's pod creates cost two transactions and
+one LIST in all. Every failure of a dependency is logged and
 counted, and the next tick tries again. The parts: ``probes`` (what answers), ``pod_facts``
 (what a pod says), ``apply`` (a decision carried out), ``sweep`` (what is left over),
 ``deliver`` (notices to the chat).
@@ -15,12 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.app.notices import Notifier
 from bot.app.reconcile.apply import Applier
+from bot.app.reconcile.batches import Batches
 from bot.app.reconcile.deliver import Deliverer, DeliveryPolicy
 from bot.app.reconcile.pod_facts import FactsCache
 from bot.app.reconcile.probes import Prober, Probes
@@ -75,16 +76,12 @@ class TickReport:
     duration_s: float = 0.0
     probe_s: float = 0.0
 
-    def add(self, other: TickReport) -> None:
-        """Take in what one island's part of the tick found (done on its own thread)."""
-        self.changed += other.changed
-        self.confirmed += other.confirmed
-        self.errors += other.errors
-
 
 _CREATING = frozenset({IslandState.REQUESTED, IslandState.CREATING})
 # A ready island that decided nothing: (record, pod view, probe result, valid until)
 Quiet = tuple[IslandRecord, PodView | None, bool | None, datetime]
+# An island with no pod in the snapshot and a decision to act on that: (record, probe, decision)
+Unsure = tuple[IslandRecord, bool | None, Decision]
 
 
 class LifecycleEngine:
@@ -114,7 +111,7 @@ class LifecycleEngine:
             ready_interval=s.ready_probe_interval,
             tick_interval=s.reconcile_interval,
         )
-        self.applier = Applier(
+        self.applier = applier = Applier(
             rows=self.rows,
             islands=IslandStore(db, clock=clock),
             kube=kube,
@@ -122,6 +119,9 @@ class LifecycleEngine:
             allocator=allocator,
             api_url=s.api_url,
         )
+        # The tick's decisions carried out together; the service hands a burst's creates to a
+        # worker of their own (``batches.inline_creates``), so the next ticks go on meanwhile
+        self.batches = Batches(applier, concurrency=s.create_concurrency)
         self.deliverer = Deliverer(
             outbox=self.outbox,
             notifier=notifier,
@@ -142,8 +142,6 @@ class LifecycleEngine:
         self.inline_exclusions = True
         self._exclusions_at = float("-inf")
         self._tick_lock = threading.Lock()
-        self._pool_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
         self._last_tick = float("-inf")
         self._rows: dict[int, tuple[int, IslandRecord]] = {}  # id -> (version, record)
         self._quiet: dict[int, Quiet] = {}
@@ -219,18 +217,28 @@ class LifecycleEngine:
         probes, report.probes, report.probe_s = self.probes.for_tick(
             islands, snapshot, ready_inline=self.inline_ready_probes
         )
-        podless: list[IslandRecord] = []  # their pods are created, concurrently
+        changes: list[tuple[IslandRecord, Decision]] = []
+        unsure: list[Unsure] = []  # no pod in the snapshot, and a decision to act on that
+        in_flight = self.batches.in_flight()
         for island in islands:
+            if island.id in in_flight:  # its create is under way: a later tick decides
+                continue
             view = snapshot.pods.get(island.id)
             target = self.probes.target(island, view)
             probe_ok = probes.get(target) if target else None
             if self._steady(island, view, probe_ok, now):
                 continue
-            if view is None and island.state in _CREATING:
-                podless.append(island)
-                continue
-            self._one(island, view, snapshot, probe_ok, now, report)
-        self._all_at_once(podless, snapshot, now, report)
+            if view is not None:
+                self._keep_token(island, view)
+            decision = self._decide(island, view, snapshot, probe_ok, now)
+            if view is None and (decision.create_pod or decision.release_ports):
+                unsure.append((island, probe_ok, decision))
+            else:
+                self._note(island, view, probe_ok, decision, changes)
+        for island, view, probe_ok, decision in self._confirm(unsure, snapshot, now):
+            report.confirmed += view is not None
+            self._note(island, view, probe_ok, decision, changes)
+        report.changed += self.batches.carry_out(changes, now, report.errors.append)
         sweep(
             live={i.id for i in islands},
             snapshot=snapshot,
@@ -246,64 +254,43 @@ class LifecycleEngine:
             self._quiet = {k: v for k, v in self._quiet.items() if k in live_ids}
         self._facts.forget_gone(snapshot)
 
-    def _all_at_once(
-        self,
-        islands: list[IslandRecord],
-        snapshot: ClusterSnapshot,
-        now: datetime,
-        report: TickReport,
-    ) -> None:
-        """Islands waiting for their pod, a bounded number at once: a burst of starts costs
-        one round of creates, not one create after another (each is a request to the API
-        server and a transaction)."""
-        if len(islands) <= 1:
-            for island in islands:
-                self._one(island, None, snapshot, None, now, report)
-            return
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    self.settings.create_concurrency, thread_name_prefix="tick-create"
-                )
-            pool = self._pool
+    def _confirm(
+        self, unsure: list[Unsure], snapshot: ClusterSnapshot, now: datetime
+    ) -> list[tuple[IslandRecord, PodView | None, bool | None, Decision]]:
+        """The snapshot may come from a cache that lags behind (a burst of creates): never
+        create a pod or free ports on its word alone. The API server is asked, one GET for
+        one island, one LIST for many, and an island whose pod it has is decided again."""
+        if not unsure:
+            return []
+        if len(unsure) == 1:
+            island = unsure[0][0]
+            view = self.kube.get_pod(island.pod_name)
+            found = {} if view is None else {island.id: view}
+        else:
+            found = self.kube.island_pods(island.id for island, _, _ in unsure)
+        confirmed = []
+        for island, probe_ok, first in unsure:
+            view = found.get(island.id)
+            decision = first
+            if view is not None:
+                self._keep_token(island, view)
+                decision = self._decide(island, view, snapshot, probe_ok, now)
+            confirmed.append((island, view, probe_ok, decision))
+        return confirmed
 
-        def one(island: IslandRecord) -> TickReport:
-            part = TickReport()
-            self._one(island, None, snapshot, None, now, part)
-            return part
-
-        for part in pool.map(one, islands):
-            report.add(part)
-
-    def _one(  # noqa: PLR0917 - private, called from one place
+    def _note(
         self,
         island: IslandRecord,
         view: PodView | None,
-        snapshot: ClusterSnapshot,
         probe_ok: bool | None,
-        now: datetime,
-        report: TickReport,
+        decision: Decision,
+        changes: list[tuple[IslandRecord, Decision]],
     ) -> None:
-        if view is not None:
-            self._keep_token(island, view)
-        decision = self._decide(island, view, snapshot, probe_ok, now)
-        if view is None and (decision.release_ports or decision.create_pod):
-            # The snapshot may come from a cache that lags behind (a burst of creates): never
-            # free ports or create a pod on its word alone. One GET confirms the absence.
-            view = self.kube.get_pod(island.pod_name)
-            if view is not None:
-                report.confirmed += 1
-                decision = self._decide(island, view, snapshot, probe_ok, now)
-        if not decision.changes_anything:
+        if decision.changes_anything:
+            self._quiet.pop(island.id, None)
+            changes.append((island, decision))
+        else:
             self._remember_quiet(island, view, probe_ok)
-            return
-        self._quiet.pop(island.id, None)
-        try:
-            self.applier.apply(island, decision, now)
-            report.changed += 1
-        except (KubeError, IslandbotError) as exc:
-            report.errors.append(f"island {island.id}: {exc}")
-            log.warning("island %d: %s", island.id, exc)
 
     def _keep_token(self, island: IslandRecord, view: PodView) -> None:
         """The registration token the island's pod carries is the one its seed will send: if
@@ -371,8 +358,5 @@ class LifecycleEngine:
         return removed
 
     def close(self) -> None:
+        self.batches.close()
         self.deliverer.close()
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None

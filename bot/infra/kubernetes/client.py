@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +49,7 @@ from bot.infra.kubernetes.views import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_IDS_PER_LIST = 100  # island ids in one label selector (the request line stays short)
 # Where Kubernetes mounts a pod's service account (token, ca.crt, namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 Obj = dict[str, Any]
@@ -218,6 +219,25 @@ class Kube:
             )
         except KubeNotFound:
             return None
+
+    def island_pods(self, island_ids: Iterable[int]) -> dict[int, PodView]:
+        """The pods of these islands as the API server has them now (not a cache's word), by
+        island id: one LIST per hundred islands, however many are asked about."""
+        ids = sorted(set(island_ids))
+        found: dict[int, PodView] = {}
+        for start in range(0, len(ids), _IDS_PER_LIST):
+            chunk = ",".join(str(i) for i in ids[start : start + _IDS_PER_LIST])
+            data = self._json(
+                "list pods of islands",
+                self.core.list_namespaced_pod,
+                self.settings.namespace,
+                label_selector=f"{SELECTOR},{LABEL_ISLAND} in ({chunk})",
+            )
+            for item in data.get("items", []):
+                view = parse_pod(item)
+                if view.island_id is not None:
+                    found[view.island_id] = view
+        return found
 
     def delete_pod(self, name: str, *, grace_seconds: int | None = None) -> bool:
         """Ask for the pod to go. False when it was already gone."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from bot.domain.records import IslandChange, IslandRecord
 from bot.domain.states import LIVE_STATES, IslandState
@@ -77,47 +77,85 @@ class ReconcileRows:
         or another replica changed its state, asked for or finished a restart, extended it or
         moved its clock): then nothing is written and the next tick decides again. True when
         written."""
-        return self._guarded(seen, change, reread=False) is not None
+        return self.apply_many([(seen, change)])[0]
 
-    def begin_create(self, seen: IslandRecord, change: IslandChange) -> IslandRecord | None:
-        """``apply`` for a decision to create the island's pod: the pod is then rendered from
-        the record this returns, read in the same transaction, so the pod and the row agree
-        (its token's hash, its clock) whatever happened since the tick read it."""
-        return self._guarded(seen, change, reread=True)
+    def apply_many(self, items: Sequence[tuple[IslandRecord, IslandChange]]) -> list[bool]:
+        """``apply`` for many islands (a tick's decisions) in one transaction, rows locked in
+        id order; whether each was written, in the order of ``items``."""
+        return [fresh is not None for fresh in self._guarded_many(items, reread=False)]
 
-    def _guarded(
-        self, seen: IslandRecord, change: IslandChange, *, reread: bool
+    def begin_creates(
+        self, items: Sequence[tuple[IslandRecord, IslandChange]]
+    ) -> list[IslandRecord | None]:
+        """``apply`` for decisions to create the islands' pods: each pod is then rendered
+        from the record this returns (None: not written), read in the same transaction, so
+        the pod and the row agree (its token's hash, its clock) whatever happened since the
+        tick read it."""
+        return self._guarded_many(items, reread=True)
+
+    def _guarded_many(
+        self, items: Sequence[tuple[IslandRecord, IslandChange]], *, reread: bool
+    ) -> list[IslandRecord | None]:
+        if not items:
+            return []
+        ordered = sorted(range(len(items)), key=lambda n: items[n][0].id)
+
+        def write(conn: Connection) -> list[IslandRecord | None]:
+            fresh: list[IslandRecord | None] = [None] * len(items)
+            for n in ordered:
+                seen, change = items[n]
+                fresh[n] = self._guarded_in(conn, seen, change, reread=reread)
+            return fresh
+
+        what = (
+            f"apply island {items[0][0].id}" if len(items) == 1 else f"apply {len(items)} islands"
+        )
+        return self.db.run(write, what=what)
+
+    def _guarded_in(
+        self, conn: Connection, seen: IslandRecord, change: IslandChange, *, reread: bool
     ) -> IslandRecord | None:
-        def write(conn: Connection) -> IslandRecord | None:
-            # Locked: a command may be changing the row right now; reading it unlocked would
-            # let this write overwrite what the command just committed.
-            current = conn.execute(
-                select(
-                    Island.state,
-                    Island.restart_requested_at,
-                    Island.expires_at,
-                    Island.clock_offset_s,
-                )
-                .where(Island.id == seen.id)
-                .with_for_update()
-            ).first()
-            if (
-                current is None
-                or current.state != seen.state.value
-                or (current.restart_requested_at is None) != (seen.restart_requested_at is None)
-                or current.expires_at != seen.expires_at
-                or current.clock_offset_s != seen.clock_offset_s
-            ):
-                return None
-            write_change(conn, seen.id, change, at=self.clock())
-            return read_island(conn, seen.id) if reread else seen
-
-        return self.db.run(write, what=f"apply island {seen.id}")
+        # Locked: a command may be changing the row right now; reading it unlocked would
+        # let this write overwrite what the command just committed.
+        current = conn.execute(
+            select(
+                Island.state,
+                Island.restart_requested_at,
+                Island.expires_at,
+                Island.clock_offset_s,
+            )
+            .where(Island.id == seen.id)
+            .with_for_update()
+        ).first()
+        if (
+            current is None
+            or current.state != seen.state.value
+            or (current.restart_requested_at is None) != (seen.restart_requested_at is None)
+            or current.expires_at != seen.expires_at
+            or current.clock_offset_s != seen.clock_offset_s
+        ):
+            return None
+        write_change(conn, seen.id, change, at=self.clock())
+        return read_island(conn, seen.id) if reread else seen
 
     def created(self, island_id: int, at: datetime, token_hash: str) -> None:
         """The cluster answered the island's pod create (from then on a missing pod was
         deleted, not lost on the way) with a pod carrying the token that hashes so."""
         self._set(island_id, pod_created_at=at, registration_token_hash=token_hash)
+
+    def created_many(self, at: datetime, token_hashes: Mapping[int, str]) -> None:
+        """``created`` for many islands (island id -> its pod's token hash), one transaction."""
+        if not token_hashes:
+            return
+        statement = (
+            update(Island)
+            .where(Island.id == bindparam("island"))
+            .values(pod_created_at=at, registration_token_hash=bindparam("token_hash"))
+        )
+        rows = [{"island": i, "token_hash": h} for i, h in sorted(token_hashes.items())]
+        self.db.run(
+            lambda conn: conn.execute(statement, rows), what=f"record {len(rows)} pods created"
+        )
 
     def set_token_hash(self, island_id: int, token_hash: str) -> None:
         """The island's pod carries another token than recorded (a create that found the pod
@@ -144,4 +182,4 @@ class ReconcileRows:
             )
             return [int(i) for i in conn.execute(query).scalars()]
 
-        return self.db.run(read, what="stopped islands holding ports")
+        return self.db.run(read, what="stopped islands holding ports", read_only=True)

@@ -125,6 +125,21 @@ def test_list_is_one_request_whatever_the_number_of_islands(
     assert sum((after - before).values()) == 2
 
 
+def test_the_pods_of_some_islands_are_asked_of_the_api_server_a_hundred_at_a_time(
+    sim: KubeSim, kube: Kube, templates: TemplateSet
+) -> None:
+    for i in (5, 150, 240):
+        kube.create_island_pod(pod_for(templates, i, first_port=30000 + 3 * i, owner=f"U0USER{i}"))
+    kube.create_island_pod(pod_for(templates, 300, first_port=30900, owner="U0OTHER"))
+    before = sim.requests_seen()
+    found = kube.island_pods(range(1, 251))  # 250 islands asked about, three have a pod
+    after = sim.requests_seen()
+    assert sorted(found) == [5, 150, 240]
+    assert found[150].name == kube.get_pod(found[150].name).name  # type: ignore[union-attr]
+    assert after - before == {("GET", "/api/v1/namespaces/islands/pods"): 3}
+    assert kube.island_pods([]) == {}
+
+
 def test_scheduling_failures_carry_the_schedulers_words(kube: Kube, templates: TemplateSet) -> None:
     pod = kube.create_island_pod(pod_for(templates, 9, branch="weekly", memory="3Gi"))
     big = pod_for(templates, 10, branch="weekly", first_port=30003)
