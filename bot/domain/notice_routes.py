@@ -14,6 +14,9 @@ minutes. So:
   the single-island experience), ``DIRECT`` (to the owner: what only they need, when the
   island is in a digest: ready with its ports, failures, expiry, clock changes) or ``SHOWN``
   (nothing posted: its root message or digest shows the new state).
+- **Crowded**: an island with a root message of its own (announced before the burst was
+  seen) in a channel a burst is crowding (digests being posted there) is routed as if it
+  were in a digest, so that its owner's "ready" does not queue behind the digests.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Route(StrEnum):
     SHOWN = "shown"
 
 
+# always posted in the channel: the root message, a clock change's request with its buttons
+IN_THE_CHANNEL = frozenset({Notice.ANNOUNCE, Notice.CLOCK_REQUESTED})
 # overtaken by any later notice of the island (which tells a newer state)
 PROGRESS = frozenset({Notice.SCHEDULED, Notice.UNSCHEDULABLE})
 # what an island's owner is told directly when the island is in a digest
@@ -65,11 +70,12 @@ def superseded(kinds: Sequence[Notice]) -> list[bool]:
     return [kind in PROGRESS and i < len(kinds) - 1 for i, kind in enumerate(kinds)]
 
 
-def route(kind: Notice, *, in_digest: bool) -> Route:
-    """Where an island's notice (other than its announcement) goes."""
-    if kind in (Notice.ANNOUNCE, Notice.CLOCK_REQUESTED):
+def route(kind: Notice, *, in_digest: bool, crowded: bool = False) -> Route:
+    """Where an island's notice (other than its announcement) goes. ``crowded``: the island
+    has a root message of its own in a channel a burst is crowding."""
+    if kind in IN_THE_CHANNEL:
         return Route.THREAD  # the root message / the request in the channel, as always
-    if not in_digest:
+    if not (in_digest or crowded):
         return Route.THREAD
     return Route.DIRECT if kind in FOR_THE_OWNER else Route.SHOWN
 

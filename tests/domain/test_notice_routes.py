@@ -44,6 +44,13 @@ def test_an_island_in_a_digest_tells_its_owner_what_they_need_and_shows_the_rest
     assert route(N.CLOCK_REQUESTED, in_digest=True) == Route.THREAD
 
 
+def test_an_island_alone_in_a_crowded_channel_is_routed_as_one_in_a_digest() -> None:
+    for kind in Notice:
+        assert route(kind, in_digest=False, crowded=True) == route(kind, in_digest=True)
+    assert route(N.READY, in_digest=False, crowded=True) == Route.DIRECT
+    assert route(N.CLOCK_REQUESTED, in_digest=False, crowded=True) == Route.THREAD
+
+
 def test_a_digest_is_made_for_several_islands_at_once_or_joined_while_young() -> None:
     policy = DigestPolicy(at=3, size=20)
     assert not digest_or_not(1, open_digest=False, policy=policy)

@@ -33,7 +33,14 @@ from bot.app.notices import Announcement, GroupNotifier, Notifier
 from bot.domain.backoff import backoff
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
-from bot.domain.notice_routes import DigestPolicy, Route, digest_or_not, route, superseded
+from bot.domain.notice_routes import (
+    IN_THE_CHANNEL,
+    DigestPolicy,
+    Route,
+    digest_or_not,
+    route,
+    superseded,
+)
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import PendingNotice
 from bot.domain.time_source import Clock
@@ -140,6 +147,12 @@ class Deliverer:
                 own.append(island_notices)
         if bound and self.islands is not None:
             self.islands.bind_to_digest(bound)
+        crowded: set[int] = set()  # own root messages, in a channel a burst is crowding
+        if busy or groups:
+            for island_notices in [o for o in own if not {n.kind for n in o} & IN_THE_CHANNEL]:
+                own.remove(island_notices)
+                apart.append(island_notices)
+                crowded.add(island_notices[0].island_id)
         if channel is None or (not groups and len(apart) <= 1 and not busy):
             return sent + sum(self._island(notices, now) for notices in own + apart)
         # the channel's messages (paced at its rate: digests, the threads of islands with
@@ -150,7 +163,7 @@ class Deliverer:
             work = self._owners_pool().submit(self._in_channel, channel, groups, own, now)
             with self._lock:
                 self._inflight[channel] = (work, {n.island_id for _j, g in groups for n in g})
-        return sent + self._in_waves([a for a in apart if a], now)
+        return sent + self._in_waves([a for a in apart if a], now, crowded)
 
     def _busy(self, channel: str | None) -> tuple[bool, set[int]]:
         """Whether the channel's part of an earlier round is still going on, and the islands
@@ -178,11 +191,11 @@ class Deliverer:
         sent = self._post_digests(channel, groups) if groups else 0
         return sent + sum(self._island(notices, now) for notices in own)
 
-    def _in_waves(self, apart: list[list[PendingNotice]], now: datetime) -> int:
-        """Islands in a digest, whose notices go to their owners or only into the digest: in
-        waves, each wave the next notice of every island, claimed together, delivered
-        concurrently, recorded together; an island whose notice is not due, held elsewhere
-        or failed waits (its later notices with it)."""
+    def _in_waves(self, apart: list[list[PendingNotice]], now: datetime, crowded: set[int]) -> int:
+        """Islands in a digest (or ``crowded``), whose notices go to their owners or are only
+        shown: in waves, each wave the next notice of every island, claimed together,
+        delivered concurrently, recorded together; an island whose notice is not due, held
+        elsewhere or failed waits (its later notices with it)."""
         queues = [list(notices) for notices in apart]
         pool = self._owners_pool()
         sent = 0
@@ -200,7 +213,11 @@ class Deliverer:
             )
             queues = [q for q in heads if q[0].id in ids]  # the others wait for a later round
 
-            outcomes = list(pool.map(self._try, [q[0] for q in queues]))
+            outcomes = list(
+                pool.map(
+                    lambda n: self._try(n, crowded=n.island_id in crowded), [q[0] for q in queues]
+                )
+            )
             done: dict[str, list[int]] = {"shown": [], "posted": []}
             still: list[list[PendingNotice]] = []
             for q, (where, exc) in zip(queues, outcomes, strict=True):
@@ -247,9 +264,9 @@ class Deliverer:
         rest = [[n for n in notices if n.id not in gone] for notices in islands]
         return len(taken), [notices for notices in rest if notices]
 
-    def _try(self, notice: PendingNotice) -> tuple[str, Exception | None]:
+    def _try(self, notice: PendingNotice, *, crowded: bool = False) -> tuple[str, Exception | None]:
         """Deliver one notice: (its route, the failure if it failed)."""
-        announcement = self.announcement(notice)
+        announcement = self.announcement(notice, crowded=crowded)
         try:
             self.notifier.announce(announcement)
         except Exception as exc:  # the chat side failed: it backs off, keeps its order
@@ -396,7 +413,7 @@ class Deliverer:
                 exc,
             )
 
-    def announcement(self, n: PendingNotice) -> Announcement:
+    def announcement(self, n: PendingNotice, *, crowded: bool = False) -> Announcement:
         clock = None
         if n.clock_offset_s:
             clock = island_time(n.clock_offset_s, self.clock()).strftime("%Y-%m-%d %H:%M:%S")
@@ -421,7 +438,7 @@ class Deliverer:
             status_line=notices.status_line(n.island_id, n.state, n.branch),
             retry=n.attempts > 0,
             detail=dict(n.detail),
-            route=route(n.kind, in_digest=n.chat_digest).value,
+            route=route(n.kind, in_digest=n.chat_digest, crowded=crowded).value,
             in_digest=n.chat_digest,
         )
 

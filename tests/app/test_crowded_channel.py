@@ -1,0 +1,75 @@
+"""An island with a root message of its own, in a channel a burst is crowding: its owner is
+told directly instead of queueing behind the digests; once the burst is over, the channel is
+quiet again and an island's notices are threaded as always. The chat is a notifier whose
+digest posts hang until the test lets them go (a channel one message a second behind)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+from bot.app.notices import Announcement
+from bot.domain.notice_routes import DigestPolicy
+from bot.infra.storage.database import Database
+from bot.infra.storage.islands import IslandStore
+from tests.app.reconcile_world import World
+from tests.memory_notifier import MemoryNotifier
+
+
+class SlowChannel(MemoryNotifier):
+    """Digests: posted only once ``gate`` is set, as a channel's queue would hold them."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.islands = IslandStore(db)
+        self.gate = threading.Event()
+        self.digests = 0
+
+    def announce_together(
+        self, channel: str, announcements: Sequence[Announcement], *, join: str | None
+    ) -> str:
+        assert self.gate.wait(30)
+        self.digests += 1
+        ts = join or f"digest-{self.digests}"
+        self.islands.attach_digest([a.island_id for a in announcements], channel, ts)
+        return ts
+
+
+def routes(world: World, island_id: int, kind: str) -> list[str]:
+    return [a.route for a in world.notifier.items if a.island_id == island_id and a.kind == kind]
+
+
+def test_an_island_alone_in_a_crowded_channel_tells_its_owner_directly(world: World) -> None:
+    slow = SlowChannel(world.db)
+    world.notifier = slow
+    quick = DigestPolicy(together=timedelta(seconds=2), window=timedelta(seconds=1))
+    world.settings = replace(
+        world.settings, delivery=replace(world.settings.delivery, digest=quick)
+    )
+    world.engine = world.new_engine()
+    alone = world.start(user="U0ALONE")
+    world.until(lambda: bool(routes(world, alone, "announce")))  # a root message of its own
+    burst = [world.start(user=f"U0TEAM{n}") for n in range(4)]
+    world.until(lambda: all(world.state(i) == "ready" for i in [alone, *burst]), timeout=30)
+    # the digest is still on its way (the channel's queue): the island alone was told directly
+    world.until(lambda: routes(world, alone, "ready") == ["direct"])
+    assert not slow.gate.is_set() and slow.digests == 0
+    assert all(r in ("shown",) for r in routes(world, alone, "scheduled"))
+    # the burst's owners are told beside their digest, which is still on its way
+    world.until(lambda: all(routes(world, i, "ready") == ["direct"] for i in burst))
+    assert slow.digests == 0
+    slow.gate.set()
+    world.until(lambda: slow.digests == 1)
+    assert [a.in_digest for a in slow.items if a.island_id == alone] == [False] * len(
+        [a for a in slow.items if a.island_id == alone]
+    )
+    # the burst is over (its digest too old to take more): the channel is quiet, and an
+    # island's news is in its thread again
+    time.sleep(2.5)
+    later = world.start(user="U0LATER")
+    world.until(lambda: bool(routes(world, later, "ready")), timeout=30)
+    assert routes(world, later, "ready") == ["thread"]
+    assert routes(world, later, "announce") == ["thread"]
