@@ -55,7 +55,7 @@ BROADCAST = frozenset({Notice.READY, Notice.FAILED, Notice.CLOCK_SHIFTED})
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    batch: int = 200  # notices read per round
+    batch: int = 1000  # notices read per round (a burst of 200 starts writes about 600)
     claim_ttl: timedelta = timedelta(seconds=20)  # longer than one attempt takes; a dead
     # holder's notices are taken over after it (the lease TTL has passed by then as well)
     backoff_base: timedelta = timedelta(seconds=2)
@@ -140,7 +140,9 @@ class Deliverer:
                 awaiting and (first.chat_digest or first.island_id in bound)
             ):
                 # its announcement is (or will be) a digest's, posted beside the owners' news
-                apart.append([replace(n, chat_digest=True) for n in island_notices[1:]])
+                # (or already was: its digest's message may still be on its way with others)
+                later = island_notices[1:] if first.kind == Notice.ANNOUNCE else island_notices
+                apart.append([replace(n, chat_digest=True) for n in later])
             elif first.chat_digest:
                 apart.append(island_notices)
             else:

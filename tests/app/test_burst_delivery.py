@@ -1,7 +1,9 @@
-"""An island with a root message of its own, in a channel a burst is crowding: its owner is
-told directly instead of queueing behind the digests; once the burst is over, the channel is
-quiet again and an island's notices are threaded as always. The chat is a notifier whose
-digest posts hang until the test lets them go (a channel one message a second behind)."""
+"""Delivering a burst while the channel's messages are still on their way: the owners of
+islands whose digest is out are told while later digests wait in the channel's queue; an
+island with a root message of its own, in a channel a burst is crowding, tells its owner
+directly instead of queueing behind the digests; once the burst is over, the channel is quiet
+again and an island's notices are threaded as always. The chat is a notifier whose digest
+posts hang until the test lets them go (a channel one message a second behind)."""
 
 from __future__ import annotations
 
@@ -22,16 +24,18 @@ from tests.memory_notifier import MemoryNotifier
 class SlowChannel(MemoryNotifier):
     """Digests: posted only once ``gate`` is set, as a channel's queue would hold them."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, free: int = 0) -> None:
+        """``free``: digests posted before the gate holds the next ones."""
         super().__init__()
         self.islands = IslandStore(db)
         self.gate = threading.Event()
         self.digests = 0
+        self.free = free
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
     ) -> str:
-        assert self.gate.wait(30)
+        assert self.digests < self.free or self.gate.wait(30)
         self.digests += 1
         ts = join or f"digest-{self.digests}"
         self.islands.attach_digest([a.island_id for a in announcements], channel, ts)
@@ -40,6 +44,27 @@ class SlowChannel(MemoryNotifier):
 
 def routes(world: World, island_id: int, kind: str) -> list[str]:
     return [a.route for a in world.notifier.items if a.island_id == island_id and a.kind == kind]
+
+
+def test_the_owners_of_a_digest_that_is_out_are_told_while_the_next_digests_wait(
+    world: World,
+) -> None:
+    slow = SlowChannel(world.db, free=1)  # the first digest goes out, the second waits
+    world.notifier = slow
+    small = DigestPolicy(at=3, size=3)
+    world.settings = replace(
+        world.settings, delivery=replace(world.settings.delivery, digest=small)
+    )
+    world.engine = world.new_engine()
+    ids = [world.start(user=f"U0TEAM{n}") for n in range(6)]  # two digests of three
+    world.until(lambda: slow.digests == 1)
+    first = {i.id for i in IslandStore(world.db).many(ids) if i.chat_thread == "digest-1"}
+    assert len(first) == 3
+    world.until(lambda: all(routes(world, i, "ready") == ["direct"] for i in first), timeout=30)
+    assert slow.digests == 1 and not slow.gate.is_set()  # the second digest is still waiting
+    slow.gate.set()
+    world.until(lambda: all(routes(world, i, "ready") == ["direct"] for i in ids), timeout=30)
+    assert slow.digests == 2
 
 
 def test_an_island_alone_in_a_crowded_channel_tells_its_owner_directly(world: World) -> None:
