@@ -73,6 +73,8 @@ def superseded(kinds: Sequence[Notice]) -> list[bool]:
 def route(kind: Notice, *, in_digest: bool, crowded: bool = False) -> Route:
     """Where an island's notice (other than its announcement) goes. ``crowded``: the island
     has a root message of its own in a channel a burst is crowding."""
+    if kind == Notice.ANNOUNCE and in_digest:
+        return Route.SHOWN  # its digest, already posted, shows it (a retry after a crash)
     if kind in IN_THE_CHANNEL:
         return Route.THREAD  # the root message / the request in the channel, as always
     if not (in_digest or crowded):

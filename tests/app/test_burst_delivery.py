@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from bot.app.notices import Announcement
 from bot.domain.notice_routes import DigestPolicy
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
+from bot.infra.storage.tables import OutboxMessage
 from tests.app.reconcile_world import World
 from tests.memory_notifier import MemoryNotifier
 
@@ -98,3 +101,35 @@ def test_an_island_alone_in_a_crowded_channel_tells_its_owner_directly(world: Wo
     world.until(lambda: bool(routes(world, later, "ready")), timeout=30)
     assert routes(world, later, "ready") == ["thread"]
     assert routes(world, later, "announce") == ["thread"]
+
+
+class DiesAfterTheDigest(SlowChannel):
+    """The first digest is posted and recorded as the islands' root message, then the
+    delivery fails before the outbox records its announcements (a bot killed just then)."""
+
+    def announce_together(
+        self, channel: str, announcements: Sequence[Announcement], *, join: str | None
+    ) -> str:
+        ts = super().announce_together(channel, announcements, join=join)
+        if self.digests == 1:
+            raise ConnectionError("the bot died before recording the digest's announcements")
+        return ts
+
+
+def test_announcements_tried_again_after_their_digest_was_recorded_are_shown(
+    world: World,
+) -> None:
+    dies = DiesAfterTheDigest(world.db, free=10)
+    world.notifier = dies
+    world.engine = world.new_engine()
+    ids = [world.start(user=f"U0TEAM{n}") for n in range(4)]
+    world.until(lambda: all(routes(world, i, "ready") == ["direct"] for i in ids), timeout=30)
+    world.until(lambda: not world.engine.outbox.pending(limit=100)[1])
+    with world.db.engine.connect() as conn:
+        announced = conn.execute(
+            select(OutboxMessage.delivered_as, OutboxMessage.attempts).where(
+                OutboxMessage.island_id.in_(ids), OutboxMessage.kind == "announce"
+            )
+        ).all()
+    assert sorted(announced) == [("shown", 2)] * 4  # the digest shows them: none "posted"
+    assert dies.digests == 1  # and no second digest was posted for them

@@ -42,10 +42,13 @@ def test_an_island_in_a_digest_tells_its_owner_what_they_need_and_shows_the_rest
     assert {N.SCHEDULED, N.STOPPED, N.STOP_REQUESTED, N.EXTENDED, N.RESTARTING} <= shown
     # a clock request is a question to the team: it stays in the channel
     assert route(N.CLOCK_REQUESTED, in_digest=True) == Route.THREAD
+    # an announcement tried again once its digest is out: the digest shows it
+    assert route(N.ANNOUNCE, in_digest=True) == Route.SHOWN
+    assert route(N.ANNOUNCE, in_digest=False) == Route.THREAD
 
 
 def test_an_island_alone_in_a_crowded_channel_is_routed_as_one_in_a_digest() -> None:
-    for kind in Notice:
+    for kind in set(Notice) - {N.ANNOUNCE}:  # never crowded: its root message comes first
         assert route(kind, in_digest=False, crowded=True) == route(kind, in_digest=True)
     assert route(N.READY, in_digest=False, crowded=True) == Route.DIRECT
     assert route(N.CLOCK_REQUESTED, in_digest=False, crowded=True) == Route.THREAD

@@ -342,14 +342,16 @@ class Deliverer:
             if not claimed:
                 continue
             try:
-                self.group.announce_together(
+                ts = self.group.announce_together(
                     channel, [self.announcement(n) for n in claimed], join=join
                 )
             except Exception as exc:  # the chat side failed: each backs off, keeps its order
                 for n in claimed:
                     self._failed(n, exc)
                 continue
-            done = self.outbox.sent_many(ids, by=self.name, delivered_as=Route.SHOWN.value)
+            # "": the channel could not take the digest, each root message was posted alone
+            delivered_as = "posted" if ts == "" else Route.SHOWN.value
+            done = self.outbox.sent_many(ids, by=self.name, delivered_as=delivered_as)
             if done < len(ids):
                 log.warning("%d notices: delivered, but their claim had expired", len(ids) - done)
             sent += len(claimed)

@@ -8,10 +8,14 @@ import json
 import threading
 from pathlib import Path
 
+from sqlalchemy import select
+
 from bot.domain.buttons import ButtonAction
 from bot.infra.storage.database import Database
+from bot.infra.storage.tables import OutboxMessage
 from tests import fakeslack
 from tests.slackworld import SlackWorld, slack_world
+from tests.system.botprocs import check_announced
 
 USERS = [f"U0T{n:03d}" for n in range(8)]
 
@@ -136,3 +140,28 @@ def test_a_stop_pressed_in_the_owners_direct_message_stops_the_island(
         world.until(lambda: world.island(island.id).state.value in ("stopping", "stopped"))
         others = [i for i in world.islands() if i.id != island.id]
         assert all(i.state.value == "ready" for i in others)
+
+
+def test_a_digest_the_channel_refuses_announces_each_island_on_its_own(
+    db: Database, tmp_path: Path
+) -> None:
+    with slack_world(db, tmp_path) as world:
+        world.fake.fail("chat.postMessage", error="not_in_channel", match="at once", count=1)
+        _burst(world)
+        world.until(
+            lambda: (
+                len(world.islands()) == len(USERS)
+                and all(i.state.value == "ready" and i.chat_thread for i in world.islands())
+            ),
+            timeout=60,
+        )
+
+        def notices() -> list[object]:
+            with db.engine.connect() as conn:
+                return list(conn.execute(select(OutboxMessage).order_by(OutboxMessage.id)).all())
+
+        world.until(lambda: all(n.sent_at is not None for n in notices()), timeout=60)  # type: ignore[attr-defined]
+        islands = world.islands()
+        alone = [i for i in islands if not i.chat_digest]
+        assert len(alone) >= 3  # the refused digest's islands, each with its own root message
+        check_announced(islands, notices(), world.fake)  # each posted once, recorded so
