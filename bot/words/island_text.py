@@ -62,14 +62,14 @@ STATE_WORDS = {
 
 
 def digest_headline(islands: Sequence[IslandRecord]) -> str:
-    """A digest's first line: how many islands, and how far they are."""
+    """A digest's first line: how many islands are how far (read well from the first island
+    on: a digest may be posted with one, the others joining it as they come)."""
     counts: dict[str, int] = {}
     for island in islands:
         word = STATE_WORDS.get(island.state.value, island.state.value).split(",")[0]
         counts[word] = counts.get(word, 0) + 1
     states = ", ".join(f"{n} {word}" for word, n in sorted(counts.items(), key=lambda c: -c[1]))
-    n = len(islands)
-    return f"*{n} island{'' if n == 1 else 's'} started here at once*: {states}"
+    return f"*Islands started here at once*: {states}"
 
 
 def digest_line(island: IslandRecord) -> str:

@@ -40,7 +40,7 @@ def test_a_full_digest_fits_in_one_slack_message() -> None:
     shown = "\n".join(str(b.get("text", {}).get("text", "")) for b in blocks)
     for i in islands:
         assert f"<@{i.owner_id}>" in shown
-    assert text.startswith("20 islands started here at once: 13 ready, 7 starting")
+    assert text.startswith("Islands started here at once: 13 ready, 7 starting")
 
 
 def test_each_island_shows_its_state_and_where_it_runs_once_ready() -> None:

@@ -150,7 +150,7 @@ class Deliverer:
         if bound and self.islands is not None:
             self.islands.bind_to_digest(bound)
         crowded: set[int] = set()  # own root messages, in a channel a burst is crowding
-        if busy or groups:
+        if groups or posting:  # digests are being posted in the channel
             for island_notices in [o for o in own if not {n.kind for n in o} & IN_THE_CHANNEL]:
                 own.remove(island_notices)
                 apart.append(island_notices)
