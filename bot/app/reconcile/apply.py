@@ -181,19 +181,22 @@ class Applier:
                 return exc
 
         created: dict[int, str] = {}
+        refusals: list[tuple[IslandRecord, Decision]] = []
         failed: list[tuple[int, Exception]] = []
         for (fresh, token), outcome in zip(began, each(send, began), strict=True):
-            try:
-                if isinstance(outcome, KubeRefused):
-                    self.apply(fresh, refused(str(outcome)), now)
-                elif isinstance(outcome, Exception):
+            if isinstance(outcome, KubeRefused):
+                refusals.append((fresh, refused(str(outcome))))
+            elif isinstance(outcome, Exception):
+                failed.append((fresh.id, outcome))
+                try:
                     self.rows.note_create_error(fresh.id, str(outcome))
-                    failed.append((fresh.id, outcome))
-                else:
-                    created[fresh.id] = _carried(outcome, token)
-            except (KubeError, IslandbotError) as exc:
-                failed.append((fresh.id, exc))
+                except IslandbotError:  # the database: the next attempt notes its own
+                    log.warning("island %d: its create error not noted", fresh.id)
+            else:
+                created[fresh.id] = _carried(outcome, token)
         self.rows.created_many(now, created)
+        if refusals:  # those islands are over: written together, their ports freed
+            failed += self.apply_many(refusals, now, each)[1]
         return len(began), failed
 
     def _pod(self, island: IslandRecord, token: str, now: datetime) -> dict[str, Any]:

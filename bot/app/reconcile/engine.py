@@ -4,11 +4,11 @@ Level-triggered: nothing depends on having seen an event.
 
 Per tick: no Kubernetes request with the watch-backed pod cache (one LIST of scheduling events
 while a pod is unbound), one query for the live islands, one concurrent round of TCP probes,
-then one transaction per island that changes; a burst's pod creates cost two transactions and
-one LIST in all. Every failure of a dependency is logged and
-counted, and the next tick tries again. The parts: ``probes`` (what answers), ``pod_facts``
-(what a pod says), ``apply`` (a decision carried out), ``sweep`` (what is left over),
-``deliver`` (notices to the chat).
+then the decisions carried out together: one transaction for the tick's changes, two and one
+LIST for a burst's pod creates. Every failure of a dependency is logged and counted, and the
+next tick tries again. The parts: ``probes`` (what answers), ``pod_facts`` (what a pod says),
+``apply`` (a decision carried out), ``batches`` (a tick's decisions carried out together),
+``sweep`` (what is left over), ``deliver`` (notices to the chat).
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ class TickReport:
     probe_s: float = 0.0
 
 
-_CREATING = frozenset({IslandState.REQUESTED, IslandState.CREATING})
 # A ready island that decided nothing: (record, pod view, probe result, valid until)
 Quiet = tuple[IslandRecord, PodView | None, bool | None, datetime]
 # An island with no pod in the snapshot and a decision to act on that: (record, probe, decision)
