@@ -72,22 +72,18 @@ class ReconcileRows:
 
         return self.db.run(read, what="waiting islands", read_only=True)
 
-    def apply(self, seen: IslandRecord, change: IslandChange) -> bool:
-        """Write a decision made on ``seen``, unless the island moved on meanwhile (a command
-        or another replica changed its state, asked for or finished a restart, extended it or
-        moved its clock): then nothing is written and the next tick decides again. True when
-        written."""
-        return self.apply_many([(seen, change)])[0]
-
     def apply_many(self, items: Sequence[tuple[IslandRecord, IslandChange]]) -> list[bool]:
-        """``apply`` for many islands (a tick's decisions) in one transaction, rows locked in
-        id order; whether each was written, in the order of ``items``."""
+        """Write the decisions (a tick's) made on the records ``items`` pair them with, in one
+        transaction, rows locked in id order; each one unless its island moved on meanwhile (a
+        command or another replica changed its state, asked for or finished a restart,
+        extended it or moved its clock): then nothing is written for it and the next tick
+        decides again. Whether each was written, in the order of ``items``."""
         return [fresh is not None for fresh in self._guarded_many(items, reread=False)]
 
     def begin_creates(
         self, items: Sequence[tuple[IslandRecord, IslandChange]]
     ) -> list[IslandRecord | None]:
-        """``apply`` for decisions to create the islands' pods: each pod is then rendered
+        """``apply_many`` for decisions to create the islands' pods: each pod is then rendered
         from the record this returns (None: not written), read in the same transaction, so
         the pod and the row agree (its token's hash, its clock) whatever happened since the
         tick read it."""
@@ -138,13 +134,10 @@ class ReconcileRows:
         write_change(conn, seen.id, change, at=self.clock())
         return read_island(conn, seen.id) if reread else seen
 
-    def created(self, island_id: int, at: datetime, token_hash: str) -> None:
-        """The cluster answered the island's pod create (from then on a missing pod was
-        deleted, not lost on the way) with a pod carrying the token that hashes so."""
-        self._set(island_id, pod_created_at=at, registration_token_hash=token_hash)
-
     def created_many(self, at: datetime, token_hashes: Mapping[int, str]) -> None:
-        """``created`` for many islands (island id -> its pod's token hash), one transaction."""
+        """The cluster answered these islands' pod creates (from then on a missing pod was
+        deleted, not lost on the way), each with a pod carrying the token that hashes so
+        (island id -> hash): one transaction."""
         if not token_hashes:
             return
         statement = (
