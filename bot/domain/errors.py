@@ -8,6 +8,7 @@ words it (the same refusal can then be told in any language, wherever it was rai
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Any
 
@@ -102,5 +103,29 @@ class DatabaseError(IslandbotError):
     """The database failed in a way that retrying this operation will not fix now."""
 
 
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached (refused, reset, timed out, pool exhausted). An expected
+    fault: the database boundary logs it once when it begins and once when it ends, so callers
+    log nothing more; the work waits (it is kept, and retried) until the database is back.
+    ``down_for_s``: how long it has been unreachable, as far as this process saw."""
+
+    def __init__(self, message: str, *, down_for_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.down_for_s = down_for_s
+
+
 class LayoutConflict(IslandbotError):
     """The configured port layout cannot be applied to the port blocks in the database."""
+
+
+def log_failure(log: logging.Logger, message: str, exc: BaseException) -> None:
+    """Log a failure the way its kind deserves: an unreachable database not at all (the
+    database boundary told it once), another expected fault (an ``IslandbotError``: the cluster,
+    the chat, a lost lease) as one warning line with its cause, anything else (a bug of ours)
+    with its traceback. ``message`` says what was not done."""
+    if isinstance(exc, DatabaseUnavailable):
+        log.debug("%s: %s", message, exc)
+    elif isinstance(exc, IslandbotError):
+        log.warning("%s: %s", message, exc)
+    else:
+        log.error("%s", message, exc_info=exc)

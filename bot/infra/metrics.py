@@ -61,6 +61,17 @@ NOTICES_GIVEN_UP = Counter(
     "Notices that could not be delivered within their maximum age and were given up.",
     registry=REGISTRY,
 )
+DATABASE_UNREACHABLE = Counter(
+    "islandbot_database_unreachable_total",
+    "Database operations that failed because the database could not be reached.",
+    registry=REGISTRY,
+)
+DATABASE_UP = Gauge(
+    "islandbot_database_up",
+    "1 while the database answers, 0 from its first unreachable operation until it answers again.",
+    registry=REGISTRY,
+)
+DATABASE_UP.set(1)
 TICK = Histogram(
     "islandbot_reconcile_tick_seconds",
     "Duration of one reconcile tick.",

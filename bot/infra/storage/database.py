@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot.domain.errors import DatabaseError
+from bot.domain.errors import DatabaseError, DatabaseUnavailable
+from bot.infra.storage.db_health import DatabaseHealth
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,18 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """True when the database could not be reached or the connection broke: refused, reset,
+    gone away, timed out (``OperationalError``, PyMySQL's ``InterfaceError`` on a dropped
+    connection and any error SQLAlchemy took for a disconnect), or no pooled connection came
+    free in time (the pool's ``TimeoutError``). Not a deadlock or a lock wait."""
+    if isinstance(exc, PoolTimeout | DisconnectionError):
+        return True
+    if not isinstance(exc, DBAPIError) or is_retryable(exc):
+        return False
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
 class Database:
     """An engine plus a retrying transaction runner. One per process."""
 
@@ -61,6 +75,7 @@ class Database:
         # 100 ms between tries); other processes still meet at BEGIN IMMEDIATE.
         self._writer = threading.RLock() if engine.dialect.name == "sqlite" else None
         self.write_wait_s: float = SQLITE_BUSY_S
+        self.health = DatabaseHealth()
 
     @property
     def dialect(self) -> str:
@@ -75,8 +90,10 @@ class Database:
     def run(self, work: Callable[[Connection], T], *, what: str, read_only: bool = False) -> T:
         """Run ``work`` in one transaction; run it again on deadlock/lock timeout (bounded).
 
-        ``work`` must be safe to run again: it sees a fresh transaction each time. Any other
-        error is raised at once. ``what`` names the operation in logs and errors.
+        ``work`` must be safe to run again: it sees a fresh transaction each time. A database
+        that cannot be reached raises ``DatabaseUnavailable`` (and is logged once, by
+        ``health``, until it answers again); any other error is raised at once. ``what`` names
+        the operation in logs and errors.
         ``read_only`` (SQLite): a plain deferred transaction that never waits for writers (WAL),
         instead of queueing for the write lock like every other transaction.
         """
@@ -84,21 +101,27 @@ class Database:
         for attempt in range(1, self.attempts + 1):
             try:
                 with self._writing(read_only, what), engine.begin() as conn:
-                    return work(conn)
-            except DBAPIError as exc:
-                if not is_retryable(exc) or attempt == self.attempts:
-                    if is_retryable(exc):
-                        raise DatabaseError(
-                            f"{what}: still conflicting after {attempt} attempts"
-                        ) from exc
-                    if isinstance(exc, OperationalError):  # unreachable, gone away, locked...
-                        raise DatabaseError(f"{what}: {exc.orig}") from exc
+                    result = work(conn)
+            except (DBAPIError, PoolTimeout, DisconnectionError) as exc:
+                if is_unreachable(exc):
+                    down_for = self.health.failed(what, _cause(exc))
+                    raise DatabaseUnavailable(
+                        f"{what}: the database is unreachable ({_cause(exc)})", down_for_s=down_for
+                    ) from exc
+                if not is_retryable(exc):
                     raise
+                if attempt == self.attempts:
+                    raise DatabaseError(
+                        f"{what}: still conflicting after {attempt} attempts"
+                    ) from exc
                 with self._lock:
                     self._retries += 1
                 delay = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.5)  # noqa: S311
-                log.debug("%s: retrying after %s (attempt %d)", what, exc.orig, attempt)
+                log.debug("%s: retrying after %s (attempt %d)", what, _cause(exc), attempt)
                 time.sleep(delay)
+            else:
+                self.health.succeeded()
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
@@ -119,6 +142,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _cause(exc: BaseException) -> str:
+    """The driver's own words (``(2003, "Can't connect ...")``), without SQLAlchemy's SQL echo."""
+    orig = getattr(exc, "orig", None)
+    return str(orig) if orig is not None else str(exc).split("\n", 1)[0]
 
 
 def _sqlite_setup(engine: Engine) -> None:
