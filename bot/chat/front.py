@@ -25,7 +25,7 @@ from bot.chat.work import ChatWork
 from bot.chat.work_pool import WorkPool, delivery_key
 from bot.domain.buttons import CLOCK_ACTIONS, ButtonAction
 from bot.domain.commands import CommandError, Help, ParseContext, parse_command
-from bot.domain.errors import IslandbotError
+from bot.domain.errors import DatabaseUnavailable, IslandbotError, log_failure
 from bot.domain.records import Accepted, Caller, ClockRecord
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.intake import Intake
@@ -132,7 +132,10 @@ class ChatFront:
     def _accept(self, key: str, kind: str, payload: dict[str, Any]) -> str | None:
         try:
             first = self.intake.accept(key, kind, payload)
-        except IslandbotError as exc:  # the database is down: take nothing we cannot keep
+        except DatabaseUnavailable as exc:  # take nothing we cannot keep, and say why
+            log.debug("request %s not accepted: %s", key, exc)
+            return island_text.database_down(exc.down_for_s)
+        except IslandbotError as exc:  # the database is locked for too long
             log.warning("request %s not accepted: %s", key, exc)
             return island_text.BUSY
         if not first:
@@ -145,7 +148,15 @@ class ChatFront:
     # ---- the work, after the answer ---------------------------------------------------------
 
     def carry_out(self, key: str) -> None:
-        """Claim the request and do it; nothing when another worker has it or it is done."""
+        """Claim the request and do it; nothing when another worker has it or it is done. An
+        expected fault (the database or the cluster down, a lost claim) leaves it unfinished:
+        ``recover`` carries it out later, here or on another replica."""
+        try:
+            self._carry_out(key)
+        except IslandbotError as exc:
+            log_failure(log, f"request {key} not carried out now (it is kept)", exc)
+
+    def _carry_out(self, key: str) -> None:
         accepted = self.intake.claim(key, ttl=CLAIM_TTL)
         if accepted is None:
             return
@@ -157,10 +168,9 @@ class ChatFront:
             return
         try:
             self._dispatch(accepted, reply)
-        except IslandbotError as exc:  # a lost claim, the database or the cluster down
-            log.warning("request %s not carried out now: %s", key, exc)
-            return  # it stays unfinished: recovered later, by this replica or another
-        except Exception:
+        except IslandbotError:
+            raise
+        except Exception:  # a bug of ours: doing it again would fail again
             log.exception("request %s (%s) failed", key, accepted.kind)
             self.work.tell(reply, island_text.SORRY)
         self.intake.done(accepted.ticket)

@@ -28,9 +28,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 
 from bot.app.reconcile.engine import LifecycleEngine, TickReport
+from bot.domain.errors import log_failure
 from bot.domain.time_source import utcnow
 from bot.infra import metrics
-from bot.infra.storage.lease import Deposed, LeaderLease
+from bot.infra.storage.lease import LeaderLease
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,8 @@ class LifecycleService:
                 return
             try:
                 job()
-            except Exception:
-                log.exception("job %s failed", name)
+            except Exception as exc:
+                log_failure(log, f"job {name} failed", exc)
 
         self._extra.append((on_leader, name, seconds))
 
@@ -147,9 +148,9 @@ class LifecycleService:
     def _renew(self) -> None:
         try:
             self.lease.try_acquire()
-        except Exception:  # the database may be restarting: keep trying
-            log.exception("renewing the leader lease failed")
-            self.lease.is_leader = False
+        except Exception as exc:  # the database may be restarting: keep trying
+            log_failure(log, "renewing the leader lease failed", exc)
+            self.lease.lapse(f"its lease could not be renewed ({type(exc).__name__})")
 
     def _tick(self) -> None:
         if not self.lease.is_leader:
@@ -187,8 +188,8 @@ class LifecycleService:
             return
         try:
             self.engine.probe_ready()
-        except Exception:
-            log.exception("probing ready islands failed")
+        except Exception as exc:
+            log_failure(log, "probing ready islands failed", exc)
 
     def _delivery_loop(self) -> None:
         """Notices go out right after a tick that changed something, and at least every
@@ -205,11 +206,8 @@ class LifecycleService:
         began = time.monotonic()
         try:
             sent = self.engine.deliver()
-        except Deposed as exc:  # another replica leads now: its deliveries take over
-            log.warning("delivering notices stopped: %s", exc)
-            return
-        except Exception:
-            log.exception("delivering notices failed")
+        except Exception as exc:  # Deposed: another replica leads now, its deliveries take over
+            log_failure(log, "delivering notices stopped", exc)
             return
         took = time.monotonic() - began
         if took > SLOW_TICK_S:
@@ -222,16 +220,16 @@ class LifecycleService:
             return
         try:
             self.engine.refresh_exclusions()
-        except Exception:
-            log.exception("refreshing the ports used by NodePort services failed")
+        except Exception as exc:
+            log_failure(log, "refreshing the ports used by NodePort services failed", exc)
 
     def _housekeeping(self) -> None:
         if not self.lease.is_leader:
             return
         try:
             self.engine.housekeeping()
-        except Exception:
-            log.exception("housekeeping failed")
+        except Exception as exc:
+            log_failure(log, "housekeeping failed", exc)
 
     def poke(self) -> None:
         """Run a tick now (a person just asked for a change), and deliver the notices the
@@ -255,8 +253,8 @@ class LifecycleService:
         try:
             if self.engine.worth_an_early_tick():
                 self._tick()
-        except Exception:
-            log.exception("fast readiness check failed")
+        except Exception as exc:
+            log_failure(log, "fast readiness check failed", exc)
 
     def stop(self) -> None:
         """Graceful: let a running tick finish, stop the jobs, hand the lease over."""
@@ -269,6 +267,6 @@ class LifecycleService:
         try:
             if self.lease.is_leader:
                 self.lease.release()
-        except Exception:
-            log.exception("releasing the leader lease failed")
+        except Exception as exc:
+            log_failure(log, "releasing the leader lease failed", exc)
         log.info("lifecycle loop stopped after %d ticks", self.stats.ticks)

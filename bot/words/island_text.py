@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from bot.domain.durations import format_duration
 from bot.domain.records import CapacityReport, IslandRecord, LogTail
 from bot.words.formatting import escape, island_ref, relative_time, utc_time
 
@@ -39,6 +40,19 @@ SORRY = (
 
 
 BUSY = "islandbot is very busy right now: nothing was done. Try again in a minute."
+
+
+DATABASE_DOWN = "islandbot cannot reach its database"
+
+
+def database_down(down_for_s: float) -> str:
+    """A request turned away because the bot's database does not answer."""
+    since = format_duration(timedelta(seconds=int(down_for_s)))
+    return (
+        f"{DATABASE_DOWN}{f' (for {since} now)' if down_for_s >= 1 else ''}, so this was not "
+        "done. Try again in a minute or two; what it accepted before is kept and carried out "
+        "once the database is back."
+    )
 
 
 def button_extend(step: str) -> str:

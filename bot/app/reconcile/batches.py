@@ -13,10 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from bot.app.reconcile.apply import Applier
-from bot.domain.errors import IslandbotError
+from bot.domain.errors import IslandbotError, log_failure
 from bot.domain.lifecycle_rules import Decision
 from bot.domain.records import IslandRecord
-from bot.infra.kubernetes.errors import KubeError
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,8 @@ class Batches:
         try:
             if self._run(self.applier.create_many, creates, now, lambda _why: None):
                 self.on_written()
-        except Exception:  # the next tick decides again
-            log.exception("creating %d pods failed", len(creates))
+        except Exception as exc:  # the next tick decides again
+            log_failure(log, f"creating {len(creates)} pods failed", exc)
         finally:
             with self._lock:
                 self._in_flight.difference_update(island.id for island, _ in creates)
@@ -85,9 +84,9 @@ class Batches:
     ) -> int:
         try:
             written, failed = carry_out(changes, now, self._requests().map)
-        except (KubeError, IslandbotError) as exc:
+        except IslandbotError as exc:  # the cluster or the database: the next tick decides again
             report(f"{len(changes)} islands: {exc}")
-            log.warning("carrying out the decisions on %d islands: %s", len(changes), exc)
+            log_failure(log, f"carrying out the decisions on {len(changes)} islands", exc)
             return 0
         for island_id, why in failed:
             report(f"island {island_id}: {why}")

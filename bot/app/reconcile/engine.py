@@ -26,7 +26,7 @@ from bot.app.reconcile.deliver import Deliverer, DeliveryPolicy
 from bot.app.reconcile.pod_facts import FactsCache
 from bot.app.reconcile.probes import Prober, Probes
 from bot.app.reconcile.sweep import sweep
-from bot.domain.errors import IslandbotError
+from bot.domain.errors import log_failure
 from bot.domain.lifecycle_rules import Decision, Limits, decide
 from bot.domain.podspec import REGISTER_TOKEN_ENV
 from bot.domain.records import IslandRecord
@@ -34,7 +34,6 @@ from bot.domain.registration import token_hash
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.kubernetes.client import Kube
-from bot.infra.kubernetes.errors import KubeError
 from bot.infra.kubernetes.templates import TemplateSet
 from bot.infra.kubernetes.views import ClusterSnapshot, PodView
 from bot.infra.storage.allocation import Allocator
@@ -174,18 +173,15 @@ class LifecycleEngine:
         report = TickReport()
         try:
             self._reconcile(report)
-        except (KubeError, IslandbotError) as exc:
-            report.errors.append(f"{type(exc).__name__}: {exc}")
-            log.warning("reconcile tick: %s", exc)
         except Exception as exc:  # a tick must never kill the loop
             report.errors.append(f"{type(exc).__name__}: {exc}")
-            log.exception("reconcile tick failed")
+            log_failure(log, "reconcile tick failed", exc)
         if self.inline_delivery:
             try:
                 report.notices_sent = self.deliver()
             except Exception as exc:
                 report.errors.append(f"deliver: {type(exc).__name__}: {exc}")
-                log.exception("delivering notices failed")
+                log_failure(log, "delivering notices failed", exc)
         report.duration_s = time.monotonic() - began
         return report
 

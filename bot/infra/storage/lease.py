@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain.errors import IslandbotError
+from bot.domain.errors import IslandbotError, log_failure
 from bot.infra.storage.database import Database, database_now
 from bot.infra.storage.tables import Lease
 
@@ -57,16 +57,21 @@ class LeaderLease:
             leading = self.db.run(self._acquire, what="leader lease")
         except IntegrityError:  # two replicas created the row at once; the other won
             leading = False
-        if leading != self.is_leader:
-            log.info(
-                "%s %s leadership of %s (epoch %d)",
-                self.holder,
-                "took" if leading else "lost",
-                self.name,
-                self.epoch,
-            )
+        if leading and not self.is_leader:
+            log.info("%s took leadership of %s (epoch %d)", self.holder, self.name, self.epoch)
+        elif self.is_leader and not leading:
+            self.lapse("another replica holds its lease now")
         self.is_leader = leading
         return leading
+
+    def lapse(self, why: str) -> None:
+        """Stop acting as the holder (this replica can no longer be sure it holds the lease),
+        saying so once: a leader that stops leading is worth a line in the log."""
+        if self.is_leader:
+            log.warning(
+                "%s stopped leading %s (epoch %d): %s", self.holder, self.name, self.epoch, why
+            )
+        self.is_leader = False
 
     def _acquire(self, conn: Connection) -> bool:
         now = database_now(conn)
@@ -118,7 +123,7 @@ class LeaderLease:
             or int(row.epoch) != self.epoch
             or row.expires_at <= database_now(conn)
         ):
-            self.is_leader = False
+            self.lapse("its lease expired or changed hands while it worked")
             raise Deposed(f"{self.holder} no longer holds {self.name} (epoch {self.epoch})")
 
     @contextlib.contextmanager
@@ -131,8 +136,8 @@ class LeaderLease:
             while not stop.wait(self.ttl.total_seconds() / 3):
                 try:
                     self.try_acquire()
-                except IslandbotError as exc:
-                    log.warning("renewing %s failed: %s", self.name, exc)
+                except Exception as exc:  # never end silently: try again at the next turn
+                    log_failure(log, f"renewing {self.name} failed", exc)
 
         keeper = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
         keeper.start()
