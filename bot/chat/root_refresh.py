@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.chat.output import Blocks, ChatError, ChatOutput
-from bot.domain.errors import IslandbotError
+from bot.domain.errors import DatabaseUnavailable, IslandbotError
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +33,37 @@ Render = Callable[[str, str], Rendered | None]  # (channel, ts) -> what it shoul
 
 class RootRefresher:
     def __init__(
-        self, sender: ChatOutput, render: Render, *, linger_s: float = 0.25, max_wait_s: float = 10
+        self,
+        sender: ChatOutput,
+        render: Render,
+        *,
+        linger_s: float = 0.25,
+        max_wait_s: float = 10,
+        retry_s: float = 5,
     ) -> None:
         """``linger_s``: how long a first mark waits for more before the worker starts (the
         notices of one delivery round arrive within it); ``max_wait_s``: the longest a
-        ``retry_after`` is waited in place."""
+        ``retry_after`` is waited in place; ``retry_s``: how long a message whose state cannot
+        be read now (the database unreachable) waits before it is tried again."""
         self.sender = sender
         self.render = render
         self.linger_s = linger_s
         self.max_wait_s = max_wait_s
+        self.retry_s = retry_s
         self._lock = threading.Condition()
-        self._marked: dict[tuple[str, str], float] = {}  # insertion order: oldest mark first
+        self._marked: dict[tuple[str, str], float] = {}  # message -> when it is due
         self._busy: tuple[str, str] | None = None
         self._shown: dict[tuple[str, str], str] = {}  # what each message was last rewritten to
         self._worker: threading.Thread | None = None
         self._closed = False
         self.rewrites = 0  # calls made (for tests and benchmarks)
 
-    def mark(self, channel: str, ts: str) -> None:
+    def mark(self, channel: str, ts: str, *, after_s: float = 0.0) -> None:
+        """``ts`` in ``channel`` shows an old state: rewrite it (not before ``after_s``)."""
         with self._lock:
             if self._closed:
                 return
-            self._marked.setdefault((channel, ts), time.monotonic())
+            self._marked.setdefault((channel, ts), time.monotonic() + after_s)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="root-refresh", daemon=True)
                 self._worker.start()
@@ -94,7 +103,7 @@ class RootRefresher:
                     self._lock.wait(1.0)
                 if self._closed:
                     return
-                target, marked_at = next(iter(self._marked.items()))
+                target, marked_at = min(self._marked.items(), key=lambda item: item[1])
                 wait = marked_at + self.linger_s - time.monotonic()
                 if wait > 0:
                     self._lock.wait(wait)
@@ -103,6 +112,8 @@ class RootRefresher:
                 self._busy = target
             try:
                 self._rewrite(target)
+            except Exception:  # a bug of ours: this message is left, the worker goes on
+                log.exception("root message %s in %s not updated", target[1], target[0])
             finally:
                 with self._lock:
                     self._busy = None
@@ -128,6 +139,8 @@ class RootRefresher:
             if exc.retry_after:  # the chat asked to wait: mark it again after that
                 time.sleep(min(float(exc.retry_after), self.max_wait_s))
                 self.mark(channel, ts)
+        except DatabaseUnavailable:  # told once by the database boundary: try again later
+            self.mark(channel, ts, after_s=self.retry_s)
         except IslandbotError as exc:
             log.warning("root message %s in %s not updated: %s", ts, channel, exc)
 

@@ -3,6 +3,7 @@ none when nothing changed; the tier's limit respected (through the real SDK and 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.chat.root_refresh import Rendered, RootRefresher
 from bot.chat.slack.sender import ChannelQueues, SlackSender, TierPacer, web_client
+from bot.domain.errors import DatabaseUnavailable
 from tests import fakeslack
 from tests.fakeslack import FakeSlack
 
@@ -106,3 +108,60 @@ def test_the_fake_answers_429_with_retry_after_to_a_client_over_the_tier(
     assert caught.value.response.status_code == 429
     assert int(caught.value.response.headers["Retry-After"]) >= 1
     assert fake.rate_limited_by["chat.update"] == 1
+
+
+def test_the_worker_survives_a_failure_of_ours_and_rewrites_what_is_marked_next(
+    fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in rendering one message (any exception, not only the chat's or the database's)
+    is logged with its traceback; the worker goes on, so every later mark is still rewritten
+    (issue 21, defect 2: it used to die for good, leaving every root message stale)."""
+    sender = slack(fake)
+    broken, fine = sender.post("C0TEAM", "broken 0"), sender.post("C0TEAM", "state 0")
+    state = State()
+
+    def render(channel: str, ts: str) -> Rendered:
+        if ts == broken:
+            raise KeyError("a bug while rendering")
+        return state.render(channel, ts)
+
+    roots = RootRefresher(sender, render, linger_s=0.05)
+    roots.mark("C0TEAM", broken)
+    assert roots.idle(10)
+    state.n = 1
+    roots.mark("C0TEAM", fine)
+    assert roots.idle(10)
+    assert [p["text"] for p in fake.posts("C0TEAM")] == ["broken 0", "state 1"]
+    failures = [r for r in caplog.records if r.exc_info and "broken" not in r.getMessage()]
+    assert len(failures) == 1 and isinstance(failures[0].exc_info[1], KeyError)  # type: ignore[index]
+    roots.close()
+
+
+def test_a_message_whose_state_cannot_be_read_now_is_rewritten_once_it_can(
+    fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database unreachable while rendering: the mark is kept and tried again, without a
+    line in the log per try (the database boundary reports the outage once)."""
+    sender = slack(fake)
+    ts = sender.post("C0TEAM", "state 0")
+    state = State()
+    down = threading.Event()
+    down.set()
+    tries = []
+
+    def render(channel: str, ts: str) -> Rendered:
+        tries.append(ts)
+        if down.is_set():
+            if len(tries) >= 3:
+                down.clear()
+            raise DatabaseUnavailable("render: the database is unreachable")
+        return state.render(channel, ts)
+
+    roots = RootRefresher(sender, render, linger_s=0.05, retry_s=0.05)
+    state.n = 1
+    roots.mark("C0TEAM", ts)
+    assert roots.idle(10)
+    assert len(tries) == 4
+    assert fake.posts("C0TEAM")[0]["text"] == "state 1"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    roots.close()
