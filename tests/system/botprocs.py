@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ from tests import fakeslack
 from tests.fakeslack import FakeSlack
 from tests.kube_access import BOT_ACCOUNT, SHIPPED_RBAC
 from tests.paths import ROOT
+
+REFUSED = (island_text.BUSY, island_text.DATABASE_DOWN)  # answers that accepted nothing
 
 ISLANDBOT = str(Path(sys.executable).parent / "islandbot")
 NODES = ";".join(f"dev-{i}:branch=dev,memory=64Gi,pods=200,ip=127.0.0.{i + 1}" for i in range(1, 4))
@@ -211,7 +215,8 @@ class Sent:
     user: str
     text: str
     channel: str
-    answered: bool = False  # some delivery of it got a 200 (and not "busy")
+    answered: bool = False  # some delivery of it got a 200 that accepted it
+    refused: bool = False  # it got a 200 that turned it away (busy, the database down)
     deliveries: int = 0
     answer: str = ""
 
@@ -254,9 +259,10 @@ class Driver:
             try:
                 with urllib.request.urlopen(request, timeout=3) as response:
                     text_back = response.read().decode()
-                    if response.status == 200:
+                    if response.status == 200:  # final: Slack never sends an answered one again
                         record.answer = text_back
-                        record.answered = island_text.BUSY not in text_back
+                        record.refused = any(r in text_back for r in REFUSED)
+                        record.answered = not record.refused
                         return record
             except (OSError, urllib.error.HTTPError):
                 pass
@@ -266,6 +272,41 @@ class Driver:
     def answered(self, verb: str) -> list[Sent]:
         with self._lock:
             return [s for s in self.sent if s.answered and s.text.split()[0] == verb]
+
+    def refused(self, verb: str) -> list[Sent]:
+        with self._lock:
+            return [s for s in self.sent if s.refused and s.text.split()[0] == verb]
+
+
+def traffic(
+    driver: Driver,
+    db: Database,
+    rng: random.Random,
+    stop: threading.Event,
+    channels: Sequence[str],
+) -> None:
+    """A start from a new user every so often, and now and then an owner's stop (of an island
+    ``db``, the test's own connection, shows ready)."""
+    users = 0
+    asked_to_stop: set[int] = set()
+    with ThreadPoolExecutor(6) as pool:
+        while not stop.is_set():
+            if rng.random() < 0.3:
+                with db.engine.connect() as conn:
+                    live = [
+                        (i.id, i.owner_id)
+                        for i in conn.execute(
+                            select(Island.id, Island.owner_id).where(Island.state == "ready")
+                        )
+                        if i.id not in asked_to_stop
+                    ]
+                if live:
+                    island_id, owner = rng.choice(sorted(live))
+                    asked_to_stop.add(island_id)
+                    pool.submit(driver.command, owner, f"stop {island_id}", rng.choice(channels))
+            users += 1
+            pool.submit(driver.command, f"U0CHAOS{users:04d}", "start dev", rng.choice(channels))
+            stop.wait(rng.uniform(0.2, 1.0))
 
 
 def key_of(message: dict[str, Any]) -> str | None:
@@ -306,6 +347,8 @@ def check_settled(
     assert sorted(s.user for s in starts) == sorted({s.user for s in starts})
     missing = [s.user for s in starts if by_owner[s.user] != 1]
     assert not missing, f"acknowledged starts without exactly one island: {missing}"
+    done_anyway = [s.user for s in driver.refused("start") if by_owner[s.user]]
+    assert not done_anyway, f"starts turned away that started an island: {done_anyway}"
     assert len(islands) <= len(driver.sent)
     stopped = {i.id for i in islands if i.state == "stopped"}
     for stop in stops:

@@ -18,47 +18,28 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from bot.infra.storage.database import Database
-from bot.infra.storage.tables import Island
 from tests import fakeslack
 from tests.dbutil import migrated, scratch_mysql_database
 from tests.fakeslack import FakeSlack
-from tests.system.botprocs import Bot, Driver, bot_env, check_settled, cluster, free_port, settled
+from tests.system.botprocs import (
+    Bot,
+    Driver,
+    bot_env,
+    check_settled,
+    cluster,
+    free_port,
+    settled,
+    traffic,
+)
 
 SEED = int(os.environ.get("ISLANDBOT_CHAOS_SEED", "20261201"))
 KILLS = int(os.environ.get("ISLANDBOT_CHAOS_KILLS", "15"))
 CHANNELS = [f"C0CHAOS{i}" for i in range(8)]  # each channel is paced at ~1 post a second
 PORTS = "36300-36899"  # 200 blocks
-
-
-def traffic(driver: Driver, db: Database, rng: random.Random, stop: threading.Event) -> None:
-    """A start from a new user every so often, and now and then an owner's stop."""
-    users = 0
-    asked_to_stop: set[int] = set()
-    with ThreadPoolExecutor(6) as pool:
-        while not stop.is_set():
-            if rng.random() < 0.3:
-                with db.engine.connect() as conn:
-                    live = [
-                        (i.id, i.owner_id)
-                        for i in conn.execute(
-                            select(Island.id, Island.owner_id).where(Island.state == "ready")
-                        )
-                        if i.id not in asked_to_stop
-                    ]
-                if live:
-                    island_id, owner = rng.choice(sorted(live))
-                    asked_to_stop.add(island_id)
-                    pool.submit(driver.command, owner, f"stop {island_id}", rng.choice(CHANNELS))
-            users += 1
-            pool.submit(driver.command, f"U0CHAOS{users:04d}", "start dev", rng.choice(CHANNELS))
-            stop.wait(rng.uniform(0.2, 1.0))
 
 
 def burst(driver: Driver, rng: random.Random, first_user: int, count: int) -> None:
@@ -88,7 +69,9 @@ def test_sigkilled_bots_lose_nothing_and_announce_everything_once(
         assert bot.up(), (tmp_path / "bot.log").read_text()[-3000:]
         driver = Driver(fake, [bot])
         stop = threading.Event()
-        sender = threading.Thread(target=traffic, args=(driver, db, rng, stop), daemon=True)
+        sender = threading.Thread(
+            target=traffic, args=(driver, db, rng, stop, CHANNELS), daemon=True
+        )
         sender.start()
         bursts = 0
         try:
