@@ -41,9 +41,8 @@ from bot.domain.time_source import Clock, utcnow
 from bot.infra.kubernetes.client import Kube
 from bot.infra.kubernetes.errors import KubeError
 from bot.infra.storage.audit import AuditLog
-from bot.infra.storage.clock_requests import PENDING, ClockRequests
+from bot.infra.storage.clock_requests import APPLYING, PENDING, ClockRequests
 from bot.infra.storage.database import Database
-from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
 from bot.words import clock_text, formatting, refusals
 
@@ -77,7 +76,6 @@ class ClockActions:
         self.settings = settings or ClockSettings()
         self.clock = clock
         self.requests = ClockRequests(db, clock=clock)
-        self.islands = IslandStore(db, clock=clock)
         self.audit = AuditLog(db, clock=clock)
 
     # ---- reading -------------------------------------------------------------------------------
@@ -189,7 +187,8 @@ class ClockActions:
 
     def _apply(self, request: ClockRecord, *, actor: str) -> ClockRecord:
         """Carry out a request being applied; one at a time per island (a lease in the
-        database, so two replicas cannot interleave their writes to one clock file)."""
+        database, so two replicas cannot interleave their writes to one clock file), and
+        once: the request is read again under the lease (see ``_apply_locked``)."""
         lease = self._lease(request.island_id)
         deadline = time.monotonic() + 30
         while not lease.try_acquire():
@@ -204,7 +203,9 @@ class ClockActions:
 
     def resume_stuck(self) -> None:
         """Changes left being applied by a replica that died (no one holds their island's
-        clock lease): carried out now. A job of the leader's."""
+        clock lease): carried out now. A job of the leader's. Its list may be stale by the
+        time it has the lease (a slow apply that finished meanwhile released it): a request
+        settled since is left as it is."""
         for request in self.requests.applying(older_than=timedelta(minutes=2)):
             lease = self._lease(request.island_id)
             if not lease.try_acquire():
@@ -214,7 +215,19 @@ class ClockActions:
                 self._apply_locked(request, str(request.decided_by or request.requested_by))
 
     def _apply_locked(self, request: ClockRecord, actor: str) -> ClockRecord:
-        island = self.islands.get(request.island_id)
+        """Carry out ``request`` holding its island's clock lease. It is read again first,
+        with the island: another applier may have settled it since ``request`` was read (the
+        leader's resume and a slow apply, each after the other released the lease), and a
+        relative shift applied twice would move the clock twice."""
+        request, island = self.requests.with_island(request)
+        if request.state != APPLYING:
+            log.info(
+                "island %d: clock request %d already %s: not applied again",
+                request.island_id,
+                request.id,
+                request.state,
+            )
+            return request
         now = self.clock()
         current = island.clock_offset_s
         if request.kind == WhenKind.ABSOLUTE and request.target_at is not None:
@@ -263,15 +276,32 @@ class ClockActions:
             },
         )
         try:
-            return self.requests.applied(
+            record, won = self.requests.applied(
                 request, actor=actor, from_s=from_s, to_s=to_s, notice=notice, state=state
             )
         except Conflict as exc:  # its pod was created (or it stopped) meanwhile
             return self._failed(request, actor, refusals.text(exc))
+        if not won:
+            self._lost(record)
+        return record
 
     def _failed(self, request: ClockRecord, actor: str, error: str) -> ClockRecord:
         notice = (Notice.CLOCK_FAILED, {"by": request.requested_by, "error": error[:300]})
-        return self.requests.failed(request, actor=actor, error=error, notice=notice)
+        record, won = self.requests.failed(request, actor=actor, error=error, notice=notice)
+        if not won:
+            self._lost(record)
+        return record
+
+    @staticmethod
+    def _lost(record: ClockRecord) -> None:
+        """Another applier recorded the request's result first: that one stands (and was
+        announced); the request as it stands is what the caller gets."""
+        log.warning(
+            "island %d: clock request %d was settled meanwhile (%s): this result not recorded",
+            record.island_id,
+            record.id,
+            record.state,
+        )
 
     def _shown(self, now: datetime, offset_s: int) -> str:
         return formatting.clock_time(now + timedelta(seconds=offset_s), self.settings.tz)

@@ -106,6 +106,21 @@ class ClockRequests:
 
         return self.db.run(read, what="clock requests being applied", read_only=True)
 
+    def with_island(self, request: ClockRecord) -> tuple[ClockRecord, IslandRecord]:
+        """The request as it stands now (``request`` may be a stale copy) and its island: what
+        an applier holding the island's clock lease works from. A request no longer
+        ``applying`` was settled meanwhile and is not to be applied again; one still
+        ``applying`` comes with the island's offset from before it was applied."""
+
+        def read(conn: Connection) -> tuple[ClockRecord, IslandRecord]:
+            # the island first: ``applied`` moves the offset and settles the request in one
+            # transaction, so a request still applying when read second was not yet applied
+            # when the island was read (also under READ COMMITTED, where each read is fresh)
+            island = read_island(conn, request.island_id)
+            return _load(conn, request.id), island
+
+        return self.db.run(read, what="clock request to apply", read_only=True)
+
     # ---- asking and deciding ------------------------------------------------------------------
 
     def ask(
@@ -282,28 +297,35 @@ class ClockRequests:
         to_s: int,
         notice: NoticeSpec,
         state: IslandState,
-    ) -> ClockRecord:
+    ) -> tuple[ClockRecord, bool]:
         """The island's clock moved: its recorded offset, the request, the notice, the audit;
-        only while the island is still in ``state`` (a pod created meanwhile started on the
-        old offset: then ``Conflict``, and nothing is written)."""
+        only while the request is still being applied (``request`` may be a stale copy) and
+        the island still in ``state`` (a pod created meanwhile started on the old offset: then
+        ``Conflict``, and nothing is written). Returns the request as it now stands and
+        whether this call recorded the result: False when another applier settled it first
+        (then nothing is written, announced or audited)."""
 
-        def write(conn: Connection) -> ClockRecord:
+        def write(conn: Connection) -> tuple[ClockRecord, bool]:
             now = self.clock()
+            if not _settle(
+                conn,
+                request.id,
+                state="applied",
+                applied_at=now,
+                from_offset_s=from_s,
+                to_offset_s=to_s,
+            ):
+                return _load(conn, request.id), False
             moved = conn.execute(
                 update(Island)
                 .where(Island.id == request.island_id, Island.state == state.value)
                 .values(clock_offset_s=to_s)
             ).rowcount
-            if not moved:
+            if not moved:  # raised: the request's update above is rolled back with it
                 current = read_island(conn, request.island_id)
                 raise Conflict(
                     Refusal.CLOCK_NOT_NOW, island_id=current.id, state=current.state.value
                 )
-            conn.execute(
-                update(ClockRequest)
-                .where(ClockRequest.id == request.id)
-                .values(state="applied", applied_at=now, from_offset_s=from_s, to_offset_s=to_s)
-            )
             outbox.add(conn, request.island_id, [notice], at=now)
             audit.record(
                 conn,
@@ -315,22 +337,21 @@ class ClockRequests:
                 ),
                 at=now,
             )
-            return _load(conn, request.id)
+            return _load(conn, request.id), True
 
         return self.db.run(write, what="clock result")
 
     def failed(
         self, request: ClockRecord, *, actor: str, error: str, notice: NoticeSpec
-    ) -> ClockRecord:
-        """The change could not be made: the offset stays; the request says why."""
+    ) -> tuple[ClockRecord, bool]:
+        """The change could not be made: the offset stays; the request says why. Only while
+        the request is still being applied; returns it as it now stands and whether this call
+        recorded the failure (False: another applier settled it first, nothing written)."""
 
-        def write(conn: Connection) -> ClockRecord:
+        def write(conn: Connection) -> tuple[ClockRecord, bool]:
             now = self.clock()
-            conn.execute(
-                update(ClockRequest)
-                .where(ClockRequest.id == request.id)
-                .values(state="failed", failure_reason=error[:1000])
-            )
+            if not _settle(conn, request.id, state="failed", failure_reason=error[:1000]):
+                return _load(conn, request.id), False
             outbox.add(conn, request.island_id, [notice], at=now)
             audit.record(
                 conn,
@@ -343,6 +364,17 @@ class ClockRequests:
                 ),
                 at=now,
             )
-            return _load(conn, request.id)
+            return _load(conn, request.id), True
 
         return self.db.run(write, what="clock result")
+
+
+def _settle(conn: Connection, request_id: int, **values: Any) -> bool:
+    """The request's result, written only if it is still being applied (a conditional
+    UPDATE: of two appliers, one wins); True when this one did."""
+    settled = conn.execute(
+        update(ClockRequest)
+        .where(ClockRequest.id == request_id, ClockRequest.state == APPLYING)
+        .values(**values)
+    ).rowcount
+    return bool(settled)
