@@ -19,6 +19,7 @@ from bot.infra.kubernetes.templates import load_templates
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
+from bot.infra.storage.lease import LeaderLease
 from kubesim import KubeSim, NodeSpec, SimConfig
 from tests.memory_notifier import MemoryNotifier
 
@@ -81,7 +82,9 @@ class World:
         )
         self.engine = self.new_engine()
 
-    def new_engine(self, prober: Prober | None = None) -> LifecycleEngine:
+    def new_engine(
+        self, prober: Prober | None = None, lease: LeaderLease | None = None
+    ) -> LifecycleEngine:
         return LifecycleEngine(
             db=self.db,
             kube=self.kube,
@@ -91,6 +94,7 @@ class World:
             settings=self.settings,
             clock=self.clock,
             prober=prober,
+            lease=lease,
         )
 
     def start(

@@ -98,6 +98,8 @@ class Applier:
         pod could not be deleted changes nothing. Returns how many were written and the
         islands that failed, with why."""
         deleting = [(island, decision) for island, decision in items if decision.delete_pod]
+        if deleting:  # a pod deleted cannot be taken back: only while this replica leads
+            self.rows.check_leading()
 
         def delete(item: tuple[IslandRecord, Decision]) -> Exception | None:
             try:

@@ -96,12 +96,13 @@ class LifecycleEngine:
         prober: Prober | None = None,
         lease: LeaderLease | None = None,
     ) -> None:
-        """``lease``: the leader's; notices are delivered only while it holds it."""
+        """``lease``: the leader's; the tick's decisions are written, pods deleted and notices
+        delivered only while it holds it."""
         self.kube = kube
         self.allocator = allocator
         self.settings = s = settings or LifecycleSettings()
         self.clock = clock
-        self.rows = ReconcileRows(db, clock=clock)
+        self.rows = ReconcileRows(db, clock=clock, fence=None if lease is None else lease.fence)
         self.outbox = Outbox(db, clock=clock)
         self.probes = Probes(
             prober or (lambda targets: probe_ports(targets, timeout=s.probe_timeout_s)),

@@ -31,17 +31,26 @@ def sweep(
     for island_id in rows.stopped_holding_ports():
         if island_id not in snapshot.pods:
             applier.release(island_id)
-    for island_id, view in snapshot.pods.items():
-        if island_id in live or view.deleting:
-            continue
-        created = _parse_time(view.created_at)
-        if created is not None and now - created < orphan_grace:
-            continue
-        log.warning("deleting orphan pod %s (island %s is not live)", view.name, island_id)
+    orphans = [
+        view
+        for island_id, view in snapshot.pods.items()
+        if island_id not in live
+        and not view.deleting
+        and not _young(view.created_at, now, orphan_grace)
+    ]
+    if orphans:  # ``live`` may be a deposed leader's stale view: only while leading
+        rows.check_leading()
+    for view in orphans:
+        log.warning("deleting orphan pod %s (island %s is not live)", view.name, view.island_id)
         try:
             kube.delete_pod(view.name)
         except KubeError as exc:
             report_error(f"orphan {view.name}: {exc}")
+
+
+def _young(created_at: str | None, now: datetime, grace: timedelta) -> bool:
+    created = _parse_time(created_at)
+    return created is not None and now - created < grace
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -4,7 +4,7 @@ whose ports were never released."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +21,25 @@ Versioned = Mapping[int, tuple[int, IslandRecord]]  # island id -> (row version,
 _LIVE = [s.value for s in LIVE_STATES]
 _WAITING = [s.value for s in (IslandState.CREATING, IslandState.SCHEDULED, IslandState.RUNNING)]
 _CHUNK = 500  # ids per IN (...) list
+# Inside a transaction: raise unless this replica still leads (``LeaderLease.fence``)
+Fence = Callable[[Connection], None]
 
 
 class ReconcileRows:
-    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, *, clock: Clock = utcnow, fence: Fence | None = None) -> None:
+        """``fence``: the leader's; every decision of a tick is written only while it holds
+        the lease, checked in the same transaction (a leader paused past its lease, which may
+        still believe it leads, writes none)."""
         self.db = db
         self.clock = clock
+        self.fence = fence
         self._live_sql: dict[str, str] = {}  # dialect -> the (id, version) query, compiled
+
+    def check_leading(self) -> None:
+        """Raise ``Deposed`` unless this replica still leads: asked right before a change made
+        outside the database (a pod deleted), which no transaction can fence."""
+        if self.fence is not None:
+            self.db.run(self.fence, what="leader check", read_only=True)
 
     def live(self, known: Versioned) -> dict[int, tuple[int, IslandRecord]]:
         """(version, record) of every live island, lowest id first. Only ``(id, version)`` is
@@ -97,6 +109,8 @@ class ReconcileRows:
         ordered = sorted(range(len(items)), key=lambda n: items[n][0].id)
 
         def write(conn: Connection) -> list[IslandRecord | None]:
+            if self.fence is not None:
+                self.fence(conn)
             fresh: list[IslandRecord | None] = [None] * len(items)
             for n in ordered:
                 seen, change = items[n]
