@@ -76,11 +76,16 @@ class Api:
     def __init__(self, parts: ApiParts) -> None:
         self.parts = parts
         self._ready: tuple[float, int, dict[str, Any]] | None = None
-        # Wrong registration tokens: 20 a minute per address, then 429 until the minute is
-        # over. Per address, not per island: someone else's guesses never lock an island's own
-        # seed out (a token is 192 random bits: guessing is hopeless anyway; this spares the
-        # database the work).
-        self._refusals = RefusalLimit(limit=20, window_s=60)
+        # Refused registrations: 20 a minute, then 429 until the minute is over (a token is 192
+        # random bits: guessing is hopeless anyway; this spares the database the work). Wrong
+        # tokens count against the island presented, not the address: behind the NodePort
+        # Service every island of a node may come from the node's address, and one island's
+        # mistakes must not lock out its neighbours. Ids of no island count against the
+        # address (they name no island to hold them against), and only such ids are held up
+        # by it (an address held up costs a read of whether the id is an island's, not the
+        # body's). Both remember at most ``max_keys`` keys.
+        self._island_refusals = RefusalLimit(limit=20, window_s=60)
+        self._address_refusals = RefusalLimit(limit=20, window_s=60)
         self._spec: bytes | None = None
 
     def routes(self) -> list[web.RouteDef]:
@@ -109,13 +114,9 @@ class Api:
         if island_id is None:
             return _error(404, api_text.API_BAD_ISLAND_ID)
         token = _bearer(request)
-        wait = self._refusals.retry_after(request.remote)
-        if wait is not None:
-            return _error(
-                429,
-                api_text.API_TOO_MANY_REFUSALS,
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+        held_up = await self._held_up(island_id, request.remote)
+        if held_up is not None:
+            return held_up
         registration = await _read_registration(request, parts.registry.port_names)
         if isinstance(registration, web.Response):
             return registration
@@ -123,10 +124,27 @@ class Api:
             await self._run(lambda: parts.registry.register(island_id, token, registration))
         except IslandbotError as exc:
             if isinstance(exc, Unauthorized):
-                self._refusals.refused(request.remote)
+                self._island_refusals.refused(island_id)
+            elif isinstance(exc, NotFound):
+                self._address_refusals.refused(request.remote)
             return _refused(island_id, exc)
         log.info("island %d registered from %s", island_id, registration.node)
         return web.json_response({"id": island_id, "registered": True})
+
+    async def _held_up(self, island_id: int, remote: str | None) -> web.Response | None:
+        """A 429 when the island presented (or, for an id of no island, the address) had too
+        many registrations refused lately; None when the request may go on."""
+        wait = self._island_refusals.retry_after(island_id)
+        if wait is not None:
+            return _too_many(api_text.API_TOO_MANY_REFUSALS_FOR_ISLAND, wait)
+        wait = self._address_refusals.retry_after(remote)
+        if wait is None:
+            return None
+        try:
+            known = await self._run(lambda: self.parts.registry.exists(island_id))
+        except IslandbotError as exc:
+            return _refused(island_id, exc)
+        return None if known else _too_many(api_text.API_TOO_MANY_REFUSALS, wait)
 
     # ---- the registry ---------------------------------------------------------------------------
 
@@ -236,6 +254,10 @@ def _may_read(parts: ApiParts, request: web.Request) -> bool:
 
 def _unauthorized(text: str) -> web.Response:
     return web.json_response({"error": text}, status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _too_many(text: str, wait: float) -> web.Response:
+    return _error(429, text, headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def _refused(island_id: int, exc: IslandbotError) -> web.Response:

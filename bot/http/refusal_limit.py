@@ -26,6 +26,10 @@ class RefusalLimit:
         self.max_keys = max_keys
         self._seen: dict[Hashable, deque[float]] = {}
 
+    def __len__(self) -> int:
+        """How many keys are remembered (never more than ``max_keys``)."""
+        return len(self._seen)
+
     def retry_after(self, key: Hashable) -> float | None:
         """Seconds ``key`` must wait before it may try again, or None."""
         times = self._recent(key)

@@ -32,3 +32,6 @@ API_READ_UNAUTHORIZED = (
     "this bot was given"
 )
 API_TOO_MANY_REFUSALS = "too many refused registrations from this address; wait as Retry-After says"
+API_TOO_MANY_REFUSALS_FOR_ISLAND = (
+    "too many refused registrations for this island; wait as Retry-After says"
+)

@@ -1,6 +1,7 @@
 """The registration API against what networks and strangers do (issue 15, defects 3 and 10): a
 body that arrives in pieces, a chunked body, wrong tokens while the island's row is locked, and
-a client that keeps guessing."""
+a client that keeps guessing (limited per island, so that islands behind one address do not
+lock each other out: issue 21, defect 9)."""
 
 from __future__ import annotations
 
@@ -108,6 +109,46 @@ def test_a_client_that_keeps_guessing_is_slowed_down(db_url: str, tmp_path: Path
         status, body, headers = call(demo, "POST", path, REGISTRATION, "guess-20")
         assert status == 429 and "Retry-After" in body["error"]
         assert 1 <= int(headers["Retry-After"]) <= 60
-        assert call(demo, "POST", path, REGISTRATION, token)[0] == 429  # the same address
+        assert call(demo, "POST", path, REGISTRATION, token)[0] == 429  # the same island
         until(lambda: demo.islands.get(n).state == "ready")
         assert demo.islands.get(n).registered_at is None  # nothing was written for them
+
+
+def test_one_islands_wrong_tokens_do_not_lock_out_its_neighbours(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Behind the NodePort Service every island on a node comes from the node's address: the
+    limit is the presented island's, so one island's wrong tokens slow down only that island."""
+    with demo_on(db_url, tmp_path) as (demo, sim):
+        a, b = start(demo, "alice"), start(demo, "bob")
+        token_a = token_of(sim, demo.islands.get(a).pod_name)
+        token_b = token_of(sim, demo.islands.get(b).pod_name)
+        path_a, path_b = f"/api/v1/islands/{a}/register", f"/api/v1/islands/{b}/register"
+        statuses = [call(demo, "POST", path_a, REGISTRATION, f"guess-{i}")[0] for i in range(20)]
+        assert statuses == [401] * 20
+        # island B, from the same address, registers at once
+        assert call(demo, "POST", path_b, REGISTRATION, token_b)[0] == 200
+        assert demo.islands.get(b).registered_at is not None
+        status, body, headers = call(demo, "POST", path_a, REGISTRATION, token_a)
+        assert status == 429 and "this island" in body["error"]  # island A itself is limited
+        assert 1 <= int(headers["Retry-After"]) <= 60
+        assert demo.islands.get(a).registered_at is None
+
+
+def test_ids_of_no_island_keep_the_limit_per_address(db_url: str, tmp_path: Path) -> None:
+    with demo_on(db_url, tmp_path) as (demo, sim):
+        n = start(demo)
+        token = token_of(sim, demo.islands.get(n).pod_name)
+        unknown = n + 1_000_000
+        statuses = [
+            call(demo, "POST", f"/api/v1/islands/{unknown + i}/register", REGISTRATION, "x")[0]
+            for i in range(20)
+        ]
+        assert statuses == [404] * 20
+        status, body, headers = call(
+            demo, "POST", f"/api/v1/islands/{unknown + 20}/register", REGISTRATION, "x"
+        )
+        assert status == 429 and "address" in body["error"]
+        assert 1 <= int(headers["Retry-After"]) <= 60
+        # an island that exists is not held up by someone else's guesses at ids
+        assert call(demo, "POST", f"/api/v1/islands/{n}/register", REGISTRATION, token)[0] == 200

@@ -91,6 +91,16 @@ class Registry:
         if self.on_registered is not None:
             self.on_registered(island_id)
 
+    def exists(self, island_id: int) -> bool:
+        """Whether an island with this id was ever started (rows are never deleted)."""
+        return self.db.run(
+            lambda conn: (
+                conn.execute(select(Island.id).where(Island.id == island_id)).first() is not None
+            ),
+            what="island exists",
+            read_only=True,
+        )
+
     def get(self, island_id: int) -> IslandRecord:
         return self.db.run(
             lambda conn: read_island(conn, island_id), what="registry island", read_only=True
