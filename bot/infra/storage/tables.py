@@ -2,7 +2,8 @@
 
 Conventions: times are stored as naive UTC and come back timezone-aware (``UTCDateTime``);
 JSON is stored as text (``JSONText``) so that SQLite and MariaDB agree on the column type.
-Rows of ``islands`` are never deleted (ids are never reused); ``audit_log`` is append-only.
+Rows of ``islands`` are never deleted (ids are never reused); ``audit_log`` is append-only;
+``outbox`` rows are deleted a week after they were sent, but their ids are never reused either.
 """
 
 from __future__ import annotations
@@ -250,6 +251,9 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_sent_at_id", "sent_at", "id"),
         Index("ix_outbox_island_id_id", "island_id", "id"),
+        # SQLite: never reuse an id, also after housekeeping deleted the highest (a notice's
+        # key is ``outbox-{id}``: a repeated id would match an old message in the chat)
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(

@@ -13,8 +13,10 @@ from alembic.runtime.migration import MigrationContext
 
 from bot.infra.storage import migrate
 from bot.infra.storage.database import Database, create_database
-from bot.infra.storage.tables import Base
+from bot.infra.storage.tables import Base, OutboxMessage
 from tests import dbutil
+from tests.infra.storage.test_allocation import make_allocator, req
+from tests.infra.storage.test_outbox import ids, queue
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
@@ -68,6 +70,24 @@ def test_the_layout_row_exists_after_upgrade(empty_db: Database) -> None:
 def test_ensure_current_upgrades_only_when_behind(empty_db: Database) -> None:
     assert migrate.ensure_current(empty_db) is True
     assert migrate.ensure_current(empty_db) is False
+
+
+def test_outbox_rebuilt_for_never_reused_ids_keeps_its_notices(empty_db: Database) -> None:
+    migrate.upgrade(empty_db, "0009")  # before outbox ids were kept from being reused (SQLite)
+    island_id = make_allocator(empty_db).allocate(req()).island_id
+    old = queue(empty_db, island_id, 3)
+    with empty_db.engine.connect() as conn:
+        before = conn.execute(sa.select(OutboxMessage.__table__)).all()
+    migrate.upgrade(empty_db)
+    assert differences(empty_db) == []
+    with empty_db.engine.begin() as conn:
+        assert conn.execute(sa.select(OutboxMessage.__table__)).all() == before
+        conn.execute(sa.delete(OutboxMessage))  # housekeeping forgot them all
+    assert min(queue(empty_db, island_id, 1)) > max(old)
+    migrate.downgrade(empty_db, "0009")
+    assert ids(empty_db) == [max(old) + 1]
+    migrate.upgrade(empty_db)
+    assert differences(empty_db) == []
 
 
 @pytest.mark.mysql

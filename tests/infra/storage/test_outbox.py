@@ -1,0 +1,64 @@
+"""The outbox in storage: a notice's id is never handed out twice, also after housekeeping
+has forgotten every notice (SQLite and MariaDB)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Connection, select, update
+
+from bot.domain.lifecycle_rules import Notice
+from bot.infra.storage import outbox
+from bot.infra.storage.database import Database
+from bot.infra.storage.outbox import Outbox
+from bot.infra.storage.tables import OutboxMessage
+from tests.infra.storage.test_allocation import T0, FakeClock, make_allocator, req
+
+KEEP = timedelta(days=7)  # what the service keeps sent notices for (``outbox_retention``)
+
+
+def queue(db: Database, island_id: int, n: int) -> list[int]:
+    """Queue ``n`` notices for the island; their ids."""
+
+    def write(conn: Connection) -> None:
+        outbox.add(conn, island_id, [(Notice.EXTENDED, {"n": i}) for i in range(n)], at=T0)
+
+    db.run(write, what="queue")
+    return ids(db)
+
+
+def ids(db: Database) -> list[int]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(select(OutboxMessage.id).order_by(OutboxMessage.id)).scalars())
+
+
+def deliver_all(box: Outbox) -> None:
+    _, pending = box.pending(limit=100)
+    for notice in pending:
+        assert box.claim(notice.id, by="test", ttl=timedelta(minutes=1), fence=None)
+        assert box.sent(notice.id, by="test")
+
+
+def age_sent(db: Database, *, by: timedelta) -> None:
+    """Move every sent notice's ``sent_at`` back (forget compares it to the database's clock)."""
+    with db.engine.begin() as conn:
+        for notice_id, sent_at in conn.execute(select(OutboxMessage.id, OutboxMessage.sent_at)):
+            conn.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == notice_id)
+                .values(sent_at=sent_at - by)
+            )
+
+
+def test_ids_of_forgotten_notices_are_never_handed_out_again(db: Database) -> None:
+    island_id = make_allocator(db, clock=FakeClock()).allocate(req()).island_id
+    box = Outbox(db)
+    old = queue(db, island_id, 3)
+    deliver_all(box)
+    age_sent(db, by=KEEP + timedelta(days=1))  # a quiet week: every notice sent 8 days ago
+    assert box.forget(keep=KEEP, keep_deliveries=timedelta(days=2))["notices"] == len(old)
+    assert ids(db) == []
+    new = queue(db, island_id, 3)
+    # a notice's key is ``outbox-{id}``: a repeated id would match an old message in the chat
+    assert not set(new) & set(old), f"ids {sorted(set(new) & set(old))} handed out again"
+    assert min(new) > max(old)
