@@ -28,9 +28,15 @@ PORTS = "38000-38299"
 
 @contextmanager
 def demo_on(
-    db_url: str, tmp_path: Path, *, sim: SimConfig = FAST, **overrides: Any
+    db_url: str,
+    tmp_path: Path,
+    *,
+    sim: SimConfig = FAST,
+    chat: ConsoleChat | None = None,
+    **overrides: Any,
 ) -> Iterator[tuple[Demo, KubeSim]]:
-    """A started demo on ``db_url``; ``overrides`` replace settings (sub-second timings)."""
+    """A started demo on ``db_url``; ``overrides`` replace settings (sub-second timings);
+    ``chat``: the console chat to use (one of a test's own, e.g. slow to answer)."""
     settings = load_settings(
         {
             "ISLANDBOT_DATABASE_URL": db_url,
@@ -46,7 +52,7 @@ def demo_on(
     )
     kubeconfig = tmp_path / "kubeconfig"
     with running(sim, kubeconfig_path=kubeconfig) as kubesim:
-        chat = ConsoleChat(write=None, names={CHANNEL: CHANNEL_NAME})
+        chat = chat or ConsoleChat(write=None, names={CHANNEL: CHANNEL_NAME})
         demo = Demo(settings, chat, cluster=Cluster(kubeconfig)).start()
         try:
             yield demo, kubesim

@@ -33,7 +33,9 @@ from bot.words import island_text, refusals, usage
 
 log = logging.getLogger(__name__)
 
-CLAIM_TTL = timedelta(seconds=30)  # a worker that takes longer loses its claim
+# The longest one worker holds a request. A live worker's claim lasts as long as the work (an
+# answer may wait minutes behind a paced channel); a dead one's ends with its heartbeat.
+CLAIM_TTL = timedelta(minutes=15)
 RECOVER_AFTER = timedelta(seconds=2)  # an accepted request not yet taken by its own replica
 MAX_ATTEMPTS = 5  # a request that failed this often is answered with an apology and dropped
 

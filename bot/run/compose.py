@@ -40,6 +40,7 @@ from bot.infra.storage import migrate
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.database import Database, create_database
+from bot.infra.storage.heartbeat import Heartbeat
 from bot.infra.storage.intake import Intake
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
@@ -85,12 +86,15 @@ class Bot:
     service: LifecycleService
     actions: IslandActions
     clocks: ClockActions
+    heartbeat: Heartbeat
     front: ChatFront | None = None
     server: WebServer | None = None
     socket_mode: SocketModeHandler | None = None
     started: list[str] = field(default_factory=list)
 
     def start(self) -> Bot:
+        self.heartbeat.start()  # before any request is claimed
+        self.started.append("heartbeat")
         self.service.start()
         self.started.append("loop")
         if self.server is not None:
@@ -114,6 +118,8 @@ class Bot:
             self.front.pool.shutdown()
         if "loop" in self.started:
             self.service.stop()
+        if "heartbeat" in self.started:  # what is left unfinished is taken up at once elsewhere
+            self.heartbeat.stop()
         self.started.clear()
         close_parts(self.kube, self.db)
 
@@ -253,6 +259,7 @@ def _assemble(
             tz=settings.tz,
         )
     lease = LeaderLease(db, ttl=settings.lease_ttl)
+    heartbeat = Heartbeat(db, instance=lease.holder, ttl=settings.lease_ttl)
     engine = LifecycleEngine(
         db=db,
         kube=kube,
@@ -299,7 +306,7 @@ def _assemble(
             actions=actions,
             clocks=clocks,
             sender=chat,
-            intake=Intake(db),
+            intake=Intake(db, heartbeat=heartbeat),
             settings=FrontSettings(
                 default_ttl=settings.default_ttl,
                 max_ttl=settings.max_ttl,
@@ -339,6 +346,7 @@ def _assemble(
         service,
         actions,
         clocks,
+        heartbeat,
         front,
         server,
     )

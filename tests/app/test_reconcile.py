@@ -14,10 +14,11 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from sqlalchemy import select, update
 
+from bot.infra.storage.heartbeat import Heartbeat
 from bot.infra.storage.intake import Intake
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
-from bot.infra.storage.tables import Delivery, Island, OutboxMessage
+from bot.infra.storage.tables import Delivery, Island, Lease, OutboxMessage
 from bot.infra.tcp_probe import probe_ports
 from bot.run.loop import LifecycleService
 from tests.app.reconcile_world import LIMITS, World, ready_island
@@ -294,10 +295,18 @@ def test_housekeeping_forgets_old_notices_and_delivery_keys(world: World) -> Non
     keys = Intake(world.db)
     assert keys.first("cmd:old") and not keys.first("cmd:old")
     assert keys.accept("cmd:pending", "command", {"text": "list"})
-    assert world.engine.housekeeping() == {"notices": 0, "deliveries": 0}
+    dead, living = (Heartbeat(world.db, instance=n, ttl=timedelta(seconds=30)) for n in "ab")
+    dead.beat()
+    living.beat()
+    assert world.engine.housekeeping() == {"notices": 0, "deliveries": 0, "processes": 0}
     _age(world, Delivery.__table__, "seen_at", days=3)  # every delivery is 3 days old now
+    _age(world, Lease.__table__, "expires_at", days=3)  # every process dead for 3 days...
+    living.beat()  # ... but this one
     assert keys.first("cmd:new")
-    assert world.engine.housekeeping() == {"notices": 0, "deliveries": 1}  # never a pending one
+    removed = world.engine.housekeeping()
+    assert removed == {"notices": 0, "deliveries": 1, "processes": 1}  # never a pending one
+    with world.db.engine.connect() as conn:
+        assert conn.execute(select(Lease.name)).scalars().all() == [living.name]
     _age(world, OutboxMessage.__table__, "sent_at", days=8)
     removed = world.engine.housekeeping()
     assert removed["notices"] == len(world.notifier.kinds(island_id)) + 1 >= 3  # + announce

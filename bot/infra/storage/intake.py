@@ -7,6 +7,11 @@ sent again, two replicas each getting a copy). A worker ``claim``s it (a ticket)
 out, and the change it makes marks it done in the same transaction (``finish``), so it is
 never done twice; a request whose worker died (pending, or working under an expired claim) is
 found by ``unfinished`` and claimed again by any replica. Claims run on the database's clock.
+
+A claim is live while its ``claim_until`` has not passed and, when the claiming process keeps a
+``Heartbeat``, while that process is alive: a worker that lives keeps the request however long
+its answer takes (up to the cap the caller gives), one that died lets it go within one
+heartbeat.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
@@ -23,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.domain.errors import IslandbotError
 from bot.domain.records import Accepted, WorkTicket
 from bot.infra.storage.database import Database, database_now
+from bot.infra.storage.heartbeat import Heartbeat, alive
 from bot.infra.storage.tables import Delivery
 
 MAX_KEY = 191
@@ -56,10 +62,21 @@ def finish(conn: Connection, ticket: WorkTicket) -> None:
         raise TicketLost(f"request {ticket.key} is no longer ours")
 
 
+def _released(now: datetime) -> Any:
+    """SQL: a request being worked on whose claim is no longer live."""
+    return (Delivery.state == WORKING) & or_(
+        Delivery.claim_until < now,
+        Delivery.worker.is_not(None) & ~alive(Delivery.worker, now),
+    )
+
+
 class Intake:
-    def __init__(self, db: Database, *, owner: str | None = None) -> None:
+    def __init__(self, db: Database, *, heartbeat: Heartbeat | None = None) -> None:
+        """``heartbeat``: this process's; its claims live only while it beats. Without one,
+        a claim lives until its ``ttl`` is over, whatever became of its worker."""
         self.db = db
-        self.owner = owner or uuid.uuid4().hex[:12]  # names this process's claims
+        self.worker = heartbeat.name if heartbeat is not None else None
+        self.owner = heartbeat.instance if heartbeat is not None else uuid.uuid4().hex[:12]
 
     def first(self, key: str) -> bool:
         """Record ``key`` as done at once; True only for the first caller anywhere (a
@@ -93,8 +110,9 @@ class Intake:
         return True
 
     def claim(self, key: str, *, ttl: timedelta) -> Accepted | None:
-        """Take the request for carrying out, if it is pending or its claim expired; None
-        when it is done or another worker holds it."""
+        """Take the request for carrying out, if it is pending or its claim is no longer live;
+        None when it is done or another live worker holds it. ``ttl``: the longest the claim
+        lives (a worker that hangs does not hold it for ever)."""
         stored = stored_key(key)
         claim = f"{self.owner}/{uuid.uuid4().hex[:12]}"
 
@@ -104,15 +122,13 @@ class Intake:
                 update(Delivery)
                 .where(
                     Delivery.key == stored,
-                    or_(
-                        Delivery.state == PENDING,
-                        (Delivery.state == WORKING) & (Delivery.claim_until < now),
-                    ),
+                    or_(Delivery.state == PENDING, _released(now)),
                 )
                 .values(
                     state=WORKING,
                     claimed_by=claim,
                     claim_until=now + ttl,
+                    worker=self.worker,
                     attempts=Delivery.attempts + 1,
                 )
             ).rowcount
@@ -142,7 +158,7 @@ class Intake:
 
     def unfinished(self, *, older_than: timedelta, limit: int = 100) -> list[str]:
         """Keys of requests accepted more than ``older_than`` ago and not done: pending, or
-        working under an expired claim (their worker died)."""
+        working under a claim no longer live (their worker died or hung)."""
 
         def read(conn: Connection) -> list[str]:
             now = database_now(conn)
@@ -151,7 +167,7 @@ class Intake:
                 .where(
                     or_(
                         (Delivery.state == PENDING) & (Delivery.seen_at < now - older_than),
-                        (Delivery.state == WORKING) & (Delivery.claim_until < now),
+                        _released(now),
                     )
                 )
                 .order_by(Delivery.seen_at)

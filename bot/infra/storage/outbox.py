@@ -22,6 +22,7 @@ from bot.domain.lifecycle_rules import Notice
 from bot.domain.records import NoticeSpec, PendingNotice
 from bot.domain.states import IslandState
 from bot.domain.time_source import Clock, utcnow
+from bot.infra.storage import heartbeat
 from bot.infra.storage.database import Database, database_now
 from bot.infra.storage.tables import Base, Delivery, Island, OutboxMessage
 
@@ -265,8 +266,9 @@ class Outbox:
 
     def forget(self, *, keep: timedelta, keep_deliveries: timedelta) -> dict[str, int]:
         """Housekeeping, by the database's clock: notices sent or given up longer than
-        ``keep`` ago (a given-up notice was logged and counted when it was given up), and
-        chat requests done longer than ``keep_deliveries`` ago."""
+        ``keep`` ago (a given-up notice was logged and counted when it was given up), chat
+        requests done longer than ``keep_deliveries`` ago, and the heartbeats of processes
+        dead that long."""
 
         def write(conn: Connection) -> dict[str, int]:
             now = database_now(conn)
@@ -281,6 +283,11 @@ class Outbox:
                     Delivery.seen_at < now - keep_deliveries, Delivery.state == "done"
                 )
             )
-            return {"notices": int(notices), "deliveries": int(keys.rowcount)}
+            processes = heartbeat.forget_dead(conn, older_than=keep_deliveries)
+            return {
+                "notices": int(notices),
+                "deliveries": int(keys.rowcount),
+                "processes": processes,
+            }
 
         return self.db.run(write, what="housekeeping")

@@ -290,8 +290,9 @@ class Lease(Base):
 class Delivery(Base):
     """A chat request or event, recorded before it is acknowledged (the durable intake): a
     retry or a duplicate finds its key here and is not acted on again, and work that was
-    accepted but not done (``state`` pending, or working under an expired claim) is picked up
-    again by any replica. ``payload`` holds what carrying it out needs."""
+    accepted but not done (``state`` pending, or working under a claim that expired or whose
+    process died) is picked up again by any replica. ``payload`` holds what carrying it out
+    needs."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -306,5 +307,7 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
     claimed_by: Mapped[str | None] = mapped_column(String(160))
     claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the claiming process's heartbeat (``leases.name``): the claim dies with the process
+    worker: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
