@@ -291,7 +291,13 @@ class Cluster:
         fingerprint = (
             node_ready,
             *(
-                (c.state, c.reason, c.exit_code, c.server is not None and c.server.listening)
+                (
+                    c.state,
+                    c.reason,
+                    c.exit_code,
+                    c.server is not None and c.server.listening,
+                    c.readiness_failing,
+                )
                 for c in runtime.containers.values()
             ),
         )
@@ -402,6 +408,35 @@ class Cluster:
         if reason == "OOMKilled":
             c.log("java.lang.OutOfMemoryError: Java heap space")
         await self._terminate(ns, name, c, exit_code=exit_code, reason=reason)
+
+    def _server_container(self, ns: str, name: str, container: str) -> ContainerRuntime:
+        runtime = self.runtimes.get((ns, name))
+        if runtime is None or container not in runtime.containers:
+            raise KeyError(f"no running container {container!r} in pod {ns}/{name}")
+        c = runtime.containers[container]
+        if c.server is None or c.state != "running":
+            raise KeyError(f"container {container!r} in pod {ns}/{name} runs no island server")
+        return c
+
+    async def set_answering(self, ns: str, name: str, container: str, answering: bool) -> None:
+        """A wedged server: its listeners closed (connects refused) while its container keeps
+        running, or opened again; readiness follows. In-process servers only (stopping a
+        server process is its exit)."""
+        if self.config.server_mode == "process":
+            raise ValueError("set_answering needs in-process island servers")
+        server = self._server_container(ns, name, container).server
+        assert server is not None
+        if answering and not server.listening:
+            await server.start()
+        elif not answering and server.listening:
+            await server.stop()
+        self.sync_status(ns, name)
+
+    def fail_readiness(self, ns: str, name: str, container: str, failing: bool) -> None:
+        """The container's readiness probe fails (or passes again) whatever its listeners do,
+        as a probe that times out under load: ``Ready`` false while its ports still answer."""
+        self._server_container(ns, name, container).readiness_failing = failing
+        self.sync_status(ns, name)
 
     async def evict(self, ns: str, name: str, message: str | None = None) -> None:
         runtime = self.runtimes.get((ns, name))

@@ -26,6 +26,8 @@ class Control:
             web.delete(p + "/faults", self.clear_faults),
             web.post(p + "/namespaces/{namespace}/pods/{name}/kill", self.kill),
             web.post(p + "/namespaces/{namespace}/pods/{name}/evict", self.evict),
+            web.post(p + "/namespaces/{namespace}/pods/{name}/answering", self.answering),
+            web.post(p + "/namespaces/{namespace}/pods/{name}/readiness", self.readiness),
             web.post(p + "/nodes/{name}/ready", self.node_ready),
             web.post(p + "/nodes/{name}/cordon", self.cordon),
             web.post(p + "/compact", self.compact),
@@ -73,6 +75,34 @@ class Control:
         except KeyError as exc:
             return status.not_found("pods", str(exc))
         return json_response({"evicted": True})
+
+    async def answering(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        try:
+            await self.cluster.set_answering(
+                request.match_info["namespace"],
+                request.match_info["name"],
+                body.get("container", ""),
+                bool(body.get("answering", True)),
+            )
+        except KeyError as exc:
+            return status.not_found("pods", str(exc))
+        except ValueError as exc:
+            return status.bad_request(str(exc))
+        return json_response({"ok": True})
+
+    async def readiness(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        try:
+            self.cluster.fail_readiness(
+                request.match_info["namespace"],
+                request.match_info["name"],
+                body.get("container", ""),
+                bool(body.get("failing", True)),
+            )
+        except KeyError as exc:
+            return status.not_found("pods", str(exc))
+        return json_response({"ok": True})
 
     async def node_ready(self, request: web.Request) -> web.Response:
         body = await self._json(request)

@@ -74,6 +74,8 @@ def container_ready(pod: Obj, c: ContainerRuntime) -> bool:
     spec: Obj = next((s for s in pod["spec"]["containers"] if s["name"] == c.name), {})
     if not spec.get("readinessProbe"):
         return True
+    if c.readiness_failing:
+        return False
     return c.server is not None and c.server.listening
 
 

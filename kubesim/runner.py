@@ -213,6 +213,15 @@ class KubeSim:
             self.cluster.kill_container(namespace, pod, container, exit_code=code, reason=reason)
         )
 
+    def set_answering(self, namespace: str, pod: str, container: str, answering: bool) -> None:
+        """A wedged server: its ports refuse connects (``answering=False``) while its container
+        runs on; readiness follows. In-process servers only."""
+        self.call(self.cluster.set_answering(namespace, pod, container, answering))
+
+    def fail_readiness(self, namespace: str, pod: str, container: str, failing: bool) -> None:
+        """The container's readiness probe fails (``Ready`` false) while its ports answer."""
+        self._sync(self.cluster.fail_readiness, namespace, pod, container, failing)
+
     def evict(self, namespace: str, pod: str, message: str | None = None) -> None:
         self.call(self.cluster.evict(namespace, pod, message))
 

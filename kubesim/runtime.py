@@ -127,6 +127,7 @@ class ContainerRuntime:
     logs: list[tuple[float, str]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     server: IslandServer | ProcessServer | None = None
+    readiness_failing: bool = False  # a fault: its readiness probe fails whatever it listens
 
     def log(self, line: str) -> None:
         self.logs.append((time.time(), line))

@@ -152,6 +152,32 @@ def test_all_containers_exited_means_failed(sim: KubeSim, v1: client.CoreV1Api) 
     wait_for(lambda: v1.read_namespaced_pod("dead", "default").status.phase == "Failed")
 
 
+def test_a_wedged_server_refuses_connects_and_goes_unready_then_recovers(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
+    v1.create_namespaced_pod("default", island_pod("wedged"))
+    pod = wait_ready(v1, "wedged")
+    sim.set_answering("default", "wedged", "server", False)
+    assert not can_connect(pod.status.host_ip, 30809)
+    wait_for(lambda: not is_ready(v1.read_namespaced_pod("wedged", "default")))
+    assert container(v1.read_namespaced_pod("wedged", "default"), "server").state.running
+    sim.set_answering("default", "wedged", "server", True)
+    wait_ready(v1, "wedged")
+    assert tcp_line(pod.status.host_ip, 30809, "PING") == "PONG"
+
+
+def test_a_failing_readiness_probe_makes_the_pod_unready_while_its_ports_answer(
+    sim: KubeSim, v1: client.CoreV1Api
+) -> None:
+    v1.create_namespaced_pod("default", island_pod("flaky"))
+    pod = wait_ready(v1, "flaky")
+    sim.fail_readiness("default", "flaky", "server", True)
+    wait_for(lambda: not is_ready(v1.read_namespaced_pod("flaky", "default")))
+    assert tcp_line(pod.status.host_ip, 30809, "PING") == "PONG"
+    sim.fail_readiness("default", "flaky", "server", False)
+    wait_ready(v1, "flaky")
+
+
 def test_eviction(sim: KubeSim, v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod("default", island_pod("ev"))
     pod = wait_ready(v1, "ev")

@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 
 from kubesim import KubeSim
 from kubesim.tests.conftest import island_pod
-from kubesim.tests.util import container, wait_for, wait_ready
+from kubesim.tests.util import container, is_ready, wait_for, wait_ready
 
 
 def test_500_for_the_next_n_matching_requests(sim: KubeSim, v1: client.CoreV1Api) -> None:
@@ -114,6 +114,21 @@ def test_every_cluster_fault_is_reachable_over_http(sim: KubeSim, v1: client.Cor
         lambda: container(v1.read_namespaced_pod("crash", "default"), "server").state.terminated
     )
     assert (term.reason, term.exit_code) == ("Error", 3)
+
+    v1.create_namespaced_pod("default", island_pod("wedged", ports=(30810, 30811, 30812)))
+    wait_ready(v1, "wedged")
+    control(sim, "/namespaces/default/pods/wedged/readiness", {"container": "server"})
+    wait_for(lambda: not is_ready(v1.read_namespaced_pod("wedged", "default")))
+    control(
+        sim, "/namespaces/default/pods/wedged/readiness", {"container": "server", "failing": False}
+    )
+    wait_ready(v1, "wedged")
+    control(
+        sim,
+        "/namespaces/default/pods/wedged/answering",
+        {"container": "server", "answering": False},
+    )
+    wait_for(lambda: not is_ready(v1.read_namespaced_pod("wedged", "default")))
 
     control(sim, "/nodes/dev-1/cordon", {"unschedulable": True})
     assert v1.read_node("dev-1").spec.unschedulable is True
