@@ -69,7 +69,7 @@ class Limits:
     ready_timeout: timedelta = timedelta(minutes=10)
     image_pull_timeout: timedelta = timedelta(minutes=2)
     expiry_warning: timedelta = timedelta(minutes=30)
-    probe_failures: int = 3  # consecutive failed probes before a ready island fails
+    probe_failures: int = 3  # consecutive failed probes of ours before a ready island fails
     pod_create_grace: timedelta = timedelta(seconds=30)  # a missing pod younger than this
     # may just not be listed yet
     create_timeout: timedelta = timedelta(minutes=5)  # a pod that cannot be created by then
@@ -164,8 +164,9 @@ def _gone(island: IslandFacts, failure: Failure | None) -> Decision:
 def decide(
     island: IslandFacts, pod: PodFacts | None, probe_ok: bool | None, now: datetime, limits: Limits
 ) -> Decision:
-    """The next step for one live island. ``probe_ok`` is the result of a TCP connect to its
-    server port this tick (None when it was not probed)."""
+    """The next step for one live island. ``probe_ok`` is the result of the bot's TCP connect
+    to its server port: this tick's for an island on its way to ready, for a ready island the
+    one probe of it made since the last tick (None when it was not probed)."""
     state = island.state
     if state == S.STOPPED:
         return NOTHING
@@ -256,7 +257,7 @@ def _progress(  # noqa: PLR0911 - one early return per situation, in order
     if broken is not None:
         return _fail(broken)
     if island.state == S.READY:
-        return _still_ready(island, pod, probe_ok, limits)
+        return _still_ready(island, probe_ok, limits)
     return _on_the_way(island, pod, probe_ok, now, limits)
 
 
@@ -297,13 +298,15 @@ def _broken(pod: PodFacts) -> Failure | None:
     return Failure(FailureKind.CRASHED, {"exit_code": server.exit_code, "reason": server.reason})
 
 
-def _still_ready(
-    island: IslandFacts, pod: PodFacts, probe_ok: bool | None, limits: Limits
-) -> Decision:
-    if pod.ready and probe_ok is not False:
-        if island.probe_failures and probe_ok:
-            return Decision(updates={"probe_failures": 0})
+def _still_ready(island: IslandFacts, probe_ok: bool | None, limits: Limits) -> Decision:
+    """A ready island is judged by the bot's own probes of its server port alone: each failed
+    probe counts one, an answer starts the count again, and a tick with no probe of it changes
+    nothing. The pod's Ready condition (the kubelet's probe) is not counted: it may flap under
+    load while the server answers, and a server that stops answering fails our probes too."""
+    if probe_ok is None:
         return NOTHING
+    if probe_ok:
+        return Decision(updates={"probe_failures": 0}) if island.probe_failures else NOTHING
     failures = island.probe_failures + 1
     if failures >= limits.probe_failures:
         return _fail(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -287,6 +289,127 @@ def test_a_ready_island_that_stops_answering_fails_after_n_probe_rounds(world: W
         world.engine.tick()
     assert world.state(island_id) == "failed"
     assert "stopped answering on its server port (2 probes failed)" in world.notifier.items[-1].text
+
+
+Target = tuple[str, int]
+
+
+def _recording(world: World, seen: list[tuple[Target, bool]]) -> None:
+    """The engine's prober: the real TCP probe, each probe and its result written down."""
+
+    def prober(targets: list[Target]) -> dict[Target, bool]:
+        found = probe_ports(targets, timeout=0.3)
+        seen.extend(found.items())
+        return found
+
+    world.engine = world.new_engine(prober)
+
+
+def _server_target(world: World, island_id: int) -> Target:
+    record = IslandStore(world.db).get(island_id)
+    target = world.engine.probes.target(record, world.kube.get_pod(record.pod_name))
+    assert target is not None
+    return target
+
+
+def _pod_ready(world: World, island_id: int) -> bool:
+    ready = world.kube.snapshot().pods[island_id].condition("Ready")  # as the next tick sees
+    return ready is not None and ready[0] == "True"
+
+
+def test_a_dead_server_fails_after_n_failed_probes_not_n_ticks(world: World) -> None:
+    """Ticks about every 0.05 s, ready probes every 0.5 s, threshold 3: the island fails at
+    its third failed probe (a second or more after the server died), not at its third tick
+    with the pod unready, and the failure tells how many probes failed."""
+    interval = timedelta(seconds=0.5)
+    world.settings = replace(
+        world.settings, ready_probe_interval=interval, limits=replace(LIMITS, probe_failures=3)
+    )
+    seen: list[tuple[Target, bool]] = []
+    _recording(world, seen)
+    island_id = ready_island(world)
+    target = _server_target(world, island_id)
+    already = len(seen)
+    world.sim.set_answering("islands", world.pod_name(island_id), "altraserver", False)
+    began, ticks = time.monotonic(), 0
+
+    def failed() -> bool:
+        nonlocal ticks
+        ticks += 1
+        return world.state(island_id) == "failed"
+
+    world.until(failed, timeout=15)
+    elapsed = time.monotonic() - began
+    ours = [ok for t, ok in seen[already:] if t == target]
+    assert ours == [False, False, False]  # exactly three probes of ours, all failed
+    assert ticks > 2 * len(ours)  # many more ticks than probes ran meanwhile
+    assert elapsed >= 2 * interval.total_seconds()  # three probes an interval apart
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready", "failed"]
+    assert "stopped answering on its server port (3 probes failed)" in world.notifier.items[-1].text
+
+
+def test_a_pod_whose_ready_condition_flaps_while_our_probes_answer_stays_ready(
+    world: World,
+) -> None:
+    """The kubelet's readiness probe failing (Ready false) is not a failed probe of ours: the
+    island stays ready while the bot's own probes of its server port answer."""
+    world.settings = replace(world.settings, ready_probe_interval=timedelta(seconds=0.2))
+    seen: list[tuple[Target, bool]] = []
+    _recording(world, seen)
+    island_id = ready_island(world)
+    target = _server_target(world, island_id)
+    pod_name = world.pod_name(island_id)
+    already = len(seen)
+    for _ in range(3):
+        world.sim.fail_readiness("islands", pod_name, "altraserver", True)
+        _wait(lambda: not _pod_ready(world, island_id))
+        _tick_for(world, 0.6)  # a dozen ticks with the pod unready, and probes of ours
+        world.sim.fail_readiness("islands", pod_name, "altraserver", False)
+        _wait(lambda: _pod_ready(world, island_id))
+        _tick_for(world, 0.1)
+    assert world.notifier.kinds(island_id) == ["scheduled", "ready"]
+    assert world.state(island_id) == "ready"
+    assert IslandStore(world.db).get(island_id).probe_failures == 0
+    ours = [ok for t, ok in seen[already:] if t == target]
+    assert len(ours) >= 3 and all(ours)  # probed meanwhile, and answering
+
+
+def test_each_probe_between_two_ticks_is_counted_once(world: World) -> None:
+    """Probe rounds run apart from the ticks (as under the service): a round does not probe an
+    island again while its last result waits for a tick, so no failed probe goes uncounted."""
+    seen: list[tuple[Target, bool]] = []
+    _recording(world, seen)
+    island_id = ready_island(world)
+    world.engine.inline_ready_probes = False
+    world.engine.tick()  # the tick tells the probe job which islands are ready
+    target = _server_target(world, island_id)
+    world.sim.set_answering("islands", world.pod_name(island_id), "altraserver", False)
+    already = len(seen)
+    assert world.engine.probe_ready() == 1
+    assert world.engine.probe_ready() == 0  # its result waits for a tick: not probed again
+    world.engine.tick()
+    assert IslandStore(world.db).get(island_id).probe_failures == 1
+    world.engine.tick()  # no probe since the last tick: nothing learned
+    assert IslandStore(world.db).get(island_id).probe_failures == 1
+    assert world.engine.probe_ready() == 1
+    world.engine.tick()
+    assert world.state(island_id) == "failed"
+    assert [ok for t, ok in seen[already:] if t == target] == [False, False]
+    assert "stopped answering on its server port (2 probes failed)" in world.notifier.items[-1].text
+
+
+def _tick_for(world: World, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        world.engine.tick()
+        time.sleep(0.05)
+
+
+def _wait(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.02)
 
 
 def test_housekeeping_forgets_old_notices_and_delivery_keys(world: World) -> None:

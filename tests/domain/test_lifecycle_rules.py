@@ -202,6 +202,36 @@ def test_a_ready_island_that_stops_answering() -> None:
     assert decide(island(S.READY, probe_failures=2), pod(), None, at(10), LIMITS) == NOTHING
 
 
+def test_ready_islands_count_failed_probes_not_ticks() -> None:
+    """The counter moves only on a probe of the bot's: a tick with no probe (None) leaves it as
+    it is, whatever the pod's Ready condition says; a failed probe adds one; an answer resets."""
+    for ready in (True, False):
+        unready = pod(ready=ready)
+        assert decide(island(S.READY), unready, None, at(10), LIMITS) == NOTHING
+        assert decide(island(S.READY, probe_failures=2), unready, None, at(10), LIMITS) == NOTHING
+        assert decide(island(S.READY), unready, True, at(10), LIMITS) == NOTHING
+        d = decide(island(S.READY, probe_failures=2), unready, True, at(10), LIMITS)
+        assert d == replace(NOTHING, updates={"probe_failures": 0})
+        d = decide(island(S.READY, probe_failures=1), unready, False, at(10), LIMITS)
+        assert d == replace(NOTHING, updates={"probe_failures": 2})
+
+
+def test_a_dead_server_fails_after_n_probes_however_many_ticks_run_between() -> None:
+    """Ticks every second, probes every fifth tick, threshold 3: the island fails at the third
+    failed probe (about 15 s), and the failure says 3 probes failed."""
+    facts, tick, decision = island(S.READY), 0, NOTHING
+    unready = pod(ready=False)  # the kubelet's own probe has given up too
+    while decision.state is None:
+        tick += 1
+        assert tick < 100
+        probe_ok = False if tick % 5 == 0 else None
+        decision = decide(facts, unready, probe_ok, at(10 + tick / 60), LIMITS)
+        facts = replace(facts, **decision.updates)
+    assert (tick, decision.state) == (15, S.FAILED)
+    assert decision.failure.detail == {"probes": 3}  # type: ignore[union-attr]
+    assert decision.notices[0][1]["probes"] == 3
+
+
 def test_not_ready_within_the_limit() -> None:
     slow = pod(ready=False)
     assert decide(island(S.RUNNING), slow, False, at(4), LIMITS) == NOTHING

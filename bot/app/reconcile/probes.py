@@ -3,7 +3,9 @@
 Islands on their way to ready are probed on every tick. Ready islands are probed in rounds of
 their own (``probe_ready``, a job of the service, so probing thousands of ports never slows a
 tick), the most overdue first, each about every ``ready_probe_interval``; the tick uses what
-the rounds found since it last looked.
+the rounds found since it last looked. Each probe's result is used by exactly one tick: an
+island whose last result no tick has used yet is not probed again until one has (so a slow tick
+never loses a failed probe, and a tick that found no probe of an island learns nothing of it).
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ class Probes:
 
     def probe_ready(self) -> int:
         """One round of probes of ready islands: the most overdue first, no more than their
-        share per round. Results wait for the next tick. Returns how many were probed."""
+        share per round. Results wait for the next tick (an island whose result still waits is
+        left out). Returns how many were probed."""
         mono = time.monotonic()
         interval = self.ready_interval.total_seconds()
         with self._lock:
@@ -96,7 +99,7 @@ class Probes:
             overdue = []
             for island_id, target in targets.items():
                 last = self._last.setdefault(island_id, mono)  # first sight: now
-                if mono - last >= interval:
+                if mono - last >= interval and island_id not in self._ready_results:
                     overdue.append((last, island_id, target))
             rounds = max(interval / self.tick_interval.total_seconds(), 1)
             share = max(50, math.ceil(len(targets) / rounds * 1.5))
