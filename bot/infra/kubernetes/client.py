@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_UP, Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,9 +27,10 @@ from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import incluster_config
 from kubernetes.stream import stream
+from kubernetes.utils import parse_quantity
 
 from bot.domain.podspec import LABEL_ISLAND, LABEL_OWNER, SELECTOR
-from bot.domain.quantity import memory_bytes
+from bot.domain.quantity import MAX_BYTES
 from bot.infra import metrics
 from bot.infra.kubernetes.errors import (
     KubeConflict,
@@ -64,6 +66,24 @@ class KubeSettings:
     max_wait_s: float = 5.0  # cap on any single wait, Retry-After included
 
 
+def memory_of(value: object) -> int:
+    """A memory quantity as the API server sends it (``64Gi``, ``64e9``, ``129500m``), read
+    with the client library's parser, as bytes: a fraction of a byte counts as one (as
+    ``Quantity.Value()`` rounds), beyond ``MAX_BYTES`` as ``MAX_BYTES``. ``ValueError`` if it
+    is not a quantity."""
+    try:
+        number: Decimal = parse_quantity(str(value))  # type: ignore[no-untyped-call]
+    except ArithmeticError as exc:  # the library lets a few through (overflow)
+        raise ValueError(f"{value!r} is not a quantity") from exc
+    if not number.is_finite():  # "Infinity", "NaN": the library's Decimal reads them
+        raise ValueError(f"{value!r} is not a quantity")
+    if number.is_zero():
+        return 0
+    bound = Decimal(MAX_BYTES)
+    whole = min(number.copy_abs(), bound).to_integral_value(rounding=ROUND_UP)
+    return int(whole) if number > 0 else -int(whole)
+
+
 def _pod_memory_request(pod: Obj) -> int:
     total = 0
     for c in pod.get("spec", {}).get("containers", []):
@@ -71,7 +91,7 @@ def _pod_memory_request(pod: Obj) -> int:
         value = (res.get("requests") or {}).get("memory") or (res.get("limits") or {}).get("memory")
         if value:
             try:
-                total += memory_bytes(str(value))
+                total += memory_of(value)
             except ValueError:
                 log.warning(
                     "pod %s: unreadable memory request %r", pod["metadata"].get("name"), value
@@ -319,6 +339,12 @@ class Kube:
         for node in nodes:
             status = node.get("status", {})
             name = node["metadata"]["name"]
+            memory = status.get("allocatable", {}).get("memory", "0")
+            try:
+                allocatable = memory_of(memory)
+            except ValueError:
+                log.warning("node %s: unreadable allocatable memory %r, left out", name, memory)
+                continue
             views.append(
                 NodeView(
                     name=name,
@@ -331,9 +357,7 @@ class Kube:
                         ),
                         None,
                     ),
-                    allocatable_memory=memory_bytes(
-                        str(status.get("allocatable", {}).get("memory", "0"))
-                    ),
+                    allocatable_memory=allocatable,
                     requested_memory=requested.get(name, 0),
                     ready=any(
                         c.get("type") == "Ready" and c.get("status") == "True"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +23,7 @@ from bot.infra.kubernetes.templates import TemplateSet
 from bot.infra.kubernetes.views import PodView
 from bot.run import compose
 from bot.run.settings_env import load_settings
-from kubesim import KubeSim, SimConfig, running
+from kubesim import KubeSim, SimConfig, parse_nodes, running
 from kubesim.tests.util import tls_files
 from tests.podhelp import pod_for
 
@@ -361,3 +364,42 @@ def test_a_configured_kubeconfig_wins_over_the_pods_service_account(
     )
     assert len(adapter.nodes()) == 3
     adapter.close()
+
+
+# a node's allocatable memory in each of the API server's forms (issue 21, defect 11)
+SIZES = {
+    "gibi-1": ("64Gi", 64 * 2**30),
+    "bytes-1": ("68719476736", 64 * 2**30),
+    "exp-1": ("64e9", 64 * 10**9),
+    "peta-1": ("1Pi", 2**50),
+    "milli-1": ("129500m", 130),  # a fraction of a byte counts as one, as Value() rounds
+}
+
+
+def test_allocatable_memory_in_any_of_the_api_servers_forms(tmp_path: Path) -> None:
+    nodes = ";".join(f"{name}:branch=dev,memory={text}" for name, (text, _) in SIZES.items())
+    with running(
+        replace(FAST, nodes=parse_nodes(nodes)), kubeconfig_path=tmp_path / "kubeconfig"
+    ) as sim:
+        kube = Kube.connect(KubeSettings(request_timeout_s=2), kubeconfig=sim.kubeconfig_path)
+        try:
+            read = {n.name: n.allocatable_memory for n in kube.nodes()}
+        finally:
+            kube.close()
+    assert read == {name: size for name, (_, size) in SIZES.items()}
+
+
+def test_a_node_whose_memory_cannot_be_read_is_logged_and_left_out(
+    sim: KubeSim, kube: Kube, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreadable(node: dict[str, Any]) -> None:
+        node["status"]["allocatable"]["memory"] = "Infinity"  # the client's Decimal reads it
+
+    async def corrupt() -> None:
+        sim.store.mutate("nodes", "", "dev-2", unreadable)
+
+    sim.call(corrupt())
+    with caplog.at_level(logging.WARNING, logger="bot.infra.kubernetes.client"):
+        nodes = kube.nodes()
+    assert {n.name for n in nodes} == {"dev-1", "weekly-1"}
+    assert "node dev-2: unreadable allocatable memory 'Infinity', left out" in caplog.text
