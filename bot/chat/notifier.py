@@ -196,6 +196,7 @@ class ChatNotifier:
             clock=island_time(island.clock_offset_s, now) if island.clock_offset_s else None,
             extend_step=self.extend_step,
             now=now,
+            tz=self.tz,
         )
 
     def _render(self, channel: str, ts: str) -> Rendered | None:

@@ -102,6 +102,7 @@ class ChatWork:
                     clock=self.actions.island_clock(island),
                     extend_step=self.extend_step,
                     now=self.clock(),
+                    tz=self.tz,
                 )
             elif isinstance(command, Logs):
                 text = self._logs(command.island_id, command.lines, command.previous, reply)

@@ -71,7 +71,8 @@ class ParseContext:
 @dataclass(frozen=True)
 class Start:
     branch: str
-    at: datetime | None = None  # the island's clock at start (UTC), None: real time
+    at: datetime | None = None  # the island's clock at start (typed in the team's zone, held
+    # in UTC), None: real time
     ttl: timedelta | None = None  # None: the configured default
     note: str | None = None
     overrides: tuple[tuple[str, str], ...] = ()
@@ -208,16 +209,17 @@ def _branch(text: str, verb: str, context: ParseContext) -> str:
     return text
 
 
-def parse_at(text: str, verb: str = "start") -> datetime:
-    """``YYYY-MM-DD HH:MM[:SS]`` (or with a ``T``), in UTC, between 1971 and 2099."""
+def parse_at(text: str, verb: str = "start", tz: tzinfo = UTC) -> datetime:
+    """``YYYY-MM-DD HH:MM[:SS]`` (or with a ``T``) in the zone ``tz``, between 1971 and 2099;
+    the instant, in UTC."""
     for fmt in _AT_FORMATS:
         try:
-            value = datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
+            value = datetime.strptime(text.strip(), fmt)
         except ValueError:
             continue
         if 1971 <= value.year <= 2099:
-            return value
-    raise CommandError(Problem.BAD_TIME, verb, given=text[:40])
+            return value.replace(tzinfo=tz).astimezone(UTC)
+    raise CommandError(Problem.BAD_TIME, verb, given=text[:40], tz=tz)
 
 
 def _start(words: _Words, context: ParseContext) -> Start:
@@ -239,7 +241,7 @@ def _start(words: _Words, context: ParseContext) -> Start:
         if name in options:
             raise CommandError(Problem.REPEATED_OPTION, "start", option=name)
         if name == "at":
-            options["at"] = parse_at(value)
+            options["at"] = parse_at(value, "start", context.tz)
         elif name == "ttl":
             options["ttl"] = _duration(value, "start", context)
         else:
@@ -330,7 +332,7 @@ def _time(words: _Words, context: ParseContext) -> Time:
     try:
         return Time(island_id, when=parse_when(rest, context.tz))
     except BadWhen:
-        raise CommandError(Problem.BAD_WHEN, "time", given=rest[:40]) from None
+        raise CommandError(Problem.BAD_WHEN, "time", given=rest[:40], tz=context.tz) from None
 
 
 def _capacity(words: _Words, _context: ParseContext) -> Capacity:

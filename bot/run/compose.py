@@ -189,6 +189,7 @@ def lifecycle_settings(settings: Settings, tuning: Tuning) -> LifecycleSettings:
         probe_timeout_s=tuning.probe_timeout_s,
         api_url=settings.api_url,
         delivery=tuning.delivery,
+        tz=settings.tz,
     )
 
 

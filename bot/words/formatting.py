@@ -12,8 +12,14 @@ def island_ref(island_id: int) -> str:
     return f"#{island_id}"
 
 
+def zone_name(tz: tzinfo) -> str:
+    """The zone as the team configured it (``Asia/Shanghai``, ``UTC``)."""
+    return str(getattr(tz, "key", None) or tz.tzname(None) or tz)
+
+
 def clock_time(at: datetime, tz: tzinfo) -> str:
-    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    """A clock time in the team's zone, named: ``2021-09-18 23:30:07 Asia/Shanghai``."""
+    return f"{at.astimezone(tz).strftime('%Y-%m-%d %H:%M:%S')} {zone_name(tz)}"
 
 
 def duration_text(value: Any) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from bot.domain.durations import format_duration
 from bot.domain.records import CapacityReport, IslandRecord, LogTail
-from bot.words.formatting import escape, island_ref, relative_time, utc_time
+from bot.words.formatting import clock_time, escape, island_ref, relative_time, utc_time
 
 BUTTON_STOP = "Stop"
 
@@ -110,7 +110,12 @@ def root_headline(island: IslandRecord) -> str:
 
 
 def root_fields(
-    island: IslandRecord, *, ports: Mapping[str, int], clock: datetime | None, now: datetime
+    island: IslandRecord,
+    *,
+    ports: Mapping[str, int],
+    clock: datetime | None,
+    now: datetime,
+    tz: tzinfo,
 ) -> list[str]:
     where = island.host_ip or "not yet placed"
     if island.node:
@@ -120,7 +125,7 @@ def root_fields(
     fields = [
         f"*Host*\n{where}",
         f"*Ports*\n{listing}",
-        f"*Clock*\n{clock.strftime('%Y-%m-%d %H:%M:%S') if clock else 'real time'}",
+        f"*Clock*\n{clock_time(clock, tz) if clock else 'real time'}",
         f"*Expires*\n{expires} ({relative_time(island.expires_at, now)})",
     ]
     if island.restarts:

@@ -78,10 +78,12 @@ def root_message(
     clock: datetime | None,
     extend_step: timedelta,
     now: datetime,
+    tz: tzinfo,
 ) -> tuple[str, list[Block]]:
-    """The island's message in the channel, kept current: (fallback text, blocks)."""
+    """The island's message in the channel, kept current: (fallback text, blocks); its clock
+    in the team's zone ``tz``."""
     headline = island_text.root_headline(island)
-    fields = island_text.root_fields(island, ports=ports, clock=clock, now=now)
+    fields = island_text.root_fields(island, ports=ports, clock=clock, now=now, tz=tz)
     blocks: list[Block] = [
         _text(headline),
         {
@@ -142,8 +144,11 @@ def status_blocks(
     clock: datetime | None,
     extend_step: timedelta,
     now: datetime,
+    tz: tzinfo,
 ) -> tuple[str, list[Block]]:
-    text, blocks = root_message(island, ports=ports, clock=clock, extend_step=extend_step, now=now)
+    text, blocks = root_message(
+        island, ports=ports, clock=clock, extend_step=extend_step, now=now, tz=tz
+    )
     if island.failure_reason:
         blocks.insert(2, _context(island_text.failure_line(island.failure_reason)))
     return text, blocks

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from bot.domain.durations import format_duration
 from bot.domain.lifecycle_rules import Failure, FailureKind, Notice
-from bot.words.formatting import escape, island_ref, utc_time
+from bot.words.formatting import clock_time, escape, island_ref, utc_time
 
 
 def explain_unschedulable(message: str, branch: str, memory: str | None) -> str:
@@ -95,12 +95,14 @@ def notice_text(
     owner_id: str,
     branch: str,
     ports: Mapping[str, int],
-    clock: str | None,
+    clock: datetime | None,
+    tz: tzinfo,
 ) -> str:
+    """``clock``: the island's, when it is not real time, shown in the team's zone ``tz``."""
     ref = island_ref(island_id)
     if kind == Notice.READY:
         listing = ", ".join(f"{name} {port}" for name, port in ports.items())
-        clock_part = f" Clock: {clock}." if clock else ""
+        clock_part = f" Clock: {clock_time(clock, tz)}." if clock else ""
         return (
             f"<@{owner_id}> island {ref} is ready on {detail.get('host')}: {listing}.{clock_part}"
         )

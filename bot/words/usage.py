@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from bot.domain.commands import CommandError, Problem
 from bot.domain.durations import format_duration
 from bot.words import refusals
-from bot.words.formatting import duration_text, escape
+from bot.words.formatting import duration_text, escape, zone_name
 
 USAGE: dict[str, str] = {
     "start": '/island start <branch> [at="YYYY-MM-DD HH:MM[:SS]"] [ttl=<duration>] '
@@ -27,8 +27,8 @@ USAGE: dict[str, str] = {
 
 
 HELP: dict[str, str] = {
-    "start": "Start an island of a branch. `at` sets its clock at start (UTC), `ttl` how long "
-    "it lives (default {default_ttl}, at most {max_ttl}), `note` is shown to the team, and "
+    "start": "Start an island of a branch. `at` sets its clock at start (in {timezone}), `ttl` how "
+    "long it lives (default {default_ttl}, at most {max_ttl}), `note` is shown to the team, and "
     "`set` overrides what the branch allows (memory, env...).",
     "stop": "Stop an island (or all of yours with `mine`): its pod is deleted and its ports go "
     "back to the pool. Only its owner or an admin may.",
@@ -71,6 +71,7 @@ def _usage(verb: str | None) -> str:
 def command_error(error: CommandError) -> str:
     """A short answer to bad input: what is wrong, then the usage line that helps."""
     d = error.detail
+    zone = zone_name(d.get("tz", UTC))  # typed times are in the team's zone
     problem = {
         Problem.EMPTY: "Tell me what to do.",
         Problem.TOO_LONG: f"That command is {d.get('length')} characters long; the limit is "
@@ -91,14 +92,14 @@ def command_error(error: CommandError) -> str:
         Problem.UNKNOWN_OPTION: f"{escape(str(d.get('given')))!r} is not an option here.",
         Problem.REPEATED_OPTION: f"{d.get('option')} is given more than once.",
         Problem.BAD_TIME: f"{escape(str(d.get('given')))!r} is not a time; use "
-        '`"YYYY-MM-DD HH:MM"` or `"YYYY-MM-DD HH:MM:SS"` (UTC, years 1971-2099).',
+        f'`"YYYY-MM-DD HH:MM"` or `"YYYY-MM-DD HH:MM:SS"` (in {zone}, years 1971-2099).',
         Problem.NOTE_TOO_LONG: f"The note is longer than {d.get('limit')} characters.",
         Problem.BAD_SETTING: f"{escape(str(d.get('given')))!r} is not KEY=VALUE.",
         Problem.BAD_LINES: f"{escape(str(d.get('given')))!r}: lines must be a whole number from "
         f"1 to {d.get('limit')}.",
         Problem.BAD_WHEN: f"{escape(str(d.get('given')))!r} is not a clock change: use `now`, a "
-        'shift such as `+2d`, `-90m` or `+1d12h`, or a time "YYYY-MM-DD HH:MM[:SS]", or '
-        "`history`.",
+        'shift such as `+2d`, `-90m` or `+1d12h`, or a time "YYYY-MM-DD HH:MM[:SS]" in '
+        f"{zone}, or `history`.",
     }[error.problem]
     return f"{problem} {_usage(error.verb)}"
 

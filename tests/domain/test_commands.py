@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -187,3 +189,25 @@ def test_fuzz_only_ever_raises_command_error(text: str) -> None:
 def test_fuzz_garbage_of_any_size(text: str) -> None:
     with pytest.raises(CommandError):
         parse(text)
+
+
+def test_a_start_time_is_in_the_teams_time_zone() -> None:
+    """Issue 21, defect 12: a studio in UTC+8 typing the seed's time means its own evening."""
+    shanghai = replace(CTX, tz=ZoneInfo("Asia/Shanghai"))
+    started = parse_command('start dev at="2021-09-18 23:30:07"', shanghai)
+    assert started == Start("dev", at=datetime(2021, 9, 18, 15, 30, 7, tzinfo=UTC))
+    paris = replace(CTX, tz=ZoneInfo("Europe/Paris"))  # summer time: UTC+2
+    assert parse_command('start dev at="2026-07-15 10:00"', paris) == Start(
+        "dev", at=datetime(2026, 7, 15, 8, 0, tzinfo=UTC)
+    )
+    with pytest.raises(CommandError) as caught:
+        parse_command('start dev at="2021-02-30 10:00"', shanghai)
+    answer = usage.command_error(caught.value)
+    assert "(in Asia/Shanghai, years 1971-2099)" in answer and "UTC" not in answer
+    with pytest.raises(CommandError) as caught:
+        parse_command("time 7 2021-02-30", shanghai)
+    assert 'a time "YYYY-MM-DD HH:MM[:SS]" in Asia/Shanghai' in usage.command_error(caught.value)
+    one = usage.help_text(
+        "start", default_ttl=timedelta(hours=8), max_ttl=timedelta(days=7), timezone="Asia/Shanghai"
+    )
+    assert "`at` sets its clock at start (in Asia/Shanghai)" in one

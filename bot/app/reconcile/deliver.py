@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.app.notices import Announcement, GroupNotifier, Notifier
 from bot.domain.backoff import backoff
@@ -78,9 +78,10 @@ class Deliverer:
         policy: DeliveryPolicy,
         fence: Fence | None = None,
         islands: IslandStore | None = None,
+        tz: tzinfo = UTC,
     ) -> None:
         """Digests are made when the policy has one, ``islands`` is given and the notifier
-        is a ``GroupNotifier``."""
+        is a ``GroupNotifier``. Island clocks in notices are shown in the team's zone ``tz``."""
         self.outbox = outbox
         self.notifier = notifier
         self.group = (
@@ -95,6 +96,7 @@ class Deliverer:
         self.clock = clock
         self.policy = policy
         self.fence = fence
+        self.tz = tz
         self.name = f"deliverer/{uuid.uuid4().hex[:12]}"
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -418,9 +420,7 @@ class Deliverer:
             )
 
     def announcement(self, n: PendingNotice, *, crowded: bool = False) -> Announcement:
-        clock = None
-        if n.clock_offset_s:
-            clock = island_time(n.clock_offset_s, self.clock()).strftime("%Y-%m-%d %H:%M:%S")
+        clock = island_time(n.clock_offset_s, self.clock()) if n.clock_offset_s else None
         text = notices.notice_text(
             n.kind,
             n.detail,
@@ -429,6 +429,7 @@ class Deliverer:
             branch=n.branch,
             ports=named_ports(self.port_names, n.first_port),
             clock=clock,
+            tz=self.tz,
         )
         return Announcement(
             key=f"outbox-{n.id}",

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.app.notices import Notifier
 from bot.app.reconcile.apply import Applier
@@ -62,6 +62,7 @@ class LifecycleSettings:
     outbox_retention: timedelta = timedelta(days=7)  # sent (or given up) notices kept this long
     delivery_retention: timedelta = timedelta(days=2)  # chat delivery keys kept this long
     create_concurrency: int = 8  # islands without a pod handled at once in a tick (creates)
+    tz: tzinfo = UTC  # the team's time zone, for island clocks in notices
 
 
 @dataclass
@@ -129,6 +130,7 @@ class LifecycleEngine:
             policy=s.delivery,
             fence=None if lease is None else lease.fence,
             islands=IslandStore(db, clock=clock),
+            tz=s.tz,
         )
         # True: ready islands are probed inside the tick; the service turns this off and runs
         # probe_ready() as its own job, so that probing thousands of ports never slows a tick

@@ -63,7 +63,12 @@ def test_mrkdwn_becomes_plain_text(mrkdwn: str, text: str) -> None:
 
 def test_the_root_message_renders_with_fields_and_buttons_in_place() -> None:
     text, blocks = layouts.root_message(
-        record(), ports={"server-port": 30002}, clock=None, extend_step=timedelta(hours=4), now=NOW
+        record(),
+        ports={"server-port": 30002},
+        clock=None,
+        extend_step=timedelta(hours=4),
+        now=NOW,
+        tz=UTC,
     )
     lines, buttons = render(text, blocks)
     assert lines[0] == "@U0ALICE's island #7 on dev: ready"
@@ -82,14 +87,19 @@ def test_messages_threads_updates_and_buttons_are_numbered() -> None:
     shown: list[str] = []
     chat = ConsoleChat(write=shown.append, names={"C1": "islands"})
     text, blocks = layouts.root_message(
-        record(), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW
+        record(), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW, tz=UTC
     )
     root = chat.post("C1", text, blocks=blocks)
     reply = chat.post("C1", "Island #7 is ready", thread_ts=root, broadcast=True, key="k1")
     assert chat.post("C1", "again", thread_ts=root, key="k1", look_first=True) == reply
     chat.update("C1", root, text, blocks=blocks)  # nothing visible changed: not shown again
     stopped, blocks2 = layouts.root_message(
-        record(IslandState.STOPPED), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW
+        record(IslandState.STOPPED),
+        ports={},
+        clock=None,
+        extend_step=timedelta(hours=4),
+        now=NOW,
+        tz=UTC,
     )
     chat.update("C1", root, stopped, blocks=blocks2)
     kinds = [e.kind for e in chat.snapshot()]
@@ -106,12 +116,12 @@ def test_messages_threads_updates_and_buttons_are_numbered() -> None:
 def test_a_button_keeps_its_number_and_carries_the_latest_value() -> None:
     chat = ConsoleChat(write=None)
     text, blocks = layouts.root_message(
-        record(), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW
+        record(), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW, tz=UTC
     )
     root = chat.post("C1", text, blocks=blocks)
     later = record(expires_at=NOW + timedelta(hours=12))
     text2, blocks2 = layouts.root_message(
-        later, ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW
+        later, ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW, tz=UTC
     )
     chat.update("C1", root, text2, blocks=blocks2)
     pressed = chat.button(2)
