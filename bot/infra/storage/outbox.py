@@ -7,7 +7,9 @@ the notice is unsent, not given up and free (never claimed, or its claim expired
 while the caller still holds the lease it was given (``fence``), all on the database's clock.
 A deposed leader can therefore deliver nothing, and two replicas never hold one notice. A
 failed attempt backs off (``next_attempt_at``); a notice older than ``max_age`` is given up:
-recorded as such (``given_up_at``) and counted, never silently dropped.
+recorded as such (``given_up_at``) and counted, never silently dropped. A notice that can
+never be delivered (the chat refuses it for good, or our own code fails on it) is given up at
+once, ``delivered_as`` saying why (``refused``, ``failed``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, or_, select, update
 
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.records import NoticeSpec, PendingNotice
@@ -55,29 +57,51 @@ def _revive(detail: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-_PENDING = (
-    select(
-        OutboxMessage.id,
-        OutboxMessage.island_id,
-        OutboxMessage.kind,
-        OutboxMessage.detail,
-        OutboxMessage.attempts,
-        OutboxMessage.created_at,
-        OutboxMessage.next_attempt_at,
-        OutboxMessage.claim_until,
-        Island.owner_id,
-        Island.branch,
-        Island.first_port,
-        Island.chat_channel,
-        Island.chat_thread,
-        Island.state,
-        Island.clock_offset_s,
-        Island.chat_digest,
+def _pending(now: datetime) -> Select[Any]:
+    """The undelivered notices that may go now as far as their island's order goes: not one
+    backing off, nor any later one of its island (which waits behind it, never overtakes it).
+    The islands held up (their first notice backing off) are found in one pass over the
+    undelivered notices (the (sent_at, id) index) and left out by an outer join: no
+    per-row subquery, whatever the number of notices stuck."""
+    held = (
+        select(OutboxMessage.island_id, func.min(OutboxMessage.id).label("from_id"))
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.given_up_at.is_(None),
+            OutboxMessage.next_attempt_at > now,
+        )
+        .group_by(OutboxMessage.island_id)
+        .subquery("held")
     )
-    .join(Island, Island.id == OutboxMessage.island_id)
-    .where(OutboxMessage.sent_at.is_(None), OutboxMessage.given_up_at.is_(None))
-    .order_by(OutboxMessage.id)
-)
+    return (
+        select(
+            OutboxMessage.id,
+            OutboxMessage.island_id,
+            OutboxMessage.kind,
+            OutboxMessage.detail,
+            OutboxMessage.attempts,
+            OutboxMessage.created_at,
+            OutboxMessage.next_attempt_at,
+            OutboxMessage.claim_until,
+            Island.owner_id,
+            Island.branch,
+            Island.first_port,
+            Island.chat_channel,
+            Island.chat_thread,
+            Island.state,
+            Island.clock_offset_s,
+            Island.chat_digest,
+        )
+        .select_from(OutboxMessage)
+        .join(Island, Island.id == OutboxMessage.island_id)
+        .outerjoin(held, held.c.island_id == OutboxMessage.island_id)
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.given_up_at.is_(None),
+            or_(held.c.from_id.is_(None), OutboxMessage.id < held.c.from_id),
+        )
+        .order_by(OutboxMessage.id)
+    )
 
 
 def _claimable(now: datetime) -> tuple[Any, ...]:
@@ -105,12 +129,14 @@ class Outbox:
         self.clock = clock
 
     def pending(self, *, limit: int) -> tuple[datetime, list[PendingNotice]]:
-        """The database's time now, and the undelivered notices, oldest first (whether each
-        is due or claimed is the caller's to judge against that time)."""
+        """The database's time now, and the undelivered notices that are due, oldest first:
+        not those backing off, nor the later ones of their islands, which wait behind them
+        (so notices stuck for a while never fill ``limit`` and keep newer ones out). Whether
+        each is claimed by another delivery is the caller's to judge against that time."""
 
         def read(conn: Connection) -> tuple[datetime, list[PendingNotice]]:
             now = database_now(conn)
-            rows = conn.execute(_PENDING.limit(limit)).all()
+            rows = conn.execute(_pending(now).limit(limit)).all()
             return now, [
                 PendingNotice(
                     r.id,
@@ -251,6 +277,32 @@ class Outbox:
             return give_up
 
         return self.db.run(write, what="notice failed")
+
+    def refused(self, notice_id: int, *, by: str, outcome: str, error: str) -> bool:
+        """Record the notice as never to be delivered, at once (not backed off, so the
+        island's later notices go on): ``outcome`` says why, ``refused`` (the chat refuses it
+        for good) or ``failed`` (an error of our own); ``error`` is kept as its last error.
+        False when the claim had been lost meanwhile (the new holder decides)."""
+
+        def write(conn: Connection) -> bool:
+            done = conn.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == notice_id,
+                    OutboxMessage.claimed_by == by,
+                    OutboxMessage.sent_at.is_(None),
+                )
+                .values(
+                    given_up_at=database_now(conn),
+                    delivered_as=outcome,
+                    last_error=error[:500],
+                    claimed_by=None,
+                    claim_until=None,
+                )
+            ).rowcount
+            return bool(done)
+
+        return self.db.run(write, what="notice refused")
 
     def unsent(self) -> int:
         """Notices written, neither delivered nor given up."""

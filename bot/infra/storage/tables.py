@@ -244,7 +244,8 @@ class OutboxMessage(Base):
     """A notice decided in the same transaction as the state change it announces, delivered
     afterwards; ``sent_at`` makes delivery happen once, also across restarts. A failed attempt
     sets ``next_attempt_at`` (exponential backoff); a notice older than a day is given up
-    (``given_up_at``), never silently dropped. ``claimed_by``/``claim_until``: the delivery
+    (``given_up_at``), never silently dropped, and so at once is one that can never be
+    delivered (``delivered_as`` refused or failed). ``claimed_by``/``claim_until``: the delivery
     that holds it (taken only when free or expired)."""
 
     __tablename__ = "outbox"
@@ -270,7 +271,8 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(160))
     claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    delivered_as: Mapped[str | None] = mapped_column(String(16))  # posted, shown, superseded
+    # posted, shown, superseded; or, given up at once: refused (by the chat, for good), failed
+    delivered_as: Mapped[str | None] = mapped_column(String(16))
 
 
 class Lease(Base):
