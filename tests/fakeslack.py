@@ -4,7 +4,8 @@ Reached with ``WebClient(base_url=fake.api_url)``; it records every call, keeps 
 was sent (per channel, with threads and metadata), answers ``conversations.replies``, takes file
 uploads and ``response_url`` posts, and can be told to fail: HTTP 429 with ``Retry-After``, 5xx,
 or ``ok: false`` with an error code, for the next N calls of a method, or all of them for a
-while (``outage``: Slack down, 503s, then 429s).
+while (``outage``: Slack down, 503s, then 429s), or refuse for good (``refuse``: a channel
+gone or archived, a message too long or its blocks invalid), answering as Slack does.
 
 It enforces Slack's published rate limits, by default in every test (``LIMITS``): posts
 (``chat.postMessage``, ``files.completeUploadExternal``) about one per second per channel
@@ -59,6 +60,37 @@ class Fault:
     match: str | None = None  # only calls whose text contains this
 
 
+@dataclass
+class Refusal:
+    """Slack refusing for good (``FakeSlack.refuse``)."""
+
+    error: str
+    channel: str | None = None  # every call naming this channel
+    match: str | None = None  # posts whose text contains this
+    key: str | None = None  # posts whose metadata carries this key
+    with_blocks: bool = False  # only while the post carries blocks
+
+    def refuses(self, method: str, params: dict[str, Any]) -> bool:
+        if self.channel is not None:
+            return self.channel in (params.get("channel"), params.get("channel_id"))
+        if method != "chat.postMessage":
+            return False
+        if self.with_blocks and not params.get("blocks"):
+            return False
+        if self.match is not None and self.match not in str(params.get("text") or ""):
+            return False
+        return self.key is None or _key(params) == self.key
+
+
+def _key(params: dict[str, Any]) -> str | None:
+    metadata = params.get("metadata")
+    if isinstance(metadata, str):
+        with suppress(ValueError):
+            metadata = json.loads(metadata)
+    payload = (metadata or {}).get("event_payload") if isinstance(metadata, dict) else None
+    return (payload or {}).get("key")
+
+
 # Slack's tiers (requests a minute, per method per workspace), as its method pages give them;
 # conversations.history/replies as for internal apps (Tier 3)
 TIER_2, TIER_3, TIER_4 = 20, 50, 100
@@ -100,6 +132,9 @@ class FakeSlack:
     _uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     _outages: list[tuple[float, float, int, int | None]] = field(default_factory=list)
     outage_answers: Counter[int] = field(default_factory=Counter)  # status -> calls so answered
+    _refusals: list[Refusal] = field(default_factory=list)
+    refused: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (method,
+    # error, params) of each call refused by a ``refuse`` rule
     url: str = ""
     socket_url: str = ""  # set by ``socket_mode``
 
@@ -127,6 +162,25 @@ class FakeSlack:
             self._faults.setdefault(method, []).append(
                 Fault(status, error, retry_after, count, delay, match)
             )
+
+    def refuse(
+        self,
+        error: str,
+        *,
+        channel: str | None = None,
+        match: str | None = None,
+        key: str | None = None,
+        with_blocks: bool = False,
+    ) -> None:
+        """Slack refuses for good from now on, as it answers such calls (HTTP 200, ``ok:
+        false``, ``error``): every call naming ``channel`` (``channel_not_found``,
+        ``is_archived``, ``not_in_channel``: the channel gone, archived, the bot removed), or
+        each post whose text contains ``match`` and whose metadata carries ``key`` (those
+        given; ``msg_too_long``, ``invalid_blocks``: the message refused as it is);
+        ``with_blocks``: only while the post carries blocks (its plain text passes, as with
+        Slack's ``invalid_blocks``)."""
+        with self._lock:
+            self._refusals.append(Refusal(error, channel, match, key, with_blocks))
 
     def outage(
         self, seconds: float, *, status: int = 503, retry_after: int | None = None, after: float = 0
@@ -191,6 +245,11 @@ class FakeSlack:
             )
             if outage is not None:
                 self.outage_answers[outage[0]] += 1
+            refusal = next((r for r in self._refusals if r.refuses(method, params)), None)
+            if fault is None and outage is None and refusal is not None:
+                self.refused.append((method, refusal.error, params))
+        if fault is None and outage is None and refusal is not None:
+            return _json({"ok": False, "error": refusal.error})
         if fault is not None and fault.delay:
             result = self._answer(method, headers, params)
             time.sleep(fault.delay)

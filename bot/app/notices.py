@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from bot.domain.errors import IslandbotError
+
 
 @dataclass(frozen=True)
 class Announcement:
@@ -38,11 +40,23 @@ class Announcement:
     in_digest: bool = False  # the island's root message is a digest
 
 
+class NoticeRefused(IslandbotError):
+    """The chat refuses this notice for good: as it is, and in whatever plainer form or other
+    place could have helped. Trying again would not; the outbox records it as refused at once
+    and the island's later notices go on. ``reason``: the chat's own code for it."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class Notifier(Protocol):
     def announce(self, announcement: Announcement) -> str | None:
-        """Deliver it, or raise: the outbox keeps it and tries again later. An announcement
-        (kind ``announce``: the island's root message) returns the thread it was posted as,
-        which carries the island's later notices; anything else returns None."""
+        """Deliver it, or raise: ``NoticeRefused`` when it can never be delivered (it is
+        recorded so, and the island's later notices go on), anything else when it may be
+        later (the outbox keeps it and tries again, the island's later notices waiting). An
+        announcement (kind ``announce``: the island's root message) returns the thread it was
+        posted as, which carries the island's later notices; anything else returns None."""
 
 
 @runtime_checkable

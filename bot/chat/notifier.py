@@ -10,17 +10,25 @@ date (state, host, ports, clock, expiry, buttons) by the ``RootRefresher``, coal
 Islands announced together share a digest: one message in the channel listing each island's
 state, kept current the same way. Their notices then go where ``Announcement.route`` says:
 to the owner directly (ready with the island's ports and buttons, failures, expiry, clock
-changes), or nowhere but the digest."""
+changes), or nowhere but the digest.
+
+A notice the chat refuses for good (``ChatError.permanent``) is not tried again as it was:
+when the message itself was refused (too long, its blocks invalid) it is posted once more as
+plain, shortened text; when the channel was (gone, archived, the bot not in it) it goes to
+the island's owner directly; when nothing helps, ``NoticeRefused`` tells the outbox to record
+it as refused at once, and the island's later notices go on. Each is logged and counted
+(``islandbot_notices_refused_total``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, timedelta, tzinfo
 from typing import Any
 
-from bot.app.notices import Announcement
-from bot.chat.output import ChatError, ChatOutput, Reply, tell
+from bot.app.notices import Announcement, NoticeRefused
+from bot.chat.output import Blocks, ChatError, ChatOutput, Reply, tell
 from bot.chat.root_refresh import Rendered, RootRefresher
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
@@ -28,9 +36,10 @@ from bot.domain.notice_routes import Route
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import IslandRecord
 from bot.domain.time_source import Clock, utcnow
+from bot.infra import metrics
 from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.islands import IslandStore
-from bot.words import island_text, layouts
+from bot.words import island_text, layouts, notices
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,16 @@ def digest_key(first_island_id: int) -> str:
 def shows(*islands: IslandRecord) -> dict[str, Any]:
     """The facts a message about these islands carries for other tools: each one's state."""
     return {"islands": {str(i.id): i.state.value for i in islands}}
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where a notice went: its channel and ts, and the refusal of its channel when it went
+    to the owner instead."""
+
+    channel: str
+    ts: str
+    rerouted: ChatError | None = None
 
 
 class ChatNotifier:
@@ -79,13 +98,12 @@ class ChatNotifier:
             if a.channel is None:  # started outside a chat (the command line): nowhere to post
                 log.info("island %d: %s", a.island_id, a.text)
                 return None
-            self.sender.post(
+            self._post(
+                a,
                 a.channel,
                 a.text,
                 thread_ts=a.thread_ts,
                 broadcast=a.broadcast and a.thread_ts is not None,
-                key=a.key,
-                look_first=a.retry,
             )
         if a.channel is not None and a.thread_ts is not None:
             self.roots.mark(a.channel, a.thread_ts)
@@ -97,10 +115,8 @@ class ChatNotifier:
         island = self.islands.get(a.island_id)
         _, card = self._root(island)
         text, blocks = layouts.owner_notice(a.text, card)
-        channel = self.sender.direct(island.owner_id) if a.retry else island.owner_id
-        self.sender.post(
-            channel, text, blocks=blocks, key=a.key, look_first=a.retry, meta=shows(island)
-        )
+        channel = self._direct(island.owner_id) if a.retry else island.owner_id
+        self._post(a, channel, text, blocks=blocks, meta=shows(island), to_owner=True)
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
@@ -120,11 +136,17 @@ class ChatNotifier:
                     channel, text, blocks=blocks, key=key, look_first=retry, meta=shows(*islands)
                 )
             except ChatError as exc:
-                if not exc.unreachable:
+                if not exc.permanent:
                     raise  # the outbox tries again later
                 log.warning("digest not posted in %s: %s; each island on its own", channel, exc)
-                for a in announcements:  # each root message goes to its owner, as alone
-                    self._post_root(a)
+                for a in announcements:  # each root message as alone (else to its owner)
+                    try:
+                        self._post_root(a)
+                    except NoticeRefused as refused:  # the others go on
+                        metrics.NOTICES_REFUSED.labels(
+                            reason=refused.reason, outcome="failed"
+                        ).inc()
+                        log.warning("island %d: not announced: %s", a.island_id, refused)
                 return ""
         self.islands.attach_digest(ids, channel, ts)
         self.roots.mark(channel, ts)
@@ -138,21 +160,11 @@ class ChatNotifier:
         if island.chat_channel is None:
             return None
         text, blocks = self._root(island)
-        channel = island.chat_channel
         meta = shows(island)
-        try:
-            ts = self.sender.post(
-                channel, text, blocks=blocks, key=a.key, look_first=a.retry, meta=meta
-            )
-        except ChatError as exc:
-            if not exc.unreachable:
-                raise  # the outbox tries again later
-            log.warning("island %d: root message not posted in %s: %s", island.id, channel, exc)
-            channel = self.sender.direct(island.owner_id)  # to the owner directly
-            ts = self.sender.post(
-                channel, text, blocks=blocks, key=a.key, look_first=a.retry, meta=meta
-            )
-            self._started_elsewhere(island.id, a.detail.get("reply"), exc)
+        posted = self._post(a, island.chat_channel, text, blocks=blocks, meta=meta, say_where=False)
+        channel, ts = posted.channel, posted.ts
+        if posted.rerouted is not None:  # to the owner directly: the starter is told why
+            self._started_elsewhere(island.id, a.detail.get("reply"), posted.rerouted)
         self.islands.attach_thread(island.id, channel, ts)
         self.roots.remember(channel, ts, (text, blocks, {**meta, "key": a.key}))
         self.roots.mark(channel, ts)  # it may have moved on while being posted
@@ -168,7 +180,8 @@ class ChatNotifier:
         text, blocks = layouts.clock_request_message(
             request, owner_id=owner, tz=self.tz, now=self.clock()
         )
-        ts = self.sender.post(channel, text, blocks=blocks, key=a.key, look_first=a.retry)
+        posted = self._post(a, channel, text, blocks=blocks, to_owner=channel == owner)
+        channel, ts = posted.channel, posted.ts
         self.requests.attach_message(request.id, channel, ts)
         now = self.requests.get(request.id)
         if now.state != request.state:  # decided or expired while being posted: say so
@@ -176,6 +189,89 @@ class ChatNotifier:
                 now, owner_id=owner, tz=self.tz, now=self.clock()
             )
             self.sender.update(channel, ts, text, blocks=blocks)
+
+    def _post(
+        self,
+        a: Announcement,
+        channel: str,
+        text: str,
+        *,
+        blocks: Blocks | None = None,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        meta: Mapping[str, Any] | None = None,
+        to_owner: bool = False,
+        say_where: bool = True,
+    ) -> Posted:
+        """Post the notice ``a``, once (``a.key``). When the chat refuses it for good: once
+        more as plain, shortened text if the message was refused; to the owner directly if
+        the channel was (unless it went to them: ``to_owner``; ``say_where``: saying where it
+        could not go); else ``NoticeRefused``. A chat failing for now raises ``ChatError``
+        (the outbox tries the notice again later)."""
+        refusals: list[ChatError] = []
+        rerouted: ChatError | None = None
+        look = a.retry  # an earlier attempt may have posted it
+        while True:
+            try:
+                ts = self.sender.post(
+                    channel,
+                    text,
+                    blocks=blocks,
+                    thread_ts=thread_ts,
+                    broadcast=broadcast,
+                    key=a.key,
+                    look_first=look,
+                    meta=meta,
+                )
+            except ChatError as exc:
+                if not exc.permanent:
+                    raise
+                refusals.append(exc)
+                shorter = notices.plain(text)
+                if exc.malformed and (blocks is not None or meta or shorter != text):
+                    log.warning(
+                        "island %d: %s notice refused in %s (%s); posting it as plain text",
+                        a.island_id,
+                        a.kind,
+                        channel,
+                        exc,
+                    )
+                    text, blocks, meta, look = shorter, None, None, False
+                    continue
+                if exc.unreachable and not (to_owner or rerouted is not None):
+                    log.warning(
+                        "island %d: %s notice refused in %s (%s); telling its owner directly",
+                        a.island_id,
+                        a.kind,
+                        channel,
+                        exc,
+                    )
+                    if say_where:
+                        text = notices.rerouted(text, channel)
+                    rerouted, look = exc, a.retry
+                    channel, thread_ts, broadcast = self._direct(a.owner_id), None, False
+                    continue
+                raise NoticeRefused(
+                    f"island {a.island_id}: {a.kind} notice refused in {channel}: {exc}",
+                    reason=str(refusals[0].error or "refused"),
+                ) from exc
+            if refusals:
+                outcome = "rerouted" if rerouted is not None else "reworded"
+                reason = str(refusals[0].error or "refused")
+                metrics.NOTICES_REFUSED.labels(reason=reason, outcome=outcome).inc()
+            return Posted(channel, ts, rerouted)
+
+    def _direct(self, user: str) -> str:
+        """The owner's direct conversation; ``NoticeRefused`` when the chat will never open
+        one (the owner gone, or a bot)."""
+        try:
+            return self.sender.direct(user)
+        except ChatError as exc:
+            if not exc.permanent:
+                raise
+            raise NoticeRefused(
+                f"no direct conversation with {user}: {exc}", reason=str(exc.error or "refused")
+            ) from exc
 
     def _started_elsewhere(self, island_id: int, reply: object, exc: ChatError) -> None:
         if not isinstance(reply, dict) or not reply.get("user"):

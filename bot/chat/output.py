@@ -19,8 +19,14 @@ Blocks = Sequence[Mapping[str, Any]]
 
 class ChatError(IslandbotError):
     """The chat refused or failed a call. ``error``: the chat's own code, if any;
-    ``unreachable``: the channel cannot take the bot's messages (gone, archived, the bot not in
-    it), so trying again will not help; ``retry_after``: the chat asked to wait this long."""
+    ``retry_after``: the chat asked to wait this long.
+
+    Whether trying the same call again can help is the adapter's to say (it knows its chat's
+    codes): ``permanent``, the chat refuses the call as it is, for good; of those,
+    ``unreachable``, the channel cannot take the bot's messages (gone, archived, the bot not in
+    it: another channel may), and ``malformed``, the message itself is refused (too long, its
+    blocks or metadata invalid: a plainer, shorter one may pass). Anything else (the chat down,
+    slow, rate limiting) is transient: the same call may succeed later."""
 
     def __init__(
         self,
@@ -28,11 +34,15 @@ class ChatError(IslandbotError):
         *,
         error: str | None = None,
         unreachable: bool = False,
+        malformed: bool = False,
+        permanent: bool = False,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.error = error
         self.unreachable = unreachable
+        self.malformed = malformed
+        self.permanent = permanent or unreachable or malformed
         self.retry_after = retry_after
 
 

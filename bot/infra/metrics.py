@@ -61,6 +61,21 @@ NOTICES_GIVEN_UP = Counter(
     "Notices that could not be delivered within their maximum age and were given up.",
     registry=REGISTRY,
 )
+NOTICES_REFUSED = Counter(
+    "islandbot_notices_refused_total",
+    "Notices the chat refused for good, by its reason and what became of them: reworded "
+    "(posted again as plain, shortened text), rerouted (to the island's owner directly) or "
+    "failed (recorded as refused, not tried again; the island's later notices went on).",
+    ["reason", "outcome"],
+    registry=REGISTRY,
+)
+NOTICE_ERRORS = Counter(
+    "islandbot_notice_errors_total",
+    "Notices whose delivery met an error of islandbot's own (a bug, logged with its "
+    "traceback), recorded as failed at once, by the exception's type.",
+    ["error"],
+    registry=REGISTRY,
+)
 DATABASE_UNREACHABLE = Counter(
     "islandbot_database_unreachable_total",
     "Database operations that failed because the database could not be reached.",

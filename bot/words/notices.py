@@ -140,3 +140,20 @@ def notice_text(
 def status_line(island_id: int, state: str, branch: str) -> str:
     """The one-line state shown on an island's root message."""
     return f"Island {island_ref(island_id)} ({branch}): {state}"
+
+
+PLAIN_MAX = 3000  # a notice the chat refused as it was, posted again: well under any limit
+
+
+def plain(text: str, *, limit: int = PLAIN_MAX) -> str:
+    """A notice the chat refused as it was (too long, its blocks refused), as the plain text
+    posted instead: cut to ``limit`` characters, saying so."""
+    if len(text) <= limit:
+        return text
+    cut = " … (shortened: the whole notice was too long for the chat)"
+    return text[: limit - len(cut)].rstrip() + cut
+
+
+def rerouted(text: str, channel: str) -> str:
+    """A notice for an island's thread that its channel refused, told to the owner instead."""
+    return f"(This could not be posted in <#{channel}>, so it comes to you.) {text}"

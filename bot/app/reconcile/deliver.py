@@ -8,6 +8,10 @@ that one goes out again with ``retry`` set, so an adapter that can look up what 
 (Slack message metadata) delivers it once. A failed attempt backs off, exponentially with
 jitter (or as long as the chat's ``Retry-After`` says); the island's later notices wait behind
 it. A notice that could not be delivered for ``max_age`` is given up: logged and counted.
+A notice that can never be delivered is recorded so at once, logged and counted, and never
+holds up its island's later notices: one the chat refuses for good, after the notifier tried
+it reworded or elsewhere (``NoticeRefused``), or one our own code failed on (a bug, logged
+with its traceback, not mistaken for a chat that is down).
 An island's first notice is its announcement (its root message); the thread it was posted as
 carries the island's later notices.
 
@@ -29,8 +33,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from bot.app.notices import Announcement, GroupNotifier, Notifier
+from bot.app.notices import Announcement, GroupNotifier, NoticeRefused, Notifier
 from bot.domain.backoff import backoff
+from bot.domain.errors import IslandbotError
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.notice_routes import (
@@ -226,7 +231,8 @@ class Deliverer:
             still: list[list[PendingNotice]] = []
             for q, (where, exc) in zip(queues, outcomes, strict=True):
                 if exc is not None:
-                    self._failed(q[0], exc)
+                    if self._failed(q[0], exc):  # never to be delivered: the island goes on
+                        still.append(q[1:])
                     continue
                 done["shown" if where == Route.SHOWN else "posted"].append(q[0].id)
                 still.append(q[1:])
@@ -273,7 +279,7 @@ class Deliverer:
         announcement = self.announcement(notice, crowded=crowded)
         try:
             self.notifier.announce(announcement)
-        except Exception as exc:  # the chat side failed: it backs off, keeps its order
+        except Exception as exc:  # judged by _failed: it backs off, or is recorded as failed
             return announcement.route, exc
         return announcement.route, None
 
@@ -347,7 +353,7 @@ class Deliverer:
                 ts = self.group.announce_together(
                     channel, [self.announcement(n) for n in claimed], join=join
                 )
-            except Exception as exc:  # the chat side failed: each backs off, keeps its order
+            except Exception as exc:  # each backs off (keeps its order), or is recorded as failed
                 for n in claimed:
                     self._failed(n, exc)
                 continue
@@ -360,7 +366,8 @@ class Deliverer:
         return sent
 
     def _island(self, island_notices: list[PendingNotice], now: datetime) -> int:
-        """The island's notices in order, until one is not due, held elsewhere, or fails."""
+        """The island's notices in order, until one is not due, held elsewhere, or fails and
+        backs off (one that can never be delivered is recorded so, and the next one goes)."""
         sent = 0
         thread: str | None = None
         for pending in island_notices:
@@ -374,8 +381,9 @@ class Deliverer:
             announcement = self.announcement(notice)
             try:
                 posted_as = self.notifier.announce(announcement)
-            except Exception as exc:  # the chat side failed: back off, keep the order
-                self._failed(notice, exc)
+            except Exception as exc:  # back off (keeping the order), or recorded as failed
+                if self._failed(notice, exc):
+                    continue
                 break
             delivered_as = "shown" if announcement.route == Route.SHOWN else "posted"
             if not self.outbox.sent(notice.id, by=self.name, delivered_as=delivered_as):
@@ -385,7 +393,33 @@ class Deliverer:
                 thread = posted_as
         return sent
 
-    def _failed(self, notice: PendingNotice, exc: Exception) -> None:
+    def _failed(self, notice: PendingNotice, exc: Exception) -> bool:
+        """An attempt failed. A notice that can never be delivered is recorded so at once and
+        True returned: the island's later notices go on. That is one the chat refuses for good
+        (``NoticeRefused``), or one our own code failed on (a bug: not an ``IslandbotError``,
+        nor an ``OSError`` of a connection; logged with its traceback and counted, so that it
+        is seen, never mistaken for a chat that is down). Anything else (the chat or the
+        database failing for now) backs off, and the island's later notices wait behind it
+        (False)."""
+        if isinstance(exc, NoticeRefused):
+            metrics.NOTICES_REFUSED.labels(reason=exc.reason, outcome="failed").inc()
+            log.warning(
+                "notice %d for island %d refused by the chat for good, recorded as refused: %s",
+                notice.id,
+                notice.island_id,
+                exc,
+            )
+            return self.outbox.refused(notice.id, by=self.name, outcome="refused", error=str(exc))
+        if not isinstance(exc, IslandbotError | OSError):
+            metrics.NOTICE_ERRORS.labels(error=type(exc).__name__).inc()
+            log.error(
+                "notice %d for island %d failed on an error of ours, recorded as failed",
+                notice.id,
+                notice.island_id,
+                exc_info=exc,
+            )
+            error = f"{type(exc).__name__}: {exc}"
+            return self.outbox.refused(notice.id, by=self.name, outcome="failed", error=error)
         retry_after = getattr(exc, "retry_after", None)
         wait = (
             timedelta(seconds=float(retry_after))
@@ -418,6 +452,7 @@ class Deliverer:
                 wait.total_seconds(),
                 exc,
             )
+        return False
 
     def announcement(self, n: PendingNotice, *, crowded: bool = False) -> Announcement:
         clock = island_time(n.clock_offset_s, self.clock()) if n.clock_offset_s else None

@@ -41,9 +41,48 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NOTICE_EVENT = "islandbot_notice"
-# Slack's answers meaning the channel cannot take the bot's messages at all
+# Slack's answers that will not change if the call is made again as it is (``ChatError``'s
+# ``permanent``); anything else (5xx, ratelimited, fatal_error, internal_error, a dropped
+# connection, but also a bad token, which stops every call until it is fixed) may pass later.
+# The channel cannot take the bot's messages at all (another channel may):
 UNREACHABLE = frozenset(
-    {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "channel_is_archived",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+    }
+)
+# The message itself is refused (a plainer, shorter one may pass): its text over 40,000
+# characters, its blocks invalid or too long (50 blocks, 3,000 characters a section's text),
+# its metadata invalid
+MALFORMED = frozenset(
+    {
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "no_text",
+        "too_many_attachments",
+        "invalid_attachments",
+    }
+)
+# The person or conversation cannot be written to at all
+REFUSED = frozenset(
+    {
+        "cannot_dm_bot",
+        "user_not_found",
+        "user_disabled",
+        "messages_tab_disabled",
+        "cannot_reply_to_message",
+    }
 )
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -279,6 +318,8 @@ class SlackSender:
                 f"{what}: {error or exc}",
                 error=error,
                 unreachable=error in UNREACHABLE,
+                malformed=error in MALFORMED,
+                permanent=error in REFUSED,
                 retry_after=retry_after,
             ) from exc
         except (SlackClientError, OSError) as exc:

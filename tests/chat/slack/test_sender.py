@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -88,6 +88,43 @@ def test_errors_that_retrying_cannot_fix_are_wrapped(fake: FakeSlack) -> None:
     with pytest.raises(SlackError):
         SlackSender(client).post("C0TEAM", "hello")
     assert fake.count("chat.postMessage") == 1 + 2  # the first, then one retry
+
+
+def test_slacks_answers_are_told_apart_as_permanent_or_transient(fake: FakeSlack) -> None:
+    """What will never pass as it is (the channel gone or archived, the message too long or
+    its blocks invalid, a bot that cannot be written to) is ``permanent``, saying what to
+    change; Slack down, a bad token or an unknown error is transient (issue 21, defect 7)."""
+    fake.refuse("is_archived", channel="C0OLD")
+    fake.refuse("msg_too_long", match="long")
+    fake.refuse("invalid_blocks", match="boxed", with_blocks=True)
+    s = sender(fake)
+
+    def refusal(call: Callable[[], object]) -> tuple[bool, bool, bool]:
+        with pytest.raises(SlackError) as caught:
+            call()
+        e = caught.value
+        return e.permanent, e.unreachable, e.malformed
+
+    assert refusal(lambda: s.post("C0OLD", "hi")) == (True, True, False)
+    assert refusal(lambda: s.post("C0GONE", "hi")) == (True, True, False)
+    assert refusal(lambda: s.post("C0TEAM", "too long")) == (True, False, True)
+    block = {"type": "section", "text": {"type": "mrkdwn", "text": "boxed"}}
+    assert refusal(lambda: s.post("C0TEAM", "boxed", blocks=[block])) == (True, False, True)
+    s.post("C0TEAM", "boxed")  # its plain text passes, as with Slack
+    fake.fail("conversations.open", error="cannot_dm_bot")
+    assert refusal(lambda: s.direct("U0BOTUSER")) == (True, False, False)
+    fake.fail("chat.postMessage", error="fatal_error")
+    assert refusal(lambda: s.post("C0TEAM", "hi")) == (False, False, False)
+    fake.fail("chat.postMessage", status=503, count=1)
+    client = web_client(fakeslack.BOT_TOKEN, base_url=fake.api_url, max_retries=0)
+    assert refusal(lambda: SlackSender(client).post("C0TEAM", "hi")) == (False, False, False)
+    bad = web_client("xoxp-not-a-bot", base_url=fake.api_url)
+    assert refusal(lambda: SlackSender(bad).post("C0TEAM", "hi")) == (False, False, False)
+    assert [(m, e) for m, e, _p in fake.refused] == [
+        ("chat.postMessage", "is_archived"),
+        ("chat.postMessage", "msg_too_long"),
+        ("chat.postMessage", "invalid_blocks"),
+    ]
 
 
 def test_bad_token_is_an_error_not_a_crash(fake: FakeSlack) -> None:
