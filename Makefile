@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 demo: $(STAMP)  ## run the bot on its embedded defaults (SQLite, simulator, console chat)
 	$(BIN)/islandbot demo
 
-test: $(STAMP)  ## the whole test suite (MariaDB tests run when ISLANDBOT_TEST_MYSQL_URL is set)
+test: $(STAMP)  ## the whole test suite (MariaDB: ISLANDBOT_TEST_MYSQL_URL's server, else a throwaway one)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff (lint + format check), mypy --strict, and the layers' import contracts

@@ -1,13 +1,15 @@
 """Fixtures shared by the whole suite.
 
-Database tests run against every backend: SQLite always, MariaDB/MySQL when
-``ISLANDBOT_TEST_MYSQL_URL`` is set (CI sets it). When it is set but the server does not answer,
-the suite fails loudly instead of skipping.
+Database tests run against every backend: SQLite always, and MariaDB/MySQL: the server
+``ISLANDBOT_TEST_MYSQL_URL`` names (CI sets it), else a throwaway one the session starts when a
+server is installed (tests/mysqlserver.py). They skip, saying what to install, only when neither
+is there; a named server that does not answer, or a throwaway one that does not start, fails.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 
 from bot.infra.kubernetes.templates import TemplateSet, load_templates
 from bot.infra.storage.database import Database, create_database
-from tests import dbutil
+from tests import dbutil, mysqlserver
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +27,26 @@ def templates() -> TemplateSet:
 
 
 @pytest.fixture(scope="session")
-def mysql_base_url() -> str:
+def throwaway_mysql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A MariaDB/MySQL server of the session's own, in a temporary directory on a free port."""
+    binaries = mysqlserver.find_binaries()
+    if binaries is None:
+        pytest.skip(mysqlserver.MISSING)
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(
+                mysqlserver.throwaway_server(binaries, tmp_path_factory.mktemp("mysql"))
+            )
+        except mysqlserver.ServerDidNotStart as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mysql_base_url(request: pytest.FixtureRequest) -> str:
     url = dbutil.mysql_url()
     if url is None:
-        pytest.skip(
-            f"MariaDB/MySQL tests need {dbutil.MYSQL_ENV} "
-            "(e.g. mysql+pymysql://root@127.0.0.1:3306/test)"
-        )
+        return str(request.getfixturevalue("throwaway_mysql_url"))
     try:
         engine = sa.create_engine(url)
         with engine.connect() as conn:
