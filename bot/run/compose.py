@@ -269,6 +269,7 @@ def _assemble(
         notifier=notifier or LogNotifier(),
         settings=lifecycle_settings(settings, tuning),
         lease=lease,
+        worker=heartbeat.name,
     )
     service = LifecycleService(
         engine,

@@ -9,6 +9,8 @@ Create Date: 2026-12-03
   whose worker died is carried out again within a heartbeat's ttl, and one whose worker lives
   keeps its claim however long its answer takes (up to the claim's cap). Claims made before
   this are NULL and live until their ``claim_until``, as before.
+- ``outbox.worker``: the same for a notice's delivery attempt: a leader that died lets its
+  notices go within a heartbeat, not after the claim's 20 s.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("worker", sa.String(length=64), nullable=True))
+    for table in ("deliveries", "outbox"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column("worker", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.drop_column("worker")
+    for table in ("outbox", "deliveries"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("worker")

@@ -96,15 +96,17 @@ class LifecycleEngine:
         clock: Clock = utcnow,
         prober: Prober | None = None,
         lease: LeaderLease | None = None,
+        worker: str | None = None,
     ) -> None:
         """``lease``: the leader's; the tick's decisions are written, pods deleted and notices
-        delivered only while it holds it."""
+        delivered only while it holds it. ``worker``: this process's heartbeat name; the
+        notices it claims go back to the outbox when it dies."""
         self.kube = kube
         self.allocator = allocator
         self.settings = s = settings or LifecycleSettings()
         self.clock = clock
         self.rows = ReconcileRows(db, clock=clock, fence=None if lease is None else lease.fence)
-        self.outbox = Outbox(db, clock=clock)
+        self.outbox = Outbox(db, clock=clock, worker=worker)
         self.probes = Probes(
             prober or (lambda targets: probe_ports(targets, timeout=s.probe_timeout_s)),
             port_names=templates.ports,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, case, delete, func, insert, or_, select, update
 
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.records import NoticeSpec, PendingNotice
@@ -82,7 +82,7 @@ def _pending(now: datetime) -> Select[Any]:
             OutboxMessage.attempts,
             OutboxMessage.created_at,
             OutboxMessage.next_attempt_at,
-            OutboxMessage.claim_until,
+            case((_dead(now), None), else_=OutboxMessage.claim_until).label("claim_until"),
             Island.owner_id,
             Island.branch,
             Island.first_port,
@@ -104,12 +104,18 @@ def _pending(now: datetime) -> Select[Any]:
     )
 
 
+def _dead(now: datetime) -> Any:
+    """SQL: the notice's claim was made by a process that has died (its heartbeat ended)."""
+    return OutboxMessage.worker.is_not(None) & ~heartbeat.alive(OutboxMessage.worker, now)
+
+
 def _claimable(now: datetime) -> tuple[Any, ...]:
-    """A notice one may claim now: unsent, not given up, free (or its claim expired), due."""
+    """A notice one may claim now: unsent, not given up, free (never claimed, its claim
+    expired, or its claimer's process dead), due."""
     return (
         OutboxMessage.sent_at.is_(None),
         OutboxMessage.given_up_at.is_(None),
-        or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claim_until < now),
+        or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claim_until < now, _dead(now)),
         or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
     )
 
@@ -124,9 +130,12 @@ def _sent(conn: Connection, delivered_as: str) -> dict[str, Any]:
 
 
 class Outbox:
-    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, *, clock: Clock = utcnow, worker: str | None = None) -> None:
+        """``worker``: this process's heartbeat name; its claims die with it (without one, a
+        claim lives until its ttl is over)."""
         self.db = db
         self.clock = clock
+        self.worker = worker
 
     def pending(self, *, limit: int) -> tuple[datetime, list[PendingNotice]]:
         """The database's time now, and the undelivered notices that are due, oldest first:
@@ -175,7 +184,12 @@ class Outbox:
                     OutboxMessage.id == notice_id,
                     *_claimable(now),
                 )
-                .values(claimed_by=by, claim_until=now + ttl, attempts=OutboxMessage.attempts + 1)
+                .values(
+                    claimed_by=by,
+                    claim_until=now + ttl,
+                    worker=self.worker,
+                    attempts=OutboxMessage.attempts + 1,
+                )
             ).rowcount
             return bool(taken)
 
@@ -206,7 +220,10 @@ class Outbox:
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_(free))
                     .values(
-                        claimed_by=by, claim_until=now + ttl, attempts=OutboxMessage.attempts + 1
+                        claimed_by=by,
+                        claim_until=now + ttl,
+                        worker=self.worker,
+                        attempts=OutboxMessage.attempts + 1,
                     )
                 )
             return [i for i in notice_ids if i in free]

@@ -246,7 +246,7 @@ class OutboxMessage(Base):
     sets ``next_attempt_at`` (exponential backoff); a notice older than a day is given up
     (``given_up_at``), never silently dropped, and so at once is one that can never be
     delivered (``delivered_as`` refused or failed). ``claimed_by``/``claim_until``: the delivery
-    that holds it (taken only when free or expired)."""
+    that holds it (taken only when free, expired, or its process, ``worker``, died)."""
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -270,6 +270,8 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(160))
     claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the claiming process's heartbeat (``leases.name``): the claim dies with the process
+    worker: Mapped[str | None] = mapped_column(String(64))
     given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # posted, shown, superseded; or, given up at once: refused (by the chat, for good), failed
     delivered_as: Mapped[str | None] = mapped_column(String(16))

@@ -3,6 +3,7 @@ has forgotten every notice (SQLite and MariaDB)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from sqlalchemy import Connection, select, update
@@ -10,6 +11,7 @@ from sqlalchemy import Connection, select, update
 from bot.domain.lifecycle_rules import Notice
 from bot.infra.storage import outbox
 from bot.infra.storage.database import Database
+from bot.infra.storage.heartbeat import Heartbeat
 from bot.infra.storage.outbox import Outbox
 from bot.infra.storage.tables import OutboxMessage
 from tests.infra.storage.test_allocation import T0, FakeClock, make_allocator, req
@@ -62,3 +64,27 @@ def test_ids_of_forgotten_notices_are_never_handed_out_again(db: Database) -> No
     # a notice's key is ``outbox-{id}``: a repeated id would match an old message in the chat
     assert not set(new) & set(old), f"ids {sorted(set(new) & set(old))} handed out again"
     assert min(new) > max(old)
+
+
+def test_a_notice_claimed_by_a_process_that_died_is_free_within_a_heartbeat(db: Database) -> None:
+    """The leader died while delivering (SIGKILL): its claim (20 s in production) no longer
+    holds the notice up once its heartbeat has ended; a live claimer's claim still does."""
+    island_id = make_allocator(db, clock=FakeClock()).allocate(req()).island_id
+    first, second = queue(db, island_id, 2)
+    beat = timedelta(seconds=1)
+    dead = Heartbeat(db, instance="host/1/dead", ttl=beat)
+    dead.beat()  # then SIGKILLed: it never beats again
+    living = Heartbeat(db, instance="host/2/living", ttl=beat).start()
+    gone, here = Outbox(db, worker=dead.name), Outbox(db, worker=living.name)
+    claim = timedelta(minutes=1)
+    assert gone.claim(first, by="old", ttl=claim, fence=None)
+    assert here.claim(second, by="new", ttl=claim, fence=None)
+    assert not here.claim(first, by="new", ttl=claim, fence=None)  # it may be posting it now
+    time.sleep(beat.total_seconds() + 0.3)
+    _, pending = here.pending(limit=10)
+    free = {n.id: n.claim_until is None for n in pending}
+    assert free == {first: True, second: False}  # a live claimer's claim still holds
+    assert here.claim(first, by="new", ttl=claim, fence=None)
+    assert not gone.sent(first, by="old")  # had it come back to life, its answer is refused
+    assert here.sent(first, by="new")
+    living.stop()
