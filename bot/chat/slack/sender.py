@@ -302,6 +302,18 @@ class SlackSender:
         self.queues = queues or ChannelQueues()
         self.tiers = tiers or TierPacer()
         self._direct: dict[str, str] = {}  # user id -> their direct conversation's id
+        self._users: dict[str, str] = {}  # direct conversation's id -> its user's id
+
+    def _queue_of(self, channel: str) -> str:
+        """One FIFO per conversation: a direct conversation is queued under its user's id,
+        whether it is addressed by the user (``U...``: a notice's first try lands there) or
+        by its ``D...`` id (a retry, which must look up the history, or an update). Two
+        queues would pace it twice over and let a retry look before the first try is out."""
+        return self._users.get(channel, channel)
+
+    def _learn(self, user: str, conversation: str) -> None:
+        self._direct[user] = conversation
+        self._users[conversation] = user
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         self.tiers.wait(what)
@@ -358,10 +370,10 @@ class SlackSender:
                 kwargs["metadata"] = _metadata(key, meta)
             response = self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)
             if channel.startswith(("U", "W")) and response.get("channel"):
-                self._direct[channel] = str(response["channel"])  # the D... it landed in
+                self._learn(channel, str(response["channel"]))  # the D... it landed in
             return str(response["ts"])
 
-        return self.queues.run(channel, send)
+        return self.queues.run(self._queue_of(channel), send)
 
     def _find(self, channel: str, thread_ts: str | None, key: str) -> str | None:
         """The message carrying ``key`` in the thread (or, without one, among the channel's
@@ -413,7 +425,7 @@ class SlackSender:
                 kwargs["metadata"] = _metadata(None, meta)
             self._call("chat.update", self.client.chat_update, **kwargs)
 
-        self.queues.run(channel, send, paced=False)
+        self.queues.run(self._queue_of(channel), send, paced=False)
 
     def ephemeral(
         self, channel: str, user: str, text: str, *, blocks: Blocks | None = None
@@ -424,7 +436,7 @@ class SlackSender:
                 kwargs["blocks"] = list(blocks)
             self._call("chat.postEphemeral", self.client.chat_postEphemeral, **kwargs)
 
-        self.queues.run(channel, send)
+        self.queues.run(self._queue_of(channel), send)
 
     def respond(self, response_url: str, text: str, *, blocks: Blocks | None = None) -> None:
         """Answer only the person who asked, through the request's ``response_url``."""
@@ -455,7 +467,7 @@ class SlackSender:
                 kwargs["thread_ts"] = thread_ts
             self._call("files.upload", self.client.files_upload_v2, **kwargs)
 
-        self.queues.run(channel, send)
+        self.queues.run(self._queue_of(channel), send)
 
     def direct(self, user: str) -> str:
         """conversations.open: the IM channel's id (``D...``), which chat.update and the
@@ -464,7 +476,10 @@ class SlackSender:
         if known is not None:
             return known
         response = self._call("conversations.open", self.client.conversations_open, users=user)
-        self._direct[user] = str(response["channel"]["id"])
+        channel = response.get("channel")
+        if not isinstance(channel, dict) or not channel.get("id"):  # not Slack's answer
+            raise SlackError(f"conversations.open for {user}: no channel in {response.data!r}")
+        self._learn(user, str(channel["id"]))
         return self._direct[user]
 
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:

@@ -194,3 +194,25 @@ def test_a_retried_notice_is_not_posted_twice(fake: FakeSlack) -> None:
     assert fake.count("conversations.replies") == 1
     other = s.post("C0TEAM", "expiring", thread_ts=root, key="outbox-8", look_first=True)
     assert other != first and len(fake.thread("C0TEAM", root)) == 2
+
+
+def test_a_direct_conversation_is_one_queue_however_it_is_named(fake: FakeSlack) -> None:
+    """A notice to an owner goes to their user id on its first try (it lands in the direct
+    conversation) and to the conversation's ``D...`` id on a retry (history needs it): both
+    wait in the one FIFO of that conversation, so the retry looks for the first try only once
+    it is out, and finds it (issue 21, defect 8: two queues, paced apart, and a notice
+    posted twice)."""
+    slack = sender(fake, rate=1000.0, burst=100.0)
+    dm = slack.direct("U0ANN")  # known, as after any earlier notice to ann
+    fake.fail("chat.postMessage", delay=1.0, match="slow")  # ann's queue is busy a while
+    posting = threading.Thread(target=slack.post, args=("U0ANN", "slow one"))
+    posting.start()
+    time.sleep(0.2)
+    first = threading.Thread(target=slack.post, args=("U0ANN", "ready"), kwargs={"key": "outbox-7"})
+    first.start()  # queued behind the slow one
+    time.sleep(0.2)
+    ts = slack.post(dm, "ready", key="outbox-7", look_first=True)  # the retry, by the D... id
+    posting.join(timeout=10)
+    first.join(timeout=10)
+    readies = [m for m in fake.posts(dm) if m["text"] == "ready"]
+    assert [m["ts"] for m in readies] == [ts], readies
