@@ -32,6 +32,7 @@ class Control:
             web.post(p + "/nodes/{name}/cordon", self.cordon),
             web.post(p + "/compact", self.compact),
             web.get(p + "/requests", self.requests),
+            web.get(p + "/audit", self.audit),
         ]
 
     @staticmethod
@@ -128,6 +129,11 @@ class Control:
         return json_response(
             {"total": sum(seen.values()), "by_path": {f"{m} {p}": n for (m, p), n in seen.items()}}
         )
+
+    async def audit(self, _request: web.Request) -> web.Response:
+        """The requests that changed something (or tried to), oldest first: {"items": [{"time":
+        unix seconds, "verb", "path", "userAgent", "code": the HTTP status}]}."""
+        return json_response({"items": list(self.faults.audit)})
 
     async def compact(self, _request: web.Request) -> web.Response:
         self.store.compact()

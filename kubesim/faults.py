@@ -1,18 +1,24 @@
-"""Request faults: make the next N API requests matching a path fail in a chosen way."""
+"""Request faults: make the next N API requests matching a path fail in a chosen way; and what
+was served: every request counted by (method, path), and an audit log of the requests that
+change something (as the API server's audit log has them: verb, path, user agent, status)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from kubesim import status
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUDIT_KEPT = 100_000
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Faults:
         self.injected = 0
         # every API request served, as (method, path): tests count calls per tick with it
         self.seen: Counter[tuple[str, str]] = Counter()
+        # requests that change something, oldest first (the last AUDIT_KEPT)
+        self.audit: deque[dict[str, Any]] = deque(maxlen=AUDIT_KEPT)
 
     def add(self, rule: FaultRule) -> None:
         self.rules.append(rule)
@@ -58,6 +66,21 @@ class Faults:
         if request.path.startswith("/kubesim/"):
             return await handler(request)
         self.seen[(request.method, request.path)] += 1
+        if request.method in MUTATING:
+            entry = {
+                "time": time.time(),
+                "verb": request.method,
+                "path": request.path,
+                "userAgent": request.headers.get("User-Agent", ""),
+                "code": 0,
+            }
+            self.audit.append(entry)
+            response = await self._serve(request, handler)
+            entry["code"] = response.status
+            return response
+        return await self._serve(request, handler)
+
+    async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         rule = next((r for r in self.rules if r.matches(request)), None)
         if rule is None:
             return await handler(request)

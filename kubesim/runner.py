@@ -253,6 +253,10 @@ class KubeSim:
         """How many API requests were served, per (method, path), since the start."""
         return self._sync(lambda: Counter(self.faults.seen))  # type: ignore[no-any-return]
 
+    def audit(self) -> list[dict[str, Any]]:
+        """The requests that changed something, oldest first (``GET /kubesim/v1/audit``)."""
+        return self._sync(lambda: [dict(e) for e in self.faults.audit])  # type: ignore[no-any-return]
+
     def clear_faults(self) -> None:
         self._sync(self.faults.clear)
 

@@ -6,6 +6,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
@@ -79,3 +80,29 @@ def test_serve_refuses_bad_timings() -> None:
         result = serve_refused(flag, value)
         assert result.returncode == 2, result.stderr
         assert f"{flag} must be at least" in result.stderr
+
+
+def test_the_audit_log_names_who_changed_what(tmp_path: Path) -> None:
+    """As the API server's audit log: every request that changes something (not the reads),
+    with its user agent and status, oldest first; the Python handle reads the same."""
+    with running(kubeconfig_path=tmp_path / "kc") as sim:
+        api = kube_config.new_client_from_config(str(sim.kubeconfig_path))
+        api.user_agent = "islandbot/test (host/42)"
+        v1 = client.CoreV1Api(api)
+        v1.list_node()
+        body = island_pod("p")
+        v1.create_namespaced_pod("default", body)
+        with pytest.raises(client.ApiException):
+            v1.create_namespaced_pod("default", body)  # 409: audited too
+        v1.delete_namespaced_pod("p", "default")
+        api.close()
+        with urllib.request.urlopen(f"{sim.url}/kubesim/v1/audit", timeout=5) as response:
+            items = json.loads(response.read())["items"]
+        assert sim.audit() == items
+    assert [(i["verb"], i["path"], i["code"]) for i in items] == [
+        ("POST", "/api/v1/namespaces/default/pods", 201),
+        ("POST", "/api/v1/namespaces/default/pods", 409),
+        ("DELETE", "/api/v1/namespaces/default/pods/p", 200),
+    ]
+    assert {i["userAgent"] for i in items} == {"islandbot/test (host/42)"}
+    assert items[0]["time"] <= items[1]["time"] <= items[2]["time"]
