@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +30,7 @@ from kubernetes.config import incluster_config
 from kubernetes.stream import stream
 from kubernetes.utils import parse_quantity
 
+from bot import __version__
 from bot.domain.podspec import LABEL_ISLAND, LABEL_OWNER, SELECTOR
 from bot.domain.quantity import MAX_BYTES
 from bot.infra import metrics
@@ -55,6 +57,9 @@ _IDS_PER_LIST = 100  # island ids in one label selector (the request line stays 
 # Where Kubernetes mounts a pod's service account (token, ca.crt, namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 Obj = dict[str, Any]
+# Who sends each request, as the API server's audit log shows it: this program, its version and
+# the process (a replica's host and pid)
+USER_AGENT = f"islandbot/{__version__} ({platform.node()}/{os.getpid()})"
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,9 @@ class Kube:
         except (kube_config.ConfigException, OSError) as exc:
             raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
         configuration.retries = False
-        return cls(client.ApiClient(configuration), settings)
+        api_client = client.ApiClient(configuration)
+        api_client.user_agent = USER_AGENT  # which process did what, in the API's audit log
+        return cls(api_client, settings)
 
     def ping(self) -> None:
         """Raise a ``KubeError`` unless the API server answers (``GET /version``), quickly."""
@@ -416,7 +423,9 @@ class Kube:
     ) -> ExecResult:
         """Run a command in a container (websocket). Not retried: it may not be idempotent."""
         # stream() swaps the request method of the client it is given: use a separate one
-        api = client.CoreV1Api(client.ApiClient(self._api.configuration))
+        exec_client = client.ApiClient(self._api.configuration)
+        exec_client.user_agent = USER_AGENT
+        api = client.CoreV1Api(exec_client)
         try:
             resp = stream(
                 api.connect_get_namespaced_pod_exec,
