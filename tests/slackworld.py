@@ -129,7 +129,9 @@ class SlackWorld:
         self.service: LifecycleService | None = self.bot.service if loop else None
         if loop:
             self.bot.start()
-        else:
+        else:  # no lifecycle loop; the process beats, as every bot does (its chat calls ask)
+            self.bot.heartbeat.start()
+            self.bot.started.append("heartbeat")
             self.server.start()
 
     def close(self) -> None:

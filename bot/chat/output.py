@@ -17,6 +17,28 @@ from bot.domain.errors import IslandbotError
 Blocks = Sequence[Mapping[str, Any]]
 
 
+class Liveness(Protocol):
+    """Whether this process may still act on what it took on: after a pause (SIGSTOP, a long
+    GC, a VM frozen) or a time cut off from its database, other replicas may have taken this
+    process for dead and taken its work over; a call queued before that must then not be made.
+    An adapter asks for a ``token`` when a call is queued and, right before making it, whether
+    the process still ``holds`` it."""
+
+    def token(self) -> int: ...
+
+    def holds(self, token: int) -> bool: ...
+
+
+class AlwaysAlive:
+    """The ``Liveness`` of a process no other can take over from (the demo, a test)."""
+
+    def token(self) -> int:
+        return 0
+
+    def holds(self, token: int) -> bool:
+        return True
+
+
 class ChatError(IslandbotError):
     """The chat refused or failed a call. ``error``: the chat's own code, if any;
     ``retry_after``: the chat asked to wait this long.

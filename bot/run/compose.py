@@ -391,6 +391,7 @@ def slack_bot(
         client, queues=ChannelQueues(rate=tuning.channel_rate, burst=tuning.channel_burst)
     )
     bot = build(settings, chat=sender, kube=kube, tuning=tuning)
+    sender.queues.liveness = bot.heartbeat  # a call queued before a lapse is not made after
     assert bot.front is not None and bot.server is not None
     secret = settings.slack_signing_secret
     app = SlackListeners(bot.front).build_app(

@@ -62,6 +62,17 @@ class Cluster:
     proc: subprocess.Popen[str]
     bot_kubeconfig: Path
     admin: client.CoreV1Api
+    url: str
+    admin_token: str
+
+    def audit(self) -> list[dict[str, Any]]:
+        """What the API server changed, and for whom (its audit log: verb, path, userAgent,
+        code, time), oldest first."""
+        request = urllib.request.Request(
+            f"{self.url}/kubesim/v1/audit", headers={"Authorization": f"Bearer {self.admin_token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return list(json.loads(answer.read())["items"])
 
     def pods(self) -> dict[str, dict[str, Any]]:
         """Island pods by name (only those not being deleted)."""
@@ -110,7 +121,7 @@ def cluster(tmp_path: Path, *, boot_delay: float = 0.3, nodes: str = NODES) -> I
         bot_kubeconfig = tmp_path / "bot.kubeconfig"
         bot_kubeconfig.write_text(yaml.safe_dump(kubeconfig(url, token=bot_token)))
         admin = client.CoreV1Api(kube_config.new_client_from_config(str(admin_kubeconfig)))
-        yield Cluster(proc, bot_kubeconfig, admin)
+        yield Cluster(proc, bot_kubeconfig, admin, url, admin_token)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

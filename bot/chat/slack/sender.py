@@ -34,7 +34,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from bot.chat.output import Blocks, ChatError
+from bot.chat.output import AlwaysAlive, Blocks, ChatError, Liveness
 from bot.infra import metrics
 
 log = logging.getLogger(__name__)
@@ -229,21 +229,37 @@ class TierPacer:
             pacer.wait()
 
 
+# a queued call: what to call, whether paced, its result, the liveness token it was queued with
+Queued = tuple[Callable[[], Any], bool, Future[Any], int]
+
+
 class ChannelQueues:
     """A FIFO queue and worker thread per channel; idle workers end after ``idle_s``."""
 
-    def __init__(self, *, rate: float = 0.9, burst: float = 2.0, idle_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        rate: float = 0.9,
+        burst: float = 2.0,
+        idle_s: float = 30.0,
+        liveness: Liveness | None = None,
+    ) -> None:
+        """``liveness``: a call is made only while this process still holds what it held
+        when the call was queued (a call queued before a pause that let another replica take
+        the work over is dropped with a ``SlackError``, not made twice)."""
         self.rate = rate
         self.burst = burst
         self.idle_s = idle_s
+        self.liveness: Liveness = liveness or AlwaysAlive()
         self._lock = threading.Lock()
-        self._queues: dict[str, queue.Queue[tuple[Callable[[], Any], bool, Future[Any]]]] = {}
+        self._queues: dict[str, queue.Queue[Queued]] = {}
         self._pacers: dict[str, _Pacer] = {}
 
     def submit(self, channel: str, call: Callable[[], T], *, paced: bool = True) -> Future[T]:
         """Run ``call`` in the channel's order; ``paced`` calls take a token (posts do,
         edits of a message do not)."""
         future: Future[T] = Future()
+        token = self.liveness.token()
         with self._lock:
             q = self._queues.get(channel)
             if q is None:
@@ -252,7 +268,7 @@ class ChannelQueues:
                 threading.Thread(
                     target=self._drain, args=(channel, q), name=f"slack-{channel}", daemon=True
                 ).start()
-            q.put((call, paced, future))
+            q.put((call, paced, future, token))
         return future
 
     def run(
@@ -267,13 +283,11 @@ class ChannelQueues:
             future.cancel()
             raise SlackError(f"{channel}: no answer within {timeout_s:.0f} s") from None
 
-    def _drain(
-        self, channel: str, q: queue.Queue[tuple[Callable[[], Any], bool, Future[Any]]]
-    ) -> None:
+    def _drain(self, channel: str, q: queue.Queue[Queued]) -> None:
         pacer = self._pacers[channel]
         while True:
             try:
-                call, paced, future = q.get(timeout=self.idle_s)
+                call, paced, future, token = q.get(timeout=self.idle_s)
             except queue.Empty:
                 with self._lock:
                     if q.empty():  # nothing was put while we looked: retire this worker
@@ -285,6 +299,12 @@ class ChannelQueues:
             try:  # whatever happens to one call, the channel's worker goes on with the next
                 if paced:
                     pacer.wait()
+                if not self.liveness.holds(token):
+                    raise SlackError(  # noqa: TRY301 - told to the caller like any failure
+                        f"{channel}: not sent: this process may have been taken for dead since "
+                        "the call was queued (paused, or cut off from its database); what it "
+                        "was doing may be another replica's now"
+                    )
                 future.set_result(call())
             except BaseException as exc:
                 future.set_exception(exc)

@@ -7,12 +7,20 @@ lost) lets its claims go within one ttl, so a restarted bot, or another replica,
 out within seconds; a process that is alive keeps its claims however long the work takes (an
 answer waiting behind a paced channel), up to the claim's own cap. A graceful stop expires the
 row at once.
+
+A process that was paused (SIGSTOP, a long GC, a frozen VM) or cut off from the database for
+longer than its row lives was dead in the others' eyes meanwhile: they may have taken its work
+over. It knows it from its own monotonic clock (which runs on while a process is stopped):
+``holds(token)`` is False for a token taken before such a lapse, and while the last beat is too
+old; the chat adapter asks it right before each call it queued (``bot.chat.output.Liveness``),
+so a paused leader that wakes does not post what its successor posted already.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,11 +48,29 @@ class Heartbeat:
         self.name = f"{PREFIX}{uuid.uuid4().hex}"  # what its claims name: unique, short
         self.instance = instance
         self.ttl = ttl
+        # older than this, the row may have expired in the others' eyes (a margin for the
+        # write's own time): beats come every ttl/3
+        self._fresh_s = ttl.total_seconds() * 5 / 6
+        self._beat_at = float("-inf")  # time.monotonic() when the last good beat began
+        self._generation = 0  # raised by each beat that follows a lapse
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def token(self) -> int:
+        """What ``holds`` later checks: the beats since the last lapse."""
+        with self._lock:
+            return self._generation
+
+    def holds(self, token: int) -> bool:
+        """True while no lapse came since ``token`` was taken and the last beat is fresh."""
+        with self._lock:
+            fresh = time.monotonic() - self._beat_at < self._fresh_s
+            return fresh and token == self._generation
+
     def beat(self) -> None:
         """Say this process is alive for one more ttl."""
+        began = time.monotonic()
 
         def write(conn: Connection) -> None:
             now = database_now(conn)
@@ -55,6 +81,15 @@ class Heartbeat:
                 conn.execute(insert(Lease).values(name=self.name, holder=self.instance, **values))
 
         self.db.run(write, what="heartbeat")
+        with self._lock:
+            if began - self._beat_at >= self._fresh_s and self._beat_at > float("-inf"):
+                self._generation += 1  # lapsed: whatever was queued before is not ours now
+                log.warning(
+                    "this process was not heard from for %.1f s (paused, or the database "
+                    "away): work it had queued is dropped, others may have taken it over",
+                    began - self._beat_at,
+                )
+            self._beat_at = began
 
     def start(self) -> Heartbeat:
         """Beat now (raises if the database does not answer), then every ttl/3 in a thread."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -17,6 +18,8 @@ from bot.chat.slack.sender import (
     web_client,
 )
 from bot.infra import metrics
+from bot.infra.storage.database import Database
+from bot.infra.storage.heartbeat import Heartbeat
 from tests import fakeslack
 from tests.fakeslack import FakeSlack
 
@@ -216,3 +219,28 @@ def test_a_direct_conversation_is_one_queue_however_it_is_named(fake: FakeSlack)
     first.join(timeout=10)
     readies = [m for m in fake.posts(dm) if m["text"] == "ready"]
     assert [m["ts"] for m in readies] == [ts], readies
+
+
+def test_a_call_queued_before_this_process_lapsed_is_not_made(
+    fake: FakeSlack, db: Database
+) -> None:
+    """A notice queued, then the process frozen (here: its heartbeat not renewed) past its
+    heartbeat's life: other replicas may have taken its work over and posted it. Woken, it
+    drops the call instead of posting it a second time; what is queued after the next beat is
+    made as usual."""
+    beat = Heartbeat(db, instance="host/1/me", ttl=timedelta(seconds=1))
+    beat.beat()
+    slack = SlackSender(
+        web_client(fakeslack.BOT_TOKEN, base_url=fake.api_url),
+        queues=ChannelQueues(rate=50.0, burst=3.0, idle_s=1, liveness=beat),
+    )
+    fake.fail("chat.postMessage", delay=1.2, match="slow")  # the channel is busy meanwhile
+    busy = threading.Thread(target=slack.post, args=("C0TEAM", "slow one"))
+    busy.start()
+    time.sleep(0.1)
+    with pytest.raises(SlackError, match="taken for dead"):
+        slack.post("C0TEAM", "queued before the lapse")  # made only after 1.2 s: too late
+    busy.join(timeout=10)
+    beat.beat()  # awake again: a new generation
+    slack.post("C0TEAM", "after")
+    assert [m["text"] for m in fake.posts("C0TEAM")] == ["slow one", "after"]
