@@ -83,6 +83,7 @@ def test_sigkilled_bots_lose_nothing_and_announce_everything_once(
                 else:
                     time.sleep(rng.uniform(1.5, 5.0))
                 bot.kill()
+                restarted = time.monotonic()
                 bot.start()
                 assert bot.up(), (tmp_path / "bot.log").read_text()[-3000:]
         finally:
@@ -90,7 +91,8 @@ def test_sigkilled_bots_lose_nothing_and_announce_everything_once(
             sender.join(timeout=60)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and not settled(db):
-            time.sleep(1)
+            time.sleep(0.25)
+        settled_s = time.monotonic() - restarted  # traffic went on a while after the restart
         time.sleep(3)  # anything still moving after "settled" would show now
         try:
             counts = check_settled(db, fake, kube, driver)
@@ -99,5 +101,15 @@ def test_sigkilled_bots_lose_nothing_and_announce_everything_once(
             raise
         finally:
             assert bot.stop() == 0
-        print(json.dumps({"seed": SEED, "kills": KILLS, "bot_starts": bot.starts, **counts}))
+        print(
+            json.dumps(
+                {
+                    "seed": SEED,
+                    "kills": KILLS,
+                    "bot_starts": bot.starts,
+                    "settled_s_after_last_restart": round(settled_s, 1),
+                    **counts,
+                }
+            )
+        )
         assert counts["starts_acknowledged"] >= 40 and counts["stops_acknowledged"] >= 3
