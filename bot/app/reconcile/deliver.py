@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.app.notices import Announcement, GroupNotifier, NoticeRefused, Notifier
 from bot.domain.backoff import backoff
-from bot.domain.errors import IslandbotError
+from bot.domain.errors import IslandbotError, log_failure
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.notice_routes import (
@@ -185,8 +185,9 @@ class Deliverer:
                 return False, set()
             if inflight[0].done():
                 del self._inflight[channel]
-                if inflight[0].exception() is not None:
-                    log.error("delivering in %s failed", channel, exc_info=inflight[0].exception())
+                failure = inflight[0].exception()
+                if failure is not None:  # the database away: told once, where it is noticed
+                    log_failure(log, f"delivering in {channel} failed", failure)
                 return False, set()
             return True, set(inflight[1])
 
