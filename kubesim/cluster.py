@@ -14,8 +14,8 @@ from typing import Any
 from kubesim.conditions import condition, set_condition, significant
 from kubesim.config import SimConfig
 from kubesim.events import EventRecorder
-from kubesim.kubelet import make_containers, pod_status, server_port
-from kubesim.nodes import node_object, node_views
+from kubesim.kubelet import make_containers, mark_evicted, pod_status, server_port
+from kubesim.nodes import node_object, node_views, set_node_ready
 from kubesim.runtime import ContainerRuntime, IslandServer, ProcessServer
 from kubesim.scheduler import NodeUsage, choose_node, host_ports, pod_requests
 from kubesim.seed import register, write_initial_clock
@@ -449,41 +449,13 @@ class Cluster:
         for c in runtime.containers.values():
             await self._terminate(ns, name, c, exit_code=137, reason="Error")
 
-        def evicted(p: Obj) -> None:
-            p["status"]["phase"] = "Failed"
-            p["status"]["reason"] = "Evicted"
-            p["status"]["message"] = text
-            set_condition(p, condition("Ready", False, "PodFailed"))
-            set_condition(p, condition("ContainersReady", False, "PodFailed"))
-            set_condition(p, condition("DisruptionTarget", True, "TerminationByKubelet", text))
-
         self.sync_status(ns, name)
-        self.store.mutate("pods", ns, name, evicted)
+        self.store.mutate("pods", ns, name, lambda p: mark_evicted(p, text))
         self.events.record(pod, "Warning", "Evicted", text, "kubelet")
         self._kick.set()
 
     async def set_node_ready(self, node: str, ready: bool) -> None:
-        def change(n: Obj) -> None:
-            n["status"]["conditions"] = [
-                condition("Ready", True, "KubeletReady", "kubelet is posting ready status")
-                if ready
-                else {
-                    **condition(
-                        "Ready", False, "NodeStatusUnknown", "Kubelet stopped posting node status."
-                    ),
-                    "status": "Unknown",
-                }
-            ]
-            taints = [
-                t
-                for t in n["spec"].get("taints", [])
-                if t["key"] != "node.kubernetes.io/unreachable"
-            ]
-            if not ready:
-                taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"})
-            n["spec"]["taints"] = taints
-
-        if self.store.mutate("nodes", "", node, change) is None:
+        if self.store.mutate("nodes", "", node, lambda n: set_node_ready(n, ready)) is None:
             raise KeyError(f"no node {node!r}")
         for (ns, name), runtime in list(self.runtimes.items()):
             if runtime.node != node:

@@ -112,3 +112,13 @@ def pod_status(pod: Obj, containers: Iterable[ContainerRuntime], *, node_ready: 
     set_condition(new, condition("ContainersReady", all_ready, reason, message))
     set_condition(new, condition("Ready", all_ready, reason, message))
     return new
+
+
+def mark_evicted(pod: Obj, message: str) -> None:
+    """The status a kubelet gives a pod it evicted under node pressure."""
+    pod["status"]["phase"] = "Failed"
+    pod["status"]["reason"] = "Evicted"
+    pod["status"]["message"] = message
+    set_condition(pod, condition("Ready", False, "PodFailed"))
+    set_condition(pod, condition("ContainersReady", False, "PodFailed"))
+    set_condition(pod, condition("DisruptionTarget", True, "TerminationByKubelet", message))

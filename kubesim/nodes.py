@@ -81,3 +81,24 @@ def node_views(nodes: Iterable[Obj]) -> list[NodeView]:
             )
         )
     return views
+
+
+def set_node_ready(node: Obj, ready: bool) -> None:
+    """The node's Ready condition as its kubelet posts it, or Unknown (with the unreachable
+    taint) once the kubelet stopped posting."""
+    node["status"]["conditions"] = [
+        condition("Ready", True, "KubeletReady", "kubelet is posting ready status")
+        if ready
+        else {
+            **condition(
+                "Ready", False, "NodeStatusUnknown", "Kubelet stopped posting node status."
+            ),
+            "status": "Unknown",
+        }
+    ]
+    taints = [
+        t for t in node["spec"].get("taints", []) if t["key"] != "node.kubernetes.io/unreachable"
+    ]
+    if not ready:
+        taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"})
+    node["spec"]["taints"] = taints
