@@ -27,7 +27,8 @@ from bot.chat.notifier import ChatNotifier
 from bot.chat.output import ChatOutput
 from bot.chat.slack.events_route import events_route
 from bot.chat.slack.listeners import SlackListeners, SocketModeHandler, socket_mode_handler
-from bot.chat.slack.sender import ChannelQueues, SlackSender, web_client
+from bot.chat.slack.pacing import ChannelQueues
+from bot.chat.slack.sender import SlackSender, web_client
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.permissions import Policy
 from bot.domain.port_blocks import BlockLayout

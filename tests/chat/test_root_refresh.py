@@ -11,7 +11,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from bot.chat.root_refresh import Rendered, RootRefresher
-from bot.chat.slack.sender import ChannelQueues, SlackSender, TierPacer, web_client
+from bot.chat.slack.pacing import ChannelQueues, TierPacer
+from bot.chat.slack.sender import SlackSender, web_client
 from bot.domain.errors import DatabaseUnavailable
 from tests import fakeslack
 from tests.fakeslack import FakeSlack

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
+from bot.chat.slack.pacing import ChannelQueues
 from bot.chat.slack.sender import (
-    ChannelQueues,
     SlackError,
     SlackSender,
     retry_after_s,

@@ -1,0 +1,159 @@
+"""Keeping to Slack's limits: a FIFO queue and worker per conversation, paced at about one post
+a second after a small burst (Slack's per-channel limit), and each Web API method kept under
+its tier's calls a minute for the whole workspace (``TierPacer``)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bot.chat.output import AlwaysAlive, Liveness
+from bot.chat.slack.errors import SlackError
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Pacer:
+    """A token bucket: ``rate`` per second, ``burst`` at once."""
+
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    at: float = 0.0
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            time.sleep((1 - self.tokens) / self.rate)
+            self.tokens = 1.0
+            self.at = time.monotonic()
+        self.tokens -= 1
+
+
+# Slack's tier of each method the bot calls, as requests a minute per workspace (Tier 3: 50,
+# Tier 4: 100); the bot keeps to 90 % of it. Posts are paced per channel instead.
+TIER_PER_MINUTE: Mapping[str, int] = {
+    "chat.update": 50,
+    "conversations.open": 50,
+    "conversations.replies": 50,
+    "conversations.history": 50,
+    "chat.postEphemeral": 100,
+    "views.publish": 100,
+}
+
+
+class TierPacer:
+    """A token bucket per method (``TIER_PER_MINUTE``), shared by every thread of the bot:
+    a call waits for its method's token, so the bot stays under Slack's tiers instead of
+    collecting 429s. The burst is ``burst_s`` seconds' worth of the rate."""
+
+    def __init__(
+        self,
+        *,
+        share: float = 0.9,
+        burst_s: float = 5.0,
+        per_minute: Mapping[str, int] = TIER_PER_MINUTE,
+    ) -> None:
+        # a lock per method: callers of one method take its tokens one at a time (none
+        # overdraws), and a method waiting for its tier never holds up another's calls
+        self._pacers = {
+            method: (threading.Lock(), _Pacer(n * share / 60, max(1.0, n * share / 60 * burst_s)))
+            for method, n in per_minute.items()
+        }
+
+    def wait(self, method: str) -> None:
+        paced = self._pacers.get(method)
+        if paced is None:
+            return
+        lock, pacer = paced
+        with lock:
+            pacer.wait()
+
+
+# a queued call: what to call, whether paced, its result, the liveness token it was queued with
+Queued = tuple[Callable[[], Any], bool, Future[Any], int]
+
+
+class ChannelQueues:
+    """A FIFO queue and worker thread per channel; idle workers end after ``idle_s``."""
+
+    def __init__(
+        self,
+        *,
+        rate: float = 0.9,
+        burst: float = 2.0,
+        idle_s: float = 30.0,
+        liveness: Liveness | None = None,
+    ) -> None:
+        """``liveness``: a call is made only while this process still holds what it held
+        when the call was queued (a call queued before a pause that let another replica take
+        the work over is dropped with a ``SlackError``, not made twice)."""
+        self.rate = rate
+        self.burst = burst
+        self.idle_s = idle_s
+        self.liveness: Liveness = liveness or AlwaysAlive()
+        self._lock = threading.Lock()
+        self._queues: dict[str, queue.Queue[Queued]] = {}
+        self._pacers: dict[str, _Pacer] = {}
+
+    def submit(self, channel: str, call: Callable[[], T], *, paced: bool = True) -> Future[T]:
+        """Run ``call`` in the channel's order; ``paced`` calls take a token (posts do,
+        edits of a message do not)."""
+        future: Future[T] = Future()
+        token = self.liveness.token()
+        with self._lock:
+            q = self._queues.get(channel)
+            if q is None:
+                q = self._queues[channel] = queue.Queue()
+                self._pacers.setdefault(channel, _Pacer(self.rate, self.burst, self.burst, 0.0))
+                threading.Thread(
+                    target=self._drain, args=(channel, q), name=f"slack-{channel}", daemon=True
+                ).start()
+            q.put((call, paced, future, token))
+        return future
+
+    def run(
+        self, channel: str, call: Callable[[], T], *, paced: bool = True, timeout_s: float = 300
+    ) -> T:
+        """``submit`` and wait for the result: ``SlackError`` if it has not come within
+        ``timeout_s`` (the queue ahead of it is that long, or its worker is stuck)."""
+        future = self.submit(channel, call, paced=paced)
+        try:
+            return future.result(timeout=timeout_s)
+        except TimeoutError:
+            future.cancel()
+            raise SlackError(f"{channel}: no answer within {timeout_s:.0f} s") from None
+
+    def _drain(self, channel: str, q: queue.Queue[Queued]) -> None:
+        pacer = self._pacers[channel]
+        while True:
+            try:
+                call, paced, future, token = q.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if q.empty():  # nothing was put while we looked: retire this worker
+                        del self._queues[channel]
+                        return
+                continue
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:  # whatever happens to one call, the channel's worker goes on with the next
+                if paced:
+                    pacer.wait()
+                if not self.liveness.holds(token):
+                    raise SlackError(  # noqa: TRY301 - told to the caller like any failure
+                        f"{channel}: not sent: this process may have been taken for dead since "
+                        "the call was queued (paused, or cut off from its database); what it "
+                        "was doing may be another replica's now"
+                    )
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
