@@ -133,3 +133,28 @@ def test_announcements_tried_again_after_their_digest_was_recorded_are_shown(
         ).all()
     assert sorted(announced) == [("shown", 2)] * 4  # the digest shows them: none "posted"
     assert dies.digests == 1  # and no second digest was posted for them
+
+
+def test_islands_started_one_at_a_time_share_no_digest_whatever_the_bots_clock(
+    world: World,
+) -> None:
+    """Whether islands were started together is judged on the clock that recorded their starts
+    (the bot's), not the database's: with the bot's clock a day ahead of it (a simulated week,
+    tests/system/test_week_of_uptime.py; or a replica whose clock is off), islands started one
+    at a time still each get a root message of their own."""
+    group = SlowChannel(world.db, free=100)
+    world.notifier = group
+    quick = DigestPolicy(together=timedelta(seconds=1), window=timedelta(seconds=1))
+    world.settings = replace(
+        world.settings, delivery=replace(world.settings.delivery, digest=quick)
+    )
+    world.engine = world.new_engine()
+    world.clock.offset = timedelta(days=1)
+    store = IslandStore(world.db)
+    ids: list[int] = []
+    for n in range(4):
+        time.sleep(1.1)  # more than ``together`` after the one before
+        ids.append(world.start(user=f"U0ONE{n}"))
+        world.until(lambda: bool(routes(world, ids[-1], "announce")) or group.digests > 0)
+    assert group.digests == 0
+    assert [i.chat_digest for i in store.many(ids)] == [False] * 4

@@ -315,9 +315,11 @@ class Deliverer:
         ]
         if not fresh:
             return []
-        young = self.islands.open_digest(channel, since=now - policy.window, size=policy.size)
+        # islands' starts were recorded on the bot's clock: judged on it, not the database's
+        started = self.clock()
+        young = self.islands.open_digest(channel, since=started - policy.window, size=policy.size)
         together = (
-            self.islands.started_since(channel, now - policy.together)
+            self.islands.started_since(channel, started - policy.together)
             if young is None and len(fresh) < policy.at
             else len(fresh)
         )
