@@ -20,6 +20,7 @@ from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.chat.front import ChatFront
 from bot.chat.slack.sender import SlackSender
 from bot.domain.records import IslandRecord
+from bot.domain.time_source import Clock, utcnow
 from bot.http.server import WebServer
 from bot.infra.kubernetes.client import KubeSettings
 from bot.infra.storage.database import Database
@@ -50,13 +51,14 @@ def world_settings(
     allowed_channels: frozenset[str] = frozenset(),
     workers: int = 8,
     clock_request_ttl: timedelta = timedelta(hours=1),
+    port_range: str = "37000-37299",
 ) -> Settings:
     """What ``islandbot run`` would read from its environment in this world."""
     settings = load_settings(
         {
             "ISLANDBOT_DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
             "ISLANDBOT_KUBECONFIG": str(sim.kubeconfig_path),
-            "ISLANDBOT_PORT_RANGE": "37000-37299",
+            "ISLANDBOT_PORT_RANGE": port_range,
             "ISLANDBOT_ADMINS": ADMIN,
             "ISLANDBOT_ALLOWED_CHANNELS": ",".join(sorted(allowed_channels)),
             "ISLANDBOT_MAX_TTL": "2d",
@@ -93,6 +95,9 @@ class SlackWorld:
         slack_timeout_s: int = 15,
         clock_request_ttl: timedelta = timedelta(hours=1),
         delivery: DeliveryPolicy | None = None,
+        clock: Clock = utcnow,
+        clock_requests_every: timedelta = timedelta(seconds=5),
+        port_range: str = "37000-37299",
     ) -> None:
         self.db, self.sim, self.fake = db, sim, fake
         self.settings = world_settings(
@@ -102,6 +107,7 @@ class SlackWorld:
             allowed_channels=allowed_channels,
             workers=workers,
             clock_request_ttl=clock_request_ttl,
+            port_range=port_range,
         )
         self.tuning = Tuning(
             kube=KubeSettings(namespace="islands", request_timeout_s=3, attempts=2, backoff_s=0.01),
@@ -111,6 +117,8 @@ class SlackWorld:
             channel_burst=2,
             slack_timeout_s=slack_timeout_s,
             delivery=delivery or DeliveryPolicy(),
+            clock=clock,
+            clock_requests_every=clock_requests_every,
         )
         self.bot = slack_bot(self.settings, tuning=self.tuning)
         assert self.bot.front is not None and self.bot.server is not None
@@ -223,13 +231,20 @@ class SlackWorld:
 
 @contextmanager
 def slack_world(
-    db: Database, tmp_path: Path, *, access: str = "open", rbac: Path = SHIPPED_RBAC, **kw: Any
+    db: Database,
+    tmp_path: Path,
+    *,
+    access: str = "open",
+    rbac: Path = SHIPPED_RBAC,
+    slack: FakeSlack | None = None,
+    **kw: Any,
 ) -> Iterator[SlackWorld]:
     """``access``: ``rbac`` holds the bot to the RBAC in ``rbac`` (the one we ship; see
-    ``tests.kube_access``)."""
+    ``tests.kube_access``). ``slack``: the fake Slack to serve (default: Slack's published
+    limits, enforced)."""
     with (
         cluster(SIM, tmp_path / "kubeconfig", access=access, rbac=rbac) as sim,
-        fakeslack.serving(FakeSlack()) as fake,  # Slack's published limits, enforced
+        fakeslack.serving(slack or FakeSlack()) as fake,
     ):
         world = SlackWorld(db, sim, fake, **kw)
         try:

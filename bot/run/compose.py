@@ -32,6 +32,7 @@ from bot.chat.slack.sender import SlackSender, web_client
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.permissions import Policy
 from bot.domain.port_blocks import BlockLayout
+from bot.domain.time_source import Clock, utcnow
 from bot.http.api import Api, ApiParts
 from bot.http.server import Address, WebServer
 from bot.infra.kubernetes.client import Kube, KubeSettings
@@ -71,6 +72,9 @@ class Tuning:
     # Islands register at the bot's own HTTP server, whose port is known only once bound
     # (the demo and tests listen on port 0): ISLANDBOT_API_URL is then that server's URL.
     api_url_from_server: bool = False
+    # the bot's time source (expiries, timeouts, clock requests); leases, claims and
+    # housekeeping go by the database's clock whatever this is. Tests move it forward.
+    clock: Clock = utcnow
 
 
 @dataclass
@@ -145,7 +149,7 @@ class Storage:
     migrated: bool  # the schema was behind and has just been upgraded
 
 
-def open_storage(settings: Settings) -> Storage:
+def open_storage(settings: Settings, *, clock: Clock = utcnow) -> Storage:
     """Templates validated, schema current, port blocks synced to the template's size."""
     templates = load_templates(
         settings.templates_dir, kubernetes_version=settings.kubernetes_version
@@ -157,6 +161,7 @@ def open_storage(settings: Settings) -> Storage:
             db,
             layout=BlockLayout(settings.port_range, templates.block_size),
             max_live_per_user=settings.max_islands_per_user,
+            clock=clock,
         )
         allocator.sync_layout()
     except BaseException:
@@ -213,7 +218,7 @@ def build(
     """The bot. With ``chat``: its front end and its notices go there; without, notices go to
     ``notifier`` (default: the log). ``http``: the HTTP server with the API (``start`` serves
     it). A ``kube`` given is used (and closed with the bot); else one is connected."""
-    storage = open_storage(settings)
+    storage = open_storage(settings, clock=tuning.clock)
     server: WebServer | None = None
     try:
         if http:
@@ -250,15 +255,17 @@ def _assemble(
     db, templates = storage.db, storage.templates
     if kube.reflector is None:  # a tick then costs no Kubernetes request
         kube.reflector = PodReflector(kube).start()
-    islands = IslandStore(db)
+    clock = tuning.clock
+    islands = IslandStore(db, clock=clock)
     if chat is not None:
         notifier = ChatNotifier(
             chat,
             islands,
-            requests=ClockRequests(db),
+            requests=ClockRequests(db, clock=clock),
             port_names=templates.ports,
             extend_step=settings.extend_step,
             tz=settings.tz,
+            clock=clock,
         )
     lease = LeaderLease(db, ttl=settings.lease_ttl)
     heartbeat = Heartbeat(db, instance=lease.holder, ttl=settings.lease_ttl)
@@ -269,6 +276,7 @@ def _assemble(
         allocator=storage.allocator,
         notifier=notifier or LogNotifier(),
         settings=lifecycle_settings(settings, tuning),
+        clock=clock,
         lease=lease,
         worker=heartbeat.name,
     )
@@ -291,6 +299,7 @@ def _assemble(
             clock_max_shift=settings.clock_max_shift,
         ),
         poke=service.poke,
+        clock=clock,
     )
     clocks = ClockActions(
         db=db,
@@ -302,6 +311,7 @@ def _assemble(
             request_ttl=settings.clock_request_ttl,
             tz=settings.tz,
         ),
+        clock=clock,
     )
     front = None
     if chat is not None:
@@ -318,6 +328,7 @@ def _assemble(
                 max_pending=tuning.max_pending,
                 tz=settings.tz,
             ),
+            clock=clock,
         )
         service.add_job(
             front.expire_clock_requests,
@@ -333,7 +344,7 @@ def _assemble(
         )
     if server is not None:
         registry = Registry(
-            db, port_names=templates.ports, on_registered=lambda _id: service.poke()
+            db, port_names=templates.ports, on_registered=lambda _id: service.poke(), clock=clock
         )
         token = settings.api_read_token
         api = Api(ApiParts(db, kube, registry, islands, token.reveal() if token else None))
