@@ -268,7 +268,7 @@ def _assemble(
             clock=clock,
         )
     lease = LeaderLease(db, ttl=settings.lease_ttl)
-    heartbeat = Heartbeat(db, instance=lease.holder, ttl=settings.lease_ttl)
+    heartbeat = Heartbeat(db, instance=lease.holder, ttl=lease.ttl)  # one ttl: see test_budgets
     engine = LifecycleEngine(
         db=db,
         kube=kube,

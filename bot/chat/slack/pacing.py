@@ -16,6 +16,7 @@ from bot.chat.output import AlwaysAlive, Liveness
 from bot.chat.slack.errors import SlackError
 
 T = TypeVar("T")
+QUEUE_WAIT_S = 300.0  # the longest a call waits for its turn in its conversation's queue
 
 
 @dataclass
@@ -121,7 +122,12 @@ class ChannelQueues:
         return future
 
     def run(
-        self, channel: str, call: Callable[[], T], *, paced: bool = True, timeout_s: float = 300
+        self,
+        channel: str,
+        call: Callable[[], T],
+        *,
+        paced: bool = True,
+        timeout_s: float = QUEUE_WAIT_S,
     ) -> T:
         """``submit`` and wait for the result: ``SlackError`` if it has not come within
         ``timeout_s`` (the queue ahead of it is that long, or its worker is stuck)."""

@@ -82,6 +82,9 @@ REFUSED = frozenset(
     }
 )
 DEFAULT_API_URL = "https://slack.com/api/"
+HTTP_TIMEOUT_S = 15  # one HTTP request to Slack
+HTTP_RETRIES = 4  # a call retried this often by the SDK (429 within the budget, 5xx, resets)
+RETRY_AFTER_BUDGET_S = 10.0  # Retry-After slept in place, in all; a longer one is handed back
 
 
 def _metadata(key: str | None, meta: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -143,7 +146,9 @@ class _Connection(_Counted, ConnectionErrorRetryHandler):
     reason = "connection"
 
 
-def retry_handlers(max_retries: int = 4, max_wait_s: float = 10.0) -> list[Any]:
+def retry_handlers(
+    max_retries: int = HTTP_RETRIES, max_wait_s: float = RETRY_AFTER_BUDGET_S
+) -> list[Any]:
     return [
         _RateLimited(max_retry_count=max_retries, max_wait_s=max_wait_s),
         _ServerError(max_retry_count=max_retries),
@@ -152,7 +157,11 @@ def retry_handlers(max_retries: int = 4, max_wait_s: float = 10.0) -> list[Any]:
 
 
 def web_client(
-    token: str, *, base_url: str = DEFAULT_API_URL, timeout_s: int = 15, max_retries: int = 4
+    token: str,
+    *,
+    base_url: str = DEFAULT_API_URL,
+    timeout_s: int = HTTP_TIMEOUT_S,
+    max_retries: int = HTTP_RETRIES,
 ) -> WebClient:
     return WebClient(
         token=token,
@@ -312,7 +321,7 @@ class SlackSender:
 
     def respond(self, response_url: str, text: str, *, blocks: Blocks | None = None) -> None:
         """Answer only the person who asked, through the request's ``response_url``."""
-        hook = WebhookClient(response_url, timeout=15, retry_handlers=retry_handlers())
+        hook = WebhookClient(response_url, timeout=HTTP_TIMEOUT_S, retry_handlers=retry_handlers())
         try:
             response = hook.send(
                 text=text,

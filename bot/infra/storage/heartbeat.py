@@ -34,6 +34,10 @@ from bot.infra.storage.tables import Lease
 log = logging.getLogger(__name__)
 
 PREFIX = "process:"
+BEAT_EVERY = 1 / 3  # of the ttl: how often the row is renewed
+# of the ttl: a last beat older than this may have expired in the others' eyes (a margin for the
+# write's own time); then the process acts on nothing it took on before
+FRESH_FOR = 5 / 6
 
 
 def alive(worker: Any, now: datetime) -> ColumnElement[bool]:
@@ -48,9 +52,7 @@ class Heartbeat:
         self.name = f"{PREFIX}{uuid.uuid4().hex}"  # what its claims name: unique, short
         self.instance = instance
         self.ttl = ttl
-        # older than this, the row may have expired in the others' eyes (a margin for the
-        # write's own time): beats come every ttl/3
-        self._fresh_s = ttl.total_seconds() * 5 / 6
+        self._fresh_s = ttl.total_seconds() * FRESH_FOR
         self._beat_at = float("-inf")  # time.monotonic() when the last good beat began
         self._generation = 0  # raised by each beat that follows a lapse
         self._lock = threading.Lock()
@@ -99,7 +101,7 @@ class Heartbeat:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.ttl.total_seconds() / 3):
+        while not self._stop.wait(self.ttl.total_seconds() * BEAT_EVERY):
             try:
                 self.beat()
             except Exception as exc:  # the database away: beat again at the next turn
