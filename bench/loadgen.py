@@ -17,10 +17,20 @@ from typing import Any
 
 from bot.domain.errors import PortsExhausted, QuotaExceeded
 from bot.domain.port_blocks import BlockLayout, PortRange
-from bot.domain.records import StartRequest
+from bot.domain.records import Audit, IslandChange, StartRequest
+from bot.domain.states import IslandState
 from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.database import create_database
 from bot.infra.storage.islands import IslandStore
+
+
+def stop(store: IslandStore, island_id: int, *, actor: str) -> None:
+    """The island recorded as stopped, its pod gone, as the lifecycle tick records it."""
+    change = IslandChange(
+        {"state": IslandState.STOPPED.value, "stopped_at": store.clock()},
+        audit=Audit(actor, f"state:{IslandState.STOPPED.value}", island_id=island_id),
+    )
+    store.change(island_id, lambda _island: (change, None), what="stop")
 
 
 @dataclass
@@ -72,7 +82,7 @@ def _thread(
             with ledger_lock:
                 for port in ports:
                     ledger.pop(port, None)
-        store.mark_stopped(island_id, actor=user)
+        stop(store, island_id, actor=user)
         allocator.release(island_id, actor=user)
         with lock:
             out.releases += 1

@@ -180,9 +180,6 @@ class ClockActions:
         to be updated)."""
         return self.requests.expire()
 
-    def attach_message(self, request_id: int, channel: str, ts: str) -> None:
-        self.requests.attach_message(request_id, channel, ts)
-
     # ---- applying ------------------------------------------------------------------------------
 
     def _apply(self, request: ClockRecord, *, actor: str) -> ClockRecord:

@@ -37,7 +37,7 @@ from bot.domain.records import (
     StartRequest,
     WorkTicket,
 )
-from bot.domain.states import LIVE_STATES, IslandState
+from bot.domain.states import IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.kubernetes.client import Kube
 from bot.infra.kubernetes.errors import KubeError
@@ -51,8 +51,6 @@ from bot.words import refusals
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_LIVE = [s.value for s in LIVE_STATES]
 
 
 @dataclass(frozen=True)

@@ -19,4 +19,7 @@ class IslandState(StrEnum):
 # An island is live until it is stopped: a failed island still holds its pod (the side
 # container keeps it for its logs), its ports and a place in its owner's quota.
 LIVE_STATES: frozenset[IslandState] = frozenset(IslandState) - {IslandState.STOPPED}
+# Their values (as stored), in one order: a statement built on them reads the same in every
+# process, whatever the hash seed.
+LIVE_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in LIVE_STATES))
 FINISHED_STATES: frozenset[IslandState] = frozenset({IslandState.STOPPED})

@@ -22,7 +22,6 @@ from bot.infra.kubernetes.errors import KubeError, KubeRefused
 from bot.infra.kubernetes.templates import TemplateSet
 from bot.infra.kubernetes.views import PodView
 from bot.infra.storage.allocation import Allocator
-from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.reconcile_rows import ReconcileRows
 from bot.words import notices
 
@@ -65,29 +64,16 @@ class Applier:
         self,
         *,
         rows: ReconcileRows,
-        islands: IslandStore,
         kube: Kube,
         templates: TemplateSet,
         allocator: Allocator,
         api_url: str,
     ) -> None:
         self.rows = rows
-        self.islands = islands
         self.kube = kube
         self.templates = templates
         self.allocator = allocator
         self.api_url = api_url
-
-    def apply(self, island: IslandRecord, decision: Decision, now: datetime) -> None:
-        """Carry one island's decision out (``apply_many`` or ``create_many`` for one);
-        raises what failed it (``KubeError``, ``IslandbotError``)."""
-        items = [(island, decision)]
-        if decision.create_pod:
-            _, failed = self.create_many(items, now, map)
-        else:
-            _, failed = self.apply_many(items, now, map)
-        for _island_id, exc in failed:
-            raise exc
 
     def apply_many(
         self, items: Sequence[tuple[IslandRecord, Decision]], now: datetime, each: Each

@@ -106,7 +106,7 @@ class LifecycleEngine:
         self.settings = s = settings or LifecycleSettings()
         self.clock = clock
         self.rows = ReconcileRows(db, clock=clock, fence=None if lease is None else lease.fence)
-        self.outbox = Outbox(db, clock=clock, worker=worker)
+        self.outbox = Outbox(db, worker=worker)
         self.probes = Probes(
             prober or (lambda targets: probe_ports(targets, timeout=s.probe_timeout_s)),
             port_names=templates.ports,
@@ -115,7 +115,6 @@ class LifecycleEngine:
         )
         self.applier = applier = Applier(
             rows=self.rows,
-            islands=IslandStore(db, clock=clock),
             kube=kube,
             templates=templates,
             allocator=allocator,

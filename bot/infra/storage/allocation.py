@@ -59,7 +59,7 @@ from bot.domain.records import (
     StartRequest,
     WorkTicket,
 )
-from bot.domain.states import FINISHED_STATES, LIVE_STATES, IslandState
+from bot.domain.states import FINISHED_STATES, LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra import metrics
 from bot.infra.storage import audit, intake, outbox
@@ -69,7 +69,6 @@ from bot.infra.storage.tables import Base, ExcludedPort, Island, PortBlock, Port
 log = logging.getLogger(__name__)
 
 LAYOUT_ROW_ID = 1
-_LIVE = [s.value for s in LIVE_STATES]
 
 # A start runs these on every call: built once, executed with their parameters (building and
 # keying a statement per call cost more Python time than the database took to answer it).
@@ -114,7 +113,7 @@ _BY_REQUEST_KEY = select(
 _KEY_OR_LIVE = union_all(
     _BY_REQUEST_KEY.add_columns(literal("key").label("found_by")),
     select(*_BY_REQUEST_KEY.selected_columns, literal("live").label("found_by")).where(
-        _islands.c.owner_id == bindparam("owner_id"), _islands.c.state.in_(_LIVE)
+        _islands.c.owner_id == bindparam("owner_id"), _islands.c.state.in_(LIVE_VALUES)
     ),
 )
 _INSERT_ISLAND = insert(_islands)
@@ -212,7 +211,7 @@ class Allocator:
         first_port = conn.execute(_LOWEST_FREE_BLOCK, {"size": self.layout.size}).scalar()
         if first_port is None:
             live_total = conn.execute(
-                select(func.count()).select_from(Island).where(Island.state.in_(_LIVE))
+                select(func.count()).select_from(Island).where(Island.state.in_(LIVE_VALUES))
             ).scalar_one()
             metrics.ALLOCATION_FAILURES.labels(reason="ports").inc()
             raise PortsExhausted(

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, func, select, update
 
 from bot.domain.errors import NotFound, Refusal
-from bot.domain.records import Audit, IslandChange, IslandRecord, WorkTicket
-from bot.domain.states import LIVE_STATES, IslandState
+from bot.domain.records import IslandChange, IslandRecord, WorkTicket
+from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit, intake, outbox
 from bot.infra.storage.database import Database
@@ -23,7 +23,6 @@ T = TypeVar("T")
 _TABLE = Base.metadata.tables[Island.__tablename__]
 # The one shape of an island: its columns are the record's fields, whatever they are.
 COLUMNS = tuple(_TABLE.c[f.name] for f in fields(IslandRecord))
-_LIVE = [s.value for s in LIVE_STATES]
 
 
 def island_record(row: Any) -> IslandRecord:
@@ -79,7 +78,7 @@ class IslandStore:
         """Every island that is not stopped (of one owner, one branch), lowest id first."""
 
         def read(conn: Connection) -> list[IslandRecord]:
-            query = select(*COLUMNS).where(Island.state.in_(_LIVE))
+            query = select(*COLUMNS).where(Island.state.in_(LIVE_VALUES))
             if owner_id is not None:
                 query = query.where(Island.owner_id == owner_id)
             if branch is not None:
@@ -104,7 +103,7 @@ class IslandStore:
         def read(conn: Connection) -> list[tuple[str, str, int]]:
             query = (
                 select(Island.state, Island.branch, func.count())
-                .where(Island.state.in_(_LIVE))
+                .where(Island.state.in_(LIVE_VALUES))
                 .group_by(Island.state, Island.branch)
             )
             return [(str(s), str(b), int(n)) for s, b, n in conn.execute(query)]
@@ -245,33 +244,3 @@ class IslandStore:
             return [island_record(r) for r in rows]
 
         return self.db.run(read, what="digest islands", read_only=True)
-
-    def mark_stopped(self, island_id: int, *, actor: str, reason: str | None = None) -> bool:
-        """Record that the island is finished and its pod gone. False if it already was."""
-
-        def write(conn: Connection) -> bool:
-            now = self.clock()
-            values: dict[str, object] = {"state": IslandState.STOPPED.value, "stopped_at": now}
-            if reason is not None:  # a failed island keeps the reason it failed for
-                values["failure_reason"] = reason
-            changed = conn.execute(
-                update(Island)
-                .where(Island.id == island_id, Island.state != IslandState.STOPPED.value)
-                .values(values)
-            ).rowcount
-            if changed == 0:
-                read_island(conn, island_id)  # NotFound when there is no such island
-                return False
-            audit.record(
-                conn,
-                Audit(
-                    actor,
-                    "state:stopped",
-                    island_id=island_id,
-                    detail={"reason": reason} if reason else {},
-                ),
-                at=now,
-            )
-            return True
-
-        return self.db.run(write, what="mark stopped")

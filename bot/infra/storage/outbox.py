@@ -23,7 +23,6 @@ from sqlalchemy import Connection, Select, case, delete, func, insert, or_, sele
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.records import NoticeSpec, PendingNotice
 from bot.domain.states import IslandState
-from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import heartbeat
 from bot.infra.storage.database import Database, database_now
 from bot.infra.storage.tables import Base, Delivery, Island, OutboxMessage
@@ -130,11 +129,10 @@ def _sent(conn: Connection, delivered_as: str) -> dict[str, Any]:
 
 
 class Outbox:
-    def __init__(self, db: Database, *, clock: Clock = utcnow, worker: str | None = None) -> None:
+    def __init__(self, db: Database, *, worker: str | None = None) -> None:
         """``worker``: this process's heartbeat name; its claims die with it (without one, a
         claim lives until its ttl is over)."""
         self.db = db
-        self.clock = clock
         self.worker = worker
 
     def pending(self, *, limit: int) -> tuple[datetime, list[PendingNotice]]:

@@ -11,14 +11,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from bot.domain.records import IslandChange, IslandRecord
-from bot.domain.states import LIVE_STATES, IslandState
+from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import COLUMNS, island_record, read_island, write_change
 from bot.infra.storage.tables import Island, PortBlock
 
 Versioned = Mapping[int, tuple[int, IslandRecord]]  # island id -> (row version, record)
-_LIVE = [s.value for s in LIVE_STATES]
 _WAITING = [s.value for s in (IslandState.CREATING, IslandState.SCHEDULED, IslandState.RUNNING)]
 _CHUNK = 500  # ids per IN (...) list
 # Inside a transaction: raise unless this replica still leads (``LeaderLease.fence``)
@@ -53,7 +52,9 @@ class ReconcileRows:
         sql = self._live_sql.get(conn.dialect.name)
         if sql is None:
             query = (
-                select(Island.id, Island.version).where(Island.state.in_(_LIVE)).order_by(Island.id)
+                select(Island.id, Island.version)
+                .where(Island.state.in_(LIVE_VALUES))
+                .order_by(Island.id)
             )
             sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
             self._live_sql[conn.dialect.name] = sql

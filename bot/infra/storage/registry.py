@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select, update
 from bot.domain.errors import Conflict, NotFound, Refusal, Unauthorized
 from bot.domain.records import Audit, IslandRecord
 from bot.domain.registration import Registration, token_hash
-from bot.domain.states import LIVE_STATES, IslandState
+from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit
 from bot.infra.storage.database import Database
@@ -116,7 +116,7 @@ class Registry:
         limit: int = 100,
     ) -> Page:
         """Islands in id order (live ones unless ``states`` says otherwise)."""
-        wanted = [s.value for s in (states or sorted(LIVE_STATES))]
+        wanted = [s.value for s in states] if states else LIVE_VALUES
         limit = max(1, min(limit, MAX_PAGE))
 
         def read(conn: Connection) -> Page:

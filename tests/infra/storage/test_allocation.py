@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from bench.loadgen import stop
 from bot.domain.errors import Conflict, NotFound, PortsExhausted, QuotaExceeded, UserError
 from bot.domain.port_blocks import BlockLayout, PortRange
 from bot.domain.records import StartRequest
@@ -57,7 +58,7 @@ def req(
 
 
 def stop_and_release(db: Database, allocator: Allocator, island_id: int) -> None:
-    IslandStore(db).mark_stopped(island_id, actor="U1ALICE")
+    stop(IslandStore(db), island_id, actor="U1ALICE")
     assert allocator.release(island_id) is True
 
 

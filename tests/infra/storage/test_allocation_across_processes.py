@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from bench.loadgen import LoadSpec, run_load
-from bot.domain.states import LIVE_STATES
+from bot.domain.states import LIVE_VALUES
 from bot.infra.storage.tables import Island, PortBlock
 from tests.dbutil import migrated
 
@@ -41,7 +41,7 @@ def test_two_processes_of_sixteen_threads_never_share_a_port_or_id(db_url: str) 
     with db.engine.connect() as conn:
         live = conn.execute(
             select(Island.id, Island.first_port, Island.port_count).where(
-                Island.state.in_([s.value for s in LIVE_STATES])
+                Island.state.in_(LIVE_VALUES)
             )
         ).all()
         held = dict(
