@@ -19,9 +19,16 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from bot.app.clock_file import ClockWriteError, write_clock_file
+from bot.app.clock_file import ClockNotMoved, write_clock_file
 from bot.domain.errors import Conflict, Forbidden, Refusal, UserError
-from bot.domain.island_clock import When, WhenKind, describe_shift, new_offset, out_of_bounds
+from bot.domain.island_clock import (
+    ClockFault,
+    When,
+    WhenKind,
+    describe_shift,
+    new_offset,
+    out_of_bounds,
+)
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
 from bot.domain.podspec import ANNOTATION_CLOCK
@@ -110,9 +117,7 @@ class ClockActions:
                 raise Conflict(Refusal.CLOCK_NOT_NOW, island_id=island_id, state=island.state.value)
             to = new_offset(when, current_offset_s=island.clock_offset_s, real_now=now)
             if out_of_bounds(to, self.settings.max_shift):
-                raise UserError(
-                    Refusal.CLOCK_OUT_OF_BOUNDS, island_id=island_id, bound=self.settings.max_shift
-                )
+                raise self._out_of_bounds(island_id)
             return ClockAsk(
                 requested_by=caller.user_id,
                 from_offset_s=island.clock_offset_s,
@@ -127,7 +132,7 @@ class ClockActions:
         try:
             request, superseded = self.requests.ask(island_id, decide, ticket=ticket)
         except UserError as exc:
-            self._refused(caller, island_id, "clock:shift", refusals.text(exc))
+            self._refused(caller, island_id, "clock:shift", exc)
             raise
         immediate = request.state != PENDING
         backwards = request.to_offset_s < request.from_offset_s
@@ -169,7 +174,7 @@ class ClockActions:
                 request_id, by=caller.user_id, approve=approve, check=check, ticket=ticket
             )
         except UserError as exc:
-            self._refused(caller, None, "clock:decide", refusals.text(exc))
+            self._refused(caller, None, "clock:decide", exc)
             raise
         if approve:
             request = self._apply(request, actor=caller.user_id)
@@ -190,7 +195,8 @@ class ClockActions:
         deadline = time.monotonic() + 30
         while not lease.try_acquire():
             if time.monotonic() > deadline:
-                return self._failed(request, actor, clock_text.clock_busy(request.island_id))
+                busy = ClockNotMoved(ClockFault.BUSY, island_id=request.island_id)
+                return self._failed(request, actor, busy)
             time.sleep(0.2)
         with lease.kept():  # renewed while the change takes, however long
             return self._apply_locked(request, actor)
@@ -234,24 +240,23 @@ class ClockActions:
         else:
             to = current + (request.to_offset_s - request.from_offset_s)
         if out_of_bounds(to, self.settings.max_shift):
-            return self._failed(
-                request,
-                actor,
-                refusals.clock_out_of_bounds(request.island_id, self.settings.max_shift),
-            )
+            return self._failed(request, actor, self._out_of_bounds(request.island_id))
         if island.state == IslandState.REQUESTED:  # its pod starts there
             return self._applied(request, actor, current, to, IslandState.REQUESTED)
         if island.state != IslandState.READY:
             return self._failed(
-                request, actor, refusals.clock_not_now(request.island_id, island.state.value)
+                request,
+                actor,
+                Conflict(Refusal.CLOCK_NOT_NOW, island_id=island.id, state=island.state.value),
             )
         try:
             write_clock_file(
                 self.kube, island.pod_name, to, container=self.server_container, clock=self.clock
             )
-        except (KubeError, ClockWriteError) as exc:
+        except (KubeError, ClockNotMoved) as exc:
             log.warning("island %d: clock not applied: %s", request.island_id, exc)
-            return self._failed(request, actor, str(exc))
+            why = exc if isinstance(exc, ClockNotMoved) else ClockNotMoved.cluster(exc)
+            return self._failed(request, actor, why)
         try:
             self.kube.annotate_pod(island.pod_name, {ANNOTATION_CLOCK: str(to)})
         except KubeError as exc:  # only a mirror: the database is the source of truth
@@ -277,14 +282,28 @@ class ClockActions:
                 request, actor=actor, from_s=from_s, to_s=to_s, notice=notice, state=state
             )
         except Conflict as exc:  # its pod was created (or it stopped) meanwhile
-            return self._failed(request, actor, refusals.text(exc))
+            return self._failed(request, actor, exc)
         if not won:
             self._lost(record)
         return record
 
-    def _failed(self, request: ClockRecord, actor: str, error: str) -> ClockRecord:
+    def _out_of_bounds(self, island_id: int) -> UserError:
+        bound_s = int(self.settings.max_shift.total_seconds())
+        return UserError(Refusal.CLOCK_OUT_OF_BOUNDS, island_id=island_id, bound_s=bound_s)
+
+    def _failed(
+        self, request: ClockRecord, actor: str, why: UserError | ClockNotMoved
+    ) -> ClockRecord:
+        """The change was not made, for ``why``: worded for the request and its notice, kept
+        as its code and details in the audit log."""
+        if isinstance(why, UserError):
+            error = refusals.text(why)
+        else:
+            error = clock_text.clock_fault(why.fault, why.detail)
         notice = (Notice.CLOCK_FAILED, {"by": request.requested_by, "error": error[:300]})
-        record, won = self.requests.failed(request, actor=actor, error=error, notice=notice)
+        record, won = self.requests.failed(
+            request, actor=actor, error=error, why=why.data(), notice=notice
+        )
         if not won:
             self._lost(record)
         return record
@@ -303,13 +322,11 @@ class ClockActions:
     def _shown(self, now: datetime, offset_s: int) -> str:
         return formatting.clock_time(now + timedelta(seconds=offset_s), self.settings.tz)
 
-    def _refused(self, caller: Caller, island_id: int | None, action: str, reason: str) -> None:
+    def _refused(
+        self, caller: Caller, island_id: int | None, action: str, refusal: UserError
+    ) -> None:
         self.audit.append(
             Audit(
-                caller.user_id,
-                action,
-                Outcome.REFUSED,
-                island_id=island_id,
-                detail={"reason": reason},
+                caller.user_id, action, Outcome.REFUSED, island_id=island_id, detail=refusal.data()
             )
         )

@@ -47,7 +47,6 @@ from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.audit import AuditLog
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
-from bot.words import refusals
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,7 +97,7 @@ class IslandActions:
             Refusal.CHANNEL_NOT_ALLOWED, allowed=sorted(self.policy.allowed_channels)
         )
         if action is not None:
-            self.record_look(caller, action, island_id=island_id, refusal=refusals.text(refused))
+            self.record_look(caller, action, island_id=island_id, refusal=refused)
         raise refused
 
     def _authorise(self, caller: Caller, action: Action, island: IslandRecord) -> None:
@@ -125,7 +124,7 @@ class IslandActions:
         try:
             result = self.store.change(island_id, decide, what=action.value, ticket=ticket)
         except UserError as exc:
-            self.record_look(caller, action, island_id=island_id, refusal=refusals.text(exc))
+            self.record_look(caller, action, island_id=island_id, refusal=exc)
             raise
         if poke and result:
             self.poke()
@@ -138,17 +137,18 @@ class IslandActions:
         *,
         island_id: int | None = None,
         detail: Mapping[str, Any] | None = None,
-        refusal: str | None = None,
+        refusal: UserError | None = None,
     ) -> None:
         """Audit, in a transaction of its own, a command that only looks (list, status, logs,
-        capacity), answered or refused, or the refusal of a change."""
+        capacity), answered or refused, or the refusal of a change (kept as its code and
+        details, ``UserError.data``)."""
         self.audit.append(
             Audit(
                 caller.user_id,
                 action.value,
                 Outcome.OK if refusal is None else Outcome.REFUSED,
                 island_id=island_id,
-                detail={**(detail or {}), **({"reason": refusal} if refusal else {})},
+                detail={**(detail or {}), **(refusal.data() if refusal else {})},
             )
         )
 
@@ -192,7 +192,7 @@ class IslandActions:
             )
             self._check_start_clock(offset)
         except UserError as exc:  # refused before anything was allocated
-            self.record_look(caller, Action.START, refusal=refusals.text(exc))
+            self.record_look(caller, Action.START, refusal=exc)
             raise
         allocation = self.allocator.allocate(
             StartRequest(
@@ -216,7 +216,7 @@ class IslandActions:
     def _check_start_clock(self, offset_s: int) -> None:
         bound = self.settings.clock_max_shift
         if out_of_bounds(offset_s, bound):
-            raise UserError(Refusal.START_CLOCK_OUT_OF_BOUNDS, bound=bound)
+            raise UserError(Refusal.START_CLOCK_OUT_OF_BOUNDS, bound_s=int(bound.total_seconds()))
 
     def attach_thread(self, island_id: int, channel: str, ts: str) -> bool:
         """Record the island's root message; False when one was recorded already."""
@@ -307,8 +307,8 @@ class IslandActions:
                 raise UserError(
                     Refusal.EXTEND_TOO_FAR,
                     island_id=island_id,
-                    max_ttl=self.settings.max_ttl,
-                    room=max(self.settings.max_ttl - (current - now), timedelta(0)),
+                    max_ttl_s=int(self.settings.max_ttl.total_seconds()),
+                    room_s=max(int((self.settings.max_ttl - (current - now)).total_seconds()), 0),
                 )
             change = self._told(
                 caller,

@@ -110,7 +110,7 @@ class ChatWork:
                 text, blocks = layouts.capacity_blocks(self.actions.capacity())
         except UserError as exc:
             self.actions.record_look(
-                caller, action, island_id=island_id, detail=detail, refusal=refusals.text(exc)
+                caller, action, island_id=island_id, detail=detail, refusal=exc
             )
             raise
         self.actions.record_look(caller, action, island_id=island_id, detail=detail)

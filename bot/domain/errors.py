@@ -2,7 +2,9 @@
 
 ``UserError`` and its children are refusals a person may be shown. They carry what happened
 as data, a ``Refusal`` and its details, never a sentence: ``bot.words.refusals.text(error)``
-words it (the same refusal can then be told in any language, wherever it was raised).
+words it (the same refusal can then be told in any language, wherever it was raised). The
+details are plain data (numbers, strings, lists; durations in seconds), so a refusal is kept
+as it is (``UserError.data``: the audit log) and worded again from what was kept.
 ``str(error)`` is for logs. Everything else is for logs only: the user sees a generic apology.
 """
 
@@ -30,13 +32,13 @@ class Refusal(StrEnum):
     ALREADY_STOPPED = "already_stopped"  # island_id
     CANNOT_RESTART = "cannot_restart"  # island_id, state
     CANNOT_EXTEND = "cannot_extend"  # island_id, state
-    EXTEND_TOO_FAR = "extend_too_far"  # island_id, max_ttl, room
+    EXTEND_TOO_FAR = "extend_too_far"  # island_id, max_ttl_s, room_s
     NO_LOGS = "no_logs"  # island_id, state
     LOGS_UNAVAILABLE = "logs_unavailable"  # island_id, previous
     CLOCK_REQUEST_NOT_FOUND = "clock_request_not_found"  # request_id
     CLOCK_NOT_NOW = "clock_not_now"  # island_id, state
-    CLOCK_OUT_OF_BOUNDS = "clock_out_of_bounds"  # island_id, bound
-    START_CLOCK_OUT_OF_BOUNDS = "start_clock_out_of_bounds"  # bound
+    CLOCK_OUT_OF_BOUNDS = "clock_out_of_bounds"  # island_id, bound_s
+    START_CLOCK_OUT_OF_BOUNDS = "start_clock_out_of_bounds"  # bound_s
     CLOCK_DECIDE_NOT_ALLOWED = "clock_decide_not_allowed"  # island_id, who
     CLOCK_REQUEST_CLOSED = "clock_request_closed"  # request_id, state
     UNKNOWN_BRANCH = "unknown_branch"  # branch, known
@@ -61,6 +63,10 @@ class UserError(IslandbotError):
 
     def __str__(self) -> str:
         return f"{self.refusal.value} {self.detail}" if self.detail else self.refusal.value
+
+    def data(self) -> dict[str, Any]:
+        """The refusal as it is kept (the audit log): its code and its details."""
+        return {"refusal": self.refusal.value, "about": dict(self.detail)}
 
 
 class NotFound(UserError):

@@ -28,6 +28,19 @@ _ABSOLUTE = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-
 _CONTENT = re.compile(r"[+-][0-9]{1,12}")
 
 
+class ClockFault(StrEnum):
+    """Why a clock change being applied was not made, where no ``Refusal`` says it. Each
+    one's details are named where it is raised; ``bot.words.clock_text.clock_fault`` words it."""
+
+    BUSY = "busy"  # island_id: another change of its clock held it too long
+    CLUSTER = "cluster"  # message: what the cluster answered
+    CONTENT_REFUSED = "content_refused"  # content: not a valid relative offset
+    POD_GONE = "pod_gone"
+    ENV_MISSING = "env_missing"  # variable: the server container lacks it
+    WRITE_FAILED = "write_failed"  # exit_code, stderr
+    NOT_MOVED = "not_moved"  # seen_s (None: unreadable), expected_s
+
+
 class WhenKind(StrEnum):
     NOW = "now"
     RELATIVE = "relative"

@@ -62,6 +62,10 @@ class Failure:
     kind: FailureKind
     detail: Mapping[str, Any] = field(default_factory=dict)
 
+    def data(self) -> dict[str, Any]:
+        """The failure as it is kept (the audit log): its kind and its details."""
+        return {"failure": self.kind.value, "about": dict(self.detail)}
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shlex
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 from bot.domain.durations import format_duration
+from bot.domain.island_clock import ClockFault
 from bot.domain.records import ClockRecord, ClockView
 from bot.words.formatting import clock_offset, clock_time, escape, island_ref
 
@@ -96,7 +99,8 @@ def clock_content_refused(content: str) -> str:
     return f"refusing to write {content!r} into the clock file"
 
 
-CLOCK_POD_GONE = "the island's pod is gone"
+def clock_pod_gone() -> str:
+    return "the island's pod is gone"
 
 
 def clock_file_env_missing(variable: str) -> str:
@@ -104,12 +108,32 @@ def clock_file_env_missing(variable: str) -> str:
 
 
 def clock_write_failed(exit_code: int, stderr: str) -> str:
-    return f"writing the clock file failed (exit {exit_code}): {stderr}"
+    return f"writing the clock file failed (exit {exit_code}): {shlex.quote(stderr)}"
 
 
 def clock_not_moved(seen_s: float | None, expected_s: int) -> str:
     reads = f"it reads {round(seen_s)}s" if seen_s is not None else "it could not be read"
     return f"the island's clock did not move as expected: {reads} from real time, not {expected_s}s"
+
+
+def _cluster(message: str) -> str:
+    return message  # the cluster's own words
+
+
+_FAULTS: dict[ClockFault, Callable[..., str]] = {
+    ClockFault.BUSY: clock_busy,
+    ClockFault.CLUSTER: _cluster,
+    ClockFault.CONTENT_REFUSED: clock_content_refused,
+    ClockFault.POD_GONE: clock_pod_gone,
+    ClockFault.ENV_MISSING: clock_file_env_missing,
+    ClockFault.WRITE_FAILED: clock_write_failed,
+    ClockFault.NOT_MOVED: clock_not_moved,
+}
+
+
+def clock_fault(fault: ClockFault, detail: Mapping[str, Any]) -> str:
+    """Why a clock change was not made, from the fault and its details."""
+    return _FAULTS[fault](**detail)
 
 
 def clock_failed(island_id: int, reason: str) -> str:

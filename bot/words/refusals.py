@@ -62,10 +62,14 @@ def cannot_extend(island_id: int, state: str) -> str:
     return f"Island {island_ref(island_id)} is {state}; there is nothing left to extend."
 
 
-def extend_too_far(island_id: int, *, max_ttl: timedelta, room: timedelta) -> str:
+def _duration(seconds: int) -> str:
+    return format_duration(timedelta(seconds=seconds))
+
+
+def extend_too_far(island_id: int, *, max_ttl_s: int, room_s: int) -> str:
     return (
-        f"Island {island_ref(island_id)} may live at most {format_duration(max_ttl)} from now; "
-        f"it can be extended by {format_duration(room)} at most."
+        f"Island {island_ref(island_id)} may live at most {_duration(max_ttl_s)} from now; "
+        f"it can be extended by {_duration(room_s)} at most."
     )
 
 
@@ -92,16 +96,16 @@ def clock_not_now(island_id: int, state: str) -> str:
     )
 
 
-def clock_out_of_bounds(island_id: int, bound: timedelta) -> str:
+def clock_out_of_bounds(island_id: int, bound_s: int) -> str:
     return (
-        f"Island {island_ref(island_id)}'s clock may be at most {format_duration(bound)} away "
+        f"Island {island_ref(island_id)}'s clock may be at most {_duration(bound_s)} away "
         "from real time; nothing was changed."
     )
 
 
-def start_clock_out_of_bounds(bound: timedelta) -> str:
+def start_clock_out_of_bounds(bound_s: int) -> str:
     return (
-        f"An island's clock may start at most {format_duration(bound)} away from real time; "
+        f"An island's clock may start at most {_duration(bound_s)} away from real time; "
         "nothing was started."
     )
 

@@ -3,13 +3,15 @@ domain) reads the same once worded where the person is answered."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
 from typing import Any
 
 import pytest
 
 from bot.domain.errors import NotFound, QuotaExceeded, Refusal, UserError
 from bot.words import refusals
+
+DAY = 86400
 
 # one example of each refusal's details, and a part of the sentence that must show them
 SAMPLES: dict[Refusal, tuple[dict[str, Any], str]] = {
@@ -30,7 +32,7 @@ SAMPLES: dict[Refusal, tuple[dict[str, Any], str]] = {
     Refusal.CANNOT_RESTART: ({"island_id": 2, "state": "stopping"}, "#2 is stopping; start"),
     Refusal.CANNOT_EXTEND: ({"island_id": 2, "state": "stopped"}, "nothing left to extend"),
     Refusal.EXTEND_TOO_FAR: (
-        {"island_id": 2, "max_ttl": timedelta(days=2), "room": timedelta(hours=3)},
+        {"island_id": 2, "max_ttl_s": 2 * DAY, "room_s": 3 * 3600},
         "at most 2d from now; it can be extended by 3h at most",
     ),
     Refusal.NO_LOGS: ({"island_id": 2, "state": "requested"}, "no pod to read logs from"),
@@ -38,10 +40,10 @@ SAMPLES: dict[Refusal, tuple[dict[str, Any], str]] = {
     Refusal.CLOCK_REQUEST_NOT_FOUND: ({"request_id": 11}, "no clock request 11"),
     Refusal.CLOCK_NOT_NOW: ({"island_id": 2, "state": "creating"}, "#2 is creating"),
     Refusal.CLOCK_OUT_OF_BOUNDS: (
-        {"island_id": 2, "bound": timedelta(days=30)},
+        {"island_id": 2, "bound_s": 30 * DAY},
         "at most 30d away from real time",
     ),
-    Refusal.START_CLOCK_OUT_OF_BOUNDS: ({"bound": timedelta(days=30)}, "at most 30d away"),
+    Refusal.START_CLOCK_OUT_OF_BOUNDS: ({"bound_s": 30 * DAY}, "at most 30d away"),
     Refusal.CLOCK_DECIDE_NOT_ALLOWED: ({"island_id": 2, "who": ["U1"]}, "may decide: <@U1>."),
     Refusal.CLOCK_REQUEST_CLOSED: ({"request_id": 11, "state": "expired"}, "already expired"),
     Refusal.UNKNOWN_BRANCH: ({"branch": "x", "known": ["dev", "weekly"]}, "dev, weekly"),
@@ -74,6 +76,20 @@ def test_every_refusal_has_an_example_here() -> None:
 def test_each_refusal_is_worded_with_its_details(refusal: Refusal) -> None:
     detail, shown = SAMPLES[refusal]
     assert shown in refusals.text(UserError(refusal, **detail))
+
+
+@pytest.mark.parametrize("refusal", list(Refusal))
+def test_each_refusal_is_kept_as_data_and_worded_again_from_what_was_kept(
+    refusal: Refusal,
+) -> None:
+    """The audit log keeps a refusal as its code and details (JSON): worded from what was
+    kept, it reads as it read to the person refused."""
+    detail, _shown = SAMPLES[refusal]
+    error = UserError(refusal, **detail)
+    kept = json.loads(json.dumps(error.data()))
+    assert kept == {"refusal": refusal.value, "about": detail}
+    again = UserError(Refusal(kept["refusal"]), **kept["about"])
+    assert refusals.text(again) == refusals.text(error)
 
 
 def test_the_kind_of_refusal_does_not_change_its_words_and_logs_get_the_data() -> None:

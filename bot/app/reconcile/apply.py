@@ -117,25 +117,21 @@ class Applier:
     def _change(self, island: IslandRecord, decision: Decision, now: datetime) -> IslandChange:
         updates: dict[str, Any] = dict(decision.updates)
         state = decision.state
-        failure_text = None
-        if decision.failure is not None:
-            failure_text = notices.failure_text(
-                decision.failure, island_id=island.id, branch=island.branch
+        failure = decision.failure
+        if failure is not None:  # shown to people as it is: worded here, once
+            updates["failure_reason"] = notices.failure_text(
+                failure, island_id=island.id, branch=island.branch
             )
-            updates["failure_reason"] = failure_text
         entry = None
         if state is not None:
             updates["state"] = state.value
             if state == IslandState.STOPPED:
                 updates["stopped_at"] = now
-            entry = Audit(
+            entry = Audit(  # the failure kept as data: its kind and details
                 SYSTEM_ACTOR,
                 f"state:{state.value}",
                 island_id=island.id,
-                detail={
-                    "from": island.state.value,
-                    **({"failure": failure_text} if failure_text else {}),
-                },
+                detail={"from": island.state.value, **(failure.data() if failure else {})},
             )
         return IslandChange(updates, decision.notices, entry)
 

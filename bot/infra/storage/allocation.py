@@ -292,13 +292,7 @@ class Allocator:
                     req.owner_id,
                     "start",
                     Outcome.REFUSED,
-                    detail={
-                        "branch": req.branch,
-                        "reason": type(exc).__name__,
-                        "refusal": exc.refusal.value,
-                        "about": dict(exc.detail),
-                        "request_key": req.request_key,
-                    },
+                    detail={"branch": req.branch, **exc.data(), "request_key": req.request_key},
                 ),
                 at=self.clock(),
             )

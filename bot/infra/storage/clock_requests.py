@@ -5,7 +5,7 @@ rows it is shown."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -342,9 +342,16 @@ class ClockRequests:
         return self.db.run(write, what="clock result")
 
     def failed(
-        self, request: ClockRecord, *, actor: str, error: str, notice: NoticeSpec
+        self,
+        request: ClockRecord,
+        *,
+        actor: str,
+        error: str,
+        why: Mapping[str, Any],
+        notice: NoticeSpec,
     ) -> tuple[ClockRecord, bool]:
-        """The change could not be made: the offset stays; the request says why. Only while
+        """The change could not be made: the offset stays; the request says why (``error``,
+        worded), the audit entry keeps why as data (``why``: a code and its details). Only while
         the request is still being applied; returns it as it now stands and whether this call
         recorded the failure (False: another applier settled it first, nothing written)."""
 
@@ -360,7 +367,7 @@ class ClockRequests:
                     "clock:failed",
                     AuditOutcome.ERROR,
                     island_id=request.island_id,
-                    detail={"error": error},
+                    detail=why,
                 ),
                 at=now,
             )

@@ -188,7 +188,7 @@ def test_list_status_capacity(world: SlackWorld) -> None:
         ("U0ALICE", "status", 99999, "refused"),
     ]
     assert [r.detail.get("scope") for r in looks[:2]] == ["all", "mine"]
-    assert "There is no island #99999." in looks[4].detail["reason"]
+    assert looks[4].detail == {"refusal": "island_not_found", "about": {"island_id": 99999}}
 
 
 def test_logs_short_in_a_message_long_as_a_file(world: SlackWorld) -> None:

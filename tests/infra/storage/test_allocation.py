@@ -145,10 +145,13 @@ def test_quota_refusal_names_the_islands_and_writes_nothing(db: Database) -> Non
     stop_and_release(db, allocator, a.island_id)
     allocator.allocate(req())
     audited = audit_rows(db, outcome="refused")
-    assert [(r.actor, r.action, r.detail["reason"], r.detail["refusal"]) for r in audited] == [
-        ("U1ALICE", "start", "QuotaExceeded", "quota_exceeded")
-    ]
-    assert audited[0].detail["about"] == {"limit": 2, "island_ids": [a.island_id, b.island_id]}
+    assert [(r.actor, r.action, r.island_id) for r in audited] == [("U1ALICE", "start", None)]
+    assert audited[0].detail == {  # the refusal's code and details, no sentence
+        "branch": "dev",
+        "refusal": "quota_exceeded",
+        "about": {"limit": 2, "island_ids": [a.island_id, b.island_id]},
+        "request_key": None,
+    }
 
 
 def test_a_failed_island_still_counts_toward_the_quota(db: Database) -> None:

@@ -82,7 +82,11 @@ def apply(
 
 def fail(requests: ClockRequests, request: ClockRecord) -> tuple[ClockRecord, bool]:
     return requests.failed(
-        request, actor="U1ALICE", error="clock busy", notice=(Notice.CLOCK_FAILED, {})
+        request,
+        actor="U1ALICE",
+        error="clock busy",
+        why={"failure": "busy", "about": {"island_id": request.island_id}},
+        notice=(Notice.CLOCK_FAILED, {}),
     )
 
 
