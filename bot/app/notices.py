@@ -7,7 +7,8 @@ line the island's root message should now show. Its ``route`` (``bot.domain.noti
 says where it goes: the thread, the owner directly, or only shown in the root message.
 
 A ``GroupNotifier`` (the chat) can also announce islands started at once together, as one
-digest message.
+digest message, and says how fast one of its channels takes posts (its ``Pace``): whether a
+digest is needed is decided from the wait in the channel's queue.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.errors import IslandbotError
+from bot.domain.notice_routes import Pace
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class Notifier(Protocol):
 
 @runtime_checkable
 class GroupNotifier(Notifier, Protocol):
+    def pace(self) -> Pace | None:
+        """How fast one channel takes posts (None: all at once, so digests are never needed)."""
+
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
     ) -> str:

@@ -32,7 +32,7 @@ from bot.chat.output import Blocks, ChatError, ChatOutput, Reply, tell
 from bot.chat.root_refresh import Rendered, RootRefresher
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
-from bot.domain.notice_routes import Route
+from bot.domain.notice_routes import Pace, Route
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import IslandRecord
 from bot.domain.time_source import Clock, utcnow
@@ -117,6 +117,10 @@ class ChatNotifier:
         text, blocks = layouts.owner_notice(a.text, card)
         channel = self._direct(island.owner_id) if a.retry else island.owner_id
         self._post(a, channel, text, blocks=blocks, meta=shows(island), to_owner=True)
+
+    def pace(self) -> Pace | None:
+        """How fast a channel takes the notices' posts: the chat adapter's pace."""
+        return self.sender.pace()
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.domain.errors import IslandbotError
+from bot.domain.notice_routes import Pace
 
 Blocks = Sequence[Mapping[str, Any]]
 
@@ -125,6 +126,11 @@ class ChatOutput(Protocol):
 
     def direct(self, user: str) -> str:
         """The channel of the bot's direct conversation with ``user`` (opened if need be)."""
+
+    def pace(self) -> Pace | None:
+        """How fast one channel takes the bot's posts (the pace this adapter keeps to, a
+        little under the chat's limit), or None when it takes them all at once. Where
+        notices go is decided from it (``bot.domain.notice_routes.digest_or_not``)."""
 
 
 def tell(sender: ChatOutput, reply: Reply, text: str, *, blocks: Blocks | None = None) -> None:

@@ -6,10 +6,13 @@ minutes. So:
 
 - **Superseded**: a progress notice (scheduled, still waiting) that a newer notice of the same
   island has overtaken before it went out is not sent at all: the newer one says more.
-- **Digest**: when several islands are started in one channel at once (``DigestPolicy``),
-  they share one root message, a *digest* kept current with each island's state, instead of
-  a root message each; a digest takes further islands of the channel while it is young and
-  not full. A quiet channel keeps one root message per island.
+- **Digest**: when the channel's paced queue would hold an island's announcement back longer
+  than ``DIGEST_AFTER`` (the posts already on their way to it and those being announced
+  now, at the channel's ``Pace``), the islands being announced share one root message, a
+  *digest* kept current with each island's state, instead of a root message each; a digest
+  that is young and not full takes further islands of the channel while the queue is that
+  long. A digest is never opened for one island; a quiet channel, or a few people starting
+  seconds apart, keeps one root message per island (``digest_or_not``).
 - **Routes** of an island's later notices: ``THREAD`` (a reply in its root message's thread,
   the single-island experience), ``DIRECT`` (to the owner: what only they need, when the
   island is in a digest: ready with its ports, failures, expiry, clock changes) or ``SHOWN``
@@ -52,16 +55,61 @@ FOR_THE_OWNER = frozenset(
 )
 
 
+DIGEST_AFTER = timedelta(seconds=5)
+"""A channel's islands being announced go into a digest only when the channel's paced queue
+would hold the last of their announcements back longer than this. Below it, an announcement
+waiting a few seconds is the lesser harm: a root message and thread of its own is what a
+person expects. Above it, the queue (about one post a second per Slack channel) would keep
+owners waiting for their "ready" for as long as the burst takes to post."""
+
+SHARED = 2  # islands that open a digest together, at least: never a digest of one island
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast a chat channel takes the bot's posts, as plain numbers (a token bucket):
+    ``burst`` posts at once, then ``per_second`` steadily. Slack takes about one post a
+    second per channel after a short burst; the chat adapter says what it keeps to."""
+
+    per_second: float
+    burst: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.per_second > 0 and self.burst >= 1):
+            raise ValueError(f"a pace needs per_second > 0 and burst >= 1, got {self}")
+
+
 @dataclass(frozen=True)
 class DigestPolicy:
-    at: int = 3  # islands started in a channel within ``together`` that make a digest
-    together: timedelta = timedelta(seconds=10)
+    after: timedelta = DIGEST_AFTER  # the queue's wait for an announcement that makes digests
     size: int = 20  # islands one digest shows at most (a message's blocks are limited)
     window: timedelta = timedelta(minutes=2)  # a digest takes more islands while this young
 
     def __post_init__(self) -> None:
-        if not 2 <= self.at <= self.size:
-            raise ValueError(f"a digest needs 2 <= at <= size, got at={self.at} size={self.size}")
+        if self.size < 2 * SHARED - 1:  # else some number of islands leaves one alone
+            raise ValueError(f"a digest needs size >= {2 * SHARED - 1}, got size={self.size}")
+        if self.after < timedelta(0):
+            raise ValueError(f"a digest needs after >= 0, got after={self.after}")
+
+
+def queue_wait(posts: float, pace: Pace) -> timedelta:
+    """How long the last of ``posts`` posts handed to a channel at once waits in its paced
+    queue, the channel's burst unspent: the burst goes at once, the rest at its pace."""
+    return timedelta(seconds=max(0.0, posts - pace.burst) / pace.per_second)
+
+
+def queued_until(until: float, now: float, posts: int, pace: Pace) -> float:
+    """A channel's queue, kept as one number (seconds on any monotonic clock): ``until`` is
+    when the posts handed to it so far will all have gone out at its steady pace (whatever
+    the burst let go at once is paid back by then). After handing it ``posts`` more at
+    ``now``, this is the new ``until``."""
+    return max(until, now) + posts / pace.per_second
+
+
+def posts_ahead(until: float, now: float, pace: Pace) -> float:
+    """How many of the posts handed to a channel whose queue is ``until`` (``queued_until``)
+    are still ahead of a new one at ``now``, as its pace counts them."""
+    return max(0.0, until - now) * pace.per_second
 
 
 def superseded(kinds: Sequence[Notice]) -> list[bool]:
@@ -82,7 +130,43 @@ def route(kind: Notice, *, in_digest: bool, crowded: bool = False) -> Route:
     return Route.DIRECT if kind in FOR_THE_OWNER else Route.SHOWN
 
 
-def digest_or_not(started_together: int, *, open_digest: bool, policy: DigestPolicy) -> bool:
-    """Whether a channel's islands being announced now go into a digest: ``started_together``
-    is how many were started in the channel within ``policy.together`` (these included)."""
-    return open_digest or started_together >= policy.at
+def digest_or_not(
+    announcing: int,
+    *,
+    ahead: float,
+    pace: Pace | None,
+    open_digest: bool,
+    bound: bool = False,
+    policy: DigestPolicy,
+) -> bool:
+    """Whether a channel's islands waiting for their root message now (``announcing`` of
+    them) go into a digest. Only when the channel's paced queue would hold the last of their
+    announcements back longer than ``policy.after``: ``ahead`` posts are on their way to the
+    channel before them (handed to it earlier and not out yet, and this round's other posts
+    there), at the channel's ``pace`` (None: the chat takes every post at once, so never).
+    ``bound``: some of them were already bound for a digest (while the channel's queue was
+    that long; their owners may have been told directly since). Never a digest of one
+    island: at least ``SHARED`` open one together, or there is a young digest with room
+    (``open_digest``) for them to join."""
+    if announcing < 1 or pace is None:
+        return False
+    if not bound and queue_wait(ahead + announcing, pace) <= policy.after:
+        return False
+    return open_digest or announcing >= SHARED
+
+
+def share_out(announcing: int, *, room: int, size: int) -> tuple[int, list[int]]:
+    """How the islands going into digests together (``digest_or_not``) are shared out: how
+    many join the young digest with ``room`` for more (0: none), and the sizes of the new
+    digests for the rest, at most ``size`` each and as even as may be. None of them shows
+    one island alone (``size`` >= 3), and a young digest takes one fewer rather than leave
+    one island for a new digest of its own."""
+    joining = min(room, announcing)
+    if announcing - joining == 1 and joining > 0:
+        joining -= 1  # the last two open a digest together
+    rest = announcing - joining
+    if rest == 0:
+        return joining, []
+    count = -(-rest // size)
+    each, more = divmod(rest, count)
+    return joining, [each + (i < more) for i in range(count)]

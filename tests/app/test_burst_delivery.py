@@ -3,7 +3,8 @@ islands whose digest is out are told while later digests wait in the channel's q
 island with a root message of its own, in a channel a burst is crowding, tells its owner
 directly instead of queueing behind the digests; once the burst is over, the channel is quiet
 again and an island's notices are threaded as always. The chat is a notifier whose digest
-posts hang until the test lets them go (a channel one message a second behind)."""
+posts hang until the test lets them go (a channel far behind), and whose channels take a
+post every two seconds (its ``pace``: four islands at once are a burst)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.app.notices import Announcement
-from bot.domain.notice_routes import DigestPolicy
+from bot.domain.notice_routes import DigestPolicy, Pace
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.tables import OutboxMessage
@@ -34,6 +35,9 @@ class SlowChannel(MemoryNotifier):
         self.gate = threading.Event()
         self.digests = 0
         self.free = free
+
+    def pace(self) -> Pace:
+        return Pace(per_second=0.5, burst=1)
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
@@ -54,7 +58,7 @@ def test_the_owners_of_a_digest_that_is_out_are_told_while_the_next_digests_wait
 ) -> None:
     slow = SlowChannel(world.db, free=1)  # the first digest goes out, the second waits
     world.notifier = slow
-    small = DigestPolicy(at=3, size=3)
+    small = DigestPolicy(size=3)
     world.settings = replace(
         world.settings, delivery=replace(world.settings.delivery, digest=small)
     )
@@ -73,7 +77,7 @@ def test_the_owners_of_a_digest_that_is_out_are_told_while_the_next_digests_wait
 def test_an_island_alone_in_a_crowded_channel_tells_its_owner_directly(world: World) -> None:
     slow = SlowChannel(world.db)
     world.notifier = slow
-    quick = DigestPolicy(together=timedelta(seconds=2), window=timedelta(seconds=1))
+    quick = DigestPolicy(window=timedelta(seconds=1))
     world.settings = replace(
         world.settings, delivery=replace(world.settings.delivery, digest=quick)
     )

@@ -17,9 +17,11 @@ carries the island's later notices.
 
 Spending the chat's limits where they matter (``bot.domain.notice_routes``): a progress
 notice overtaken by a newer one of its island is recorded as superseded, not sent; islands
-announced at once in one channel share a digest (with a ``GroupNotifier``), and their later
-notices go to their owners directly or are only shown in the digest. How each notice was
-delivered is recorded (``delivered_as``).
+being announced in one channel share a digest (with a ``GroupNotifier``) when the channel's
+paced queue would hold their announcements back too long (``DigestPlanner``, from the posts
+this deliverer handed the channel that are not out yet at the chat's pace, and this round's),
+and their later notices go to their owners directly or are only shown in the digest. How each
+notice was delivered is recorded (``delivered_as``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.app.notices import Announcement, GroupNotifier, NoticeRefused, Notifier
+from bot.app.reconcile.digests import DigestPlanner, Groups
 from bot.domain.backoff import backoff
 from bot.domain.errors import IslandbotError, log_failure
 from bot.domain.island_clock import island_time
@@ -42,7 +45,6 @@ from bot.domain.notice_routes import (
     IN_THE_CHANNEL,
     DigestPolicy,
     Route,
-    digest_or_not,
     route,
     superseded,
 )
@@ -108,6 +110,17 @@ class Deliverer:
         self._owners: ThreadPoolExecutor | None = None
         # a channel's paced part of a round still going on: (its work, islands in its digests)
         self._inflight: dict[str, tuple[Future[int], set[int]]] = {}
+        self.planner = (
+            DigestPlanner(
+                group=self.group,
+                islands=islands,
+                policy=policy.digest,
+                ready=self._ready,
+                clock=clock,
+            )
+            if self.group is not None and islands is not None and policy.digest is not None
+            else None
+        )
         self._random = random.Random()  # noqa: S311 - jitter, not security
 
     def deliver(self) -> int:
@@ -133,16 +146,18 @@ class Deliverer:
             sent, islands = self._supersede(islands, now)
         channel = islands[0][0].chat_channel if islands else None
         busy, posting = self._busy(channel)
-        groups = self._plan(channel, islands, now) if channel is not None and not busy else []
+        groups: Groups = []
+        bound: list[int] = []  # not announced yet, during a burst: bound for a digest
+        if channel is not None and self.planner is not None:  # where announcements go
+            groups, bound, islands = self.planner.decide(
+                channel, islands, busy=busy, posting=posting, now=now
+            )
         joining = posting | {n.island_id for _join, group in groups for n in group}
         own: list[list[PendingNotice]] = []  # islands with their own root message: in order
         apart: list[list[PendingNotice]] = []  # in a digest: to each owner, or only shown
-        bound: list[int] = []  # not announced yet, during a burst: bound for a digest
         for island_notices in islands:
             first = island_notices[0]
             awaiting = first.kind == Notice.ANNOUNCE and first.chat_thread is None
-            if awaiting and busy and self.group is not None and first.island_id not in joining:
-                bound.append(first.island_id)
             if first.island_id in joining or (
                 awaiting and (first.chat_digest or first.island_id in bound)
             ):
@@ -163,16 +178,26 @@ class Deliverer:
                 apart.append(island_notices)
                 crowded.add(island_notices[0].island_id)
         if channel is None or (not groups and len(apart) <= 1 and not busy):
+            if channel is not None:
+                self._hand_over(channel, [], own)
             return sent + sum(self._island(notices, now) for notices in own + apart)
         # the channel's messages (paced at its rate: digests, the threads of islands with
         # their own root message) go on beside the owners' (each its own conversation, all at
         # once), and may outlast this round: the next one leaves the channel's part alone
         # until it is done, and tells the owners meanwhile
         if not busy:
+            self._hand_over(channel, groups, own)
             work = self._owners_pool().submit(self._in_channel, channel, groups, own, now)
             with self._lock:
                 self._inflight[channel] = (work, {n.island_id for _j, g in groups for n in g})
         return sent + self._in_waves([a for a in apart if a], now, crowded)
+
+    def _hand_over(self, channel: str, groups: Groups, own: list[list[PendingNotice]]) -> None:
+        """The channel's posts of this round, handed to its queue now: its new digests, the
+        notices of its islands with a root message of their own (``DigestPlanner.queue``)."""
+        if self.planner is not None:
+            new_digests = sum(1 for join, _group in groups if join is None)
+            self.planner.queue(channel, new_digests + sum(len(notices) for notices in own))
 
     def _busy(self, channel: str | None) -> tuple[bool, set[int]]:
         """Whether the channel's part of an earlier round is still going on, and the islands
@@ -194,7 +219,7 @@ class Deliverer:
     def _in_channel(
         self,
         channel: str,
-        groups: list[tuple[str | None, list[PendingNotice]]],
+        groups: Groups,
         own: list[list[PendingNotice]],
         now: datetime,
     ) -> int:
@@ -298,49 +323,7 @@ class Deliverer:
             return False
         return notice.claim_until is None or notice.claim_until <= now
 
-    def _plan(
-        self, channel: str, islands: list[list[PendingNotice]], now: datetime
-    ) -> list[tuple[str | None, list[PendingNotice]]]:
-        """Which of the channel's islands waiting for their root message are announced
-        together, when there are enough of them or a young digest can take them: a list of
-        (the young digest to join, or None for a new one; their announcements)."""
-        if self.group is None or self.islands is None:
-            return []
-        policy = self.policy.digest
-        assert policy is not None
-        fresh = [
-            n[0]
-            for n in islands
-            if n[0].kind == Notice.ANNOUNCE and n[0].chat_thread is None and self._ready(n[0], now)
-        ]
-        if not fresh:
-            return []
-        # islands' starts were recorded on the bot's clock: judged on it, not the database's
-        started = self.clock()
-        young = self.islands.open_digest(channel, since=started - policy.window, size=policy.size)
-        together = (
-            self.islands.started_since(channel, started - policy.together)
-            if young is None and len(fresh) < policy.at
-            else len(fresh)
-        )
-        bound = any(n.chat_digest for n in fresh)  # bound for a digest while one was posted
-        if not digest_or_not(together, open_digest=young is not None or bound, policy=policy):
-            return []
-        groups: list[tuple[str | None, list[PendingNotice]]] = []
-        rest = fresh
-        if young is not None:
-            join_ts, shown = young
-            groups.append((join_ts, rest[: policy.size - shown]))
-            rest = rest[policy.size - shown :]
-        if rest:  # new digests, as even in size as may be
-            count = -(-len(rest) // policy.size)
-            each = -(-len(rest) // count)
-            groups += [(None, rest[i : i + each]) for i in range(0, len(rest), each)]
-        return groups
-
-    def _post_digests(
-        self, channel: str, groups: list[tuple[str | None, list[PendingNotice]]]
-    ) -> int:
+    def _post_digests(self, channel: str, groups: Groups) -> int:
         """Post (or join) the planned digests; the announcements they carry are recorded as
         shown, or back off when the chat failed."""
         assert self.group is not None

@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.chat.console.render import Button, render, with_buttons
 from bot.chat.output import Blocks, ChatError
+from bot.domain.notice_routes import Pace
 
 MAX_FILE_LINES = 20  # lines of an uploaded file shown in the terminal
 
@@ -203,6 +204,9 @@ class ConsoleChat:
 
     def direct(self, user: str) -> str:
         return user  # the console shows a direct message as one to the user
+
+    def pace(self) -> Pace | None:
+        return None  # a terminal shows every message at once: no queue, no digest
 
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         lines, buttons = render("", view.get("blocks") or [])

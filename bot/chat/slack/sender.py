@@ -32,6 +32,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.chat.output import Blocks
 from bot.chat.slack.errors import SlackError
 from bot.chat.slack.pacing import ChannelQueues, TierPacer
+from bot.domain.notice_routes import Pace
 from bot.infra import metrics
 
 log = logging.getLogger(__name__)
@@ -362,6 +363,10 @@ class SlackSender:
             raise SlackError(f"conversations.open for {user}: no channel in {response.data!r}")
         self._learn(user, str(channel["id"]))
         return self._direct[user]
+
+    def pace(self) -> Pace:
+        """The pace each channel's queue keeps to (``ChannelQueues``: posts a second, burst)."""
+        return Pace(per_second=self.queues.rate, burst=self.queues.burst)
 
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         self._call("views.publish", self.client.views_publish, user_id=user, view=dict(view))

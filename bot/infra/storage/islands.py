@@ -167,15 +167,16 @@ class IslandStore:
 
         return self.db.run(write, what="attach digest")
 
-    def bind_to_digest(self, island_ids: Sequence[int]) -> None:
+    def bind_to_digest(self, island_ids: Sequence[int], *, bound: bool = True) -> None:
         """Mark islands not announced yet as going into a digest (a burst is being announced
-        in their channel): their notices go to their owners from now on."""
+        in their channel): their notices go to their owners from now on. ``bound=False``:
+        no longer (each will have a root message of its own)."""
 
         def write(conn: Connection) -> None:
             conn.execute(
                 update(Island)
                 .where(Island.id.in_(island_ids), Island.chat_thread.is_(None))
-                .values(chat_digest=True)
+                .values(chat_digest=bound)
             )
 
         self.db.run(write, what="bind to digest")

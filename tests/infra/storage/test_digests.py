@@ -57,3 +57,15 @@ def test_an_islands_announcement_is_its_root_messages_key(db: Database) -> None:
     announced = store.announcement_id(island_id)
     assert announced is not None and announced > 0
     assert store.announcement_id(island_id + 1000) is None
+
+
+def test_an_island_bound_for_a_digest_can_be_unbound_until_it_is_announced(
+    db: Database,
+) -> None:
+    clock = FakeClock(T0)
+    store = IslandStore(db, clock=clock)
+    ids = [start(db, n, clock) for n in range(2)]
+    store.bind_to_digest(ids)
+    assert store.attach_digest(ids[1:], "C0TEAM", "1.000002") == 1  # announced meanwhile
+    store.bind_to_digest(ids, bound=False)  # a digest of one is never made: on its own
+    assert [i.chat_digest for i in store.many(ids)] == [False, True]

@@ -1,0 +1,179 @@
+"""Which of a channel's islands waiting for their root message share a digest, for the
+deliverer (``bot.app.reconcile.deliver``): the facts ``bot.domain.notice_routes.digest_or_not``
+decides from, gathered and carried out.
+
+The facts: how many islands are being announced in the channel now; the posts on their way to
+it before them, which is this round's notices of islands with a root message of their own and
+what this deliverer handed the channel earlier that its pace has not let out yet (kept per
+channel as one number, ``queued_until``, on a monotonic clock); the channel's ``Pace`` (the
+chat's ``GroupNotifier.pace``); whether a young digest with room is open there. Carried out:
+the digests to post or join (``share_out``: never one of one island), and the islands bound
+for a digest while the channel's part of an earlier round was still going on (their owners
+are told directly meanwhile), or unbound when that digest is not to be.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from bot.app.notices import GroupNotifier
+from bot.domain.lifecycle_rules import Notice
+from bot.domain.notice_routes import (
+    DigestPolicy,
+    digest_or_not,
+    posts_ahead,
+    queued_until,
+    share_out,
+)
+from bot.domain.records import PendingNotice
+from bot.domain.time_source import Clock, utcnow
+from bot.infra.storage.islands import IslandStore
+
+Groups = list[tuple[str | None, list[PendingNotice]]]  # (a young digest to join or None; its)
+
+
+class DigestPlanner:
+    def __init__(
+        self,
+        *,
+        group: GroupNotifier,
+        islands: IslandStore,
+        policy: DigestPolicy,
+        ready: Callable[[PendingNotice, datetime], bool],
+        clock: Clock = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``ready``: whether a notice is due and free (not backing off, not held);
+        ``clock``: the bot's, which recorded the islands' starts (a digest's age is judged on
+        it, not on the database's)."""
+        self.group = group
+        self.clock = clock
+        self.islands = islands
+        self.policy = policy
+        self.ready = ready
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._queued: dict[str, float] = {}  # channel -> its queue (``queued_until``)
+
+    def decide(
+        self,
+        channel: str,
+        islands: list[list[PendingNotice]],
+        *,
+        busy: bool,
+        posting: set[int],
+        now: datetime,
+    ) -> tuple[Groups, list[int], list[list[PendingNotice]]]:
+        """Where the channel's islands waiting for their root message go: the digests to post
+        or join (``plan``); while the channel is ``busy`` (its part of an earlier round, which
+        is posting the digests of ``posting``, still going on), the islands to bind for a
+        digest (``bound``); and the islands' notices, those bound earlier for a digest that
+        is not to be now on their own."""
+        if busy:
+            return [], self.bound(channel, islands, posting), islands
+        groups, unbound = self.plan(channel, islands, now)
+        if unbound:  # bound for a digest that is not to be: each a root message of its own
+            islands = [
+                [replace(n, chat_digest=False) for n in notices]
+                if notices[0].island_id in unbound
+                else notices
+                for notices in islands
+            ]
+        return groups, [], islands
+
+    def queue(self, channel: str, posts: int) -> None:
+        """``posts`` handed to the channel's queue now (``queued_until``)."""
+        pace = self.group.pace()
+        if pace is None or posts <= 0:
+            return
+        now = self.monotonic()
+        with self._lock:
+            for gone in [c for c, until in self._queued.items() if until < now]:
+                del self._queued[gone]  # a channel whose queue is empty: nothing to keep
+            self._queued[channel] = queued_until(self._queued.get(channel, 0.0), now, posts, pace)
+
+    def ahead(self, channel: str, islands: list[list[PendingNotice]]) -> float:
+        """Posts on their way to the channel before its islands being announced now: those
+        handed to it earlier and not out yet at its pace, and this round's notices of its
+        islands with a root message of their own (threaded there)."""
+        pace = self.group.pace()
+        if pace is None:
+            return 0.0
+        with self._lock:
+            until = self._queued.get(channel, 0.0)
+        this_round = sum(
+            len(notices)
+            for notices in islands
+            if notices[0].chat_thread is not None and not notices[0].chat_digest
+        )
+        return posts_ahead(until, self.monotonic(), pace) + this_round
+
+    def bound(
+        self, channel: str, islands: list[list[PendingNotice]], posting: set[int]
+    ) -> list[int]:
+        """While the channel's part of an earlier round is still going on: the islands waiting
+        for their root message that will go into a digest (``digest_or_not``), to be bound
+        for it now so that their owners are told directly meanwhile; the others wait for the
+        channel's part to be done (their wait is short, or they are alone)."""
+        awaiting = [
+            notices[0]
+            for notices in islands
+            if notices[0].kind == Notice.ANNOUNCE
+            and notices[0].chat_thread is None
+            and notices[0].island_id not in posting
+        ]
+        if not digest_or_not(
+            len(awaiting),
+            ahead=self.ahead(channel, islands),
+            pace=self.group.pace(),
+            open_digest=bool(posting) or any(n.chat_digest for n in awaiting),
+            policy=self.policy,
+        ):
+            return []
+        return [n.island_id for n in awaiting if not n.chat_digest]
+
+    def plan(
+        self, channel: str, islands: list[list[PendingNotice]], now: datetime
+    ) -> tuple[Groups, set[int]]:
+        """Which of the channel's islands waiting for their root message are announced
+        together (``digest_or_not``: the channel's queue would hold them back too long, and
+        they are several or a young digest can take them): a list of (the young digest to
+        join, or None for a new one; their announcements); and the islands bound for a
+        digest earlier that are now announced on their own (unbound: never a digest of one)."""
+        policy = self.policy
+        fresh = [
+            n[0]
+            for n in islands
+            if n[0].kind == Notice.ANNOUNCE and n[0].chat_thread is None and self.ready(n[0], now)
+        ]
+        if not fresh:
+            return [], set()
+        started = self.clock()  # the clock the starts were recorded on
+        young = self.islands.open_digest(channel, since=started - policy.window, size=policy.size)
+        bound = [n.island_id for n in fresh if n.chat_digest]  # while the channel was busy
+        if not digest_or_not(
+            len(fresh),
+            ahead=self.ahead(channel, islands),
+            pace=self.group.pace(),
+            open_digest=young is not None,
+            bound=bool(bound),
+            policy=policy,
+        ):
+            if bound:
+                self.islands.bind_to_digest(bound, bound=False)
+            return [], set(bound)
+        joining, new = share_out(
+            len(fresh), room=0 if young is None else policy.size - young[1], size=policy.size
+        )
+        groups: Groups = []
+        if young is not None and joining:
+            groups.append((young[0], fresh[:joining]))
+        at = joining
+        for size in new:
+            groups.append((None, fresh[at : at + size]))
+            at += size
+        return groups, set()
