@@ -148,7 +148,7 @@ def test_islands_started_one_at_a_time_share_no_digest_whatever_the_bots_clock(
     at a time still each get a root message of their own."""
     group = SlowChannel(world.db, free=100)
     world.notifier = group
-    quick = DigestPolicy(together=timedelta(seconds=1), window=timedelta(seconds=1))
+    quick = DigestPolicy(window=timedelta(seconds=1))
     world.settings = replace(
         world.settings, delivery=replace(world.settings.delivery, digest=quick)
     )
@@ -157,7 +157,7 @@ def test_islands_started_one_at_a_time_share_no_digest_whatever_the_bots_clock(
     store = IslandStore(world.db)
     ids: list[int] = []
     for n in range(4):
-        time.sleep(1.1)  # more than ``together`` after the one before
+        time.sleep(1.1)  # more than the young-digest window after the one before
         ids.append(world.start(user=f"U0ONE{n}"))
         world.until(lambda: bool(routes(world, ids[-1], "announce")) or group.digests > 0)
     assert group.digests == 0
