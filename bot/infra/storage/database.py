@@ -49,16 +49,29 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
+# MySQL/MariaDB codes that mean the server cannot be reached or dropped the connection: can't
+# connect (2002, 2003), gone away (2006), lost (2013, 2055), too many connections (1040), shutting
+# down (1053), connection killed (1927), disconnected for inactivity (4031)
+_UNREACHABLE_MYSQL = frozenset({2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 4031})
+
+
 def is_unreachable(exc: BaseException) -> bool:
     """True when the database could not be reached or the connection broke: refused, reset,
-    gone away, timed out (``OperationalError``, PyMySQL's ``InterfaceError`` on a dropped
-    connection and any error SQLAlchemy took for a disconnect), or no pooled connection came
-    free in time (the pool's ``TimeoutError``). Not a deadlock or a lock wait."""
+    gone away, lost (the MySQL client and server codes that say so, PyMySQL's
+    ``InterfaceError`` on a dropped connection, any error SQLAlchemy took for a disconnect, a
+    SQLite file that cannot be opened), or no pooled connection came free in time (the pool's
+    ``TimeoutError``). Not a deadlock or a lock wait, and not an error in what was asked (an
+    unknown column, a constraint): that is a bug, raised as it is."""
     if isinstance(exc, PoolTimeout | DisconnectionError):
         return True
     if not isinstance(exc, DBAPIError) or is_retryable(exc):
         return False
-    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    args = getattr(exc.orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _UNREACHABLE_MYSQL
+    return isinstance(exc, OperationalError) and "unable to open database file" in str(exc.orig)
 
 
 class Database:

@@ -117,3 +117,14 @@ def test_a_sqlite_file_that_cannot_be_opened_is_the_database_unavailable(tmp_pat
     with pytest.raises(DatabaseUnavailable, match="open: the database is unreachable"):
         db.run(select_one, what="open")
     db.dispose()
+
+
+def test_an_error_in_what_was_asked_is_a_bug_not_an_outage(db_url: str) -> None:
+    """An unknown column (a migration not run, a typo) is an ``OperationalError`` on both
+    drivers: raised as it is, for a traceback, and the database is not reported unreachable."""
+    db = create_database(db_url)
+    with pytest.raises(sa.exc.OperationalError) as caught:
+        db.run(lambda conn: conn.execute(text("SELECT no_such_column FROM islands")), what="bug")
+    assert not isinstance(caught.value, IslandbotError)
+    assert not db.health.down and db.health.outages == 0
+    db.dispose()
