@@ -34,5 +34,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in ("outbox", "deliveries"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
+        # dropping a column rebuilds the table on SQLite: outbox keeps AUTOINCREMENT (0010)
+        kwargs = {"sqlite_autoincrement": True} if table == "outbox" else {}
+        with op.batch_alter_table(table, schema=None, table_kwargs=kwargs) as batch_op:
             batch_op.drop_column("worker")

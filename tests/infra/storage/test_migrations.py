@@ -127,3 +127,26 @@ def test_replicas_starting_together_migrate_once(mysql_base_url: str) -> None:
         assert differences(dbs[0]) == []
         for db in dbs:
             db.dispose()
+
+
+def test_outbox_keeps_never_reused_ids_through_later_migrations_both_ways(
+    empty_db: Database,
+) -> None:
+    """SQLite rebuilds a table to drop a column; a rebuild that forgot AUTOINCREMENT would let
+    outbox ids repeat again (keys ``outbox-{id}``) with nothing else showing it."""
+    if empty_db.dialect != "sqlite":
+        pytest.skip("AUTOINCREMENT is SQLite's; MySQL's counter never goes back")
+
+    def autoincrement() -> bool:
+        with empty_db.engine.connect() as conn:
+            sql = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+            ).scalar_one()
+        return "AUTOINCREMENT" in str(sql).upper()
+
+    migrate.upgrade(empty_db)
+    assert autoincrement()
+    migrate.downgrade(empty_db, "0010")
+    assert autoincrement()
+    migrate.upgrade(empty_db)
+    assert autoincrement()
