@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, timedelta, tzinfo
 from typing import Any
@@ -26,7 +27,7 @@ from bot.chat.work_pool import WorkPool, delivery_key
 from bot.domain.buttons import CLOCK_ACTIONS, ButtonAction
 from bot.domain.commands import CommandError, Help, ParseContext, parse_command
 from bot.domain.errors import DatabaseUnavailable, IslandbotError, log_failure
-from bot.domain.records import Accepted, Caller, ClockRecord
+from bot.domain.records import Accepted, Caller, ClockRecord, WorkTicket
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.intake import Intake
 from bot.words import island_text, refusals, usage
@@ -38,6 +39,12 @@ log = logging.getLogger(__name__)
 CLAIM_TTL = timedelta(minutes=15)
 RECOVER_AFTER = timedelta(seconds=2)  # an accepted request not yet taken by its own replica
 MAX_ATTEMPTS = 5  # a request that failed this often is answered with an apology and dropped
+
+
+def retry_after(attempts: int) -> timedelta:
+    """How long a request whose work met an expected fault waits before it is tried again:
+    5 s, 10 s, 20 s, then 30 s (about a minute and a half over its attempts)."""
+    return timedelta(seconds=min(30, 5 * 2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,9 @@ class ChatFront:
             clock=clock,
         )
         self.pool = WorkPool(settings.workers, settings.max_pending)
+        self._lock = threading.Lock()
+        # given back after a fault, not yet recorded: (the request's ticket, retried after)
+        self._unreleased: list[tuple[WorkTicket, timedelta]] = []
         self.context = ParseContext(
             branches=tuple(actions.templates.branches), max_ttl=settings.max_ttl, tz=settings.tz
         )
@@ -151,17 +161,42 @@ class ChatFront:
 
     def carry_out(self, key: str) -> None:
         """Claim the request and do it; nothing when another worker has it or it is done. An
-        expected fault (the database or the cluster down, a lost claim) leaves it unfinished:
-        ``recover`` carries it out later, here or on another replica."""
+        expected fault (the database or the cluster down, a lost claim) leaves it unfinished
+        and gives it back: ``recover`` carries it out again, here or on another replica."""
         try:
             self._carry_out(key)
         except IslandbotError as exc:
             log_failure(log, f"request {key} not carried out now (it is kept)", exc)
 
     def _carry_out(self, key: str) -> None:
+        self._release_pending()
         accepted = self.intake.claim(key, ttl=CLAIM_TTL)
         if accepted is None:
             return
+        try:
+            self._do(key, accepted)
+        except IslandbotError:
+            self._release(accepted.ticket, retry_after(accepted.attempts))
+            raise
+
+    def _release(self, ticket: WorkTicket, after: timedelta) -> None:
+        """Give a request back after an expected fault, to be tried again ``after`` from now;
+        when the database cannot take that either, remember it and try again before the next
+        claim or recovery round (its process lives on, so its claim would otherwise hold
+        until its cap)."""
+        try:
+            self.intake.release(ticket, after=after)
+        except IslandbotError:
+            with self._lock:
+                self._unreleased.append((ticket, after))
+
+    def _release_pending(self) -> None:
+        with self._lock:
+            pending, self._unreleased = self._unreleased, []
+        for ticket, after in pending:
+            self._release(ticket, after)
+
+    def _do(self, key: str, accepted: Accepted) -> None:
         reply = Reply(**accepted.payload.get("reply", {"user": "", "channel": None}))
         if accepted.attempts > MAX_ATTEMPTS:
             log.error("request %s failed %d times; dropped", key, accepted.attempts - 1)
@@ -201,6 +236,7 @@ class ChatFront:
     def recover(self) -> int:
         """Carry out the requests accepted (here or by another replica) whose worker never
         finished; returns how many were queued. A job on every replica."""
+        self._release_pending()
         keys = self.intake.unfinished(older_than=RECOVER_AFTER)
         queued = 0
         for key in keys:

@@ -145,6 +145,26 @@ class Intake:
 
         return self.db.run(write, what="claim delivery")
 
+    def release(self, ticket: WorkTicket, *, after: timedelta) -> bool:
+        """Give the request back ``after`` from now, unless the claim is no longer this
+        worker's: its work met a fault expected to pass (the database, the cluster), and any
+        replica's recovery carries it out again then, not after the claim's cap (its worker
+        lives on: its heartbeat would hold the claim)."""
+
+        def write(conn: Connection) -> bool:
+            released = conn.execute(
+                update(Delivery)
+                .where(
+                    Delivery.key == ticket.key,
+                    Delivery.claimed_by == ticket.claim,
+                    Delivery.state == WORKING,
+                )
+                .values(claim_until=database_now(conn) + after, worker=None)
+            ).rowcount
+            return bool(released)
+
+        return self.db.run(write, what="delivery released")
+
     def done(self, ticket: WorkTicket) -> None:
         """Mark the request done, unless its change already did (or the claim was lost)."""
 

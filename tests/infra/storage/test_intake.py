@@ -61,3 +61,24 @@ def test_without_a_heartbeat_a_claim_lives_until_its_ttl(db: Database) -> None:
     assert intake.claim("cmd:1", ttl=timedelta(seconds=1)) is None
     time.sleep(1.2)
     assert intake.unfinished(older_than=timedelta(0)) == ["cmd:1"]
+
+
+def test_a_request_given_back_after_a_fault_is_taken_up_after_its_wait_not_its_cap(
+    db: Database,
+) -> None:
+    """Its work met a fault expected to pass (a database blip, the cluster away) while its
+    worker lives on: the claim would hold until its 15-minute cap; given back, any replica
+    takes it up again once the wait is over (and only then)."""
+    a = Heartbeat(db, instance="host/1/a", ttl=BEAT).start()
+    mine, theirs = Intake(db, heartbeat=a), Intake(db)
+    assert mine.accept("cmd:1", "command", {"text": "start dev"})
+    first = mine.claim("cmd:1", ttl=CAP)
+    assert first is not None
+    assert mine.release(first.ticket, after=timedelta(seconds=1))
+    assert theirs.claim("cmd:1", ttl=CAP) is None  # not yet
+    time.sleep(1.2)
+    assert theirs.unfinished(older_than=timedelta(0)) == ["cmd:1"]
+    again = theirs.claim("cmd:1", ttl=CAP)
+    assert again is not None and again.attempts == 2
+    assert not mine.release(first.ticket, after=timedelta(0))  # no longer its claim
+    a.stop()
