@@ -63,8 +63,9 @@ BROADCAST = frozenset({Notice.READY, Notice.FAILED, Notice.CLOCK_SHIFTED})
 @dataclass(frozen=True)
 class DeliveryPolicy:
     batch: int = 1000  # notices read per round (a burst of 200 starts writes about 600)
-    claim_ttl: timedelta = timedelta(seconds=20)  # longer than one attempt takes; a dead
-    # holder's notices are taken over after it (the lease TTL has passed by then as well)
+    # longer than one attempt may take (a turn in the conversation's queue, then the call with
+    # its retries: tests/test_budgets.py); a dead holder's notices go back with its heartbeat
+    claim_ttl: timedelta = timedelta(minutes=10)
     backoff_base: timedelta = timedelta(seconds=2)
     backoff_cap: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=1)  # then a notice is given up

@@ -108,8 +108,11 @@ class Heartbeat:
                 log_failure(log, "heartbeat not renewed", exc)
 
     def stop(self) -> None:
-        """Stop beating and let this process's claims go at once (a graceful stop)."""
+        """Stop beating and let this process's claims go at once (a graceful stop); from now
+        on it holds nothing it took on (``holds`` is False)."""
         self._stop.set()
+        with self._lock:
+            self._beat_at = float("-inf")
         if self._thread is not None:
             self._thread.join(timeout=5)
 

@@ -278,18 +278,19 @@ class Outbox:
             if created is None:
                 return False  # the claim was lost: the new holder decides
             give_up = now - created > max_age
-            conn.execute(
+            still_ours = conn.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == notice_id)
+                .where(OutboxMessage.id == notice_id, OutboxMessage.claimed_by == by)
                 .values(
                     last_error=error[:500],
                     next_attempt_at=now + wait,
                     claimed_by=None,
                     claim_until=None,
+                    worker=None,
                     given_up_at=now if give_up else None,
                 )
-            )
-            return give_up
+            ).rowcount
+            return give_up and bool(still_ours)  # taken over since it was read: theirs now
 
         return self.db.run(write, what="notice failed")
 
