@@ -40,14 +40,31 @@ SLOW_TICK_S = 0.5  # a tick longer than this is logged: it delays every notice i
 
 
 class _SkippedRunFilter(logging.Filter):
-    """Drop APScheduler's "maximum number of running instances reached" warning: a run is
+    """Thin out APScheduler's "maximum number of running instances reached" warning: a run is
     skipped when the previous one of its job is still going, which is what ``max_instances=1``
-    is for (the 0.1 s check while a tick runs, every job while the database stalls); it would
-    fire up to ten times a second and bury everything else. What makes a job slow is logged
-    where it happens (a slow tick or delivery, the database unreachable)."""
+    is for (the 0.1 s check while a tick runs, every job while the database stalls), and it
+    would fire up to ten times a second and bury everything else. One line per job a minute
+    is kept, so a job that hangs is still seen; the 0.1 s check is never told (a long tick is
+    logged when it ends)."""
+
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._told: dict[str, float] = {}  # job -> when its last skip was told
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "maximum number of running instances" not in record.getMessage()
+        message = record.getMessage()
+        if "maximum number of running instances" not in message:
+            return True
+        job = message.split('"', 2)[1].split(" (", 1)[0] if '"' in message else message
+        if "LifecycleService._fast" in job:
+            return False
+        now = time.monotonic()
+        if now - self._told.get(job, float("-inf")) < self.EVERY_S:
+            return False
+        self._told[job] = now
+        return True
 
 
 logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())

@@ -3,6 +3,7 @@ it dies or steps down."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -13,7 +14,7 @@ import pytest
 from bot.app.reconcile.engine import LifecycleSettings, TickReport
 from bot.infra.storage.database import Database
 from bot.infra.storage.lease import Deposed, LeaderLease
-from bot.run.loop import LifecycleService
+from bot.run.loop import LifecycleService, _SkippedRunFilter
 
 
 def test_one_leader_at_a_time_and_takeover_after_expiry(db: Database) -> None:
@@ -161,3 +162,24 @@ def test_scheduled_runs_are_not_logged(db: Database, caplog: pytest.LogCaptureFi
     assert engine.ticks >= 5
     chatter = [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")]
     assert not [m for m in chatter if "executed successfully" in m or m.startswith("Running job")]
+
+
+def test_a_job_held_up_is_told_once_a_minute_not_at_every_skipped_run() -> None:
+    """While a job's run goes on (the database stalled), APScheduler warns at each run it
+    skips: one line a minute per job is kept, so a hung job still shows; the 0.1 s check's
+    skips are never told."""
+
+    def skipped(job: str) -> logging.LogRecord:
+        message = (
+            f'Execution of job "{job} (trigger: interval[0:00:01], next run at: x)" '
+            "skipped: maximum number of running instances reached (1)"
+        )
+        return logging.LogRecord("apscheduler.scheduler", logging.WARNING, "", 0, message, (), None)
+
+    kept = _SkippedRunFilter()
+    told = [kept.filter(skipped(j)) for j in ["LifecycleService._tick"] * 5]
+    assert told == [True, False, False, False, False]
+    assert kept.filter(skipped("LifecycleService._renew"))  # another job: told
+    assert not kept.filter(skipped("LifecycleService._fast"))
+    other = logging.LogRecord("apscheduler.scheduler", logging.WARNING, "", 0, "other", (), None)
+    assert kept.filter(other)
