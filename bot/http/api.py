@@ -78,9 +78,10 @@ class Api:
         self._ready: tuple[float, int, dict[str, Any]] | None = None
         # Refused registrations: 20 a minute, then 429 until the minute is over (a token is 192
         # random bits: guessing is hopeless anyway; this spares the database the work). Wrong
-        # tokens count against the island presented, not the address: behind the NodePort
-        # Service every island of a node may come from the node's address, and one island's
-        # mistakes must not lock out its neighbours. Ids of no island count against the
+        # tokens count against the island presented, from the address presenting it: behind
+        # the NodePort Service every island of a node may come from the node's address, and
+        # one island's mistakes must not lock out its neighbours; and someone guessing from
+        # elsewhere must not lock out the island's own seed. Ids of no island count against the
         # address (they name no island to hold them against), and only such ids are held up
         # by it (an address held up costs a read of whether the id is an island's, not the
         # body's). Both remember at most ``max_keys`` keys.
@@ -124,7 +125,7 @@ class Api:
             await self._run(lambda: parts.registry.register(island_id, token, registration))
         except IslandbotError as exc:
             if isinstance(exc, Unauthorized):
-                self._island_refusals.refused(island_id)
+                self._island_refusals.refused((island_id, request.remote))
             elif isinstance(exc, NotFound):
                 self._address_refusals.refused(request.remote)
             return _refused(island_id, exc)
@@ -134,7 +135,7 @@ class Api:
     async def _held_up(self, island_id: int, remote: str | None) -> web.Response | None:
         """A 429 when the island presented (or, for an id of no island, the address) had too
         many registrations refused lately; None when the request may go on."""
-        wait = self._island_refusals.retry_after(island_id)
+        wait = self._island_refusals.retry_after((island_id, remote))
         if wait is not None:
             return _too_many(api_text.API_TOO_MANY_REFUSALS_FOR_ISLAND, wait)
         wait = self._address_refusals.retry_after(remote)

@@ -6,6 +6,7 @@ lock each other out: issue 21, defect 9)."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import socket
 import sqlite3
@@ -152,3 +153,29 @@ def test_ids_of_no_island_keep_the_limit_per_address(db_url: str, tmp_path: Path
         assert 1 <= int(headers["Retry-After"]) <= 60
         # an island that exists is not held up by someone else's guesses at ids
         assert call(demo, "POST", f"/api/v1/islands/{n}/register", REGISTRATION, token)[0] == 200
+
+
+def test_guesses_from_elsewhere_do_not_lock_out_an_islands_own_seed(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Anyone who reaches the API could otherwise hold a chosen island's seed up (and, with
+    ISLANDBOT_REQUIRE_REGISTRATION, fail its start) by sending it wrong tokens: the island's
+    limit is kept per address presenting them."""
+    with demo_on(db_url, tmp_path) as (demo, sim):
+        n = start(demo)
+        token = token_of(sim, demo.islands.get(n).pod_name)
+        path = f"/api/v1/islands/{n}/register"
+        host, port = demo.server.url.removeprefix("http://").rsplit(":", 1)
+        guesses = []
+        for i in range(21):
+            conn = http.client.HTTPConnection(host, int(port), source_address=("127.0.0.9", 0))
+            conn.request(
+                "POST",
+                path,
+                body=json.dumps(REGISTRATION),
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer g{i}"},
+            )
+            guesses.append(conn.getresponse().status)
+            conn.close()
+        assert guesses == [401] * 20 + [429]  # the guesser is held up
+        assert call(demo, "POST", path, REGISTRATION, token)[0] == 200  # the seed is not
