@@ -95,6 +95,7 @@ class Bot:
     front: ChatFront | None = None
     server: WebServer | None = None
     socket_mode: SocketModeHandler | None = None
+    control: Database | None = None  # the lease's and the heartbeat's connections
     started: list[str] = field(default_factory=list)
 
     def start(self) -> Bot:
@@ -127,6 +128,8 @@ class Bot:
             self.heartbeat.stop()
         self.started.clear()
         close_parts(self.kube, self.db)
+        if self.control is not None:
+            self.control.dispose()
 
 
 def close_parts(kube: Kube | None, db: Database | None) -> None:
@@ -267,8 +270,11 @@ def _assemble(
             tz=settings.tz,
             clock=clock,
         )
-    lease = LeaderLease(db, ttl=settings.lease_ttl)
-    heartbeat = Heartbeat(db, instance=lease.holder, ttl=lease.ttl)  # one ttl: see test_budgets
+    # the lease and the heartbeat on connections of their own: a pool a burst has exhausted
+    # must not make the leader lapse or the process take itself for dead
+    control = create_database(settings.database_url, pool_size=1)
+    lease = LeaderLease(control, ttl=settings.lease_ttl)
+    heartbeat = Heartbeat(control, instance=lease.holder, ttl=lease.ttl)  # one ttl: test_budgets
     engine = LifecycleEngine(
         db=db,
         kube=kube,
@@ -363,6 +369,7 @@ def _assemble(
         heartbeat,
         front,
         server,
+        control=control,
     )
 
 
