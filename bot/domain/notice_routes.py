@@ -118,14 +118,16 @@ def superseded(kinds: Sequence[Notice]) -> list[bool]:
     return [kind in PROGRESS and i < len(kinds) - 1 for i, kind in enumerate(kinds)]
 
 
-def route(kind: Notice, *, in_digest: bool, crowded: bool = False) -> Route:
+def route(kind: Notice, *, in_digest: bool, crowded: bool = False, retry: bool = False) -> Route:
     """Where an island's notice (other than its announcement) goes. ``crowded``: the island
-    has a root message of its own in a channel a burst is crowding."""
+    has a root message of its own in a channel a burst is crowding; ``retry``: an earlier
+    attempt may have reached the chat, in the thread when the channel was not crowded then,
+    so a retry goes (and looks) there again rather than be recorded as only shown."""
     if kind == Notice.ANNOUNCE and in_digest:
         return Route.SHOWN  # its digest, already posted, shows it (a retry after a crash)
     if kind in IN_THE_CHANNEL:
         return Route.THREAD  # the root message / the request in the channel, as always
-    if not (in_digest or crowded):
+    if not (in_digest or (crowded and not retry)):
         return Route.THREAD
     return Route.DIRECT if kind in FOR_THE_OWNER else Route.SHOWN
 

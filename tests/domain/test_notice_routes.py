@@ -155,3 +155,14 @@ def test_a_digest_policy_that_makes_no_sense_is_refused(size: int, after: float)
 def test_a_pace_that_makes_no_sense_is_refused(per_second: float, burst: float) -> None:
     with pytest.raises(ValueError, match="pace"):
         Pace(per_second=per_second, burst=burst)
+
+
+def test_a_retry_goes_where_its_first_attempt_may_have_gone() -> None:
+    """A notice first tried in the island's thread (a quiet channel) and tried again while a
+    burst crowds the channel: it may be in the thread already, so it goes (and looks) there
+    again instead of being recorded as only shown while a post of it exists (found by the
+    database outage test)."""
+    assert route(Notice.STOP_REQUESTED, in_digest=False, crowded=True) == Route.SHOWN
+    assert route(Notice.STOP_REQUESTED, in_digest=False, crowded=True, retry=True) == Route.THREAD
+    assert route(Notice.READY, in_digest=False, crowded=True, retry=True) == Route.THREAD
+    assert route(Notice.READY, in_digest=True, crowded=False, retry=True) == Route.DIRECT

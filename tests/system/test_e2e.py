@@ -270,9 +270,10 @@ def test_a_burst_of_30_starts_by_10_users(db_url: str, tmp_path: Path) -> None:
             island(demo, n) for n in demo.islands.in_states([IslandState.STOPPED])
         ]
         assert len(records) == 30
-        # the channel sees digests, not 30 root messages with their threads
-        assert sum(r.chat_digest for r in records) >= 28
-        assert len({r.chat_thread for r in records}) <= 2 + 3
+        # the console has no channel limit: nothing waits in its queue, so no digest (in Slack
+        # the same burst shares digests: tests/chat/slack/test_burst.py), a thread each
+        assert sum(r.chat_digest for r in records) == 0
+        assert len({r.chat_thread for r in records}) == 30
         ports = [p for r in records for p in r.ports]
         assert len(ports) == len(set(ports)) == 90
         ready = [r for r in records if r.state == "ready"]

@@ -465,7 +465,9 @@ class Deliverer:
             status_line=notices.status_line(n.island_id, n.state, n.branch),
             retry=n.attempts > 0,
             detail=dict(n.detail),
-            route=route(n.kind, in_digest=n.chat_digest, crowded=crowded).value,
+            route=route(
+                n.kind, in_digest=n.chat_digest, crowded=crowded, retry=n.attempts > 0
+            ).value,
             in_digest=n.chat_digest,
         )
 

@@ -110,12 +110,13 @@ class LeaderLease:
 
     def fence(self, conn: Connection) -> None:
         """Inside the caller's transaction: raise ``Deposed`` unless this replica still holds
-        the lease, unexpired, with the epoch it took it with. Locks the lease row, so the lease
-        cannot change hands before the transaction ends."""
+        the lease, unexpired, with the epoch it took it with. It does not lock the lease row:
+        a leader frozen inside such a transaction (SIGSTOP, a long GC) would hold that lock,
+        and no other replica could take the lease over until it woke. So the lease may change
+        hands between this check and the commit; what is written under it is guarded on its
+        own (a decision only while its island is as it was read, a claim only while free)."""
         row = conn.execute(
-            select(Lease.holder, Lease.epoch, Lease.expires_at)
-            .where(Lease.name == self.name)
-            .with_for_update()
+            select(Lease.holder, Lease.epoch, Lease.expires_at).where(Lease.name == self.name)
         ).first()
         if (
             row is None
