@@ -272,7 +272,7 @@ def _assemble(
         )
     # the lease and the heartbeat on connections of their own: a pool a burst has exhausted
     # must not make the leader lapse or the process take itself for dead
-    control = create_database(settings.database_url, pool_size=1)
+    control = create_database(settings.database_url, pool_size=1, health=db.health)
     lease = LeaderLease(control, ttl=settings.lease_ttl)
     heartbeat = Heartbeat(control, instance=lease.holder, ttl=lease.ttl)  # one ttl: test_budgets
     engine = LifecycleEngine(

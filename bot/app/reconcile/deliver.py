@@ -63,9 +63,10 @@ BROADCAST = frozenset({Notice.READY, Notice.FAILED, Notice.CLOCK_SHIFTED})
 @dataclass(frozen=True)
 class DeliveryPolicy:
     batch: int = 1000  # notices read per round (a burst of 200 starts writes about 600)
-    # longer than one attempt may take (a turn in the conversation's queue, then the call with
-    # its retries: tests/test_budgets.py); a dead holder's notices go back with its heartbeat
-    claim_ttl: timedelta = timedelta(minutes=10)
+    # a dead holder's notices go back with its heartbeat; a live one's after this, also when
+    # its attempt's outcome could not be recorded (the database away). Shorter than an attempt
+    # may take at worst (a long turn in a paced queue): see the README's "Not guaranteed"
+    claim_ttl: timedelta = timedelta(seconds=20)
     backoff_base: timedelta = timedelta(seconds=2)
     backoff_cap: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=1)  # then a notice is given up

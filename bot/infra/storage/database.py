@@ -77,7 +77,15 @@ def is_unreachable(exc: BaseException) -> bool:
 class Database:
     """An engine plus a retrying transaction runner. One per process."""
 
-    def __init__(self, engine: Engine, *, attempts: int = DEFAULT_ATTEMPTS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        attempts: int = DEFAULT_ATTEMPTS,
+        health: DatabaseHealth | None = None,
+    ) -> None:
+        """``health``: shared by every engine of one process on one database (it is told
+        once that the database went, whichever noticed)."""
         self.engine = engine
         self._reader = engine.execution_options(islandbot_read_only=True)
         self.attempts = attempts
@@ -88,7 +96,7 @@ class Database:
         # 100 ms between tries); other processes still meet at BEGIN IMMEDIATE.
         self._writer = threading.RLock() if engine.dialect.name == "sqlite" else None
         self.write_wait_s: float = SQLITE_BUSY_S
-        self.health = DatabaseHealth()
+        self.health = health or DatabaseHealth()
 
     @property
     def dialect(self) -> str:
@@ -193,7 +201,9 @@ def database_now(conn: Connection) -> datetime:
     return value.replace(tzinfo=UTC)
 
 
-def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Database:
+def create_database(
+    url: str, *, pool_size: int = 10, echo: bool = False, health: DatabaseHealth | None = None
+) -> Database:
     """Build the engine for ``url`` with the settings its backend needs."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -218,4 +228,4 @@ def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Dat
         )
     else:
         raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}")
-    return Database(engine)
+    return Database(engine, health=health)
