@@ -99,7 +99,8 @@ def test_a_database_outage_under_traffic_loses_nothing_and_is_told_truly(
                 assert "Traceback" not in text, text[-6000:]
                 assert len(re.findall(r"WARNING .*the database is unreachable", text)) == 1, text
                 assert len(re.findall(r"INFO .*the database answers again after", text)) == 1
-                assert len(re.findall(r"stopped leading reconciler", text)) <= 1, text
+                # the lease (2 s) lapses in the cut and may in the stall, each told once
+                assert len(re.findall(r"stopped leading reconciler", text)) <= 2, text
             except AssertionError:
                 print(log.read_text()[-6000:])
                 raise

@@ -50,6 +50,7 @@ class LeaderLease:
         self.holder = holder or f"{platform.node()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self.is_leader = False
         self.epoch = 0  # the epoch this replica holds the lease with (0: never held)
+        self._lapsing = threading.Lock()
 
     def try_acquire(self) -> bool:
         """Take or renew the lease; True while this replica holds it. Call every ttl/3."""
@@ -66,12 +67,14 @@ class LeaderLease:
 
     def lapse(self, why: str) -> None:
         """Stop acting as the holder (this replica can no longer be sure it holds the lease),
-        saying so once: a leader that stops leading is worth a line in the log."""
-        if self.is_leader:
+        saying so once, however many of its jobs find it out at the same time: a leader that
+        stops leading is worth a line in the log."""
+        with self._lapsing:
+            was, self.is_leader = self.is_leader, False
+        if was:
             log.warning(
                 "%s stopped leading %s (epoch %d): %s", self.holder, self.name, self.epoch, why
             )
-        self.is_leader = False
 
     def _acquire(self, conn: Connection) -> bool:
         now = database_now(conn)
