@@ -141,6 +141,10 @@ def test_capacity_exhausted_tells_the_reason_and_frees_the_ports(
 ) -> None:
     with demo_on(db_url, tmp_path, unschedulable_timeout=timedelta(seconds=3)) as (demo, _sim):
         first = start(demo, "alice", "weekly")  # the weekly node has 2Gi: one island fits
+        deadline = time.monotonic() + 30  # placed before bob's is asked for (creates of one
+        while island(demo, first).state not in ("scheduled", "running", "ready"):  # tick race)
+            assert time.monotonic() < deadline, island(demo, first).state
+            time.sleep(0.05)
         second = start(demo, "bob", "weekly")
         said(demo, rf"Island #{second} is waiting for room: no weekly node has 1500Mi free")
         said(demo, rf"island #{second} failed: could not be scheduled for \d+s: no weekly node")
