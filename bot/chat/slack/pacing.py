@@ -4,6 +4,7 @@ its tier's calls a minute for the whole workspace (``TierPacer``)."""
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -82,6 +83,21 @@ class TierPacer:
 # a queued call: what to call, whether paced, its result, the liveness token it was queued with
 Queued = tuple[Callable[[], Any], bool, Future[Any], int]
 
+NOT_LIVE = (
+    "not sent: this process may have been taken for dead since the call was queued (paused, "
+    "or cut off from its database); what it was doing may be another replica's now"
+)
+_calling = threading.local()  # the liveness check of the call a queue's worker is making
+
+
+def still_live() -> bool:
+    """Whether this process still holds what it held when the call being made on this thread
+    was queued (True outside a queued call). The SDK's retries ask it before each retry, so a
+    process taken for dead while a call was being retried (a long ``Retry-After``, a pause)
+    stops there rather than post what another replica has taken over."""
+    check: Callable[[], bool] | None = getattr(_calling, "check", None)
+    return check is None or check()
+
 
 class ChannelQueues:
     """A FIFO queue and worker thread per channel; idle workers end after ``idle_s``."""
@@ -155,11 +171,10 @@ class ChannelQueues:
                 if paced:
                     pacer.wait()
                 if not self.liveness.holds(token):
-                    raise SlackError(  # noqa: TRY301 - told to the caller like any failure
-                        f"{channel}: not sent: this process may have been taken for dead since "
-                        "the call was queued (paused, or cut off from its database); what it "
-                        "was doing may be another replica's now"
-                    )
+                    raise SlackError(f"{channel}: {NOT_LIVE}")  # noqa: TRY301 - told as any failure
+                _calling.check = functools.partial(self.liveness.holds, token)
                 future.set_result(call())
             except BaseException as exc:
                 future.set_exception(exc)
+            finally:
+                _calling.check = None

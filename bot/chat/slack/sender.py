@@ -31,7 +31,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.chat.output import Blocks
 from bot.chat.slack.errors import SlackError
-from bot.chat.slack.pacing import ChannelQueues, TierPacer
+from bot.chat.slack.pacing import NOT_LIVE, ChannelQueues, TierPacer, still_live
 from bot.domain.notice_routes import Pace
 from bot.infra import metrics
 
@@ -94,13 +94,21 @@ def _metadata(key: str | None, meta: Mapping[str, Any] | None) -> dict[str, Any]
 
 
 class _Counted:
-    """Counts each retry the handler decides on (``islandbot_slack_api_retries_total``)."""
+    """Counts each retry the handler decides on (``islandbot_slack_api_retries_total``), and
+    retries only while the process still holds what it held when the call was queued
+    (``still_live``), before its wait and after it: a call retried for long (Retry-After,
+    a pause) must not go out after another replica has taken its work over."""
 
     reason = "retry"
+
+    def can_retry(self, **kwargs: Any) -> bool:
+        return still_live() and bool(super().can_retry(**kwargs))  # type: ignore[misc]
 
     def prepare_for_next_attempt(self, **kwargs: Any) -> None:
         metrics.SLACK_RETRIES.labels(reason=self.reason).inc()
         super().prepare_for_next_attempt(**kwargs)  # type: ignore[misc]
+        if not still_live():
+            raise SlackError(f"retry: {NOT_LIVE}")
 
 
 def retry_after_s(headers: Mapping[str, Any] | None) -> float | None:

@@ -244,3 +244,29 @@ def test_a_call_queued_before_this_process_lapsed_is_not_made(
     beat.beat()  # awake again: a new generation
     slack.post("C0TEAM", "after")
     assert [m["text"] for m in fake.posts("C0TEAM")] == ["slow one", "after"]
+
+
+def test_a_call_is_not_retried_after_this_process_lapsed_during_its_wait(
+    fake: FakeSlack, db: Database
+) -> None:
+    """The SDK retries a 429 in place within the Retry-After budget. A process whose heartbeat
+    lapses during that wait (paused; here: not renewed) may have had its notice taken over:
+    the retry is not made, and the caller is told why (the outbox's claim is another's)."""
+    beat = Heartbeat(db, instance="host/1/me", ttl=timedelta(seconds=1))
+    beat.beat()
+    slack = SlackSender(
+        web_client(fakeslack.BOT_TOKEN, base_url=fake.api_url),
+        queues=ChannelQueues(rate=50.0, burst=3.0, idle_s=1, liveness=beat),
+    )
+    fake.fail("chat.postMessage", status=429, retry_after=2, count=2)  # 4 s in all: in budget
+    with pytest.raises(SlackError, match="taken for dead"):
+        slack.post("C0TEAM", "asked before the lapse")
+    assert fake.count("chat.postMessage") == 1  # the retry after the lapse was not made
+    assert fake.posts("C0TEAM") == []
+    beat.start()  # awake again, and beating: calls made from now on are retried as usual
+    try:
+        fake.fail("chat.postMessage", status=429, retry_after=1, count=1)
+        slack.post("C0TEAM", "after")
+    finally:
+        beat.stop()
+    assert [m["text"] for m in fake.posts("C0TEAM")] == ["after"]
