@@ -19,7 +19,13 @@ minutes. So:
   (nothing posted: its root message or digest shows the new state).
 - **Crowded**: an island with a root message of its own (announced before the burst was
   seen) in a channel a burst is crowding (digests being posted there) is routed as if it
-  were in a digest, so that its owner's "ready" does not queue behind the digests.
+  were in a digest, so that its owner's "ready" does not queue behind the digests
+  (``crowded``).
+- **Refused for good**: a notice the chat will never take as it is goes once more reworded
+  (plain, shortened text) when the message was refused, to the owner directly when the
+  channel was, else is recorded as refused (``after_refusal``).
+
+The chat adapter carries these decisions out and decides nothing of its own.
 """
 
 from __future__ import annotations
@@ -116,6 +122,33 @@ def superseded(kinds: Sequence[Notice]) -> list[bool]:
     """For an island's undelivered notices in order: which need not be sent, because a later
     one (also undelivered) overtakes it."""
     return [kind in PROGRESS and i < len(kinds) - 1 for i, kind in enumerate(kinds)]
+
+
+def crowded(kinds: Sequence[Notice], *, digests_posting: bool) -> bool:
+    """Whether an island with a root message of its own, whose undelivered notices are
+    ``kinds``, is routed as if it were in a digest: digests are being posted in its channel,
+    and none of its notices must be in the channel (those keep the island's order there)."""
+    return digests_posting and not set(kinds) & IN_THE_CHANNEL
+
+
+class Fallback(StrEnum):
+    REWORD = "reword"  # post it again as plain, shortened text
+    TO_OWNER = "to_owner"  # post it to the island's owner directly
+    REFUSED = "refused"  # record it as refused: nothing would help
+
+
+def after_refusal(
+    *, malformed: bool, unreachable: bool, rewordable: bool, to_owner: bool
+) -> Fallback:
+    """What to do with a notice the chat refused for good: ``malformed`` (the message: too
+    long, its blocks invalid) and still ``rewordable`` (it has blocks, metadata or text that
+    plain, shorter text would drop); ``unreachable`` (the channel: gone, archived, the bot
+    not in it) unless it already went to the owner (``to_owner``)."""
+    if malformed and rewordable:
+        return Fallback.REWORD
+    if unreachable and not to_owner:
+        return Fallback.TO_OWNER
+    return Fallback.REFUSED
 
 
 def route(kind: Notice, *, in_digest: bool, crowded: bool = False, retry: bool = False) -> Route:

@@ -10,8 +10,11 @@ import pytest
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.notice_routes import (
     DigestPolicy,
+    Fallback,
     Pace,
     Route,
+    after_refusal,
+    crowded,
     digest_or_not,
     posts_ahead,
     queue_wait,
@@ -166,3 +169,32 @@ def test_a_retry_goes_where_its_first_attempt_may_have_gone() -> None:
     assert route(Notice.STOP_REQUESTED, in_digest=False, crowded=True, retry=True) == Route.THREAD
     assert route(Notice.READY, in_digest=False, crowded=True, retry=True) == Route.THREAD
     assert route(Notice.READY, in_digest=True, crowded=False, retry=True) == Route.DIRECT
+
+
+def test_an_island_of_its_own_is_crowded_only_while_digests_are_posted_in_its_channel() -> None:
+    later = [Notice.SCHEDULED, Notice.READY]
+    assert crowded(later, digests_posting=True)
+    assert not crowded(later, digests_posting=False)
+    # a notice that must be in the channel keeps the island's notices there, in order
+    assert not crowded([Notice.READY, Notice.CLOCK_REQUESTED], digests_posting=True)
+    assert not crowded([Notice.ANNOUNCE, Notice.READY], digests_posting=True)
+
+
+@pytest.mark.parametrize(
+    ("malformed", "unreachable", "rewordable", "to_owner", "expected"),
+    [
+        (True, False, True, False, Fallback.REWORD),  # too long, blocks: plain text
+        (True, False, False, False, Fallback.REFUSED),  # already plain and short: nothing helps
+        (False, True, True, False, Fallback.TO_OWNER),  # the channel is gone: the owner
+        (False, True, True, True, Fallback.REFUSED),  # the owner's own conversation refuses
+        (True, True, False, False, Fallback.TO_OWNER),
+        (False, False, True, False, Fallback.REFUSED),  # refused for another reason
+    ],
+)
+def test_after_a_refusal_for_good_a_notice_is_reworded_rerouted_or_recorded_as_refused(
+    malformed: bool, unreachable: bool, rewordable: bool, to_owner: bool, expected: Fallback
+) -> None:
+    got = after_refusal(
+        malformed=malformed, unreachable=unreachable, rewordable=rewordable, to_owner=to_owner
+    )
+    assert got == expected
