@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.common import listen_time, pct, start_kubesim
-from bot.app.notices import Announcement
+from bot.app.notices import Announcement, Posted
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.port_blocks import BlockLayout, PortRange
@@ -53,6 +53,9 @@ class TimedNotifier:
     def announce(self, a: Announcement) -> None:
         if a.kind == "ready":
             self.ready_at[a.island_id] = time.time()
+
+    def recorded(self, posted: Posted) -> None:
+        """Never called: nothing was posted."""
 
 
 def start_kubesim_nodes(tmp: Path, nodes: int) -> tuple[subprocess.Popen[str], str, Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from bot.app.notices import Announcement
+from bot.app.notices import Announcement, Posted
 
 
 class MemoryNotifier:
@@ -15,13 +15,18 @@ class MemoryNotifier:
         self._items: list[Announcement] = []
         self.fail_next = 0  # make the next N deliveries raise, as a flaky chat service would
 
-    def announce(self, announcement: Announcement) -> str | None:
+    def announce(self, announcement: Announcement) -> Posted | None:
         with self._lock:
             if self.fail_next:
                 self.fail_next -= 1
                 raise ConnectionError("chat service unavailable")
             self._items.append(announcement)
-        return f"thread-{announcement.island_id}" if announcement.kind == "announce" else None
+        if announcement.kind != "announce" or announcement.channel is None:
+            return None
+        return Posted(announcement.channel, f"thread-{announcement.island_id}")
+
+    def recorded(self, posted: Posted) -> None:
+        """Nothing to bring up to date: the items are as announced."""
 
     @property
     def items(self) -> list[Announcement]:

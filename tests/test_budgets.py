@@ -4,8 +4,8 @@ and tested"). Each is a named constant where it is used; this is where they meet
 
 - A chat request's claim (``front.CLAIM_TTL``) outlives the longest its worker can take to
   answer it while alive: a turn in its conversation's queue, then one Slack call with all its
-  retries and the Retry-After slept in place. Its worker dying ends it sooner (heartbeat). A
-  notice's claim (``DeliveryPolicy.claim_ttl``, 20 s) does not yet: the README says so.
+  retries and the Retry-After slept in place. Its worker dying ends it sooner (heartbeat). So
+  does a notice's claim (``DeliveryPolicy.claim_ttl``): an attempt posts one message.
 - A heartbeat is renewed well within the time its process still trusts it, which is within
   the time the others trust it (its ttl): a process acts on what it took on only while no
   other may have taken it over.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.chat import front
 from bot.chat.slack import pacing, sender
 from bot.infra.storage import heartbeat
@@ -33,6 +34,10 @@ def slowest_slack_call_s() -> float:
 
 def test_a_live_workers_claim_outlives_its_slowest_answer() -> None:
     assert timedelta(seconds=slowest_slack_call_s()) < front.CLAIM_TTL
+
+
+def test_a_live_deliverers_claim_outlives_its_slowest_post() -> None:
+    assert timedelta(seconds=slowest_slack_call_s()) < DeliveryPolicy().claim_ttl
 
 
 def test_a_process_trusts_its_heartbeat_less_long_than_the_others_do() -> None:

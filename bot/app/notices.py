@@ -9,6 +9,11 @@ says where it goes: the thread, the owner directly, or only shown in the root me
 A ``GroupNotifier`` (the chat) can also announce islands started at once together, as one
 digest message, and says how fast one of its channels takes posts (its ``Pace``): whether a
 digest is needed is decided from the wait in the channel's queue.
+
+A notifier posts and writes nothing: where a root message, a digest or a clock change's
+request went comes back as ``Posted``; the deliverer (a use case) records it, then tells the
+notifier (``recorded``), which brings the message up to date if its island or request moved
+on while it was being posted.
 """
 
 from __future__ import annotations
@@ -42,6 +47,27 @@ class Announcement:
     in_digest: bool = False  # the island's root message is a digest
 
 
+@dataclass(frozen=True)
+class Posted:
+    """Where a message the island's later notices (or a clock change's decision) refer to
+    went: an island's root message, a digest, or a clock change's request (``request``)."""
+
+    channel: str
+    ts: str
+    request: int | None = None
+
+
+@dataclass(frozen=True)
+class Together:
+    """What announcing islands together came to: their ``digest``, or (None: the channel
+    could not take one) each island announced on its own (``alone``) or refused for good
+    (``refused``)."""
+
+    digest: Posted | None
+    alone: Mapping[int, Posted] = field(default_factory=dict)
+    refused: Mapping[int, NoticeRefused] = field(default_factory=dict)
+
+
 class NoticeRefused(IslandbotError):
     """The chat refuses this notice for good: as it is, and in whatever plainer form or other
     place could have helped. Trying again would not; the outbox records it as refused at once
@@ -53,12 +79,17 @@ class NoticeRefused(IslandbotError):
 
 
 class Notifier(Protocol):
-    def announce(self, announcement: Announcement) -> str | None:
+    def announce(self, announcement: Announcement) -> Posted | None:
         """Deliver it, or raise: ``NoticeRefused`` when it can never be delivered (it is
         recorded so, and the island's later notices go on), anything else when it may be
         later (the outbox keeps it and tries again, the island's later notices waiting). An
-        announcement (kind ``announce``: the island's root message) returns the thread it was
-        posted as, which carries the island's later notices; anything else returns None."""
+        announcement (kind ``announce``: the island's root message) returns where it was
+        posted, whose thread carries the island's later notices, and a clock change's
+        request where its message went; anything else returns None."""
+
+    def recorded(self, posted: Posted) -> None:
+        """``posted`` (from ``announce`` or ``announce_together``) is now recorded as the
+        island's root message, digest or request message: bring it up to date."""
 
 
 @runtime_checkable
@@ -68,9 +99,9 @@ class GroupNotifier(Notifier, Protocol):
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> str:
+    ) -> Together:
         """Announce these islands (their ``announce`` notices) in one digest message in
         ``channel``: a new one (found rather than posted again when an earlier attempt may
-        have reached the chat), or the digest ``join`` names. Records it as each island's
-        root message and returns its ts ("" when the channel cannot take it and each island
-        was announced on its own instead), or raises."""
+        have reached the chat), or the digest ``join`` names. Returns it (to be recorded as
+        each island's root message), or each island's own when the channel could not take a
+        digest; raises when the chat fails for now."""

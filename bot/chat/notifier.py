@@ -1,8 +1,10 @@
 """Lifecycle notices as chat messages, through any ``ChatOutput``.
 
 An island's announcement (its first notice) posts its root message in the channel it was
-started from and records it as the island's thread; when that channel cannot take the bot's
-messages, the root message goes to the owner directly and the person who started it is told.
+started from, returned to be recorded as the island's thread (the notifier reads islands and
+clock requests, and writes neither: the deliverer records what was posted, then says so with
+``recorded``); when that channel cannot take the bot's messages, the root message goes to the
+owner directly and the person who started it is told.
 A clock change someone asks for is posted in the channel with its Approve / Reject buttons.
 Every later notice is a threaded reply under the root message, which is then brought up to
 date (state, host, ports, clock, expiry, buttons) by the ``RootRefresher``, coalesced.
@@ -27,12 +29,12 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta, tzinfo
 from typing import Any
 
-from bot.app.notices import Announcement, NoticeRefused
+from bot.app.notices import Announcement, NoticeRefused, Posted, Together
 from bot.chat.output import Blocks, ChatError, ChatOutput, Reply, tell
 from bot.chat.root_refresh import Rendered, RootRefresher
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
-from bot.domain.notice_routes import Pace, Route
+from bot.domain.notice_routes import Fallback, Pace, Route, after_refusal
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import IslandRecord
 from bot.domain.time_source import Clock, utcnow
@@ -55,7 +57,7 @@ def shows(*islands: IslandRecord) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Posted:
+class Sent:
     """Where a notice went: its channel and ts, and the refusal of its channel when it went
     to the owner instead."""
 
@@ -85,13 +87,12 @@ class ChatNotifier:
         self.clock = clock
         self.roots = RootRefresher(sender, self._render)
 
-    def announce(self, announcement: Announcement) -> str | None:
+    def announce(self, announcement: Announcement) -> Posted | None:
         a = announcement
         if a.kind == Notice.ANNOUNCE:
             return self._post_root(a)
         if a.kind == Notice.CLOCK_REQUESTED:
-            self._post_request(a)
-            return None
+            return self._post_request(a)
         if a.route == Route.DIRECT:
             self._tell_owner(a)
         elif a.route == Route.THREAD:
@@ -124,43 +125,65 @@ class ChatNotifier:
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> str:
-        """One digest for islands started at once (or ``join``: a young one), recorded as
-        each island's root message."""
+    ) -> Together:
+        """One digest for islands started at once (or ``join``: a young one), to be recorded
+        as each island's root message; each island's own root message (else refused) when
+        the channel cannot take the digest."""
         ids = sorted(a.island_id for a in announcements)
-        key = digest_key(ids[0])
         if join is not None:
-            ts = join
-        else:
-            islands = self.islands.many(ids)
-            text, blocks = layouts.digest_message(islands)
-            retry = any(a.retry for a in announcements)
-            try:
-                ts = self.sender.post(
-                    channel, text, blocks=blocks, key=key, look_first=retry, meta=shows(*islands)
-                )
-            except ChatError as exc:
-                if not exc.permanent:
-                    raise  # the outbox tries again later
-                log.warning("digest not posted in %s: %s; each island on its own", channel, exc)
-                for a in announcements:  # each root message as alone (else to its owner)
-                    try:
-                        self._post_root(a)
-                    except NoticeRefused as refused:  # the others go on
-                        metrics.NOTICES_REFUSED.labels(
-                            reason=refused.reason, outcome="failed"
-                        ).inc()
-                        log.warning("island %d: not announced: %s", a.island_id, refused)
-                return ""
-        self.islands.attach_digest(ids, channel, ts)
-        self.roots.mark(channel, ts)
-        return ts
+            return Together(Posted(channel, join))
+        islands = self.islands.many(ids)
+        text, blocks = layouts.digest_message(islands)
+        retry = any(a.retry for a in announcements)
+        try:
+            ts = self.sender.post(
+                channel,
+                text,
+                blocks=blocks,
+                key=digest_key(ids[0]),
+                look_first=retry,
+                meta=shows(*islands),
+            )
+        except ChatError as exc:
+            if not exc.permanent:
+                raise  # the outbox tries again later
+            log.warning("digest not posted in %s: %s; each island on its own", channel, exc)
+            alone: dict[int, Posted] = {}
+            refused: dict[int, NoticeRefused] = {}
+            for a in announcements:  # each root message as alone (else to its owner)
+                try:
+                    posted = self._post_root(a)
+                except NoticeRefused as why:  # the others go on
+                    refused[a.island_id] = why
+                    continue
+                if posted is not None:
+                    alone[a.island_id] = posted
+            return Together(None, alone, refused)
+        return Together(Posted(channel, ts))
 
-    def _post_root(self, a: Announcement) -> str | None:
+    def recorded(self, posted: Posted) -> None:
+        """A root message or digest is rendered again from what is recorded now; a clock
+        change decided or expired while its request was being posted is shown so."""
+        if posted.request is None:
+            self.roots.mark(posted.channel, posted.ts)
+            return
+        request = self.requests.get(posted.request)
+        if request.state == "pending":
+            return
+        owner = self.islands.get(request.island_id).owner_id
+        text, blocks = layouts.clock_request_message(
+            request, owner_id=owner, tz=self.tz, now=self.clock()
+        )
+        try:
+            self.sender.update(posted.channel, posted.ts, text, blocks=blocks)
+        except ChatError as exc:  # the request stands; its message shows it undecided
+            log.warning("clock request %d: message not updated: %s", request.id, exc)
+
+    def _post_root(self, a: Announcement) -> Posted | None:
         """The island's root message; its ts is the island's thread from now on."""
         island = self.islands.get(a.island_id)
-        if island.chat_thread is not None:  # posted and recorded by an earlier attempt
-            return island.chat_thread
+        if island.chat_thread is not None and island.chat_channel is not None:
+            return Posted(island.chat_channel, island.chat_thread)  # an earlier attempt's
         if island.chat_channel is None:
             return None
         text, blocks = self._root(island)
@@ -169,30 +192,21 @@ class ChatNotifier:
         channel, ts = posted.channel, posted.ts
         if posted.rerouted is not None:  # to the owner directly: the starter is told why
             self._started_elsewhere(island.id, a.detail.get("reply"), posted.rerouted)
-        self.islands.attach_thread(island.id, channel, ts)
         self.roots.remember(channel, ts, (text, blocks, {**meta, "key": a.key}))
-        self.roots.mark(channel, ts)  # it may have moved on while being posted
-        return ts
+        return Posted(channel, ts)
 
-    def _post_request(self, a: Announcement) -> None:
+    def _post_request(self, a: Announcement) -> Posted | None:
         """A clock change someone asks for, with Approve / Reject, where the team sees it."""
         request = self.requests.get(int(a.detail["request"]))
         if request.chat_ts is not None:  # posted and recorded by an earlier attempt
-            return
+            return None
         owner = self.islands.get(request.island_id).owner_id
         channel = request.chat_channel or owner
         text, blocks = layouts.clock_request_message(
             request, owner_id=owner, tz=self.tz, now=self.clock()
         )
-        posted = self._post(a, channel, text, blocks=blocks, to_owner=channel == owner)
-        channel, ts = posted.channel, posted.ts
-        self.requests.attach_message(request.id, channel, ts)
-        now = self.requests.get(request.id)
-        if now.state != request.state:  # decided or expired while being posted: say so
-            text, blocks = layouts.clock_request_message(
-                now, owner_id=owner, tz=self.tz, now=self.clock()
-            )
-            self.sender.update(channel, ts, text, blocks=blocks)
+        sent = self._post(a, channel, text, blocks=blocks, to_owner=channel == owner)
+        return Posted(sent.channel, sent.ts, request=request.id)
 
     def _post(
         self,
@@ -206,7 +220,7 @@ class ChatNotifier:
         meta: Mapping[str, Any] | None = None,
         to_owner: bool = False,
         say_where: bool = True,
-    ) -> Posted:
+    ) -> Sent:
         """Post the notice ``a``, once (``a.key``). When the chat refuses it for good: once
         more as plain, shortened text if the message was refused; to the owner directly if
         the channel was (unless it went to them: ``to_owner``; ``say_where``: saying where it
@@ -232,7 +246,13 @@ class ChatNotifier:
                     raise
                 refusals.append(exc)
                 shorter = notices.plain(text)
-                if exc.malformed and (blocks is not None or meta or shorter != text):
+                fallback = after_refusal(
+                    malformed=exc.malformed,
+                    unreachable=exc.unreachable,
+                    rewordable=blocks is not None or bool(meta) or shorter != text,
+                    to_owner=to_owner or rerouted is not None,
+                )
+                if fallback == Fallback.REWORD:
                     log.warning(
                         "island %d: %s notice refused in %s (%s); posting it as plain text",
                         a.island_id,
@@ -242,7 +262,7 @@ class ChatNotifier:
                     )
                     text, blocks, meta, look = shorter, None, None, False
                     continue
-                if exc.unreachable and not (to_owner or rerouted is not None):
+                if fallback == Fallback.TO_OWNER:
                     log.warning(
                         "island %d: %s notice refused in %s (%s); telling its owner directly",
                         a.island_id,
@@ -263,7 +283,7 @@ class ChatNotifier:
                 outcome = "rerouted" if rerouted is not None else "reworded"
                 reason = str(refusals[0].error or "refused")
                 metrics.NOTICES_REFUSED.labels(reason=reason, outcome=outcome).inc()
-            return Posted(channel, ts, rerouted)
+            return Sent(channel, ts, rerouted)
 
     def _direct(self, user: str) -> str:
         """The owner's direct conversation; ``NoticeRefused`` when the chat will never open

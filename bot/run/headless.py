@@ -11,7 +11,7 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from bot.app.notices import Announcement
+from bot.app.notices import Announcement, Posted
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class JsonLinesNotifier:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     self._seen.add(json.loads(line)["key"])
 
-    def announce(self, announcement: Announcement) -> str | None:
+    def announce(self, announcement: Announcement) -> Posted | None:
         with self._lock:
             if announcement.key in self._seen:
                 return None
@@ -40,11 +40,14 @@ class JsonLinesNotifier:
             self._seen.add(announcement.key)
         return None
 
+    def recorded(self, posted: Posted) -> None:
+        """Never called: nothing is posted anywhere later notices would refer to."""
+
 
 class LogNotifier:
     """Logs announcements (a loop running without any chat)."""
 
-    def announce(self, announcement: Announcement) -> str | None:
+    def announce(self, announcement: Announcement) -> Posted | None:
         log.info(
             "notice for island %d (%s): %s",
             announcement.island_id,
@@ -52,3 +55,6 @@ class LogNotifier:
             announcement.text,
         )
         return None
+
+    def recorded(self, posted: Posted) -> None:
+        """Never called: nothing is posted anywhere later notices would refer to."""

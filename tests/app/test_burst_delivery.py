@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.app.notices import Announcement
+from bot.app.notices import Announcement, NoticeRefused, Posted, Together
 from bot.domain.notice_routes import DigestPolicy, Pace
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
@@ -41,12 +41,10 @@ class SlowChannel(MemoryNotifier):
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> str:
+    ) -> Together:
         assert self.digests < self.free or self.gate.wait(30)
         self.digests += 1
-        ts = join or f"digest-{self.digests}"
-        self.islands.attach_digest([a.island_id for a in announcements], channel, ts)
-        return ts
+        return Together(Posted(channel, join or f"digest-{self.digests}"))
 
 
 def routes(world: World, island_id: int, kind: str) -> list[str]:
@@ -111,13 +109,9 @@ class DiesAfterTheDigest(SlowChannel):
     """The first digest is posted and recorded as the islands' root message, then the
     delivery fails before the outbox records its announcements (a bot killed just then)."""
 
-    def announce_together(
-        self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> str:
-        ts = super().announce_together(channel, announcements, join=join)
-        if self.digests == 1:
+    def recorded(self, posted: Posted) -> None:
+        if posted.ts == "digest-1":
             raise ConnectionError("the bot died before recording the digest's announcements")
-        return ts
 
 
 def test_announcements_tried_again_after_their_digest_was_recorded_are_shown(
@@ -162,3 +156,48 @@ def test_islands_started_one_at_a_time_share_no_digest_whatever_the_bots_clock(
         world.until(lambda: bool(routes(world, ids[-1], "announce")) or group.digests > 0)
     assert group.digests == 0
     assert [i.chat_digest for i in store.many(ids)] == [False] * 4
+
+
+class NoDigestHere(SlowChannel):
+    """The channel refuses the digest for good: each island is announced on its own, and the
+    second island's root message is refused too (nowhere it could go)."""
+
+    def announce_together(
+        self, channel: str, announcements: Sequence[Announcement], *, join: str | None
+    ) -> Together:
+        self.digests += 1
+        ids = sorted(a.island_id for a in announcements)
+        refused = {ids[1]: NoticeRefused("root message refused", reason="msg_too_long")}
+        alone = {i: Posted(channel, f"alone-{i}") for i in ids if i not in refused}
+        return Together(None, alone, refused)
+
+
+def test_islands_announced_alone_when_their_digest_is_refused_are_recorded_as_they_went(
+    world: World,
+) -> None:
+    """Each island announced on its own is recorded with its own root message and its
+    announcement as posted; the one whose root message was refused too is recorded as
+    refused (not as posted), and its later notices still go on."""
+    alone = NoDigestHere(world.db, free=10)
+    world.notifier = alone
+    world.engine = world.new_engine()
+    ids = [world.start(user=f"U0TEAM{n}") for n in range(4)]
+    world.until(lambda: alone.digests >= 1)
+    world.until(lambda: not world.engine.outbox.pending(limit=100)[1], timeout=30)
+    with world.db.engine.connect() as conn:
+        announced = dict(
+            conn.execute(
+                select(OutboxMessage.island_id, OutboxMessage.delivered_as).where(
+                    OutboxMessage.island_id.in_(ids), OutboxMessage.kind == "announce"
+                )
+            ).all()
+        )
+    refused = sorted(ids)[1]
+    assert announced == {i: "refused" if i == refused else "posted" for i in ids}
+    islands = {i.id: i for i in IslandStore(world.db).many(ids)}
+    assert {i: islands[i].chat_thread for i in ids if i != refused} == {
+        i: f"alone-{i}" for i in ids if i != refused
+    }
+    assert islands[refused].chat_thread is None
+    world.until(lambda: all(world.state(i) == "ready" for i in ids), timeout=30)
+    world.until(lambda: bool(routes(world, refused, "ready")))  # its later notices go on

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.app.notices import Announcement, NoticeRefused
+from bot.app.notices import Announcement, NoticeRefused, Posted
 from bot.app.reconcile.deliver import Deliverer, DeliveryPolicy
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.port_blocks import BlockLayout, PortRange
@@ -22,6 +22,7 @@ from bot.domain.time_source import utcnow
 from bot.infra import metrics
 from bot.infra.storage import outbox
 from bot.infra.storage.allocation import Allocator
+from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.outbox import Outbox
@@ -43,7 +44,7 @@ class Failing(MemoryNotifier):
         self.island, self.kind, self.failure = island, kind.value, failure
         self.attempts = 0
 
-    def announce(self, announcement: Announcement) -> str | None:
+    def announce(self, announcement: Announcement) -> Posted | None:
         if announcement.island_id == self.island and announcement.kind == self.kind:
             self.attempts += 1
             if isinstance(self.failure, Exception):
@@ -82,6 +83,7 @@ def deliverer(db: Database, notifier: MemoryNotifier) -> Deliverer:
         clock=utcnow,
         policy=DeliveryPolicy(digest=None),
         islands=IslandStore(db),
+        requests=ClockRequests(db),
     )
 
 

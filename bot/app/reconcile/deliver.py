@@ -5,15 +5,23 @@ the others).
 Each notice is claimed before it is handed over (``Outbox.claim``, fenced by the leader's
 lease) and recorded as sent right after: a crash loses at most the one notice in flight, and
 that one goes out again with ``retry`` set, so an adapter that can look up what it posted
-(Slack message metadata) delivers it once. A failed attempt backs off, exponentially with
-jitter (or as long as the chat's ``Retry-After`` says); the island's later notices wait behind
-it. A notice that could not be delivered for ``max_age`` is given up: logged and counted.
+(Slack message metadata) delivers it once. A claim lasts as long as its process lives (its
+heartbeat), at most ``claim_ttl``, which outlasts the slowest attempt (a turn in a paced
+queue, then a call with all its retries: ``tests/test_budgets.py``), so no other delivery takes
+a notice up while its attempt may still reach the chat. An attempt's outcome that the database
+could not take (away meanwhile) is kept and recorded at the start of a later round, so the
+notice is neither held for the claim's length nor tried again as if it had not gone out.
+A failed attempt backs off, exponentially with jitter (or as long as the chat's
+``Retry-After`` says); the island's later notices wait behind it. A notice that could not be
+delivered for ``max_age`` is given up: logged and counted.
 A notice that can never be delivered is recorded so at once, logged and counted, and never
 holds up its island's later notices: one the chat refuses for good, after the notifier tried
 it reworded or elsewhere (``NoticeRefused``), or one our own code failed on (a bug, logged
 with its traceback, not mistaken for a chat that is down).
 An island's first notice is its announcement (its root message); the thread it was posted as
-carries the island's later notices.
+carries the island's later notices. The notifier only posts: where a root message, a digest or
+a clock change's request went is recorded here (``_record``), before the notice is recorded
+as sent, so that a crash between the two finds it recorded or finds the post by its key.
 
 Spending the chat's limits where they matter (``bot.domain.notice_routes``): a progress
 notice overtaken by a newer one of its island is recorded as superseded, not sent; islands
@@ -26,47 +34,50 @@ notice was delivered is recorded (``delivered_as``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TypeVar
 
-from bot.app.notices import Announcement, GroupNotifier, NoticeRefused, Notifier
+from bot.app.notices import Announcement, GroupNotifier, NoticeRefused, Notifier, Posted
 from bot.app.reconcile.digests import DigestPlanner, Groups
 from bot.domain.backoff import backoff
-from bot.domain.errors import IslandbotError, log_failure
+from bot.domain.errors import DatabaseUnavailable, IslandbotError, log_failure
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.notice_routes import (
-    IN_THE_CHANNEL,
     DigestPolicy,
     Route,
     route,
     superseded,
 )
+from bot.domain.notice_routes import crowded as crowded_by
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import PendingNotice
 from bot.domain.time_source import Clock
 from bot.infra import metrics
+from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.outbox import Fence, Outbox
 from bot.words import notices
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BROADCAST = frozenset({Notice.READY, Notice.FAILED, Notice.CLOCK_SHIFTED})
 
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
     batch: int = 1000  # notices read per round (a burst of 200 starts writes about 600)
-    # a dead holder's notices go back with its heartbeat; a live one's after this, also when
-    # its attempt's outcome could not be recorded (the database away). Shorter than an attempt
-    # may take at worst (a long turn in a paced queue): see the README's "Not guaranteed"
-    claim_ttl: timedelta = timedelta(seconds=20)
+    # a dead holder's notices go back with its heartbeat; a live one's after this, longer
+    # than its slowest attempt may take (tests/test_budgets.py)
+    claim_ttl: timedelta = timedelta(minutes=10)
     backoff_base: timedelta = timedelta(seconds=2)
     backoff_cap: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=1)  # then a notice is given up
@@ -85,22 +96,21 @@ class Deliverer:
         port_names: Sequence[str],
         clock: Clock,
         policy: DeliveryPolicy,
+        islands: IslandStore,
+        requests: ClockRequests,
         fence: Fence | None = None,
-        islands: IslandStore | None = None,
         tz: tzinfo = UTC,
     ) -> None:
-        """Digests are made when the policy has one, ``islands`` is given and the notifier
-        is a ``GroupNotifier``. Island clocks in notices are shown in the team's zone ``tz``."""
+        """Digests are made when the policy has one and the notifier is a ``GroupNotifier``.
+        Where root messages and clock requests were posted is recorded in ``islands`` and
+        ``requests``. Island clocks in notices are shown in the team's zone ``tz``."""
         self.outbox = outbox
         self.notifier = notifier
         self.group = (
-            notifier
-            if policy.digest is not None
-            and islands is not None
-            and isinstance(notifier, GroupNotifier)
-            else None
+            notifier if policy.digest is not None and isinstance(notifier, GroupNotifier) else None
         )
         self.islands = islands
+        self.requests = requests
         self.port_names = tuple(port_names)
         self.clock = clock
         self.policy = policy
@@ -120,13 +130,15 @@ class Deliverer:
                 ready=self._ready,
                 clock=clock,
             )
-            if self.group is not None and islands is not None and policy.digest is not None
+            if self.group is not None and policy.digest is not None
             else None
         )
         self._random = random.Random()  # noqa: S311 - jitter, not security
+        self._owed: list[Callable[[], object]] = []  # outcomes the database could not take
 
     def deliver(self) -> int:
         """One round: every due notice, each island's in order. Returns how many went out."""
+        self._record_owed()
         now, pending = self.outbox.pending(limit=self.policy.batch)
         by_island: dict[int, list[PendingNotice]] = {}
         for notice in pending:
@@ -171,14 +183,16 @@ class Deliverer:
                 apart.append(island_notices)
             else:
                 own.append(island_notices)
-        if bound and self.islands is not None:
+        if bound:
             self.islands.bind_to_digest(bound)
         crowded: set[int] = set()  # own root messages, in a channel a burst is crowding
-        if groups or posting:  # digests are being posted in the channel
-            for island_notices in [o for o in own if not {n.kind for n in o} & IN_THE_CHANNEL]:
-                own.remove(island_notices)
-                apart.append(island_notices)
-                crowded.add(island_notices[0].island_id)
+        posting_digests = bool(groups or posting)
+        for island_notices in [
+            o for o in own if crowded_by([n.kind for n in o], digests_posting=posting_digests)
+        ]:
+            own.remove(island_notices)
+            apart.append(island_notices)
+            crowded.add(island_notices[0].island_id)
         if channel is None or (not groups and len(apart) <= 1 and not busy):
             if channel is not None:
                 self._hand_over(channel, [], own)
@@ -193,6 +207,31 @@ class Deliverer:
             with self._lock:
                 self._inflight[channel] = (work, {n.island_id for _j, g in groups for n in g})
         return sent + self._in_waves([a for a in apart if a], now, crowded)
+
+    def _outcome(self, write: Callable[[], T], otherwise: T) -> T:
+        """Record an attempt's outcome (sent, failed, refused). When the database cannot take
+        it now, it is kept for a later round (``_record_owed``) and ``otherwise`` returned:
+        the notice stays claimed by this live process meanwhile, so it is neither tried again
+        as if it had not gone out nor held for the claim's whole length once the database is
+        back. (The database's absence is told where it is noticed: ``db_health``.)"""
+        try:
+            return write()
+        except DatabaseUnavailable:
+            with self._lock:
+                self._owed.append(write)
+            return otherwise
+
+    def _record_owed(self) -> None:
+        """Record the outcomes kept while the database was away, before anything else."""
+        with self._lock:
+            owed, self._owed = self._owed, []
+        for done, write in enumerate(owed):
+            try:
+                write()
+            except DatabaseUnavailable:
+                with self._lock:
+                    self._owed[:0] = owed[done:]
+                raise
 
     def _hand_over(self, channel: str, groups: Groups, own: list[list[PendingNotice]]) -> None:
         """The channel's posts of this round, handed to its queue now: its new digests, the
@@ -266,8 +305,11 @@ class Deliverer:
                 still.append(q[1:])
             for delivered_as, done_ids in done.items():
                 if done_ids:
-                    recorded = self.outbox.sent_many(
-                        done_ids, by=self.name, delivered_as=delivered_as
+                    recorded = self._outcome(
+                        functools.partial(
+                            self.outbox.sent_many, done_ids, by=self.name, delivered_as=delivered_as
+                        ),
+                        len(done_ids),
                     )
                     if recorded < len(done_ids):
                         log.warning(
@@ -297,7 +339,12 @@ class Deliverer:
             overtaken, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
         )
         if taken:
-            self.outbox.sent_many(taken, by=self.name, delivered_as="superseded")
+            self._outcome(
+                functools.partial(
+                    self.outbox.sent_many, taken, by=self.name, delivered_as="superseded"
+                ),
+                len(taken),
+            )
         gone = set(taken)
         rest = [[n for n in notices if n.id not in gone] for notices in islands]
         return len(taken), [notices for notices in rest if notices]
@@ -306,10 +353,24 @@ class Deliverer:
         """Deliver one notice: (its route, the failure if it failed)."""
         announcement = self.announcement(notice, crowded=crowded)
         try:
-            self.notifier.announce(announcement)
+            self._record(notice, self.notifier.announce(announcement))
         except Exception as exc:  # judged by _failed: it backs off, or is recorded as failed
             return announcement.route, exc
         return announcement.route, None
+
+    def _record(self, notice: PendingNotice, posted: Posted | None) -> None:
+        """Record where the notice's message went, when later ones refer to it: the island's
+        root message (its announcement), a clock change's request message; then the notifier
+        brings that message up to date (it may have moved on while being posted)."""
+        if posted is None:
+            return
+        if posted.request is not None:
+            self.requests.attach_message(posted.request, posted.channel, posted.ts)
+        elif notice.kind == Notice.ANNOUNCE:
+            self.islands.attach_thread(notice.island_id, posted.channel, posted.ts)
+        else:
+            return
+        self.notifier.recorded(posted)
 
     def _owners_pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -338,26 +399,44 @@ class Deliverer:
             if not claimed:
                 continue
             try:
-                ts = self.group.announce_together(
+                together = self.group.announce_together(
                     channel, [self.announcement(n) for n in claimed], join=join
                 )
+                if together.digest is not None:
+                    digest = together.digest
+                    self.islands.attach_digest([n.island_id for n in claimed], channel, digest.ts)
+                    self.notifier.recorded(digest)
+                else:  # the channel could not take a digest: each island announced alone
+                    for n in claimed:
+                        if n.island_id in together.alone:
+                            self._record(n, together.alone[n.island_id])
             except Exception as exc:  # each backs off (keeps its order), or is recorded as failed
                 for n in claimed:
                     self._failed(n, exc)
                 continue
-            # "": the channel could not take the digest, each root message was posted alone
-            delivered_as = "posted" if ts == "" else Route.SHOWN.value
-            done = self.outbox.sent_many(ids, by=self.name, delivered_as=delivered_as)
-            if done < len(ids):
-                log.warning("%d notices: delivered, but their claim had expired", len(ids) - done)
-            sent += len(claimed)
+            refused = [n for n in claimed if n.island_id in together.refused]
+            for n in refused:
+                self._failed(n, together.refused[n.island_id])
+            done_ids = [n.id for n in claimed if n.island_id not in together.refused]
+            delivered_as = Route.SHOWN.value if together.digest is not None else "posted"
+            done = self._outcome(
+                functools.partial(
+                    self.outbox.sent_many, done_ids, by=self.name, delivered_as=delivered_as
+                ),
+                len(done_ids),
+            )
+            if done < len(done_ids):
+                log.warning(
+                    "%d notices: delivered, but their claim had expired", len(done_ids) - done
+                )
+            sent += len(done_ids)
         return sent
 
     def _island(self, island_notices: list[PendingNotice], now: datetime) -> int:
         """The island's notices in order, until one is not due, held elsewhere, or fails and
         backs off (one that can never be delivered is recorded so, and the next one goes)."""
         sent = 0
-        thread: str | None = None
+        thread: str | None = None  # the root message, when posted in this round
         for pending in island_notices:
             notice = pending if thread is None else replace(pending, chat_thread=thread)
             if not self._ready(notice, now):
@@ -368,17 +447,23 @@ class Deliverer:
                 break
             announcement = self.announcement(notice)
             try:
-                posted_as = self.notifier.announce(announcement)
+                posted = self.notifier.announce(announcement)
+                self._record(notice, posted)
             except Exception as exc:  # back off (keeping the order), or recorded as failed
                 if self._failed(notice, exc):
                     continue
                 break
             delivered_as = "shown" if announcement.route == Route.SHOWN else "posted"
-            if not self.outbox.sent(notice.id, by=self.name, delivered_as=delivered_as):
+            if not self._outcome(
+                functools.partial(
+                    self.outbox.sent, notice.id, by=self.name, delivered_as=delivered_as
+                ),
+                True,
+            ):
                 log.warning("notice %d: delivered, but its claim had expired", notice.id)
             sent += 1
-            if notice.kind == Notice.ANNOUNCE and posted_as is not None:
-                thread = posted_as
+            if notice.kind == Notice.ANNOUNCE and posted is not None:
+                thread = posted.ts
         return sent
 
     def _failed(self, notice: PendingNotice, exc: Exception) -> bool:
@@ -397,7 +482,12 @@ class Deliverer:
                 notice.island_id,
                 exc,
             )
-            return self.outbox.refused(notice.id, by=self.name, outcome="refused", error=str(exc))
+            return self._outcome(
+                functools.partial(
+                    self.outbox.refused, notice.id, by=self.name, outcome="refused", error=str(exc)
+                ),
+                False,
+            )
         if not isinstance(exc, IslandbotError | OSError):
             metrics.NOTICE_ERRORS.labels(error=type(exc).__name__).inc()
             log.error(
@@ -407,7 +497,12 @@ class Deliverer:
                 exc_info=exc,
             )
             error = f"{type(exc).__name__}: {exc}"
-            return self.outbox.refused(notice.id, by=self.name, outcome="failed", error=error)
+            return self._outcome(
+                functools.partial(
+                    self.outbox.refused, notice.id, by=self.name, outcome="failed", error=error
+                ),
+                False,
+            )
         retry_after = getattr(exc, "retry_after", None)
         wait = (
             timedelta(seconds=float(retry_after))
@@ -419,8 +514,16 @@ class Deliverer:
                 jitter=self._random.random(),
             )
         )
-        gave_up = self.outbox.failed(
-            notice.id, by=self.name, error=str(exc), wait=wait, max_age=self.policy.max_age
+        gave_up = self._outcome(
+            functools.partial(
+                self.outbox.failed,
+                notice.id,
+                by=self.name,
+                error=str(exc),
+                wait=wait,
+                max_age=self.policy.max_age,
+            ),
+            False,
         )
         if gave_up:
             metrics.NOTICES_GIVEN_UP.inc()

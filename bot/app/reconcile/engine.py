@@ -37,6 +37,7 @@ from bot.infra.kubernetes.client import Kube
 from bot.infra.kubernetes.templates import TemplateSet
 from bot.infra.kubernetes.views import ClusterSnapshot, PodView
 from bot.infra.storage.allocation import Allocator
+from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
@@ -131,6 +132,7 @@ class LifecycleEngine:
             policy=s.delivery,
             fence=None if lease is None else lease.fence,
             islands=IslandStore(db, clock=clock),
+            requests=ClockRequests(db, clock=clock),
             tz=s.tz,
         )
         # True: ready islands are probed inside the tick; the service turns this off and runs
