@@ -82,6 +82,7 @@ def test_a_posted_notice_the_database_could_not_record_is_recorded_when_it_is_ba
             .order_by(OutboxMessage.id)
         ).all()
     assert [tuple(r) for r in rows] == [
+        ("announce", "posted", 1),
         ("ready", "posted", 1),
         ("stop_requested", "posted", 1),
         ("stopped", "posted", 1),
