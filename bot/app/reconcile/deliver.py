@@ -183,8 +183,6 @@ class Deliverer:
                 apart.append(island_notices)
             else:
                 own.append(island_notices)
-        if bound:
-            self.islands.bind_to_digest(bound)
         crowded: set[int] = set()  # own root messages, in a channel a burst is crowding
         posting_digests = bool(groups or posting)
         for island_notices in [

@@ -70,11 +70,14 @@ class DigestPlanner:
     ) -> tuple[Groups, list[int], list[list[PendingNotice]]]:
         """Where the channel's islands waiting for their root message go: the digests to post
         or join (``plan``); while the channel is ``busy`` (its part of an earlier round, which
-        is posting the digests of ``posting``, still going on), the islands to bind for a
-        digest (``bound``); and the islands' notices, those bound earlier for a digest that
-        is not to be now on their own."""
+        is posting the digests of ``posting``, still going on), the islands bound for a
+        digest now (``bound``); and the islands' notices, those bound earlier for a digest
+        that is not to be now on their own. Binding and unbinding are written here only."""
         if busy:
-            return [], self.bound(channel, islands, posting), islands
+            bound = self.bound(channel, islands, posting)
+            if bound:
+                self.islands.bind_to_digest(bound)
+            return [], bound, islands
         groups, unbound = self.plan(channel, islands, now)
         if unbound:  # bound for a digest that is not to be: each a root message of its own
             islands = [
