@@ -218,10 +218,6 @@ class IslandActions:
         if out_of_bounds(offset_s, bound):
             raise UserError(Refusal.START_CLOCK_OUT_OF_BOUNDS, bound_s=int(bound.total_seconds()))
 
-    def attach_thread(self, island_id: int, channel: str, ts: str) -> bool:
-        """Record the island's root message; False when one was recorded already."""
-        return self.store.attach_thread(island_id, channel, ts)
-
     # ---- stop, restart, extend ---------------------------------------------------------------
 
     def stop(self, caller: Caller, island_id: int, *, ticket: WorkTicket | None = None) -> bool:

@@ -60,12 +60,12 @@ class Posted:
 @dataclass(frozen=True)
 class Together:
     """What announcing islands together came to: their ``digest``, or (None: the channel
-    could not take one) each island announced on its own (``alone``) or refused for good
-    (``refused``)."""
+    could not take one) each island announced on its own (``alone``) or not (``failed``:
+    ``NoticeRefused`` when it never will be, else why it was not this time)."""
 
     digest: Posted | None
     alone: Mapping[int, Posted] = field(default_factory=dict)
-    refused: Mapping[int, NoticeRefused] = field(default_factory=dict)
+    failed: Mapping[int, Exception] = field(default_factory=dict)
 
 
 class NoticeRefused(IslandbotError):

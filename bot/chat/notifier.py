@@ -149,16 +149,23 @@ class ChatNotifier:
                 raise  # the outbox tries again later
             log.warning("digest not posted in %s: %s; each island on its own", channel, exc)
             alone: dict[int, Posted] = {}
-            refused: dict[int, NoticeRefused] = {}
+            failed: dict[int, Exception] = {}
+            for_now: Exception | None = None  # the chat (or database) failing: the rest wait
             for a in announcements:  # each root message as alone (else to its owner)
+                if for_now is not None:
+                    failed[a.island_id] = for_now
+                    continue
                 try:
                     posted = self._post_root(a)
-                except NoticeRefused as why:  # the others go on
-                    refused[a.island_id] = why
+                except NoticeRefused as why:  # refused for good: the others go on
+                    failed[a.island_id] = why
+                    continue
+                except Exception as why:  # what was posted before it is still returned
+                    failed[a.island_id] = for_now = why
                     continue
                 if posted is not None:
                     alone[a.island_id] = posted
-            return Together(None, alone, refused)
+            return Together(None, alone, failed)
         return Together(Posted(channel, ts))
 
     def recorded(self, posted: Posted) -> None:
@@ -198,8 +205,9 @@ class ChatNotifier:
     def _post_request(self, a: Announcement) -> Posted | None:
         """A clock change someone asks for, with Approve / Reject, where the team sees it."""
         request = self.requests.get(int(a.detail["request"]))
-        if request.chat_ts is not None:  # posted and recorded by an earlier attempt
-            return None
+        if request.chat_ts is not None and request.chat_channel is not None:
+            # posted and recorded by an earlier attempt (brought up to date once recorded)
+            return Posted(request.chat_channel, request.chat_ts, request=request.id)
         owner = self.islands.get(request.island_id).owner_id
         channel = request.chat_channel or owner
         text, blocks = layouts.clock_request_message(

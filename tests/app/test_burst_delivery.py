@@ -167,7 +167,9 @@ class NoDigestHere(SlowChannel):
     ) -> Together:
         self.digests += 1
         ids = sorted(a.island_id for a in announcements)
-        refused = {ids[1]: NoticeRefused("root message refused", reason="msg_too_long")}
+        refused: dict[int, Exception] = {
+            ids[1]: NoticeRefused("root message refused", reason="msg_too_long")
+        }
         alone = {i: Posted(channel, f"alone-{i}") for i in ids if i not in refused}
         return Together(None, alone, refused)
 

@@ -158,3 +158,22 @@ def test_a_chat_failing_for_now_still_backs_off_and_the_island_waits_behind_it(
     )
     _now, pending = Outbox(db).pending(limit=10)
     assert pending == []  # backing off: not read, its island's later notices neither
+
+
+@pytest.mark.parametrize("in_digest", [False, True], ids=["own thread", "digest"])
+def test_a_notice_that_cannot_even_be_worded_is_recorded_as_failed_and_holds_nothing_up(
+    db: Database, in_digest: bool
+) -> None:
+    """A bug of ours before the notifier is reached (the notice's words): recorded as failed
+    at once, not left claimed (for the claim's 10 minutes, then again, forever)."""
+    (ann,) = islands(db, "U0ANN")
+    if in_digest:
+        IslandStore(db).attach_digest([ann], "C0TEAM", "1800000000.000001")
+    with db.engine.begin() as conn:  # a failure of a kind this version has no words for
+        outbox.add(conn, ann, [(Notice.FAILED, {"kind": "no_such_kind"})], at=utcnow())
+        outbox.add(conn, ann, [(Notice.EXPIRED, {})], at=utcnow())
+    notifier = MemoryNotifier()
+    deliverer(db, notifier).deliver()
+    assert outcome(db, ann, Notice.FAILED)[0] == "failed"
+    assert outcome(db, ann, Notice.FAILED)[2] is True  # given up: never tried again
+    assert notifier.kinds(ann)[-1] == "expired"  # the island's later notice went on

@@ -48,7 +48,7 @@ from typing import TypeVar
 from bot.app.notices import Announcement, GroupNotifier, NoticeRefused, Notifier, Posted
 from bot.app.reconcile.digests import DigestPlanner, Groups
 from bot.domain.backoff import backoff
-from bot.domain.errors import DatabaseUnavailable, IslandbotError, log_failure
+from bot.domain.errors import DatabaseError, IslandbotError, log_failure
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.notice_routes import (
@@ -138,7 +138,7 @@ class Deliverer:
 
     def deliver(self) -> int:
         """One round: every due notice, each island's in order. Returns how many went out."""
-        self._record_owed()
+        self.record_owed()
         now, pending = self.outbox.pending(limit=self.policy.batch)
         by_island: dict[int, list[PendingNotice]] = {}
         for notice in pending:
@@ -207,26 +207,29 @@ class Deliverer:
         return sent + self._in_waves([a for a in apart if a], now, crowded)
 
     def _outcome(self, write: Callable[[], T], otherwise: T) -> T:
-        """Record an attempt's outcome (sent, failed, refused). When the database cannot take
-        it now, it is kept for a later round (``_record_owed``) and ``otherwise`` returned:
-        the notice stays claimed by this live process meanwhile, so it is neither tried again
-        as if it had not gone out nor held for the claim's whole length once the database is
-        back. (The database's absence is told where it is noticed: ``db_health``.)"""
+        """Record an attempt's outcome (sent, failed, refused; ``write`` also logs and counts
+        what it found). When the database cannot take it now (away, or its writers in
+        conflict past retrying), it is kept for later (``record_owed``) and ``otherwise``
+        returned: the notice stays claimed by this live process meanwhile, so it is neither
+        tried again as if it had not gone out nor held for the claim's whole length once the
+        database is back. (The database's absence is told where it is noticed: ``db_health``.)"""
         try:
             return write()
-        except DatabaseUnavailable:
+        except DatabaseError:
             with self._lock:
                 self._owed.append(write)
             return otherwise
 
-    def _record_owed(self) -> None:
-        """Record the outcomes kept while the database was away, before anything else."""
+    def record_owed(self) -> None:
+        """Record the outcomes kept while the database could not take them, before anything
+        else (also while this process no longer leads: they are facts of what it posted).
+        Raises when it still cannot; what is not recorded yet stays kept."""
         with self._lock:
             owed, self._owed = self._owed, []
         for done, write in enumerate(owed):
             try:
                 write()
-            except DatabaseUnavailable:
+            except BaseException:
                 with self._lock:
                     self._owed[:0] = owed[done:]
                 raise
@@ -293,28 +296,21 @@ class Deliverer:
                 )
             )
             done: dict[str, list[int]] = {"shown": [], "posted": []}
+            attached: list[Posted] = []
             still: list[list[PendingNotice]] = []
-            for q, (where, exc) in zip(queues, outcomes, strict=True):
+            for q, (where, exc, posted) in zip(queues, outcomes, strict=True):
                 if exc is not None:
                     if self._failed(q[0], exc):  # never to be delivered: the island goes on
                         still.append(q[1:])
                     continue
                 done["shown" if where == Route.SHOWN else "posted"].append(q[0].id)
+                attached += [posted] if posted is not None else []
                 still.append(q[1:])
             for delivered_as, done_ids in done.items():
                 if done_ids:
-                    recorded = self._outcome(
-                        functools.partial(
-                            self.outbox.sent_many, done_ids, by=self.name, delivered_as=delivered_as
-                        ),
-                        len(done_ids),
-                    )
-                    if recorded < len(done_ids):
-                        log.warning(
-                            "%d notices: delivered, but their claim had expired",
-                            len(done_ids) - recorded,
-                        )
-                    sent += len(done_ids)
+                    sent += self._sent(done_ids, delivered_as)
+            for posted in attached:
+                self._recorded(posted)
             queues = still
 
     def _supersede(
@@ -347,28 +343,54 @@ class Deliverer:
         rest = [[n for n in notices if n.id not in gone] for notices in islands]
         return len(taken), [notices for notices in rest if notices]
 
-    def _try(self, notice: PendingNotice, *, crowded: bool = False) -> tuple[str, Exception | None]:
-        """Deliver one notice: (its route, the failure if it failed)."""
-        announcement = self.announcement(notice, crowded=crowded)
+    def _try(
+        self, notice: PendingNotice, *, crowded: bool = False
+    ) -> tuple[str, Exception | None, Posted | None]:
+        """Deliver one notice: (its route, the failure if it failed, where its message went
+        when that was recorded: see ``_attach``)."""
         try:
-            self._record(notice, self.notifier.announce(announcement))
+            announcement = self.announcement(notice, crowded=crowded)
+            posted = self._attach(notice, self.notifier.announce(announcement))
         except Exception as exc:  # judged by _failed: it backs off, or is recorded as failed
-            return announcement.route, exc
-        return announcement.route, None
+            return Route.THREAD.value, exc, None
+        return announcement.route, None, posted
 
-    def _record(self, notice: PendingNotice, posted: Posted | None) -> None:
+    def _attach(self, notice: PendingNotice, posted: Posted | None) -> Posted | None:
         """Record where the notice's message went, when later ones refer to it: the island's
-        root message (its announcement), a clock change's request message; then the notifier
-        brings that message up to date (it may have moved on while being posted)."""
+        root message (its announcement), a clock change's request message. Returns it when
+        recorded: once the notice is recorded as sent, the notifier is told (``_recorded``)."""
         if posted is None:
-            return
+            return None
         if posted.request is not None:
             self.requests.attach_message(posted.request, posted.channel, posted.ts)
         elif notice.kind == Notice.ANNOUNCE:
             self.islands.attach_thread(notice.island_id, posted.channel, posted.ts)
         else:
-            return
-        self.notifier.recorded(posted)
+            return None
+        return posted
+
+    def _recorded(self, posted: Posted) -> None:
+        """Tell the notifier a message of its is recorded, to bring it up to date (it may
+        have moved on while being posted). The notice went out whatever happens here."""
+        try:
+            self.notifier.recorded(posted)
+        except Exception as exc:
+            log_failure(log, f"message {posted.ts} in {posted.channel} not brought up to date", exc)
+
+    def _sent(self, notice_ids: list[int], delivered_as: str) -> int:
+        """Record notices as delivered (kept for later when the database cannot take it)."""
+
+        def write() -> int:
+            recorded = self.outbox.sent_many(notice_ids, by=self.name, delivered_as=delivered_as)
+            if recorded < len(notice_ids):
+                log.warning(
+                    "%d notices: delivered, but their claim had expired",
+                    len(notice_ids) - recorded,
+                )
+            return recorded
+
+        self._outcome(write, len(notice_ids))
+        return len(notice_ids)
 
     def _owners_pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -401,67 +423,63 @@ class Deliverer:
                     channel, [self.announcement(n) for n in claimed], join=join
                 )
                 if together.digest is not None:
-                    digest = together.digest
-                    self.islands.attach_digest([n.island_id for n in claimed], channel, digest.ts)
-                    self.notifier.recorded(digest)
-                else:  # the channel could not take a digest: each island announced alone
-                    for n in claimed:
-                        if n.island_id in together.alone:
-                            self._record(n, together.alone[n.island_id])
+                    self.islands.attach_digest(
+                        [n.island_id for n in claimed], channel, together.digest.ts
+                    )
             except Exception as exc:  # each backs off (keeps its order), or is recorded as failed
                 for n in claimed:
                     self._failed(n, exc)
                 continue
-            refused = [n for n in claimed if n.island_id in together.refused]
-            for n in refused:
-                self._failed(n, together.refused[n.island_id])
-            done_ids = [n.id for n in claimed if n.island_id not in together.refused]
-            delivered_as = Route.SHOWN.value if together.digest is not None else "posted"
-            done = self._outcome(
-                functools.partial(
-                    self.outbox.sent_many, done_ids, by=self.name, delivered_as=delivered_as
-                ),
-                len(done_ids),
-            )
-            if done < len(done_ids):
-                log.warning(
-                    "%d notices: delivered, but their claim had expired", len(done_ids) - done
-                )
-            sent += len(done_ids)
+            if together.digest is not None:
+                sent += self._sent([n.id for n in claimed], Route.SHOWN.value)
+                self._recorded(together.digest)
+                continue
+            # the channel could not take a digest: each island was announced on its own, or
+            # failed (refused for good, or the chat or database failing for now)
+            attached: dict[int, Posted] = {}  # notice id -> its island's root message
+            for n in claimed:
+                posted = together.alone.get(n.island_id)
+                try:
+                    if posted is None:
+                        raise together.failed[n.island_id]  # noqa: TRY301 - judged by _failed
+                    self._attach(n, posted)
+                except Exception as exc:
+                    self._failed(n, exc)
+                    continue
+                attached[n.id] = posted
+            if attached:
+                sent += self._sent(list(attached), "posted")
+            for posted in attached.values():
+                self._recorded(posted)
         return sent
 
     def _island(self, island_notices: list[PendingNotice], now: datetime) -> int:
         """The island's notices in order, until one is not due, held elsewhere, or fails and
         backs off (one that can never be delivered is recorded so, and the next one goes)."""
         sent = 0
-        thread: str | None = None  # the root message, when posted in this round
+        root: Posted | None = None  # the root message, when posted in this round
         for pending in island_notices:
-            notice = pending if thread is None else replace(pending, chat_thread=thread)
+            notice = (
+                pending
+                if root is None
+                else replace(pending, chat_channel=root.channel, chat_thread=root.ts)
+            )
             if not self._ready(notice, now):
                 break  # backing off (its successors wait), or another delivery holds it
             if not self.outbox.claim(
                 notice.id, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
             ):
                 break
-            announcement = self.announcement(notice)
-            try:
-                posted = self.notifier.announce(announcement)
-                self._record(notice, posted)
-            except Exception as exc:  # back off (keeping the order), or recorded as failed
+            where, exc, attached = self._try(notice)
+            if exc is not None:  # back off (keeping the order), or recorded as failed
                 if self._failed(notice, exc):
                     continue
                 break
-            delivered_as = "shown" if announcement.route == Route.SHOWN else "posted"
-            if not self._outcome(
-                functools.partial(
-                    self.outbox.sent, notice.id, by=self.name, delivered_as=delivered_as
-                ),
-                True,
-            ):
-                log.warning("notice %d: delivered, but its claim had expired", notice.id)
-            sent += 1
-            if notice.kind == Notice.ANNOUNCE and posted is not None:
-                thread = posted.ts
+            sent += self._sent([notice.id], "shown" if where == Route.SHOWN else "posted")
+            if attached is not None:
+                self._recorded(attached)
+                if notice.kind == Notice.ANNOUNCE:
+                    root = attached
         return sent
 
     def _failed(self, notice: PendingNotice, exc: Exception) -> bool:
@@ -512,36 +530,32 @@ class Deliverer:
                 jitter=self._random.random(),
             )
         )
-        gave_up = self._outcome(
-            functools.partial(
-                self.outbox.failed,
-                notice.id,
-                by=self.name,
-                error=str(exc),
-                wait=wait,
-                max_age=self.policy.max_age,
-            ),
-            False,
-        )
-        if gave_up:
-            metrics.NOTICES_GIVEN_UP.inc()
-            log.error(
-                "notice %d for island %d given up after %d attempts: %s",
-                notice.id,
-                notice.island_id,
-                notice.attempts + 1,
-                exc,
+
+        def write() -> bool:
+            gave_up = self.outbox.failed(
+                notice.id, by=self.name, error=str(exc), wait=wait, max_age=self.policy.max_age
             )
-        else:
-            log.warning(
-                "notice %d for island %d not delivered (attempt %d, next in %.0fs): %s",
-                notice.id,
-                notice.island_id,
-                notice.attempts + 1,
-                wait.total_seconds(),
-                exc,
-            )
-        return False
+            if gave_up:
+                metrics.NOTICES_GIVEN_UP.inc()
+                log.error(
+                    "notice %d for island %d given up after %d attempts: %s",
+                    notice.id,
+                    notice.island_id,
+                    notice.attempts + 1,
+                    exc,
+                )
+            elif not isinstance(exc, DatabaseError):  # told once where it is noticed
+                log.warning(
+                    "notice %d for island %d not delivered (attempt %d, next in %.0fs): %s",
+                    notice.id,
+                    notice.island_id,
+                    notice.attempts + 1,
+                    wait.total_seconds(),
+                    exc,
+                )
+            return False
+
+        return self._outcome(write, False)
 
     def announcement(self, n: PendingNotice, *, crowded: bool = False) -> Announcement:
         clock = island_time(n.clock_offset_s, self.clock()) if n.clock_offset_s else None
@@ -574,11 +588,11 @@ class Deliverer:
         )
 
     def close(self) -> None:
-        with self._lock:
-            for pool in (self._pool, self._owners):
-                if pool is not None:
-                    pool.shutdown(wait=True)
+        with self._lock:  # taken out under the lock, waited for outside it (they take it)
+            pools = [pool for pool in (self._pool, self._owners) if pool is not None]
             self._pool = self._owners = None
+        for pool in pools:
+            pool.shutdown(wait=True)
         close = getattr(self.notifier, "close", None)  # a chat notifier's pending rewrites
         if callable(close):
             close()

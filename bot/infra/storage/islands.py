@@ -135,18 +135,15 @@ class IslandStore:
 
         return self.db.run(work, what=what)
 
-    def attach_thread(
-        self, island_id: int, channel: str, thread: str, *, digest: bool = False
-    ) -> bool:
-        """Record the island's root message (``digest``: a digest it shares); False when one
-        was recorded already."""
+    def attach_thread(self, island_id: int, channel: str, thread: str) -> bool:
+        """Record the island's root message (its own); False when one was recorded already."""
 
         def write(conn: Connection) -> bool:
             return bool(
                 conn.execute(
                     update(Island)
                     .where(Island.id == island_id, Island.chat_thread.is_(None))
-                    .values(chat_channel=channel, chat_thread=thread, chat_digest=digest)
+                    .values(chat_channel=channel, chat_thread=thread, chat_digest=False)
                 ).rowcount
             )
 
