@@ -106,12 +106,19 @@ def test_an_island_alone_in_a_crowded_channel_tells_its_owner_directly(world: Wo
 
 
 class DiesAfterTheDigest(SlowChannel):
-    """The first digest is posted and recorded as the islands' root message, then the
-    delivery fails before the outbox records its announcements (a bot killed just then)."""
+    """The first digest is posted and recorded as the islands' root message (as the
+    deliverer records it), then the delivery fails before the outbox records its
+    announcements (a bot killed just then)."""
 
-    def recorded(self, posted: Posted) -> None:
-        if posted.ts == "digest-1":
+    def announce_together(
+        self, channel: str, announcements: Sequence[Announcement], *, join: str | None
+    ) -> Together:
+        together = super().announce_together(channel, announcements, join=join)
+        if self.digests == 1 and together.digest is not None:
+            ids = [a.island_id for a in announcements]
+            self.islands.attach_digest(ids, channel, together.digest.ts)
             raise ConnectionError("the bot died before recording the digest's announcements")
+        return together
 
 
 def test_announcements_tried_again_after_their_digest_was_recorded_are_shown(
