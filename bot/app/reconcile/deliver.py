@@ -194,7 +194,7 @@ class Deliverer:
         if channel is None or (not groups and len(apart) <= 1 and not busy):
             if channel is not None:
                 self._hand_over(channel, [], own)
-            return sent + sum(self._island(notices, now) for notices in own + apart)
+            return sent + self._in_waves(own + apart, now, crowded)
         # the channel's messages (paced at its rate: digests, the threads of islands with
         # their own root message) go on beside the owners' (each its own conversation, all at
         # once), and may outlast this round: the next one leaves the channel's part alone
@@ -204,7 +204,7 @@ class Deliverer:
             work = self._owners_pool().submit(self._in_channel, channel, groups, own, now)
             with self._lock:
                 self._inflight[channel] = (work, {n.island_id for _j, g in groups for n in g})
-        return sent + self._in_waves([a for a in apart if a], now, crowded)
+        return sent + self._in_waves(apart, now, crowded)
 
     def _outcome(self, write: Callable[[], T], otherwise: T) -> T:
         """Record an attempt's outcome (sent, failed, refused; ``write`` also logs and counts
@@ -266,15 +266,26 @@ class Deliverer:
         now: datetime,
     ) -> int:
         sent = self._post_digests(channel, groups) if groups else 0
-        return sent + sum(self._island(notices, now) for notices in own)
+        # on a worker of the owners' pool: its waves post one after another (the channel's
+        # queue would make them wait their turn anyway)
+        return sent + self._in_waves(own, now, set(), concurrent=False)
 
-    def _in_waves(self, apart: list[list[PendingNotice]], now: datetime, crowded: set[int]) -> int:
-        """Islands in a digest (or ``crowded``), whose notices go to their owners or are only
-        shown: in waves, each wave the next notice of every island, claimed together,
-        delivered concurrently, recorded together; an island whose notice is not due, held
-        elsewhere or failed waits (its later notices with it)."""
-        queues = [list(notices) for notices in apart]
-        pool = self._owners_pool()
+    def _in_waves(
+        self,
+        islands: list[list[PendingNotice]],
+        now: datetime,
+        crowded: set[int],
+        *,
+        concurrent: bool = True,
+    ) -> int:
+        """Islands' notices, each island's in order: in waves, each wave the next notice of
+        every island, claimed together, delivered (``concurrent``: at once, on the owners'
+        pool), recorded together; an island whose notice is not due, held elsewhere or failed
+        waits (its later notices with it), one whose notice can never be delivered goes on.
+        An island's root message posted in a wave carries its later notices. ``crowded``:
+        islands of their own routed as if in a digest (``notice_routes.crowded``)."""
+        queues = [list(notices) for notices in islands if notices]
+        pool = self._owners_pool() if concurrent else None
         sent = 0
         while True:
             heads = [q for q in queues if q and self._ready(q[0], now)]
@@ -290,11 +301,11 @@ class Deliverer:
             )
             queues = [q for q in heads if q[0].id in ids]  # the others wait for a later round
 
-            outcomes = list(
-                pool.map(
-                    lambda n: self._try(n, crowded=n.island_id in crowded), [q[0] for q in queues]
-                )
-            )
+            def attempt(notice: PendingNotice) -> tuple[str, Exception | None, Posted | None]:
+                return self._try(notice, crowded=notice.island_id in crowded)
+
+            claimed = [q[0] for q in queues]
+            outcomes = list(pool.map(attempt, claimed) if pool else map(attempt, claimed))
             done: dict[str, list[int]] = {"shown": [], "posted": []}
             attached: list[Posted] = []
             still: list[list[PendingNotice]] = []
@@ -304,8 +315,15 @@ class Deliverer:
                         still.append(q[1:])
                     continue
                 done["shown" if where == Route.SHOWN else "posted"].append(q[0].id)
-                attached += [posted] if posted is not None else []
-                still.append(q[1:])
+                rest = q[1:]
+                if posted is not None:
+                    attached.append(posted)
+                    if q[0].kind == Notice.ANNOUNCE:  # its thread carries the later ones
+                        rest = [
+                            replace(n, chat_channel=posted.channel, chat_thread=posted.ts)
+                            for n in rest
+                        ]
+                still.append(rest)
             for delivered_as, done_ids in done.items():
                 if done_ids:
                     sent += self._sent(done_ids, delivered_as)
@@ -451,35 +469,6 @@ class Deliverer:
                 sent += self._sent(list(attached), "posted")
             for posted in attached.values():
                 self._recorded(posted)
-        return sent
-
-    def _island(self, island_notices: list[PendingNotice], now: datetime) -> int:
-        """The island's notices in order, until one is not due, held elsewhere, or fails and
-        backs off (one that can never be delivered is recorded so, and the next one goes)."""
-        sent = 0
-        root: Posted | None = None  # the root message, when posted in this round
-        for pending in island_notices:
-            notice = (
-                pending
-                if root is None
-                else replace(pending, chat_channel=root.channel, chat_thread=root.ts)
-            )
-            if not self._ready(notice, now):
-                break  # backing off (its successors wait), or another delivery holds it
-            if not self.outbox.claim(
-                notice.id, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
-            ):
-                break
-            where, exc, attached = self._try(notice)
-            if exc is not None:  # back off (keeping the order), or recorded as failed
-                if self._failed(notice, exc):
-                    continue
-                break
-            sent += self._sent([notice.id], "shown" if where == Route.SHOWN else "posted")
-            if attached is not None:
-                self._recorded(attached)
-                if notice.kind == Notice.ANNOUNCE:
-                    root = attached
         return sent
 
     def _failed(self, notice: PendingNotice, exc: Exception) -> bool:
