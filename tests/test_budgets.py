@@ -5,7 +5,9 @@ and tested"). Each is a named constant where it is used; this is where they meet
 - A chat request's claim (``front.CLAIM_TTL``) outlives the longest its worker can take to
   answer it while alive: a turn in its conversation's queue, then one Slack call with all its
   retries and the Retry-After slept in place. Its worker dying ends it sooner (heartbeat). So
-  does a notice's claim (``DeliveryPolicy.claim_ttl``): an attempt posts one message.
+  does a notice's claim (``DeliveryPolicy.claim_ttl``) outlive one post: the deliverer claims
+  no more notices at once than it hands over at once. (An attempt that posts more than once,
+  a refused notice reworded or sent to its owner, can outlast it: the README says so.)
 - A heartbeat is renewed well within the time its process still trusts it, which is within
   the time the others trust it (its ttl): a process acts on what it took on only while no
   other may have taken it over.

@@ -219,7 +219,7 @@ class LifecycleService:
     def _deliver(self) -> None:
         if not self.lease.is_leader:
             try:  # what this process posted while it led is recorded whoever leads now
-                self.engine.deliverer.record_owed()
+                self.engine.deliverer.outcomes.record_owed()
             except Exception as exc:
                 log_failure(log, "recording delivered notices failed", exc)
             return

@@ -1,16 +1,19 @@
-"""Delivering the outbox's notices to the notifier (the chat): each island's in order, one at a
-time, channels in parallel (a chat paces each channel, so one busy channel must not hold up
-the others).
+"""Delivering the outbox's notices to the notifier (the chat): each island's in order, one
+notice at a time, channels in parallel (a chat paces each channel, so one busy channel must
+not hold up the others).
 
-Each notice is claimed before it is handed over (``Outbox.claim``, fenced by the leader's
-lease) and recorded as sent right after: a crash loses at most the one notice in flight, and
-that one goes out again with ``retry`` set, so an adapter that can look up what it posted
-(Slack message metadata) delivers it once. A claim lasts as long as its process lives (its
-heartbeat), at most ``claim_ttl``, which outlasts the slowest attempt (a turn in a paced
-queue, then a call with all its retries: ``tests/test_budgets.py``), so no other delivery takes
-a notice up while its attempt may still reach the chat. An attempt's outcome that the database
-could not take (away meanwhile) is kept and recorded at the start of a later round, so the
-notice is neither held for the claim's length nor tried again as if it had not gone out.
+One loop delivers every island's notices (``_in_waves``): each wave, the next notice of every
+island, claimed together (``Outbox.claim_many``, fenced by the leader's lease), handed over
+(at once, or one after another in a paced channel), and recorded as sent together right after:
+a crash loses at most the notices in flight, which go out again with ``retry`` set, so an
+adapter that can look up what it posted (Slack message metadata) delivers each once. A claim
+lasts as long as its process lives (its heartbeat), at most ``claim_ttl``, which outlasts the
+slowest post (a turn in a paced queue, then a call with all its retries:
+``tests/test_budgets.py``); a wave claims no more notices than it hands over at once, so no
+other delivery takes a notice up while its post may still reach the chat. An attempt's
+outcome that the database could not take (away meanwhile) is kept and recorded at the start of
+a later round, so the notice is neither held for the claim's length nor tried again as if it
+had not gone out.
 A failed attempt backs off, exponentially with jitter (or as long as the chat's
 ``Retry-After`` says); the island's later notices wait behind it. A notice that could not be
 delivered for ``max_age`` is given up: logged and counted.
@@ -20,7 +23,7 @@ it reworded or elsewhere (``NoticeRefused``), or one our own code failed on (a b
 with its traceback, not mistaken for a chat that is down).
 An island's first notice is its announcement (its root message); the thread it was posted as
 carries the island's later notices. The notifier only posts: where a root message, a digest or
-a clock change's request went is recorded here (``_record``), before the notice is recorded
+a clock change's request went is recorded here (``_attach``), before the notice is recorded
 as sent, so that a crash between the two finds it recorded or finds the post by its key.
 
 Spending the chat's limits where they matter (``bot.domain.notice_routes``): a progress
@@ -34,57 +37,33 @@ notice was delivered is recorded (``delivered_as``).
 
 from __future__ import annotations
 
-import functools
 import logging
-import random
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TypeVar
+from dataclasses import replace
+from datetime import UTC, datetime, tzinfo
 
-from bot.app.notices import Announcement, GroupNotifier, NoticeRefused, Notifier, Posted
+from bot.app.notices import Announcement, GroupNotifier, Notifier, Posted
+from bot.app.reconcile.announcements import announcement
 from bot.app.reconcile.digests import DigestPlanner, Groups
-from bot.domain.backoff import backoff
-from bot.domain.errors import DatabaseError, IslandbotError, log_failure
-from bot.domain.island_clock import island_time
+from bot.app.reconcile.outcomes import DeliveryPolicy, Outcomes
+from bot.domain.errors import log_failure
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.notice_routes import (
-    DigestPolicy,
     Route,
-    route,
     superseded,
 )
 from bot.domain.notice_routes import crowded as crowded_by
-from bot.domain.port_blocks import named_ports
 from bot.domain.records import PendingNotice
 from bot.domain.time_source import Clock
-from bot.infra import metrics
 from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.outbox import Fence, Outbox
-from bot.words import notices
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-BROADCAST = frozenset({Notice.READY, Notice.FAILED, Notice.CLOCK_SHIFTED})
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    batch: int = 1000  # notices read per round (a burst of 200 starts writes about 600)
-    # a dead holder's notices go back with its heartbeat; a live one's after this, longer
-    # than its slowest attempt may take (tests/test_budgets.py)
-    claim_ttl: timedelta = timedelta(minutes=10)
-    backoff_base: timedelta = timedelta(seconds=2)
-    backoff_cap: timedelta = timedelta(minutes=5)
-    max_age: timedelta = timedelta(days=1)  # then a notice is given up
-    threads: int = 4  # channels delivered to at once
-    owner_threads: int = 16  # owners of islands in a digest told at once
-    supersede: bool = True  # progress notices overtaken before they went out are not sent
-    digest: DigestPolicy | None = field(default_factory=DigestPolicy)  # None: no digests
+__all__ = ["Deliverer", "DeliveryPolicy"]
 
 
 class Deliverer:
@@ -120,8 +99,11 @@ class Deliverer:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._owners: ThreadPoolExecutor | None = None
-        # a channel's paced part of a round still going on: (its work, islands in its digests)
-        self._inflight: dict[str, tuple[Future[int], set[int]]] = {}
+        # a channel's paced part of a round still going on: its work, the islands whose digest
+        # it is posting (their owners are told meanwhile), and the islands with a root message
+        # of their own whose notices it is delivering (left to it)
+        self._inflight: dict[str, tuple[Future[int], set[int], set[int]]] = {}
+        self._finished = 0  # notices the channels' parts delivered, not counted yet
         self.planner = (
             DigestPlanner(
                 group=self.group,
@@ -133,13 +115,21 @@ class Deliverer:
             if self.group is not None and policy.digest is not None
             else None
         )
-        self._random = random.Random()  # noqa: S311 - jitter, not security
-        self._owed: list[Callable[[], object]] = []  # outcomes the database could not take
+        self.outcomes = Outcomes(outbox, by=self.name, policy=policy)
 
     def deliver(self) -> int:
         """One round: every due notice, each island's in order. Returns how many went out."""
-        self.record_owed()
+        self.outcomes.record_owed()
         now, pending = self.outbox.pending(limit=self.policy.batch)
+        return self._round(pending, now) + self._counted()
+
+    def _counted(self) -> int:
+        """The notices the channels' parts delivered since the last round counted them."""
+        with self._lock:
+            finished, self._finished = self._finished, 0
+        return finished
+
+    def _round(self, pending: list[PendingNotice], now: datetime) -> int:
         by_island: dict[int, list[PendingNotice]] = {}
         for notice in pending:
             by_island.setdefault(notice.island_id, []).append(notice)
@@ -159,7 +149,11 @@ class Deliverer:
         if self.policy.supersede:
             sent, islands = self._supersede(islands, now)
         channel = islands[0][0].chat_channel if islands else None
-        busy, posting = self._busy(channel)
+        busy, posting, held = self._busy(channel)
+        if held:  # their notices are the channel's part's (in order, behind their root message)
+            islands = [notices for notices in islands if notices[0].island_id not in held]
+            if not islands:
+                return sent
         groups: Groups = []
         bound: list[int] = []  # not announced yet, during a burst: bound for a digest
         if channel is not None and self.planner is not None:  # where announcements go
@@ -167,8 +161,49 @@ class Deliverer:
                 channel, islands, busy=busy, posting=posting, now=now
             )
         joining = posting | {n.island_id for _join, group in groups for n in group}
-        own: list[list[PendingNotice]] = []  # islands with their own root message: in order
-        apart: list[list[PendingNotice]] = []  # in a digest: to each owner, or only shown
+        own, apart = self._sort(islands, joining=joining, bound=set(bound))
+        crowded: set[int] = set()  # own root messages, in a channel a burst is crowding
+        posting_digests = bool(groups or posting)
+        for island_notices in [
+            o for o in own if crowded_by([n.kind for n in o], digests_posting=posting_digests)
+        ]:
+            own.remove(island_notices)
+            apart.append(island_notices)
+            crowded.add(island_notices[0].island_id)
+        if channel is None or (not groups and len(apart) <= 1 and not busy):
+            if channel is not None:
+                self._hand_over(channel, [], own)
+            paced = self.group is not None and self.group.pace() is not None
+            if not paced:  # nothing holds the posts back: all at once
+                return sent + self._in_waves(own + apart, now, crowded)
+            # the channel's own threads in its order (its queue would make them wait anyway,
+            # on the owners' pool they would hold up other channels' owners), beside the owners'
+            return (
+                sent
+                + self._in_waves(own, now, set(), concurrent=False)
+                + self._in_waves(apart, now, crowded)
+            )
+        # the channel's messages (paced at its rate: digests, the threads of islands with
+        # their own root message) go on beside the owners' (each its own conversation, all at
+        # once), and may outlast this round: the next one leaves the channel's part alone
+        # until it is done, and tells the owners meanwhile
+        if not busy:
+            self._hand_over(channel, groups, own)
+            work = self._owners_pool().submit(self._in_channel, channel, groups, own, now)
+            digests = {n.island_id for _join, group in groups for n in group}
+            with self._lock:
+                self._inflight[channel] = (work, digests, {notices[0].island_id for notices in own})
+        return sent + self._in_waves(apart, now, crowded)
+
+    @staticmethod
+    def _sort(
+        islands: list[list[PendingNotice]], *, joining: set[int], bound: set[int]
+    ) -> tuple[list[list[PendingNotice]], list[list[PendingNotice]]]:
+        """The channel's islands with a root message of their own (their notices in its
+        thread), and those in a digest (to each owner, or only shown): ``joining`` a digest
+        being posted, or ``bound`` for one."""
+        own: list[list[PendingNotice]] = []
+        apart: list[list[PendingNotice]] = []
         for island_notices in islands:
             first = island_notices[0]
             awaiting = first.kind == Notice.ANNOUNCE and first.chat_thread is None
@@ -183,56 +218,7 @@ class Deliverer:
                 apart.append(island_notices)
             else:
                 own.append(island_notices)
-        crowded: set[int] = set()  # own root messages, in a channel a burst is crowding
-        posting_digests = bool(groups or posting)
-        for island_notices in [
-            o for o in own if crowded_by([n.kind for n in o], digests_posting=posting_digests)
-        ]:
-            own.remove(island_notices)
-            apart.append(island_notices)
-            crowded.add(island_notices[0].island_id)
-        if channel is None or (not groups and len(apart) <= 1 and not busy):
-            if channel is not None:
-                self._hand_over(channel, [], own)
-            return sent + self._in_waves(own + apart, now, crowded)
-        # the channel's messages (paced at its rate: digests, the threads of islands with
-        # their own root message) go on beside the owners' (each its own conversation, all at
-        # once), and may outlast this round: the next one leaves the channel's part alone
-        # until it is done, and tells the owners meanwhile
-        if not busy:
-            self._hand_over(channel, groups, own)
-            work = self._owners_pool().submit(self._in_channel, channel, groups, own, now)
-            with self._lock:
-                self._inflight[channel] = (work, {n.island_id for _j, g in groups for n in g})
-        return sent + self._in_waves(apart, now, crowded)
-
-    def _outcome(self, write: Callable[[], T], otherwise: T) -> T:
-        """Record an attempt's outcome (sent, failed, refused; ``write`` also logs and counts
-        what it found). When the database cannot take it now (away, or its writers in
-        conflict past retrying), it is kept for later (``record_owed``) and ``otherwise``
-        returned: the notice stays claimed by this live process meanwhile, so it is neither
-        tried again as if it had not gone out nor held for the claim's whole length once the
-        database is back. (The database's absence is told where it is noticed: ``db_health``.)"""
-        try:
-            return write()
-        except DatabaseError:
-            with self._lock:
-                self._owed.append(write)
-            return otherwise
-
-    def record_owed(self) -> None:
-        """Record the outcomes kept while the database could not take them, before anything
-        else (also while this process no longer leads: they are facts of what it posted).
-        Raises when it still cannot; what is not recorded yet stays kept."""
-        with self._lock:
-            owed, self._owed = self._owed, []
-        for done, write in enumerate(owed):
-            try:
-                write()
-            except BaseException:
-                with self._lock:
-                    self._owed[:0] = owed[done:]
-                raise
+        return own, apart
 
     def _hand_over(self, channel: str, groups: Groups, own: list[list[PendingNotice]]) -> None:
         """The channel's posts of this round, handed to its queue now: its new digests, the
@@ -241,22 +227,24 @@ class Deliverer:
             new_digests = sum(1 for join, _group in groups if join is None)
             self.planner.queue(channel, new_digests + sum(len(notices) for notices in own))
 
-    def _busy(self, channel: str | None) -> tuple[bool, set[int]]:
-        """Whether the channel's part of an earlier round is still going on, and the islands
-        whose digest it is posting."""
+    def _busy(self, channel: str | None) -> tuple[bool, set[int], set[int]]:
+        """Whether the channel's part of an earlier round is still going on, the islands
+        whose digest it is posting, and those of their own whose notices it is delivering."""
         if channel is None:
-            return False, set()
+            return False, set(), set()
         with self._lock:
             inflight = self._inflight.get(channel)
             if inflight is None:
-                return False, set()
+                return False, set(), set()
             if inflight[0].done():
                 del self._inflight[channel]
                 failure = inflight[0].exception()
                 if failure is not None:  # the database away: told once, where it is noticed
                     log_failure(log, f"delivering in {channel} failed", failure)
-                return False, set()
-            return True, set(inflight[1])
+                else:
+                    self._finished += inflight[0].result()
+                return False, set(), set()
+            return True, set(inflight[1]), set(inflight[2])
 
     def _in_channel(
         self,
@@ -279,57 +267,71 @@ class Deliverer:
         concurrent: bool = True,
     ) -> int:
         """Islands' notices, each island's in order: in waves, each wave the next notice of
-        every island, claimed together, delivered (``concurrent``: at once, on the owners'
-        pool), recorded together; an island whose notice is not due, held elsewhere or failed
-        waits (its later notices with it), one whose notice can never be delivered goes on.
-        An island's root message posted in a wave carries its later notices. ``crowded``:
-        islands of their own routed as if in a digest (``notice_routes.crowded``)."""
+        every island, handed over in chunks (``concurrent``: as many at once as the owners'
+        pool has threads, else one by one), each chunk claimed together and recorded together
+        (a chunk is no bigger than what is handed over at once, so every claim outlasts its
+        post: ``claim_ttl``). An island whose notice is not due, held elsewhere or failed waits
+        (its later notices with it); one whose notice can never be delivered goes on. An
+        island's root message posted in a wave carries its later notices. ``crowded``: islands
+        of their own routed as if in a digest (``notice_routes.crowded``)."""
         queues = [list(notices) for notices in islands if notices]
         pool = self._owners_pool() if concurrent else None
+        chunk = self.policy.owner_threads if concurrent else 1
         sent = 0
         while True:
             heads = [q for q in queues if q and self._ready(q[0], now)]
             if not heads:
                 return sent
-            ids = set(
-                self.outbox.claim_many(
-                    [q[0].id for q in heads],
-                    by=self.name,
-                    ttl=self.policy.claim_ttl,
-                    fence=self.fence,
-                )
+            queues = []
+            for at in range(0, len(heads), chunk):
+                went, going_on = self._wave(heads[at : at + chunk], pool, crowded)
+                sent += went
+                queues += going_on
+
+    def _wave(
+        self,
+        queues: list[list[PendingNotice]],
+        pool: ThreadPoolExecutor | None,
+        crowded: set[int],
+    ) -> tuple[int, list[list[PendingNotice]]]:
+        """The head notice of each queue: claimed, handed over, recorded. Returns how many
+        went out and the queues that go on (the others wait for a later round)."""
+        ids = set(
+            self.outbox.claim_many(
+                [q[0].id for q in queues], by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
             )
-            queues = [q for q in heads if q[0].id in ids]  # the others wait for a later round
+        )
+        queues = [q for q in queues if q[0].id in ids]  # held elsewhere, or done meanwhile
 
-            def attempt(notice: PendingNotice) -> tuple[str, Exception | None, Posted | None]:
-                return self._try(notice, crowded=notice.island_id in crowded)
+        def attempt(notice: PendingNotice) -> tuple[str, Exception | None, Posted | None]:
+            return self._try(notice, crowded=notice.island_id in crowded)
 
-            claimed = [q[0] for q in queues]
-            outcomes = list(pool.map(attempt, claimed) if pool else map(attempt, claimed))
-            done: dict[str, list[int]] = {"shown": [], "posted": []}
-            attached: list[Posted] = []
-            still: list[list[PendingNotice]] = []
-            for q, (where, exc, posted) in zip(queues, outcomes, strict=True):
-                if exc is not None:
-                    if self._failed(q[0], exc):  # never to be delivered: the island goes on
-                        still.append(q[1:])
-                    continue
-                done["shown" if where == Route.SHOWN else "posted"].append(q[0].id)
-                rest = q[1:]
-                if posted is not None:
-                    attached.append(posted)
-                    if q[0].kind == Notice.ANNOUNCE:  # its thread carries the later ones
-                        rest = [
-                            replace(n, chat_channel=posted.channel, chat_thread=posted.ts)
-                            for n in rest
-                        ]
-                still.append(rest)
-            for delivered_as, done_ids in done.items():
-                if done_ids:
-                    sent += self._sent(done_ids, delivered_as)
-            for posted in attached:
-                self._recorded(posted)
-            queues = still
+        claimed = [q[0] for q in queues]
+        outcomes = list(pool.map(attempt, claimed) if pool else map(attempt, claimed))
+        done: dict[str, list[int]] = {"shown": [], "posted": []}
+        attached: list[Posted] = []
+        failed: list[tuple[list[PendingNotice], Exception]] = []
+        going_on: list[list[PendingNotice]] = []
+        for q, (where, exc, posted) in zip(queues, outcomes, strict=True):
+            if exc is not None:
+                failed.append((q, exc))
+                continue
+            done["shown" if where == Route.SHOWN else "posted"].append(q[0].id)
+            rest = q[1:]
+            if posted is not None:
+                attached.append(posted)
+                if q[0].kind == Notice.ANNOUNCE:  # its thread carries the later ones
+                    rest = [
+                        replace(n, chat_channel=posted.channel, chat_thread=posted.ts) for n in rest
+                    ]
+            going_on.append(rest)
+        sent = sum(self.outcomes.sent(done_ids, how) for how, done_ids in done.items() if done_ids)
+        for q, exc in failed:  # after what went out is recorded
+            if self.outcomes.failed(q[0], exc):  # never to be delivered: the island goes on
+                going_on.append(q[1:])
+        for posted in attached:
+            self._recorded(posted)
+        return sent, going_on
 
     def _supersede(
         self, islands: list[list[PendingNotice]], now: datetime
@@ -351,12 +353,7 @@ class Deliverer:
             overtaken, by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
         )
         if taken:
-            self._outcome(
-                functools.partial(
-                    self.outbox.sent_many, taken, by=self.name, delivered_as="superseded"
-                ),
-                len(taken),
-            )
+            self.outcomes.sent(taken, "superseded")
         gone = set(taken)
         rest = [[n for n in notices if n.id not in gone] for notices in islands]
         return len(taken), [notices for notices in rest if notices]
@@ -369,7 +366,7 @@ class Deliverer:
         try:
             announcement = self.announcement(notice, crowded=crowded)
             posted = self._attach(notice, self.notifier.announce(announcement))
-        except Exception as exc:  # judged by _failed: it backs off, or is recorded as failed
+        except Exception as exc:  # judged by Outcomes.failed: backed off, or recorded as failed
             return Route.THREAD.value, exc, None
         return announcement.route, None, posted
 
@@ -381,10 +378,13 @@ class Deliverer:
             return None
         if posted.request is not None:
             self.requests.attach_message(posted.request, posted.channel, posted.ts)
-        elif notice.kind == Notice.ANNOUNCE:
-            self.islands.attach_thread(notice.island_id, posted.channel, posted.ts)
-        else:
+        elif notice.kind != Notice.ANNOUNCE:
             return None
+        elif not self.islands.attach_thread(notice.island_id, posted.channel, posted.ts):
+            island = self.islands.get(notice.island_id)  # recorded before: that one it is
+            if island.chat_channel is None or island.chat_thread is None:
+                return None
+            return Posted(island.chat_channel, island.chat_thread)
         return posted
 
     def _recorded(self, posted: Posted) -> None:
@@ -394,21 +394,6 @@ class Deliverer:
             self.notifier.recorded(posted)
         except Exception as exc:
             log_failure(log, f"message {posted.ts} in {posted.channel} not brought up to date", exc)
-
-    def _sent(self, notice_ids: list[int], delivered_as: str) -> int:
-        """Record notices as delivered (kept for later when the database cannot take it)."""
-
-        def write() -> int:
-            recorded = self.outbox.sent_many(notice_ids, by=self.name, delivered_as=delivered_as)
-            if recorded < len(notice_ids):
-                log.warning(
-                    "%d notices: delivered, but their claim had expired",
-                    len(notice_ids) - recorded,
-                )
-            return recorded
-
-        self._outcome(write, len(notice_ids))
-        return len(notice_ids)
 
     def _owners_pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -446,10 +431,10 @@ class Deliverer:
                     )
             except Exception as exc:  # each backs off (keeps its order), or is recorded as failed
                 for n in claimed:
-                    self._failed(n, exc)
+                    self.outcomes.failed(n, exc)
                 continue
             if together.digest is not None:
-                sent += self._sent([n.id for n in claimed], Route.SHOWN.value)
+                sent += self.outcomes.sent([n.id for n in claimed], Route.SHOWN.value)
                 self._recorded(together.digest)
                 continue
             # the channel could not take a digest: each island was announced on its own, or
@@ -459,121 +444,21 @@ class Deliverer:
                 posted = together.alone.get(n.island_id)
                 try:
                     if posted is None:
-                        raise together.failed[n.island_id]  # noqa: TRY301 - judged by _failed
+                        raise together.failed[n.island_id]  # noqa: TRY301 - judged by Outcomes.failed
                     self._attach(n, posted)
                 except Exception as exc:
-                    self._failed(n, exc)
+                    self.outcomes.failed(n, exc)
                     continue
                 attached[n.id] = posted
             if attached:
-                sent += self._sent(list(attached), "posted")
+                sent += self.outcomes.sent(list(attached), "posted")
             for posted in attached.values():
                 self._recorded(posted)
         return sent
 
-    def _failed(self, notice: PendingNotice, exc: Exception) -> bool:
-        """An attempt failed. A notice that can never be delivered is recorded so at once and
-        True returned: the island's later notices go on. That is one the chat refuses for good
-        (``NoticeRefused``), or one our own code failed on (a bug: not an ``IslandbotError``,
-        nor an ``OSError`` of a connection; logged with its traceback and counted, so that it
-        is seen, never mistaken for a chat that is down). Anything else (the chat or the
-        database failing for now) backs off, and the island's later notices wait behind it
-        (False)."""
-        if isinstance(exc, NoticeRefused):
-            metrics.NOTICES_REFUSED.labels(reason=exc.reason, outcome="failed").inc()
-            log.warning(
-                "notice %d for island %d refused by the chat for good, recorded as refused: %s",
-                notice.id,
-                notice.island_id,
-                exc,
-            )
-            return self._outcome(
-                functools.partial(
-                    self.outbox.refused, notice.id, by=self.name, outcome="refused", error=str(exc)
-                ),
-                False,
-            )
-        if not isinstance(exc, IslandbotError | OSError):
-            metrics.NOTICE_ERRORS.labels(error=type(exc).__name__).inc()
-            log.error(
-                "notice %d for island %d failed on an error of ours, recorded as failed",
-                notice.id,
-                notice.island_id,
-                exc_info=exc,
-            )
-            error = f"{type(exc).__name__}: {exc}"
-            return self._outcome(
-                functools.partial(
-                    self.outbox.refused, notice.id, by=self.name, outcome="failed", error=error
-                ),
-                False,
-            )
-        retry_after = getattr(exc, "retry_after", None)
-        wait = (
-            timedelta(seconds=float(retry_after))
-            if isinstance(retry_after, int | float) and retry_after > 0
-            else backoff(
-                notice.attempts + 1,
-                base=self.policy.backoff_base,
-                cap=self.policy.backoff_cap,
-                jitter=self._random.random(),
-            )
-        )
-
-        def write() -> bool:
-            gave_up = self.outbox.failed(
-                notice.id, by=self.name, error=str(exc), wait=wait, max_age=self.policy.max_age
-            )
-            if gave_up:
-                metrics.NOTICES_GIVEN_UP.inc()
-                log.error(
-                    "notice %d for island %d given up after %d attempts: %s",
-                    notice.id,
-                    notice.island_id,
-                    notice.attempts + 1,
-                    exc,
-                )
-            elif not isinstance(exc, DatabaseError):  # told once where it is noticed
-                log.warning(
-                    "notice %d for island %d not delivered (attempt %d, next in %.0fs): %s",
-                    notice.id,
-                    notice.island_id,
-                    notice.attempts + 1,
-                    wait.total_seconds(),
-                    exc,
-                )
-            return False
-
-        return self._outcome(write, False)
-
     def announcement(self, n: PendingNotice, *, crowded: bool = False) -> Announcement:
-        clock = island_time(n.clock_offset_s, self.clock()) if n.clock_offset_s else None
-        text = notices.notice_text(
-            n.kind,
-            n.detail,
-            island_id=n.island_id,
-            owner_id=n.owner_id,
-            branch=n.branch,
-            ports=named_ports(self.port_names, n.first_port),
-            clock=clock,
-            tz=self.tz,
-        )
-        return Announcement(
-            key=f"outbox-{n.id}",
-            island_id=n.island_id,
-            kind=n.kind.value,
-            text=text,
-            owner_id=n.owner_id,
-            channel=n.chat_channel,
-            thread_ts=n.chat_thread,
-            broadcast=n.kind in BROADCAST,
-            status_line=notices.status_line(n.island_id, n.state, n.branch),
-            retry=n.attempts > 0,
-            detail=dict(n.detail),
-            route=route(
-                n.kind, in_digest=n.chat_digest, crowded=crowded, retry=n.attempts > 0
-            ).value,
-            in_digest=n.chat_digest,
+        return announcement(
+            n, port_names=self.port_names, now=self.clock(), tz=self.tz, crowded=crowded
         )
 
     def close(self) -> None:

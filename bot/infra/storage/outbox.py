@@ -168,36 +168,12 @@ class Outbox:
 
         return self.db.run(read, what="outbox", read_only=True)
 
-    def claim(self, notice_id: int, *, by: str, ttl: timedelta, fence: Fence | None) -> bool:
-        """Take the notice for one delivery attempt (counted), if it is free and due and the
-        caller may still deliver; False otherwise (someone else has it, or it is done)."""
-
-        def write(conn: Connection) -> bool:
-            if fence is not None:
-                fence(conn)
-            now = database_now(conn)
-            taken = conn.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == notice_id,
-                    *_claimable(now),
-                )
-                .values(
-                    claimed_by=by,
-                    claim_until=now + ttl,
-                    worker=self.worker,
-                    attempts=OutboxMessage.attempts + 1,
-                )
-            ).rowcount
-            return bool(taken)
-
-        return self.db.run(write, what="claim notice")
-
     def claim_many(
         self, notice_ids: Sequence[int], *, by: str, ttl: timedelta, fence: Fence | None
     ) -> list[int]:
-        """``claim`` for several notices in one transaction: the ids taken, in the order
-        given (a delivery that announces many islands at once, a digest)."""
+        """Take these notices for one delivery attempt each (counted), those that are free
+        and due, if the caller may still deliver (``fence``), in one transaction: the ids
+        taken, in the order given (someone else has the others, or they are done)."""
 
         def write(conn: Connection) -> list[int]:
             if fence is not None:
@@ -229,7 +205,8 @@ class Outbox:
         return self.db.run(write, what="claim notices")
 
     def sent_many(self, notice_ids: Sequence[int], *, by: str, delivered_as: str) -> int:
-        """``sent`` for several notices in one transaction; how many were still ours."""
+        """Record these notices as delivered (``delivered_as``: posted, shown, superseded),
+        in one transaction; how many were still ours (a claim lost meanwhile is not)."""
 
         def write(conn: Connection) -> int:
             return int(
@@ -241,20 +218,6 @@ class Outbox:
             )
 
         return self.db.run(write, what="notices sent")
-
-    def sent(self, notice_id: int, *, by: str, delivered_as: str = "posted") -> bool:
-        """Record the notice as delivered (``delivered_as``: posted, shown, superseded);
-        False when the claim had been lost meanwhile."""
-
-        def write(conn: Connection) -> bool:
-            done = conn.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == notice_id, OutboxMessage.claimed_by == by)
-                .values(_sent(conn, delivered_as))
-            ).rowcount
-            return bool(done)
-
-        return self.db.run(write, what="notice sent")
 
     def failed(
         self,
