@@ -3,8 +3,9 @@ notice at a time, channels in parallel (a chat paces each channel, so one busy c
 not hold up the others).
 
 One loop delivers every island's notices (``_in_waves``): each wave, the next notice of every
-island, claimed together (``Outbox.claim_many``, fenced by the leader's lease), handed over
-(at once, or one after another in a paced channel), and recorded as sent together right after:
+island, in chunks claimed together (``Outbox.claim_many``, fenced by the leader's lease),
+handed over (at once, or one after another in a paced channel), and recorded as sent together
+right after:
 a crash loses at most the notices in flight, which go out again with ``retry`` set, so an
 adapter that can look up what it posted (Slack message metadata) delivers each once. A claim
 lasts as long as its process lives (its heartbeat), at most ``claim_ttl``, which outlasts the
@@ -37,6 +38,7 @@ notice was delivered is recorded (``delivered_as``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -98,7 +100,9 @@ class Deliverer:
         self.name = f"deliverer/{uuid.uuid4().hex[:12]}"
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._owners: ThreadPoolExecutor | None = None
+        self._owners: ThreadPoolExecutor | None = None  # notices handed over at once
+        self._parts: ThreadPoolExecutor | None = None  # channels' paced parts of a round
+        self._paced = isinstance(notifier, GroupNotifier) and notifier.pace() is not None
         # a channel's paced part of a round still going on: its work, the islands whose digest
         # it is posting (their owners are told meanwhile), and the islands with a root message
         # of their own whose notices it is delivering (left to it)
@@ -173,15 +177,14 @@ class Deliverer:
         if channel is None or (not groups and len(apart) <= 1 and not busy):
             if channel is not None:
                 self._hand_over(channel, [], own)
-            paced = self.group is not None and self.group.pace() is not None
-            if not paced:  # nothing holds the posts back: all at once
+            if not self._paced:  # nothing holds the posts back: all at once
                 return sent + self._in_waves(own + apart, now, crowded)
-            # the channel's own threads in its order (its queue would make them wait anyway,
-            # on the owners' pool they would hold up other channels' owners), beside the owners'
+            # the owner told first; then the channel's own threads in its order (its queue would
+            # make them wait anyway; on the owners' pool they would hold up other channels')
             return (
                 sent
-                + self._in_waves(own, now, set(), concurrent=False)
                 + self._in_waves(apart, now, crowded)
+                + self._in_waves(own, now, set(), concurrent=False)
             )
         # the channel's messages (paced at its rate: digests, the threads of islands with
         # their own root message) go on beside the owners' (each its own conversation, all at
@@ -189,10 +192,15 @@ class Deliverer:
         # until it is done, and tells the owners meanwhile
         if not busy:
             self._hand_over(channel, groups, own)
-            work = self._owners_pool().submit(self._in_channel, channel, groups, own, now)
-            digests = {n.island_id for _join, group in groups for n in group}
             with self._lock:
+                if self._parts is None:
+                    self._parts = ThreadPoolExecutor(
+                        self.policy.threads, thread_name_prefix="notices-channel"
+                    )
+                work = self._parts.submit(self._in_channel, channel, groups, own, now)
+                digests = {n.island_id for _join, group in groups for n in group}
                 self._inflight[channel] = (work, digests, {notices[0].island_id for notices in own})
+            work.add_done_callback(functools.partial(self._part_done, channel))
         return sent + self._in_waves(apart, now, crowded)
 
     @staticmethod
@@ -234,17 +242,20 @@ class Deliverer:
             return False, set(), set()
         with self._lock:
             inflight = self._inflight.get(channel)
-            if inflight is None:
-                return False, set(), set()
-            if inflight[0].done():
-                del self._inflight[channel]
-                failure = inflight[0].exception()
-                if failure is not None:  # the database away: told once, where it is noticed
-                    log_failure(log, f"delivering in {channel} failed", failure)
-                else:
-                    self._finished += inflight[0].result()
+            if inflight is None or inflight[0].done():  # done: ``_part_done`` is clearing it
                 return False, set(), set()
             return True, set(inflight[1]), set(inflight[2])
+
+    def _part_done(self, channel: str, work: Future[int]) -> None:
+        """A channel's part of a round is done: counted (or its failure told), and cleared."""
+        failure = work.exception()
+        with self._lock:
+            if self._inflight.get(channel, (None,))[0] is work:
+                del self._inflight[channel]
+            if failure is None:
+                self._finished += work.result()
+        if failure is not None:  # the database away: told once, where it is noticed
+            log_failure(log, f"delivering in {channel} failed", failure)
 
     def _in_channel(
         self,
@@ -382,8 +393,16 @@ class Deliverer:
             return None
         elif not self.islands.attach_thread(notice.island_id, posted.channel, posted.ts):
             island = self.islands.get(notice.island_id)  # recorded before: that one it is
-            if island.chat_channel is None or island.chat_thread is None:
-                return None
+            if (island.chat_channel, island.chat_thread) != (posted.channel, posted.ts):
+                log.warning(
+                    "island %d: root message %s in %s posted, but %s was recorded before",
+                    notice.island_id,
+                    posted.ts,
+                    posted.channel,
+                    island.chat_thread,
+                )
+            if island.chat_channel is None or island.chat_thread is None or island.chat_digest:
+                return None  # a digest's: it is shown there, its notices find it recorded
             return Posted(island.chat_channel, island.chat_thread)
         return posted
 
@@ -439,21 +458,20 @@ class Deliverer:
                 continue
             # the channel could not take a digest: each island was announced on its own, or
             # failed (refused for good, or the chat or database failing for now)
-            attached: dict[int, Posted] = {}  # notice id -> its island's root message
+            attached: dict[int, Posted | None] = {}  # notice id -> its island's root message
             for n in claimed:
                 posted = together.alone.get(n.island_id)
                 try:
                     if posted is None:
-                        raise together.failed[n.island_id]  # noqa: TRY301 - judged by Outcomes.failed
-                    self._attach(n, posted)
+                        raise together.failed[n.island_id]  # noqa: TRY301 - Outcomes.failed judges
+                    attached[n.id] = self._attach(n, posted)
                 except Exception as exc:
                     self.outcomes.failed(n, exc)
-                    continue
-                attached[n.id] = posted
             if attached:
                 sent += self.outcomes.sent(list(attached), "posted")
-            for posted in attached.values():
-                self._recorded(posted)
+            for root in attached.values():
+                if root is not None:
+                    self._recorded(root)
         return sent
 
     def announcement(self, n: PendingNotice, *, crowded: bool = False) -> Announcement:
@@ -463,8 +481,8 @@ class Deliverer:
 
     def close(self) -> None:
         with self._lock:  # taken out under the lock, waited for outside it (they take it)
-            pools = [pool for pool in (self._pool, self._owners) if pool is not None]
-            self._pool = self._owners = None
+            pools = [p for p in (self._pool, self._parts, self._owners) if p is not None]
+            self._pool = self._parts = self._owners = None
         for pool in pools:
             pool.shutdown(wait=True)
         close = getattr(self.notifier, "close", None)  # a chat notifier's pending rewrites

@@ -43,6 +43,7 @@ class DeliveryPolicy:
     max_age: timedelta = timedelta(days=1)  # then a notice is given up
     threads: int = 4  # channels delivered to at once
     owner_threads: int = 16  # notices handed over at once where no channel paces them
+    # (``threads`` more run the busy channels' paced parts: digests, their own threads)
     supersede: bool = True  # progress notices overtaken before they went out are not sent
     digest: DigestPolicy | None = field(default_factory=DigestPolicy)  # None: no digests
 
@@ -64,7 +65,9 @@ class Outcomes:
         conflict past retrying), it is kept for later (``record_owed``) and ``otherwise``
         returned: the notice stays claimed by this live process meanwhile, so it is neither
         tried again as if it had not gone out nor held for the claim's whole length once the
-        database is back. (The database's absence is told where it is noticed: ``db_health``.)"""
+        database is back. (The database's absence is told where it is noticed: ``db_health``.)
+        Any other failure is a bug: logged with its traceback and dropped (the claim then ends
+        with its time, or with this process)."""
         try:
             return write()
         except DatabaseError:
@@ -90,6 +93,10 @@ class Outcomes:
                 raise
             except Exception as exc:  # a bug: told, and not tried again every round
                 log_failure(log, "a kept outcome could not be recorded", exc)
+            except BaseException:  # interrupted: what is not recorded yet stays kept
+                with self._lock:
+                    self._owed[:0] = owed[done:]
+                raise
 
     def sent(self, notice_ids: list[int], delivered_as: str) -> int:
         """Record notices as delivered (kept for later when the database cannot take it)."""
