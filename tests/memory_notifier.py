@@ -23,6 +23,8 @@ class MemoryNotifier:
             self._items.append(announcement)
         if announcement.kind != "announce" or announcement.channel is None:
             return None
+        if announcement.in_digest:  # its digest, recorded already, shows it: nothing posted
+            return None
         return Posted(announcement.channel, f"thread-{announcement.island_id}")
 
     def recorded(self, posted: Posted) -> None:

@@ -34,7 +34,7 @@ from bot.chat.output import Blocks, ChatError, ChatOutput, Reply, tell
 from bot.chat.root_refresh import Rendered, RootRefresher
 from bot.domain.island_clock import island_time
 from bot.domain.lifecycle_rules import Notice
-from bot.domain.notice_routes import Fallback, Pace, Route, after_refusal
+from bot.domain.notice_routes import FOR_THE_OWNER, Fallback, Pace, Route, after_refusal
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import IslandRecord
 from bot.domain.time_source import Clock, utcnow
@@ -99,6 +99,8 @@ class ChatNotifier:
             if a.channel is None:  # started outside a chat (the command line): nowhere to post
                 log.info("island %d: %s", a.island_id, a.text)
                 return None
+            if self._told_owner_before(a):
+                return None
             self._post(
                 a,
                 a.channel,
@@ -109,6 +111,20 @@ class ChatNotifier:
         if a.channel is not None and a.thread_ts is not None:
             self.roots.mark(a.channel, a.thread_ts)
         return None
+
+    def _told_owner_before(self, a: Announcement) -> bool:
+        """A retried notice for its owner, of an island with a root message of its own, may
+        have gone to the owner directly on its first attempt (the channel crowded then:
+        ``notice_routes.crowded``); found there, it is not posted in the thread as well."""
+        if not (a.retry and not a.in_digest and Notice(a.kind) in FOR_THE_OWNER):
+            return False
+        try:
+            found = self.sender.find(self._direct(a.owner_id), a.key)
+        except NoticeRefused:  # the owner cannot be told directly: it went nowhere else
+            return False
+        if found is not None:
+            log.info("island %d: %s notice was already told to its owner", a.island_id, a.kind)
+        return found is not None
 
     def _tell_owner(self, a: Announcement) -> None:
         """A notice for the owner of an island in a digest, in their direct conversation with

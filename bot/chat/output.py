@@ -97,6 +97,10 @@ class ChatOutput(Protocol):
         instead of posting again. ``meta``: machine-readable facts the message shows (Slack:
         its metadata), for other tools; an adapter may drop them."""
 
+    def find(self, channel: str, key: str, *, thread_ts: str | None = None) -> str | None:
+        """The message carrying ``key`` in ``channel`` (in ``thread_ts``'s thread if given),
+        after whatever is still queued for that conversation; None when there is none."""
+
     def update(
         self,
         channel: str,

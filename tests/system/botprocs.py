@@ -400,8 +400,16 @@ def check_announced(islands: Sequence[Any], notices: Sequence[Any], fake: FakeSl
     out. Returns how many ready notices were posted."""
     posts = [m for channel in list(fake.messages) for m in fake.posts(channel)]
     keys = Counter(k for m in posts if (k := key_of(m)) is not None)
-    doubled = [k for k, n in keys.items() if n > 1]
-    assert not doubled, f"notices posted twice: {doubled}"
+    doubled = {
+        k: [
+            (m.get("channel"), m.get("thread_ts"), str(m.get("text"))[:60])
+            for m in posts
+            if key_of(m) == k
+        ]
+        for k, n in keys.items()
+        if n > 1
+    }
+    assert not doubled, f"notices posted twice (where, what): {doubled}"
     assert all(n.given_up_at is None and n.sent_at is not None for n in notices)
     posted = {f"outbox-{n.id}" for n in notices if n.delivered_as in (None, "posted")}
     found = {k for k in keys if k.startswith("outbox-")}

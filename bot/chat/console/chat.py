@@ -98,6 +98,13 @@ class ConsoleChat:
 
     # ---- ChatOutput ---------------------------------------------------------------------------
 
+    def find(self, channel: str, key: str, *, thread_ts: str | None = None) -> str | None:
+        with self._lock:
+            for m in self._messages.values():
+                if m.key == key and m.thread_ts == thread_ts and m.channel == channel:
+                    return m.ts
+        return None
+
     def post(
         self,
         channel: str,

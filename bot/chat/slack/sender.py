@@ -265,6 +265,11 @@ class SlackSender:
 
         return self.queues.run(self._queue_of(channel), send)
 
+    def find(self, channel: str, key: str, *, thread_ts: str | None = None) -> str | None:
+        return self.queues.run(
+            self._queue_of(channel), lambda: self._find(channel, thread_ts, key), paced=False
+        )
+
     def _find(self, channel: str, thread_ts: str | None, key: str) -> str | None:
         """The message carrying ``key`` in the thread (or, without one, among the channel's
         recent messages: a root message), or None."""
