@@ -287,7 +287,11 @@ class Deliverer:
         of their own routed as if in a digest (``notice_routes.crowded``)."""
         queues = [list(notices) for notices in islands if notices]
         pool = self._owners_pool() if concurrent else None
-        chunk = self.policy.owner_threads if concurrent else 1
+        # a chat whose posts may wait (Slack): no more claimed than handed over at once;
+        # one that takes every post at once (the console): the whole wave
+        chunk = (
+            (self.policy.owner_threads if concurrent else 1) if self._paced else max(1, len(queues))
+        )
         sent = 0
         while True:
             heads = [q for q in queues if q and self._ready(q[0], now)]
