@@ -22,6 +22,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+from sqlalchemy.engine import make_url
+
+from bot.infra.storage.database import Database, create_database
+
 
 class TcpProxy:
     def __init__(self, target: tuple[str, int], *, host: str = "127.0.0.1") -> None:
@@ -142,3 +146,17 @@ def proxying(target: tuple[str, int]) -> Iterator[TcpProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+@contextlib.contextmanager
+def database_behind_proxy(url: str) -> Iterator[tuple[Database, TcpProxy]]:
+    """A ``Database`` on the MariaDB of ``url`` reached through a proxy of its own."""
+    parsed = make_url(url)
+    with proxying((parsed.host or "127.0.0.1", parsed.port or 3306)) as proxy:
+        db = create_database(
+            parsed.set(host=proxy.address[0], port=proxy.port).render_as_string(hide_password=False)
+        )
+        try:
+            yield db, proxy
+        finally:
+            db.dispose()

@@ -10,17 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from bot.app.notices import Announcement, Posted
 from bot.domain.errors import DatabaseUnavailable
 from bot.domain.lifecycle_rules import Notice
-from bot.infra.storage.database import Database, create_database
+from bot.infra.storage.database import Database
 from bot.infra.storage.tables import OutboxMessage
 from tests import dbutil
 from tests.app.test_refused_notices import deliverer, islands
 from tests.memory_notifier import MemoryNotifier
-from tests.tcpproxy import TcpProxy, proxying
+from tests.tcpproxy import TcpProxy, database_behind_proxy
 
 
 class CutAfterPosting(MemoryNotifier):
@@ -44,13 +43,8 @@ def proxied(mysql_session_url: str) -> Iterator[tuple[Database, TcpProxy]]:
     wiper = dbutil.migrated(mysql_session_url)
     dbutil.wipe(wiper)
     wiper.dispose()
-    url = make_url(mysql_session_url)
-    with proxying((url.host or "127.0.0.1", url.port or 3306)) as proxy:
-        db = create_database(
-            url.set(host=proxy.address[0], port=proxy.port).render_as_string(hide_password=False)
-        )
-        yield db, proxy
-        db.dispose()
+    with database_behind_proxy(mysql_session_url) as proxied_db:
+        yield proxied_db
 
 
 @pytest.mark.mysql

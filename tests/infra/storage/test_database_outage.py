@@ -11,12 +11,11 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection, text
-from sqlalchemy.engine import make_url
 
 from bot.domain.errors import DatabaseUnavailable, IslandbotError
 from bot.infra import metrics
 from bot.infra.storage.database import Database, create_database
-from tests.tcpproxy import TcpProxy, proxying
+from tests.tcpproxy import TcpProxy, database_behind_proxy
 
 
 def select_one(conn: Connection) -> int:
@@ -60,13 +59,8 @@ def test_a_connection_the_driver_finds_closed_is_the_database_unavailable(
 
 @pytest.fixture
 def proxied(mysql_session_url: str) -> Iterator[tuple[Database, TcpProxy]]:
-    url = make_url(mysql_session_url)
-    with proxying((url.host or "127.0.0.1", url.port or 3306)) as proxy:
-        db = create_database(
-            url.set(host=proxy.address[0], port=proxy.port).render_as_string(hide_password=False)
-        )
-        yield db, proxy
-        db.dispose()
+    with database_behind_proxy(mysql_session_url) as proxied_db:
+        yield proxied_db
 
 
 @pytest.mark.mysql
