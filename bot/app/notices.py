@@ -45,6 +45,7 @@ class Announcement:
     detail: Mapping[str, Any] = field(default_factory=dict)  # what the notice was written with
     route: str = "thread"  # thread, direct (to the owner) or shown (only in the root message)
     in_digest: bool = False  # the island's root message is a digest
+    digest_of: int | None = None  # the digest it goes into is keyed by this island's id
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 
 def digest_key(first_island_id: int) -> str:
-    """The key a digest is posted with: its first (lowest) island's id."""
+    """The key a digest is posted with: its first (lowest) island's id when it was planned
+    (``digest_of``: the same however many of its islands are tried again with it)."""
     return f"digest-{first_island_id}"
 
 
@@ -156,7 +157,7 @@ class ChatNotifier:
                 channel,
                 text,
                 blocks=blocks,
-                key=digest_key(ids[0]),
+                key=digest_key(min((a.digest_of or ids[0]) for a in announcements)),
                 look_first=retry,
                 meta=shows(*islands),
             )
@@ -355,7 +356,7 @@ class ChatNotifier:
             key = None if announced is None else f"outbox-{announced}"
         else:
             text, blocks = layouts.digest_message(islands)
-            key = digest_key(islands[0].id)
+            key = digest_key(min((i.digest_of or islands[0].id) for i in islands))
         meta = shows(*islands)
         return text, blocks, meta if key is None else {**meta, "key": key}
 

@@ -114,6 +114,7 @@ class IslandRecord:
     pod_created_at: datetime | None = None  # when the cluster answered its pod's create
     registration_token_hash: str | None = None  # what a registration's token must hash to
     chat_digest: bool = False  # chat_thread is a digest shared with islands started at once
+    digest_of: int | None = None  # its digest's key is this island's (planned before posting)
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -206,6 +207,8 @@ class PendingNotice:
     clock_offset_s: int
     created_at: datetime | None = None
     chat_digest: bool = False  # the island's root message is a digest
+    # planned into the digest keyed by this island's id (an earlier attempt may have posted it)
+    digest_of: int | None = None
     next_attempt_at: datetime | None = None  # not before (a failed attempt backs off)
     claim_until: datetime | None = None  # held by a delivery until then
 

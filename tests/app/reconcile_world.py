@@ -122,7 +122,7 @@ class World:
             time.sleep(0.05)
         raise AssertionError(
             f"not reached within {timeout}s; notices: "
-            f"{[(a.island_id, a.kind) for a in self.notifier.items]}"
+            f"{[(a.island_id, a.kind) for a in getattr(self.notifier, 'items', [])]}"
         )
 
     def pod_name(self, island_id: int) -> str:

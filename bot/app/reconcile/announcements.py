@@ -52,4 +52,5 @@ def announcement(
         detail=dict(n.detail),
         route=route(n.kind, in_digest=n.chat_digest, crowded=crowded, retry=n.attempts > 0).value,
         in_digest=n.chat_digest,
+        digest_of=n.digest_of,
     )

@@ -36,6 +36,13 @@ from bot.infra.storage.islands import IslandStore
 Groups = list[tuple[str | None, list[PendingNotice]]]  # (a young digest to join or None; its)
 
 
+def planned_or_alone(n: PendingNotice) -> bool:
+    """An announcement whose earlier attempt may have been posted, and so goes where that
+    attempt was going: into the digest it was planned into (``digest_of``), or, tried again
+    without one (and not bound for a digest meanwhile), on its own, never into a digest."""
+    return n.digest_of is not None or (n.attempts > 0 and not n.chat_digest)
+
+
 class DigestPlanner:
     def __init__(
         self,
@@ -128,6 +135,7 @@ class DigestPlanner:
             if notices[0].kind == Notice.ANNOUNCE
             and notices[0].chat_thread is None
             and notices[0].island_id not in posting
+            and not planned_or_alone(notices[0])
         ]
         if not digest_or_not(
             len(awaiting),
@@ -153,8 +161,15 @@ class DigestPlanner:
             for n in islands
             if n[0].kind == Notice.ANNOUNCE and n[0].chat_thread is None and self.ready(n[0], now)
         ]
+        # an earlier attempt may have posted these: each goes where it was going then
+        planned: dict[int, list[PendingNotice]] = {}
+        for n in fresh:
+            if n.digest_of is not None:
+                planned.setdefault(n.digest_of, []).append(n)
+        groups: Groups = [(None, group) for group in planned.values()]
+        fresh = [n for n in fresh if not planned_or_alone(n)]
         if not fresh:
-            return [], set()
+            return groups, set()
         started = self.clock()  # the clock the starts were recorded on
         young = self.islands.open_digest(channel, since=started - policy.window, size=policy.size)
         bound = [n.island_id for n in fresh if n.chat_digest]  # while the channel was busy
@@ -168,15 +183,19 @@ class DigestPlanner:
         ):
             if bound:
                 self.islands.bind_to_digest(bound, bound=False)
-            return [], set(bound)
+            return groups, set(bound)
         joining, new = share_out(
             len(fresh), room=0 if young is None else policy.size - young[1], size=policy.size
         )
-        groups: Groups = []
         if young is not None and joining:
             groups.append((young[0], fresh[:joining]))
         at = joining
+        planning: list[list[PendingNotice]] = []
         for size in new:
-            groups.append((None, fresh[at : at + size]))
+            leader = min(n.island_id for n in fresh[at : at + size])
+            planning.append([replace(n, digest_of=leader) for n in fresh[at : at + size]])
             at += size
+        # written before they are posted: an attempt tried again looks for the same digest
+        self.islands.plan_digests([[n.island_id for n in group] for group in planning])
+        groups.extend((None, group) for group in planning)
         return groups, set()

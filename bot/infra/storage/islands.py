@@ -143,7 +143,9 @@ class IslandStore:
                 conn.execute(
                     update(Island)
                     .where(Island.id == island_id, Island.chat_thread.is_(None))
-                    .values(chat_channel=channel, chat_thread=thread, chat_digest=False)
+                    .values(
+                        chat_channel=channel, chat_thread=thread, chat_digest=False, digest_of=None
+                    )
                 ).rowcount
             )
 
@@ -167,16 +169,37 @@ class IslandStore:
     def bind_to_digest(self, island_ids: Sequence[int], *, bound: bool = True) -> None:
         """Mark islands not announced yet as going into a digest (a burst is being announced
         in their channel): their notices go to their owners from now on. ``bound=False``:
-        no longer (each will have a root message of its own)."""
+        no longer (each will have a root message of its own); never one planned into a
+        digest that may have been posted (``plan_digests``)."""
 
         def write(conn: Connection) -> None:
             conn.execute(
                 update(Island)
-                .where(Island.id.in_(island_ids), Island.chat_thread.is_(None))
+                .where(
+                    Island.id.in_(island_ids),
+                    Island.chat_thread.is_(None),
+                    Island.digest_of.is_(None),
+                )
                 .values(chat_digest=bound)
             )
 
         self.db.run(write, what="bind to digest")
+
+    def plan_digests(self, groups: Sequence[Sequence[int]]) -> None:
+        """Before new digests are posted: each group's islands (those not announced yet) go
+        into the digest keyed by its first island's id, in one transaction. A retried
+        attempt finds that digest by its key (``PendingNotice.digest_of``)."""
+
+        def write(conn: Connection) -> None:
+            for group in groups:
+                conn.execute(
+                    update(Island)
+                    .where(Island.id.in_(group), Island.chat_thread.is_(None))
+                    .values(chat_digest=True, digest_of=min(group))
+                )
+
+        if groups:
+            self.db.run(write, what="plan digests")
 
     def open_digest(self, channel: str, *, since: datetime, size: int) -> tuple[str, int] | None:
         """The channel's newest digest that was started after ``since`` and shows fewer than

@@ -90,6 +90,7 @@ def _pending(now: datetime) -> Select[Any]:
             Island.state,
             Island.clock_offset_s,
             Island.chat_digest,
+            Island.digest_of,
         )
         .select_from(OutboxMessage)
         .join(Island, Island.id == OutboxMessage.island_id)
@@ -160,6 +161,7 @@ class Outbox:
                     r.clock_offset_s,
                     created_at=r.created_at,
                     chat_digest=bool(r.chat_digest),
+                    digest_of=r.digest_of,
                     next_attempt_at=r.next_attempt_at,
                     claim_until=r.claim_until,
                 )

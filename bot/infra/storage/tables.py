@@ -127,6 +127,9 @@ class Island(Base):
     chat_thread: Mapped[str | None] = mapped_column(String(32))
     # chat_thread is a digest shared with the islands started at once in the channel
     chat_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # the island whose digest key (``digest-<id>``) its announcement is posted under, written
+    # before that digest is posted: an attempt tried again looks for that one (migration 0012)
+    digest_of: Mapped[int | None] = mapped_column(Integer)
     clock_offset_s: Mapped[int] = mapped_column(BigInteger, default=0)
     overrides: Mapped[dict[str, str]] = mapped_column(JSONText(), default=dict)
     note: Mapped[str | None] = mapped_column(String(500))
