@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Delivery, Island, OutboxMessage, PortBlock
@@ -331,19 +331,76 @@ def key_of(message: dict[str, Any]) -> str | None:
     return ((metadata or {}).get("event_payload") or {}).get("key")
 
 
+def unsettled(db: Database) -> dict[str, int]:
+    """What is not at rest yet: requests not carried out, islands moving, notices unsent."""
+    with db.engine.connect() as conn:
+        unfinished = conn.execute(
+            select(func.count()).select_from(Delivery).where(Delivery.state != "done")
+        ).scalar_one()
+        moving = conn.execute(
+            select(func.count())
+            .select_from(Island)
+            .where(Island.state.not_in(["ready", "stopped"]))
+        ).scalar_one()
+        unsent = conn.execute(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.given_up_at.is_(None))
+        ).scalar_one()
+    return {"requests": unfinished, "islands": moving, "notices": unsent}
+
+
 def settled(db: Database) -> bool:
     """Every request carried out, every island at rest, every notice sent."""
-    with db.engine.connect() as conn:
-        unfinished = conn.execute(select(Delivery.key).where(Delivery.state != "done")).first()
-        moving = conn.execute(
-            select(Island.id).where(Island.state.not_in(["ready", "stopped"]))
-        ).first()
-        unsent = conn.execute(
-            select(OutboxMessage.id).where(
-                OutboxMessage.sent_at.is_(None), OutboxMessage.given_up_at.is_(None)
-            )
-        ).first()
-    return unfinished is None and moving is None and unsent is None
+    return not any(unsettled(db).values())
+
+
+class Settling:
+    """Waits for everything to settle, noting when each part was last seen unsettled (seconds
+    after ``since``): where a slow settle spent its time."""
+
+    def __init__(self, db: Database, since: float, fake: FakeSlack | None = None) -> None:
+        """``fake``: the chat, to tell how many posts the busiest conversation took while
+        settling (at Slack's pace, a floor on how long settling takes)."""
+        self.db, self.since, self.fake = db, since, fake
+        self.last: dict[str, float] = {}
+        self.at_start: dict[str, int] = {}
+        self.started_s = 0.0
+        self.posts_before: Counter[str] = Counter()
+        self.posts_after: Counter[str] = Counter()
+
+    def _posts(self) -> Counter[str]:
+        if self.fake is None:
+            return Counter()
+        return Counter({c: len(self.fake.posts(c)) for c in list(self.fake.messages)})
+
+    def wait(self, timeout: float) -> float:
+        """Seconds after ``since`` when everything had settled (or the timeout ran out)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = unsettled(self.db)
+            if not self.at_start:
+                self.at_start = left
+                self.started_s = round(time.monotonic() - self.since, 1)
+                self.posts_before = self._posts()
+            now = time.monotonic() - self.since
+            for part, count in left.items():
+                if count:
+                    self.last[part] = round(now, 1)
+            if not any(left.values()):
+                break
+            time.sleep(0.25)
+        self.posts_after = self._posts() - self.posts_before
+        return time.monotonic() - self.since
+
+    def report(self) -> dict[str, object]:
+        busiest = self.posts_after.most_common(1)
+        return {
+            "traffic_ended_s": self.started_s,
+            "unsettled_when_traffic_ended": self.at_start,
+            "settled_s_by_part": self.last,
+            "busiest_conversation_posts_while_settling": busiest[0][1] if busiest else 0,
+        }
 
 
 def check_settled(

@@ -28,11 +28,11 @@ from tests.fakeslack import FakeSlack
 from tests.system.botprocs import (
     Bot,
     Driver,
+    Settling,
     bot_env,
     check_settled,
     cluster,
     free_port,
-    settled,
     traffic,
 )
 
@@ -89,10 +89,9 @@ def test_sigkilled_bots_lose_nothing_and_announce_everything_once(
         finally:
             stop.set()
             sender.join(timeout=60)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not settled(db):
-            time.sleep(0.25)
-        settled_s = time.monotonic() - restarted  # traffic went on a while after the restart
+        # traffic went on a while after the restart
+        settling = Settling(db, since=restarted, fake=fake)
+        settled_s = settling.wait(180)
         time.sleep(3)  # anything still moving after "settled" would show now
         try:
             counts = check_settled(db, fake, kube, driver)
@@ -108,6 +107,8 @@ def test_sigkilled_bots_lose_nothing_and_announce_everything_once(
                     "kills": KILLS,
                     "bot_starts": bot.starts,
                     "settled_s_after_last_restart": round(settled_s, 1),
+                    **settling.report(),
+                    "rate_limited": fake.rate_limited,
                     **counts,
                 }
             )

@@ -31,11 +31,11 @@ from tests.fakeslack import FakeSlack
 from tests.system.botprocs import (
     Bot,
     Driver,
+    Settling,
     bot_env,
     check_settled,
     cluster,
     free_port,
-    settled,
     traffic,
 )
 from tests.tcpproxy import proxying
@@ -83,10 +83,8 @@ def test_a_database_outage_under_traffic_loses_nothing_and_is_told_truly(
                 stop.set()
                 sender.join(timeout=60)
             last_fault = time.monotonic() - AFTER_S
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline and not settled(db):
-                time.sleep(0.5)
-            settled_after = time.monotonic() - last_fault
+            settling = Settling(db, since=last_fault, fake=fake)
+            settled_after = settling.wait(180)
             time.sleep(3)  # anything still moving after "settled" would show now
             try:
                 counts = check_settled(db, fake, kube, driver)
@@ -112,6 +110,7 @@ def test_a_database_outage_under_traffic_loses_nothing_and_is_told_truly(
                     "seed": SEED,
                     "turned_away": len(told),
                     "settled_s_after_last_fault": round(settled_after, 1),
+                    **settling.report(),
                     **counts,
                 }
             )

@@ -25,6 +25,17 @@ __all__ = ["SlackListeners", "SocketModeHandler", "socket_mode_handler"]
 COMMAND = "/island"
 
 
+class _ClientTokenFilter(logging.Filter):
+    """slack_bolt warns at every start that ``SLACK_BOT_TOKEN`` is unused because a client was
+    given: the client is built from that very token, so the warning says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_ClientTokenFilter())
+
+
 def socket_mode_handler(app: App, app_token: str) -> SocketModeHandler:
     """Socket Mode: the bot connects out to Slack (no public URL); ``connect()`` to start."""
     return SocketModeHandler(app, app_token)
