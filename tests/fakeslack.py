@@ -182,6 +182,12 @@ class FakeSlack:
         with self._lock:
             self._refusals.append(Refusal(error, channel, match, key, with_blocks))
 
+    def stop_refusing(self) -> None:
+        """Slack takes what it refused (``refuse``) again: the bot let back into a channel, a
+        message that is now short enough."""
+        with self._lock:
+            self._refusals.clear()
+
     def outage(
         self, seconds: float, *, status: int = 503, retry_after: int | None = None, after: float = 0
     ) -> None:

@@ -58,17 +58,6 @@ class Posted:
     request: int | None = None
 
 
-@dataclass(frozen=True)
-class Together:
-    """What announcing islands together came to: their ``digest``, or (None: the channel
-    could not take one) each island announced on its own (``alone``) or not (``failed``:
-    ``NoticeRefused`` when it never will be, else why it was not this time)."""
-
-    digest: Posted | None
-    alone: Mapping[int, Posted] = field(default_factory=dict)
-    failed: Mapping[int, Exception] = field(default_factory=dict)
-
-
 class NoticeRefused(IslandbotError):
     """The chat refuses this notice for good: as it is, and in whatever plainer form or other
     place could have helped. Trying again would not; the outbox records it as refused at once
@@ -100,9 +89,10 @@ class GroupNotifier(Notifier, Protocol):
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> Together:
+    ) -> Posted:
         """Announce these islands (their ``announce`` notices) in one digest message in
-        ``channel``: a new one (found rather than posted again when an earlier attempt may
-        have reached the chat), or the digest ``join`` names. Returns it (to be recorded as
-        each island's root message), or each island's own when the channel could not take a
-        digest; raises when the chat fails for now."""
+        ``channel``: a new one, keyed by the island it was planned for (``digest_of``; found
+        rather than posted again when an earlier attempt may have reached the chat), or the
+        digest ``join`` names. Returns it, to be recorded as each island's root message.
+        Raises ``NoticeRefused`` when the channel refuses the digest for good (each island is
+        then announced on its own), any other error when the chat fails for now."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta, tzinfo
 from typing import Any
 
-from bot.app.notices import Announcement, NoticeRefused, Posted, Together
+from bot.app.notices import Announcement, NoticeRefused, Posted
 from bot.chat.output import Blocks, ChatError, ChatOutput, Reply, tell
 from bot.chat.root_refresh import Rendered, RootRefresher
 from bot.domain.island_clock import island_time
@@ -142,48 +142,36 @@ class ChatNotifier:
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> Together:
+    ) -> Posted:
         """One digest for islands started at once (or ``join``: a young one), to be recorded
-        as each island's root message; each island's own root message (else refused) when
-        the channel cannot take the digest."""
-        ids = sorted(a.island_id for a in announcements)
+        as each island's root message, keyed by the island it was planned for; refused for
+        good: ``NoticeRefused`` (the deliverer announces each island on its own)."""
         if join is not None:
-            return Together(Posted(channel, join))
+            return Posted(channel, join)
+        planned = {a.digest_of for a in announcements}
+        leader = next(iter(planned), None)
+        if len(planned) != 1 or leader is None:
+            raise ValueError(f"a new digest is planned for one island, not {planned}")
+        ids = sorted(a.island_id for a in announcements)
         islands = self.islands.many(ids)
         text, blocks = layouts.digest_message(islands)
-        retry = any(a.retry for a in announcements)
         try:
             ts = self.sender.post(
                 channel,
                 text,
                 blocks=blocks,
-                key=digest_key(min((a.digest_of or ids[0]) for a in announcements)),
-                look_first=retry,
+                key=digest_key(leader),
+                look_first=any(a.retry for a in announcements),
                 meta=shows(*islands),
             )
         except ChatError as exc:
             if not exc.permanent:
                 raise  # the outbox tries again later
             log.warning("digest not posted in %s: %s; each island on its own", channel, exc)
-            alone: dict[int, Posted] = {}
-            failed: dict[int, Exception] = {}
-            for_now: Exception | None = None  # the chat (or database) failing: the rest wait
-            for a in announcements:  # each root message as alone (else to its owner)
-                if for_now is not None:
-                    failed[a.island_id] = for_now
-                    continue
-                try:
-                    posted = self._post_root(a)
-                except NoticeRefused as why:  # refused for good: the others go on
-                    failed[a.island_id] = why
-                    continue
-                except Exception as why:  # what was posted before it is still returned
-                    failed[a.island_id] = for_now = why
-                    continue
-                if posted is not None:
-                    alone[a.island_id] = posted
-            return Together(None, alone, failed)
-        return Together(Posted(channel, ts))
+            raise NoticeRefused(
+                f"digest refused in {channel}: {exc}", reason=str(exc.error or "refused")
+            ) from exc
+        return Posted(channel, ts)
 
     def recorded(self, posted: Posted) -> None:
         """A root message or digest is rendered again from what is recorded now; a clock
@@ -356,7 +344,8 @@ class ChatNotifier:
             key = None if announced is None else f"outbox-{announced}"
         else:
             text, blocks = layouts.digest_message(islands)
-            key = digest_key(min((i.digest_of or islands[0].id) for i in islands))
+            planned = [i.digest_of for i in islands if i.digest_of is not None]
+            key = digest_key(min(planned) if planned else islands[0].id)  # (before 0012)
         meta = shows(*islands)
         return text, blocks, meta if key is None else {**meta, "key": key}
 

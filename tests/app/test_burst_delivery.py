@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.app.notices import Announcement, NoticeRefused, Posted, Together
+from bot.app.notices import Announcement, NoticeRefused, Posted
 from bot.domain.notice_routes import DigestPolicy, Pace
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
@@ -41,10 +41,10 @@ class SlowChannel(MemoryNotifier):
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> Together:
+    ) -> Posted:
         assert self.digests < self.free or self.gate.wait(30)
         self.digests += 1
-        return Together(Posted(channel, join or f"digest-{self.digests}"))
+        return Posted(channel, join or f"digest-{self.digests}")
 
 
 def routes(world: World, island_id: int, kind: str) -> list[str]:
@@ -112,13 +112,13 @@ class DiesAfterTheDigest(SlowChannel):
 
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> Together:
-        together = super().announce_together(channel, announcements, join=join)
-        if self.digests == 1 and together.digest is not None:
+    ) -> Posted:
+        digest = super().announce_together(channel, announcements, join=join)
+        if self.digests == 1:
             ids = [a.island_id for a in announcements]
-            self.islands.attach_digest(ids, channel, together.digest.ts)
+            self.islands.attach_digest(ids, channel, digest.ts)
             raise ConnectionError("the bot died before recording the digest's announcements")
-        return together
+        return digest
 
 
 def test_announcements_tried_again_after_their_digest_was_recorded_are_shown(
@@ -169,16 +169,24 @@ class NoDigestHere(SlowChannel):
     """The channel refuses the digest for good: each island is announced on its own, and the
     second island's root message is refused too (nowhere it could go)."""
 
+    def __init__(self, db: Database, *, free: int = 0) -> None:
+        super().__init__(db, free=free)
+        self.refused: int | None = None
+
     def announce_together(
         self, channel: str, announcements: Sequence[Announcement], *, join: str | None
-    ) -> Together:
+    ) -> Posted:
         self.digests += 1
-        ids = sorted(a.island_id for a in announcements)
-        refused: dict[int, Exception] = {
-            ids[1]: NoticeRefused("root message refused", reason="msg_too_long")
-        }
-        alone = {i: Posted(channel, f"alone-{i}") for i in ids if i not in refused}
-        return Together(None, alone, refused)
+        self.refused = sorted(a.island_id for a in announcements)[1]
+        raise NoticeRefused("digest refused", reason="msg_too_long")
+
+    def announce(self, announcement: Announcement) -> Posted | None:
+        if announcement.kind != "announce" or announcement.channel is None:
+            return super().announce(announcement)
+        if announcement.island_id == self.refused:
+            raise NoticeRefused("root message refused", reason="msg_too_long")
+        super().announce(announcement)
+        return Posted(announcement.channel, f"alone-{announcement.island_id}")
 
 
 def test_islands_announced_alone_when_their_digest_is_refused_are_recorded_as_they_went(

@@ -2,9 +2,10 @@
 21): it goes where its first attempt went, whatever is being announced with it now. Posted
 on its own, it is found in the channel and recorded, never put into a digest of the burst that
 started meanwhile; posted in a digest, that digest is found by the key it was planned with,
-however the islands announced now would be shared out. Either way each island's announcement
-is in exactly one message. The real ``slack_sdk`` against the fake Web API, which enforces
-Slack's per-channel posting rate."""
+however the islands announced now would be shared out; posted on its own after the channel
+refused its digest, never in that digest when the channel would take it now. Either way each
+island's announcement is in exactly one message. The real ``slack_sdk`` against the fake Web
+API, which enforces Slack's per-channel posting rate."""
 
 from __future__ import annotations
 
@@ -90,9 +91,13 @@ def shown_in(fake: FakeSlack, channel: str) -> dict[int, list[str]]:
     return shown
 
 
-def announced(world: World, ids: list[int]) -> bool:
-    return all(i.chat_thread is not None for i in IslandStore(world.db).many(ids)) and not any(
-        n.kind.value == "announce" for n in world.engine.outbox.pending(limit=100)[1]
+def announced(world: World, fake: FakeSlack, ids: list[int]) -> bool:
+    """Every island's announcement recorded, and shown in the channel (a digest is brought up
+    to date with the islands recorded into it a moment after)."""
+    return (
+        all(i.chat_thread is not None for i in IslandStore(world.db).many(ids))
+        and not any(n.kind.value == "announce" for n in world.engine.outbox.pending(limit=100)[1])
+        and set(ids) <= set(shown_in(fake, "C0TEAM"))
     )
 
 
@@ -104,7 +109,7 @@ def test_an_announcement_posted_alone_is_not_put_into_the_burst_that_started_mea
     world.until(lambda: sender.died is not None)  # its root message posted, not recorded
     burst = [world.start(user=f"U0TEAM{n}") for n in range(4)]
     try:
-        world.until(lambda: announced(world, [first, *burst]), timeout=40)
+        world.until(lambda: announced(world, fake, [first, *burst]), timeout=40)
         ids = [first, *burst]
         shown = shown_in(fake, "C0TEAM")
         assert sorted(shown) == sorted(ids)
@@ -129,7 +134,7 @@ def test_a_digest_tried_again_is_found_by_the_key_it_was_planned_with(
     world.until(lambda: sender.died is not None)
     later = world.start(user="U0LATE")
     try:
-        world.until(lambda: announced(world, [*burst, later]), timeout=40)
+        world.until(lambda: announced(world, fake, [*burst, later]), timeout=40)
         shown = shown_in(fake, "C0TEAM")
         assert sorted(shown) == sorted([*burst, later])
         assert all(len(keys) == 1 for keys in shown.values()), shown
@@ -138,5 +143,30 @@ def test_a_digest_tried_again_is_found_by_the_key_it_was_planned_with(
         assert len(died_in) == 3  # the digest that was posted shows the three it was posted for
         assert len({store.get(i).chat_thread for i in died_in}) == 1
         assert all(store.get(i).chat_digest for i in died_in)
+    finally:
+        world.notifier.close()  # type: ignore[attr-defined]
+
+
+def test_islands_announced_alone_after_their_digest_was_refused_are_never_put_back_into_it(
+    world: World, fake: FakeSlack
+) -> None:
+    """The channel refuses the first digest (too long); its islands are announced on their own
+    and the bot dies right after the first of those posts. The channel would take the digest
+    now: tried again, they are still announced on their own, the first found where it went."""
+    sender = in_slack(world, fake, dies_on=lambda key: key.startswith("outbox-"))
+    burst = [world.start(user=f"U0TEAM{n}") for n in range(5)]
+    fake.refuse("msg_too_long", key=f"digest-{min(burst)}")
+    world.until(lambda: sender.died is not None)
+    fake.stop_refusing()
+    try:
+        world.until(lambda: announced(world, fake, burst), timeout=40)
+        shown = shown_in(fake, "C0TEAM")
+        assert sorted(shown) == sorted(burst)
+        assert all(len(keys) == 1 for keys in shown.values()), shown
+        alone = [i for i, keys in shown.items() if keys[0].startswith("outbox-")]
+        assert len(alone) == 3  # the refused digest's three, each on its own
+        assert f"digest-{min(burst)}" not in {k for keys in shown.values() for k in keys}
+        store = IslandStore(world.db)
+        assert not any(store.get(i).chat_digest for i in alone)
     finally:
         world.notifier.close()  # type: ignore[attr-defined]

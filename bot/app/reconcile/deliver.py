@@ -49,6 +49,7 @@ from datetime import UTC, datetime, tzinfo
 
 from bot.app.notices import Announcement, GroupNotifier, Notifier, Posted
 from bot.app.reconcile.announcements import announcement
+from bot.app.reconcile.digest_posts import Claim, DigestPoster
 from bot.app.reconcile.digests import DigestPlanner, Groups
 from bot.app.reconcile.outcomes import DeliveryPolicy, Outcomes
 from bot.domain.errors import log_failure
@@ -120,6 +121,20 @@ class Deliverer:
             else None
         )
         self.outcomes = Outcomes(outbox, by=self.name, policy=policy)
+        self.digests = (
+            DigestPoster(
+                group=self.group,
+                outbox=outbox,
+                islands=islands,
+                outcomes=self.outcomes,
+                claim=Claim(by=self.name, ttl=policy.claim_ttl, fence=fence),
+                announcement=self.announcement,
+                alone=self._try,
+                recorded=self._recorded,
+            )
+            if self.group is not None
+            else None
+        )
 
     def deliver(self) -> int:
         """One round: every due notice, each island's in order. Returns how many went out."""
@@ -264,7 +279,7 @@ class Deliverer:
         own: list[list[PendingNotice]],
         now: datetime,
     ) -> int:
-        sent = self._post_digests(channel, groups) if groups else 0
+        sent = self.digests.post(channel, groups) if self.digests is not None and groups else 0
         # on a worker of the owners' pool: its waves post one after another (the channel's
         # queue would make them wait their turn anyway)
         return sent + self._in_waves(own, now, set(), concurrent=False)
@@ -431,52 +446,6 @@ class Deliverer:
         if notice.next_attempt_at is not None and notice.next_attempt_at > now:
             return False
         return notice.claim_until is None or notice.claim_until <= now
-
-    def _post_digests(self, channel: str, groups: Groups) -> int:
-        """Post (or join) the planned digests; the announcements they carry are recorded as
-        shown, or back off when the chat failed."""
-        assert self.group is not None
-        sent = 0
-        for join, group in groups:
-            ids = self.outbox.claim_many(
-                [n.id for n in group], by=self.name, ttl=self.policy.claim_ttl, fence=self.fence
-            )
-            claimed = [n for n in group if n.id in set(ids)]
-            if not claimed:
-                continue
-            try:
-                together = self.group.announce_together(
-                    channel, [self.announcement(n) for n in claimed], join=join
-                )
-                if together.digest is not None:
-                    self.islands.attach_digest(
-                        [n.island_id for n in claimed], channel, together.digest.ts
-                    )
-            except Exception as exc:  # each backs off (keeps its order), or is recorded as failed
-                for n in claimed:
-                    self.outcomes.failed(n, exc)
-                continue
-            if together.digest is not None:
-                sent += self.outcomes.sent([n.id for n in claimed], Route.SHOWN.value)
-                self._recorded(together.digest)
-                continue
-            # the channel could not take a digest: each island was announced on its own, or
-            # failed (refused for good, or the chat or database failing for now)
-            attached: dict[int, Posted | None] = {}  # notice id -> its island's root message
-            for n in claimed:
-                posted = together.alone.get(n.island_id)
-                try:
-                    if posted is None:
-                        raise together.failed[n.island_id]  # noqa: TRY301 - Outcomes.failed judges
-                    attached[n.id] = self._attach(n, posted)
-                except Exception as exc:
-                    self.outcomes.failed(n, exc)
-            if attached:
-                sent += self.outcomes.sent(list(attached), "posted")
-            for root in attached.values():
-                if root is not None:
-                    self._recorded(root)
-        return sent
 
     def announcement(self, n: PendingNotice, *, crowded: bool = False) -> Announcement:
         return announcement(

@@ -10,6 +10,12 @@ chat's ``GroupNotifier.pace``); whether a young digest with room is open there. 
 the digests to post or join (``share_out``: never one of one island), and the islands bound
 for a digest while the channel's part of an earlier round was still going on (their owners
 are told directly meanwhile), or unbound when that digest is not to be.
+
+An announcement an earlier attempt may have posted goes where that attempt went
+(``planned_or_alone``): into the digest it was planned into as its notice was claimed
+(``islands.digest_of``, written by ``OutboxStore.claim_digest`` before the post; the
+deliverer unplans it when the channel refuses that digest), or, tried before without one, on
+its own.
 """
 
 from __future__ import annotations
@@ -79,7 +85,8 @@ class DigestPlanner:
         or join (``plan``); while the channel is ``busy`` (its part of an earlier round, which
         is posting the digests of ``posting``, still going on), the islands bound for a
         digest now (``bound``); and the islands' notices, those bound earlier for a digest
-        that is not to be now on their own. Binding and unbinding are written here only."""
+        that is not to be now on their own. Binding for a burst and unbinding are written here
+        only (planning into a digest is written as its notices are claimed)."""
         if busy:
             bound = self.bound(channel, islands, posting)
             if bound:
@@ -190,12 +197,7 @@ class DigestPlanner:
         if young is not None and joining:
             groups.append((young[0], fresh[:joining]))
         at = joining
-        planning: list[list[PendingNotice]] = []
-        for size in new:
-            leader = min(n.island_id for n in fresh[at : at + size])
-            planning.append([replace(n, digest_of=leader) for n in fresh[at : at + size]])
+        for size in new:  # planned as their notices are claimed (``OutboxStore.claim_digest``)
+            groups.append((None, fresh[at : at + size]))
             at += size
-        # written before they are posted: an attempt tried again looks for the same digest
-        self.islands.plan_digests([[n.island_id for n in group] for group in planning])
-        groups.extend((None, group) for group in planning)
         return groups, set()

@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
 from bot.domain.errors import NotFound, Refusal
 from bot.domain.records import IslandChange, IslandRecord, WorkTicket
@@ -151,15 +151,26 @@ class IslandStore:
 
         return self.db.run(write, what="attach thread")
 
-    def attach_digest(self, island_ids: Sequence[int], channel: str, thread: str) -> int:
-        """Record a digest as the root message of these islands (those without one yet), in
-        one transaction; how many were attached."""
+    def attach_digest(
+        self,
+        island_ids: Sequence[int],
+        channel: str,
+        thread: str,
+        *,
+        planned: int | None = None,
+    ) -> int:
+        """Record a digest as the root message of these islands (those without one yet), and
+        of every island ``planned`` into it (``digest_of``: also those whose attempt is still
+        to come), in one transaction; how many were attached."""
 
         def write(conn: Connection) -> int:
+            which: ColumnElement[bool] = Island.id.in_(island_ids)
+            if planned is not None:
+                which = or_(which, Island.digest_of == planned)
             return int(
                 conn.execute(
                     update(Island)
-                    .where(Island.id.in_(island_ids), Island.chat_thread.is_(None))
+                    .where(which, Island.chat_thread.is_(None))
                     .values(chat_channel=channel, chat_thread=thread, chat_digest=True)
                 ).rowcount
             )
@@ -185,21 +196,19 @@ class IslandStore:
 
         self.db.run(write, what="bind to digest")
 
-    def plan_digests(self, groups: Sequence[Sequence[int]]) -> None:
-        """Before new digests are posted: each group's islands (those not announced yet) go
-        into the digest keyed by its first island's id, in one transaction. A retried
-        attempt finds that digest by its key (``PendingNotice.digest_of``)."""
+    def unplan_digest(self, island_ids: Sequence[int]) -> None:
+        """The channel refused their digest for good: these islands (not announced yet) are
+        no longer planned into it, before each is announced on its own (an attempt tried
+        again then never looks for the digest)."""
 
         def write(conn: Connection) -> None:
-            for group in groups:
-                conn.execute(
-                    update(Island)
-                    .where(Island.id.in_(group), Island.chat_thread.is_(None))
-                    .values(chat_digest=True, digest_of=min(group))
-                )
+            conn.execute(
+                update(Island)
+                .where(Island.id.in_(island_ids), Island.chat_thread.is_(None))
+                .values(chat_digest=False, digest_of=None)
+            )
 
-        if groups:
-            self.db.run(write, what="plan digests")
+        self.db.run(write, what="unplan digest")
 
     def open_digest(self, channel: str, *, since: datetime, size: int) -> tuple[str, int] | None:
         """The channel's newest digest that was started after ``since`` and shows fewer than

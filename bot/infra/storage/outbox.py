@@ -206,6 +206,56 @@ class Outbox:
 
         return self.db.run(write, what="claim notices")
 
+    def claim_digest(
+        self, notice_ids: Sequence[int], *, by: str, ttl: timedelta, fence: Fence | None
+    ) -> tuple[list[int], int | None]:
+        """Take these announcements for a new digest, as ``claim_many`` does, but only those
+        never tried before whose islands are not announced nor planned into a digest yet, and
+        plan their islands into it in the same transaction (``islands.digest_of``: the lowest
+        of them, whose id keys the digest). Returns the ids taken, in the order given, and that
+        island's id (None when none was taken). An announcement tried before may be in the
+        chat on its own: it is never planned into a digest."""
+
+        def write(conn: Connection) -> tuple[list[int], int | None]:
+            if fence is not None:
+                fence(conn)
+            now = database_now(conn)
+            free = dict(
+                conn.execute(
+                    select(OutboxMessage.id, OutboxMessage.island_id)
+                    .join(Island, Island.id == OutboxMessage.island_id)
+                    .where(
+                        OutboxMessage.id.in_(notice_ids),
+                        *_claimable(now),
+                        OutboxMessage.attempts == 0,
+                        Island.chat_thread.is_(None),
+                        Island.digest_of.is_(None),
+                    )
+                    .with_for_update()
+                ).all()
+            )
+            if not free:
+                return [], None
+            leader = min(free.values())
+            conn.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(free))
+                .values(
+                    claimed_by=by,
+                    claim_until=now + ttl,
+                    worker=self.worker,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+            )
+            conn.execute(
+                update(Island)
+                .where(Island.id.in_(free.values()))
+                .values(chat_digest=True, digest_of=leader)
+            )
+            return [i for i in notice_ids if i in free], leader
+
+        return self.db.run(write, what="claim a digest's notices")
+
     def sent_many(self, notice_ids: Sequence[int], *, by: str, delivered_as: str) -> int:
         """Record these notices as delivered (``delivered_as``: posted, shown, superseded),
         in one transaction; how many were still ours (a claim lost meanwhile is not)."""
