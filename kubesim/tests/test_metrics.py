@@ -121,6 +121,9 @@ def test_pod_metrics_have_metrics_servers_shapes(
     with pytest.raises(ApiException) as bad:
         pod_metrics(metrics, label_selector="owner in (u1")
     assert bad.value.status == 400
+    with pytest.raises(ApiException) as watch:  # metrics-server serves no watch of pods
+        metrics.list_namespaced_custom_object(*GV, "islands", "pods", watch=True)
+    assert watch.value.status == 405
 
 
 def test_a_pod_has_no_metrics_until_its_containers_run(
