@@ -49,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="an image that fails to pull (repeatable)",
     )
+    serve.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="no resource metrics API (metrics.k8s.io): a cluster without metrics-server",
+    )
+    serve.add_argument(
+        "--metrics-delay",
+        type=float,
+        default=None,
+        help="seconds from a container's start to its metrics appearing",
+    )
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS: certificate chain (PEM)")
     serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     serve.add_argument("--tls-ca", type=Path, help="the CA that signed it, for the kubeconfig")
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(config, nodes=parse_nodes(args.nodes))
     except ValueError as exc:
         parser.error(str(exc))
-    for name in ("boot_delay", "create_delay", "probe_period"):
+    for name in ("boot_delay", "create_delay", "probe_period", "metrics_delay"):
         value = getattr(args, name)
         if value is None:
             continue
@@ -120,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         if value < least:
             parser.error(f"--{name.replace('_', '-')} must be at least {least}: {value}")
         config = replace(config, **{name: value})
+    if args.no_metrics:
+        config = replace(config, metrics=False)
     if args.failing_image:
         config = replace(config, failing_images=frozenset(args.failing_image))
     sim = KubeSim(

@@ -211,7 +211,7 @@ class Cluster:
                 )
                 runtime.tasks.append(asyncio.create_task(self._backoff(ns, name, c)))
                 continue
-            c.state, c.reason, c.started_at = "running", "", now_rfc3339()
+            c.run()
             self.events.record(pod, "Normal", "Started", f"Started container {c.name}", "kubelet")
             if c.is_server:
                 write_initial_clock(c, name)

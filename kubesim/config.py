@@ -50,6 +50,10 @@ class SimConfig:
     # True: like seed.sh, island servers register (ISLANDBOT_REGISTER_URL/_TOKEN from their
     # env) before they listen, and exit 1 if that keeps failing
     register_islands: bool = False
+    # the resource metrics API (metrics.k8s.io, as metrics-server serves it); False: a cluster
+    # without metrics-server (the group is not discovered, its paths are 404)
+    metrics: bool = True
+    metrics_delay: float = 1.0  # container running -> its metrics appear (two scrapes)
 
 
 def parse_nodes(text: str) -> tuple[NodeSpec, ...]:

@@ -12,6 +12,7 @@ from kubesim import status
 from kubesim.cluster import Cluster
 from kubesim.faults import FaultRule, Faults
 from kubesim.jsonio import json_response
+from kubesim.oom import start_climb
 from kubesim.store import Store
 
 
@@ -28,6 +29,7 @@ class Control:
             web.post(p + "/namespaces/{namespace}/pods/{name}/evict", self.evict),
             web.post(p + "/namespaces/{namespace}/pods/{name}/answering", self.answering),
             web.post(p + "/namespaces/{namespace}/pods/{name}/readiness", self.readiness),
+            web.post(p + "/namespaces/{namespace}/pods/{name}/memory-climb", self.memory_climb),
             web.post(p + "/nodes/{name}/ready", self.node_ready),
             web.post(p + "/nodes/{name}/cordon", self.cordon),
             web.post(p + "/compact", self.compact),
@@ -104,6 +106,35 @@ class Control:
         except KeyError as exc:
             return status.not_found("pods", str(exc))
         return json_response({"ok": True})
+
+    async def memory_climb(self, request: web.Request) -> web.Response:
+        """{"seconds": N, "container": optional}: the container's working set climbs to its
+        memory limit over N seconds, then it is OOM-killed (``kubesim.oom``)."""
+        try:
+            body = await self._json(request)
+            seconds = float(body.get("seconds", 0))
+        except (TypeError, ValueError) as exc:
+            return status.bad_request(str(exc))
+        try:
+            container, climb = await start_climb(
+                self.cluster,
+                request.match_info["namespace"],
+                request.match_info["name"],
+                body.get("container"),
+                seconds,
+            )
+        except KeyError as exc:
+            return status.not_found("pods", str(exc))
+        except ValueError as exc:
+            return status.bad_request(str(exc))
+        return json_response(
+            {
+                "container": container,
+                "fromBytes": climb.start_bytes,
+                "limitBytes": climb.limit_bytes,
+                "seconds": climb.seconds,
+            }
+        )
 
     async def node_ready(self, request: web.Request) -> web.Response:
         body = await self._json(request)

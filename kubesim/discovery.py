@@ -43,8 +43,52 @@ def api_versions(address: str) -> dict[str, Any]:
     }
 
 
-def api_group_list() -> dict[str, Any]:
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+# the resource metrics API metrics-server adds (an aggregated API): name, kind, namespaced
+METRICS_GROUP, METRICS_VERSION = "metrics.k8s.io", "v1beta1"
+METRICS_RESOURCES: list[tuple[str, str, bool]] = [
+    ("nodes", "NodeMetrics", False),
+    ("pods", "PodMetrics", True),
+]
+
+
+def metrics_api_group() -> dict[str, Any]:
+    """``/apis/metrics.k8s.io``, and its entry in ``/apis``."""
+    version = {"groupVersion": f"{METRICS_GROUP}/{METRICS_VERSION}", "version": METRICS_VERSION}
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": METRICS_GROUP,
+        "versions": [version],
+        "preferredVersion": version,
+    }
+
+
+def api_group_list(*, metrics: bool = False) -> dict[str, Any]:
+    """``/apis``: the metrics group when metrics-server runs (kubectl top looks for it here)."""
+    groups = []
+    if metrics:
+        group = metrics_api_group()
+        groups.append({k: group[k] for k in ("name", "versions", "preferredVersion")})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def metrics_resource_list() -> dict[str, Any]:
+    """``/apis/metrics.k8s.io/v1beta1``, as metrics-server registers it."""
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{METRICS_GROUP}/{METRICS_VERSION}",
+        "resources": [
+            {
+                "name": name,
+                "singularName": "",
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": ["get", "list"],
+            }
+            for name, kind, namespaced in METRICS_RESOURCES
+        ],
+    }
 
 
 def api_resource_list() -> dict[str, Any]:

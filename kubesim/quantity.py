@@ -73,3 +73,27 @@ def cpu_millis(value: str | int | float) -> int:
 
 def format_mebibytes(num_bytes: int) -> str:
     return f"{num_bytes // 2**20}Mi"
+
+
+def format_binary(num_bytes: int) -> str:
+    """Bytes as ``Quantity.String()`` prints a binary-SI quantity (what metrics-server puts in
+    ``usage.memory``): the largest of ``Ki``..``Ei`` that divides it exactly, else plain bytes
+    (``19012Ki``, ``2Gi``, ``1000``)."""
+    if num_bytes == 0:
+        return "0"
+    for suffix, size in reversed(_BINARY.items()):
+        if num_bytes % size == 0:
+            return f"{num_bytes // size}{suffix}"
+    return str(num_bytes)
+
+
+def format_nanocores(nanocores: int) -> str:
+    """Nanocores as ``Quantity.String()`` prints ``NewScaledQuantity(n, Nano)`` (metrics-server's
+    ``usage.cpu``): the largest of ``n``, ``u``, ``m``, whole cores that keeps it exact
+    (``2052498n``, ``5m``, ``2``)."""
+    if nanocores == 0:
+        return "0"
+    for suffix, exponent in (("", 9), ("m", 6), ("u", 3)):
+        if nanocores % 10**exponent == 0:
+            return f"{nanocores // 10**exponent}{suffix}"
+    return f"{nanocores}n"

@@ -90,11 +90,15 @@ class Attributes:
 
 
 def attributes(method: str, path: str, query: Mapping[str, str]) -> Attributes:
-    """The authorizer's view of a request to the core API (``/api/v1/...``)."""
+    """The authorizer's view of a request to the core API (``/api/v1/...``) or a named group's
+    (``/apis/GROUP/VERSION/...``, e.g. ``metrics.k8s.io``); shorter paths are discovery."""
     parts = [p for p in path.split("/") if p]
-    if parts[:2] != ["api", "v1"] or len(parts) < 3:
+    if parts[:2] == ["api", "v1"] and len(parts) >= 3:
+        api_group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        api_group, rest = parts[1], parts[3:]
+    else:
         return Attributes("get" if method in ("GET", "HEAD") else method.lower(), path)
-    rest = parts[2:]
     namespace = ""
     if rest[0] == "namespaces" and len(rest) >= 3:
         namespace, rest = rest[1], rest[2:]
@@ -113,7 +117,7 @@ def attributes(method: str, path: str, query: Mapping[str, str]) -> Attributes:
             "PATCH": "patch",
             "DELETE": "delete" if name else "deletecollection",
         }.get(method, method.lower())
-    return Attributes(verb, path, resource, subresource, name, namespace)
+    return Attributes(verb, path, resource, subresource, name, namespace, api_group)
 
 
 def _rule_allows(rule: Mapping[str, Any], attrs: Attributes) -> bool:
@@ -208,8 +212,11 @@ def forbidden(who: Identity, attrs: Attributes) -> web.Response:
         f'User "{who.name}" cannot {attrs.verb} resource "{attrs.full_resource}" '
         f'in API group "{attrs.api_group}" {scope}'
     )
-    subject = f'{attrs.resource} "{attrs.name}"' if attrs.name else attrs.resource
+    qualified = f"{attrs.resource}.{attrs.api_group}" if attrs.api_group else attrs.resource
+    subject = f'{qualified} "{attrs.name}"' if attrs.name else qualified
     details: dict[str, Any] = {"kind": attrs.resource}
+    if attrs.api_group:
+        details["group"] = attrs.api_group
     if attrs.name:
         details["name"] = attrs.name
     return status.error(403, "Forbidden", f"{subject} is forbidden: {why}", details)

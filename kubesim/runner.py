@@ -9,6 +9,7 @@ import gc
 import resource
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
@@ -22,8 +23,11 @@ from kubesim.auth import ServerTLS
 from kubesim.cluster import Cluster
 from kubesim.config import SimConfig
 from kubesim.faults import FaultRule, Faults
+from kubesim.metrics import memory_now
+from kubesim.oom import start_climb
 from kubesim.rbac import Identity, Rbac
 from kubesim.store import Obj, Store
+from kubesim.usage import Climb
 
 T = TypeVar("T")
 GC_THRESHOLD = (50_000, 50, 100)
@@ -221,6 +225,30 @@ class KubeSim:
     def fail_readiness(self, namespace: str, pod: str, container: str, failing: bool) -> None:
         """The container's readiness probe fails (``Ready`` false) while its ports answer."""
         self._sync(self.cluster.fail_readiness, namespace, pod, container, failing)
+
+    def memory_climb(
+        self, namespace: str, pod: str, seconds: float, container: str | None = None
+    ) -> Climb:
+        """The container's working set (by default the pod's first container with a memory
+        limit) climbs in a straight line from its value now to its memory limit, reached
+        after ``seconds``; then it is OOM-killed as ``kill_container`` does (exit 137)."""
+        _name, climb = self.call(start_climb(self.cluster, namespace, pod, container, seconds))
+        return climb
+
+    def working_set(self, namespace: str, pod: str, container: str) -> int | None:
+        """The container's working set now, in bytes, as the metrics API reports it (before
+        ``metrics_delay`` too); None when the container is not running."""
+
+        def read() -> int | None:
+            obj = self.store.get("pods", namespace, pod)
+            runtime = self.cluster.runtimes.get((namespace, pod))
+            c = runtime.containers.get(container) if runtime else None
+            if obj is None or c is None or c.state != "running":
+                return None
+            spec = next(s for s in obj["spec"]["containers"] if s["name"] == container)
+            return memory_now(namespace, pod, spec, c, time.monotonic())
+
+        return self._sync(read)  # type: ignore[no-any-return]
 
     def evict(self, namespace: str, pod: str, message: str | None = None) -> None:
         self.call(self.cluster.evict(namespace, pod, message))

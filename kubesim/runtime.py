@@ -17,6 +17,8 @@ from typing import Any
 
 from kubesim.faketime import FakeClock, FaketimeError
 from kubesim.islandproto import Handler, greeter, server_handler
+from kubesim.store import now_rfc3339
+from kubesim.usage import Climb
 
 # Container paths that are mapped into the container's own directory on the host.
 MAPPED_PREFIXES = (
@@ -128,6 +130,13 @@ class ContainerRuntime:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     server: IslandServer | ProcessServer | None = None
     readiness_failing: bool = False  # a fault: its readiness probe fails whatever it listens
+    running_since: float | None = None  # monotonic time this run started (its usage follows)
+    climb: Climb | None = None  # a fault: its working set rising to its memory limit
+
+    def run(self) -> None:
+        """The container starts running: a new run, whose usage starts steady."""
+        self.state, self.reason, self.started_at = "running", "", now_rfc3339()
+        self.running_since, self.climb = time.monotonic(), None
 
     def log(self, line: str) -> None:
         self.logs.append((time.time(), line))

@@ -41,6 +41,8 @@ class Notice(StrEnum):
     CLOCK_REQUESTED = "clock_requested"  # someone else asks: the request, in the channel
     CLOCK_SHIFTED = "clock_shifted"
     CLOCK_FAILED = "clock_failed"
+    # measured: its working set near its memory limit (``memory_watch``), told its owner once
+    MEMORY_HIGH = "memory_high"
 
 
 class FailureKind(StrEnum):

@@ -56,6 +56,7 @@ FOR_THE_OWNER = frozenset(
         Notice.EXPIRING,
         Notice.EXPIRED,
         Notice.CLOCK_SHIFTED,
+        Notice.MEMORY_HIGH,
         Notice.CLOCK_FAILED,
     }
 )

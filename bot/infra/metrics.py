@@ -98,6 +98,18 @@ PROBE_FAILURES = Counter(
     "TCP probes of island server ports that found the port closed.",
     registry=REGISTRY,
 )
+MEMORY_RATIO = Histogram(
+    "islandbot_island_memory_ratio",
+    "Islands' memory readings: working set over the container's memory limit (no series per "
+    "island: one observation per island and reading).",
+    buckets=(0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0),
+    registry=REGISTRY,
+)
+MEMORY_WARNINGS = Counter(
+    "islandbot_memory_warnings_total",
+    "Owners warned that their island nears its memory limit.",
+    registry=REGISTRY,
+)
 REGISTRATIONS = Counter(
     "islandbot_registrations_total",
     "Registration requests from islands, by HTTP status.",

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from bot.app.clock_actions import ClockActions, ClockSettings
 from bot.app.island_actions import ActionSettings, IslandActions
+from bot.app.memory_check import MemoryCheck
 from bot.app.notices import Notifier
 from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
@@ -30,12 +31,15 @@ from bot.chat.slack.listeners import SlackListeners, SocketModeHandler, socket_m
 from bot.chat.slack.pacing import ChannelQueues
 from bot.chat.slack.sender import SlackSender, web_client
 from bot.domain.lifecycle_rules import Limits
+from bot.domain.memory_watch import MemoryPolicy
 from bot.domain.permissions import Policy
 from bot.domain.port_blocks import BlockLayout
 from bot.domain.time_source import Clock, utcnow
 from bot.http.api import Api, ApiParts
 from bot.http.server import Address, WebServer
 from bot.infra.kubernetes.client import Kube, KubeSettings
+from bot.infra.kubernetes.errors import KubeError
+from bot.infra.kubernetes.pod_metrics import PodMetrics
 from bot.infra.kubernetes.reflector import PodReflector
 from bot.infra.kubernetes.templates import TemplateSet, load_templates
 from bot.infra.storage import migrate
@@ -46,6 +50,7 @@ from bot.infra.storage.heartbeat import Heartbeat
 from bot.infra.storage.intake import Intake
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
+from bot.infra.storage.memory import MemoryStore
 from bot.infra.storage.registry import Registry
 from bot.run.headless import LogNotifier
 from bot.run.loop import LifecycleService
@@ -182,6 +187,42 @@ def connect_kube(settings: Settings, tuning: Tuning) -> Kube:
         kubeconfig=settings.kubeconfig,
         context=settings.kube_context,
     )
+
+
+def watch_memory(
+    service: LifecycleService,
+    kube: Kube,
+    db: Database,
+    settings: Settings,
+    *,
+    lease: LeaderLease,
+    clock: Clock,
+) -> MemoryCheck | None:
+    """The leader reads the islands' memory every ``metrics_interval`` and warns owners
+    before an OOM kill; off, said once, on a cluster without a metrics API the bot may read."""
+    metrics_api = PodMetrics(kube)
+    try:
+        off = metrics_api.probe()
+    except KubeError as exc:  # the cluster not answering now: tried again at each reading
+        log.warning("memory readings: the metrics API could not be asked now (%s)", exc)
+        off = None
+    if off is not None:
+        log.info("memory readings and warnings are off: %s", off)
+        return None
+    check = MemoryCheck(
+        metrics_api=metrics_api,
+        kube=kube,
+        store=MemoryStore(db),
+        policy=MemoryPolicy(warn_at=settings.memory_warning),
+        clock=clock,
+        fence=lease.fence,
+    )
+
+    def read_memory() -> None:
+        check.run()
+
+    service.add_job(read_memory, "memory", seconds=settings.metrics_interval.total_seconds())
+    return check
 
 
 def lifecycle_settings(settings: Settings, tuning: Tuning) -> LifecycleSettings:
@@ -348,6 +389,7 @@ def _assemble(
             seconds=tuning.recover_every.total_seconds(),
             leader_only=False,
         )
+    watch_memory(service, kube, db, settings, lease=lease, clock=clock)
     if server is not None:
         registry = Registry(
             db, port_names=templates.ports, on_registered=lambda _id: service.poke(), clock=clock

@@ -242,6 +242,23 @@ class Settings:
             "help": "How long before expiry the owner is warned.",
         },
     )
+    metrics_interval: timedelta = field(
+        default=timedelta(seconds=30),
+        metadata={
+            "env": "ISLANDBOT_METRICS_INTERVAL",
+            "help": "How often the islands' memory is read from the cluster's metrics API "
+            "(one request for all of them; metrics-server itself resolves 15-60 s). 1s at the "
+            "least. Without a metrics API (no metrics-server) the readings are off.",
+        },
+    )
+    memory_warning: float = field(
+        default=0.9,
+        metadata={
+            "env": "ISLANDBOT_MEMORY_WARNING",
+            "help": "An island's owner is warned once when its working set stays at this share "
+            "of its memory limit or more for two readings in a row: `90%` or `0.9`.",
+        },
+    )
     lease_ttl: timedelta = field(
         default=timedelta(seconds=10),
         metadata={

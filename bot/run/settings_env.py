@@ -184,6 +184,25 @@ def _parse_api_token(text: str) -> Secret:
     return Secret(token)
 
 
+def _parse_interval(text: str) -> timedelta:
+    value = _parse_duration(text)
+    if value < timedelta(seconds=1):
+        raise ValueError(f"{text!r} is too short; at least 1s")
+    return value
+
+
+def _parse_share(text: str) -> float:
+    """``90%`` or ``0.9``: a share above 0 and at most all of it."""
+    cleaned = text.strip()
+    try:
+        value = float(cleaned[:-1]) / 100 if cleaned.endswith("%") else float(cleaned)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a share; use a percentage like 90%") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{text!r} is not between 0 and 100%")
+    return value
+
+
 def _parse_duration(text: str) -> timedelta:
     return parse_duration(text)
 
@@ -214,6 +233,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "unschedulable_timeout": _parse_duration,
     "ready_timeout": _parse_duration,
     "expiry_warning": _parse_duration,
+    "metrics_interval": _parse_interval,
+    "memory_warning": _parse_share,
     "lease_ttl": _parse_duration,
     "log_level": _parse_log_level,
     "log_format": _parse_log_format,
@@ -286,6 +307,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str]]:
             shown = "(unset)"
         elif isinstance(value, bool):
             shown = str(value).lower()
+        elif f.name == "memory_warning":
+            shown = f"{value * 100:g}%"
         else:
             shown = str(value)
         if f.name == "templates_dir" and value == DEFAULT_TEMPLATES_DIR:

@@ -47,3 +47,22 @@ def clock_offset(seconds: int) -> str:
         return "real time"
     sign = "+" if seconds > 0 else "-"
     return sign + format_duration(timedelta(seconds=abs(seconds)))
+
+
+def memory_size(size: int) -> str:
+    """Bytes as people read memory sizes: ``1.9Gi``, ``2Gi``, ``612Mi``, ``96Ki`` (one decimal
+    of a Gi, whole Mi below that, rounded down: never more than what was read)."""
+    gi, mi = 2**30, 2**20
+    if size >= gi:
+        tenths = size * 10 // gi
+        return f"{tenths // 10}Gi" if tenths % 10 == 0 else f"{tenths // 10}.{tenths % 10}Gi"
+    if size >= mi:
+        return f"{size // mi}Mi"
+    return f"{size // 1024}Ki"
+
+
+def memory_use(used: int, limit: int | None) -> str:
+    """``memory 1.6Gi of 2Gi (80 %)``, or ``memory 612Mi`` without a limit."""
+    if not limit:
+        return f"memory {memory_size(used)}"
+    return f"memory {memory_size(used)} of {memory_size(limit)} ({used * 100 // limit} %)"

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.domain.durations import format_duration
 from bot.domain.lifecycle_rules import Failure, FailureKind, Notice
-from bot.words.formatting import clock_time, escape, island_ref, utc_time
+from bot.words.formatting import clock_time, escape, island_ref, memory_size, utc_time
 
 
 def explain_unschedulable(message: str, branch: str, memory: str | None) -> str:
@@ -113,6 +113,8 @@ def notice_text(
             f"{failure_text(failure, island_id=island_id, branch=branch)}. Its pod is kept "
             f"for its logs until you stop it (`/island stop {island_id}`) or it expires."
         )
+    if kind == Notice.MEMORY_HIGH:
+        return memory_warning(detail, island_id=island_id, owner_id=owner_id, branch=branch)
     if kind == Notice.EXPIRING:
         return (
             f"<@{owner_id}> island {ref} expires at {utc_time(detail.get('expires_at'))}. Extend "
@@ -135,6 +137,20 @@ def notice_text(
         "to the pool.",
     }
     return simple.get(kind, f"Island {ref} is stopped.")
+
+
+def memory_warning(detail: Mapping[str, Any], *, island_id: int, owner_id: str, branch: str) -> str:
+    """Its owner warned before the kernel kills the island: what it uses of its limit, and the
+    top of the advice (``MEMORY_HIGH``; ``detail``: used and limit in bytes)."""
+    used, limit = int(detail.get("used", 0)), int(detail.get("limit") or 0)
+    more = memory_size((limit // 2**30 + 1) * 2**30) if limit else "more"
+    return (
+        f"<@{owner_id}> island {island_ref(island_id)} is using {memory_size(used)} of its "
+        f"{memory_size(limit)} memory limit; at {memory_size(limit)} it will be killed "
+        f"(OOMKilled). Restart it to start afresh (`/island restart {island_id}`), or start a "
+        f"new one with more memory where {escape(branch)} allows it "
+        f"(`/island start {escape(branch)} set memory={more}`)."
+    )
 
 
 def status_line(island_id: int, state: str, branch: str) -> str:

@@ -7,12 +7,14 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from kubesim import KubeSim
+from kubesim.tests.conftest import FAST
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
 
@@ -167,3 +169,35 @@ def test_get_nodes(kubectl) -> None:  # type: ignore[no-untyped-def]
         ["weekly-1", "Ready"],
     ]
     assert "127.0.0.4" in out
+
+
+def test_top_pods_and_nodes(kubectl) -> None:  # type: ignore[no-untyped-def]
+    pending = ORIGINAL_POD.replace("branch: dev", "branch: nowhere")  # never scheduled
+    kubectl("apply", "-n", "islands", "-f", "-", stdin=pending)
+    assert "metrics not available yet" in kubectl("top", "pods", "-n", "islands", check=False)
+    kubectl("delete", "-n", "islands", "pod", NAME, "--wait=false")
+    kubectl("apply", "-n", "islands", "-f", "-", stdin=ORIGINAL_POD)
+    kubectl("wait", "-n", "islands", "--for=condition=Ready", f"pod/{NAME}", "--timeout=30s")
+    deadline = time.monotonic() + 10
+    while "not available" in (top := kubectl("top", "pods", "-n", "islands", check=False)):
+        assert time.monotonic() < deadline, top
+        time.sleep(0.2)
+    header, row = top.splitlines()
+    assert header.split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    name, cpu, memory = row.split()
+    assert name == NAME and cpu.endswith("m") and memory.endswith("Mi")
+    assert 0.29 * 2048 <= int(memory[:-2]) <= 0.47 * 2048 + 8  # server: 30-45 % ±2 %; side
+    containers = kubectl("top", "pod", NAME, "-n", "islands", "--containers").splitlines()
+    assert [line.split()[:2] for line in containers[1:]] == [
+        [NAME, "altraserver"],
+        [NAME, "side-container"],
+    ]
+    nodes = kubectl("top", "nodes").splitlines()
+    assert nodes[0].split() == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+    assert [line.split()[0] for line in nodes[1:]] == ["dev-1", "dev-2", "weekly-1"]
+
+
+@pytest.mark.parametrize("sim_config", [replace(FAST, metrics=False)])
+def test_top_without_metrics_server(kubectl) -> None:  # type: ignore[no-untyped-def]
+    for args in (("top", "pods", "-n", "islands"), ("top", "nodes")):
+        assert kubectl(*args, check=False).strip() == "error: Metrics API not available"

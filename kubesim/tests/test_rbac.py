@@ -40,6 +40,19 @@ DOCS: list[dict[str, Any]] = [
         "roleRef": {"kind": "Role", "name": "pods"},
         "subjects": [{"kind": "ServiceAccount", "name": "worker", "namespace": "tools"}],
     },
+    {  # what the bot's Role has for memory warnings: pod metrics, in one namespace
+        "kind": "Role",
+        "metadata": {"name": "metrics", "namespace": "islands"},
+        "rules": [
+            {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]}
+        ],
+    },
+    {
+        "kind": "RoleBinding",
+        "metadata": {"name": "metrics", "namespace": "islands"},
+        "roleRef": {"kind": "Role", "name": "metrics"},
+        "subjects": [{"kind": "ServiceAccount", "name": "worker", "namespace": "tools"}],
+    },
     {
         "kind": "ClusterRole",
         "metadata": {"name": "nodes"},
@@ -123,6 +136,36 @@ def test_a_service_account_may_do_what_it_is_granted_and_nothing_else(
     assert sim.get("pods", "default", "granted") is not None  # nothing refused was done
 
 
+def test_the_metrics_api_is_authorised_as_its_group_and_resource(
+    sim: KubeSim, tmp_path: Path
+) -> None:
+    """Pod metrics are ``pods`` in API group ``metrics.k8s.io``: the core ``pods`` rule does not
+    grant them, nor does the metrics rule grant core pods; node metrics need their own rule."""
+    path = sim.write_kubeconfig(tmp_path / "worker.yaml", token=WORKER)
+    api = kube_config.new_client_from_config(str(path))
+    metrics = client.CustomObjectsApi(api)
+    gv = ("metrics.k8s.io", "v1beta1")
+    assert metrics.list_namespaced_custom_object(*gv, "islands", "pods")["items"] == []
+    body = refusal(lambda: metrics.list_namespaced_custom_object(*gv, "default", "pods"))
+    assert body["message"] == (
+        f'pods.metrics.k8s.io is forbidden: {USER} cannot list resource "pods" in API group '
+        '"metrics.k8s.io" in the namespace "default"'
+    )
+    assert body["details"] == {"group": "metrics.k8s.io", "kind": "pods"}
+    body = refusal(lambda: metrics.get_namespaced_custom_object(*gv, "default", "pods", "p"))
+    assert body["message"].startswith('pods.metrics.k8s.io "p" is forbidden: ')
+    assert body["details"] == {"group": "metrics.k8s.io", "kind": "pods", "name": "p"}
+    body = refusal(lambda: metrics.list_cluster_custom_object(*gv, "nodes"))
+    assert body["message"] == (
+        f'nodes.metrics.k8s.io is forbidden: {USER} cannot list resource "nodes" in API group '
+        '"metrics.k8s.io" at the cluster scope'
+    )
+    refusal(lambda: metrics.list_cluster_custom_object(*gv, "pods"))  # all namespaces
+    refusal(lambda: client.CoreV1Api(api).list_namespaced_pod("islands"))  # core pods
+    assert client.ApisApi(api).get_api_versions().groups[0].name == "metrics.k8s.io"
+    api.close()
+
+
 def test_the_control_api_is_for_admins(sim: KubeSim) -> None:
     request = urllib.request.Request(
         sim.url + "/kubesim/v1/requests", headers={"Authorization": f"Bearer {WORKER}"}
@@ -149,16 +192,30 @@ def test_kubectl_shows_the_refusal(tmp_path: Path) -> None:
     ) as secured:
         path = secured.write_kubeconfig(tmp_path / "worker.yaml", token=WORKER)
         done = kubectl_as(path, tmp_path)
+        top = kubectl_as(path, tmp_path, "top", "pods", "-n", "default")
+        top_allowed = kubectl_as(path, tmp_path, "top", "pods", "-n", "islands")
     assert done.returncode != 0
     assert (
         f'Error from server (Forbidden): pods is forbidden: {USER} cannot list resource "pods" '
         'in API group "" at the cluster scope'
     ) in done.stderr
+    assert top.returncode != 0
+    assert (
+        f"Error from server (Forbidden): pods.metrics.k8s.io is forbidden: {USER} cannot list "
+        'resource "pods" in API group "metrics.k8s.io" in the namespace "default"'
+    ) in top.stderr
+    # the metrics list is allowed and empty: kubectl then lists the (core) pods to tell "no
+    # pods" from "no metrics yet", which this worker may not do in islands
+    assert "pods.metrics.k8s.io is forbidden" not in top_allowed.stderr, top_allowed.stderr
+    assert (
+        f'pods is forbidden: {USER} cannot list resource "pods" in API group "" in the '
+        'namespace "islands"'
+    ) in top_allowed.stderr
 
 
-def kubectl_as(path: Path, home: Path) -> subprocess.CompletedProcess[str]:
+def kubectl_as(path: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(KUBECTL), "--kubeconfig", str(path), "get", "pods", "-A"],
+        [str(KUBECTL), "--kubeconfig", str(path), *(args or ("get", "pods", "-A"))],
         capture_output=True,
         text=True,
         timeout=60,
@@ -185,6 +242,21 @@ def test_request_attributes_as_the_api_server_derives_them() -> None:
     assert Rbac([]).allows(anyone, attributes("GET", "/api/v1", {}))  # discovery
     assert not Rbac([]).allows(anyone, attributes("GET", "/api/v1/nodes", {}))
     assert Rbac([]).allows(Identity.admin(), attributes("DELETE", "/api/v1/nodes/n", {}))
+    pod_metrics = attributes("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/islands/pods/p", {})
+    assert pod_metrics == Attributes(
+        "get",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/islands/pods/p",
+        "pods",
+        "",
+        "p",
+        "islands",
+        "metrics.k8s.io",
+    )
+    nodes = attributes("GET", "/apis/metrics.k8s.io/v1beta1/nodes", {})
+    assert (nodes.verb, nodes.resource, nodes.api_group) == ("list", "nodes", "metrics.k8s.io")
+    for discovery in ("/apis/metrics.k8s.io", "/apis/metrics.k8s.io/v1beta1"):
+        assert not attributes("GET", discovery, {}).is_resource
+        assert Rbac([]).allows(anyone, attributes("GET", discovery, {}))
 
 
 def quota(name: str, **hard: str) -> dict[str, Any]:

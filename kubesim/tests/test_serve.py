@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -76,10 +77,31 @@ def test_request_counts_over_http(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_bad_timings() -> None:
-    for flag, value in (("--probe-period", "0"), ("--create-delay", "-1"), ("--boot-delay", "-2")):
+    for flag, value in (
+        ("--probe-period", "0"),
+        ("--create-delay", "-1"),
+        ("--boot-delay", "-2"),
+        ("--metrics-delay", "-1"),
+    ):
         result = serve_refused(flag, value)
         assert result.returncode == 2, result.stderr
         assert f"{flag} must be at least" in result.stderr
+
+
+def test_serve_without_metrics_server(tmp_path: Path) -> None:
+    """``--no-metrics``: the metrics.k8s.io group is not discovered and its paths are 404."""
+    proc = serve("--kubeconfig", str(tmp_path / "kc.yaml"), "--no-metrics")
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[2]
+        with urllib.request.urlopen(f"{url}/apis", timeout=5) as response:
+            assert json.loads(response.read())["groups"] == []
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{url}/apis/metrics.k8s.io/v1beta1/nodes", timeout=5)
+        assert missing.value.code == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_the_audit_log_names_who_changed_what(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ SIM = SimConfig(
     probe_period=0.05,
     grace_period=0.3,
     node_lost_eviction=0.5,
+    metrics_delay=0.3,  # a container's first metrics, as metrics-server's first scrape
 )
 LIMITS = Limits(
     unschedulable_timeout=timedelta(seconds=1.5),

@@ -94,6 +94,10 @@ def test_the_rbac_is_least_privilege(rendered: list[dict[str, Any]]) -> None:
         ("pods/exec", "create"),
         ("events", "list"),
     }
+    # memory warnings: pod metrics in the islands namespace, nothing of nodes'
+    assert [r for r in role["rules"] if r["apiGroups"] != [""]] == [
+        {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]}
+    ]
     (cluster_role,) = by_kind(rendered, "ClusterRole")
     assert cluster_role["rules"] == [
         {"apiGroups": [""], "resources": ["nodes", "services", "pods"], "verbs": ["list"]}

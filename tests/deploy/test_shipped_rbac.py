@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
+from kubernetes import config as kube_config
+from kubernetes.client.rest import ApiException
 
 from bot.infra.storage.database import Database
-from tests.kube_access import SHIPPED_RBAC
+from kubesim import SimConfig
+from tests.kube_access import SHIPPED_RBAC, cluster
 from tests.slackworld import slack_world
 
 
@@ -63,3 +67,23 @@ def test_the_cluster_role_without_pods_breaks_capacity(db: Database, tmp_path: P
         shown = str(world.fake.responses[-1])
         assert "The cluster could not be read" in shown, shown
         assert 'cannot list resource "pods" in API group "" at the cluster scope' in shown
+
+
+def test_the_bot_may_read_pod_metrics_in_the_islands_namespace_only(tmp_path: Path) -> None:
+    with cluster(SimConfig(), tmp_path / "kubeconfig", access="rbac") as sim:
+        api = kube_config.new_client_from_config(str(sim.kubeconfig_path))
+        metrics = client.CustomObjectsApi(api)
+        gv = ("metrics.k8s.io", "v1beta1")
+        assert metrics.list_namespaced_custom_object(*gv, "islands", "pods")["items"] == []
+        with pytest.raises(ApiException) as unknown:  # get is allowed: the pod is not there
+            metrics.get_namespaced_custom_object(*gv, "islands", "pods", "island-1")
+        assert unknown.value.status == 404
+        for refused in (
+            lambda: metrics.list_cluster_custom_object(*gv, "nodes"),
+            lambda: metrics.list_cluster_custom_object(*gv, "pods"),
+            lambda: metrics.list_namespaced_custom_object(*gv, "default", "pods"),
+        ):
+            with pytest.raises(ApiException) as forbidden:
+                refused()
+            assert forbidden.value.status == 403
+        api.close()

@@ -160,6 +160,11 @@ class Kube:
         api_client.user_agent = USER_AGENT  # which process did what, in the API's audit log
         return cls(api_client, settings)
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The configured client, for the adapter's other APIs (``pod_metrics``)."""
+        return self._api
+
     def ping(self) -> None:
         """Raise a ``KubeError`` unless the API server answers (``GET /version``), quickly."""
         self._call("get version", client.VersionApi(self._api).get_code, _request_timeout=3)
@@ -209,7 +214,8 @@ class Kube:
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _json(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+    def json(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        """``fn``'s answer as JSON, unparsed into the client's models, under the retry policy."""
         response = self._call(what, fn, *args, _preload_content=False, **kwargs)
         data = orjson.loads(response.data)
         if not isinstance(data, dict):  # pragma: no cover - the API always answers objects
@@ -225,7 +231,7 @@ class Kube:
         name = body["metadata"]["name"]
         try:
             return parse_pod(
-                self._json(f"create pod {name}", self.core.create_namespaced_pod, ns, body)
+                self.json(f"create pod {name}", self.core.create_namespaced_pod, ns, body)
             )
         except KubeConflict:
             existing = self.get_pod(name)
@@ -240,7 +246,7 @@ class Kube:
     def get_pod(self, name: str) -> PodView | None:
         try:
             return parse_pod(
-                self._json(
+                self.json(
                     f"get pod {name}", self.core.read_namespaced_pod, name, self.settings.namespace
                 )
             )
@@ -254,7 +260,7 @@ class Kube:
         found: dict[int, PodView] = {}
         for start in range(0, len(ids), _IDS_PER_LIST):
             chunk = ",".join(str(i) for i in ids[start : start + _IDS_PER_LIST])
-            data = self._json(
+            data = self.json(
                 "list pods of islands",
                 self.core.list_namespaced_pod,
                 self.settings.namespace,
@@ -284,7 +290,7 @@ class Kube:
     def list_island_pods(self) -> list[PodView]:
         """Every pod islandbot manages in the namespace: one request, whatever their number.
         Pods whose resourceVersion has not changed since the last list are not parsed again."""
-        data = self._json(
+        data = self.json(
             "list island pods",
             self.core.list_namespaced_pod,
             self.settings.namespace,
@@ -313,7 +319,7 @@ class Kube:
 
     def scheduling_failures(self) -> dict[str, str]:
         """Pod name -> the scheduler's latest FailedScheduling message, in one request."""
-        data = self._json(
+        data = self.json(
             "list scheduling events",
             self.core.list_namespaced_event,
             self.settings.namespace,
@@ -331,8 +337,8 @@ class Kube:
 
     def nodes(self) -> list[NodeView]:
         """Nodes with allocatable memory and what the pods on them request (two requests)."""
-        nodes = self._json("list nodes", self.core.list_node).get("items", [])
-        pods = self._json(
+        nodes = self.json("list nodes", self.core.list_node).get("items", [])
+        pods = self.json(
             "list pods",
             self.core.list_pod_for_all_namespaces,
             field_selector="status.phase!=Succeeded,status.phase!=Failed",
@@ -377,7 +383,7 @@ class Kube:
 
     def node_ports(self) -> dict[int, str]:
         """Host ports held by NodePort (and LoadBalancer) Services, cluster-wide."""
-        services = self._json("list services", self.core.list_service_for_all_namespaces).get(
+        services = self.json("list services", self.core.list_service_for_all_namespaces).get(
             "items", []
         )
         ports: dict[int, str] = {}

@@ -100,7 +100,7 @@ class PodReflector:
                 self._stop.wait(self.retry_delay_s)
 
     def _list(self) -> str:
-        data = self.kube._json(
+        data = self.kube.json(
             "list island pods",
             self.kube.core.list_namespaced_pod,
             self.kube.settings.namespace,

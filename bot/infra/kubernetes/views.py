@@ -44,6 +44,7 @@ class PodView:
     created_at: str | None = None  # metadata.creationTimestamp
     memory_limit: str | None = None  # of container 0
     memory_request: str | None = None
+    memory_limits: Mapping[str, str] = field(default_factory=dict)  # container -> its limit
 
     def condition(self, kind: str) -> tuple[str, str | None, str | None] | None:
         return self.conditions.get(kind)
@@ -125,4 +126,9 @@ def parse_pod(obj: Obj) -> PodView:
         created_at=meta.get("creationTimestamp"),
         memory_limit=(resources.get("limits") or {}).get("memory"),
         memory_request=(resources.get("requests") or {}).get("memory"),
+        memory_limits={
+            c["name"]: str(c["resources"]["limits"]["memory"])
+            for c in obj.get("spec", {}).get("containers") or []
+            if "name" in c and ((c.get("resources") or {}).get("limits") or {}).get("memory")
+        },
     )

@@ -318,3 +318,19 @@ class Delivery(Base):
     worker: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IslandMemory(Base):
+    """An island's last memory reading (its working set against its container's limit, from
+    the cluster's metrics API) and what is kept between readings to warn its owner once
+    before the kernel OOMKills it (``bot.domain.memory_watch``)."""
+
+    __tablename__ = "island_memory"
+
+    island_id: Mapped[int] = mapped_column(Integer, ForeignKey("islands.id"), primary_key=True)
+    used_bytes: Mapped[int] = mapped_column(BigInteger)
+    limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    container: Mapped[str] = mapped_column(String(63))
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    high_in_a_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    warned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

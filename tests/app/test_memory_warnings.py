@@ -1,0 +1,114 @@
+"""An island's owner is warned once before the kernel OOMKills it (issue 22): the leader
+reads every island's memory with one LIST of the cluster's pod metrics, and when an island's
+working set stays at 90 % of its limit or more for two readings in a row, its owner gets one
+warning; then the kill comes and the island fails as OOMKilled. kubesim serves the metrics API
+as metrics-server does and makes the island's memory climb to its limit (its memory-climb
+fault), through the real ``kubernetes`` client; on the ``rbac`` cluster the bot reads it under
+the RBAC we ship. A cluster without metrics-server: the check says why it is off."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot.app.memory_check import MemoryCheck
+from bot.domain.memory_watch import MemoryPolicy
+from bot.infra.kubernetes.client import Kube, KubeSettings
+from bot.infra.kubernetes.pod_metrics import PodMetrics
+from bot.infra.storage.memory import MemoryStore
+from bot.infra.storage.tables import OutboxMessage
+from kubesim import SimConfig
+from kubesim.usage import steady_working_set
+from tests.app.reconcile_world import SIM, World, ready_island
+from tests.kube_access import cluster
+
+NAMESPACE = "islands"
+GI = 2**30
+
+
+def check(world: World) -> MemoryCheck:
+    return MemoryCheck(
+        metrics_api=PodMetrics(world.kube),
+        kube=world.kube,
+        store=MemoryStore(world.db),
+        policy=MemoryPolicy(),
+        clock=world.clock,
+    )
+
+
+def warnings(world: World, island_id: int) -> list[dict[str, object]]:
+    with world.db.engine.connect() as conn:
+        return [
+            dict(d)
+            for d in conn.execute(
+                select(OutboxMessage.detail).where(
+                    OutboxMessage.island_id == island_id, OutboxMessage.kind == "memory_high"
+                )
+            ).scalars()
+        ]
+
+
+def test_a_steady_island_is_read_and_never_warned_about(world: World) -> None:
+    island_id = ready_island(world)
+    memory = check(world)
+    pod = world.pod_name(island_id)
+    deadline = time.monotonic() + 10
+    while not MemoryStore(world.db).last([island_id]) and time.monotonic() < deadline:
+        memory.run()
+        time.sleep(0.1)
+    for _ in range(3):
+        assert memory.run() == []
+    kept = MemoryStore(world.db).last([island_id])[island_id]
+    obj = world.sim.get("pods", NAMESPACE, pod)
+    assert obj is not None
+    spec = obj["spec"]["containers"][0]
+    steady = steady_working_set(NAMESPACE, pod, spec)
+    assert kept.container == spec["name"] and kept.limit == 2048 * 2**20
+    assert abs(kept.used - steady) <= steady * 0.03  # its steady working set, give or take
+    assert warnings(world, island_id) == []
+
+
+def test_an_island_climbing_to_its_limit_warns_its_owner_once_before_the_kill(
+    world: World,
+) -> None:
+    island_id = ready_island(world)
+    memory = check(world)
+    pod = world.pod_name(island_id)
+    while not MemoryStore(world.db).last([island_id]):  # metrics once its server has run a bit
+        memory.run()
+        time.sleep(0.1)
+    world.sim.memory_climb(NAMESPACE, pod, seconds=2.5)
+    warned_at: list[int] = []
+    deadline = time.monotonic() + 15
+    while world.state(island_id) != "failed" and time.monotonic() < deadline:
+        warned_at += memory.run()
+        world.engine.tick()
+        time.sleep(0.2)
+    assert world.state(island_id) == "failed"
+    assert warned_at == [island_id]  # once, before the kill
+    (detail,) = warnings(world, island_id)
+    assert detail["limit"] == 2048 * 2**20
+    assert 0.9 * 2048 * 2**20 <= int(str(detail["used"])) <= 2048 * 2**20
+    world.until(lambda: "failed" in world.notifier.kinds(island_id))
+    kinds = world.notifier.kinds(island_id)
+    assert kinds.index("memory_high") < kinds.index("failed")
+    (text,) = [a.text for a in world.notifier.items if a.kind == "memory_high"]
+    assert "of its 2Gi memory limit; at 2Gi it will be killed" in text
+    assert f"/island restart {island_id}" in text and "set memory=3Gi" in text
+    route = [a.route for a in world.notifier.items if a.kind == "memory_high"]
+    assert route == ["thread"]
+
+
+def test_a_cluster_without_metrics_server_turns_the_check_off_saying_why(tmp_path: Path) -> None:
+    config = SimConfig(nodes=SIM.nodes, metrics=False)
+    with cluster(config, tmp_path / "kubeconfig") as sim:
+        kube = Kube.connect(
+            KubeSettings(namespace=NAMESPACE, attempts=1), kubeconfig=sim.kubeconfig_path
+        )
+        try:
+            reason = PodMetrics(kube).probe()
+        finally:
+            kube.close()
+    assert reason == "the cluster serves no metrics API (metrics-server is not installed)"
