@@ -47,6 +47,7 @@ from bot.infra.storage.allocation import Allocator
 from bot.infra.storage.audit import AuditLog
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
+from bot.infra.storage.memory import MemoryStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -331,6 +332,11 @@ class IslandActions:
 
     def status(self, island_id: int) -> IslandRecord:
         return self.store.get(island_id)
+
+    def memory(self, island_id: int) -> tuple[int, int | None] | None:
+        """The island's last memory reading (working set, limit), if it was read."""
+        kept = MemoryStore(self.db).last([island_id]).get(island_id)
+        return None if kept is None else (kept.used, kept.limit)
 
     def ports(self, island: IslandRecord) -> dict[str, int]:
         return named_ports(self.templates.ports, island.first_port)

@@ -41,6 +41,7 @@ from bot.domain.time_source import Clock, utcnow
 from bot.infra import metrics
 from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.islands import IslandStore
+from bot.infra.storage.memory import MemoryStore
 from bot.words import island_text, layouts, notices
 
 log = logging.getLogger(__name__)
@@ -330,7 +331,12 @@ class ChatNotifier:
             extend_step=self.extend_step,
             now=now,
             tz=self.tz,
+            memory=self._memory(island.id),
         )
+
+    def _memory(self, island_id: int) -> tuple[int, int | None] | None:
+        kept = MemoryStore(self.islands.db).last([island_id]).get(island_id)
+        return None if kept is None else (kept.used, kept.limit)
 
     def _render(self, channel: str, ts: str) -> Rendered | None:
         """What the root message ``ts`` should show now: its island's, or its digest's (with

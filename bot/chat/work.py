@@ -103,6 +103,7 @@ class ChatWork:
                     extend_step=self.extend_step,
                     now=self.clock(),
                     tz=self.tz,
+                    memory=self.actions.memory(island.id),
                 )
             elif isinstance(command, Logs):
                 text = self._logs(command.island_id, command.lines, command.previous, reply)

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from bot.chat.console.chat import ConsoleChat
@@ -49,6 +50,7 @@ SETTLING = (
 )
 _USER = re.compile(r"@([a-z0-9][a-z0-9._-]{0,39})(?:\s+(.*))?", re.DOTALL)
 MAX_WAIT_S = 600.0
+CLIMB_S = 20.0  # `fault memory-climb`: long enough for a warning at two readings a second apart
 ANY_LOCAL_PORT = Address("127.0.0.1", 0)
 
 
@@ -90,6 +92,7 @@ class Demo:
                 kubeconfig=cluster.kubeconfig,
                 kube_context=None,
                 http_address=str(http_address),
+                metrics_interval=timedelta(seconds=1),  # a memory warning shows within seconds
             ),
             chat=chat,
             tuning=compose.Tuning(api_url_from_server=True),
@@ -141,6 +144,7 @@ class Demo:
             "wait": self.wait,
             "sleep": self.sleep,
             "home": self.home,
+            "fault": self.fault,
             "help": self.help,
             "?": self.help,
         }
@@ -153,6 +157,27 @@ class Demo:
 
     def help(self, _rest: str) -> None:
         self.say(demo_text.DEMO_HELP)
+
+    def fault(self, text: str) -> None:
+        """``fault memory-climb ID``: the island's memory climbs to its limit over 20 s, where
+        the cluster OOMKills it (the embedded cluster's fault; its owner is warned first)."""
+        self.chat.typed(self.user, f"fault {text}".rstrip(), CHANNEL)
+        kind, _, rest = text.partition(" ")
+        island_id = int(rest) if rest.strip().isdigit() and len(rest.strip()) < 10 else None
+        if kind != "memory-climb" or island_id is None:
+            self.say(demo_text.demo_bad_fault(text))
+            return
+        sim = self.cluster.sim
+        if sim is None:
+            self.say(demo_text.demo_no_fault_here())
+            return
+        try:
+            pod = self.islands.get(island_id).pod_name
+            sim.memory_climb(self.settings.namespace, pod, CLIMB_S)
+        except Exception as exc:  # no such island, or its pod is not running
+            self.say(demo_text.demo_fault_failed(island_id, exc))
+            return
+        self.say(demo_text.demo_memory_climbing(island_id, CLIMB_S))
 
     def home(self, _rest: str) -> None:
         self.chat.typed(self.user, "home", CHANNEL)

@@ -13,6 +13,8 @@ The demo's console: you are in #islands as the current user (alice at first).
   home                         your home page (your islands and the team's)
   wait [SECONDS]               until no island is starting or stopping (default 120 s)
   sleep SECONDS                pause (for scripts)
+  fault memory-climb ID        the island's memory climbs to its limit (its owner is warned
+                               before the cluster OOMKills it)
   quit                         stop the demo (Ctrl-D too)"""
 
 
@@ -49,3 +51,22 @@ def demo_no_button(which: str) -> str:
 def demo_not_settled(seconds: float, islands: list[int]) -> str:
     waiting = ", ".join(island_ref(i) for i in islands[:10]) or "notices still queued"
     return f"Still not settled after {seconds:g} s: {waiting}."
+
+
+def demo_bad_fault(text: str) -> str:
+    return f"`fault {text[:40]}`: the fault this demo makes is `fault memory-climb ID`."
+
+
+def demo_no_fault_here() -> str:
+    return "Faults are the embedded cluster's; this demo runs on a real cluster."
+
+
+def demo_fault_failed(island_id: int, exc: Exception) -> str:
+    return f"Island {island_ref(island_id)}'s memory cannot climb now: {str(exc)[:200]}"
+
+
+def demo_memory_climbing(island_id: int, seconds: float) -> str:
+    return (
+        f"Island {island_ref(island_id)}'s memory now climbs to its limit over {seconds:g} s; "
+        "its owner is warned before the cluster OOMKills it."
+    )

@@ -7,7 +7,14 @@ from datetime import datetime, timedelta, tzinfo
 
 from bot.domain.durations import format_duration
 from bot.domain.records import CapacityReport, IslandRecord, LogTail
-from bot.words.formatting import clock_time, escape, island_ref, relative_time, utc_time
+from bot.words.formatting import (
+    clock_time,
+    escape,
+    island_ref,
+    memory_use,
+    relative_time,
+    utc_time,
+)
 
 BUTTON_STOP = "Stop"
 
@@ -116,7 +123,9 @@ def root_fields(
     clock: datetime | None,
     now: datetime,
     tz: tzinfo,
+    memory: tuple[int, int | None] | None = None,
 ) -> list[str]:
+    """``memory``: its last reading (working set, limit), when there is one."""
     where = island.host_ip or "not yet placed"
     if island.node:
         where = f"{island.host_ip or '?'} (node {escape(island.node)})"
@@ -128,6 +137,8 @@ def root_fields(
         f"*Clock*\n{clock_time(clock, tz) if clock else 'real time'}",
         f"*Expires*\n{expires} ({relative_time(island.expires_at, now)})",
     ]
+    if memory is not None and island.state.value in ("running", "ready"):
+        fields.append(f"*Memory*\n{memory_use(*memory).removeprefix('memory ')}")
     if island.restarts:
         fields.append(f"*Restarts*\n{island.restarts}")
     return fields

@@ -79,11 +79,14 @@ def root_message(
     extend_step: timedelta,
     now: datetime,
     tz: tzinfo,
+    memory: tuple[int, int | None] | None = None,
 ) -> tuple[str, list[Block]]:
     """The island's message in the channel, kept current: (fallback text, blocks); its clock
-    in the team's zone ``tz``."""
+    in the team's zone ``tz``; ``memory``: its last reading (working set, limit)."""
     headline = island_text.root_headline(island)
-    fields = island_text.root_fields(island, ports=ports, clock=clock, now=now, tz=tz)
+    fields = island_text.root_fields(
+        island, ports=ports, clock=clock, now=now, tz=tz, memory=memory
+    )
     blocks: list[Block] = [
         _text(headline),
         {
@@ -145,9 +148,10 @@ def status_blocks(
     extend_step: timedelta,
     now: datetime,
     tz: tzinfo,
+    memory: tuple[int, int | None] | None = None,
 ) -> tuple[str, list[Block]]:
     text, blocks = root_message(
-        island, ports=ports, clock=clock, extend_step=extend_step, now=now, tz=tz
+        island, ports=ports, clock=clock, extend_step=extend_step, now=now, tz=tz, memory=memory
     )
     if island.failure_reason:
         blocks.insert(2, _context(island_text.failure_line(island.failure_reason)))

@@ -36,6 +36,11 @@ _FAILURES: dict[FailureKind, Callable[[Mapping[str, Any], int, str], str]] = {
     FailureKind.OOM_KILLED: lambda d, i, _b: (
         f"island {island_ref(i)} blew up: OOMKilled"
         + (f" at the {d['limit']} limit" if d.get("limit") else "")
+        + (
+            f" (its last memory reading: {memory_size(int(d['last_used']))})"
+            if d.get("last_used") is not None
+            else ""
+        )
     ),
     FailureKind.CRASHED: lambda d, _i, _b: (
         f"its server exited with code {d.get('exit_code')} ({d.get('reason') or 'Error'})"

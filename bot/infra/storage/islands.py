@@ -12,12 +12,13 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
 from bot.domain.errors import NotFound, Refusal
-from bot.domain.records import IslandChange, IslandRecord, WorkTicket
+from bot.domain.lifecycle_rules import FailureKind, Notice
+from bot.domain.records import IslandChange, IslandRecord, NoticeSpec, WorkTicket
 from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit, intake, outbox
 from bot.infra.storage.database import Database
-from bot.infra.storage.tables import Base, Island, OutboxMessage
+from bot.infra.storage.tables import Base, Island, IslandMemory, OutboxMessage
 
 T = TypeVar("T")
 _TABLE = Base.metadata.tables[Island.__tablename__]
@@ -43,12 +44,24 @@ def read_island(conn: Connection, island_id: int, *, lock: bool = False) -> Isla
 
 
 def write_change(conn: Connection, island_id: int, change: IslandChange, *, at: Any) -> None:
-    """``change`` inside the caller's transaction: values, notices, audit entry."""
+    """``change`` inside the caller's transaction: values, notices (an OOM kill's with the
+    island's last memory reading), audit entry."""
     if change.updates:
         conn.execute(update(Island).where(Island.id == island_id).values(dict(change.updates)))
-    outbox.add(conn, island_id, change.notices, at=at)
+    outbox.add(conn, island_id, [_with_reading(conn, island_id, n) for n in change.notices], at=at)
     if change.audit is not None:
         audit.record(conn, change.audit, at=at)
+
+
+def _with_reading(conn: Connection, island_id: int, notice: NoticeSpec) -> NoticeSpec:
+    """An OOMKilled failure names the island's last memory reading, when there is one."""
+    kind, detail = notice
+    if kind != Notice.FAILED or detail.get("kind") != FailureKind.OOM_KILLED.value:
+        return notice
+    used = conn.execute(
+        select(IslandMemory.used_bytes).where(IslandMemory.island_id == island_id)
+    ).scalar()
+    return notice if used is None else (kind, {**detail, "last_used": int(used)})
 
 
 class IslandStore:

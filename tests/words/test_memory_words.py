@@ -1,0 +1,51 @@
+"""How memory readings and the warning before an OOM kill read."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import pytest
+
+from bot.domain.lifecycle_rules import Notice
+from bot.words.formatting import memory_size, memory_use
+from bot.words.notices import notice_text
+
+GI, MI = 2**30, 2**20
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (2 * GI, "2Gi"),
+        (int(1.95 * GI), "1.9Gi"),  # rounded down: never more than was read
+        (GI + 1, "1Gi"),
+        (612 * MI + 5, "612Mi"),
+        (96 * 1024, "96Ki"),
+        (0, "0Ki"),
+    ],
+)
+def test_sizes_read_as_people_write_them(size: int, shown: str) -> None:
+    assert memory_size(size) == shown
+
+
+def test_a_reading_against_its_limit_and_without_one() -> None:
+    assert memory_use(int(1.6 * GI), 2 * GI) == "memory 1.6Gi of 2Gi (80 %)"
+    assert memory_use(612 * MI, None) == "memory 612Mi"
+
+
+def test_the_warning_says_what_it_uses_when_it_will_be_killed_and_what_to_do() -> None:
+    text = notice_text(
+        Notice.MEMORY_HIGH,
+        {"used": int(1.95 * GI), "limit": 2 * GI},
+        island_id=269,
+        owner_id="U0ANN",
+        branch="dev",
+        ports={},
+        clock=None,
+        tz=UTC,
+    )
+    assert text == (
+        "<@U0ANN> island #269 is using 1.9Gi of its 2Gi memory limit; at 2Gi it will be killed "
+        "(OOMKilled). Restart it to start afresh (`/island restart 269`), or start a new one "
+        "with more memory where dev allows it (`/island start dev set memory=3Gi`)."
+    )
