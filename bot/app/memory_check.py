@@ -23,7 +23,11 @@ def reading_of(
     island_id: int, pod: PodView, usage: PodUsage, at: datetime
 ) -> tuple[MemoryReading, str] | None:
     """The island's reading, and which container: of its containers with a memory limit, the
-    nearest its limit (the one the kernel kills first); without any limit, the largest."""
+    nearest its limit (the one the kernel kills first); without any limit, the largest. None
+    while a container with a limit has no metrics (just started, or killed: the last reading
+    of it is what is kept, and what an OOMKilled failure names)."""
+    if any(name not in usage.containers for name in pod.memory_limits):
+        return None
     best: tuple[float, MemoryReading, str] | None = None
     for name, used in usage.containers.items():
         try:

@@ -100,7 +100,7 @@ def test_an_island_climbing_to_its_limit_warns_its_owner_once_before_the_kill(
     route = [a.route for a in world.notifier.items if a.kind == "memory_high"]
     assert route == ["thread"]
     (failed,) = [a for a in world.notifier.items if a.kind == "failed"]
-    assert "OOMKilled at the 2048Mi limit (its last memory reading: " in failed.text
+    assert "OOMKilled at the 2048Mi limit (its last memory reading: 1." in failed.text
 
 
 def test_a_cluster_without_metrics_server_turns_the_check_off_saying_why(tmp_path: Path) -> None:
