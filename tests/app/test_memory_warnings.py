@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.app.memory_check import MemoryCheck
 from bot.domain.memory_watch import MemoryPolicy
+from bot.infra import metrics
 from bot.infra.kubernetes.client import Kube, KubeSettings
 from bot.infra.kubernetes.pod_metrics import PodMetrics
 from bot.infra.storage.memory import MemoryStore
@@ -114,3 +115,29 @@ def test_a_cluster_without_metrics_server_turns_the_check_off_saying_why(tmp_pat
         finally:
             kube.close()
     assert reason == "the cluster serves no metrics API (metrics-server is not installed)"
+
+
+def test_one_reading_of_many_islands_is_one_request_and_no_series_per_island(
+    world: World,
+) -> None:
+    ids = [ready_island(world, user=f"U0MEM{n}") for n in range(4)]
+    memory = check(world)
+    deadline = time.monotonic() + 10
+    while len(MemoryStore(world.db).last(ids)) < len(ids) and time.monotonic() < deadline:
+        memory.run()
+        time.sleep(0.1)
+    observed = _ratio_count()
+    before = world.sim.requests_seen()
+    memory.run()
+    seen = world.sim.requests_seen() - before
+    assert {path: n for (_method, path), n in seen.items() if "metrics.k8s.io" in path} == {
+        f"/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods": 1
+    }
+    assert _ratio_count() - observed == len(ids)  # one observation each, in one histogram
+    names = {m.name for m in metrics.REGISTRY.collect() if "memory" in m.name}
+    assert names == {"islandbot_island_memory_ratio", "islandbot_memory_warnings"}
+
+
+def _ratio_count() -> float:
+    value = metrics.REGISTRY.get_sample_value("islandbot_island_memory_ratio_count")
+    return value or 0.0
