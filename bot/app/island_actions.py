@@ -11,7 +11,7 @@ next tick; ``poke`` asks for that tick at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -335,8 +335,12 @@ class IslandActions:
 
     def memory(self, island_id: int) -> tuple[int, int | None] | None:
         """The island's last memory reading (working set, limit), if it was read."""
-        kept = MemoryStore(self.db).last([island_id]).get(island_id)
-        return None if kept is None else (kept.used, kept.limit)
+        return self.memories([island_id]).get(island_id)
+
+    def memories(self, island_ids: Sequence[int]) -> dict[int, tuple[int, int | None]]:
+        """These islands' last memory readings (working set, limit), those read, in one query."""
+        kept = MemoryStore(self.db).last(island_ids)
+        return {i: (k.used, k.limit) for i, k in kept.items()}
 
     def ports(self, island: IslandRecord) -> dict[str, int]:
         return named_ports(self.templates.ports, island.first_port)

@@ -309,6 +309,7 @@ class ChatWork:
             mine=mine,
             team=team,
             ports=ports,
+            memory=self.actions.memories([i.id for i in [*mine, *team]]),
             extend_step=self.extend_step,
             now=self.clock(),
         )

@@ -164,12 +164,24 @@ def table_cut(total: int) -> str:
     return f"Only part of the {total} islands fits here; use `/island list mine` or a branch."
 
 
-def home_line(island: IslandRecord, ports: Mapping[str, int], *, now: datetime) -> str:
+def home_line(
+    island: IslandRecord,
+    ports: Mapping[str, int],
+    *,
+    now: datetime,
+    memory: tuple[int, int | None] | None = None,
+) -> str:
+    """``memory``: its last reading (working set, limit), shown while its server runs."""
     server = ports.get("server-port") or (max(ports.values()) if ports else None)
     where = f" on {island.host_ip}:{server}" if island.host_ip and server else ""
+    used = (
+        f", {memory_use(*memory)}"
+        if memory is not None and island.state.value in ("running", "ready")
+        else ""
+    )
     return (
         f"*{island_ref(island.id)}* {escape(island.branch)} ({escape(island.owner_name)}): "
-        f"{STATE_WORDS.get(island.state.value, island.state.value)}{where}, expires "
+        f"{STATE_WORDS.get(island.state.value, island.state.value)}{where}{used}, expires "
         f"{relative_time(island.expires_at, now)}"
     )
 

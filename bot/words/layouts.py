@@ -174,16 +174,25 @@ def home_view(
     ports: Mapping[int, Mapping[str, int]],
     extend_step: timedelta,
     now: datetime,
+    memory: Mapping[int, tuple[int, int | None]] | None = None,
 ) -> dict[str, Any]:
     """The App Home tab: the user's islands with their buttons, then the team's, within
-    Slack's 100-block limit (saying how many were left out)."""
+    Slack's 100-block limit (saying how many were left out); ``memory``: the islands' last
+    readings (working set, limit)."""
+    read = memory or {}
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": island_text.HOME_MINE}}
     ]
     if not mine:
         blocks.append(_text(island_text.NO_ISLANDS_OF_YOURS))
     for island in mine[:20]:
-        blocks.append(_text(island_text.home_line(island, ports.get(island.id, {}), now=now)))
+        blocks.append(
+            _text(
+                island_text.home_line(
+                    island, ports.get(island.id, {}), now=now, memory=read.get(island.id)
+                )
+            )
+        )
         if island.state in LIVE_WITH_BUTTONS:
             blocks.append(buttons(island, extend_step))
     blocks.append({"type": "divider"})
@@ -193,7 +202,13 @@ def home_view(
     if not others:
         blocks.append(_text(island_text.NO_ISLANDS))
     for island in others[:room]:
-        blocks.append(_text(island_text.home_line(island, ports.get(island.id, {}), now=now)))
+        blocks.append(
+            _text(
+                island_text.home_line(
+                    island, ports.get(island.id, {}), now=now, memory=read.get(island.id)
+                )
+            )
+        )
     if len(others) > room:
         blocks.append(_context(island_text.table_cut(len(others))))
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, timedelta
 
 import pytest
 
 from bot.domain.lifecycle_rules import Notice
+from bot.domain.states import IslandState
+from bot.words import layouts
 from bot.words.formatting import memory_size, memory_use
 from bot.words.notices import notice_text
+from tests.words.test_digest_layout import NOW, island
 
 GI, MI = 2**30, 2**20
 
@@ -49,3 +52,24 @@ def test_the_warning_says_what_it_uses_when_it_will_be_killed_and_what_to_do() -
         "(OOMKilled). Restart it to start afresh (`/island restart 269`), or start a new one "
         "with more memory where dev allows it (`/island start dev set memory=3Gi`)."
     )
+
+
+def test_status_root_message_and_home_show_a_running_islands_last_reading() -> None:
+    ready = island(1, IslandState.READY)
+    reading = (int(1.6 * GI) + 1, 2 * GI)
+    _text, blocks = layouts.status_blocks(
+        ready, ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW, tz=UTC, memory=reading
+    )
+    fields = [f["text"] for b in blocks for f in b.get("fields", [])]
+    assert "*Memory*\n1.6Gi of 2Gi (80 %)" in fields
+    view = layouts.home_view(
+        mine=[ready],
+        team=[ready, island(2, IslandState.STOPPED)],
+        ports={},
+        memory={1001: reading, 1002: reading},
+        extend_step=timedelta(hours=4),
+        now=NOW,
+    )
+    lines = [b["text"]["text"] for b in view["blocks"] if b.get("type") == "section"]
+    assert "memory 1.6Gi of 2Gi (80 %)" in lines[0]
+    assert all("memory" not in line for line in lines[1:])  # stopped: its reading is history
