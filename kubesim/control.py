@@ -112,9 +112,12 @@ class Control:
         memory limit over N seconds, then it is OOM-killed (``kubesim.oom``)."""
         try:
             body = await self._json(request)
-            seconds = float(body.get("seconds", 0))
         except (TypeError, ValueError) as exc:
             return status.bad_request(str(exc))
+        raw = body.get("seconds", 0)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return status.bad_request(f"seconds must be a number, not {raw!r}")
+        seconds = float(raw)
         try:
             container, climb = await start_climb(
                 self.cluster,

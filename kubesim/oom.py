@@ -6,12 +6,15 @@ which is what lets the bot warn an island's owner before the kill."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from kubesim.cluster import Cluster
 from kubesim.metrics import memory_now
 from kubesim.runtime import ContainerRuntime
 from kubesim.usage import Climb, memory_limit
+
+MAX_CLIMB_S = 86_400.0  # a day: longer is not a climb anyone waits for
 
 
 async def start_climb(
@@ -21,8 +24,8 @@ async def start_climb(
     limit) from its working set now to its limit, reached after ``seconds``; it replaces any
     climb under way. KeyError: no such pod or running container; ValueError: no memory limit
     to climb to, or a negative duration."""
-    if seconds < 0:
-        raise ValueError(f"seconds must not be negative: {seconds}")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_CLIMB_S:
+        raise ValueError(f"seconds must be a number from 0 to {MAX_CLIMB_S:g}: {seconds}")
     pod = cluster.store.get("pods", ns, name)
     runtime = cluster.runtimes.get((ns, name))
     if pod is None or runtime is None:

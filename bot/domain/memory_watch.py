@@ -15,6 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.domain.states import IslandState
+
+GI = 2**30
+# whose memory is read and judged: islands whose server runs
+WATCHED = frozenset({IslandState.RUNNING, IslandState.READY})
+
 
 @dataclass(frozen=True)
 class MemoryPolicy:
@@ -66,3 +72,12 @@ def judge(reading: MemoryReading, watch: MemoryWatch, policy: MemoryPolicy) -> M
     high = watch.high_in_a_row + 1
     warn = high >= policy.readings and not watch.warned
     return MemoryVerdict(MemoryWatch(high, watch.warned or warn), warn=warn)
+
+
+def more_memory(limit: int | None, allowed: int | None) -> int | None:
+    """What to suggest starting the island with instead (``set memory=``): the next whole Gi
+    above its ``limit``, at most what its branch ``allowed`` (None: the branch allows no
+    override); None when there is no more to have."""
+    if not limit or allowed is None or allowed <= limit:
+        return None
+    return min((limit // GI + 1) * GI, allowed)

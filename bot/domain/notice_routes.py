@@ -48,6 +48,10 @@ class Route(StrEnum):
 IN_THE_CHANNEL = frozenset({Notice.ANNOUNCE, Notice.CLOCK_REQUESTED})
 # overtaken by any later notice of the island (which tells a newer state)
 PROGRESS = frozenset({Notice.SCHEDULED, Notice.UNSCHEDULABLE})
+# the end of an island's run: a warning about its memory is moot once it is told
+ENDS_THE_RUN = frozenset(
+    {Notice.FAILED, Notice.STOP_REQUESTED, Notice.STOPPED, Notice.EXPIRED, Notice.RESTARTING}
+)
 # what an island's owner is told directly when the island is in a digest
 FOR_THE_OWNER = frozenset(
     {
@@ -121,8 +125,13 @@ def posts_ahead(until: float, now: float, pace: Pace) -> float:
 
 def superseded(kinds: Sequence[Notice]) -> list[bool]:
     """For an island's undelivered notices in order: which need not be sent, because a later
-    one (also undelivered) overtakes it."""
-    return [kind in PROGRESS and i < len(kinds) - 1 for i, kind in enumerate(kinds)]
+    one (also undelivered) overtakes it: any later notice a progress notice; the end of the
+    island's run (``ENDS_THE_RUN``) a memory warning."""
+    return [
+        (kind in PROGRESS and i < len(kinds) - 1)
+        or (kind == Notice.MEMORY_HIGH and bool(ENDS_THE_RUN.intersection(kinds[i + 1 :])))
+        for i, kind in enumerate(kinds)
+    ]
 
 
 def crowded(kinds: Sequence[Notice], *, digests_posting: bool) -> bool:

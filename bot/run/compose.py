@@ -34,6 +34,7 @@ from bot.domain.lifecycle_rules import Limits
 from bot.domain.memory_watch import MemoryPolicy
 from bot.domain.permissions import Policy
 from bot.domain.port_blocks import BlockLayout
+from bot.domain.quantity import memory_bytes
 from bot.domain.time_source import Clock, utcnow
 from bot.http.api import Api, ApiParts
 from bot.http.server import Address, WebServer
@@ -192,28 +193,38 @@ def connect_kube(settings: Settings, tuning: Tuning) -> Kube:
 def watch_memory(
     service: LifecycleService,
     kube: Kube,
-    db: Database,
+    storage: Storage,
     settings: Settings,
     *,
     lease: LeaderLease,
     clock: Clock,
-) -> MemoryCheck | None:
+) -> None:
     """The leader reads the islands' memory every ``metrics_interval`` and warns owners
     before an OOM kill; off, said once, on a cluster without a metrics API the bot may read."""
     metrics_api = PodMetrics(kube)
     try:
         off = metrics_api.probe()
-    except KubeError as exc:  # the cluster not answering now: tried again at each reading
+    except KubeError as exc:  # the cluster not answering now: each reading tries again
         log.warning("memory readings: the metrics API could not be asked now (%s)", exc)
         off = None
     if off is not None:
         log.info("memory readings and warnings are off: %s", off)
-        return None
+        return
+    templates = storage.templates
+
+    def allowed(branch: str) -> int | None:
+        profile = templates.profiles.get(branch)
+        if profile is None or "memory" not in profile.allowed_keys:
+            return None
+        return memory_bytes(str(profile.memory_max))
+
     check = MemoryCheck(
         metrics_api=metrics_api,
         kube=kube,
-        store=MemoryStore(db),
+        store=MemoryStore(storage.db),
         policy=MemoryPolicy(warn_at=settings.memory_warning),
+        server_container=templates.server_container,
+        allowed=allowed,
         clock=clock,
         fence=lease.fence,
     )
@@ -222,7 +233,6 @@ def watch_memory(
         check.run()
 
     service.add_job(read_memory, "memory", seconds=settings.metrics_interval.total_seconds())
-    return check
 
 
 def lifecycle_settings(settings: Settings, tuning: Tuning) -> LifecycleSettings:
@@ -389,7 +399,7 @@ def _assemble(
             seconds=tuning.recover_every.total_seconds(),
             leader_only=False,
         )
-    watch_memory(service, kube, db, settings, lease=lease, clock=clock)
+    watch_memory(service, kube, storage, settings, lease=lease, clock=clock)
     if server is not None:
         registry = Registry(
             db, port_names=templates.ports, on_registered=lambda _id: service.poke(), clock=clock

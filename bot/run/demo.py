@@ -50,6 +50,7 @@ SETTLING = (
 )
 _USER = re.compile(r"@([a-z0-9][a-z0-9._-]{0,39})(?:\s+(.*))?", re.DOTALL)
 MAX_WAIT_S = 600.0
+_FAULT = re.compile(r"memory-climb\s+([0-9]{1,9})", re.IGNORECASE | re.ASCII)
 CLIMB_S = 20.0  # `fault memory-climb`: long enough for a warning at two readings a second apart
 ANY_LOCAL_PORT = Address("127.0.0.1", 0)
 
@@ -162,9 +163,9 @@ class Demo:
         """``fault memory-climb ID``: the island's memory climbs to its limit over 20 s, where
         the cluster OOMKills it (the embedded cluster's fault; its owner is warned first)."""
         self.chat.typed(self.user, f"fault {text}".rstrip(), CHANNEL)
-        kind, _, rest = text.partition(" ")
-        island_id = int(rest) if rest.strip().isdigit() and len(rest.strip()) < 10 else None
-        if kind != "memory-climb" or island_id is None:
+        match = _FAULT.fullmatch(text.strip())
+        island_id = int(match.group(1)) if match is not None else None
+        if island_id is None:
             self.say(demo_text.demo_bad_fault(text))
             return
         sim = self.cluster.sim

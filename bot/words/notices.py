@@ -146,15 +146,22 @@ def notice_text(
 
 def memory_warning(detail: Mapping[str, Any], *, island_id: int, owner_id: str, branch: str) -> str:
     """Its owner warned before the kernel kills the island: what it uses of its limit, and the
-    top of the advice (``MEMORY_HIGH``; ``detail``: used and limit in bytes)."""
+    top of the advice (``MEMORY_HIGH``; ``detail``: used, limit and the size its branch lets it
+    be started with instead, ``more``, in bytes)."""
     used, limit = int(detail.get("used", 0)), int(detail.get("limit") or 0)
-    more = memory_size((limit // 2**30 + 1) * 2**30) if limit else "more"
+    more = detail.get("more")
+    restart = f"Restart it to start afresh (`/island restart {island_id}`)"
+    if more:
+        advice = (
+            f"{restart}, or start a new one with more memory "
+            f"(`/island start {escape(branch)} set memory={memory_size(int(more))}`)."
+        )
+    else:
+        advice = f"{restart}; {escape(branch)} islands cannot have more memory."
     return (
         f"<@{owner_id}> island {island_ref(island_id)} is using {memory_size(used)} of its "
         f"{memory_size(limit)} memory limit; at {memory_size(limit)} it will be killed "
-        f"(OOMKilled). Restart it to start afresh (`/island restart {island_id}`), or start a "
-        f"new one with more memory where {escape(branch)} allows it "
-        f"(`/island start {escape(branch)} set memory={more}`)."
+        f"(OOMKilled). {advice}"
     )
 
 

@@ -4,9 +4,10 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-03
 
-- ``island_memory``: each island's last memory reading (working set, its container's limit,
-  which container, when) and what is kept between readings to warn its owner once before the
-  kernel OOMKills it (high readings in a row, warned since it last was not high).
+- ``island_memory``: each island's last memory reading of its current run (working set, its
+  container's limit, the metrics' sample time) and what is kept between readings to warn its
+  owner once before the kernel OOMKills it (high readings in a row, warned since it last was
+  not high). The row goes when the island leaves running/ready (a restart starts afresh).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ def upgrade() -> None:
         sa.Column("island_id", sa.Integer(), nullable=False),
         sa.Column("used_bytes", sa.BigInteger(), nullable=False),
         sa.Column("limit_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("container", sa.String(length=63), nullable=False),
         sa.Column("read_at", UTC_DATETIME, nullable=False),
         sa.Column("high_in_a_row", sa.Integer(), server_default="0", nullable=False),
         sa.Column("warned", sa.Boolean(), server_default=sa.false(), nullable=False),

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.domain.memory_watch import MemoryPolicy, MemoryReading, MemoryWatch, judge
+from bot.domain.lifecycle_rules import Notice
+from bot.domain.memory_watch import MemoryPolicy, MemoryReading, MemoryWatch, judge, more_memory
+from bot.domain.notice_routes import superseded
 
 GI = 2**30
 AT = datetime(2026, 12, 3, tzinfo=UTC)
@@ -67,3 +69,18 @@ def test_the_ratio_is_of_the_limit() -> None:
 def test_a_policy_that_could_never_or_always_warn_is_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="memory warning"):
         MemoryPolicy(**bad)  # type: ignore[arg-type]
+
+
+def test_the_suggested_size_is_the_next_gi_within_what_the_branch_allows() -> None:
+    assert more_memory(2 * GI, 4 * GI) == 3 * GI
+    assert more_memory(int(2.5 * GI), 4 * GI) == 3 * GI
+    assert more_memory(2 * GI, int(2.5 * GI)) == int(2.5 * GI)
+    assert more_memory(3 * GI, 3 * GI) is None  # at the branch's maximum already
+    assert more_memory(2 * GI, None) is None  # the branch allows no override
+    assert more_memory(None, 4 * GI) is None
+
+
+def test_a_memory_warning_is_moot_once_the_islands_run_ended() -> None:
+    assert superseded([Notice.MEMORY_HIGH, Notice.FAILED]) == [True, False]
+    assert superseded([Notice.MEMORY_HIGH, Notice.EXTENDED]) == [False, False]
+    assert superseded([Notice.MEMORY_HIGH]) == [False]

@@ -39,7 +39,7 @@ def test_a_reading_against_its_limit_and_without_one() -> None:
 def test_the_warning_says_what_it_uses_when_it_will_be_killed_and_what_to_do() -> None:
     text = notice_text(
         Notice.MEMORY_HIGH,
-        {"used": int(1.95 * GI), "limit": 2 * GI},
+        {"used": int(1.95 * GI), "limit": 2 * GI, "more": 3 * GI},
         island_id=269,
         owner_id="U0ANN",
         branch="dev",
@@ -73,3 +73,20 @@ def test_status_root_message_and_home_show_a_running_islands_last_reading() -> N
     lines = [b["text"]["text"] for b in view["blocks"] if b.get("type") == "section"]
     assert "memory 1.6Gi of 2Gi (80 %)" in lines[0]
     assert all("memory" not in line for line in lines[1:])  # stopped: its reading is history
+
+
+def test_a_branch_that_allows_no_more_memory_is_not_suggested_to_have_more() -> None:
+    text = notice_text(
+        Notice.MEMORY_HIGH,
+        {"used": int(2.9 * GI), "limit": 3 * GI, "more": None},
+        island_id=7,
+        owner_id="U0ANN",
+        branch="weekly",
+        ports={},
+        clock=None,
+        tz=UTC,
+    )
+    assert text.endswith(
+        "Restart it to start afresh (`/island restart 7`); weekly islands cannot have more memory."
+    )
+    assert "set memory" not in text

@@ -174,11 +174,16 @@ class Kube:
 
     # ---- the retry policy ---------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _call(
+        self, what: str, fn: Callable[..., T], *args: Any, once: bool = False, **kwargs: Any
+    ) -> T:
+        """``fn`` under the retry policy; ``once``: a single attempt (a best-effort read whose
+        next interval is its retry)."""
+        attempts = 1 if once else self.settings.attempts
         kwargs.setdefault("_request_timeout", self.settings.request_timeout_s)
         operation = what.split(" ", maxsplit=1)[0]  # the metrics label: create, list, get...
         delay = self.settings.backoff_s
-        for attempt in range(1, self.settings.attempts + 1):
+        for attempt in range(1, attempts + 1):
             wait: float | None
             try:
                 return fn(*args, **kwargs)
@@ -192,7 +197,7 @@ class Kube:
                     raise wrap(what, exc) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 wait, problem = None, f"{type(exc).__name__}"
-            if attempt == self.settings.attempts:
+            if attempt == attempts:
                 metrics.KUBE_ERRORS.labels(operation=operation).inc()
                 raise KubeUnavailable(
                     f"{what}: Kubernetes API still failing after {attempt} attempts ({problem})"
@@ -209,7 +214,7 @@ class Kube:
                 problem,
                 wait,
                 attempt + 1,
-                self.settings.attempts,
+                attempts,
             )
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from kubernetes import client
 
@@ -22,11 +23,12 @@ GROUP, VERSION = "metrics.k8s.io", "v1beta1"
 
 @dataclass(frozen=True)
 class PodUsage:
-    """One pod's reading: each container's working set (bytes), and when it was read."""
+    """One pod's reading: each container's working set (bytes), and when the metrics API
+    sampled it (None when it did not say)."""
 
     pod: str
     containers: dict[str, int]
-    timestamp: str | None
+    sampled_at: datetime | None
 
 
 class PodMetrics:
@@ -56,6 +58,7 @@ class PodMetrics:
             self.kube.settings.namespace,
             "pods",
             label_selector=SELECTOR,
+            once=True,  # best effort: the next reading is the retry
         )
         usage: dict[str, PodUsage] = {}
         for item in data.get("items", []):
@@ -71,5 +74,16 @@ class PodMetrics:
                     containers[str(c["name"])] = memory_of(memory)
                 except ValueError:
                     log.warning("pod %s: unreadable memory usage %r", name, memory)
-            usage[str(name)] = PodUsage(str(name), containers, item.get("timestamp"))
+            usage[str(name)] = PodUsage(str(name), containers, _timestamp(item.get("timestamp")))
         return usage
+
+
+def _timestamp(value: object) -> datetime | None:
+    """An RFC 3339 time as the API server writes it (``2026-12-03T11:28:57Z``), aware."""
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -13,12 +13,13 @@ from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
 from bot.domain.errors import NotFound, Refusal
 from bot.domain.lifecycle_rules import FailureKind, Notice
+from bot.domain.memory_watch import WATCHED
 from bot.domain.records import IslandChange, IslandRecord, NoticeSpec, WorkTicket
 from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.storage import audit, intake, outbox
+from bot.infra.storage import audit, intake, memory, outbox
 from bot.infra.storage.database import Database
-from bot.infra.storage.tables import Base, Island, IslandMemory, OutboxMessage
+from bot.infra.storage.tables import Base, Island, OutboxMessage
 
 T = TypeVar("T")
 _TABLE = Base.metadata.tables[Island.__tablename__]
@@ -49,6 +50,9 @@ def write_change(conn: Connection, island_id: int, change: IslandChange, *, at: 
     if change.updates:
         conn.execute(update(Island).where(Island.id == island_id).values(dict(change.updates)))
     outbox.add(conn, island_id, [_with_reading(conn, island_id, n) for n in change.notices], at=at)
+    state = change.updates.get("state")
+    if state is not None and IslandState(state) not in WATCHED:
+        memory.forget_run(conn, island_id)  # its run ended: a restart starts afresh
     if change.audit is not None:
         audit.record(conn, change.audit, at=at)
 
@@ -58,10 +62,8 @@ def _with_reading(conn: Connection, island_id: int, notice: NoticeSpec) -> Notic
     kind, detail = notice
     if kind != Notice.FAILED or detail.get("kind") != FailureKind.OOM_KILLED.value:
         return notice
-    used = conn.execute(
-        select(IslandMemory.used_bytes).where(IslandMemory.island_id == island_id)
-    ).scalar()
-    return notice if used is None else (kind, {**detail, "last_used": int(used)})
+    used = memory.last_reading(conn, island_id)
+    return notice if used is None else (kind, {**detail, "last_used": used})
 
 
 class IslandStore:

@@ -330,7 +330,6 @@ class IslandMemory(Base):
     island_id: Mapped[int] = mapped_column(Integer, ForeignKey("islands.id"), primary_key=True)
     used_bytes: Mapped[int] = mapped_column(BigInteger)
     limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    container: Mapped[str] = mapped_column(String(63))
-    read_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the metrics' sample time
     high_in_a_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     warned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
