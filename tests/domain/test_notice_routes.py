@@ -55,6 +55,7 @@ def test_an_island_in_a_digest_tells_its_owner_what_they_need_and_shows_the_rest
         N.EXPIRED,
         N.CLOCK_SHIFTED,
         N.CLOCK_FAILED,
+        N.MEMORY_HIGH,  # a warning for its owner before the OOM kill
     }
     assert {N.SCHEDULED, N.STOPPED, N.STOP_REQUESTED, N.EXTENDED, N.RESTARTING} <= shown
     # a clock request is a question to the team: it stays in the channel
