@@ -51,7 +51,7 @@ SETTLING = (
 _USER = re.compile(r"@([a-z0-9][a-z0-9._-]{0,39})(?:\s+(.*))?", re.DOTALL)
 MAX_WAIT_S = 600.0
 _FAULT = re.compile(r"memory-climb\s+([0-9]{1,9})", re.IGNORECASE | re.ASCII)
-CLIMB_S = 20.0  # `fault memory-climb`: long enough for a warning at two readings a second apart
+CLIMB_S = 30.0  # `fault memory-climb`: high (90 %) for about 4 s, two readings or more at 1 s
 ANY_LOCAL_PORT = Address("127.0.0.1", 0)
 
 

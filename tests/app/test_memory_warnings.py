@@ -31,12 +31,12 @@ NAMESPACE = "islands"
 GI = 2**30
 
 
-def check(world: World) -> MemoryCheck:
+def check(world: World, policy: MemoryPolicy = MemoryPolicy()) -> MemoryCheck:  # noqa: B008
     return MemoryCheck(
         metrics_api=PodMetrics(world.kube),
         kube=world.kube,
         store=MemoryStore(world.db),
-        policy=MemoryPolicy(),
+        policy=policy,
         server_container=world.templates.server_container,
         allowed=lambda branch: 4 * GI if branch == "dev" else None,
         clock=world.clock,
@@ -85,12 +85,14 @@ def test_an_island_climbing_to_its_limit_warns_its_owner_once_before_the_kill(
     world: World,
 ) -> None:
     island_id = ready_island(world)
-    memory = check(world)
+    # metrics samples are whole seconds apart: warned at 70 %, a climb over 6 s from its
+    # steady 30-45 % stays high for about 3 s, two samples or more before the kill
+    memory = check(world, MemoryPolicy(warn_at=0.7))
     pod = world.pod_name(island_id)
     first_reading(world, memory, island_id)
-    world.sim.memory_climb(NAMESPACE, pod, seconds=2.5)
+    world.sim.memory_climb(NAMESPACE, pod, seconds=6)
     warned_at: list[int] = []
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 20
     while world.state(island_id) != "failed" and time.monotonic() < deadline:
         warned_at += memory.run()
         world.engine.tick()
@@ -99,7 +101,8 @@ def test_an_island_climbing_to_its_limit_warns_its_owner_once_before_the_kill(
     assert warned_at == [island_id]  # once, before the kill
     (detail,) = warnings(world, island_id)
     assert detail["limit"] == 2048 * 2**20
-    assert 0.9 * 2048 * 2**20 <= int(str(detail["used"])) <= 2048 * 2**20
+    assert 0.7 * 2048 * 2**20 <= int(str(detail["used"])) <= 2048 * 2**20
+    assert detail["more"] == 3 * GI  # dev allows up to 4Gi here
     world.until(lambda: "failed" in world.notifier.kinds(island_id))
     kinds = world.notifier.kinds(island_id)
     assert kinds.index("memory_high") < kinds.index("failed")
@@ -135,6 +138,7 @@ def test_one_reading_of_many_islands_is_one_request_and_no_series_per_island(
         memory.run()
         time.sleep(0.1)
     observed = _ratio_count()
+    time.sleep(1.1)  # the next sample of the metrics API
     before = world.sim.requests_seen()
     memory.run()
     seen = world.sim.requests_seen() - before
