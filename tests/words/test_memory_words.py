@@ -50,7 +50,7 @@ def test_the_warning_says_what_it_uses_when_it_will_be_killed_and_what_to_do() -
     assert text == (
         "<@U0ANN> island #269 is using 1.9Gi of its 2Gi memory limit; at 2Gi it will be killed "
         "(OOMKilled). Restart it to start afresh (`/island restart 269`), or start a new one "
-        "with more memory where dev allows it (`/island start dev set memory=3Gi`)."
+        "with more memory (`/island start dev set memory=3Gi`)."
     )
 
 
