@@ -6,8 +6,9 @@ metrics API as metrics-server serves it).
 For each N: N islands are started and driven to ready; then ``--readings`` memory readings
 (``MemoryCheck.run``: one LIST of the namespace's pod metrics, each island judged, one
 transaction on SQLite) are timed, 1 s apart, with one memory climb under way so that the
-warning path is taken too (warned at 70 %: the climb stays that high for several samples). Reported per N: Kubernetes API calls per reading, reading duration
-p50/p99, readings kept, warnings given.
+warning path is taken too (warned at 70 %: the climb stays that high for several samples).
+Reported per N: Kubernetes API calls per reading, reading duration p50/p99, readings kept,
+warnings given.
 Last stdout line: one JSON object.
 """
 
