@@ -192,19 +192,26 @@ class Outbox:
                 ).scalars()
             )
             if free:
-                conn.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(free))
-                    .values(
-                        claimed_by=by,
-                        claim_until=now + ttl,
-                        worker=self.worker,
-                        attempts=OutboxMessage.attempts + 1,
-                    )
-                )
+                self._take(conn, free, by=by, until=now + ttl)
             return [i for i in notice_ids if i in free]
 
         return self.db.run(write, what="claim notices")
+
+    def _take(
+        self, conn: Connection, notice_ids: Iterable[int], *, by: str, until: datetime
+    ) -> None:
+        """Claim these free notices for one attempt each (counted), inside the caller's
+        transaction."""
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(list(notice_ids)))
+            .values(
+                claimed_by=by,
+                claim_until=until,
+                worker=self.worker,
+                attempts=OutboxMessage.attempts + 1,
+            )
+        )
 
     def claim_digest(
         self, notice_ids: Sequence[int], *, by: str, ttl: timedelta, fence: Fence | None
@@ -237,16 +244,7 @@ class Outbox:
             if not free:
                 return [], None
             leader = min(free.values())
-            conn.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(free))
-                .values(
-                    claimed_by=by,
-                    claim_until=now + ttl,
-                    worker=self.worker,
-                    attempts=OutboxMessage.attempts + 1,
-                )
-            )
+            self._take(conn, free, by=by, until=now + ttl)
             conn.execute(
                 update(Island)
                 .where(Island.id.in_(free.values()))
