@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import pct
-from bench.watcher import api_calls, ready_count, start_islands, start_kubesim_nodes, world
+from bench.watcher import api_calls, close_world, drive_to_ready, start_kubesim_nodes, world
 from bot.app.memory_check import MemoryCheck
 from bot.domain.memory_watch import MemoryPolicy
 from bot.infra.kubernetes.pod_metrics import PodMetrics
@@ -47,10 +47,7 @@ def measure_size(n: int, readings: int) -> dict[str, Any]:
         proc, url, kubeconfig = start_kubesim_nodes(tmp, max(2, n // 100 + 1))
         try:
             w = world(tmp, kubeconfig, 40_000)
-            ids = start_islands(w["allocator"], n, "m")
-            deadline = time.monotonic() + 900
-            while ready_count(w["db"]) < n and time.monotonic() < deadline:
-                w["engine"].tick()
+            ids = drive_to_ready(w, n, "m")
             check = MemoryCheck(
                 metrics_api=PodMetrics(w["kube"]),
                 kube=w["kube"],
@@ -68,10 +65,7 @@ def measure_size(n: int, readings: int) -> dict[str, Any]:
                 calls.append(api_calls(url) - began_calls)
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
             kept = len(MemoryStore(w["db"]).last(ids))
-            if w["kube"].reflector is not None:
-                w["kube"].reflector.stop()
-            w["kube"].close()
-            w["db"].dispose()
+            close_world(w)
             return {
                 "islands": n,
                 "api_calls_per_reading": max(calls),

@@ -108,6 +108,22 @@ def start_islands(allocator: Allocator, n: int, tag: str) -> list[int]:
     ]
 
 
+def drive_to_ready(w: dict[str, Any], n: int, tag: str) -> list[int]:
+    """Start ``n`` islands and tick until all are ready (at most 15 minutes); their ids."""
+    ids = start_islands(w["allocator"], n, tag)
+    deadline = time.monotonic() + 900
+    while ready_count(w["db"]) < n and time.monotonic() < deadline:
+        w["engine"].tick()
+    return ids
+
+
+def close_world(w: dict[str, Any]) -> None:
+    if w["kube"].reflector is not None:
+        w["kube"].reflector.stop()
+    w["kube"].close()
+    w["db"].dispose()
+
+
 def ready_count(db: Any) -> int:
     with db.engine.connect() as conn:
         return int(
@@ -123,10 +139,7 @@ def measure_size(n: int, ticks: int) -> dict[str, Any]:
         proc, url, kubeconfig = start_kubesim_nodes(tmp, max(2, n // 100 + 1))
         try:
             w = world(tmp, kubeconfig, 40_000)
-            start_islands(w["allocator"], n, "s")
-            deadline = time.monotonic() + 900
-            while ready_count(w["db"]) < n and time.monotonic() < deadline:
-                w["engine"].tick()
+            drive_to_ready(w, n, "s")
             while w["engine"].deliver():  # steady state: the start-up notices are out
                 pass
             durations, calls, probes, rounds = [], [], [], []
@@ -154,10 +167,7 @@ def measure_size(n: int, ticks: int) -> dict[str, Any]:
             began = time.monotonic()
             results = probe_ports(targets, timeout=0.5)
             fanout_ms = (time.monotonic() - began) * 1000
-            if w["kube"].reflector is not None:
-                w["kube"].reflector.stop()
-            w["kube"].close()
-            w["db"].dispose()
+            close_world(w)
             return {
                 "islands": n,
                 "ready": sum(results.values()),
@@ -195,10 +205,7 @@ def measure_ready_latency(count: int = 50) -> dict[str, Any]:
                 opened = listen_time(w["kube"], view.name)
                 if view.island_id in w["notifier"].ready_at and opened is not None:
                     latencies.append((w["notifier"].ready_at[view.island_id] - opened) * 1000)
-            if w["kube"].reflector is not None:
-                w["kube"].reflector.stop()
-            w["kube"].close()
-            w["db"].dispose()
+            close_world(w)
             return {
                 "islands_started": len(ids),
                 "ready": len(w["notifier"].ready_at),
