@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta, tzinfo
 from typing import Any
 
+from bot.app.board_links import BoardLinks
 from bot.app.clock_actions import ClockActions
 from bot.app.island_actions import IslandActions
 from bot.chat.output import ChatOutput, Reply
@@ -67,6 +68,7 @@ class ChatFront:
         intake: Intake,
         settings: FrontSettings,
         clock: Clock = utcnow,
+        board_links: BoardLinks | None = None,
     ) -> None:
         self.actions = actions
         self.sender = sender
@@ -80,6 +82,7 @@ class ChatFront:
             extend_step=settings.extend_step,
             tz=settings.tz,
             clock=clock,
+            board_links=board_links,
         )
         self.pool = WorkPool(settings.workers, settings.max_pending)
         self._lock = threading.Lock()

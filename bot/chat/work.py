@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from bot.app.board_links import BoardLinks
 from bot.app.clock_actions import ClockActions
 from bot.app.island_actions import IslandActions
 from bot.chat.output import ChatError, ChatOutput, Reply, tell
@@ -21,6 +22,7 @@ from bot.domain.buttons import (
     parse_request_button,
 )
 from bot.domain.commands import (
+    Board,
     Capacity,
     Command,
     Extend,
@@ -33,12 +35,12 @@ from bot.domain.commands import (
     Stop,
     Time,
 )
-from bot.domain.errors import UserError
+from bot.domain.errors import Refusal, UserError
 from bot.domain.permissions import Action
 from bot.domain.records import Caller, ClockRecord, WorkTicket
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.intake import Intake
-from bot.words import clock_text, island_text, layouts, refusals
+from bot.words import board_text, clock_text, island_text, layouts, refusals
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class ChatWork:
         extend_step: timedelta,
         tz: tzinfo = UTC,
         clock: Clock = utcnow,
+        board_links: BoardLinks | None = None,
     ) -> None:
         self.actions = actions
         self.clocks = clocks
@@ -65,6 +68,7 @@ class ChatWork:
         self.extend_step = extend_step
         self.tz = tz
         self.clock = clock
+        self.board_links = board_links
 
     # ---- what a request asks ------------------------------------------------------------------
 
@@ -77,7 +81,7 @@ class ChatWork:
                 self._start(caller, command, reply, ticket)
             elif isinstance(command, Stop | Restart | Extend):
                 self.tell(reply, self._change(caller, command, ticket))
-            elif isinstance(command, ListIslands | Status | Logs | Capacity):
+            elif isinstance(command, ListIslands | Status | Logs | Capacity | Board):
                 self._look(caller, command, reply)
             elif isinstance(command, Time):
                 self._time(caller, command, reply, ticket)
@@ -85,7 +89,10 @@ class ChatWork:
             self.tell(reply, refusals.text(exc))
 
     def _look(
-        self, caller: Caller, command: ListIslands | Status | Logs | Capacity, reply: Reply
+        self,
+        caller: Caller,
+        command: ListIslands | Status | Logs | Capacity | Board,
+        reply: Reply,
     ) -> None:
         """The commands that change nothing; each is audited (answered or refused) before the
         answer goes out, so the audit log has every look in the order people saw them."""
@@ -107,6 +114,8 @@ class ChatWork:
                 )
             elif isinstance(command, Logs):
                 text = self._logs(command.island_id, command.lines, command.previous, reply)
+            elif isinstance(command, Board):
+                text = self._board_link(caller)
             else:
                 text, blocks = layouts.capacity_blocks(self.actions.capacity())
         except UserError as exc:
@@ -116,6 +125,12 @@ class ChatWork:
             raise
         self.actions.record_look(caller, action, island_id=island_id, detail=detail)
         self.tell(reply, text, blocks=blocks)
+
+    def _board_link(self, caller: Caller) -> str:
+        if self.board_links is None:
+            raise UserError(Refusal.NO_BOARD)
+        link = self.board_links.for_caller(caller)
+        return board_text.board_link(link.url, link.expires_at, self.tz)
 
     def _change(
         self, caller: Caller, command: Stop | Restart | Extend, ticket: WorkTicket | None
@@ -305,7 +320,13 @@ class ChatWork:
         team = self.actions.islands(caller, ListIslands(ListScope.ALL))
         ports = {i.id: self.actions.ports(i) for i in team}
         ports.update({i.id: self.actions.ports(i) for i in mine})
+        board = None
+        if self.board_links is not None:
+            board = board_text.board_home(
+                self.board_links.for_caller(caller).url, self.board_links.ttl
+            )
         view = layouts.home_view(
+            board=board,
             mine=mine,
             team=team,
             ports=ports,
@@ -324,7 +345,7 @@ class ChatWork:
 
 
 def _audit_of_look(
-    command: ListIslands | Status | Logs | Capacity,
+    command: ListIslands | Status | Logs | Capacity | Board,
 ) -> tuple[Action, int | None, dict[str, Any]]:
     """What the audit log says of a command that only looks: action, island, detail."""
     if isinstance(command, ListIslands):
@@ -337,4 +358,6 @@ def _audit_of_look(
             command.island_id,
             {"lines": command.lines, "previous": command.previous},
         )
+    if isinstance(command, Board):
+        return Action.BOARD, None, {}
     return Action.CAPACITY, None, {}

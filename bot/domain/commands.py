@@ -131,11 +131,18 @@ class Capacity:
 
 
 @dataclass(frozen=True)
+class Board:
+    """A link to the team board, for the one who asks."""
+
+
+@dataclass(frozen=True)
 class Help:
     verb: str | None = None
 
 
-Command = Start | Stop | Restart | Extend | ListIslands | Status | Logs | Time | Capacity | Help
+Command = (
+    Start | Stop | Restart | Extend | ListIslands | Status | Logs | Time | Capacity | Board | Help
+)
 
 VERBS: tuple[str, ...] = (
     "start",
@@ -147,6 +154,7 @@ VERBS: tuple[str, ...] = (
     "logs",
     "time",
     "capacity",
+    "board",
     "help",
 )
 
@@ -340,6 +348,11 @@ def _capacity(words: _Words, _context: ParseContext) -> Capacity:
     return Capacity()
 
 
+def _board(words: _Words, _context: ParseContext) -> Board:
+    words.done()
+    return Board()
+
+
 def _help(words: _Words, _context: ParseContext) -> Help:
     if not words.items:
         return Help()
@@ -360,5 +373,6 @@ _PARSERS: dict[str, Callable[[_Words, ParseContext], Command]] = {
     "logs": _logs,
     "time": _time,
     "capacity": _capacity,
+    "board": _board,
     "help": _help,
 }

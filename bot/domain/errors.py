@@ -35,6 +35,7 @@ class Refusal(StrEnum):
     EXTEND_TOO_FAR = "extend_too_far"  # island_id, max_ttl_s, room_s
     NO_LOGS = "no_logs"  # island_id, state
     LOGS_UNAVAILABLE = "logs_unavailable"  # island_id, previous
+    NO_BOARD = "no_board"  # (the board is not served here)
     CLOCK_REQUEST_NOT_FOUND = "clock_request_not_found"  # request_id
     CLOCK_NOT_NOW = "clock_not_now"  # island_id, state
     CLOCK_OUT_OF_BOUNDS = "clock_out_of_bounds"  # island_id, bound_s

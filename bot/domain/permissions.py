@@ -21,6 +21,7 @@ class Action(StrEnum):
     STATUS = "status"
     LOGS = "logs"
     CAPACITY = "capacity"
+    BOARD = "board"
     HELP = "help"
 
 

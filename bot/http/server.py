@@ -15,7 +15,7 @@ import asyncio
 import logging
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -47,6 +47,7 @@ class WebServer:
     ) -> None:
         self.address = address
         self._routes: list[web.RouteDef] = [web.get("/healthz", _healthz), *routes]
+        self._on_shutdown: list[Callable[[web.Application], Awaitable[None]]] = []
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="http")
         self._socket: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -62,9 +63,17 @@ class WebServer:
             raise RuntimeError("routes are fixed once the server has started")
         self._routes.extend(routes)
 
+    def on_shutdown(self, callback: Callable[[web.Application], Awaitable[None]]) -> None:
+        """Called when the server stops, before it waits for the requests in flight (a
+        stream that would otherwise run on ends there)."""
+        if self._thread is not None:
+            raise RuntimeError("shutdown callbacks are fixed once the server has started")
+        self._on_shutdown.append(callback)
+
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_routes(self._routes)
+        app.on_shutdown.extend(self._on_shutdown)
         return app
 
     # ---- running in a thread ---------------------------------------------------------------

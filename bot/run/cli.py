@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from bot.infra.kubernetes.templates import load_templates
 from bot.infra.storage import migrate
 from bot.infra.storage.database import Database, create_database
 from bot.run import compose
-from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.run.demo import CHANNEL, CHANNEL_NAME, FIRST_USER, Cluster, Demo
 from bot.run.headless import JsonLinesNotifier, LogNotifier
 from bot.run.settings import ConfigError, Settings
 from bot.run.settings_env import describe_settings, load_settings
@@ -105,6 +106,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             namespace=demo.settings.namespace,
         )
         print(banner, file=sys.stderr if args.json else sys.stdout, flush=True)
+        link = demo.board_link()
+        if args.json:
+            board = {"kind": "board", "user": FIRST_USER, "text": link.url}
+            out.line(json.dumps({**board, "expires_at": link.expires_at.isoformat()}))
+        else:
+            out.line(demo_text.demo_board(FIRST_USER, link.url))
         if args.script is not None or not sys.stdin.isatty():
             source = args.script.open(encoding="utf-8") if args.script else sys.stdin
             with source:

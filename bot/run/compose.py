@@ -37,6 +37,7 @@ from bot.domain.port_blocks import BlockLayout
 from bot.domain.quantity import memory_bytes
 from bot.domain.time_source import Clock, utcnow
 from bot.http.api import Api, ApiParts
+from bot.http.board_routes import BoardRoutes
 from bot.http.server import Address, WebServer
 from bot.infra.kubernetes.client import Kube, KubeSettings
 from bot.infra.kubernetes.errors import KubeError
@@ -53,6 +54,7 @@ from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
 from bot.infra.storage.memory import MemoryStore
 from bot.infra.storage.registry import Registry
+from bot.run.board_setup import board_links, serve_board
 from bot.run.headless import LogNotifier
 from bot.run.loop import LifecycleService
 from bot.run.settings import ConfigError, Settings
@@ -102,6 +104,7 @@ class Bot:
     server: WebServer | None = None
     socket_mode: SocketModeHandler | None = None
     control: Database | None = None  # the lease's and the heartbeat's connections
+    board: BoardRoutes | None = None
     started: list[str] = field(default_factory=list)
 
     def start(self) -> Bot:
@@ -370,6 +373,7 @@ def _assemble(
         ),
         clock=clock,
     )
+    links = board_links(settings, db, server, clock) if server is not None else None
     front = None
     if chat is not None:
         front = ChatFront(
@@ -386,6 +390,7 @@ def _assemble(
                 tz=settings.tz,
             ),
             clock=clock,
+            board_links=links,
         )
         service.add_job(
             front.expire_clock_requests,
@@ -407,6 +412,7 @@ def _assemble(
         token = settings.api_read_token
         api = Api(ApiParts(db, kube, registry, islands, token.reveal() if token else None))
         server.add_routes(api.routes())
+    board = serve_board(server, actions, links, settings) if server and links else None
     return Bot(
         settings,
         db,
@@ -422,6 +428,7 @@ def _assemble(
         front,
         server,
         control=control,
+        board=board,
     )
 
 

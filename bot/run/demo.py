@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from bot.app.board_links import BoardLink
 from bot.chat.console.chat import ConsoleChat
 from bot.chat.front import ChatFront
 from bot.chat.notifier import ChatNotifier
@@ -110,6 +111,11 @@ class Demo:
     def start(self) -> Demo:
         self.bot.start()
         return self
+
+    def board_link(self, user: str = FIRST_USER) -> BoardLink:
+        """A link to the team board for ``user``, as `/island board` would give them."""
+        assert self.bot.board is not None
+        return self.bot.board.links.for_caller(Caller(user, user))
 
     def stop(self) -> None:
         if self._stopped.is_set():

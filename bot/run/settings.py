@@ -304,6 +304,30 @@ class Settings:
             "HTTP mode, the API, `/healthz`, `/readyz`, `/metrics`).",
         },
     )
+    board_url: str | None = field(
+        default=None,
+        metadata={
+            "env": "ISLANDBOT_BOARD_URL",
+            "help": "Where people reach the team board, as its links name it (for example "
+            "`https://islands.example.com`); unset, `http://` and `ISLANDBOT_HTTP_ADDRESS` (with "
+            "this machine's name for 0.0.0.0).",
+        },
+    )
+    board_secret: Secret | None = field(
+        default=None,
+        metadata={
+            "env": "ISLANDBOT_BOARD_SECRET",
+            "help": "Key that signs the board's links (at least 32 characters); unset, the bot "
+            "makes one once and keeps it in its database, shared by its replicas.",
+        },
+    )
+    board_link_ttl: timedelta = field(
+        default=timedelta(hours=12),
+        metadata={
+            "env": "ISLANDBOT_BOARD_LINK_TTL",
+            "help": "How long a board link (and the session it opens) works (1m-7d).",
+        },
+    )
     slack_workers: int = field(
         default=8,
         metadata={

@@ -184,6 +184,20 @@ def _parse_api_token(text: str) -> Secret:
     return Secret(token)
 
 
+def _parse_board_secret(text: str) -> Secret:
+    secret = text.strip()
+    if len(secret) < 32:
+        raise ValueError("expected at least 32 characters (for example `openssl rand -hex 32`)")
+    return Secret(secret)
+
+
+def _parse_link_ttl(text: str) -> timedelta:
+    value = _parse_duration(text)
+    if not timedelta(minutes=1) <= value <= timedelta(days=7):
+        raise ValueError(f"{text!r} is not between 1m and 7d")
+    return value
+
+
 def _parse_interval(text: str) -> timedelta:
     value = _parse_duration(text)
     if value < timedelta(seconds=1):
@@ -241,6 +255,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "require_registration": _parse_bool,
     "api_read_token": _parse_api_token,
     "http_address": _parse_address,
+    "board_url": _parse_api_url,
+    "board_secret": _parse_board_secret,
+    "board_link_ttl": _parse_link_ttl,
     "slack_workers": _parse_int(1, 64),
     "slack_api_url": _parse_slack_api_url,
     "slack_bot_token": _parse_token("xoxb-"),
@@ -250,7 +267,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 
 # Values that must not be echoed back in an error message.
 _SECRET_FIELDS = frozenset(
-    {"slack_bot_token", "slack_signing_secret", "slack_app_token", "api_read_token"}
+    {
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "api_read_token",
+        "board_secret",
+    }
 )
 
 

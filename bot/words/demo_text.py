@@ -26,6 +26,10 @@ def demo_banner(*, database: str, api_url: str, kubeconfig: str, namespace: str)
     )
 
 
+def demo_board(user: str, url: str) -> str:
+    return f"The team board, as {user} (open it in a browser; `/island board` gives one): {url}"
+
+
 def demo_unknown_line(line: str) -> str:
     return f"Not a console command: `{line[:80]}`. Type `help`."
 

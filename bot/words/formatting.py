@@ -7,6 +7,17 @@ from typing import Any
 
 from bot.domain.durations import format_duration
 
+STATE_WORDS = {
+    "requested": "starting",
+    "creating": "starting",
+    "scheduled": "scheduled, starting its server",
+    "running": "running, waiting for its server",
+    "ready": "ready",
+    "failed": "failed",
+    "stopping": "stopping",
+    "stopped": "stopped",
+}
+
 
 def island_ref(island_id: int) -> str:
     return f"#{island_id}"

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, tzinfo
 from bot.domain.durations import format_duration
 from bot.domain.records import CapacityReport, IslandRecord, LogTail
 from bot.words.formatting import (
+    STATE_WORDS,
     clock_time,
     escape,
     island_ref,
@@ -68,18 +69,6 @@ def button_extend(step: str) -> str:
 
 def confirm_stop(island_id: int) -> str:
     return f"Stop island {island_ref(island_id)}? Its pod is deleted and its ports freed."
-
-
-STATE_WORDS = {
-    "requested": "starting",
-    "creating": "starting",
-    "scheduled": "scheduled, starting its server",
-    "running": "running, waiting for its server",
-    "ready": "ready",
-    "failed": "failed",
-    "stopping": "stopping",
-    "stopped": "stopped",
-}
 
 
 def digest_headline(islands: Sequence[IslandRecord]) -> str:

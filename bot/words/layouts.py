@@ -175,14 +175,14 @@ def home_view(
     extend_step: timedelta,
     now: datetime,
     memory: Mapping[int, tuple[int, int | None]] | None = None,
+    board: str | None = None,
 ) -> dict[str, Any]:
     """The App Home tab: the user's islands with their buttons, then the team's, within
     Slack's 100-block limit (saying how many were left out); ``memory``: the islands' last
-    readings (working set, limit)."""
+    readings (working set, limit); ``board``: the line with the viewer's board link."""
     read = memory or {}
-    blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": island_text.HOME_MINE}}
-    ]
+    blocks: list[Block] = [_context(board)] if board else []
+    blocks.append({"type": "header", "text": {"type": "plain_text", "text": island_text.HOME_MINE}})
     if not mine:
         blocks.append(_text(island_text.NO_ISLANDS_OF_YOURS))
     for island in mine[:20]:

@@ -85,6 +85,13 @@ def logs_unavailable(island_id: int, *, previous: bool) -> str:
     )
 
 
+def no_board() -> str:
+    return (
+        "The team board is not served by this islandbot (it runs without its HTTP server); "
+        "`/island list` and `/island capacity` show the same here."
+    )
+
+
 def clock_request_not_found(request_id: int) -> str:
     return f"There is no clock request {request_id}."
 
@@ -180,6 +187,7 @@ _TEXTS: dict[Refusal, Callable[..., str]] = {
     Refusal.EXTEND_TOO_FAR: extend_too_far,
     Refusal.NO_LOGS: no_logs,
     Refusal.LOGS_UNAVAILABLE: logs_unavailable,
+    Refusal.NO_BOARD: no_board,
     Refusal.CLOCK_REQUEST_NOT_FOUND: clock_request_not_found,
     Refusal.CLOCK_NOT_NOW: clock_not_now,
     Refusal.CLOCK_OUT_OF_BOUNDS: clock_out_of_bounds,

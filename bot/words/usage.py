@@ -22,6 +22,7 @@ USAGE: dict[str, str] = {
     "logs": "/island logs <id> [lines=N] [previous]",
     "time": '/island time <id> [now|+2d|-90m|"YYYY-MM-DD HH:MM[:SS]"|history]',
     "capacity": "/island capacity",
+    "board": "/island board",
     "help": "/island help [command]",
 }
 
@@ -44,6 +45,9 @@ HELP: dict[str, str] = {
     "for real time), or list its changes. The owner (or an admin) moves it at once; anyone "
     "else asks, and the owner approves or rejects. Everyone in the channel sees it.",
     "capacity": "Free port blocks, live islands and room on the nodes, per branch.",
+    "board": "A link, for you alone, to the team board in your browser: every island, the "
+    "nodes' memory, clock requests waiting, each island's history, log and memory. It updates "
+    "itself live.",
     "help": "This help, or one command's.",
 }
 

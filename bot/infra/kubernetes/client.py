@@ -89,7 +89,9 @@ def memory_of(value: object) -> int:
     return int(whole) if number > 0 else -int(whole)
 
 
-def _pod_memory_request(pod: Obj) -> int:
+def pod_memory_request(pod: Obj) -> int:
+    """The memory a pod asks of its node: its containers' requests (a limit alone counts as
+    its request, as the scheduler takes it)."""
     total = 0
     for c in pod.get("spec", {}).get("containers", []):
         res = c.get("resources") or {}
@@ -352,7 +354,7 @@ class Kube:
         for pod in pods:
             node = pod.get("spec", {}).get("nodeName")
             if node:
-                requested[node] = requested.get(node, 0) + _pod_memory_request(pod)
+                requested[node] = requested.get(node, 0) + pod_memory_request(pod)
         views = []
         for node in nodes:
             status = node.get("status", {})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
@@ -15,7 +16,9 @@ from bot.domain.memory_watch import WATCHED, MemoryPolicy, MemoryReading, Memory
 from bot.infra.storage import outbox
 from bot.infra.storage.database import Database, database_now
 from bot.infra.storage.outbox import Fence
-from bot.infra.storage.tables import Island, IslandMemory
+from bot.infra.storage.tables import Island, IslandMemory, MemorySample
+
+SAMPLES_KEPT = timedelta(hours=1)  # the board's chart spans the last hour
 
 WATCHED_VALUES = tuple(s.value for s in WATCHED)
 # what the owner may start the island with instead, given its branch and the container near
@@ -143,6 +146,13 @@ class MemoryStore:
                 conn.execute(insert(IslandMemory), inserts)
             if updates:
                 conn.execute(_UPDATE, updates)
+            samples = [
+                {k: r[k] for k in ("island_id", "used_bytes", "limit_bytes", "read_at")}
+                for r in (*inserts, *({"island_id": u["island"], **u} for u in updates))
+            ]
+            if samples:
+                conn.execute(insert(MemorySample), samples)
+            conn.execute(delete(MemorySample).where(MemorySample.read_at < now - SAMPLES_KEPT))
             return result
 
         if not by_island:
@@ -161,3 +171,16 @@ class MemoryStore:
             return {r[0]: Kept(r[0], r[1], r[2]) for r in rows}
 
         return self.db.run(read, what="memory readings", read_only=True)
+
+    def samples(self, island_id: int, *, since: datetime) -> list[tuple[datetime, int, int | None]]:
+        """The island's readings (time, working set, limit) since ``since``, oldest first."""
+
+        def read(conn: Connection) -> list[tuple[datetime, int, int | None]]:
+            rows = conn.execute(
+                select(MemorySample.read_at, MemorySample.used_bytes, MemorySample.limit_bytes)
+                .where(MemorySample.island_id == island_id, MemorySample.read_at >= since)
+                .order_by(MemorySample.read_at)
+            ).all()
+            return [(r[0], r[1], r[2]) for r in rows]
+
+        return self.db.run(read, what="memory samples", read_only=True)

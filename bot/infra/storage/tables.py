@@ -333,3 +333,33 @@ class IslandMemory(Base):
     read_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the metrics' sample time
     high_in_a_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     warned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class MemorySample(Base):
+    """An island's memory readings of the last hour (its working set and its container's
+    limit), for the board's chart; older ones are deleted as new ones come."""
+
+    __tablename__ = "memory_samples"
+    __table_args__ = (
+        Index("ix_memory_samples_island_id_read_at", "island_id", "read_at"),
+        Index("ix_memory_samples_read_at", "read_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    island_id: Mapped[int] = mapped_column(Integer)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the metrics' sample time
+    used_bytes: Mapped[int] = mapped_column(BigInteger)
+    limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ServerSecret(Base):
+    """A secret the bot makes for itself once, shared by its replicas (the board's signing
+    key, when no setting gives one)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,240 @@
+"""What the team board shows, read in as few queries as it takes: the live islands (with
+ports, clock and last memory reading), each branch's nodes and the room left on them, the
+clock requests waiting for a decision; and one island's page (its history, log tail and
+memory over the last hour).
+
+The nodes come from the cluster (two LISTs), so they are read at most once every
+``nodes_every`` and shared by every viewer; a cluster that cannot be read leaves the rest of
+the board as it is, with the error said once in the log and shown on the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.app.island_actions import IslandActions
+from bot.domain.errors import UserError
+from bot.domain.permissions import Action
+from bot.domain.podspec import IslandParams
+from bot.domain.records import ClockRecord, IslandRecord, LogTail
+from bot.infra.kubernetes.client import pod_memory_request
+from bot.infra.kubernetes.errors import KubeError
+from bot.infra.kubernetes.views import NodeView
+from bot.infra.storage.board_reads import BoardReads, HistoryEntry
+from bot.infra.storage.memory import SAMPLES_KEPT, MemoryStore
+
+log = logging.getLogger(__name__)
+
+LOG_LINES = 40  # the log tail on an island's page
+
+
+@dataclass(frozen=True)
+class BoardIsland:
+    record: IslandRecord
+    ports: Mapping[str, int]
+    memory: tuple[int, int | None] | None  # last reading: working set, limit
+    clock_at: datetime | None  # its clock now, when shifted
+
+
+@dataclass(frozen=True)
+class BoardNode:
+    name: str
+    address: str | None
+    allocatable: int
+    requested: int  # by every pod on it, islands and others
+    islands: int  # live islands placed on it
+    ready: bool
+    cordoned: bool
+
+    @property
+    def usable(self) -> bool:
+        return self.ready and not self.cordoned
+
+
+@dataclass(frozen=True)
+class BoardBranch:
+    branch: str
+    per_island: int  # the memory one island of the branch asks of its node
+    nodes: tuple[BoardNode, ...]
+
+    @property
+    def room(self) -> int:
+        """How many more islands of the branch fit on its usable nodes, node by node."""
+        if self.per_island <= 0:
+            return 0
+        return sum(
+            max(n.allocatable - n.requested, 0) // self.per_island for n in self.nodes if n.usable
+        )
+
+
+@dataclass(frozen=True)
+class PendingClock:
+    request: ClockRecord
+    owner_id: str | None
+    deciders: tuple[str, ...]  # who may approve or reject: the owner, then the admins
+
+
+@dataclass(frozen=True)
+class BoardSnapshot:
+    at: datetime
+    islands: tuple[BoardIsland, ...]
+    branches: tuple[BoardBranch, ...]
+    cluster_error: str | None  # the nodes could not be read
+    clocks: tuple[PendingClock, ...]
+    names: Mapping[str, str]  # user id -> display name, for everyone shown
+
+    def name(self, user_id: str | None) -> str:
+        return self.names.get(user_id or "", user_id or "")
+
+
+@dataclass(frozen=True)
+class IslandPage:
+    at: datetime
+    island: BoardIsland
+    history: tuple[HistoryEntry, ...]
+    logs: LogTail | None
+    logs_refused: UserError | None  # why there is no log tail
+    memory: tuple[tuple[datetime, int, int | None], ...]  # the last hour's readings
+    names: Mapping[str, str]
+
+    def name(self, user_id: str | None) -> str:
+        return self.names.get(user_id or "", user_id or "")
+
+
+class BoardView:
+    def __init__(self, actions: IslandActions, *, nodes_every: timedelta = timedelta(seconds=10)):
+        self.actions = actions
+        self.reads = BoardReads(actions.db)
+        self.memory = MemoryStore(actions.db)
+        self._nodes_every = nodes_every.total_seconds()
+        self._lock = threading.Lock()
+        self._nodes: tuple[float, list[NodeView], str | None] | None = None
+        self._per_island: dict[str, int] = {}
+        self._cluster_failing = False
+
+    # ---- the board ---------------------------------------------------------------------------
+
+    def snapshot(self) -> BoardSnapshot:
+        actions = self.actions
+        records = actions.store.live()
+        memory = actions.memories([r.id for r in records]) if records else {}
+        islands = tuple(self._island(r, memory.get(r.id)) for r in records)
+        clocks = self._clocks(records)
+        nodes, error = self._node_views()
+        people = [r.owner_id for r in records]
+        for c in clocks:
+            people += [c.request.requested_by, *c.deciders]
+        return BoardSnapshot(
+            at=actions.clock(),
+            islands=islands,
+            branches=self._branches(nodes, records),
+            cluster_error=error,
+            clocks=clocks,
+            names={**self.reads.names(people), **{r.owner_id: r.owner_name for r in records}},
+        )
+
+    def _island(self, record: IslandRecord, memory: tuple[int, int | None] | None) -> BoardIsland:
+        return BoardIsland(
+            record, self.actions.ports(record), memory, self.actions.island_clock(record)
+        )
+
+    def _clocks(self, records: Sequence[IslandRecord]) -> tuple[PendingClock, ...]:
+        owners = {r.id: r.owner_id for r in records}
+        policy = self.actions.policy
+        out = []
+        for request in self.reads.pending_clock_requests():
+            owner = owners.get(request.island_id)
+            deciders = tuple(policy.who_may(Action.EXTEND, owner)) if owner else ()
+            out.append(PendingClock(request, owner, deciders))
+        return tuple(out)
+
+    def _node_views(self) -> tuple[list[NodeView], str | None]:
+        """The cluster's nodes, read at most once every ``nodes_every`` (one reader at a time;
+        the others take what was last read)."""
+        with self._lock:
+            kept = self._nodes
+            if kept is not None and time.monotonic() - kept[0] < self._nodes_every:
+                return kept[1], kept[2]
+            try:
+                nodes, error = self.actions.kube.nodes(), None
+                if self._cluster_failing:
+                    log.info("board: the cluster's nodes can be read again")
+                self._cluster_failing = False
+            except KubeError as exc:
+                nodes, error = (kept[1] if kept else []), str(exc)
+                if not self._cluster_failing:
+                    log.warning("board: the cluster's nodes cannot be read: %s", exc)
+                self._cluster_failing = True
+            self._nodes = (time.monotonic(), nodes, error)
+            return nodes, error
+
+    def _branches(
+        self, nodes: Sequence[NodeView], records: Sequence[IslandRecord]
+    ) -> tuple[BoardBranch, ...]:
+        templates = self.actions.templates
+        on_node: dict[str, int] = {}
+        for r in records:
+            if r.node:
+                on_node[r.node] = on_node.get(r.node, 0) + 1
+        out = []
+        for branch in templates.branches:
+            selector = templates.node_selector(branch)
+            mine = [n for n in nodes if all(n.labels.get(k) == v for k, v in selector.items())]
+            out.append(
+                BoardBranch(
+                    branch,
+                    self._island_memory(branch),
+                    tuple(
+                        BoardNode(
+                            n.name,
+                            n.address,
+                            n.allocatable_memory,
+                            n.requested_memory,
+                            on_node.get(n.name, 0),
+                            n.ready,
+                            n.unschedulable,
+                        )
+                        for n in sorted(mine, key=lambda n: n.name)
+                    ),
+                )
+            )
+        return tuple(out)
+
+    def _island_memory(self, branch: str) -> int:
+        """What one island of ``branch`` asks of its node, by its profile's defaults (from a
+        pod rendered once)."""
+        if branch not in self._per_island:
+            params = IslandParams(
+                island_id=1,
+                owner_id="board",
+                owner_name="board",
+                branch=branch,
+                first_port=30000,
+                initial_clock="2000-01-01 00:00:00",
+            )
+            self._per_island[branch] = pod_memory_request(self.actions.templates.render(params, {}))
+        return self._per_island[branch]
+
+    # ---- an island's page --------------------------------------------------------------------
+
+    def island(self, island_id: int) -> IslandPage:
+        """The island's page (``NotFound`` for an id never given)."""
+        actions = self.actions
+        record = actions.status(island_id)
+        island = self._island(record, actions.memory(island_id))
+        history = tuple(self.reads.history(island_id))
+        logs, refused = None, None
+        try:
+            logs = actions.logs(island_id, lines=LOG_LINES)
+        except UserError as exc:
+            refused = exc
+        now = actions.clock()
+        memory = tuple(self.memory.samples(island_id, since=now - SAMPLES_KEPT))
+        actors = [h.actor for h in history] + [str(h.detail.get("by", "")) for h in history]
+        names = {**self.reads.names(actors), record.owner_id: record.owner_name}
+        return IslandPage(now, island, history, logs, refused, memory, names)

@@ -1,0 +1,217 @@
+"""What the team board says: its headings, columns, the history of an island in sentences,
+and its error pages (the pages only arrange these; ``bot.http.board_templates``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from bot.domain.durations import format_duration
+from bot.words.formatting import (
+    STATE_WORDS,
+    clock_offset,
+    clock_time,
+    island_ref,
+    memory_size,
+    relative_time,
+)
+
+TITLE = "islandbot board"
+ISLANDS = "Islands"
+NODES = "Nodes"
+CLOCKS = "Clock requests waiting for a decision"
+NO_CLOCKS = "None."
+NO_ISLANDS = "No live islands."
+NO_MATCH = "No island matches these filters."
+COLUMNS = ("id", "owner", "branch", "state", "node", "host", "ports", "clock", "expires", "note")
+MEMORY = "memory"
+MINE = "only mine"
+ALL_BRANCHES = "every branch"
+ALL_STATES = "every state"
+FILTER = "Filter"
+LIVE = "live"
+OFFLINE = "not live: reload the page to see changes"
+BACK = "back to the board"
+HISTORY = "History"
+LOG_TAIL = "Log tail"
+MEMORY_HOUR = "Memory over the last hour"
+NO_SAMPLES = "No memory readings in the last hour."
+READ_ONLY = "Read-only: act on islands from chat."
+REAL_TIME = "real time"
+NOT_PLACED = "not yet placed"
+CORDONED = "cordoned"
+NOT_READY = "NotReady"
+NO_NODES = "No node takes this branch's islands."
+ASKS = "asks"
+WHO_DECIDES = "who decides"
+EXPIRES = "expires"
+
+# filter values of the state filter, and the states each stands for
+STATE_FILTERS: Mapping[str, tuple[str, ...]] = {
+    "starting": ("requested", "creating", "scheduled", "running"),
+    "ready": ("ready",),
+    "failed": ("failed",),
+    "stopping": ("stopping",),
+}
+
+
+def signed_in(name: str, expires_at: datetime, tz: tzinfo) -> str:
+    return f"Signed in as {name} until {clock_time(expires_at, tz)}."
+
+
+def state(value: str) -> str:
+    return STATE_WORDS.get(value, value)
+
+
+def clock(offset_s: int, at: datetime | None, tz: tzinfo) -> str:
+    if not offset_s or at is None:
+        return REAL_TIME
+    return f"{clock_offset(offset_s)} (now {clock_time(at, tz)})"
+
+
+def expires(at: datetime, now: datetime) -> str:
+    """``in 7h59m`` on the board: to the minute (it is rendered again every few seconds)."""
+    seconds = int((at - now).total_seconds())
+    whole = timedelta(seconds=abs(seconds) // 60 * 60)
+    if whole < timedelta(minutes=1):
+        return "in under a minute" if seconds >= 0 else "just now"
+    return relative_time(now + (whole if seconds >= 0 else -whole), now)
+
+
+def memory(used: int, limit: int | None) -> str:
+    if not limit:
+        return memory_size(used)
+    return f"{memory_size(used)} of {memory_size(limit)} ({used * 100 // limit} %)"
+
+
+def room(branch: str, count: int) -> str:
+    return f"room for {count} more {branch} island{'' if count == 1 else 's'}"
+
+
+def node_load(requested: int, allocatable: int, islands: int) -> str:
+    share = requested * 100 // allocatable if allocatable else 100
+    return (
+        f"{memory_size(requested)} of {memory_size(allocatable)} requested ({share} %), "
+        f"{islands} island{'' if islands == 1 else 's'}"
+    )
+
+
+def cluster_unreadable(error: str) -> str:
+    return f"The cluster could not be read, so the nodes shown may be old: {error[:200]}"
+
+
+def clock_request(offset_s: int, requested_by: str) -> str:
+    return f"{requested_by} asks to move the clock to {clock_offset(offset_s)}"
+
+
+def island_title(island_id: int, branch: str, owner: str) -> str:
+    return f"Island {island_ref(island_id)} on {branch}, {owner}'s"
+
+
+def when(at: datetime, tz: tzinfo) -> str:
+    return clock_time(at, tz)
+
+
+def memory_chart(samples: int, peak: int, limit: int | None) -> str:
+    """The chart's text equivalent (its title, read by screen readers)."""
+    top = f"; limit {memory_size(limit)}" if limit else ""
+    return f"{samples} readings, highest {memory_size(peak)}{top}"
+
+
+_STATE_LINES = {
+    "creating": "pod created",
+    "scheduled": "scheduled on its node",
+    "running": "server container running",
+    "ready": "ready: its server answers",
+    "stopping": "stopping",
+    "stopped": "stopped, its pod deleted",
+}
+
+
+def _request(d: Mapping[str, Any]) -> str:
+    return str(d.get("request", "?"))
+
+
+def _until(d: Mapping[str, Any]) -> str:
+    to = d.get("to")
+    return f" until {str(to)[:16].replace('T', ' ')} UTC" if to else ""
+
+
+def _registered(d: Mapping[str, Any]) -> str:
+    node = d.get("node")
+    return f"registered from inside the pod{f' on {node}' if node else ''}"
+
+
+# action -> its line, from (detail, actor)
+_LINES: Mapping[str, Any] = {
+    "start": lambda d, a: f"requested by {a} on {d.get('branch', '?')}",
+    "island.registered": lambda d, a: _registered(d),
+    "clock:request": lambda d, a: (
+        f"{a} asked to move the clock to {clock_offset(int(d.get('to', 0)))}"
+    ),
+    "clock:shift": lambda d, a: f"{a} moved the clock to {clock_offset(int(d.get('to', 0)))}",
+    "clock:approve": lambda d, a: f"{a} approved clock request {_request(d)}",
+    "clock:reject": lambda d, a: f"{a} rejected clock request {_request(d)}",
+    "clock:applied": lambda d, a: f"clock moved to {clock_offset(int(d.get('to', 0)))}",
+    "clock:expire": lambda d, a: f"clock request {_request(d)} expired without a decision",
+    "clock:failed": lambda d, a: f"a clock change failed: {d.get('reason', 'see the log')}",
+    "extend": lambda d, a: f"extended by {a}{_until(d)}",
+    "stop": lambda d, a: f"stop asked by {a}",
+    "restart": lambda d, a: f"restart asked by {a}",
+    "release_ports": lambda d, a: f"ports from {d.get('first_port', '?')} given back",
+}
+
+
+def history(action: str, detail: Mapping[str, Any], actor: str, failure: str | None) -> str:
+    """One line of an island's history, from its audit entry (``failure``: the island's
+    failure, for its move to failed)."""
+    if action == "state:failed":
+        return f"failed: {failure}" if failure else "failed"
+    if action.startswith("state:"):
+        new = action.removeprefix("state:")
+        return _STATE_LINES.get(new, new)
+    line = _LINES.get(action)
+    return str(line(detail, actor)) if line else f"{action} by {actor}"
+
+
+# ---- the chat's answers about the board ------------------------------------------------------
+
+
+def board_link(url: str, expires_at: datetime, tz: tzinfo) -> str:
+    return (
+        f"Your link to the team board: {url}\n"
+        f"It is yours alone (it signs you in as you) and works until "
+        f"{clock_time(expires_at, tz)}; ask `/island board` again for a new one."
+    )
+
+
+def board_home(url: str, ttl: timedelta) -> str:
+    """App Home's link (Slack mrkdwn)."""
+    return (
+        f"<{url}|Open the team board> (this link is yours alone; it works for "
+        f"{format_duration(ttl)})"
+    )
+
+
+# ---- error pages -----------------------------------------------------------------------------
+
+ASK_AGAIN = "Ask for a new link in chat: /island board"
+NO_LINK = "You need a link to see the board."
+BAD_LINK = "This board link is not valid: it was changed, or made for another server."
+
+
+def expired_pass(at: datetime, tz: tzinfo) -> str:
+    return f"This board link expired at {clock_time(at, tz)}."
+
+
+def no_island(island_id: int) -> str:
+    return f"There is no island {island_ref(island_id)}."
+
+
+NOT_FOUND = "There is no such page on the board."
+NOT_AN_ISLAND = "That is not an island id: ids are whole numbers."
+TOO_LONG = "That request is too long for the board."
+BAD_FILTER = "That filter is not one the board knows."
+BUSY = "The board is busy: too many people are watching it live. Reload in a minute."
+DOWN = "The board cannot read its database right now. Reload in a minute."
