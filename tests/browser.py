@@ -35,6 +35,8 @@ def browser_paths() -> tuple[str, str] | None:
 
 def need_browser() -> tuple[str, str]:
     paths = browser_paths()
+    if paths is None and os.environ.get("ISLANDBOT_TEST_REQUIRE_BROWSER"):
+        pytest.fail("ISLANDBOT_TEST_REQUIRE_BROWSER is set, but no chromium + chromium-driver")
     if paths is None:
         pytest.skip(
             "no Chromium here: install Debian's `chromium` and `chromium-driver` "

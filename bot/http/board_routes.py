@@ -128,7 +128,7 @@ class BoardRoutes:
         viewer = self._read(token)
         if isinstance(viewer, web.Response):
             return viewer
-        response = web.HTTPSeeOther("/board", headers=HEADERS)
+        response = web.Response(status=303, headers={**HEADERS, "Location": "/board"})
         seconds = int((viewer.expires_at - self.links.clock()).total_seconds())
         response.set_cookie(
             COOKIE,
