@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 DRIVER = ("chromedriver", "chromium-driver")
@@ -49,9 +51,6 @@ def need_browser() -> tuple[str, str]:
 def chromium(width: int = 1400, height: int = 900) -> Iterator[object]:
     """A headless Chromium session (``selenium.webdriver.Chrome``), closed after."""
     browser, driver = need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in (

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -73,10 +76,6 @@ def test_malformed_passes_are_refused(token: str) -> None:
 def test_a_pass_of_another_version_is_refused_even_when_signed() -> None:
     good = BoardPass("U1", "a", LATER).sign(SECRET)
     body = "v2." + good.split(".", 1)[1].rpartition(".")[0]
-    import base64
-    import hashlib
-    import hmac
-
     sig = base64.urlsafe_b64encode(hmac.new(SECRET, body.encode(), hashlib.sha256).digest())
     with pytest.raises(BadPass, match="version"):
         read_pass(f"{body}.{sig.rstrip(b'=').decode()}", SECRET, now=NOW)
