@@ -3,9 +3,10 @@ ports, clock and last memory reading), each branch's nodes and the room left on 
 clock requests waiting for a decision; and one island's page (its history, log tail and
 memory over the last hour).
 
-The nodes come from the cluster (two LISTs), so they are read at most once every
-``nodes_every`` and shared by every viewer; a cluster that cannot be read leaves the rest of
-the board as it is, with the error said once in the log and shown on the page.
+The nodes come from the cluster (two LISTs), so they are read again only when an island was
+placed or left a node since they were last read (at most once every ``nodes_soonest``), or
+when they are ``nodes_every`` old, and shared by every viewer; a cluster that cannot be read
+leaves the rest of the board as it is, with the error said once in the log and shown.
 """
 
 from __future__ import annotations
@@ -107,13 +108,22 @@ class IslandPage:
 
 
 class BoardView:
-    def __init__(self, actions: IslandActions, *, nodes_every: timedelta = timedelta(seconds=10)):
+    def __init__(
+        self,
+        actions: IslandActions,
+        *,
+        nodes_every: timedelta = timedelta(seconds=15),
+        nodes_soonest: timedelta = timedelta(seconds=1),
+    ) -> None:
         self.actions = actions
         self.reads = BoardReads(actions.db)
         self.memory = MemoryStore(actions.db)
         self._nodes_every = nodes_every.total_seconds()
+        self._nodes_soonest = nodes_soonest.total_seconds()
         self._lock = threading.Lock()
-        self._nodes: tuple[float, list[NodeView], str | None] | None = None
+        # when read, what was read, the error, and the islands' placement then
+        self._nodes: tuple[float, list[NodeView], str | None, frozenset[tuple[int, str]]] | None
+        self._nodes = None
         self._per_island: dict[str, int] = {}
         self._cluster_failing = False
 
@@ -125,7 +135,7 @@ class BoardView:
         memory = actions.memories([r.id for r in records]) if records else {}
         islands = tuple(self._island(r, memory.get(r.id)) for r in records)
         clocks = self._clocks(records)
-        nodes, error = self._node_views()
+        nodes, error = self._node_views(frozenset((r.id, r.node) for r in records if r.node))
         people = [r.owner_id for r in records]
         for c in clocks:
             people += [c.request.requested_by, *c.deciders]
@@ -153,13 +163,16 @@ class BoardView:
             out.append(PendingClock(request, owner, deciders))
         return tuple(out)
 
-    def _node_views(self) -> tuple[list[NodeView], str | None]:
-        """The cluster's nodes, read at most once every ``nodes_every`` (one reader at a time;
-        the others take what was last read)."""
+    def _node_views(self, placed: frozenset[tuple[int, str]]) -> tuple[list[NodeView], str | None]:
+        """The cluster's nodes: read again when islands moved since (``placed``: which island
+        is on which node) or what was read is old (one reader at a time)."""
         with self._lock:
             kept = self._nodes
-            if kept is not None and time.monotonic() - kept[0] < self._nodes_every:
-                return kept[1], kept[2]
+            if kept is not None:
+                age = time.monotonic() - kept[0]
+                moved = kept[3] != placed
+                if age < self._nodes_soonest or (age < self._nodes_every and not moved):
+                    return kept[1], kept[2]
             try:
                 nodes, error = self.actions.kube.nodes(), None
                 if self._cluster_failing:
@@ -170,7 +183,7 @@ class BoardView:
                 if not self._cluster_failing:
                     log.warning("board: the cluster's nodes cannot be read: %s", exc)
                 self._cluster_failing = True
-            self._nodes = (time.monotonic(), nodes, error)
+            self._nodes = (time.monotonic(), nodes, error, placed)
             return nodes, error
 
     def _branches(

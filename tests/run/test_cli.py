@@ -127,6 +127,9 @@ def test_demo_reads_standard_input_and_prints_json_lines(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]  # JSON only on stdout
+    board, events = events[0], events[1:]  # the board's link for alice, first
+    assert board["kind"] == "board" and board["user"] == "alice"
+    assert "/board/login?pass=" in board["text"] and board["expires_at"]
     kinds = [e["kind"] for e in events]
     assert kinds[:2] == ["command", "post"]
     assert events[1]["buttons"][0] == {"press": 1, "label": "Stop"}
