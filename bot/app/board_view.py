@@ -22,11 +22,12 @@ from bot.app.island_actions import IslandActions
 from bot.domain.errors import UserError
 from bot.domain.permissions import Action
 from bot.domain.podspec import IslandParams
+from bot.domain.port_blocks import named_ports
 from bot.domain.records import ClockRecord, IslandRecord, LogTail
 from bot.infra.kubernetes.client import pod_memory_request
 from bot.infra.kubernetes.errors import KubeError
 from bot.infra.kubernetes.views import NodeView
-from bot.infra.storage.board_reads import BoardReads, HistoryEntry
+from bot.infra.storage.board_reads import BoardReads, HistoryEntry, IslandLine
 from bot.infra.storage.memory import SAMPLES_KEPT, MemoryStore
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ LOG_LINES = 40  # the log tail on an island's page
 
 @dataclass(frozen=True)
 class BoardIsland:
-    record: IslandRecord
+    record: IslandLine | IslandRecord  # a line on the board, the whole record on its page
     ports: Mapping[str, int]
     memory: tuple[int, int | None] | None  # last reading: working set, limit
     clock_at: datetime | None  # its clock now, when shifted
@@ -131,16 +132,17 @@ class BoardView:
 
     def snapshot(self) -> BoardSnapshot:
         actions = self.actions
-        records = actions.store.live()
-        memory = actions.memories([r.id for r in records]) if records else {}
-        islands = tuple(self._island(r, memory.get(r.id)) for r in records)
-        clocks = self._clocks(records)
+        read = self.reads.board()
+        records = read.islands
+        now = actions.clock()
+        islands = tuple(self._island(r, read.memory.get(r.id), now) for r in records)
+        clocks = self._clocks(records, read.clocks)
         nodes, error = self._node_views(frozenset((r.id, r.node) for r in records if r.node))
         people = [r.owner_id for r in records]
         for c in clocks:
             people += [c.request.requested_by, *c.deciders]
         return BoardSnapshot(
-            at=actions.clock(),
+            at=now,
             islands=islands,
             branches=self._branches(nodes, records),
             cluster_error=error,
@@ -148,16 +150,27 @@ class BoardView:
             names={**self.reads.names(people), **{r.owner_id: r.owner_name for r in records}},
         )
 
-    def _island(self, record: IslandRecord, memory: tuple[int, int | None] | None) -> BoardIsland:
+    def _island(
+        self,
+        record: IslandLine | IslandRecord,
+        memory: tuple[int, int | None] | None,
+        now: datetime,
+    ) -> BoardIsland:
+        offset = record.clock_offset_s
         return BoardIsland(
-            record, self.actions.ports(record), memory, self.actions.island_clock(record)
+            record,
+            named_ports(self.actions.templates.ports, record.first_port),
+            memory,
+            now + timedelta(seconds=offset) if offset else None,
         )
 
-    def _clocks(self, records: Sequence[IslandRecord]) -> tuple[PendingClock, ...]:
+    def _clocks(
+        self, records: Sequence[IslandLine], pending: Sequence[ClockRecord]
+    ) -> tuple[PendingClock, ...]:
         owners = {r.id: r.owner_id for r in records}
         policy = self.actions.policy
         out = []
-        for request in self.reads.pending_clock_requests():
+        for request in pending:
             owner = owners.get(request.island_id)
             deciders = tuple(policy.who_may(Action.EXTEND, owner)) if owner else ()
             out.append(PendingClock(request, owner, deciders))
@@ -187,7 +200,7 @@ class BoardView:
             return nodes, error
 
     def _branches(
-        self, nodes: Sequence[NodeView], records: Sequence[IslandRecord]
+        self, nodes: Sequence[NodeView], records: Sequence[IslandLine]
     ) -> tuple[BoardBranch, ...]:
         templates = self.actions.templates
         on_node: dict[str, int] = {}
@@ -239,7 +252,7 @@ class BoardView:
         """The island's page (``NotFound`` for an id never given)."""
         actions = self.actions
         record = actions.status(island_id)
-        island = self._island(record, actions.memory(island_id))
+        island = self._island(record, actions.memory(island_id), actions.clock())
         history = tuple(self.reads.history(island_id))
         logs, refused = None, None
         try:

@@ -3,21 +3,30 @@ value from people or the cluster is inert HTML), their words from ``bot.words.bo
 
 The board page is also rendered in parts (its islands' rows, the room, the nodes, the clock
 requests) for the live feed: one render for every viewer, the rows unfiltered (the page's
-script hides those a viewer's filters leave out)."""
+script hides those a viewer's filters leave out).
+
+An island's row is rendered again only when what it shows changed (its words are worked out
+first; the row's HTML is kept under them): with a thousand islands, a board where a few moved
+costs a few rows, not a thousand. Expiry and shifted clocks are shown to the minute, so a row
+changes at most once a minute on its own.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
-from bot.app.board_view import BoardSnapshot, IslandPage
+from bot.app.board_view import BoardIsland, BoardSnapshot, IslandPage
 from bot.domain.board_pass import BoardPass
 from bot.domain.records import IslandRecord
 from bot.http.board_chart import memory_chart
+from bot.infra.storage.board_reads import IslandLine
 from bot.infra.storage.memory import SAMPLES_KEPT
 from bot.words import board_text, refusals
 
@@ -36,12 +45,32 @@ class Filters:
     def mine(self) -> bool:
         return self.mine_of is not None
 
-    def keeps(self, island: IslandRecord) -> bool:
+    def keeps(self, island: IslandLine | IslandRecord) -> bool:
         return (
             (self.mine_of is None or island.owner_id == self.mine_of)
             and (not self.branch or island.branch == self.branch)
             and (not self.state or state_group(island.state.value) == self.state)
         )
+
+
+@dataclass(frozen=True)
+class RowView:
+    """An island's row as words: what its HTML is rendered from, and kept under."""
+
+    id: int
+    owner_id: str
+    owner: str
+    branch: str
+    group: str  # the state's colour and filter
+    state: str
+    node: str
+    host: str
+    ports: tuple[tuple[str, int], ...]
+    clock: str
+    expires: str
+    note: str
+    memory: str
+    hidden: bool
 
 
 def state_group(state: str) -> str:
@@ -64,9 +93,57 @@ class BoardPages:
             lstrip_blocks=True,
         )
         self.env.globals.update(w=board_text, tz=tz, state_group=state_group, bar_width=bar_width)
+        self._row = self.env.get_template("island_row.html")
+        # (island id, hidden) -> the row's words and HTML as last rendered
+        self._rows: dict[tuple[int, bool], tuple[RowView, Markup]] = {}
+        self._rows_lock = threading.Lock()
 
     def _render(self, name: str, **values: Any) -> str:
         return self.env.get_template(name).render(**values)
+
+    def _row_view(self, island: BoardIsland, snapshot: BoardSnapshot, hidden: bool) -> RowView:
+        r = island.record
+        used = island.memory
+        return RowView(
+            id=r.id,
+            owner_id=r.owner_id,
+            owner=r.owner_name,
+            branch=r.branch,
+            group=state_group(r.state.value),
+            state=board_text.state(r.state.value),
+            node=r.node or "",
+            host=r.host_ip or board_text.NOT_PLACED,
+            ports=tuple(island.ports.items()),
+            clock=board_text.clock_minute(r.clock_offset_s, island.clock_at, self.tz),
+            expires=board_text.expires(r.expires_at, snapshot.at),
+            note=r.note or "",
+            memory=board_text.memory(used[0], used[1]) if used else "",
+            hidden=hidden,
+        )
+
+    def rows(self, snapshot: BoardSnapshot, filters: Filters) -> Markup:
+        """Every island's row (those ``filters`` leave out hidden), each rendered only when
+        its words changed since it was last rendered."""
+        with self._rows_lock:
+            kept = self._rows
+        fresh: dict[tuple[int, bool], tuple[RowView, Markup]] = {}
+        out = []
+        for island in snapshot.islands:
+            view = self._row_view(island, snapshot, not filters.keeps(island.record))
+            key = (view.id, view.hidden)
+            last = kept.get(key)
+            html = last[1] if last is not None and last[0] == view else None
+            if html is None:
+                html = Markup(self._row.render(v=view))  # noqa: S704 (autoescaped template)
+            fresh[key] = (view, html)
+            out.append(html)
+        with self._rows_lock:
+            # both a filtered and the unfiltered board keep their rows; islands gone are
+            # dropped once the rows kept are many more than the board has
+            self._rows = {**self._rows, **fresh} if len(self._rows) < 3 * len(fresh) else fresh
+        if not out:
+            return Markup(self._render("island_rows_empty.html"))  # noqa: S704
+        return Markup("").join(out)
 
     def board(self, snapshot: BoardSnapshot, viewer: BoardPass, filters: Filters) -> str:
         return self._render(
@@ -76,14 +153,17 @@ class BoardPages:
             live=True,
             board=snapshot,
             filters=filters,
+            rows=self.rows(snapshot, filters),
             shown=sum(1 for i in snapshot.islands if filters.keeps(i.record)),
             branch_names=[b.branch for b in snapshot.branches],
         )
 
     def parts(self, snapshot: BoardSnapshot) -> Mapping[str, str]:
         """The board's live parts, for every viewer (no filter)."""
+        rows = self.rows(snapshot, Filters())
         return {
-            part: self._render(f"{part}.html", board=snapshot, filters=Filters()) for part in PARTS
+            part: rows if part == "island_rows" else self._render(f"{part}.html", board=snapshot)
+            for part in PARTS
         }
 
     def island(self, page: IslandPage, viewer: BoardPass) -> str:

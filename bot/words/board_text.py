@@ -3,8 +3,9 @@ and its error pages (the pages only arrange these; ``bot.http.board_templates``)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from bot.domain.durations import format_duration
@@ -15,6 +16,7 @@ from bot.words.formatting import (
     island_ref,
     memory_size,
     relative_time,
+    zone_name,
 )
 
 TITLE = "islandbot board"
@@ -70,13 +72,26 @@ def clock(offset_s: int, at: datetime | None, tz: tzinfo) -> str:
     return f"{clock_offset(offset_s)} (now {clock_time(at, tz)})"
 
 
+def clock_minute(offset_s: int, at: datetime | None, tz: tzinfo) -> str:
+    """An island's clock in its row: to the minute (the row then changes once a minute)."""
+    if not offset_s or at is None:
+        return REAL_TIME
+    shown = at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return f"{clock_offset(offset_s)} (now {shown} {zone_name(tz)})"
+
+
 def expires(at: datetime, now: datetime) -> str:
     """``in 7h59m`` on the board: to the minute (it is rendered again every few seconds)."""
     seconds = int((at - now).total_seconds())
-    whole = timedelta(seconds=abs(seconds) // 60 * 60)
-    if whole < timedelta(minutes=1):
-        return "in under a minute" if seconds >= 0 else "just now"
-    return relative_time(now + (whole if seconds >= 0 else -whole), now)
+    return _expires_in(abs(seconds) // 60, past=seconds < 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _expires_in(minutes: int, *, past: bool) -> str:
+    if minutes == 0:
+        return "just now" if past else "in under a minute"
+    now = datetime(2000, 1, 1, tzinfo=UTC)  # any: only the difference is worded
+    return relative_time(now + timedelta(minutes=-minutes if past else minutes), now)
 
 
 def memory(used: int, limit: int | None) -> str:

@@ -1,5 +1,7 @@
-"""What the team board reads that nothing else does: an island's history from the audit log,
-the pending clock requests, and people's names (each in one query)."""
+"""What the team board reads that nothing else does: every live island's line with its last
+memory reading and the clock requests waiting (in one transaction, only the columns shown: the
+board reads them every second while anyone watches), an island's history from the audit log,
+and people's names."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from bot.domain.records import ClockRecord
+from bot.domain.states import LIVE_VALUES, IslandState
 from bot.infra.storage.clock_requests import COLUMNS, PENDING, clock_record
 from bot.infra.storage.database import Database
-from bot.infra.storage.tables import AuditEntry, ClockRequest, User
+from bot.infra.storage.tables import AuditEntry, ClockRequest, Island, IslandMemory, User
 
 # what only reads an island (status, logs, list) is audited too, but is not its history
 LOOKS = ("status", "logs", "list", "capacity", "help", "board")
@@ -26,9 +29,87 @@ class HistoryEntry:
     detail: dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class IslandLine:
+    """What the board shows of a live island."""
+
+    id: int
+    owner_id: str
+    owner_name: str
+    branch: str
+    state: IslandState
+    first_port: int
+    node: str | None
+    host_ip: str | None
+    clock_offset_s: int
+    note: str | None
+    expires_at: datetime
+    failure_reason: str | None
+
+
+_LINE = (
+    Island.id,
+    Island.owner_id,
+    Island.owner_name,
+    Island.branch,
+    Island.state,
+    Island.first_port,
+    Island.node,
+    Island.host_ip,
+    Island.clock_offset_s,
+    Island.note,
+    Island.expires_at,
+    Island.failure_reason,
+)
+
+
+@dataclass(frozen=True)
+class BoardRead:
+    islands: list[IslandLine]  # lowest id first
+    memory: dict[int, tuple[int, int | None]]  # island id -> last reading (used, limit)
+    clocks: list[ClockRecord]  # waiting for a decision, oldest first
+
+
 class BoardReads:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def board(self, *, clock_limit: int = 200) -> BoardRead:
+        """The live islands, their last memory readings and the pending clock requests, as
+        one transaction saw them."""
+
+        def read(conn: Connection) -> BoardRead:
+            rows = conn.execute(
+                select(*_LINE).where(Island.state.in_(LIVE_VALUES)).order_by(Island.id)
+            ).all()
+            lines = [
+                IslandLine(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    IslandState(r[4]),
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    r[9],
+                    r[10],
+                    r[11],
+                )
+                for r in rows
+            ]
+            memory = {
+                r[0]: (r[1], r[2])
+                for r in conn.execute(
+                    select(
+                        IslandMemory.island_id, IslandMemory.used_bytes, IslandMemory.limit_bytes
+                    )
+                )
+            }
+            return BoardRead(lines, memory, self._pending(conn, clock_limit))
+
+        return self.db.run(read, what="the board", read_only=True)
 
     def history(self, island_id: int, *, limit: int = 200) -> list[HistoryEntry]:
         """What happened to the island (the audit log's entries that changed something),
@@ -49,19 +130,16 @@ class BoardReads:
 
         return self.db.run(read, what="island history", read_only=True)
 
-    def pending_clock_requests(self, *, limit: int = 200) -> list[ClockRecord]:
+    @staticmethod
+    def _pending(conn: Connection, limit: int) -> list[ClockRecord]:
         """Clock requests waiting for a decision, oldest first."""
-
-        def read(conn: Connection) -> list[ClockRecord]:
-            rows = conn.execute(
-                select(*COLUMNS)
-                .where(ClockRequest.state == PENDING)
-                .order_by(ClockRequest.id)
-                .limit(limit)
-            ).all()
-            return [clock_record(r) for r in rows]
-
-        return self.db.run(read, what="pending clock requests", read_only=True)
+        rows = conn.execute(
+            select(*COLUMNS)
+            .where(ClockRequest.state == PENDING)
+            .order_by(ClockRequest.id)
+            .limit(limit)
+        ).all()
+        return [clock_record(r) for r in rows]
 
     def names(self, user_ids: Iterable[str]) -> dict[str, str]:
         """The display names the chat last gave for these users (those known)."""
