@@ -35,12 +35,16 @@ log = logging.getLogger(__name__)
 LOG_LINES = 40  # the log tail on an island's page
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BoardIsland:
     record: IslandLine | IslandRecord  # a line on the board, the whole record on its page
-    ports: Mapping[str, int]
+    port_names: tuple[str, ...]
     memory: tuple[int, int | None] | None  # last reading: working set, limit
     clock_at: datetime | None  # its clock now, when shifted
+
+    @property
+    def ports(self) -> Mapping[str, int]:
+        return named_ports(self.port_names, self.record.first_port)
 
 
 @dataclass(frozen=True)
@@ -132,22 +136,19 @@ class BoardView:
 
     def snapshot(self) -> BoardSnapshot:
         actions = self.actions
-        read = self.reads.board()
+        read = self.reads.board(people=self.actions.policy.admins)
         records = read.islands
         now = actions.clock()
         islands = tuple(self._island(r, read.memory.get(r.id), now) for r in records)
         clocks = self._clocks(records, read.clocks)
         nodes, error = self._node_views(frozenset((r.id, r.node) for r in records if r.node))
-        people = [r.owner_id for r in records]
-        for c in clocks:
-            people += [c.request.requested_by, *c.deciders]
         return BoardSnapshot(
             at=now,
             islands=islands,
             branches=self._branches(nodes, records),
             cluster_error=error,
             clocks=clocks,
-            names={**self.reads.names(people), **{r.owner_id: r.owner_name for r in records}},
+            names={**read.names, **{r.owner_id: r.owner_name for r in records}},
         )
 
     def _island(
@@ -159,7 +160,7 @@ class BoardView:
         offset = record.clock_offset_s
         return BoardIsland(
             record,
-            named_ports(self.actions.templates.ports, record.first_port),
+            self.actions.templates.ports,
             memory,
             now + timedelta(seconds=offset) if offset else None,
         )

@@ -73,9 +73,12 @@ class RowView:
     hidden: bool
 
 
+_GROUPS = {s: g for g, states in board_text.STATE_FILTERS.items() for s in states}
+
+
 def state_group(state: str) -> str:
     """The board's colour and filter for a state."""
-    return next((g for g, states in board_text.STATE_FILTERS.items() if state in states), state)
+    return _GROUPS.get(state, state)
 
 
 def bar_width(requested: int, allocatable: int) -> int:
@@ -94,8 +97,8 @@ class BoardPages:
         )
         self.env.globals.update(w=board_text, tz=tz, state_group=state_group, bar_width=bar_width)
         self._row = self.env.get_template("island_row.html")
-        # (island id, hidden) -> the row's words and HTML as last rendered
-        self._rows: dict[tuple[int, bool], tuple[RowView, Markup]] = {}
+        # (island id, hidden) -> what the row was rendered from, and its HTML
+        self._rows: dict[tuple[int, bool], tuple[tuple[object, ...], Markup]] = {}
         self._rows_lock = threading.Lock()
 
     def _render(self, name: str, **values: Any) -> str:
@@ -121,31 +124,38 @@ class BoardPages:
             hidden=hidden,
         )
 
-    def rows(self, snapshot: BoardSnapshot, filters: Filters) -> Markup:
-        """Every island's row (those ``filters`` leave out hidden), each rendered only when
-        its words changed since it was last rendered."""
+    def rows(self, snapshot: BoardSnapshot, filters: Filters) -> tuple[Markup, int]:
+        """Every island's row (those ``filters`` leave out hidden) and how many are shown;
+        a row is rendered only when what it is rendered from changed: the island's line, its
+        memory reading, and the minute its expiry and its clock show."""
         with self._rows_lock:
             kept = self._rows
-        fresh: dict[tuple[int, bool], tuple[RowView, Markup]] = {}
-        out = []
+        fresh: dict[tuple[int, bool], tuple[tuple[object, ...], Markup]] = {}
+        out, shown = [], 0
         for island in snapshot.islands:
-            view = self._row_view(island, snapshot, not filters.keeps(island.record))
-            key = (view.id, view.hidden)
+            hidden = not filters.keeps(island.record)
+            shown += not hidden
+            left = int((island.record.expires_at - snapshot.at).total_seconds())
+            clock = int(island.clock_at.timestamp()) // 60 if island.clock_at else None
+            source = (island.record, island.memory, abs(left) // 60, left < 0, clock)
+            key = (island.record.id, hidden)
             last = kept.get(key)
-            html = last[1] if last is not None and last[0] == view else None
-            if html is None:
-                html = Markup(self._row.render(v=view))  # noqa: S704 (autoescaped template)
-            fresh[key] = (view, html)
-            out.append(html)
+            if last is None or last[0] != source:
+                view = self._row_view(island, snapshot, hidden)
+                # autoescaped template: its output is markup
+                last = (source, Markup(self._row.render(v=view)))  # noqa: S704
+            fresh[key] = last  # the very objects kept: a row unchanged leaves no new survivor
+            out.append(last[1])
         with self._rows_lock:
             # both a filtered and the unfiltered board keep their rows; islands gone are
             # dropped once the rows kept are many more than the board has
             self._rows = {**self._rows, **fresh} if len(self._rows) < 3 * len(fresh) else fresh
         if not out:
-            return Markup(self._render("island_rows_empty.html"))  # noqa: S704
-        return Markup("").join(out)
+            return Markup(self._render("island_rows_empty.html")), 0  # noqa: S704
+        return Markup("").join(out), shown
 
     def board(self, snapshot: BoardSnapshot, viewer: BoardPass, filters: Filters) -> str:
+        rows, shown = self.rows(snapshot, filters)
         return self._render(
             "board.html",
             title=board_text.TITLE,
@@ -153,14 +163,14 @@ class BoardPages:
             live=True,
             board=snapshot,
             filters=filters,
-            rows=self.rows(snapshot, filters),
-            shown=sum(1 for i in snapshot.islands if filters.keeps(i.record)),
+            rows=rows,
+            shown=shown,
             branch_names=[b.branch for b in snapshot.branches],
         )
 
     def parts(self, snapshot: BoardSnapshot) -> Mapping[str, str]:
         """The board's live parts, for every viewer (no filter)."""
-        rows = self.rows(snapshot, Filters())
+        rows, _shown = self.rows(snapshot, Filters())
         return {
             part: rows if part == "island_rows" else self._render(f"{part}.html", board=snapshot)
             for part in PARTS

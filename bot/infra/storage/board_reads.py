@@ -68,15 +68,16 @@ class BoardRead:
     islands: list[IslandLine]  # lowest id first
     memory: dict[int, tuple[int, int | None]]  # island id -> last reading (used, limit)
     clocks: list[ClockRecord]  # waiting for a decision, oldest first
+    names: dict[str, str]  # display names of those who asked, and of ``people``
 
 
 class BoardReads:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def board(self, *, clock_limit: int = 200) -> BoardRead:
-        """The live islands, their last memory readings and the pending clock requests, as
-        one transaction saw them."""
+    def board(self, *, people: Iterable[str] = (), clock_limit: int = 200) -> BoardRead:
+        """The live islands, their last memory readings, the pending clock requests and the
+        names of those who asked and of ``people``, as one transaction saw them."""
 
         def read(conn: Connection) -> BoardRead:
             rows = conn.execute(
@@ -107,7 +108,9 @@ class BoardReads:
                     )
                 )
             }
-            return BoardRead(lines, memory, self._pending(conn, clock_limit))
+            clocks = self._pending(conn, clock_limit)
+            wanted = {c.requested_by for c in clocks} | set(people) if clocks else set()
+            return BoardRead(lines, memory, clocks, self._names(conn, wanted))
 
         return self.db.run(read, what="the board", read_only=True)
 
@@ -143,12 +146,16 @@ class BoardReads:
 
     def names(self, user_ids: Iterable[str]) -> dict[str, str]:
         """The display names the chat last gave for these users (those known)."""
-        wanted = sorted({u for u in user_ids if u})
+        wanted = {u for u in user_ids if u}
         if not wanted:
             return {}
+        return self.db.run(lambda c: self._names(c, wanted), what="user names", read_only=True)
 
-        def read(conn: Connection) -> dict[str, str]:
-            rows = conn.execute(select(User.id, User.display_name).where(User.id.in_(wanted))).all()
-            return {r[0]: r[1] for r in rows}
-
-        return self.db.run(read, what="user names", read_only=True)
+    @staticmethod
+    def _names(conn: Connection, user_ids: set[str]) -> dict[str, str]:
+        if not user_ids:
+            return {}
+        rows = conn.execute(
+            select(User.id, User.display_name).where(User.id.in_(sorted(user_ids)))
+        ).all()
+        return {r[0]: r[1] for r in rows}
