@@ -40,7 +40,7 @@ from bot.http.board_pages import BoardPages, Filters
 from bot.http.board_routes import BoardRoutes
 from bot.http.server import Address, WebServer
 from bot.infra.kubernetes.templates import load_templates
-from bot.run.compose import settle_heap
+from bot.run.heap import settle_heap
 
 SECRET = b"bench-board-secret-0123456789abcdef"
 
