@@ -53,6 +53,7 @@ def chromium(width: int = 1400, height: int = 900) -> Iterator[object]:
     browser, driver = need_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP
     for arg in (
         "--headless=new",
         "--no-sandbox",  # CI runs as root

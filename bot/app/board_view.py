@@ -5,8 +5,11 @@ memory over the last hour).
 
 The nodes come from the cluster (two LISTs), so they are read again only when an island was
 placed or left a node since they were last read (at most once every ``nodes_soonest``), or
-when they are ``nodes_every`` old, and shared by every viewer; a cluster that cannot be read
-leaves the rest of the board as it is, with the error said once in the log and shown.
+when they are ``nodes_every`` old, by one reader while the others show what was last read
+(never waiting on the cluster); a cluster that cannot be read is asked again only every
+``nodes_every``, leaves the rest of the board as it is, and its error is said once in the log
+and shown on the page. At most ``readers`` of the board read the database at once, so a crowd
+of viewers cannot take the connections the chat and the lifecycle need.
 """
 
 from __future__ import annotations
@@ -20,15 +23,18 @@ from datetime import datetime, timedelta
 
 from bot.app.island_actions import IslandActions
 from bot.domain.errors import UserError
+from bot.domain.lifecycle_rules import Failure, FailureKind
 from bot.domain.permissions import Action
 from bot.domain.podspec import IslandParams
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import ClockRecord, IslandRecord, LogTail
+from bot.domain.states import IslandState
 from bot.infra.kubernetes.client import pod_memory_request
 from bot.infra.kubernetes.errors import KubeError
 from bot.infra.kubernetes.views import NodeView
 from bot.infra.storage.board_reads import BoardReads, HistoryEntry, IslandLine
 from bot.infra.storage.memory import SAMPLES_KEPT, MemoryStore
+from bot.words import notices
 
 log = logging.getLogger(__name__)
 
@@ -67,21 +73,23 @@ class BoardBranch:
     branch: str
     per_island: int  # the memory one island of the branch asks of its node
     nodes: tuple[BoardNode, ...]
+    unplaced: int = 0  # live islands of the branch not yet on a node (they will take room)
 
     @property
-    def room(self) -> int:
-        """How many more islands of the branch fit on its usable nodes, node by node."""
+    def room(self) -> int | None:
+        """How many more islands of the branch fit on its usable nodes, node by node, less
+        those on their way to a node; None when an island asks no memory (room unknown)."""
         if self.per_island <= 0:
-            return 0
-        return sum(
+            return None
+        fit = sum(
             max(n.allocatable - n.requested, 0) // self.per_island for n in self.nodes if n.usable
         )
+        return max(fit - self.unplaced, 0)
 
 
 @dataclass(frozen=True)
 class PendingClock:
     request: ClockRecord
-    owner_id: str | None
     deciders: tuple[str, ...]  # who may approve or reject: the owner, then the admins
 
 
@@ -102,7 +110,7 @@ class BoardSnapshot:
 class IslandPage:
     at: datetime
     island: BoardIsland
-    history: tuple[HistoryEntry, ...]
+    history: tuple[tuple[HistoryEntry, str | None], ...]  # each with its failure's words
     logs: LogTail | None
     logs_refused: UserError | None  # why there is no log tail
     memory: tuple[tuple[datetime, int, int | None], ...]  # the last hour's readings
@@ -118,14 +126,16 @@ class BoardView:
         actions: IslandActions,
         *,
         nodes_every: timedelta = timedelta(seconds=15),
-        nodes_soonest: timedelta = timedelta(seconds=1),
+        nodes_soonest: timedelta = timedelta(seconds=5),
+        readers: int = 4,
     ) -> None:
         self.actions = actions
         self.reads = BoardReads(actions.db)
         self.memory = MemoryStore(actions.db)
         self._nodes_every = nodes_every.total_seconds()
         self._nodes_soonest = nodes_soonest.total_seconds()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one reader of the cluster at a time
+        self._readers = threading.BoundedSemaphore(readers)
         # when read, what was read, the error, and the islands' placement then
         self._nodes: tuple[float, list[NodeView], str | None, frozenset[tuple[int, str]]] | None
         self._nodes = None
@@ -136,7 +146,8 @@ class BoardView:
 
     def snapshot(self) -> BoardSnapshot:
         actions = self.actions
-        read = self.reads.board(people=self.actions.policy.admins)
+        with self._readers:
+            read = self.reads.board(people=self.actions.policy.admins)
         records = read.islands
         now = actions.clock()
         islands = tuple(self._island(r, read.memory.get(r.id), now) for r in records)
@@ -174,19 +185,24 @@ class BoardView:
         for request in pending:
             owner = owners.get(request.island_id)
             deciders = tuple(policy.who_may(Action.EXTEND, owner)) if owner else ()
-            out.append(PendingClock(request, owner, deciders))
+            out.append(PendingClock(request, deciders))
         return tuple(out)
 
     def _node_views(self, placed: frozenset[tuple[int, str]]) -> tuple[list[NodeView], str | None]:
         """The cluster's nodes: read again when islands moved since (``placed``: which island
-        is on which node) or what was read is old (one reader at a time)."""
-        with self._lock:
-            kept = self._nodes
-            if kept is not None:
-                age = time.monotonic() - kept[0]
-                moved = kept[3] != placed
-                if age < self._nodes_soonest or (age < self._nodes_every and not moved):
-                    return kept[1], kept[2]
+        is on which node) or what was read is old; while one reader reads them, the others
+        take what was last read."""
+        kept = self._nodes
+        if kept is not None:
+            age = time.monotonic() - kept[0]
+            moved = kept[3] != placed and not self._cluster_failing
+            if age < self._nodes_soonest or (age < self._nodes_every and not moved):
+                return kept[1], kept[2]
+            if not self._lock.acquire(blocking=False):
+                return kept[1], kept[2]
+        else:
+            self._lock.acquire()  # the first read: nothing to show meanwhile
+        try:
             try:
                 nodes, error = self.actions.kube.nodes(), None
                 if self._cluster_failing:
@@ -199,15 +215,20 @@ class BoardView:
                 self._cluster_failing = True
             self._nodes = (time.monotonic(), nodes, error, placed)
             return nodes, error
+        finally:
+            self._lock.release()
 
     def _branches(
         self, nodes: Sequence[NodeView], records: Sequence[IslandLine]
     ) -> tuple[BoardBranch, ...]:
         templates = self.actions.templates
         on_node: dict[str, int] = {}
+        unplaced: dict[str, int] = {}
         for r in records:
             if r.node:
                 on_node[r.node] = on_node.get(r.node, 0) + 1
+            elif r.state in _ON_THEIR_WAY:
+                unplaced[r.branch] = unplaced.get(r.branch, 0) + 1
         out = []
         for branch in templates.branches:
             selector = templates.node_selector(branch)
@@ -228,6 +249,7 @@ class BoardView:
                         )
                         for n in sorted(mine, key=lambda n: n.name)
                     ),
+                    unplaced.get(branch, 0),
                 )
             )
         return tuple(out)
@@ -252,16 +274,40 @@ class BoardView:
     def island(self, island_id: int) -> IslandPage:
         """The island's page (``NotFound`` for an id never given)."""
         actions = self.actions
-        record = actions.status(island_id)
-        island = self._island(record, actions.memory(island_id), actions.clock())
-        history = tuple(self.reads.history(island_id))
+        with self._readers:
+            record = actions.status(island_id)
+            island = self._island(record, actions.memory(island_id), actions.clock())
+            entries = self.reads.history(island_id)
+            now = actions.clock()
+            memory = tuple(self.memory.samples(island_id, since=now - SAMPLES_KEPT))
+            names = {
+                **self.reads.names(h.actor for h in entries),
+                record.owner_id: record.owner_name,
+            }
+        history = tuple((h, _failure_words(h, record)) for h in entries)
         logs, refused = None, None
         try:
             logs = actions.logs(island_id, lines=LOG_LINES)
         except UserError as exc:
             refused = exc
-        now = actions.clock()
-        memory = tuple(self.memory.samples(island_id, since=now - SAMPLES_KEPT))
-        actors = [h.actor for h in history] + [str(h.detail.get("by", "")) for h in history]
-        names = {**self.reads.names(actors), record.owner_id: record.owner_name}
         return IslandPage(now, island, history, logs, refused, memory, names)
+
+
+_ON_THEIR_WAY = frozenset({IslandState.REQUESTED, IslandState.CREATING})
+
+
+def _failure_words(entry: HistoryEntry, island: IslandRecord) -> str | None:
+    """A move to failed, worded from what its audit entry kept (the failure of that run, not
+    the island's last one)."""
+    if entry.action != "state:failed":
+        return None
+    about = entry.detail.get("about")
+    try:
+        kind = FailureKind(str(entry.detail.get("failure")))
+    except ValueError:  # not kept as data (an older entry)
+        return None
+    failure = Failure(kind, about if isinstance(about, dict) else {})
+    try:
+        return notices.failure_text(failure, island_id=island.id, branch=island.branch)
+    except (KeyError, TypeError):  # its details are not what its words need
+        return None

@@ -39,6 +39,7 @@ from bot.domain.errors import Refusal, UserError
 from bot.domain.permissions import Action
 from bot.domain.records import Caller, ClockRecord, WorkTicket
 from bot.domain.time_source import Clock, utcnow
+from bot.infra.storage.board_reads import BoardReads
 from bot.infra.storage.intake import Intake
 from bot.words import board_text, clock_text, island_text, layouts, refusals
 
@@ -322,9 +323,9 @@ class ChatWork:
         ports.update({i.id: self.actions.ports(i) for i in mine})
         board = None
         if self.board_links is not None:
-            board = board_text.board_home(
-                self.board_links.for_caller(caller).url, self.board_links.ttl
-            )
+            name = BoardReads(self.actions.db).names([user]).get(user, user)
+            link = self.board_links.for_caller(Caller(user, name))
+            board = board_text.board_home(link.url, self.board_links.ttl)
         view = layouts.home_view(
             board=board,
             mine=mine,

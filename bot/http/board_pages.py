@@ -30,7 +30,16 @@ from bot.infra.storage.board_reads import IslandLine
 from bot.infra.storage.memory import SAMPLES_KEPT
 from bot.words import board_text, refusals
 
-PARTS = ("room", "island_rows", "nodes", "clocks")  # what the live feed sends, by element id
+PARTS = ("room", "nodes", "clocks")  # what the live feed sends whole, by element id
+
+
+@dataclass(frozen=True)
+class LiveParts:
+    """The board as the live feed sends it: its parts by element id, and each island's row
+    (id, HTML) in the table's order."""
+
+    parts: Mapping[str, str]
+    rows: list[tuple[int, str]]
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class RowView:
     expires: str
     note: str
     memory: str
+    why: str  # a failed island's failure
     hidden: bool
 
 
@@ -94,6 +104,7 @@ class BoardPages:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # shipped templates: no stat per render
         )
         self.env.globals.update(w=board_text, tz=tz, state_group=state_group, bar_width=bar_width)
         self._row = self.env.get_template("island_row.html")
@@ -121,10 +132,13 @@ class BoardPages:
             expires=board_text.expires(r.expires_at, snapshot.at),
             note=r.note or "",
             memory=board_text.memory(used[0], used[1]) if used else "",
+            why=r.failure_reason or "",
             hidden=hidden,
         )
 
-    def rows(self, snapshot: BoardSnapshot, filters: Filters) -> tuple[Markup, int]:
+    def rows(
+        self, snapshot: BoardSnapshot, filters: Filters
+    ) -> tuple[list[tuple[int, Markup]], int]:
         """Every island's row (those ``filters`` leave out hidden) and how many are shown;
         a row is rendered only when what it is rendered from changed: the island's line, its
         memory reading, and the minute its expiry and its clock show."""
@@ -145,17 +159,16 @@ class BoardPages:
                 # autoescaped template: its output is markup
                 last = (source, Markup(self._row.render(v=view)))  # noqa: S704
             fresh[key] = last  # the very objects kept: a row unchanged leaves no new survivor
-            out.append(last[1])
+            out.append((island.record.id, last[1]))
         with self._rows_lock:
             # both a filtered and the unfiltered board keep their rows; islands gone are
             # dropped once the rows kept are many more than the board has
             self._rows = {**self._rows, **fresh} if len(self._rows) < 3 * len(fresh) else fresh
-        if not out:
-            return Markup(self._render("island_rows_empty.html")), 0  # noqa: S704
-        return Markup("").join(out), shown
+        return out, shown
 
     def board(self, snapshot: BoardSnapshot, viewer: BoardPass, filters: Filters) -> str:
         rows, shown = self.rows(snapshot, filters)
+        html = Markup("").join(row for _id, row in rows)
         return self._render(
             "board.html",
             title=board_text.TITLE,
@@ -163,18 +176,16 @@ class BoardPages:
             live=True,
             board=snapshot,
             filters=filters,
-            rows=rows,
+            rows=html or Markup(self._render("island_rows_empty.html")),  # noqa: S704
             shown=shown,
             branch_names=[b.branch for b in snapshot.branches],
         )
 
-    def parts(self, snapshot: BoardSnapshot) -> Mapping[str, str]:
-        """The board's live parts, for every viewer (no filter)."""
+    def live(self, snapshot: BoardSnapshot) -> LiveParts:
+        """The board's live parts and rows, for every viewer (no filter)."""
         rows, _shown = self.rows(snapshot, Filters())
-        return {
-            part: rows if part == "island_rows" else self._render(f"{part}.html", board=snapshot)
-            for part in PARTS
-        }
+        parts = {part: self._render(f"{part}.html", board=snapshot) for part in PARTS}
+        return LiveParts(parts, [(i, str(html)) for i, html in rows])
 
     def island(self, page: IslandPage, viewer: BoardPass) -> str:
         chart = memory_chart(page.memory, now=page.at, span=SAMPLES_KEPT, tz=self.tz)

@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 COOKIE = "islandbot_board"
 MAX_QUERY = 1024  # characters of query string; a longer one is refused (414)
 MAX_ISLAND_ID = 2**31 - 1
-STATIC = {"board.css": "text/css", "board.js": "text/javascript"}
+STATIC = {
+    "board.css": "text/css",
+    "board.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
@@ -60,10 +64,12 @@ class BoardRoutes:
         self.tz = tz
         self.pages = BoardPages(tz=tz)
         self.feed = BoardFeed(
-            lambda: self.pages.parts(self.view.snapshot()),
+            lambda: self.pages.live(self.view.snapshot()),
             every_s=feed_every_s,
             max_viewers=max_viewers,
+            clock=links.clock,
         )
+        self._errors_seen: set[str] = set()  # unexpected errors, each logged in full once
         self.secure_cookie = links.base_url.startswith("https://")
         folder = resources.files("bot.http") / "board_static"
         self._static = {name: (folder / name).read_bytes() for name in STATIC}
@@ -97,8 +103,16 @@ class BoardRoutes:
             try:
                 return await handler(request, viewer)
             except DatabaseUnavailable as exc:
-                log.warning("board: %s", exc)  # the database's health logs the outage once
+                log.debug("board: %s", exc)  # the database's health logs the outage once
                 return self._error(503, board_text.DOWN, viewer=viewer, retry_after=30)
+            except Exception as exc:  # a bug: its page, and its traceback once
+                seen = f"{type(exc).__name__}: {exc}"[:300]
+                if seen not in self._errors_seen and len(self._errors_seen) < 100:
+                    self._errors_seen.add(seen)
+                    log.exception("board: %s failed", request.path)
+                else:
+                    log.warning("board: %s failed again: %s", request.path, seen)
+                return self._error(500, board_text.BROKEN, viewer=viewer)
 
         return guarded
 
@@ -106,18 +120,18 @@ class BoardRoutes:
         token = request.cookies.get(COOKIE)
         if not token:
             return self._error(401, board_text.NO_LINK, board_text.ASK_AGAIN)
-        return self._read(token)
+        return self._read(token, clear=True)  # a session whose pass is bad is ended
 
-    def _read(self, token: str) -> BoardPass | web.Response:
+    def _read(self, token: str, *, clear: bool = False) -> BoardPass | web.Response:
         try:
             return self.links.read(token)
         except ExpiredPass as exc:
             expired = board_text.expired_pass(exc.expires_at, self.tz)
             log.info("board: an expired pass (%s)", exc)
-            return self._error(401, expired, board_text.ASK_AGAIN, clear=True)
+            return self._error(401, expired, board_text.ASK_AGAIN, clear=clear)
         except BadPass as exc:
             log.info("board: a pass refused (%s)", exc)
-            return self._error(401, board_text.BAD_LINK, board_text.ASK_AGAIN, clear=True)
+            return self._error(401, board_text.BAD_LINK, board_text.ASK_AGAIN, clear=clear)
 
     # ---- the routes ----------------------------------------------------------------------------
 
@@ -136,7 +150,9 @@ class BoardRoutes:
             max_age=max(seconds, 1),
             path="/board",
             httponly=True,
-            samesite="Strict",
+            # Lax: a link clicked in a chat opened in a browser tab is a navigation from
+            # another site; a Strict cookie set on it would not come with the redirect
+            samesite="Lax",
             secure=self.secure_cookie,
         )
         log.info("board: %s signed in", viewer.user_id)
@@ -182,11 +198,11 @@ class BoardRoutes:
         html = await loop.run_in_executor(None, self.pages.island, page, viewer)
         return self._html(html)
 
-    async def events(self, request: web.Request, _viewer: BoardPass | None) -> web.StreamResponse:
+    async def events(self, request: web.Request, viewer: BoardPass | None) -> web.StreamResponse:
+        assert viewer is not None
         if request.query:
             return self._error(400, board_text.BAD_FILTER)
-        if self.feed.full():
-            return self._error(503, board_text.BUSY, retry_after=60)
+        reserved = self.feed.reserve()  # counted at once: no two requests take the last place
         response = web.StreamResponse(
             headers={
                 **HEADERS,
@@ -194,8 +210,16 @@ class BoardRoutes:
                 "X-Accel-Buffering": "no",  # nginx: pass each event on at once
             }
         )
-        await response.prepare(request)
-        await self.feed.serve(request, response)
+        if not reserved:
+            await response.prepare(request)
+            await self.feed.busy(response)
+            return response
+        try:
+            await response.prepare(request)
+        except BaseException:
+            self.feed.release()
+            raise
+        await self.feed.serve(response, until=viewer.expires_at)
         return response
 
     async def static(self, request: web.Request) -> web.StreamResponse:

@@ -308,9 +308,9 @@ class Settings:
         default=None,
         metadata={
             "env": "ISLANDBOT_BOARD_URL",
-            "help": "Where people reach the team board, as its links name it (for example "
-            "`https://islands.example.com`); unset, `http://` and `ISLANDBOT_HTTP_ADDRESS` (with "
-            "this machine's name for 0.0.0.0).",
+            "help": "Where people reach the team board, as its links name it (`https://host` "
+            "or `http://host:port`, no path); unset, `http://` and `ISLANDBOT_HTTP_ADDRESS`, "
+            "and no board when that listens on every interface (0.0.0.0).",
         },
     )
     board_secret: Secret | None = field(

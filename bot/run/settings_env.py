@@ -184,6 +184,15 @@ def _parse_api_token(text: str) -> Secret:
     return Secret(token)
 
 
+def _parse_board_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", url):
+        raise ValueError(
+            "expected http(s)://host[:port] without a path, e.g. https://islands.example.com"
+        )
+    return url
+
+
 def _parse_board_secret(text: str) -> Secret:
     secret = text.strip()
     if len(secret) < 32:
@@ -255,7 +264,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "require_registration": _parse_bool,
     "api_read_token": _parse_api_token,
     "http_address": _parse_address,
-    "board_url": _parse_api_url,
+    "board_url": _parse_board_url,
     "board_secret": _parse_board_secret,
     "board_link_ttl": _parse_link_ttl,
     "slack_workers": _parse_int(1, 64),

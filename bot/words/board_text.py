@@ -100,7 +100,9 @@ def memory(used: int, limit: int | None) -> str:
     return f"{memory_size(used)} of {memory_size(limit)} ({used * 100 // limit} %)"
 
 
-def room(branch: str, count: int) -> str:
+def room(branch: str, count: int | None) -> str:
+    if count is None:
+        return f"room for {branch} islands unknown (they ask no memory)"
     return f"room for {count} more {branch} island{'' if count == 1 else 's'}"
 
 
@@ -148,9 +150,11 @@ def _request(d: Mapping[str, Any]) -> str:
     return str(d.get("request", "?"))
 
 
-def _until(d: Mapping[str, Any]) -> str:
-    to = d.get("to")
-    return f" until {str(to)[:16].replace('T', ' ')} UTC" if to else ""
+def _until(d: Mapping[str, Any], tz: tzinfo) -> str:
+    try:
+        return f" until {clock_time(datetime.fromisoformat(str(d['to'])), tz)}"
+    except (KeyError, ValueError):
+        return ""
 
 
 def _registered(d: Mapping[str, Any]) -> str:
@@ -158,7 +162,7 @@ def _registered(d: Mapping[str, Any]) -> str:
     return f"registered from inside the pod{f' on {node}' if node else ''}"
 
 
-# action -> its line, from (detail, actor)
+# action -> its line, from (detail, actor); ``extend`` needs the zone (``history``)
 _LINES: Mapping[str, Any] = {
     "start": lambda d, a: f"requested by {a} on {d.get('branch', '?')}",
     "island.registered": lambda d, a: _registered(d),
@@ -170,17 +174,20 @@ _LINES: Mapping[str, Any] = {
     "clock:reject": lambda d, a: f"{a} rejected clock request {_request(d)}",
     "clock:applied": lambda d, a: f"clock moved to {clock_offset(int(d.get('to', 0)))}",
     "clock:expire": lambda d, a: f"clock request {_request(d)} expired without a decision",
-    "clock:failed": lambda d, a: f"a clock change failed: {d.get('reason', 'see the log')}",
-    "extend": lambda d, a: f"extended by {a}{_until(d)}",
+    "clock:failed": lambda d, a: "a clock change failed; the clock was not moved",
     "stop": lambda d, a: f"stop asked by {a}",
     "restart": lambda d, a: f"restart asked by {a}",
     "release_ports": lambda d, a: f"ports from {d.get('first_port', '?')} given back",
 }
 
 
-def history(action: str, detail: Mapping[str, Any], actor: str, failure: str | None) -> str:
-    """One line of an island's history, from its audit entry (``failure``: the island's
-    failure, for its move to failed)."""
+def history(
+    action: str, detail: Mapping[str, Any], actor: str, failure: str | None, tz: tzinfo = UTC
+) -> str:
+    """One line of an island's history, from its audit entry (``failure``: that failure's
+    words, for a move to failed; times in ``tz``)."""
+    if action == "extend":
+        return f"extended by {actor}{_until(detail, tz)}"
     if action == "state:failed":
         return f"failed: {failure}" if failure else "failed"
     if action.startswith("state:"):
@@ -228,5 +235,7 @@ NOT_FOUND = "There is no such page on the board."
 NOT_AN_ISLAND = "That is not an island id: ids are whole numbers."
 TOO_LONG = "That request is too long for the board."
 BAD_FILTER = "That filter is not one the board knows."
-BUSY = "The board is busy: too many people are watching it live. Reload in a minute."
+BUSY = "The board is busy: too many people are watching it live; it is live again in a minute."
+EXPIRED = "Your board link expired: ask /island board for a new one, then reload."
+BROKEN = "The board could not show this page: something went wrong on our side (it is logged)."
 DOWN = "The board cannot read its database right now. Reload in a minute."

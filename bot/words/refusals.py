@@ -87,8 +87,8 @@ def logs_unavailable(island_id: int, *, previous: bool) -> str:
 
 def no_board() -> str:
     return (
-        "The team board is not served by this islandbot (it runs without its HTTP server); "
-        "`/island list` and `/island capacity` show the same here."
+        "The team board is not set up on this islandbot (the team that runs it sets "
+        "ISLANDBOT_BOARD_URL); `/island list` and `/island capacity` show the same here."
     )
 
 

@@ -62,6 +62,7 @@ class EventStream:
             f"{cookie}\r\n".encode()
         )
         self.buffer = b""
+        self.retry: int | None = None  # the last ``retry`` the server asked for
         head = self._until(b"\r\n\r\n")
         self.status = int(head.split(b" ", 2)[1])
         self.head = head.decode()
@@ -86,7 +87,10 @@ class EventStream:
                     return name, "\n".join(data)
                 name = "message"
                 continue
-            if line.startswith(":") or line.startswith("retry:"):
+            if line.startswith("retry:"):
+                self.retry = int(line.partition(":")[2])
+                continue
+            if line.startswith(":"):
                 continue
             key, _, value = line.partition(": ")
             if key == "event":

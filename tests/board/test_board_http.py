@@ -15,14 +15,18 @@ from typing import Any
 import pytest
 
 from bot.app.board_links import BoardLinks
+from bot.chat.console.chat import ConsoleChat
 from bot.domain.board_pass import BoardPass
 from bot.domain.records import Caller
 from bot.domain.time_source import utcnow
+from bot.http.server import Address
 from bot.infra.storage.secrets import ServerSecrets
 from bot.run.board_setup import SECRET_NAME
-from bot.run.demo import Demo
+from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
+from bot.run.settings_env import load_settings
+from kubesim import running
 from tests.board.boardclient import BoardClient
-from tests.demoworld import demo_on, start
+from tests.demoworld import FAST, PORTS, demo_on, start
 
 
 def until(check: Any, timeout: float = 20) -> Any:
@@ -68,7 +72,7 @@ def test_a_link_signs_in_once_and_the_board_shows_the_team_s_islands(demo: Demo)
     answer = client.login(demo.board_link("alice").url)
     assert answer.status == 303 and answer.headers["Location"] == "/board"
     cookie = client.set_cookies[-1]["islandbot_board"]
-    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/board"
+    assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/board"
     assert 11 * 3600 < int(cookie["max-age"]) <= 12 * 3600
     assert answer.headers["Referrer-Policy"] == "no-referrer"  # the link carries the pass
 
@@ -133,22 +137,29 @@ def test_no_link_a_forged_link_or_an_expired_one_gets_401_and_no_board(demo: Dem
     assert answer.status == 401 and "expired at" in answer.body
 
 
-def test_a_session_ends_when_its_link_expires(demo: Demo) -> None:
-    """The cookie holds the pass itself: when the link's time is over the session is too,
-    and the cookie is cleared."""
-    soon = BoardLinks(
-        secret=secret(demo),
-        base_url=demo.server.url,
-        ttl=timedelta(seconds=2),
-        clock=utcnow,
+def links_made(demo: Demo, ago: timedelta, ttl: timedelta = timedelta(hours=12)) -> BoardLinks:
+    """Links made with the demo's secret as if ``ago`` earlier."""
+    return BoardLinks(
+        secret=secret(demo), base_url=demo.server.url, ttl=ttl, clock=lambda: utcnow() - ago
     )
-    client = BoardClient(demo.server.url)
-    assert client.login(soon.for_caller(Caller("alice", "alice")).url).status == 303
-    assert client.get("/board").status == 200
-    time.sleep(2.2)
+
+
+def test_a_session_ends_when_its_link_expires(demo: Demo) -> None:
+    """The cookie holds the pass itself: when the link's time is over the session is too (a
+    browser drops the cookie at its Max-Age; one that sends it anyway gets 401 and the cookie
+    cleared)."""
+    old = links_made(demo, timedelta(hours=13)).for_caller(Caller("alice", "alice"))
+    client = BoardClient(demo.server.url, cookie=old.url.split("pass=")[1])
     answer = client.get("/board")
     assert answer.status == 401 and "expired at" in answer.body
     assert client.cookie is None  # cleared by the answer
+
+
+def test_an_old_link_clicked_again_leaves_the_session_of_a_newer_one(demo: Demo) -> None:
+    client = signed_in(demo)
+    old = links_made(demo, timedelta(hours=13)).for_caller(Caller("alice", "alice"))
+    assert client.login(old.url).status == 401
+    assert client.cookie is not None and client.get("/board").status == 200
 
 
 @pytest.mark.parametrize(
@@ -237,20 +248,68 @@ def test_the_live_feed_sends_the_board_then_each_change(demo: Demo) -> None:
         assert stream.status == 200 and "text/event-stream" in stream.head
         name, data = stream.event()
         assert name == "board"
-        first = json.loads(data)
-        assert set(first) == {"room", "island_rows", "nodes", "clocks"}
+        first = json.loads(data)  # the whole board
+        assert set(first["parts"]) == {"room", "nodes", "clocks"}
+        assert first["rows"] == [] and first["order"] == []
         n = start(demo)
-        seen = set()
+        seen, orders = [], []
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and "ready" not in seen:
-            _, data = stream.event()
-            rows = json.loads(data)["island_rows"]
-            if f'id="island-{n}"' in rows:
-                seen.add(re.search(r'data-state="(\w+)"', _row(rows, n)).group(1))  # type: ignore[union-attr]
-        assert "ready" in seen
+            name, data = stream.event()
+            change = json.loads(data)
+            orders.append(change["order"])
+            for island_id, html in change["rows"]:  # only the rows that changed
+                assert island_id == n
+                seen.append(re.search(r'data-state="(\w+)"', html).group(1))  # type: ignore[union-attr]
+        assert seen[-1] == "ready"  # (starting too, when a render fell before ready)
+        assert orders[0] == [n]  # the row came: the order says so, once
+        assert all(o is None for o in orders[1:])
     finally:
         stream.close()
     until(lambda: demo.bot.board.feed.viewers == 0, timeout=20)  # type: ignore[union-attr]
+
+
+def test_a_stream_ends_when_its_pass_expires(demo: Demo) -> None:
+    soon = links_made(demo, timedelta(0), ttl=timedelta(seconds=2))
+    client = BoardClient(demo.server.url)
+    assert client.login(soon.for_caller(Caller("alice", "alice")).url).status == 303
+    stream = client.stream()
+    try:
+        names = [stream.event()[0] for _ in range(2)]
+        assert names == ["board", "expired"]
+    finally:
+        stream.close()
+
+
+def test_viewers_beyond_the_limit_are_told_to_come_back(demo: Demo) -> None:
+    feed = demo.bot.board.feed  # type: ignore[union-attr]
+    feed.max_viewers = 2
+    client = signed_in(demo)
+    streams = [client.stream(), client.stream()]
+    try:
+        for s in streams:
+            assert s.event()[0] == "board"
+        third = client.stream()
+        assert third.status == 200 and third.event()[0] == "busy"
+        assert third.retry == 60000  # a browser comes back in a minute
+        third.close()
+        assert feed.viewers == 2
+    finally:
+        for s in streams:
+            s.close()
+
+
+def test_the_bot_stops_at_once_with_viewers_watching(db_url: str, tmp_path: Path) -> None:
+    with demo_on(db_url, tmp_path) as (demo, _sim):
+        client = signed_in(demo)
+        streams = [client.stream() for _ in range(3)]
+        for s in streams:
+            assert s.event()[0] == "board"
+        began = time.monotonic()
+        demo.stop()
+        assert time.monotonic() - began < 8
+        for s in streams:
+            s.close()
 
 
 def test_the_island_board_command_answers_privately_with_a_working_link(demo: Demo) -> None:
@@ -280,3 +339,24 @@ def test_static_files_are_served_with_their_types(demo: Demo) -> None:
     js = client.get("/board/static/board.js")
     assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")
     assert js.status == 200 and "EventSource" in js.body
+
+
+def test_without_a_board_url_a_bot_on_every_interface_serves_no_board(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Listening on 0.0.0.0 it cannot know a name people could open: no links, no board, and
+    a person who asks is told so (not given a link that cannot work)."""
+    settings = load_settings({"ISLANDBOT_DATABASE_URL": db_url, "ISLANDBOT_PORT_RANGE": PORTS})
+    kubeconfig = tmp_path / "kubeconfig"
+    with running(FAST, kubeconfig_path=kubeconfig):
+        chat = ConsoleChat(write=None, names={CHANNEL: CHANNEL_NAME})
+        demo = Demo(settings, chat, cluster=Cluster(kubeconfig), http_address=Address("0.0.0.0", 0))
+        demo.start()
+        try:
+            assert demo.bot.board is None
+            assert BoardClient(f"http://127.0.0.1:{demo.server.port}").get("/board").status == 404
+            demo.handle("/island board")
+            answer = until(lambda: next((e for e in chat.events if e.kind == "ephemeral"), None))
+            assert "ISLANDBOT_BOARD_URL" in answer.text and "pass=" not in answer.text
+        finally:
+            demo.stop()

@@ -138,3 +138,27 @@ def test_readme_documents_every_setting_with_its_default() -> None:
             rows[cells[0]] = cells[1]
     documented = {name: rows.get(name) for name in env_names()}
     assert documented == dict(describe_settings(Settings()))
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("https://islands.example.com", True),
+        ("http://10.0.0.5:3000/", True),
+        ("https://islands.example.com/islandbot", False),  # the board's paths are absolute
+        ("islands.example.com", False),
+        ("https://x.example.com/?a=1", False),
+    ],
+)
+def test_the_board_url_names_a_server_without_a_path(value: str, ok: bool) -> None:
+    if ok:
+        assert load_settings({"ISLANDBOT_BOARD_URL": value}).board_url == value.rstrip("/")
+    else:
+        with pytest.raises(ConfigError, match="ISLANDBOT_BOARD_URL"):
+            load_settings({"ISLANDBOT_BOARD_URL": value})
+
+
+def test_a_short_board_secret_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"ISLANDBOT_BOARD_SECRET": "tooshort-secret"})
+    assert "tooshort-secret" not in str(caught.value) and "32 characters" in str(caught.value)

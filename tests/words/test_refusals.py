@@ -37,7 +37,7 @@ SAMPLES: dict[Refusal, tuple[dict[str, Any], str]] = {
     ),
     Refusal.NO_LOGS: ({"island_id": 2, "state": "requested"}, "no pod to read logs from"),
     Refusal.LOGS_UNAVAILABLE: ({"island_id": 2, "previous": True}, "its previous run's log"),
-    Refusal.NO_BOARD: ({}, "not served by this islandbot"),
+    Refusal.NO_BOARD: ({}, "not set up on this islandbot"),
     Refusal.CLOCK_REQUEST_NOT_FOUND: ({"request_id": 11}, "no clock request 11"),
     Refusal.CLOCK_NOT_NOW: ({"island_id": 2, "state": "creating"}, "#2 is creating"),
     Refusal.CLOCK_OUT_OF_BOUNDS: (

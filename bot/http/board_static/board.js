@@ -1,6 +1,8 @@
-// The board's live updates: the server sends its parts (rows, room, nodes, clock requests)
-// over Server-Sent Events whenever they change; this swaps them in and applies the viewer's
-// filters to the rows. Without this script the page still works: reload to see changes.
+// The board's live updates. The server sends, over Server-Sent Events, the whole board when
+// the page connects and then what changed: parts (room, nodes, clock requests) whole, the
+// island rows that changed, and the rows' order when islands came or went. This puts them in
+// place and applies the viewer's filters to the rows. Without this script the page still
+// works: reload it to see changes.
 "use strict";
 (function () {
   const rows = document.getElementById("island-rows");
@@ -9,8 +11,6 @@
   const live = document.getElementById("live");
   const noMatch = document.getElementById("no-match");
   const viewer = document.body.dataset.viewer;
-  const parts = ["room", "island_rows", "nodes", "clocks"];
-  const target = { room: "room", island_rows: "island-rows", nodes: "nodes", clocks: "clocks" };
 
   function filters() {
     const data = new FormData(form);
@@ -31,10 +31,43 @@
     noMatch.hidden = shown > 0 || total === 0;
   }
 
-  function showLive(on) {
+  function say(what) {
     live.hidden = false;
-    live.textContent = on ? live.dataset.live : live.dataset.offline;
-    live.classList.toggle("offline", !on);
+    live.textContent = live.dataset[what];
+    live.classList.toggle("offline", what !== "live");
+  }
+
+  function rowOf(html) {
+    const holder = document.createElement("template");
+    holder.innerHTML = html;  // the server's HTML, every value in it escaped
+    return holder.content.firstElementChild;
+  }
+
+  function update(data) {
+    for (const [id, html] of Object.entries(data.parts || {})) {
+      const element = document.getElementById(id);
+      if (element) element.innerHTML = html;
+    }
+    for (const [id, html] of data.rows || []) {
+      const fresh = rowOf(html);
+      const old = document.getElementById("island-" + id);
+      if (old) old.replaceWith(fresh); else rows.appendChild(fresh);
+    }
+    if (data.order) {
+      const wanted = new Set(data.order.map(function (id) { return "island-" + id; }));
+      for (const row of Array.from(rows.children)) if (!wanted.has(row.id)) row.remove();
+      for (const id of data.order) rows.appendChild(document.getElementById("island-" + id));
+      if (!data.order.length) {
+        const empty = document.createElement("tr");
+        const cell = document.createElement("td");
+        empty.className = "empty";
+        cell.colSpan = 11;
+        cell.textContent = rows.dataset.empty;
+        empty.appendChild(cell);
+        rows.appendChild(empty);
+      }
+    }
+    applyFilters();
   }
 
   form.addEventListener("change", function () {
@@ -46,15 +79,13 @@
   });
 
   const events = new EventSource("/board/events");
-  events.addEventListener("open", function () { showLive(true); });
-  events.addEventListener("error", function () { showLive(false); });
+  events.addEventListener("open", function () { say("live"); });
+  events.addEventListener("error", function () { say("offline"); });
+  events.addEventListener("stale", function () { say("offline"); });
+  events.addEventListener("busy", function () { say("busy"); });
+  events.addEventListener("expired", function () { events.close(); say("expired"); });
   events.addEventListener("board", function (event) {
-    const data = JSON.parse(event.data);
-    for (const part of parts) {
-      const element = document.getElementById(target[part]);
-      if (element && typeof data[part] === "string") element.innerHTML = data[part];
-    }
-    applyFilters();
-    showLive(true);
+    update(JSON.parse(event.data));
+    say("live");
   });
 })();

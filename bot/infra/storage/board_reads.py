@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 
 from bot.domain.records import ClockRecord
 from bot.domain.states import LIVE_VALUES, IslandState
@@ -77,7 +77,8 @@ class BoardReads:
 
     def board(self, *, people: Iterable[str] = (), clock_limit: int = 200) -> BoardRead:
         """The live islands, their last memory readings, the pending clock requests and the
-        names of those who asked and of ``people``, as one transaction saw them."""
+        names of those who asked and of ``people``, read in one transaction (on MySQL's READ
+        COMMITTED each statement sees what was committed when it ran)."""
 
         def read(conn: Connection) -> BoardRead:
             rows = conn.execute(
@@ -115,15 +116,15 @@ class BoardReads:
         return self.db.run(read, what="the board", read_only=True)
 
     def history(self, island_id: int, *, limit: int = 200) -> list[HistoryEntry]:
-        """What happened to the island (the audit log's entries that changed something),
-        oldest first, at most the ``limit`` latest."""
+        """What happened to the island (the audit log's entries that changed something, and
+        clock changes that failed), oldest first, at most the ``limit`` latest."""
 
         def read(conn: Connection) -> list[HistoryEntry]:
             rows = conn.execute(
                 select(AuditEntry.at, AuditEntry.actor, AuditEntry.action, AuditEntry.detail)
                 .where(
                     AuditEntry.island_id == island_id,
-                    AuditEntry.outcome == "ok",
+                    or_(AuditEntry.outcome == "ok", AuditEntry.action == "clock:failed"),
                     AuditEntry.action.not_in(LOOKS),
                 )
                 .order_by(AuditEntry.id.desc())

@@ -58,11 +58,14 @@ def test_the_same_sample_read_twice_is_kept_once(db: Database) -> None:
 def test_the_board_secret_is_made_once_and_shared(db: Database, db_url: str) -> None:
     got: list[bytes] = []
     others = [create_database(db_url) for _ in range(4)]
+    barrier = threading.Barrier(len(others))
+
+    def make(d: Database) -> None:
+        barrier.wait(10)  # all four ask at once: most find no secret and race to insert it
+        got.append(ServerSecrets(d).get_or_make("board"))
+
     try:
-        threads = [
-            threading.Thread(target=lambda d=d: got.append(ServerSecrets(d).get_or_make("board")))
-            for d in others
-        ]
+        threads = [threading.Thread(target=make, args=(d,)) for d in others]
         for t in threads:
             t.start()
         for t in threads:
