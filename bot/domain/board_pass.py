@@ -3,8 +3,9 @@
 A pass is ``v1.<user id>.<name>.<expiry>.<signature>``: the user id and name in unpadded
 base64url, the expiry in whole Unix seconds, the signature an HMAC-SHA256 of everything before
 it under the board secret. The same text travels in the link a person gets in chat and in the
-session cookie the link sets, so a pass stops working everywhere at its expiry. Nothing but the
-signature is secret; a pass shows nothing it does not carry.
+session cookie the link sets: it is a bearer credential until its expiry (pages refuse it then,
+and a live stream ends), so it is given privately and never logged. Its parts are readable by
+whoever holds it; only the secret makes one. Changing the secret revokes every pass.
 """
 
 from __future__ import annotations
