@@ -18,6 +18,7 @@ class Chart:
     width: int
     height: int
     points: str  # the polyline's "x,y x,y ..."
+    last: tuple[float, float]  # the latest reading, marked (one reading alone is a point)
     limit_y: float | None  # where the limit's line is drawn
     limit_text: str
     start_text: str
@@ -50,10 +51,12 @@ def memory_chart(
         return round(MARGIN + plot_h * (1 - value / top), 1)
 
     points = " ".join(f"{x(at)},{y(used)}" for at, used, _ in samples)
+    last_at, last_used, _ = samples[-1]
     return Chart(
         width=WIDTH,
         height=HEIGHT,
         points=points,
+        last=(x(last_at), y(last_used)),
         limit_y=y(limit) if limit else None,
         limit_text=f"limit {memory_size(limit)}" if limit else "",
         start_text=start.astimezone(tz).strftime("%H:%M"),
