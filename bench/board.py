@@ -10,8 +10,9 @@ by the bot's HTTP server on SQLite, as a browser reaches it.
    rendered anew (as in a fresh process, or at the minute every expiry moves on).
 2. The lifecycle tick (``LifecycleEngine.tick``, as the leader runs it every second) timed
    ``--ticks`` times with no one watching, then with ``--viewers`` live viewers connected to
-   ``/board/events`` while one island's expiry changes every second (so the feed renders and
-   pushes the board to every viewer each second): tick p50/p99 in both, what each viewer got.
+   ``/board/events`` while one island's memory reading moves its row every second (so the feed
+   renders and pushes a change to every viewer each second): tick p50/p99 in both, what each
+   viewer got (events, KB on joining, KB a second after).
 Last stdout line: one JSON object.
 """
 
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import UTC, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ from bench.watcher import close_world, drive_to_ready, start_kubesim_nodes, worl
 from bot.app.board_links import BoardLinks
 from bot.app.board_view import BoardView
 from bot.app.island_actions import IslandActions
+from bot.domain.memory_watch import MemoryPolicy, MemoryReading
 from bot.domain.permissions import Policy
 from bot.domain.records import Caller
 from bot.http.board_pages import BoardPages, Filters
 from bot.http.board_routes import BoardRoutes
 from bot.http.server import Address, WebServer
 from bot.infra.kubernetes.templates import load_templates
+from bot.infra.storage.memory import MemoryStore
 from bot.run.heap import settle_heap
 
 SECRET = b"bench-board-secret-0123456789abcdef"
@@ -78,6 +81,7 @@ class Viewers:
         host, port = url.removeprefix("http://").split(":")
         self.selector = selectors.DefaultSelector()
         self.events = [0] * n
+        self.bytes = [0] * n
         self.socks = []
         for i in range(n):
             sock = socket.create_connection((host, int(port)), timeout=10)
@@ -100,6 +104,7 @@ class Viewers:
                 except BlockingIOError:
                     continue
                 self.events[key.data] += data.count(b"event: board\n")
+                self.bytes[key.data] += len(data)
 
     def close(self) -> None:
         self._stop.set()
@@ -150,17 +155,19 @@ def measure(n: int, requests: int, viewers: int, ticks: int) -> dict[str, Any]:
                 pages.board(board.view.snapshot(), viewer, Filters())
                 cold_ms.append((time.monotonic() - began) * 1000)
 
-            actions: IslandActions = board.view.actions
+            memory = MemoryStore(w["db"])
 
             def churn(i: int) -> None:  # one row changes every second: the feed pushes
-                island = ids[i % len(ids)]
-                owner = actions.status(island).owner_id
-                actions.extend(Caller(owner, "bench"), island, timedelta(minutes=1))
+                island = ids[0]  # its memory reading goes between 30 % and 60 % of 2Gi
+                used = (30 if i % 2 else 60) * 2 * 2**30 // 100
+                reading = MemoryReading(island, used, 2 * 2**30, datetime.now(UTC))
+                memory.record([(reading, "server")], policy=MemoryPolicy())
 
             w["engine"].tick()
             quiet = time_ticks(w, ticks, churn)
             watching = Viewers(server.url, token, viewers)
             time.sleep(2)  # every viewer connected and sent the board
+            joined_kb = [b / 1024 for b in watching.bytes]
             renders_before = board.feed.renders
             busy = time_ticks(w, ticks, churn)
             renders = board.feed.renders - renders_before
@@ -185,6 +192,10 @@ def measure(n: int, requests: int, viewers: int, ticks: int) -> dict[str, Any]:
                 "feed_renders": renders,
                 "events_per_viewer_min": min(watching.events),
                 "events_per_viewer_max": max(watching.events),
+                "kb_per_viewer_on_joining": round(max(joined_kb)),
+                "kb_per_viewer_per_second_after": round(
+                    (max(watching.bytes) / 1024 - max(joined_kb)) / ticks, 1
+                ),
             }
         finally:
             proc.terminate()

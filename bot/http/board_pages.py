@@ -131,7 +131,7 @@ class BoardPages:
             clock=board_text.clock_minute(r.clock_offset_s, island.clock_at, self.tz),
             expires=board_text.expires(r.expires_at, snapshot.at),
             note=r.note or "",
-            memory=board_text.memory(used[0], used[1]) if used else "",
+            memory=board_text.memory_row(used[0], used[1]) if used else "",
             why=r.failure_reason or "",
             hidden=hidden,
         )
@@ -140,8 +140,8 @@ class BoardPages:
         self, snapshot: BoardSnapshot, filters: Filters
     ) -> tuple[list[tuple[int, Markup]], int]:
         """Every island's row (those ``filters`` leave out hidden) and how many are shown;
-        a row is rendered only when what it is rendered from changed: the island's line, its
-        memory reading, and the minute its expiry and its clock show."""
+        a row is rendered only when what it is rendered from changed: the island's line and
+        the words of its memory, its expiry and its clock."""
         with self._rows_lock:
             kept = self._rows
         fresh: dict[tuple[int, bool], tuple[tuple[object, ...], Markup]] = {}
@@ -149,9 +149,11 @@ class BoardPages:
         for island in snapshot.islands:
             hidden = not filters.keeps(island.record)
             shown += not hidden
-            left = int((island.record.expires_at - snapshot.at).total_seconds())
+            expires = board_text.expires(island.record.expires_at, snapshot.at)
             clock = int(island.clock_at.timestamp()) // 60 if island.clock_at else None
-            source = (island.record, island.memory, abs(left) // 60, left < 0, clock)
+            used = island.memory
+            memory = board_text.memory_row(used[0], used[1]) if used else ""
+            source = (island.record, memory, expires, clock)
             key = (island.record.id, hidden)
             last = kept.get(key)
             if last is None or last[0] != source:

@@ -81,7 +81,9 @@ def clock_minute(offset_s: int, at: datetime | None, tz: tzinfo) -> str:
 
 
 def expires(at: datetime, now: datetime) -> str:
-    """``in 7h59m`` on the board: to the minute (it is rendered again every few seconds)."""
+    """On the board: to the half hour beyond an hour (``in about 8h``), to the minute within
+    (``in 42m``): a row then changes on its own once an hour while its island has time, and
+    every viewer is not sent every row every minute."""
     seconds = int((at - now).total_seconds())
     return _expires_in(abs(seconds) // 60, past=seconds < 0)
 
@@ -90,6 +92,9 @@ def expires(at: datetime, now: datetime) -> str:
 def _expires_in(minutes: int, *, past: bool) -> str:
     if minutes == 0:
         return "just now" if past else "in under a minute"
+    if minutes >= 60:
+        hours = (minutes + 30) // 60
+        return f"about {hours}h ago" if past else f"in about {hours}h"
     now = datetime(2000, 1, 1, tzinfo=UTC)  # any: only the difference is worded
     return relative_time(now + timedelta(minutes=-minutes if past else minutes), now)
 
@@ -98,6 +103,18 @@ def memory(used: int, limit: int | None) -> str:
     if not limit:
         return memory_size(used)
     return f"{memory_size(used)} of {memory_size(limit)} ({used * 100 // limit} %)"
+
+
+MEMORY_STEP = 64 * 2**20  # a row's memory without a limit, rounded down to this
+
+
+def memory_row(used: int, limit: int | None) -> str:
+    """An island's memory in its row: its share of the limit in steps of 5 % (``60 % of
+    2Gi``), so that a row does not change (and is not sent to every viewer) at each reading
+    for a wobble of a few Mi; the island's page shows the reading itself."""
+    if not limit:
+        return memory_size(used // MEMORY_STEP * MEMORY_STEP)
+    return f"{used * 100 // limit // 5 * 5} % of {memory_size(limit)}"
 
 
 def room(branch: str, count: int | None) -> str:

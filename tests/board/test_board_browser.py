@@ -124,6 +124,12 @@ def hidden(session: Any, element_id: str) -> bool:
     )
 
 
+def _node_share(text: str) -> int:
+    """The share of a node's memory requested, when it holds two islands (else 0)."""
+    found = re.search(r"\((\d+) %\), 2 islands", text)
+    return int(found.group(1)) if found else 0
+
+
 def save(session: Any, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     session.save_screenshot(str(path))
@@ -164,6 +170,8 @@ def test_the_board_shows_the_demo_live_and_its_island_pages(
         assert session.execute_script("return window.notReloaded === true;")  # live, no reload
         row = text_of(session, "island-4")
         assert "started while the board watched" in row and "server-port" in row
+        # the nodes follow within seconds (read again once islands moved): dev-1 holds two
+        wait(session, lambda s: _node_share(text_of(s, "node-dev-1")) >= 17)
         save(session, tmp_path, "board.png")
 
         # what people type is text on the board, live too: never markup, never script

@@ -78,8 +78,9 @@ def test_a_row_is_rendered_again_only_when_what_it_shows_changed() -> None:
     )
     assert moved[0][1] is first[0][1] and moved[1][1] is not first[1][1]
     assert 'data-state="failed"' in moved[1][1]
-    later, _ = pages.rows(snapshot(line(1), at=NOW + timedelta(seconds=41)), Filters())
-    assert "in 7h59m" in later[0][1] and later[0][1] is not first[0][1]  # the next minute
+    half = NOW + timedelta(minutes=30, seconds=41)  # from "about 8h" to "about 7h"
+    later, _ = pages.rows(snapshot(line(1), at=half), Filters())
+    assert "in about 7h" in later[0][1] and later[0][1] is not first[0][1]
     mine, shown = pages.rows(snapshot(line(1), line(2, owner_id="U2")), Filters(mine_of="U2"))
     assert shown == 1 and " hidden>" in mine[0][1] and " hidden>" not in mine[1][1]
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
         (
             "extend",
             {"to": "2026-12-03T20:00:00+00:00"},
-            "extended by alice until 2026-12-03 20:00 UTC",
+            "extended by alice until 2026-12-03 20:00:00 UTC",
         ),
         ("stop", {"from": "ready"}, "stop asked by alice"),
         ("release_ports", {"first_port": 30000}, "ports from 30000 given back"),
@@ -64,10 +64,13 @@ def test_every_audited_island_action_in_the_code_has_its_own_sentence() -> None:
 @pytest.mark.parametrize(
     ("delta", "text"),
     [
-        (timedelta(hours=7, minutes=59, seconds=59), "in 7h59m"),
+        (timedelta(hours=7, minutes=59, seconds=59), "in about 8h"),
+        (timedelta(hours=7, minutes=29), "in about 7h"),
+        (timedelta(minutes=59, seconds=59), "in 59m"),
         (timedelta(seconds=30), "in under a minute"),
         (timedelta(seconds=-30), "just now"),
-        (timedelta(minutes=-90), "1h30m ago"),
+        (timedelta(minutes=-45), "45m ago"),
+        (timedelta(minutes=-90), "about 2h ago"),
     ],
 )
 def test_expiry_is_shown_to_the_minute(delta: timedelta, text: str) -> None:
