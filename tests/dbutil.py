@@ -22,6 +22,8 @@ WIPE_ORDER = (
     "audit_log",
     "outbox",
     "island_memory",
+    "memory_samples",
+    "server_secrets",
     "islands",
     "users",
     "excluded_ports",

@@ -322,7 +322,9 @@ class ChatWork:
         ports = {i.id: self.actions.ports(i) for i in team}
         ports.update({i.id: self.actions.ports(i) for i in mine})
         board = None
-        if self.board_links is not None:
+        # a link on Home only where any channel may use the bot: the board shows what
+        # `/island logs` shows, which a deployment with allowed channels keeps to them
+        if self.board_links is not None and not self.actions.policy.allowed_channels:
             name = BoardReads(self.actions.db).names([user]).get(user, user)
             link = self.board_links.for_caller(Caller(user, name))
             board = board_text.board_home(link.url, self.board_links.ttl)

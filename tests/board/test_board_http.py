@@ -360,3 +360,16 @@ def test_without_a_board_url_a_bot_on_every_interface_serves_no_board(
             assert "ISLANDBOT_BOARD_URL" in answer.text and "pass=" not in answer.text
         finally:
             demo.stop()
+
+
+def test_home_has_no_board_link_where_the_bot_is_kept_to_some_channels(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The board shows every island's log tail, which `/island logs` shows only in the allowed
+    channels: Home (open to the whole workspace) then leaves the link to `/island board`."""
+    with demo_on(db_url, tmp_path, allowed_channels=frozenset({CHANNEL})) as (demo, _sim):
+        demo.handle("home")
+        home = until(lambda: next((e for e in demo.chat.events if e.kind == "home"), None))
+        assert "team board" not in home.text and "Your islands" in home.text
+        demo.handle("/island board")  # from the allowed channel: a link
+        until(lambda: any("pass=" in e.text for e in demo.chat.events if e.kind == "ephemeral"))
