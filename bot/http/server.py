@@ -119,6 +119,13 @@ class WebServer:
         self._started.set()
         loop.run_forever()
         loop.run_until_complete(self._close())
+        # what is still running (a stream whose viewer never read its end) is cancelled and
+        # let finish, not left pending in a closed loop
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:  # (gather of nothing would look for a loop this thread has not set)
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
         loop.close()
 
     async def _open(self) -> None:
