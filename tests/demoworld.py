@@ -3,12 +3,15 @@ the console chat recording everything, the database under test."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.chat.console.chat import ConsoleChat
 from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
@@ -67,3 +70,15 @@ def start(demo: Demo, user: str = "alice", args: str = "dev") -> int:
     demo.handle(f"@{user} /island start {args}")
     (new,) = {i.id for i in demo.islands.live(owner_id=user)} - before
     return new
+
+
+def until(check: Any, timeout: float = 20, every: float = 0.05) -> Any:
+    """``check()``'s first true value, asked every ``every`` s; the test fails after
+    ``timeout`` s without one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail("condition not met in time")

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,17 +25,7 @@ from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
 from bot.run.settings_env import load_settings
 from kubesim import running
 from tests.board.boardclient import BoardClient
-from tests.demoworld import FAST, PORTS, demo_on, start
-
-
-def until(check: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail("condition not met in time")
+from tests.demoworld import FAST, PORTS, demo_on, start, until
 
 
 @pytest.fixture

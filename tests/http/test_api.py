@@ -12,14 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from bot.run.demo import Demo
 from bot.run.settings import Secret
-from tests.demoworld import FAST, demo_on, start
+from tests.demoworld import FAST, demo_on, start, until
 
 REGISTERING = replace(FAST, register_islands=True)
 
@@ -54,16 +53,6 @@ def token_of(sim: Any, pod_name: str) -> str:
     pod = until(lambda: sim.get("pods", "islands", pod_name))
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     return str(env["ISLANDBOT_REGISTER_TOKEN"])
-
-
-def until(check: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail("condition not met in time")
 
 
 REGISTRATION = {"node": "dev-1", "pod_ip": "10.0.0.7", "version": "1.2.3", "build": "77"}

@@ -17,8 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bot.run.demo import Demo
-from tests.demoworld import demo_on, start
-from tests.http.test_api import REGISTRATION, call, token_of, until
+from tests.demoworld import demo_on, start, until
+from tests.http.test_api import REGISTRATION, call, token_of
 
 
 def raw_post(demo: Demo, path: str, head: dict[str, str], pieces: list[bytes]) -> tuple[int, str]:
