@@ -44,6 +44,7 @@ class Cluster:
         self._pod_ip = 0
         self._demands: dict[str, tuple[int, int, set[tuple[int, str]]]] = {}
         self.events = EventRecorder(store)
+        self.code_version = config.code_version  # the shared code volume's, as servers boot it
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -232,7 +233,8 @@ class Cluster:
         if c.state != "running":
             return
         pod = self.store.get("pods", ns, name)
-        if self.config.register_islands and not await register(c, pod, runtime.address):
+        code = self.code_version  # what this server booted, whatever the volume holds later
+        if self.config.register_islands and not await register(c, pod, runtime.address, code):
             if c.state == "running":
                 await self._terminate(
                     ns, name, c, exit_code=1, reason="Error", message="registration failed"

@@ -50,6 +50,9 @@ class SimConfig:
     # True: like seed.sh, island servers register (ISLANDBOT_REGISTER_URL/_TOKEN from their
     # env) before they listen, and exit 1 if that keeps failing
     register_islands: bool = False
+    # what the shared code volume holds, as seed.sh reports it (``code`` in its registration);
+    # ``KubeSim.set_code_version`` changes it, as CI updating the volume does
+    code_version: str = "1"
     # the resource metrics API (metrics.k8s.io, as metrics-server serves it); False: a cluster
     # without metrics-server (the group is not discovered, its paths are 404)
     metrics: bool = True

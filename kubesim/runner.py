@@ -226,6 +226,15 @@ class KubeSim:
         """The container's readiness probe fails (``Ready`` false) while its ports answer."""
         self._sync(self.cluster.fail_readiness, namespace, pod, container, failing)
 
+    def set_code_version(self, version: str) -> None:
+        """The shared code volume now holds ``version`` (CI pushed): servers that boot from
+        now on report it when they register."""
+
+        def change() -> None:
+            self.cluster.code_version = version
+
+        self._sync(change)
+
     def memory_climb(
         self, namespace: str, pod: str, seconds: float, container: str | None = None
     ) -> Climb:

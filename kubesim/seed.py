@@ -28,7 +28,9 @@ def write_initial_clock(c: ContainerRuntime, pod_name: str) -> None:
             c.log(f"seed: initial clock {args[5]} written to {clock_file}")
 
 
-async def register(c: ContainerRuntime, pod: Obj | None, address: str) -> bool:
+async def register(
+    c: ContainerRuntime, pod: Obj | None, address: str, code: str | None = None
+) -> bool:
     """What seed.sh does before it starts the server: register the island over HTTP with
     its token, retrying with backoff for a bounded time. False: it gave up (or was refused),
     and the container exits 1 as the script does."""
@@ -42,6 +44,8 @@ async def register(c: ContainerRuntime, pod: Obj | None, address: str) -> bool:
         "version": "kubesim",
         "ports": dict(c.ports),
     }
+    if code is not None:  # the shared code volume's version, as seed.sh reads it
+        body["code"] = code
     delay = 0.2
     for attempt in range(1, REGISTER_ATTEMPTS + 1):
         try:

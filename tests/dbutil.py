@@ -24,6 +24,8 @@ WIPE_ORDER = (
     "island_memory",
     "memory_samples",
     "server_secrets",
+    "pools",
+    "pool_days",
     "islands",
     "users",
     "excluded_ports",

@@ -32,6 +32,7 @@ from bot.domain.island_clock import (
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
 from bot.domain.podspec import ANNOTATION_CLOCK
+from bot.domain.pool import CLAIM_CLOCK
 from bot.domain.records import (
     Audit,
     Caller,
@@ -39,6 +40,7 @@ from bot.domain.records import (
     ClockRecord,
     ClockView,
     IslandRecord,
+    NoticeSpec,
     Outcome,
     ShiftOutcome,
     WorkTicket,
@@ -113,6 +115,8 @@ class ClockActions:
         now = self.clock()
 
         def decide(island: IslandRecord) -> ClockAsk:
+            if island.pooled:
+                raise Conflict(Refusal.IN_POOL, island_id=island.id, branch=island.branch)
             if island.state not in MOVABLE:
                 raise Conflict(Refusal.CLOCK_NOT_NOW, island_id=island_id, state=island.state.value)
             to = new_offset(when, current_offset_s=island.clock_offset_s, real_now=now)
@@ -201,6 +205,12 @@ class ClockActions:
         with lease.kept():  # renewed while the change takes, however long
             return self._apply_locked(request, actor)
 
+    def apply_claim(self, request_id: int) -> ClockRecord:
+        """Set a warm island's clock as its claim asked (``at=``), then tell its owner it is
+        ready. Left undone by a crash, the leader's ``resume_stuck`` does it."""
+        request = self.requests.get(request_id)
+        return self._apply(request, actor=request.requested_by)
+
     def _lease(self, island_id: int) -> LeaderLease:
         return LeaderLease(self.db, name=f"clock-{island_id}", ttl=timedelta(seconds=60))
 
@@ -233,7 +243,7 @@ class ClockActions:
             return request
         now = self.clock()
         current = island.clock_offset_s
-        if request.kind == WhenKind.ABSOLUTE and request.target_at is not None:
+        if request.kind in (WhenKind.ABSOLUTE, CLAIM_CLOCK) and request.target_at is not None:
             to = round((request.target_at - now).total_seconds())  # lands where it was meant
         elif request.kind == WhenKind.NOW:
             to = 0
@@ -248,6 +258,7 @@ class ClockActions:
                 request,
                 actor,
                 Conflict(Refusal.CLOCK_NOT_NOW, island_id=island.id, state=island.state.value),
+                island=island,
             )
         try:
             write_clock_file(
@@ -256,18 +267,25 @@ class ClockActions:
         except (KubeError, ClockNotMoved) as exc:
             log.warning("island %d: clock not applied: %s", request.island_id, exc)
             why = exc if isinstance(exc, ClockNotMoved) else ClockNotMoved.cluster(exc)
-            return self._failed(request, actor, why)
+            return self._failed(request, actor, why, island=island)
         try:
             self.kube.annotate_pod(island.pod_name, {ANNOTATION_CLOCK: str(to)})
         except KubeError as exc:  # only a mirror: the database is the source of truth
             log.warning("island %d: clock annotation not updated: %s", request.island_id, exc)
-        return self._applied(request, actor, current, to, IslandState.READY)
+        return self._applied(request, actor, current, to, IslandState.READY, island=island)
 
     def _applied(
-        self, request: ClockRecord, actor: str, from_s: int, to_s: int, state: IslandState
+        self,
+        request: ClockRecord,
+        actor: str,
+        from_s: int,
+        to_s: int,
+        state: IslandState,
+        *,
+        island: IslandRecord | None = None,
     ) -> ClockRecord:
         now = self.clock()
-        notice = (
+        notice: NoticeSpec = (
             Notice.CLOCK_SHIFTED,
             {
                 "by": request.requested_by,
@@ -277,6 +295,8 @@ class ClockActions:
                 "shift": describe_shift(from_s, to_s),
             },
         )
+        if request.kind == CLAIM_CLOCK and island is not None:  # a warm island's, at claim:
+            notice = _claimed_ready(island)  # its owner is told it is ready, at that clock
         try:
             record, won = self.requests.applied(
                 request, actor=actor, from_s=from_s, to_s=to_s, notice=notice, state=state
@@ -292,17 +312,29 @@ class ClockActions:
         return UserError(Refusal.CLOCK_OUT_OF_BOUNDS, island_id=island_id, bound_s=bound_s)
 
     def _failed(
-        self, request: ClockRecord, actor: str, why: UserError | ClockNotMoved
+        self,
+        request: ClockRecord,
+        actor: str,
+        why: UserError | ClockNotMoved,
+        *,
+        island: IslandRecord | None = None,
     ) -> ClockRecord:
         """The change was not made, for ``why``: worded for the request and its notice, kept
-        as its code and details in the audit log."""
+        as its code and details in the audit log. A warm island's clock at claim that could
+        not be set: its owner is told so, and that the island is ready (at real time)."""
         if isinstance(why, UserError):
             error = refusals.text(why)
         else:
             error = clock_text.clock_fault(why.fault, why.detail)
         notice = (Notice.CLOCK_FAILED, {"by": request.requested_by, "error": error[:300]})
+        also: tuple[NoticeSpec, ...] = ()
+        if request.kind == CLAIM_CLOCK:
+            if island is None:
+                island = self.requests.with_island(request)[1]
+            if island.state == IslandState.READY:
+                also = (_claimed_ready(island),)
         record, won = self.requests.failed(
-            request, actor=actor, error=error, why=why.data(), notice=notice
+            request, actor=actor, error=error, why=why.data(), notice=notice, also=also
         )
         if not won:
             self._lost(record)
@@ -330,3 +362,9 @@ class ClockActions:
                 caller.user_id, action, Outcome.REFUSED, island_id=island_id, detail=refusal.data()
             )
         )
+
+
+def _claimed_ready(island: IslandRecord) -> NoticeSpec:
+    """The "ready" of a warm island handed over with a clock asked for, said once that clock
+    is set (or could not be)."""
+    return (Notice.READY, {"host": island.host_ip, "node": island.node, "warm": True})

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from bot.app.clock_actions import ClockActions
 from bot.domain.commands import ListIslands, ListScope, Start
 from bot.domain.durations import format_duration
 from bot.domain.errors import Conflict, Forbidden, Refusal, UserError
 from bot.domain.island_clock import out_of_bounds
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
+from bot.domain.pool import PoolUse, servable
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import (
     Allocation,
@@ -73,7 +75,12 @@ class IslandActions:
         settings: ActionSettings | None = None,
         clock: Clock = utcnow,
         poke: Callable[[], None] | None = None,
+        pool_sizes: Mapping[str, int] | None = None,
+        clocks: ClockActions | None = None,
     ) -> None:
+        """``pool_sizes``: the deployment's warm pool sizes by branch (``ISLANDBOT_POOLS``),
+        over the branch profiles' (an admin's from chat wins over both). ``clocks``: sets a
+        warm island's clock when its claim asks for one (``at=``)."""
         self.db = db
         self.allocator = allocator
         self.templates = templates
@@ -84,6 +91,8 @@ class IslandActions:
         self.store = IslandStore(db, clock=clock)
         self.audit = AuditLog(db, clock=clock)
         self.poke = poke or (lambda: None)
+        self.pool_sizes = dict(pool_sizes or {})
+        self.clocks = clocks
 
     # ---- checks ----------------------------------------------------------------------------
 
@@ -102,6 +111,8 @@ class IslandActions:
         raise refused
 
     def _authorise(self, caller: Caller, action: Action, island: IslandRecord) -> None:
+        if island.pooled:
+            raise Conflict(Refusal.IN_POOL, island_id=island.id, branch=island.branch)
         if not self.policy.may(caller.user_id, action, owner_id=island.owner_id):
             raise Forbidden(
                 Refusal.NOT_ALLOWED,
@@ -207,12 +218,26 @@ class IslandActions:
                 note=command.note,
                 chat_channel=caller.channel,
                 reply=reply,
+                pool=self.pool_use(command),
             ),
             ticket=ticket,
         )
         if allocation.created:
             self.poke()
+        if allocation.clock_request is not None and self.clocks is not None:
+            self.clocks.apply_claim(allocation.clock_request)  # then "ready" is said
         return allocation
+
+    def pool_use(self, command: Start) -> PoolUse:
+        """How this start may use its branch's warm pool (the deployment's size; the start's
+        transaction reads an admin's)."""
+        spec = self.templates.profile(command.branch).pool
+        return PoolUse(
+            self.pool_sizes.get(command.branch, spec.size),
+            servable(command.overrides),
+            spec.max_age,
+            command.at,
+        )
 
     def _check_start_clock(self, offset_s: int) -> None:
         bound = self.settings.clock_max_shift
@@ -327,8 +352,8 @@ class IslandActions:
         if command.scope == ListScope.MINE:
             return self.store.live(owner_id=caller.user_id)
         if command.scope == ListScope.BRANCH:
-            return self.store.live(branch=command.branch)
-        return self.store.live()
+            return self.store.live(branch=command.branch, people=True)
+        return self.store.live(people=True)
 
     def status(self, island_id: int) -> IslandRecord:
         return self.store.get(island_id)
@@ -372,8 +397,15 @@ class IslandActions:
     def capacity(self) -> CapacityReport:
         usage = self.allocator.usage()
         counts: dict[str, int] = {}
-        for _state, branch, number in self.store.counts():
+        for _state, branch, number in self.store.counts(pooled=False):
             counts[branch] = counts.get(branch, 0) + number
+        warm: dict[str, int] = {}  # pool islands ready to hand out
+        warming: dict[str, int] = {}  # pool islands on their way to ready
+        for state, branch, number in self.store.counts(pooled=True):
+            if state == IslandState.READY.value:
+                warm[branch] = warm.get(branch, 0) + number
+            elif state not in (IslandState.STOPPING.value, IslandState.FAILED.value):
+                warming[branch] = warming.get(branch, 0) + number
         error = None
         nodes: list[NodeView] = []
         try:
@@ -397,6 +429,8 @@ class IslandActions:
                     counts.get(branch, 0),
                     len(usable),
                     sum(max(n.allocatable_memory - n.requested_memory, 0) for n in usable),
+                    warm.get(branch, 0),
+                    warming.get(branch, 0),
                 )
             )
         return CapacityReport(usage, sum(counts.values()), tuple(branches), error)

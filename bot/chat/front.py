@@ -22,6 +22,7 @@ from typing import Any
 from bot.app.board_links import BoardLinks
 from bot.app.clock_actions import ClockActions
 from bot.app.island_actions import IslandActions
+from bot.app.pool_keeper import PoolKeeper
 from bot.chat.output import ChatOutput, Reply
 from bot.chat.work import ChatWork
 from bot.chat.work_pool import WorkPool, delivery_key
@@ -69,6 +70,7 @@ class ChatFront:
         settings: FrontSettings,
         clock: Clock = utcnow,
         board_links: BoardLinks | None = None,
+        pools: PoolKeeper | None = None,
     ) -> None:
         self.actions = actions
         self.sender = sender
@@ -83,6 +85,7 @@ class ChatFront:
             tz=settings.tz,
             clock=clock,
             board_links=board_links,
+            pools=pools,
         )
         self.pool = WorkPool(settings.workers, settings.max_pending)
         self._lock = threading.Lock()

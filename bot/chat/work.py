@@ -14,6 +14,7 @@ from typing import Any
 from bot.app.board_links import BoardLinks
 from bot.app.clock_actions import ClockActions
 from bot.app.island_actions import IslandActions
+from bot.app.pool_keeper import PoolKeeper
 from bot.chat.output import ChatError, ChatOutput, Reply, tell
 from bot.domain.buttons import (
     ISLAND_BUTTON_ACTION,
@@ -29,6 +30,8 @@ from bot.domain.commands import (
     ListIslands,
     ListScope,
     Logs,
+    Pool,
+    PoolVerb,
     Restart,
     Start,
     Status,
@@ -41,7 +44,7 @@ from bot.domain.records import Caller, ClockRecord, WorkTicket
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.board_reads import BoardReads
 from bot.infra.storage.intake import Intake
-from bot.words import board_text, clock_text, island_text, layouts, refusals
+from bot.words import board_text, clock_text, island_text, layouts, pool_text, refusals
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class ChatWork:
         tz: tzinfo = UTC,
         clock: Clock = utcnow,
         board_links: BoardLinks | None = None,
+        pools: PoolKeeper | None = None,
     ) -> None:
         self.actions = actions
         self.clocks = clocks
@@ -70,6 +74,7 @@ class ChatWork:
         self.tz = tz
         self.clock = clock
         self.board_links = board_links
+        self.pools = pools
 
     # ---- what a request asks ------------------------------------------------------------------
 
@@ -86,6 +91,8 @@ class ChatWork:
                 self._look(caller, command, reply)
             elif isinstance(command, Time):
                 self._time(caller, command, reply, ticket)
+            elif isinstance(command, Pool):
+                self.tell(reply, self._pool(caller, command))
         except UserError as exc:
             self.tell(reply, refusals.text(exc))
 
@@ -126,6 +133,20 @@ class ChatWork:
             raise
         self.actions.record_look(caller, action, island_id=island_id, detail=detail)
         self.tell(reply, text, blocks=blocks)
+
+    def _pool(self, caller: Caller, command: Pool) -> str:
+        """The warm pools shown (audited as a look), or an admin's size or refresh."""
+        if self.pools is None:  # a chat without the pools' keeper (tests of other parts)
+            return pool_text.pools([], branch=command.branch, now=self.clock(), tz=self.tz)
+        if command.what == PoolVerb.SIZE and command.branch is not None:
+            status = self.pools.set_size(caller, command.branch, command.size)
+            return pool_text.size_set(status, by_default=command.size is None)
+        if command.what == PoolVerb.REFRESH and command.branch is not None:
+            return pool_text.refreshed(command.branch, self.pools.refresh(caller, command.branch))
+        shown = [s for s in self.pools.status() if command.branch in (None, s.branch)]
+        detail = {} if command.branch is None else {"branch": command.branch}
+        self.actions.record_look(caller, Action.POOL, detail=detail)
+        return pool_text.pools(shown, branch=command.branch, now=self.clock(), tz=self.tz)
 
     def _board_link(self, caller: Caller) -> str:
         if self.board_links is None:

@@ -49,6 +49,7 @@ class Problem(StrEnum):
     BAD_SETTING = "bad_setting"
     BAD_LINES = "bad_lines"
     BAD_WHEN = "bad_when"
+    BAD_POOL_SIZE = "bad_pool_size"
 
 
 class CommandError(ValueError):
@@ -135,13 +136,37 @@ class Board:
     """A link to the team board, for the one who asks."""
 
 
+class PoolVerb(StrEnum):
+    SHOW = "show"  # each branch's pool (or one's)
+    SIZE = "size"  # an admin sets a branch's pool size
+    REFRESH = "refresh"  # an admin says a branch's code changed: its warm islands are renewed
+
+
+@dataclass(frozen=True)
+class Pool:
+    what: PoolVerb = PoolVerb.SHOW
+    branch: str | None = None
+    size: int | None = None  # SIZE: None puts the deployment's size back
+
+
 @dataclass(frozen=True)
 class Help:
     verb: str | None = None
 
 
 Command = (
-    Start | Stop | Restart | Extend | ListIslands | Status | Logs | Time | Capacity | Board | Help
+    Start
+    | Stop
+    | Restart
+    | Extend
+    | ListIslands
+    | Status
+    | Logs
+    | Time
+    | Capacity
+    | Board
+    | Pool
+    | Help
 )
 
 VERBS: tuple[str, ...] = (
@@ -155,6 +180,7 @@ VERBS: tuple[str, ...] = (
     "time",
     "capacity",
     "board",
+    "pool",
     "help",
 )
 
@@ -353,6 +379,30 @@ def _board(words: _Words, _context: ParseContext) -> Board:
     return Board()
 
 
+def _pool(words: _Words, context: ParseContext) -> Pool:
+    """``pool [BRANCH]``, ``pool BRANCH size=N|default``, ``pool refresh BRANCH``."""
+    if not words.items:
+        return Pool()
+    first = words.take("branch")
+    if first.lower() == "refresh":
+        branch = _branch(words.take("branch"), "pool", context)
+        words.done()
+        return Pool(PoolVerb.REFRESH, branch)
+    branch = _branch(first, "pool", context)
+    if not words.items:
+        return Pool(PoolVerb.SHOW, branch)
+    setting = words.take("size=N")
+    words.done()
+    name, sep, value = setting.partition("=")
+    if name.lower() != "size" or not sep:
+        raise CommandError(Problem.UNKNOWN_OPTION, "pool", given=setting[:40])
+    if value.lower() == "default":
+        return Pool(PoolVerb.SIZE, branch, None)
+    if not value.isdigit() or len(value) > 4:
+        raise CommandError(Problem.BAD_POOL_SIZE, "pool", given=value[:40])
+    return Pool(PoolVerb.SIZE, branch, int(value))
+
+
 def _help(words: _Words, _context: ParseContext) -> Help:
     if not words.items:
         return Help()
@@ -374,5 +424,6 @@ _PARSERS: dict[str, Callable[[_Words, ParseContext], Command]] = {
     "time": _time,
     "capacity": _capacity,
     "board": _board,
+    "pool": _pool,
     "help": _help,
 }

@@ -36,6 +36,9 @@ class Refusal(StrEnum):
     NO_LOGS = "no_logs"  # island_id, state
     LOGS_UNAVAILABLE = "logs_unavailable"  # island_id, previous
     NO_BOARD = "no_board"  # (the board is not served here)
+    IN_POOL = "in_pool"  # island_id, branch (a warm pool island: nobody's to change)
+    NO_POOL_ADMIN = "no_pool_admin"  # who (admins only steer the warm pools)
+    POOL_SIZE = "pool_size"  # size, limit
     CLOCK_REQUEST_NOT_FOUND = "clock_request_not_found"  # request_id
     CLOCK_NOT_NOW = "clock_not_now"  # island_id, state
     CLOCK_OUT_OF_BOUNDS = "clock_out_of_bounds"  # island_id, bound_s

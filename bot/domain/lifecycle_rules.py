@@ -43,6 +43,9 @@ class Notice(StrEnum):
     CLOCK_FAILED = "clock_failed"
     # measured: its working set near its memory limit (``memory_watch``), told its owner once
     MEMORY_HIGH = "memory_high"
+    # a start of a branch with a warm pool that got none (``pool.Miss``): why, and how long a
+    # fresh island usually takes
+    POOL_MISS = "pool_miss"
 
 
 class FailureKind(StrEnum):

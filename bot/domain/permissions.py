@@ -22,6 +22,7 @@ class Action(StrEnum):
     LOGS = "logs"
     CAPACITY = "capacity"
     BOARD = "board"
+    POOL = "pool"  # looking at the warm pools (steering them is for admins: PoolKeeper)
     HELP = "help"
 
 

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain.durations import parse_duration
 from bot.domain.errors import BadOverride, Refusal
 from bot.domain.naming import dns_label, pod_name
+from bot.domain.pool import PoolSpec
 from bot.domain.quantity import memory_bytes
 
 Obj = dict[str, Any]
@@ -25,6 +27,7 @@ LABEL_OWNER = "islandbot.io/owner"
 ANNOTATION_OWNER_NAME = "islandbot.io/owner-name"
 ANNOTATION_THREAD = "islandbot.io/chat-thread"
 ANNOTATION_CLOCK = "islandbot.io/clock-offset-seconds"
+ANNOTATION_CLAIMED_AT = "islandbot.io/claimed-at"  # a warm pool island handed over then
 SELECTOR = f"{MANAGED_BY}=islandbot"
 REGISTER_TOKEN_ENV = "ISLANDBOT_REGISTER_TOKEN"  # noqa: S105 - the variable's name, not a token
 
@@ -45,6 +48,7 @@ class Profile:
     allowed_env: frozenset[str] = frozenset()
     memory_min: str | None = None
     memory_max: str | None = None
+    pool: PoolSpec = field(default_factory=PoolSpec)  # its warm pool (size 0: none)
 
     @property
     def allowed_keys(self) -> list[str]:
@@ -72,6 +76,7 @@ class IslandParams:
     flag: str = "false"
     server_id_base: int = 1000  # server id = base + island id (island 269 -> 1269)
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    pod_name: str | None = None  # the island's recorded pod name (None: made from the above)
 
 
 def deep_merge(base: Any, overlay: Any) -> Any:
@@ -169,20 +174,23 @@ def _env_var(port_name: str) -> str:
     return "PORT_" + re.sub(r"[^A-Za-z0-9]+", "_", port_name).strip("_").upper()
 
 
+def label_value(owner_id: str) -> str:
+    """An owner id as the pod's owner label (ids that are not valid label values are made so)."""
+    if _LABEL_VALUE.match(owner_id) and len(owner_id) <= 63:
+        return owner_id
+    return dns_label(owner_id)
+
+
 def render_pod(
     template: Obj, profile: Profile, island: IslandParams, overrides: Mapping[str, str]
 ) -> Obj:
     """The pod for ``island``: template, then profile, then the island's own values."""
     pod: Obj = deep_merge(template, dict(profile.overlay))
     meta = pod.setdefault("metadata", {})
-    meta["name"] = pod_name(
+    meta["name"] = island.pod_name or pod_name(
         owner_name=island.owner_name, branch=island.branch, island_id=island.island_id
     )
-    owner_label = (
-        island.owner_id
-        if _LABEL_VALUE.match(island.owner_id) and len(island.owner_id) <= 63
-        else dns_label(island.owner_id)
-    )
+    owner_label = label_value(island.owner_id)
     meta["labels"] = {
         **(meta.get("labels") or {}),
         **island.extra_labels,
@@ -242,8 +250,10 @@ def render_pod(
 
 def allowed_profile(branch: str, data: Any) -> Profile:
     """Build a profile from the parsed YAML of ``branches/<branch>.yaml``."""
-    if not isinstance(data, dict) or set(data) - {"pod", "overrides"}:
-        raise TemplateError("top-level keys must be 'pod' (the overlay) and 'overrides'")
+    if not isinstance(data, dict) or set(data) - {"pod", "overrides", "pool"}:
+        raise TemplateError(
+            "top-level keys must be 'pod' (the overlay), 'overrides' and 'pool' (the warm pool)"
+        )
     overlay = data.get("pod") or {}
     if not isinstance(overlay, dict):
         raise TemplateError("pod: must be a mapping (a partial Pod)")
@@ -266,4 +276,20 @@ def allowed_profile(branch: str, data: Any) -> Profile:
                 raise TemplateError("overrides.memory: min is above max")
         except ValueError as exc:
             raise TemplateError(f"overrides.memory: {exc}") from exc
-    return Profile(branch, overlay, frozenset(env), low, high)
+    return Profile(branch, overlay, frozenset(env), low, high, _pool(data.get("pool")))
+
+
+def _pool(data: Any) -> PoolSpec:
+    """``pool: {size: N, max_age: 24h}``: the branch's warm pool (absent: none)."""
+    if data is None:
+        return PoolSpec()
+    if not isinstance(data, dict) or not set(data) <= {"size", "max_age"}:
+        raise TemplateError("pool: must be {size: N, max_age: DURATION} (max_age optional)")
+    size = data.get("size", 0)
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TemplateError("pool.size: must be a whole number")
+    try:
+        max_age = parse_duration(str(data["max_age"])) if "max_age" in data else None
+        return PoolSpec(size) if max_age is None else PoolSpec(size, max_age)
+    except ValueError as exc:
+        raise TemplateError(f"pool: {exc}") from exc

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain.lifecycle_rules import IslandFacts, Notice
+from bot.domain.pool import POOL_OWNER, Miss, PoolUse
 from bot.domain.states import IslandState
 
 SYSTEM_ACTOR = "system"  # the audit log's actor for what the bot does by itself
@@ -40,6 +41,7 @@ class StartRequest:
     chat_channel: str | None = None
     # where to tell the person who started it if its root message cannot go to chat_channel
     reply: Mapping[str, str | None] | None = None
+    pool: PoolUse | None = None  # the branch's warm pool, when it has one in force
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Allocation:
     port_count: int
     expires_at: datetime
     created: bool  # False when the request key named an island started earlier
+    claimed: bool = False  # a warm island of the branch's pool, handed over ready
+    miss: Miss | None = None  # the branch's pool could not serve it: why
+    clock_request: int | None = None  # the claim's clock change, to apply before "ready"
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -115,6 +120,13 @@ class IslandRecord:
     registration_token_hash: str | None = None  # what a registration's token must hash to
     chat_digest: bool = False  # chat_thread is a digest shared with islands started at once
     digest_of: int | None = None  # its digest's key is this island's (planned before posting)
+    claimed_at: datetime | None = None  # handed to its owner from a warm pool then
+    code_version: str | None = None  # the server code it booted (its registration's)
+
+    @property
+    def pooled(self) -> bool:
+        """In its branch's warm pool: nobody's yet (``bot.domain.pool``)."""
+        return self.owner_id == POOL_OWNER
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -234,6 +246,8 @@ class BranchCapacity:
     live_islands: int
     nodes_ready: int
     memory_free: int  # bytes allocatable and not requested, on the ready schedulable nodes
+    warm: int = 0  # warm pool islands ready to hand out (not counted in live_islands)
+    warming: int = 0  # warm pool islands still starting
 
 
 @dataclass(frozen=True)

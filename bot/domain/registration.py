@@ -1,7 +1,10 @@
 """What an island's seed script may send when it registers (pure validation).
 
 Body: ``{"node": "dev-1", "pod_ip": "10.1.2.3", "version": "1.2.3", "build": "4567",
-"ports": {"server-port": 30809}}``; ``build`` and ``ports`` are optional. Every problem is
+"ports": {"server-port": 30809}, "code": "9f2c..."}``; ``build``, ``ports`` and ``code`` are
+optional. ``code`` names the server code the island booted (the shared code volume's
+``VERSION`` file, or a hash of its listing, as seed.sh computes it): warm pool islands that
+booted other code than their branch's newest are not handed out. Every problem is
 reported at once, each naming the field; unknown fields are problems too (a typo must not be
 silently dropped).
 """
@@ -18,7 +21,7 @@ from typing import Any
 MAX_TEXT = 100
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
-FIELDS = ("node", "pod_ip", "version", "build", "ports")
+FIELDS = ("node", "pod_ip", "version", "build", "ports", "code")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Registration:
     version: str
     build: str | None = None
     ports: Mapping[str, int] | None = None
+    code: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"node": self.node, "pod_ip": self.pod_ip, "version": self.version}
@@ -35,6 +39,8 @@ class Registration:
             data["build"] = self.build
         if self.ports is not None:
             data["ports"] = dict(self.ports)
+        if self.code is not None:
+            data["code"] = self.code
         return data
 
 
@@ -74,6 +80,7 @@ def parse_registration(data: Any, port_names: Sequence[str]) -> Registration:
         problems.append("pod_ip: expected an IPv4 or IPv6 address")
     version = _text(data, "version", problems, required=True)
     build = _text(data, "build", problems, required=False)
+    code = _text(data, "code", problems, required=False)
     ports = data.get("ports")
     if ports is not None:
         if not isinstance(ports, Mapping) or not ports:
@@ -92,7 +99,7 @@ def parse_registration(data: Any, port_names: Sequence[str]) -> Registration:
     if problems:
         raise RegistrationInvalid(problems)
     assert node is not None and pod_ip is not None and version is not None
-    return Registration(node, pod_ip, version, build, dict(ports) if ports else None)
+    return Registration(node, pod_ip, version, build, dict(ports) if ports else None, code)
 
 
 def token_hash(token: str) -> str:

@@ -24,6 +24,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from bot.app.pool_keeper import PoolKeeper
 from bot.domain.errors import Conflict, IslandbotError, NotFound, Unauthorized
 from bot.domain.registration import Registration, RegistrationInvalid, parse_registration
 from bot.domain.states import IslandState
@@ -68,6 +69,7 @@ class ApiParts:
     registry: Registry
     islands: IslandStore
     read_token: str | None = None
+    pools: PoolKeeper | None = None  # its ready islands fill the pool gauge
 
 
 class Api:
@@ -235,6 +237,8 @@ class Api:
         try:
             counts = await self._run(self.parts.islands.counts)
             metrics.set_island_counts(counts)
+            if self.parts.pools is not None:
+                metrics.set_pool_ready(await self._run(self.parts.pools.ready_counts))
         except IslandbotError as exc:
             log.warning("metrics: island counts not read: %s", exc)
         body = await self._run(metrics.exposition)

@@ -38,4 +38,6 @@ def island_json(
         "expires_at": _iso(island.expires_at),
         "registered_at": _iso(island.registered_at),
         "registration": None if island.registration is None else dict(island.registration),
+        "pooled": island.pooled,
+        "claimed_at": _iso(island.claimed_at),
     }

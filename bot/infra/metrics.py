@@ -117,6 +117,46 @@ REGISTRATIONS = Counter(
     registry=REGISTRY,
 )
 
+POOL_READY = Gauge(
+    "islandbot_pool_ready",
+    "Warm pool islands ready to be handed out, by branch (filled when scraped).",
+    ["branch"],
+    registry=REGISTRY,
+)
+POOL_CLAIMS = Counter(
+    "islandbot_pool_claims_total",
+    "Starts served by a warm pool island, by branch.",
+    ["branch"],
+    registry=REGISTRY,
+)
+POOL_MISSES = Counter(
+    "islandbot_pool_misses_total",
+    "Starts of a branch with a warm pool that got a fresh island instead, by branch and why "
+    "(empty: none ready and fresh; options: `set` changes the pod).",
+    ["branch", "why"],
+    registry=REGISTRY,
+)
+POOL_CLAIM_SECONDS = Histogram(
+    "islandbot_pool_claim_seconds",
+    "The start's transaction that handed a warm island over (its lock wait included).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+POOL_RECYCLED = Counter(
+    "islandbot_pool_recycled_total",
+    "Warm pool islands stopped instead of handed out, by branch and why (failed, too_old, "
+    "old_code, refreshed, shrunk, room).",
+    ["branch", "why"],
+    registry=REGISTRY,
+)
+
+
+def set_pool_ready(counts: Iterable[tuple[str, int]]) -> None:
+    """Replace the pool gauge with (branch, ready) rows."""
+    POOL_READY.clear()
+    for branch, count in counts:
+        POOL_READY.labels(branch=branch).set(count)
+
 
 def set_island_counts(counts: Iterable[tuple[str, str, int]]) -> None:
     """Replace the islands gauge with (state, branch, count) rows."""

@@ -29,7 +29,7 @@ from bot.infra.kubernetes.templates import load_templates
 from bot.infra.storage import migrate
 from bot.infra.storage.database import Database, create_database
 from bot.run import compose
-from bot.run.demo import CHANNEL, CHANNEL_NAME, FIRST_USER, Cluster, Demo
+from bot.run.demo import CHANNEL, CHANNEL_NAME, DEMO_POOLS, FIRST_USER, Cluster, Demo
 from bot.run.headless import JsonLinesNotifier, LogNotifier
 from bot.run.settings import ConfigError, Settings
 from bot.run.settings_env import describe_settings, load_settings
@@ -80,11 +80,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped: already running"
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    if "ISLANDBOT_DATABASE_URL" not in os.environ:  # the demo's own, fresh unless --keep
-        db_file = state / "islandbot.db"
-        if not args.keep:
-            db_file.unlink(missing_ok=True)
-        settings = replace(settings, database_url=f"sqlite:///{db_file}")
+    settings = _demo_settings(settings, state, keep=args.keep)
     address = (
         Address.parse(settings.http_address)
         if "ISLANDBOT_HTTP_ADDRESS" in os.environ
@@ -92,7 +88,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     )
     out = Printer()
     chat = ConsoleChat(write=out.line, json_lines=args.json, names={CHANNEL: CHANNEL_NAME})
-    cluster = Cluster(settings.kubeconfig) if settings.kubeconfig else Cluster.embedded(state)
+    cluster = (
+        Cluster(settings.kubeconfig)
+        if settings.kubeconfig
+        else Cluster.embedded(state, boot_delay=args.boot_delay)
+    )
     try:
         demo = Demo(settings, chat, cluster=cluster, http_address=address).start()
     except BaseException:
@@ -312,8 +312,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--keep", action="store_true", help="keep the islands of the last demo's database"
     )
+    demo.add_argument(
+        "--boot-delay",
+        type=_boot_delay,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long the embedded cluster's island servers take to answer once started "
+        "(default 1; try 30 to see a warm start beside a cold one)",
+    )
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _demo_settings(settings: Settings, state: Path, *, keep: bool) -> Settings:
+    """The demo's own database (fresh unless ``keep``) and warm pools, unless set."""
+    if "ISLANDBOT_DATABASE_URL" not in os.environ:
+        db_file = state / "islandbot.db"
+        if not keep:
+            db_file.unlink(missing_ok=True)
+        settings = replace(settings, database_url=f"sqlite:///{db_file}")
+    if "ISLANDBOT_POOLS" not in os.environ:  # warm dev islands, so that a start is instant
+        settings = replace(settings, pools=dict(DEMO_POOLS))
+    return settings
+
+
+def _boot_delay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r}: from 0 to 600 seconds")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

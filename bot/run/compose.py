@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from bot.app.clock_actions import ClockActions, ClockSettings
 from bot.app.island_actions import ActionSettings, IslandActions
-from bot.app.memory_check import MemoryCheck
+from bot.app.pool_keeper import PoolKeeper
 from bot.app.notices import Notifier
 from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
@@ -31,17 +31,14 @@ from bot.chat.slack.listeners import SlackListeners, SocketModeHandler, socket_m
 from bot.chat.slack.pacing import ChannelQueues
 from bot.chat.slack.sender import SlackSender, web_client
 from bot.domain.lifecycle_rules import Limits
-from bot.domain.memory_watch import MemoryPolicy
 from bot.domain.permissions import Policy
 from bot.domain.port_blocks import BlockLayout
-from bot.domain.quantity import memory_bytes
 from bot.domain.time_source import Clock, utcnow
 from bot.http.api import Api, ApiParts
 from bot.http.board_routes import BoardRoutes
+from bot.http.pool_routes import PoolRoutes
 from bot.http.server import Address, WebServer
 from bot.infra.kubernetes.client import Kube, KubeSettings
-from bot.infra.kubernetes.errors import KubeError
-from bot.infra.kubernetes.pod_metrics import PodMetrics
 from bot.infra.kubernetes.reflector import PodReflector
 from bot.infra.kubernetes.templates import TemplateSet, load_templates
 from bot.infra.storage import migrate
@@ -52,12 +49,13 @@ from bot.infra.storage.heartbeat import Heartbeat
 from bot.infra.storage.intake import Intake
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.lease import LeaderLease
-from bot.infra.storage.memory import MemoryStore
 from bot.infra.storage.registry import Registry
 from bot.run.board_setup import board_links, serve_board
 from bot.run.headless import LogNotifier
 from bot.run.heap import settle_heap
 from bot.run.loop import LifecycleService
+from bot.run.memory_setup import watch_memory
+from bot.run.pool_setup import keep_pools
 from bot.run.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -106,6 +104,7 @@ class Bot:
     socket_mode: SocketModeHandler | None = None
     control: Database | None = None  # the lease's and the heartbeat's connections
     board: BoardRoutes | None = None
+    pools: PoolKeeper | None = None
     started: list[str] = field(default_factory=list)
 
     def start(self) -> Bot:
@@ -193,51 +192,6 @@ def connect_kube(settings: Settings, tuning: Tuning) -> Kube:
         kubeconfig=settings.kubeconfig,
         context=settings.kube_context,
     )
-
-
-def watch_memory(
-    service: LifecycleService,
-    kube: Kube,
-    storage: Storage,
-    settings: Settings,
-    *,
-    lease: LeaderLease,
-    clock: Clock,
-) -> None:
-    """The leader reads the islands' memory every ``metrics_interval`` and warns owners
-    before an OOM kill; off, said once, on a cluster without a metrics API the bot may read."""
-    metrics_api = PodMetrics(kube)
-    try:
-        off = metrics_api.probe()
-    except KubeError as exc:  # the cluster not answering now: each reading tries again
-        log.warning("memory readings: the metrics API could not be asked now (%s)", exc)
-        off = None
-    if off is not None:
-        log.info("memory readings and warnings are off: %s", off)
-        return
-    templates = storage.templates
-
-    def allowed(branch: str) -> int | None:
-        profile = templates.profiles.get(branch)
-        if profile is None or "memory" not in profile.allowed_keys:
-            return None
-        return memory_bytes(str(profile.memory_max))
-
-    check = MemoryCheck(
-        metrics_api=metrics_api,
-        kube=kube,
-        store=MemoryStore(storage.db),
-        policy=MemoryPolicy(warn_at=settings.memory_warning),
-        server_container=templates.server_container,
-        allowed=allowed,
-        clock=clock,
-        fence=lease.fence,
-    )
-
-    def read_memory() -> None:
-        check.run()
-
-    service.add_job(read_memory, "memory", seconds=settings.metrics_interval.total_seconds())
 
 
 def lifecycle_settings(settings: Settings, tuning: Tuning) -> LifecycleSettings:
@@ -348,25 +302,11 @@ def _assemble(
         interval=settings.reconcile_interval,
         fast_interval=tuning.fast_interval,
     )
-    actions = IslandActions(
-        db=db,
-        allocator=storage.allocator,
-        templates=templates,
-        kube=kube,
-        policy=policy(settings),
-        settings=ActionSettings(
-            default_ttl=settings.default_ttl,
-            max_ttl=settings.max_ttl,
-            extend_step=settings.extend_step,
-            clock_max_shift=settings.clock_max_shift,
-        ),
-        poke=service.poke,
-        clock=clock,
-    )
+    rules = policy(settings)
     clocks = ClockActions(
         db=db,
         kube=kube,
-        policy=actions.policy,
+        policy=rules,
         server_container=templates.server_container,
         settings=ClockSettings(
             max_shift=settings.clock_max_shift,
@@ -375,6 +315,24 @@ def _assemble(
         ),
         clock=clock,
     )
+    actions = IslandActions(
+        db=db,
+        allocator=storage.allocator,
+        templates=templates,
+        kube=kube,
+        policy=rules,
+        settings=ActionSettings(
+            default_ttl=settings.default_ttl,
+            max_ttl=settings.max_ttl,
+            extend_step=settings.extend_step,
+            clock_max_shift=settings.clock_max_shift,
+        ),
+        poke=service.poke,
+        clock=clock,
+        pool_sizes=settings.pools,
+        clocks=clocks,
+    )
+    pools = keep_pools(service, templates, db, settings, lease=lease, clock=clock)
     links = board_links(settings, db, server, clock) if server is not None else None
     front = None
     if chat is not None:
@@ -393,6 +351,7 @@ def _assemble(
             ),
             clock=clock,
             board_links=links,
+            pools=pools,
         )
         service.add_job(
             front.expire_clock_requests,
@@ -406,14 +365,24 @@ def _assemble(
             seconds=tuning.recover_every.total_seconds(),
             leader_only=False,
         )
-    watch_memory(service, kube, storage, settings, lease=lease, clock=clock)
+    watch_memory(service, kube, templates, db, settings, lease=lease, clock=clock)
     if server is not None:
         registry = Registry(
             db, port_names=templates.ports, on_registered=lambda _id: service.poke(), clock=clock
         )
         token = settings.api_read_token
-        api = Api(ApiParts(db, kube, registry, islands, token.reveal() if token else None))
+        api = Api(
+            ApiParts(db, kube, registry, islands, token.reveal() if token else None, pools=pools)
+        )
         server.add_routes(api.routes())
+        ci_token = settings.api_ci_token
+        server.add_routes(
+            PoolRoutes(
+                pools,
+                ci_token=ci_token.reveal() if ci_token else None,
+                read_token=token.reveal() if token else None,
+            ).routes()
+        )
     board = serve_board(server, actions, links, settings) if server and links else None
     return Bot(
         settings,
@@ -431,6 +400,7 @@ def _assemble(
         server,
         control=control,
         board=board,
+        pools=pools,
     )
 
 

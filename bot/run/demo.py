@@ -54,6 +54,7 @@ MAX_WAIT_S = 600.0
 _FAULT = re.compile(r"memory-climb\s+([0-9]{1,9})", re.IGNORECASE | re.ASCII)
 CLIMB_S = 30.0  # `fault memory-climb`: high (90 %) for about 4 s, two readings or more at 1 s
 ANY_LOCAL_PORT = Address("127.0.0.1", 0)
+DEMO_POOLS = {"dev": 2}  # the demo's warm pools unless ISLANDBOT_POOLS says otherwise
 
 
 @dataclass
@@ -64,9 +65,12 @@ class Cluster:
     sim: KubeSim | None = None  # stopped with the demo
 
     @classmethod
-    def embedded(cls, state_dir: Path) -> Cluster:
+    def embedded(cls, state_dir: Path, *, boot_delay: float = 1.0) -> Cluster:
+        """``boot_delay``: seconds an island server takes to answer once its container runs
+        (a JVM island takes up to a minute: warm islands skip that wait)."""
         path = state_dir / "kubeconfig"
-        sim = KubeSim(SimConfig(register_islands=True), kubeconfig_path=path).start()
+        config = SimConfig(register_islands=True, boot_delay=boot_delay)
+        sim = KubeSim(config, kubeconfig_path=path).start()
         return cls(path, sim)
 
     def stop(self) -> None:
@@ -239,8 +243,12 @@ class Demo:
     # ---- settling -------------------------------------------------------------------------------
 
     def unsettled(self) -> list[int]:
-        """Islands still on their way somewhere (starting or stopping)."""
+        """Islands still on their way somewhere (starting or stopping, warm ones included)."""
         return self.islands.in_states(SETTLING)
+
+    def pools_filling(self) -> bool:
+        """A warm pool is not full yet (its islands not all started, or not ready)."""
+        return self.bot.pools is not None and self.bot.pools.filling()
 
     def settle(self, timeout: float) -> bool:
         """Wait until no island is starting or stopping and every notice is out."""
@@ -249,6 +257,7 @@ class Demo:
             if (
                 self.front.pool.wait_idle(max(0.0, deadline - time.monotonic()))
                 and not self.unsettled()
+                and not self.pools_filling()
                 and self.outbox.unsent() == 0
                 and self._roots_current()
             ):

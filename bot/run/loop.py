@@ -97,7 +97,7 @@ class LifecycleService:
         self.fast_interval = fast_interval
         self.stats = ServiceStats()
         self._stopping = threading.Event()
-        self._extra: list[tuple[Callable[[], None], str, float]] = []
+        self._extra: list[tuple[Callable[[], None], str, float, bool]] = []
         self._deliver_now = threading.Event()
         self._ticking = threading.Event()  # a tick is running
         self._poked = threading.Event()  # poked meanwhile: it should look again
@@ -132,15 +132,21 @@ class LifecycleService:
             seconds=self.engine.settings.exclusions_interval.total_seconds(),
             at_once=True,
         )
-        for job, name, every in self._extra:
-            self._add(job, name, seconds=every)
+        for job, name, every, at_once in self._extra:
+            self._add(job, name, seconds=every, at_once=at_once)
         if self.fast_interval < self.interval:
             self._add(self._fast, "fast-ready", seconds=self.fast_interval.total_seconds())
         self._scheduler.start()
         log.info("lifecycle loop started (every %.2fs; leader: %s)", seconds, self.lease.is_leader)
 
     def add_job(
-        self, job: Callable[[], None], name: str, *, seconds: float, leader_only: bool = True
+        self,
+        job: Callable[[], None],
+        name: str,
+        *,
+        seconds: float,
+        leader_only: bool = True,
+        at_once: bool = False,
     ) -> None:
         """A job of the bot's own (before ``start``): on the leading replica only, or on every
         replica (``leader_only=False``, e.g. picking up chat requests a dead replica left)."""
@@ -153,7 +159,7 @@ class LifecycleService:
             except Exception as exc:
                 log_failure(log, f"job {name} failed", exc)
 
-        self._extra.append((on_leader, name, seconds))
+        self._extra.append((on_leader, name, seconds, at_once))
 
     def _add(
         self, job: Callable[[], None], name: str, *, seconds: float, at_once: bool = False

@@ -288,6 +288,24 @@ class Settings:
             "is readable by anyone who reaches the API.",
         },
     )
+    api_ci_token: Secret | None = field(
+        default=None,
+        metadata={
+            "env": "ISLANDBOT_API_CI_TOKEN",
+            "help": "The bearer token CI sends with `POST /api/v1/pools/{branch}/refresh` "
+            '("the code of this branch changed": its warm islands are renewed), at least 16 '
+            "characters; unset, that route answers 403.",
+        },
+    )
+    pools: dict[str, int] = field(
+        default_factory=dict,
+        metadata={
+            "env": "ISLANDBOT_POOLS",
+            "help": "Warm pool sizes by branch, over the branch profiles' `pool.size`: "
+            "`dev=3,weekly=1`; `0` switches a branch's pool off. Admins may set a size from "
+            "chat (`/island pool dev size=5`), which wins until set back to `default`.",
+        },
+    )
     require_registration: bool = field(
         default=False,
         metadata={

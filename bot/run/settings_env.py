@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.domain.durations import format_duration, parse_duration
 from bot.domain.naming import dns_label
+from bot.domain.pool import MAX_POOL_SIZE
 from bot.domain.port_blocks import PortRange
 from bot.infra.kubernetes.templates import DEFAULT_TEMPLATES_DIR
 from bot.run.settings import PREFIX, TEST_PREFIX, ConfigError, Secret, Settings
@@ -230,6 +231,22 @@ def _parse_duration(text: str) -> timedelta:
     return parse_duration(text)
 
 
+def _parse_pools(text: str) -> dict[str, int]:
+    """``dev=3,weekly=1``: a warm pool size (0-100) per branch."""
+    sizes: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        branch, sep, size = part.partition("=")
+        branch, size = branch.strip(), size.strip()
+        if not sep or dns_label(branch, fallback="") != branch:
+            raise ValueError(f"{part!r} is not BRANCH=SIZE; expected for example dev=3,weekly=1")
+        if not size.isdigit() or not 0 <= int(size) <= MAX_POOL_SIZE:
+            raise ValueError(f"{part!r}: a pool size is a whole number from 0 to {MAX_POOL_SIZE}")
+        if branch in sizes:
+            raise ValueError(f"{branch} is given more than once")
+        sizes[branch] = int(size)
+    return sizes
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_url": _parse_database_url,
     "db_pool_size": _parse_int(1, 100),
@@ -263,6 +280,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_format": _parse_log_format,
     "require_registration": _parse_bool,
     "api_read_token": _parse_api_token,
+    "api_ci_token": _parse_api_token,
+    "pools": _parse_pools,
     "http_address": _parse_address,
     "board_url": _parse_board_url,
     "board_secret": _parse_board_secret,
@@ -281,6 +300,7 @@ _SECRET_FIELDS = frozenset(
         "slack_signing_secret",
         "slack_app_token",
         "api_read_token",
+        "api_ci_token",
         "board_secret",
     }
 )
@@ -335,6 +355,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str]]:
             shown = format_duration(value)
         elif isinstance(value, frozenset):
             shown = ",".join(sorted(value)) or "(none)"
+        elif isinstance(value, dict):
+            shown = ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "(the profiles')"
         elif value is None:
             shown = "(unset)"
         elif isinstance(value, bool):

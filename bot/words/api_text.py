@@ -35,3 +35,10 @@ API_TOO_MANY_REFUSALS = "too many refused registrations from this address; wait 
 API_TOO_MANY_REFUSALS_FOR_ISLAND = (
     "too many refused registrations for this island; wait as Retry-After says"
 )
+API_CI_OFF = (
+    "refreshing a pool through the API is off: this bot was given no ISLANDBOT_API_CI_TOKEN"
+)
+API_CI_UNAUTHORIZED = (
+    "refreshing a pool needs `Authorization: Bearer <token>` with the ISLANDBOT_API_CI_TOKEN "
+    "this bot was given"
+)

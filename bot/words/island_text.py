@@ -183,9 +183,13 @@ def capacity_lines(report: CapacityReport) -> list[str]:
     ]
     for b in report.branches:
         gib = b.memory_free / 2**30
+        warm = ""
+        if b.warm or b.warming:
+            starting = f", {b.warming} more starting" if b.warming else ""
+            warm = f", {b.warm} warm ready to hand out at once{starting}"
         lines.append(
-            f"- *{escape(b.branch)}*: {b.live_islands} live, {b.nodes_ready} ready nodes with "
-            f"{gib:.1f} GiB of memory free"
+            f"- *{escape(b.branch)}*: {b.live_islands} live{warm}, {b.nodes_ready} ready nodes "
+            f"with {gib:.1f} GiB of memory free"
         )
     if report.cluster_error:
         lines.append(f"(The cluster could not be read: {escape(report.cluster_error)[:200]})")

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.domain.durations import format_duration
 from bot.domain.lifecycle_rules import Failure, FailureKind, Notice
+from bot.words import pool_text
 from bot.words.formatting import clock_time, escape, island_ref, memory_size, utc_time
 
 
@@ -108,8 +109,10 @@ def notice_text(
     if kind == Notice.READY:
         listing = ", ".join(f"{name} {port}" for name, port in ports.items())
         clock_part = f" Clock: {clock_time(clock, tz)}." if clock else ""
+        warm = " (a warm island, handed over at once)" if detail.get("warm") else ""
         return (
-            f"<@{owner_id}> island {ref} is ready on {detail.get('host')}: {listing}.{clock_part}"
+            f"<@{owner_id}> island {ref} is ready on {detail.get('host')}{warm}: "
+            f"{listing}.{clock_part}"
         )
     if kind == Notice.FAILED:
         failure = Failure(FailureKind(str(detail.get("kind"))), detail)
@@ -129,6 +132,7 @@ def notice_text(
     if told is not None:
         return told
     simple = {
+        Notice.POOL_MISS: pool_text.miss(detail, branch=branch),
         # these two are shown as their own messages (root message, request); this is the log's
         Notice.ANNOUNCE: f"<@{owner_id}>'s island {ref} on {escape(branch)} is starting.",
         Notice.CLOCK_REQUESTED: f"<@{owner_id}>: a change of island {ref}'s clock waits for "

@@ -85,6 +85,23 @@ def logs_unavailable(island_id: int, *, previous: bool) -> str:
     )
 
 
+def in_pool(island_id: int, branch: str) -> str:
+    return (
+        f"Island {island_ref(island_id)} is a warm {branch} island in its pool: it is nobody's "
+        f"until someone starts one (`/island start {branch}`). Admins steer the pool with "
+        f"`/island pool {branch} size=N` and `/island pool refresh {branch}`."
+    )
+
+
+def no_pool_admin(who: Sequence[str]) -> str:
+    admins = ", ".join(f"<@{w}>" for w in who) or "no one (ISLANDBOT_ADMINS is empty)"
+    return f"Only admins steer the warm pools: {admins}. `/island pool` shows them to anyone."
+
+
+def pool_size(size: int, limit: int) -> str:
+    return f"A warm pool holds 0 to {limit} islands, not {size}."
+
+
 def no_board() -> str:
     return (
         "The team board is not set up on this islandbot (the team that runs it sets "
@@ -188,6 +205,9 @@ _TEXTS: dict[Refusal, Callable[..., str]] = {
     Refusal.NO_LOGS: no_logs,
     Refusal.LOGS_UNAVAILABLE: logs_unavailable,
     Refusal.NO_BOARD: no_board,
+    Refusal.IN_POOL: in_pool,
+    Refusal.NO_POOL_ADMIN: no_pool_admin,
+    Refusal.POOL_SIZE: pool_size,
     Refusal.CLOCK_REQUEST_NOT_FOUND: clock_request_not_found,
     Refusal.CLOCK_NOT_NOW: clock_not_now,
     Refusal.CLOCK_OUT_OF_BOUNDS: clock_out_of_bounds,

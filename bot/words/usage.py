@@ -23,6 +23,7 @@ USAGE: dict[str, str] = {
     "time": '/island time <id> [now|+2d|-90m|"YYYY-MM-DD HH:MM[:SS]"|history]',
     "capacity": "/island capacity",
     "board": "/island board",
+    "pool": "/island pool [<branch>] | pool <branch> size=<N>|default | pool refresh <branch>",
     "help": "/island help [command]",
 }
 
@@ -48,6 +49,10 @@ HELP: dict[str, str] = {
     "board": "A link, for you alone, to the team board in your browser: every island, the "
     "nodes' memory, clock requests waiting, each island's history, log and memory. It updates "
     "itself live.",
+    "pool": "The warm pools: islands started ahead, handed out at once by `/island start` "
+    "(without `set`). Shows each branch's pool (ready, starting, size, claims and misses "
+    "today). Admins set a pool's size (`default`: the deployment's) and renew a branch's "
+    "warm islands after its code changed (`refresh`).",
     "help": "This help, or one command's.",
 }
 
@@ -101,6 +106,8 @@ def command_error(error: CommandError) -> str:
         Problem.BAD_SETTING: f"{escape(str(d.get('given')))!r} is not KEY=VALUE.",
         Problem.BAD_LINES: f"{escape(str(d.get('given')))!r}: lines must be a whole number from "
         f"1 to {d.get('limit')}.",
+        Problem.BAD_POOL_SIZE: f"{escape(str(d.get('given')))!r} is not a pool size: use a "
+        "whole number such as `size=3`, or `size=default`.",
         Problem.BAD_WHEN: f"{escape(str(d.get('given')))!r} is not a clock change: use `now`, a "
         'shift such as `+2d`, `-90m` or `+1d12h`, or a time "YYYY-MM-DD HH:MM[:SS]" in '
         f"{zone}, or `history`.",

@@ -5,7 +5,7 @@
 #
 # 1. writes the initial clock for libfaketime ("@<clock>" in $FAKETIME_TIMESTAMP_FILE);
 # 2. registers the island with islandbot (POST $ISLANDBOT_REGISTER_URL with the island's own
-#    token), retrying with backoff for at most $ISLANDBOT_REGISTER_TIMEOUT seconds (default 120);
+#    token, and the version of the server code it boots: see code_version), retrying with backoff for at most $ISLANDBOT_REGISTER_TIMEOUT seconds (default 120);
 #    a refusal (4xx) or the deadline ends the script with a non-zero exit;
 # 3. execs the server start script from the shared code mount ($ISLAND_SERVER_START, default
 #    /home/server/start.sh) with the same four arguments; the island's ports are in its
@@ -43,6 +43,19 @@ log "island $island_id: initial clock $clock written to $clock_file"
 # 2. registration
 json_string() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
 
+# The server code this island boots, as its registration reports it ("code"): the shared code
+# volume's VERSION file when CI writes one (its first line, printable ASCII), else a hash of
+# the volume's listing (names, sizes, modification times), which changes whenever CI updates
+# a file. Warm pool islands that booted other code than their branch's newest are renewed.
+code_version() {
+    dir=${ISLAND_SERVER_DIR:-/home/server}
+    if [ -f "$dir/VERSION" ]; then
+        head -n 1 "$dir/VERSION" | tr -cd '!-~' | cut -c1-100
+    elif [ -d "$dir" ]; then
+        printf 'ls-%s' "$(ls -lRn "$dir" 2>/dev/null | sha256sum | cut -c1-16)"
+    fi
+}
+
 register() {
     url=${ISLANDBOT_REGISTER_URL:-}
     if [ -z "$url" ]; then
@@ -63,6 +76,8 @@ register() {
     body="{\"node\":$(json_string "$node"),\"pod_ip\":$(json_string "$pod_ip")"
     body="$body,\"version\":$(json_string "${SERVER_VERSION:-unknown}")"
     [ -n "${SERVER_BUILD:-}" ] && body="$body,\"build\":$(json_string "$SERVER_BUILD")"
+    code=$(code_version)
+    [ -n "$code" ] && body="$body,\"code\":$(json_string "$code")"
     [ -n "$ports" ] && body="$body,\"ports\":{$ports}"
     body="$body}"
 

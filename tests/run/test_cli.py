@@ -96,7 +96,8 @@ wait 30
 
 def test_demo_runs_a_script_through_the_whole_bot(tmp_path: Path) -> None:
     (tmp_path / "demo.txt").write_text(DEMO_SCRIPT)
-    result = run("demo", "--script", "demo.txt", env={}, cwd=tmp_path)
+    # no warm pool: the islands are #1 and #2, each started fresh
+    result = run("demo", "--script", "demo.txt", env={"ISLANDBOT_POOLS": "dev=0"}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "HTTP API at http://127.0.0.1:" in out
@@ -118,7 +119,7 @@ def test_demo_reads_standard_input_and_prints_json_lines(tmp_path: Path) -> None
     result = subprocess.run(
         [ISLANDBOT, "demo", "--json"],
         input="/island start dev\nwait 60\n/island list\npress 999\n",
-        env=clean,
+        env={**clean, "ISLANDBOT_POOLS": "dev=0"},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -148,3 +149,41 @@ def test_demo_refuses_a_wait_that_times_out_with_exit_1(tmp_path: Path) -> None:
     result = run("demo", "--script", "demo.txt", env={}, cwd=tmp_path)
     assert result.returncode == 1
     assert "Still not settled after 0 s: #1." in result.stdout
+
+
+WARM_SCRIPT = """\
+# the demo's dev pool (2 by default) warms up while nobody asks
+wait 60
+/island start dev note=warm
+@bob /island start dev set memory=2Gi
+wait 60
+"""
+
+
+def test_demo_hands_out_a_warm_island_at_once_and_says_why_another_start_is_fresh(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "demo.txt").write_text(WARM_SCRIPT)
+    result = run(
+        "demo", "--script", "demo.txt", "--boot-delay", "3", "--json", env={}, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()][1:]
+    said = [(e["kind"], e.get("text", "")) for e in events]
+    warm = [t for k, t in said if k == "reply" and "(a warm island, handed over at once)" in t]
+    assert len(warm) == 1 and "<@alice> island #1 is ready on 127.0.0." in warm[0]
+    assert any("cannot take `set` options" in t and "fresh one" in t for _, t in said)
+    fresh = [t for k, t in said if k == "reply" and "<@bob> island" in t and "is ready" in t]
+    assert len(fresh) == 1 and "warm island" not in fresh[0]
+    db = tmp_path / ".islandbot-demo" / "islandbot.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, owner_id, claimed_at IS NOT NULL FROM islands ORDER BY id")
+        ).all()
+    engine.dispose()
+    owners = {r[0]: (r[1], bool(r[2])) for r in rows}
+    assert owners[1] == ("alice", True)  # the oldest warm island, handed over
+    assert ("bob", False) in owners.values()
+    # the pool was refilled: two warm islands again beside the claimed one
+    assert sum(owner == "islandbot-pool" for owner, _ in owners.values()) >= 2

@@ -16,6 +16,9 @@ DAY = 86400
 # one example of each refusal's details, and a part of the sentence that must show them
 SAMPLES: dict[Refusal, tuple[dict[str, Any], str]] = {
     Refusal.ISLAND_NOT_FOUND: ({"island_id": 7}, "There is no island #7."),
+    Refusal.IN_POOL: ({"island_id": 7, "branch": "dev"}, "#7 is a warm dev island in its pool"),
+    Refusal.NO_POOL_ADMIN: ({"who": ["U1"]}, "Only admins steer the warm pools: <@U1>."),
+    Refusal.POOL_SIZE: ({"size": 101, "limit": 100}, "0 to 100 islands, not 101"),
     Refusal.QUOTA_EXCEEDED: ({"limit": 2, "island_ids": [3, 5]}, "(#3, #5); the limit is 2"),
     Refusal.PORTS_EXHAUSTED: (
         {"port_range": "30000-30008", "live_islands": 3},

@@ -133,7 +133,10 @@ class Applier:
                 island_id=island.id,
                 detail={"from": island.state.value, **(failure.data() if failure else {})},
             )
-        return IslandChange(updates, decision.notices, entry)
+        # a pool island is nobody's: what happens to it is told to no one (its keeper and
+        # the audit log see it)
+        told = () if island.pooled else decision.notices
+        return IslandChange(updates, told, entry)
 
     def create_many(
         self,
@@ -197,6 +200,7 @@ class Applier:
             clock_offset_s=island.clock_offset_s,
             chat_channel=island.chat_channel,
             chat_thread=island.chat_thread,
+            pod_name=island.pod_name,
         )
         return self.templates.render(params, dict(island.overrides))
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from bot.app.notices import Notifier
 from bot.app.reconcile.apply import Applier
 from bot.app.reconcile.batches import Batches
+from bot.app.reconcile.claimed import claimed_unlabelled, relabel_claimed
 from bot.app.reconcile.deliver import Deliverer, DeliveryPolicy
 from bot.app.reconcile.pod_facts import FactsCache
 from bot.app.reconcile.probes import Prober, Probes
@@ -34,6 +35,7 @@ from bot.domain.registration import token_hash
 from bot.domain.states import LIVE_STATES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.kubernetes.client import Kube
+from bot.infra.kubernetes.errors import KubeError
 from bot.infra.kubernetes.templates import TemplateSet
 from bot.infra.kubernetes.views import ClusterSnapshot, PodView
 from bot.infra.storage.allocation import Allocator
@@ -221,10 +223,13 @@ class LifecycleEngine:
         changes: list[tuple[IslandRecord, Decision]] = []
         unsure: list[Unsure] = []  # no pod in the snapshot, and a decision to act on that
         in_flight = self.batches.in_flight()
+        relabel: list[IslandRecord] = []  # warm islands handed over, their pods not yet told
         for island in islands:
             if island.id in in_flight:  # its create is under way: a later tick decides
                 continue
             view = snapshot.pods.get(island.id)
+            if view is not None and claimed_unlabelled(island, view):
+                relabel.append(island)
             target = self.probes.target(island, view)
             probe_ok = probes.get(target) if target else None
             if self._steady(island, view, probe_ok, now):
@@ -250,6 +255,12 @@ class LifecycleEngine:
             orphan_grace=self.settings.orphan_grace,
             report_error=report.errors.append,
         )
+        for island in relabel:
+            try:
+                relabel_claimed(self.kube, island)
+            except KubeError as exc:  # the next tick tries again
+                report.errors.append(f"relabel island {island.id}: {exc}")
+                log.warning("island %d: its pod not relabelled for its owner: %s", island.id, exc)
         if len(self._quiet) > len(islands):
             live_ids = {island.id for island in islands}
             self._quiet = {k: v for k, v in self._quiet.items() if k in live_ids}

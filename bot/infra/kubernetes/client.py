@@ -415,6 +415,19 @@ class Kube:
             {"metadata": {"annotations": dict(annotations)}},
         )
 
+    def relabel_pod(
+        self, name: str, labels: Mapping[str, str], annotations: Mapping[str, str]
+    ) -> None:
+        """Merge ``labels`` and ``annotations`` into the pod's (a warm island handed to its
+        owner: ``kubectl get pods -L islandbot.io/owner`` shows who holds it)."""
+        self._call(
+            f"relabel {name}",
+            self.core.patch_namespaced_pod,
+            name,
+            self.settings.namespace,
+            {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}},
+        )
+
     def pod_logs(
         self, name: str, *, container: str, tail_lines: int | None = None, previous: bool = False
     ) -> str:

@@ -23,9 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    and_,
     bindparam,
-    case,
     delete,
     func,
     insert,
@@ -48,27 +46,25 @@ from bot.domain.errors import (
 )
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.naming import pod_name
-from bot.domain.port_blocks import BlockLayout, BlockRow, exclusion_reasons, plan_layout
+from bot.domain.port_blocks import BlockLayout
 from bot.domain.records import (
     SYSTEM_ACTOR,
     Allocation,
     Audit,
-    ExclusionConflict,
+    NoticeSpec,
     Outcome,
-    PortUsage,
     StartRequest,
     WorkTicket,
 )
 from bot.domain.states import FINISHED_STATES, LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra import metrics
-from bot.infra.storage import audit, intake, outbox
+from bot.infra.storage import audit, intake, outbox, pool_claims
 from bot.infra.storage.database import Database
-from bot.infra.storage.tables import Base, ExcludedPort, Island, PortBlock, PortLayoutRow, User
+from bot.infra.storage.port_layout import PortLayout
+from bot.infra.storage.tables import Base, Island, PortBlock, User
 
 log = logging.getLogger(__name__)
-
-LAYOUT_ROW_ID = 1
 
 # A start runs these on every call: built once, executed with their parameters (building and
 # keying a statement per call cost more Python time than the database took to answer it).
@@ -129,7 +125,7 @@ _TAKE_BLOCK = (
 )
 
 
-class Allocator:
+class Allocator(PortLayout):
     """Ids and port blocks for islands. Thread-safe; any number of processes may share a DB."""
 
     def __init__(
@@ -183,15 +179,7 @@ class Allocator:
 
     def _allocate(self, conn: Connection, req: StartRequest) -> Allocation:
         now = self.clock()
-        conn.execute(
-            _UPSERT_USER[conn.dialect.name],
-            {
-                "id": req.owner_id,
-                "display_name": req.owner_name,
-                "created_at": now,
-                "last_seen_at": now,
-            },
-        )
+        upsert_user(conn, req.owner_id, req.owner_name, now)
 
         # One round trip: the island this request key started before, if any, and the owner's
         # live islands (enough to decide the quota and to name them if refused).
@@ -208,8 +196,28 @@ class Allocator:
                 Refusal.QUOTA_EXCEEDED, limit=self.max_live_per_user, island_ids=list(live)
             )
 
-        first_port = conn.execute(_LOWEST_FREE_BLOCK, {"size": self.layout.size}).scalar()
-        if first_port is None:
+        miss = None
+        if req.pool is not None:
+            claimed = pool_claims.claim(conn, req, now=now)
+            if isinstance(claimed, Allocation):
+                return claimed
+            miss = claimed
+        expires_at = now + req.ttl
+        made = new_island(
+            conn,
+            size=self.layout.size,
+            owner_id=req.owner_id,
+            owner_name=req.owner_name,
+            branch=req.branch,
+            now=now,
+            expires_at=expires_at,
+            chat_channel=req.chat_channel,
+            clock_offset_s=req.clock_offset_s,
+            overrides=req.overrides,
+            note=req.note,
+            request_key=req.request_key,
+        )
+        if made is None:
             live_total = conn.execute(
                 select(func.count()).select_from(Island).where(Island.state.in_(LIVE_VALUES))
             ).scalar_one()
@@ -217,44 +225,18 @@ class Allocator:
             raise PortsExhausted(
                 Refusal.PORTS_EXHAUSTED, port_range=str(self.layout.range), live_islands=live_total
             )
-
-        expires_at = now + req.ttl
-        inserted = conn.execute(
-            _INSERT_ISLAND,
-            {
-                "pod_name": "",
-                "owner_id": req.owner_id,
-                "owner_name": req.owner_name,
-                "branch": req.branch,
-                "state": IslandState.REQUESTED.value,
-                "first_port": first_port,
-                "port_count": self.layout.size,
-                "created_at": now,
-                "expires_at": expires_at,
-                "chat_channel": req.chat_channel,
-                "clock_offset_s": req.clock_offset_s,
-                "overrides": dict(req.overrides),
-                "note": req.note,
-                "request_key": req.request_key,
-            },
-        ).inserted_primary_key
-        if inserted is None:  # pragma: no cover - every backend we support reports it
-            raise AssertionError("the database did not report the new island's id")
-        island_id = int(inserted[0])
-        name = pod_name(owner_name=req.owner_name, branch=req.branch, island_id=island_id)
-        conn.execute(_NAME_ISLAND, {"b_id": island_id, "b_pod_name": name})
-        taken = conn.execute(
-            _TAKE_BLOCK, {"b_first_port": first_port, "b_island_id": island_id, "b_held_since": now}
-        ).rowcount
-        if taken != 1:  # pragma: no cover - would mean the row lock did not hold
-            raise AssertionError(f"port block {first_port} was taken under our lock")
+        island_id, name, first_port = made
+        if miss is not None:  # the branch has a pool that could not serve this start
+            pool_claims.count(conn, req.branch, now, misses=1)
+            metrics.POOL_MISSES.labels(branch=req.branch, why=miss.value).inc()
         if req.chat_channel is not None:  # its root message goes out first, from the outbox
-            outbox.add(
-                conn,
-                island_id,
-                [(Notice.ANNOUNCE, {"reply": dict(req.reply)} if req.reply else {})],
-                at=now,
-            )
+            notices: list[NoticeSpec] = [
+                (Notice.ANNOUNCE, {"reply": dict(req.reply)} if req.reply else {})
+            ]
+            if miss is not None:
+                typical = pool_claims.typical_boot_s(conn, req.branch)
+                notices.append((Notice.POOL_MISS, {"why": miss.value, "typical_s": typical}))
+            outbox.add(conn, island_id, notices, at=now)
         audit.record(
             conn,
             Audit(
@@ -266,11 +248,14 @@ class Allocator:
                     "first_port": first_port,
                     "port_count": self.layout.size,
                     "request_key": req.request_key,
+                    **({} if miss is None else {"pool": f"miss:{miss.value}"}),
                 },
             ),
             at=now,
         )
-        return Allocation(island_id, name, first_port, self.layout.size, expires_at, True)
+        return Allocation(
+            island_id, name, first_port, self.layout.size, expires_at, True, miss=miss
+        )
 
     def _by_request_key(self, conn: Connection, req: StartRequest) -> Allocation | None:
         row = conn.execute(_BY_REQUEST_KEY, {"request_key": req.request_key}).first()
@@ -346,143 +331,62 @@ class Allocator:
             self._sync(conn, now)  # the freed ports may now complete the current layout
         return True
 
-    # ---- layout and exclusions ----------------------------------------------------------------
 
-    def sync_layout(self) -> list[int]:
-        """Make the stored blocks match the configured layout; returns the blocks still waiting
-        for a held block of an earlier layout to be released. Safe to run from every process."""
-        return self.db.run(lambda conn: self._sync(conn, self.clock()), what="sync layout")
+def new_island(
+    conn: Connection,
+    *,
+    size: int,
+    owner_id: str,
+    owner_name: str,
+    branch: str,
+    now: datetime,
+    expires_at: datetime,
+    chat_channel: str | None = None,
+    clock_offset_s: int = 0,
+    overrides: Mapping[str, str] | None = None,
+    note: str | None = None,
+    request_key: str | None = None,
+) -> tuple[int, str, int] | None:
+    """A new island row holding the lowest free block of ``size`` ports, inside the caller's
+    transaction: (id, pod name, first port), or None when no block is free."""
+    first_port = conn.execute(_LOWEST_FREE_BLOCK, {"size": size}).scalar()
+    if first_port is None:
+        return None
+    inserted = conn.execute(
+        _INSERT_ISLAND,
+        {
+            "pod_name": "",
+            "owner_id": owner_id,
+            "owner_name": owner_name,
+            "branch": branch,
+            "state": IslandState.REQUESTED.value,
+            "first_port": first_port,
+            "port_count": size,
+            "created_at": now,
+            "expires_at": expires_at,
+            "chat_channel": chat_channel,
+            "clock_offset_s": clock_offset_s,
+            "overrides": dict(overrides or {}),
+            "note": note,
+            "request_key": request_key,
+        },
+    ).inserted_primary_key
+    if inserted is None:  # pragma: no cover - every backend we support reports it
+        raise AssertionError("the database did not report the new island's id")
+    island_id = int(inserted[0])
+    name = pod_name(owner_name=owner_name, branch=branch, island_id=island_id)
+    conn.execute(_NAME_ISLAND, {"b_id": island_id, "b_pod_name": name})
+    taken = conn.execute(
+        _TAKE_BLOCK, {"b_first_port": first_port, "b_island_id": island_id, "b_held_since": now}
+    ).rowcount
+    if taken != 1:  # pragma: no cover - would mean the row lock did not hold
+        raise AssertionError(f"port block {first_port} was taken under our lock")
+    return island_id, name, first_port
 
-    def _lock_layout(self, conn: Connection) -> None:
-        conn.execute(
-            select(PortLayoutRow.id).where(PortLayoutRow.id == LAYOUT_ROW_ID).with_for_update()
-        ).scalar_one()
 
-    def _sync(self, conn: Connection, now: datetime) -> list[int]:
-        self._lock_layout(conn)
-        rows = conn.execute(
-            select(PortBlock.first_port, PortBlock.size, PortBlock.island_id, PortBlock.retired)
-        ).all()
-        plan = plan_layout(
-            (BlockRow(r.first_port, r.size, r.island_id is not None, r.retired) for r in rows),
-            self.layout,
-        )
-        if plan.delete:
-            conn.execute(delete(PortBlock).where(PortBlock.first_port.in_(plan.delete)))
-        if plan.retire:
-            conn.execute(
-                update(PortBlock).where(PortBlock.first_port.in_(plan.retire)).values(retired=True)
-            )
-        if plan.unretire:
-            conn.execute(
-                update(PortBlock)
-                .where(PortBlock.first_port.in_(plan.unretire))
-                .values(retired=False)
-            )
-        if plan.create:
-            excluded = self._excluded(conn)
-            reasons = exclusion_reasons(((p, self.layout.size) for p in plan.create), excluded)
-            conn.execute(
-                insert(PortBlock),
-                [
-                    {
-                        "first_port": p,
-                        "size": self.layout.size,
-                        "island_id": None,
-                        "held_since": None,
-                        "excluded_reason": reasons[p],
-                        "retired": False,
-                    }
-                    for p in plan.create
-                ],
-            )
-        conn.execute(
-            update(PortLayoutRow)
-            .where(PortLayoutRow.id == LAYOUT_ROW_ID)
-            .values(
-                range_first=self.layout.range.first,
-                range_last=self.layout.range.last,
-                block_size=self.layout.size,
-                synced_at=now,
-            )
-        )
-        if not plan.is_empty:
-            log.info(
-                "port layout %s/%d: +%d -%d blocks, %d retired, %d waiting",
-                self.layout.range,
-                self.layout.size,
-                len(plan.create),
-                len(plan.delete),
-                len(plan.retire),
-                len(plan.waiting),
-            )
-        return list(plan.waiting)
-
-    @staticmethod
-    def _excluded(conn: Connection) -> dict[int, str]:
-        return {
-            r.port: r.reason for r in conn.execute(select(ExcludedPort.port, ExcludedPort.reason))
-        }
-
-    def set_excluded_ports(self, excluded: Mapping[int, str]) -> list[ExclusionConflict]:
-        """Replace the set of ports used by something else (``{port: what uses it}``).
-
-        Free blocks containing such a port are no longer handed out; returns the live islands
-        whose held block now contains one (they keep it; the caller should warn someone).
-        """
-        wanted = {int(p): str(r)[:200] for p, r in excluded.items()}
-        return self.db.run(lambda conn: self._set_excluded(conn, wanted), what="exclusions")
-
-    def _set_excluded(self, conn: Connection, wanted: dict[int, str]) -> list[ExclusionConflict]:
-        self._lock_layout(conn)
-        now = self.clock()
-        current = self._excluded(conn)
-        gone = [p for p in current if p not in wanted]
-        if gone:
-            conn.execute(delete(ExcludedPort).where(ExcludedPort.port.in_(gone)))
-        for port, reason in wanted.items():
-            if port not in current:
-                conn.execute(insert(ExcludedPort).values(port=port, reason=reason, since=now))
-            elif current[port] != reason:
-                conn.execute(
-                    update(ExcludedPort).where(ExcludedPort.port == port).values(reason=reason)
-                )
-        blocks = conn.execute(
-            select(
-                PortBlock.first_port, PortBlock.size, PortBlock.island_id, PortBlock.excluded_reason
-            )
-        ).all()
-        reasons = exclusion_reasons(((b.first_port, b.size) for b in blocks), wanted)
-        conflicts = []
-        for b in blocks:
-            new = reasons[b.first_port]
-            if new != b.excluded_reason:
-                conn.execute(
-                    update(PortBlock)
-                    .where(PortBlock.first_port == b.first_port)
-                    .values(excluded_reason=new)
-                )
-            if new is not None and b.island_id is not None:
-                conflicts.append(ExclusionConflict(b.island_id, b.first_port, new))
-        return conflicts
-
-    # ---- reading ----------------------------------------------------------------------------
-
-    def usage(self) -> PortUsage:
-        """How many blocks exist, are held, are excluded (and not held) and are free."""
-
-        def read(conn: Connection) -> PortUsage:
-            unheld_excluded = case(
-                (and_(PortBlock.island_id.is_(None), PortBlock.excluded_reason.is_not(None)), 1),
-                else_=0,
-            )
-            total, held, excluded = conn.execute(
-                select(
-                    func.count(),
-                    func.count(PortBlock.island_id),
-                    func.coalesce(func.sum(unheld_excluded), 0),
-                ).select_from(PortBlock)
-            ).one()
-            return PortUsage(total, held, int(excluded), total - held - int(excluded))
-
-        return self.db.run(read, what="usage", read_only=True)
+def upsert_user(conn: Connection, user_id: str, name: str, now: datetime) -> None:
+    """The user's row, made or renamed: it also locks the row until the transaction ends."""
+    conn.execute(
+        _UPSERT_USER[conn.dialect.name],
+        {"id": user_id, "display_name": name, "created_at": now, "last_seen_at": now},
+    )

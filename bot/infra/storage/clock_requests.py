@@ -5,7 +5,7 @@ rows it is shown."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -349,6 +349,7 @@ class ClockRequests:
         error: str,
         why: Mapping[str, Any],
         notice: NoticeSpec,
+        also: Sequence[NoticeSpec] = (),
     ) -> tuple[ClockRecord, bool]:
         """The change could not be made: the offset stays; the request says why (``error``,
         worded), the audit entry keeps why as data (``why``: a code and its details). Only while
@@ -359,7 +360,7 @@ class ClockRequests:
             now = self.clock()
             if not _settle(conn, request.id, state="failed", failure_reason=error[:1000]):
                 return _load(conn, request.id), False
-            outbox.add(conn, request.island_id, [notice], at=now)
+            outbox.add(conn, request.island_id, [notice, *also], at=now)
             audit.record(
                 conn,
                 Audit(

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 from bot.domain.errors import NotFound, Refusal
 from bot.domain.lifecycle_rules import FailureKind, Notice
 from bot.domain.memory_watch import WATCHED
+from bot.domain.pool import POOL_OWNER
 from bot.domain.records import IslandChange, IslandRecord, NoticeSpec, WorkTicket
 from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
@@ -89,11 +90,20 @@ class IslandStore:
 
         return self.db.run(read, what="islands", read_only=True)
 
-    def live(self, *, owner_id: str | None = None, branch: str | None = None) -> list[IslandRecord]:
-        """Every island that is not stopped (of one owner, one branch), lowest id first."""
+    def live(
+        self,
+        *,
+        owner_id: str | None = None,
+        branch: str | None = None,
+        people: bool = False,
+    ) -> list[IslandRecord]:
+        """Every island that is not stopped (of one owner, one branch; ``people``: warm pool
+        islands left out), lowest id first."""
 
         def read(conn: Connection) -> list[IslandRecord]:
             query = select(*COLUMNS).where(Island.state.in_(LIVE_VALUES))
+            if people:
+                query = query.where(Island.owner_id != POOL_OWNER)
             if owner_id is not None:
                 query = query.where(Island.owner_id == owner_id)
             if branch is not None:
@@ -112,15 +122,19 @@ class IslandStore:
 
         return self.db.run(read, what="islands by state", read_only=True)
 
-    def counts(self) -> list[tuple[str, str, int]]:
-        """(state, branch, number of islands) for every state but stopped."""
+    def counts(self, *, pooled: bool | None = None) -> list[tuple[str, str, int]]:
+        """(state, branch, number of islands) for every state but stopped (``pooled``: only
+        warm pool islands, True, or only people's, False)."""
 
         def read(conn: Connection) -> list[tuple[str, str, int]]:
-            query = (
-                select(Island.state, Island.branch, func.count())
-                .where(Island.state.in_(LIVE_VALUES))
-                .group_by(Island.state, Island.branch)
+            query = select(Island.state, Island.branch, func.count()).where(
+                Island.state.in_(LIVE_VALUES)
             )
+            if pooled is not None:
+                query = query.where(
+                    Island.owner_id == POOL_OWNER if pooled else Island.owner_id != POOL_OWNER
+                )
+            query = query.group_by(Island.state, Island.branch)
             return [(str(s), str(b), int(n)) for s, b, n in conn.execute(query)]
 
         return self.db.run(read, what="island counts", read_only=True)

@@ -134,6 +134,7 @@ class ReconcileRows:
                 Island.restart_requested_at,
                 Island.expires_at,
                 Island.clock_offset_s,
+                Island.owner_id,
             )
             .where(Island.id == seen.id)
             .with_for_update()
@@ -141,6 +142,7 @@ class ReconcileRows:
         if (
             current is None
             or current.state != seen.state.value
+            or current.owner_id != seen.owner_id  # a pool island claimed meanwhile
             or (current.restart_requested_at is None) != (seen.restart_requested_at is None)
             or current.expires_at != seen.expires_at
             or current.clock_offset_s != seen.clock_offset_s

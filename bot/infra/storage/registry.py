@@ -18,7 +18,7 @@ from bot.domain.records import Audit, IslandRecord
 from bot.domain.registration import Registration, token_hash
 from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
-from bot.infra.storage import audit
+from bot.infra.storage import audit, pools
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import COLUMNS, island_record, read_island
 from bot.infra.storage.tables import Island
@@ -51,8 +51,8 @@ class Registry:
         (a stopped island) otherwise. Nothing is written when any check fails."""
         now = self.clock()
 
-        def check(conn: Connection, *, lock: bool) -> str:
-            query = select(Island.state, Island.registration_token_hash).where(
+        def check(conn: Connection, *, lock: bool) -> tuple[str, str]:
+            query = select(Island.state, Island.branch, Island.registration_token_hash).where(
                 Island.id == island_id
             )
             row = conn.execute(query.with_for_update() if lock else query).mappings().first()
@@ -61,21 +61,27 @@ class Registry:
             stored = row["registration_token_hash"]
             if not token or stored is None or not hmac.compare_digest(stored, token_hash(token)):
                 raise Unauthorized(Refusal.REGISTRATION_UNAUTHORIZED)
-            return str(row["state"])
+            return str(row["state"]), str(row["branch"])
 
         # A request without the right token is refused by a read that locks nothing: only an
         # island's own seed may make the bot take the row's write lock.
         self.db.run(lambda conn: check(conn, lock=False), what="check registration", read_only=True)
 
         def write(conn: Connection) -> None:
-            state = check(conn, lock=True)
+            state, branch = check(conn, lock=True)
             if state in (IslandState.STOPPING.value, IslandState.STOPPED.value):
                 raise Conflict(Refusal.REGISTRATION_STOPPED, island_id=island_id, state=state)
             conn.execute(
                 update(Island)
                 .where(Island.id == island_id)
-                .values(registered_at=now, registration=registration.as_json())
+                .values(
+                    registered_at=now,
+                    registration=registration.as_json(),
+                    code_version=registration.code,
+                )
             )
+            if registration.code is not None:
+                pools.note_code_version(conn, branch, registration.code, now)
             audit.record(
                 conn,
                 Audit(

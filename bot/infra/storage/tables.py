@@ -147,6 +147,10 @@ class Island(Base):
     create_error: Mapped[str | None] = mapped_column(Text)  # the last failed pod create
     creating_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pod_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # create answered
+    # warm pools (``bot.domain.pool``): when a pool island was handed to a person, and the
+    # version of the server code the island booted (its registration's ``code``)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    code_version: Mapped[str | None] = mapped_column(String(100))
     # Bumped by every UPDATE (SQLAlchemy applies ``onupdate`` to each Core update that does not
     # set it): the tick reads (id, version) of the live islands and the full row only when the
     # version moved.
@@ -363,3 +367,30 @@ class ServerSecret(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Pool(Base):
+    """A branch's warm pool, as chat and CI steer it: the size an admin set (None: the
+    deployment's, ``ISLANDBOT_POOLS`` or the branch profile), when the branch's code was last
+    said to have changed, and the newest code version its islands registered with."""
+
+    __tablename__ = "pools"
+
+    branch: Mapped[str] = mapped_column(String(63), primary_key=True)
+    size: Mapped[int | None] = mapped_column(Integer)
+    size_set_by: Mapped[str | None] = mapped_column(String(32))
+    size_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    code_version: Mapped[str | None] = mapped_column(String(100))
+    code_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PoolDay(Base):
+    """Claims and misses of a branch's pool on one UTC day (``YYYY-MM-DD``)."""
+
+    __tablename__ = "pool_days"
+
+    branch: Mapped[str] = mapped_column(String(63), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    misses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

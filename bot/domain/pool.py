@@ -1,0 +1,179 @@
+"""Warm pools: islands started ahead of demand, one pool per branch, handed out whole (pure).
+
+A pool island is a real island (an id, a port block, a pod from the branch's template at real
+time, registered and probed like any other) owned by ``POOL_OWNER`` until someone claims it: a
+start the pool can serve (no ``set``: the pod is already made) takes the oldest fresh ready one
+in one guarded write, and its owner, expiry and note become the person's. ``plan`` is what the
+keeper does about one branch's pool each round: which members to recycle, and how many to
+start. It never starts one while a person's island of the branch waits for room, and it stops
+pool islands to make room for people (the person first, always).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bot.domain.states import IslandState
+
+POOL_OWNER = "islandbot-pool"  # the owner id of unclaimed pool islands (a valid label value)
+POOL_OWNER_NAME = "pool"  # their owner name: pod names read island-pool-<branch>-<id>
+CLAIM_CLOCK = "claim"  # the kind of the clock request that sets a claimed island's clock
+MAX_POOL_SIZE = 100
+DEFAULT_MAX_AGE = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A branch's pool: how many warm islands to keep, and how old one may get."""
+
+    size: int = 0
+    max_age: timedelta = DEFAULT_MAX_AGE
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.size <= MAX_POOL_SIZE:
+            raise ValueError(f"a pool's size is 0-{MAX_POOL_SIZE}, not {self.size}")
+        if self.max_age < timedelta(minutes=5):
+            raise ValueError(f"a pool's max_age is at least 5m, not {self.max_age}")
+
+
+class Miss(StrEnum):
+    """Why a start of a branch with a pool did not get a warm island (said to the person)."""
+
+    EMPTY = "empty"  # none ready and fresh: all taken, or still starting
+    OPTIONS = "options"  # ``set KEY=VALUE`` changes the pod, which is already made
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    """How a start may use its branch's pool (the branch has one in force)."""
+
+    size: int  # the deployment's size of the branch's pool (an admin's from chat wins)
+    servable: bool  # a warm island can serve it (``servable``); False: a miss, said so
+    max_age: timedelta  # a pool island older than this is not handed out
+    at: datetime | None = None  # the clock asked for at start: set on the claimed island
+
+
+class Recycle(StrEnum):
+    """Why a pool island is stopped instead of handed out."""
+
+    FAILED = "failed"  # it failed (crashed, OOMKilled, never ready, its node went away)
+    TOO_OLD = "too_old"  # older than the pool's max_age
+    OLD_CODE = "old_code"  # it booted code older than the branch's newest registered
+    REFRESHED = "refreshed"  # started before the branch's code was said to have changed
+    SHRUNK = "shrunk"  # the pool is smaller now
+    ROOM = "room"  # its room is needed by a person's island waiting to be scheduled
+
+
+@dataclass(frozen=True)
+class Member:
+    """One live pool island as the keeper sees it."""
+
+    id: int
+    state: IslandState
+    created_at: datetime
+    code_version: str | None  # what it registered with (None: not registered yet)
+    placed: bool  # bound to a node (holds room there)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What makes a pool island of a branch too old to hand out."""
+
+    max_age: timedelta
+    code_version: str | None = None  # the newest the branch's islands registered with
+    refreshed_at: datetime | None = None  # the branch's code was said to have changed then
+
+    def stale(self, member: Member, now: datetime) -> Recycle | None:
+        if member.created_at <= now - self.max_age:
+            return Recycle.TOO_OLD
+        if self.refreshed_at is not None and member.created_at < self.refreshed_at:
+            return Recycle.REFRESHED
+        if (
+            self.code_version is not None
+            and member.code_version is not None
+            and member.code_version != self.code_version
+        ):
+            return Recycle.OLD_CODE
+        return None
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    size: int  # the pool's size in force
+    fresh: Freshness
+    members: Sequence[Member]  # live and not stopping
+    stopping: int  # pool islands on their way out (their pods still hold room)
+    waiting_for_room: int  # people's islands of the branch the scheduler cannot place
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    start: int = 0
+    recycle: tuple[tuple[int, Recycle], ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.start and not self.recycle
+
+
+def plan(facts: PoolFacts, now: datetime) -> PoolPlan:
+    """One round for one branch's pool: recycle what failed or went stale, make room for a
+    person waiting (one pool island per waiting island, counting those already stopping),
+    shrink to the size, and start what is missing unless someone waits for room."""
+    recycle: list[tuple[int, Recycle]] = []
+    kept: list[Member] = []
+    for member in facts.members:
+        if member.state == IslandState.FAILED:
+            recycle.append((member.id, Recycle.FAILED))
+            continue
+        why = facts.fresh.stale(member, now)
+        if why is not None:
+            recycle.append((member.id, why))
+        else:
+            kept.append(member)
+    kept.sort(key=_order)
+    room_needed = max(facts.waiting_for_room - facts.stopping - len(recycle), 0)
+    placed = [m for m in kept if m.placed]
+    for member in placed[:room_needed]:
+        recycle.append((member.id, Recycle.ROOM))
+        kept.remove(member)
+    excess = len(kept) - facts.size
+    for member in kept[: max(excess, 0)]:
+        recycle.append((member.id, Recycle.SHRUNK))
+    alive = min(len(kept), facts.size)
+    start = 0 if facts.waiting_for_room else max(facts.size - alive, 0)
+    return PoolPlan(start, tuple(recycle))
+
+
+def _order(member: Member) -> tuple[int, float]:
+    """Which member goes first when some must: those still starting (least spent on them),
+    youngest first; then ready ones, youngest first (claims take the oldest)."""
+    return (member.state == IslandState.READY, -member.created_at.timestamp())
+
+
+def servable(overrides: Sequence[tuple[str, str]]) -> bool:
+    """Can a warm island serve a start with these ``set`` overrides? Only without any: they
+    change the pod, which is already made (``at``, ``ttl`` and ``note`` are the island's)."""
+    return not overrides
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """One branch's pool, as people are shown it."""
+
+    branch: str
+    size: int  # in force
+    size_source: str  # chat (an admin's), setting (ISLANDBOT_POOLS), profile
+    size_set_by: str | None
+    max_age: timedelta
+    ready: int
+    starting: int
+    stopping: int
+    failed: int
+    claims_today: int
+    misses_today: int
+    code_version: str | None
+    refreshed_at: datetime | None
