@@ -1,0 +1,142 @@
+"""The warm pool's rules as pure functions: what the keeper recycles and starts each round."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.domain.podspec import TemplateError, allowed_profile
+from bot.domain.pool import (
+    Freshness,
+    Member,
+    PoolFacts,
+    PoolPlan,
+    PoolSpec,
+    Recycle,
+    plan,
+    servable,
+)
+from bot.domain.states import IslandState
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+FRESH = Freshness(timedelta(hours=24))
+S = IslandState
+
+
+def member(
+    island_id: int,
+    state: IslandState = S.READY,
+    *,
+    age: timedelta = timedelta(minutes=10),
+    code: str | None = None,
+    placed: bool = True,
+) -> Member:
+    return Member(island_id, state, NOW - age, code, placed)
+
+
+def facts(
+    *members: Member,
+    size: int = 3,
+    fresh: Freshness = FRESH,
+    stopping: int = 0,
+    waiting: int = 0,
+) -> PoolFacts:
+    return PoolFacts(size, fresh, members, stopping, waiting)
+
+
+def test_an_empty_pool_is_filled_to_its_size() -> None:
+    assert plan(facts(), NOW) == PoolPlan(start=3)
+    assert plan(facts(member(1), member(2, S.CREATING)), NOW) == PoolPlan(start=1)
+    assert plan(facts(member(1), member(2), member(3)), NOW).is_empty
+
+
+def test_a_failed_member_is_recycled_and_replaced() -> None:
+    p = plan(facts(member(1), member(2, S.FAILED), member(3)), NOW)
+    assert p == PoolPlan(start=1, recycle=((2, Recycle.FAILED),))
+
+
+@pytest.mark.parametrize(
+    ("fresh", "old", "why"),
+    [
+        (FRESH, member(1, age=timedelta(hours=24)), Recycle.TOO_OLD),
+        (
+            Freshness(timedelta(hours=24), refreshed_at=NOW - timedelta(minutes=1)),
+            member(1, age=timedelta(minutes=2)),
+            Recycle.REFRESHED,
+        ),
+        (Freshness(timedelta(hours=24), code_version="v2"), member(1, code="v1"), Recycle.OLD_CODE),
+    ],
+)
+def test_stale_members_are_recycled_and_replaced(
+    fresh: Freshness, old: Member, why: Recycle
+) -> None:
+    young = member(2, code="v2", age=timedelta(seconds=30))
+    p = plan(facts(old, young, size=2, fresh=fresh), NOW)
+    assert p == PoolPlan(start=1, recycle=((1, why),))
+
+
+def test_a_member_not_yet_registered_is_not_judged_by_its_code() -> None:
+    fresh = Freshness(timedelta(hours=24), code_version="v2")
+    assert plan(facts(member(1, S.RUNNING, code=None), size=1, fresh=fresh), NOW).is_empty
+
+
+def test_shrinking_stops_the_least_spent_first_and_keeps_the_oldest_ready() -> None:
+    young_ready = member(1, age=timedelta(minutes=1))
+    old_ready = member(2, age=timedelta(hours=2))
+    starting = member(3, S.SCHEDULED, age=timedelta(seconds=5))
+    p = plan(facts(young_ready, old_ready, starting, size=1), NOW)
+    assert p == PoolPlan(recycle=((3, Recycle.SHRUNK), (1, Recycle.SHRUNK)))
+    assert plan(facts(young_ready, old_ready, size=0), NOW).recycle == (
+        (1, Recycle.SHRUNK),
+        (2, Recycle.SHRUNK),
+    )
+
+
+def test_people_waiting_for_room_come_first() -> None:
+    ready, starting, unplaced = (
+        member(1),
+        member(2, S.SCHEDULED),
+        member(3, S.CREATING, placed=False),
+    )
+    # one person waits: one placed pool island goes (the one least spent), none is started
+    p = plan(facts(ready, starting, unplaced, waiting=1), NOW)
+    assert p == PoolPlan(recycle=((2, Recycle.ROOM),))
+    # one already on its way out counts: nothing more is stopped
+    assert plan(facts(ready, unplaced, stopping=1, waiting=1), NOW).is_empty
+    # a failed member being recycled makes room too
+    p = plan(facts(ready, member(4, S.FAILED), waiting=1), NOW)
+    assert p == PoolPlan(recycle=((4, Recycle.FAILED),))
+    # two wait: two placed ones go; an unplaced one holds no room and stays
+    p = plan(facts(ready, starting, unplaced, waiting=2), NOW)
+    assert p.recycle == ((2, Recycle.ROOM), (1, Recycle.ROOM)) and p.start == 0
+
+
+def test_only_starts_with_no_set_can_be_served_warm() -> None:
+    assert servable(())
+    assert not servable((("memory", "3Gi"),))
+
+
+def test_a_profile_declares_its_pool() -> None:
+    profile = allowed_profile("dev", {"pod": {}, "pool": {"size": 3, "max_age": "12h"}})
+    assert profile.pool == PoolSpec(3, timedelta(hours=12))
+    assert allowed_profile("dev", {"pod": {}}).pool == PoolSpec()
+    assert allowed_profile("dev", {"pool": {"size": 1}}).pool.max_age == timedelta(hours=24)
+
+
+@pytest.mark.parametrize(
+    ("pool", "message"),
+    [
+        ({"size": "3"}, "pool.size: must be a whole number"),
+        ({"size": True}, "pool.size: must be a whole number"),
+        ({"size": 101}, "0-100"),
+        ({"size": 2, "max_age": "soon"}, "not a duration"),
+        ({"size": 2, "max_age": "1m"}, "at least 5m"),
+        ({"size": 2, "warm": True}, "pool: must be {size: N"),
+        ([3], "pool: must be {size: N"),
+    ],
+)
+def test_a_bad_pool_in_a_profile_names_the_field(pool: object, message: str) -> None:
+    with pytest.raises(TemplateError, match="pool") as caught:
+        allowed_profile("dev", {"pool": pool})
+    assert message in str(caught.value)
