@@ -214,6 +214,7 @@ def test_recycled_and_claimed_islands_give_their_ports_back(
     before = allocator.usage().free
     first, second, third = warm(db, clock, 3)
     claimed = allocator.allocate(start()).island_id
+    assert claimed == first
     store = PoolStore(db, clock=clock)
     store.recycle([(i, IslandState.READY, Recycle.SHRUNK) for i in (second, third)])
     for island_id in (claimed, second, third):
