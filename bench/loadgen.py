@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.domain.errors import PortsExhausted, QuotaExceeded
+from bot.domain.pool import PoolUse
 from bot.domain.port_blocks import BlockLayout, PortRange
 from bot.domain.records import Audit, IslandChange, StartRequest
 from bot.domain.states import IslandState
@@ -46,6 +47,7 @@ class LoadSpec:
     hold: int = 2  # islands a thread holds before releasing the oldest
     max_live_per_user: int = 3
     churn: bool = True  # False: allocate only, never release
+    pool: int = 0  # > 0: every start may take a warm dev island (a pool of this size)
 
 
 @dataclass
@@ -57,6 +59,8 @@ class ProcessResult:
     refusals: dict[str, int] = field(default_factory=dict)
     retries: int = 0
     releases: int = 0
+    claimed: list[int] = field(default_factory=list)  # islands handed out from the pool
+    misses: int = 0  # starts that found no warm island
     errors: list[str] = field(default_factory=list)
 
 
@@ -73,6 +77,7 @@ def _thread(
 ) -> None:
     held: list[tuple[int, tuple[int, ...]]] = []
     deadline = start_at + spec.seconds if spec.seconds > 0 else float("inf")
+    pool = PoolUse(spec.pool, True, timedelta(hours=24)) if spec.pool else None
     made = 0
     attempts = 0  # with ``made``: a fresh request key for every start
 
@@ -103,6 +108,7 @@ def _thread(
                     branch="dev",
                     ttl=timedelta(hours=1),
                     request_key=f"{user}-{made}-{attempts}",  # as a chat trigger id would be
+                    pool=pool,
                 )
             )
         except (PortsExhausted, QuotaExceeded) as refused:
@@ -130,6 +136,10 @@ def _thread(
                     ledger[port] = got.island_id
         held.append((got.island_id, got.ports))
         with lock:
+            if got.claimed:
+                out.claimed.append(got.island_id)
+            elif got.miss is not None:
+                out.misses += 1
             out.island_ids.append(got.island_id)
             out.latencies_ms.append(elapsed_ms)
         if spec.churn and len(held) > spec.hold:
