@@ -33,6 +33,7 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from sqlalchemy import func, select
 
+from bot.domain.pool import POOL_OWNER
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Delivery, Island, OutboxMessage, PortBlock
 from bot.words import island_text
@@ -313,7 +314,7 @@ def traffic(
                         for i in conn.execute(
                             select(Island.id, Island.owner_id).where(Island.state == "ready")
                         )
-                        if i.id not in asked_to_stop
+                        if i.id not in asked_to_stop and i.owner_id != POOL_OWNER  # an owner's
                     ]
                 if live:
                     island_id, owner = rng.choice(sorted(live))
@@ -415,13 +416,16 @@ def check_settled(
     starts = driver.answered("start")
     stops = driver.answered("stop")
     by_owner = Counter(i.owner_id for i in islands)
+    warm = [i for i in islands if i.owner_id == POOL_OWNER]  # a warm pool's, nobody's yet
+    people = [i for i in islands if i.owner_id != POOL_OWNER]
     # no acknowledged command lost, none done twice: each user started exactly one island
     assert sorted(s.user for s in starts) == sorted({s.user for s in starts})
     missing = [s.user for s in starts if by_owner[s.user] != 1]
     assert not missing, f"acknowledged starts without exactly one island: {missing}"
     done_anyway = [s.user for s in driver.refused("start") if by_owner[s.user]]
     assert not done_anyway, f"starts turned away that started an island: {done_anyway}"
-    assert len(islands) <= len(driver.sent)
+    assert len(people) <= len(driver.sent)
+    assert all(i.chat_channel is None and i.claimed_at is None for i in warm)
     stopped = {i.id for i in islands if i.state == "stopped"}
     for stop in stops:
         island_id = int(stop.text.split()[1])
@@ -430,7 +434,10 @@ def check_settled(
         (i.id, i.state, i.failure_reason) for i in islands if i.state not in ("ready", "stopped")
     ]
     assert set(deliveries) <= {"done"}, deliveries
-    readies = check_announced(islands, notices, fake)
+    readies = check_announced(
+        people, [n for n in notices if n.island_id not in {i.id for i in warm}], fake
+    )
+    assert not [n for n in notices if n.island_id in {i.id for i in warm}]  # warm ones say nothing
     # nothing leaked: a pod for each live island and no other, a block for each, no other
     live = {i.pod_name for i in islands if i.state != "stopped"}
     assert set(cluster.pods()) == live
@@ -442,7 +449,9 @@ def check_settled(
         "deliveries": sum(s.deliveries for s in driver.sent),
         "starts_acknowledged": len(starts),
         "stops_acknowledged": len(stops),
-        "islands": len(islands),
+        "islands": len(people),
+        "claimed_from_pool": sum(1 for i in people if i.claimed_at is not None),
+        "warm_at_end": len([i for i in warm if i.state == "ready"]),
         "ready_replies": readies,
         "notices": len(notices),
         "in_digests": sum(1 for i in islands if i.chat_digest),

@@ -2,7 +2,8 @@
 own process under the shipped RBAC, the fake Slack Web API; SIGKILLed at random moments (some
 right after a burst of concurrent commands) and restarted, while signed ``/island start`` and
 owner ``/island stop`` requests keep coming; then the last bot settles everything. Afterwards:
-no acknowledged command lost or done twice, no island without its root message, exactly one
+no acknowledged command lost or done twice (starts served from a warm pool of
+dev islands the bots keep refilling, too), no island without its root message, exactly one
 ready reply per island that became ready, no notice doubled, no island stuck, no orphan pod, no
 leaked port block (``botprocs.check_settled``).
 
@@ -40,6 +41,7 @@ SEED = int(os.environ.get("ISLANDBOT_CHAOS_SEED", "20261201"))
 KILLS = int(os.environ.get("ISLANDBOT_CHAOS_KILLS", "15"))
 CHANNELS = [f"C0CHAOS{i}" for i in range(8)]  # each channel is paced at ~1 post a second
 PORTS = "36300-36899"  # 200 blocks
+POOL = 4  # warm dev islands: starts claim them (killed mid-claim too) while the keeper refills
 
 
 def burst(driver: Driver, rng: random.Random, first_user: int, count: int) -> None:
@@ -65,7 +67,8 @@ def test_sigkilled_bots_lose_nothing_and_announce_everything_once(
         fakeslack.serving(fake),
     ):
         db = migrated(db_url)
-        bot = Bot(bot_env(db_url, kube, fake, PORTS), free_port(), tmp_path / "bot.log").start()
+        env = {**bot_env(db_url, kube, fake, PORTS), "ISLANDBOT_POOLS": f"dev={POOL}"}
+        bot = Bot(env, free_port(), tmp_path / "bot.log").start()
         assert bot.up(), (tmp_path / "bot.log").read_text()[-3000:]
         driver = Driver(fake, [bot])
         stop = threading.Event()
@@ -114,3 +117,4 @@ def test_sigkilled_bots_lose_nothing_and_announce_everything_once(
             )
         )
         assert counts["starts_acknowledged"] >= 40 and counts["stops_acknowledged"] >= 3
+        assert counts["claimed_from_pool"] >= 1
