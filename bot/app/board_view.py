@@ -28,6 +28,7 @@ from bot.domain.permissions import Action
 from bot.domain.podspec import IslandParams
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import ClockRecord, IslandRecord, LogTail
+from bot.domain.pool import POOL_OWNER
 from bot.domain.states import IslandState
 from bot.infra.kubernetes.client import pod_memory_request
 from bot.infra.kubernetes.errors import KubeError
@@ -74,6 +75,8 @@ class BoardBranch:
     per_island: int  # the memory one island of the branch asks of its node
     nodes: tuple[BoardNode, ...]
     unplaced: int = 0  # live islands of the branch not yet on a node (they will take room)
+    warm: int = 0  # its warm pool's ready islands: handed out at once (their room is taken)
+    warming: int = 0  # its warm pool's islands still starting
 
     @property
     def room(self) -> int | None:
@@ -150,7 +153,8 @@ class BoardView:
             read = self.reads.board(people=self.actions.policy.admins)
         records = read.islands
         now = actions.clock()
-        islands = tuple(self._island(r, read.memory.get(r.id), now) for r in records)
+        people = [r for r in records if r.owner_id != POOL_OWNER]  # warm ones: apart
+        islands = tuple(self._island(r, read.memory.get(r.id), now) for r in people)
         clocks = self._clocks(records, read.clocks)
         nodes, error = self._node_views(frozenset((r.id, r.node) for r in records if r.node))
         return BoardSnapshot(
@@ -224,7 +228,14 @@ class BoardView:
         templates = self.actions.templates
         on_node: dict[str, int] = {}
         unplaced: dict[str, int] = {}
+        warm: dict[str, int] = {}
+        warming: dict[str, int] = {}
         for r in records:
+            if r.owner_id == POOL_OWNER:
+                if r.state == IslandState.READY:
+                    warm[r.branch] = warm.get(r.branch, 0) + 1
+                elif r.state not in (IslandState.FAILED, IslandState.STOPPING):
+                    warming[r.branch] = warming.get(r.branch, 0) + 1
             if r.node:
                 on_node[r.node] = on_node.get(r.node, 0) + 1
             elif r.state in _ON_THEIR_WAY:
@@ -250,6 +261,8 @@ class BoardView:
                         for n in sorted(mine, key=lambda n: n.name)
                     ),
                     unplaced.get(branch, 0),
+                    warm.get(branch, 0),
+                    warming.get(branch, 0),
                 )
             )
         return tuple(out)

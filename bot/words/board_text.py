@@ -117,10 +117,18 @@ def memory_row(used: int, limit: int | None) -> str:
     return f"{used * 100 // limit // 5 * 5} % of {memory_size(limit)}"
 
 
-def room(branch: str, count: int | None) -> str:
+def room(branch: str, count: int | None, warm: int = 0, warming: int = 0) -> str:
+    """``count``: more islands the nodes fit; ``warm``: ready ones of the branch's pool, which
+    hold their room already and are handed out at once; ``warming``: pool ones starting."""
+    starting = f", {warming} more warming up" if warming else ""
     if count is None:
-        return f"room for {branch} islands unknown (they ask no memory)"
-    return f"room for {count} more {branch} island{'' if count == 1 else 's'}"
+        told = f"room for {branch} islands unknown (they ask no memory)"
+        return told + (f"; {warm} warm ready{starting}" if warm or warming else "")
+    total = count + warm
+    told = f"room for {total} more {branch} island{'' if total == 1 else 's'}"
+    if warm or warming:
+        told += f", {warm} of them warm{starting}"
+    return told
 
 
 def node_load(requested: int, allocatable: int, islands: int) -> str:

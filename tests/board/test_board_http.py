@@ -362,3 +362,29 @@ def test_home_has_no_board_link_where_the_bot_is_kept_to_some_channels(
         assert "team board" not in home.text and "Your islands" in home.text
         demo.handle("/island board")  # from the allowed channel: a link
         until(lambda: any("pass=" in e.text for e in demo.chat.events if e.kind == "ephemeral"))
+
+
+def test_warm_islands_are_shown_apart_from_people_s(db_url: str, tmp_path: Path) -> None:
+    with demo_on(db_url, tmp_path, pools={"dev": 2}) as (demo, _sim):
+        warm = until(
+            lambda: (
+                ids
+                if len(
+                    ids := [
+                        i.id
+                        for i in demo.islands.live()
+                        if i.owner_id == "islandbot-pool" and i.state == "ready"
+                    ]
+                )
+                == 2
+                else None
+            )
+        )
+        page = signed_in(demo).get("/board").body
+        for n in warm:
+            assert f'id="island-{n}"' not in page  # not among the people's islands
+        assert re.search(r"room for \d+ more dev islands, 2 of them warm", page)
+        mine = start(demo, "alice", "dev")
+        assert mine == min(warm)  # handed out at once: a row of alice's now
+        page = signed_in(demo).get("/board").body
+        assert "alice" in _row(page, mine) and "ready" in _row(page, mine)

@@ -80,6 +80,10 @@ def test_expiry_is_shown_to_the_minute(delta: timedelta, text: str) -> None:
 def test_room_and_node_load_read_well() -> None:
     assert board_text.room("dev", 1) == "room for 1 more dev island"
     assert board_text.room("dev", 0) == "room for 0 more dev islands"
+    assert board_text.room("dev", 3, 2) == "room for 5 more dev islands, 2 of them warm"
+    assert board_text.room("dev", 0, 1, 1) == (
+        "room for 1 more dev island, 1 of them warm, 1 more warming up"
+    )
     assert (
         board_text.node_load(2 * 2**30, 16 * 2**30, 1) == "2Gi of 16Gi requested (12 %), 1 island"
     )
