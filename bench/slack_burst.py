@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bench.common import pct
+from bot.domain.pool import POOL_OWNER
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Island, OutboxMessage
 from tests import fakeslack
@@ -73,10 +74,11 @@ def _epoch(at: datetime) -> float:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
-def measure(db: Database, fake: fakeslack.FakeSlack) -> dict[str, Any] | None:
-    """The figures, or None while not every island is ready, told and shown ready."""
+def measure(db: Database, fake: fakeslack.FakeSlack, began: float = 0.0) -> dict[str, Any] | None:
+    """The figures, or None while not every island is ready, told and shown ready (warm pool
+    islands nobody claimed left out). ``began``: when the burst's commands were sent."""
     with db.engine.connect() as conn:
-        islands = list(conn.execute(select(Island)).all())
+        islands = [i for i in conn.execute(select(Island)).all() if i.owner_id != POOL_OWNER]
         notices = list(
             conn.execute(
                 select(
@@ -106,6 +108,7 @@ def measure(db: Database, fake: fakeslack.FakeSlack) -> dict[str, Any] | None:
                 shown.setdefault((int(island_id), message["ts"]), at)  # type: ignore[arg-type]
     owner_told: list[float] = []
     root_ready: list[float] = []
+    from_command: list[float] = []
     for island in islands:
         ready = _epoch(island.ready_at)
         if island.id not in told:
@@ -115,7 +118,22 @@ def measure(db: Database, fake: fakeslack.FakeSlack) -> dict[str, Any] | None:
             return None
         owner_told.append(max(0.0, told[island.id] - ready))
         root_ready.append(max(0.0, at - ready))
-    return {"owner_told": owner_told, "root_ready": root_ready, "islands": len(islands)}
+        from_command.append(told[island.id] - began)
+    return {
+        "owner_told": owner_told,
+        "root_ready": root_ready,
+        "from_command": from_command,
+        "islands": len(islands),
+    }
+
+
+def pool_ready(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return len(
+            conn.execute(
+                select(Island.id).where(Island.owner_id == POOL_OWNER, Island.state == "ready")
+            ).all()
+        )
 
 
 def main() -> int:
@@ -125,6 +143,9 @@ def main() -> int:
     parser.add_argument("--mysql", default=None, help="a MariaDB URL: run on a scratch database")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the bot's log here")
+    parser.add_argument(
+        "--pool", type=int, default=0, help="a warm dev pool of this size, full before the burst"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
         tmp = Path(d)
@@ -136,7 +157,7 @@ def main() -> int:
         db = migrated(db_url)
         stack.callback(db.engine.dispose)
         fake = fakeslack.FakeSlack()  # Slack's published limits
-        count = max(3, -(-args.starts // 40))  # 64Gi nodes hold 42 islands of 1500Mi each
+        count = max(3, -(-(args.starts + args.pool) // 40))  # 64Gi: 42 islands of 1500Mi
         nodes = ";".join(
             f"dev-{i}:branch=dev,memory=64Gi,pods=200,ip=127.0.0.{i + 1}"
             for i in range(1, count + 1)
@@ -145,7 +166,11 @@ def main() -> int:
             cluster(tmp, boot_delay=args.boot_delay, nodes=nodes) as kube,
             fakeslack.serving(fake),
         ):
-            bot = Bot(bench_env(db_url, kube.bot_kubeconfig, fake), free_port(), tmp / "bot.log")
+            env = {
+                **bench_env(db_url, kube.bot_kubeconfig, fake),
+                "ISLANDBOT_POOLS": f"dev={args.pool}",
+            }
+            bot = Bot(env, free_port(), tmp / "bot.log")
             bot.start()
             if not bot.up():
                 print((tmp / "bot.log").read_text()[-3000:], file=sys.stderr)
@@ -153,6 +178,9 @@ def main() -> int:
             try:
                 driver = Driver(fake, [bot])
                 driver.command("U0WARMUP", "help", CHANNEL)
+                warm_by = time.monotonic() + args.timeout
+                while pool_ready(db) < args.pool and time.monotonic() < warm_by:
+                    time.sleep(0.5)
                 calls_before = len(fake.calls)
                 limited_before = fake.rate_limited
                 gate = threading.Barrier(args.starts)
@@ -163,6 +191,7 @@ def main() -> int:
 
                 threads = [threading.Thread(target=start, args=(n,)) for n in range(args.starts)]
                 began = time.monotonic()
+                began_wall = time.time()
                 for t in threads:
                     t.start()
                 for t in threads:
@@ -171,7 +200,7 @@ def main() -> int:
                 result = None
                 deadline = began + args.timeout
                 while time.monotonic() < deadline:
-                    result = measure(db, fake)
+                    result = measure(db, fake, began_wall)
                     if result is not None and result["islands"] >= acked:
                         break
                     time.sleep(0.5)
@@ -185,6 +214,7 @@ def main() -> int:
         print(log_tail, file=sys.stderr)
     owner = result["owner_told"] if result else []
     root = result["root_ready"] if result else []
+    command = result["from_command"] if result else []
     calls = len(fake.calls) - calls_before
     summary = {
         "bench": "slack_burst",
@@ -194,6 +224,9 @@ def main() -> int:
         "owner_told_s_p50": round(pct(owner, 50), 2) if owner else None,
         "owner_told_s_p99": round(pct(owner, 99), 2) if owner else None,
         "owner_told_s_max": round(max(owner), 2) if owner else None,
+        "pool": args.pool,
+        "command_to_owner_told_s_p50": round(pct(command, 50), 2) if command else None,
+        "command_to_owner_told_s_p99": round(pct(command, 99), 2) if command else None,
         "root_ready_s_p50": round(pct(root, 50), 2) if root else None,
         "root_ready_s_p99": round(pct(root, 99), 2) if root else None,
         "rate_limited": fake.rate_limited - limited_before,

@@ -26,9 +26,9 @@ from bot.domain.errors import UserError
 from bot.domain.lifecycle_rules import Failure, FailureKind
 from bot.domain.permissions import Action
 from bot.domain.podspec import IslandParams
+from bot.domain.pool import POOL_OWNER
 from bot.domain.port_blocks import named_ports
 from bot.domain.records import ClockRecord, IslandRecord, LogTail
-from bot.domain.pool import POOL_OWNER
 from bot.domain.states import IslandState
 from bot.infra.kubernetes.client import pod_memory_request
 from bot.infra.kubernetes.errors import KubeError

@@ -19,8 +19,8 @@ from datetime import timedelta
 
 from bot.app.clock_actions import ClockActions, ClockSettings
 from bot.app.island_actions import ActionSettings, IslandActions
-from bot.app.pool_keeper import PoolKeeper
 from bot.app.notices import Notifier
+from bot.app.pool_keeper import PoolKeeper
 from bot.app.reconcile.deliver import DeliveryPolicy
 from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
 from bot.chat.front import ChatFront, FrontSettings

@@ -10,7 +10,8 @@ Create Date: 2026-12-03
 - ``pools``: one row per branch that has or had a pool: the size an admin set from chat (None:
   the deployment's), when the branch's code was last said to have changed (``refreshed_at``),
   and the newest code version its islands registered with.
-- ``pool_days``: claims and misses per branch and UTC day, counted in the start's transaction.
+- ``pool_days``: claims and misses per branch and UTC day, counted in the start's transaction,
+  spread over a few rows (``shard``) so that concurrent claims do not queue on one row lock.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def upgrade() -> None:
         "pool_days",
         sa.Column("branch", sa.String(63), nullable=False),
         sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("shard", sa.Integer(), nullable=False),
         sa.Column("claims", sa.Integer(), server_default="0", nullable=False),
         sa.Column("misses", sa.Integer(), server_default="0", nullable=False),
-        sa.PrimaryKeyConstraint("branch", "day"),
+        sa.PrimaryKeyConstraint("branch", "day", "shard"),
     )
 
 

@@ -13,6 +13,7 @@ applies it and says "ready" then).
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from datetime import datetime, timedelta
@@ -78,6 +79,7 @@ _HAND_OVER = (
         expiry_warned_at=None,
     )
 )
+COUNT_SHARDS = 16  # rows a day's counts are spread over
 TYPICAL_OF = 20  # the last ready islands of a branch that say how long a fresh one takes
 
 
@@ -214,8 +216,14 @@ def _clock_request(conn: Connection, island_id: int, req: StartRequest, now: dat
 def count(
     conn: Connection, branch: str, now: datetime, *, claims: int = 0, misses: int = 0
 ) -> None:
-    """Add to the branch's claims and misses of the day (UTC)."""
-    values = {"branch": branch, "day": now.strftime("%Y-%m-%d"), "claims": claims, "misses": misses}
+    """Add to the branch's claims and misses of the day (UTC), in one of its shards."""
+    values = {
+        "branch": branch,
+        "day": now.strftime("%Y-%m-%d"),
+        "shard": random.randrange(COUNT_SHARDS),  # noqa: S311 - spreading locks, not secrets
+        "claims": claims,
+        "misses": misses,
+    }
     if conn.dialect.name == "mysql":
         up = mysql_insert(_days).values(values)
         conn.execute(
@@ -228,7 +236,7 @@ def count(
     lite = sqlite_insert(_days).values(values)
     conn.execute(
         lite.on_conflict_do_update(
-            index_elements=[_days.c.branch, _days.c.day],
+            index_elements=[_days.c.branch, _days.c.day, _days.c.shard],
             set_={
                 "claims": _days.c.claims + lite.excluded.claims,
                 "misses": _days.c.misses + lite.excluded.misses,

@@ -144,9 +144,11 @@ class PoolStore:
 
         def read(conn: Connection) -> dict[str, PoolDayCount]:
             rows = conn.execute(
-                select(PoolDay.branch, PoolDay.claims, PoolDay.misses).where(PoolDay.day == day)
+                select(PoolDay.branch, func.sum(PoolDay.claims), func.sum(PoolDay.misses))
+                .where(PoolDay.day == day)
+                .group_by(PoolDay.branch)
             )
-            return {r.branch: PoolDayCount(r.claims, r.misses) for r in rows}
+            return {str(b): PoolDayCount(int(c), int(m)) for b, c, m in rows}
 
         return self.db.run(read, what="pool day counts", read_only=True)
 

@@ -386,11 +386,14 @@ class Pool(Base):
 
 
 class PoolDay(Base):
-    """Claims and misses of a branch's pool on one UTC day (``YYYY-MM-DD``)."""
+    """Claims and misses of a branch's pool on one UTC day (``YYYY-MM-DD``), summed over its
+    shards: each start adds to one picked at random, so that concurrent claims do not queue
+    on one row's lock."""
 
     __tablename__ = "pool_days"
 
     branch: Mapped[str] = mapped_column(String(63), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     misses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

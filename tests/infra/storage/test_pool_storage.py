@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot.domain.errors import QuotaExceeded
 from bot.domain.pool import POOL_OWNER, Miss, PoolUse, Recycle
@@ -82,7 +82,7 @@ def test_a_claim_takes_the_oldest_ready_island_and_tells_its_owner_at_once(
         kinds = conn.execute(
             select(OutboxMessage.kind, OutboxMessage.detail).where(OutboxMessage.island_id == first)
         ).all()
-        day = conn.execute(select(PoolDay.claims, PoolDay.misses)).one()
+        day = conn.execute(select(func.sum(PoolDay.claims), func.sum(PoolDay.misses))).one()
         entry = conn.execute(
             select(AuditEntry.detail).where(
                 AuditEntry.action == "start", AuditEntry.island_id == first
@@ -116,7 +116,7 @@ def test_what_a_warm_island_cannot_serve_goes_the_cold_way_saying_why(
                 OutboxMessage.kind == "pool_miss"
             )
         ).all()
-        day = conn.execute(select(PoolDay.claims, PoolDay.misses)).one()
+        day = conn.execute(select(func.sum(PoolDay.claims), func.sum(PoolDay.misses))).one()
     assert {i: d["why"] for i, d in misses} == {
         with_set.island_id: "options",
         empty.island_id: "empty",
@@ -187,7 +187,7 @@ def test_the_quota_counts_a_claim_and_a_refusal_changes_nothing(
     members = PoolStore(db, clock=clock).members()["dev"]
     assert len(members.members) == 1  # the fourth is still in its pool
     with db.engine.connect() as conn:
-        assert conn.execute(select(PoolDay.claims)).scalar_one() == 3
+        assert conn.execute(select(func.sum(PoolDay.claims))).scalar_one() == 3
 
 
 def test_recycling_is_guarded_a_claim_made_meanwhile_wins(
