@@ -28,6 +28,7 @@ bench: $(STAMP)  ## benchmarks; each prints one JSON object as its last line
 	$(BIN)/python -m bench.watcher
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.board
+	$(BIN)/python -m bench.pool
 	$(BIN)/python -m bench.slack_ack
 	$(BIN)/python -m bench.e2e
 
