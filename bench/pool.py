@@ -45,12 +45,14 @@ from bot.run.demo import CHANNEL, CHANNEL_NAME, Cluster, Demo
 from bot.run.settings_env import load_settings
 from tests.dbutil import migrated, scratch_mysql_database, sqlite_url
 
-READY = re.compile(r"island #(\d+) is ready on")
+READY = re.compile(r"island #(\d+) is ready on")  # the "ready" reply
+SHOWN = re.compile(r"island #(\d+) on \S+: ready\s+Host: \S")  # its root message, ready
 
 
 def burst(demo: Demo, users: list[str]) -> list[float]:
-    """``users`` type ``/island start dev`` at once; seconds from each one's command to their
-    "ready" reply."""
+    """``users`` type ``/island start dev`` at once; seconds from each one's command to the
+    first message telling them their island is ready with its host and ports: its "ready"
+    reply, or its root message (a warm island's is posted ready, naming its owner)."""
     seen = len(demo.chat.snapshot())
     typed: dict[str, float] = {}
     gate = threading.Barrier(len(users))
@@ -70,7 +72,8 @@ def burst(demo: Demo, users: list[str]) -> list[float]:
     deadline = time.monotonic() + 300
     while len(told) < len(users) and time.monotonic() < deadline:
         for e in demo.chat.snapshot()[seen:]:
-            if e.kind in ("reply", "post") and (m := READY.search(e.text)):
+            m = READY.search(e.text) or SHOWN.search(e.text)
+            if e.kind in ("reply", "post", "update") and m:
                 owner = owners.get(int(m.group(1)))
                 if owner is not None:
                     told.setdefault(owner, e.at.timestamp())

@@ -166,7 +166,24 @@ class Intake:
         return self.db.run(write, what="delivery released")
 
     def done(self, ticket: WorkTicket) -> None:
-        """Mark the request done, unless its change already did (or the claim was lost)."""
+        """Mark the request done, unless its change already did (or the claim was lost). A
+        read first: a change (a start, a stop) finishes its request in its own transaction,
+        and a read takes no write lock (SQLite has one writer)."""
+
+        def ours(conn: Connection) -> bool:
+            return (
+                conn.execute(
+                    select(Delivery.key).where(
+                        Delivery.key == ticket.key,
+                        Delivery.claimed_by == ticket.claim,
+                        Delivery.state == WORKING,
+                    )
+                ).first()
+                is not None
+            )
+
+        if not self.db.run(ours, what="delivery done?", read_only=True):
+            return
 
         def write(conn: Connection) -> None:
             try:
