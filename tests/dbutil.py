@@ -25,6 +25,7 @@ WIPE_ORDER = (
     "memory_samples",
     "server_secrets",
     "pools",
+    "code_versions",
     "pool_days",
     "islands",
     "users",

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from bot.app.clock_actions import ClockActions
 from bot.domain.commands import ListIslands, ListScope, Start
 from bot.domain.durations import format_duration
-from bot.domain.errors import Conflict, Forbidden, Refusal, UserError
+from bot.domain.errors import Conflict, Forbidden, IslandbotError, Refusal, UserError, log_failure
 from bot.domain.island_clock import out_of_bounds
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.permissions import Action, Policy
@@ -225,7 +225,10 @@ class IslandActions:
         if allocation.created:
             self.poke()
         if allocation.clock_request is not None and self.clocks is not None:
-            self.clocks.apply_claim(allocation.clock_request)  # then "ready" is said
+            try:
+                self.clocks.apply_claim(allocation.clock_request)  # then "ready" is said
+            except IslandbotError as exc:  # the start stands; the leader's resume finishes it
+                log_failure(log, f"island {allocation.island_id}: its clock not set now", exc)
         return allocation
 
     def pool_use(self, command: Start) -> PoolUse:

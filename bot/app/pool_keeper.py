@@ -58,6 +58,11 @@ class PoolKeeper:
         self.clock = clock
         self.poke = poke or (lambda: None)
         self.audit = AuditLog(store.db, clock=clock)
+        # people's islands a pool island was stopped for: each gets one, so that one island
+        # too big for any node cannot drain the pool (this leader's memory: a new leader may
+        # stop one more for it)
+        self._made_room_for: set[int] = set()
+        self._short_of_ports: set[str] = set()  # branches told to be short of port blocks
 
     def spec(self, branch: str, row: PoolRow | None) -> tuple[PoolSpec, str]:
         """The branch's pool in force, and where its size comes from."""
@@ -77,6 +82,7 @@ class PoolKeeper:
         rows = self.store.rows()
         members = self.store.members()
         waiting = self.store.waiting_for_room()
+        self._made_room_for &= {i for ids in waiting.values() for i in ids}
         done: dict[str, tuple[int, int]] = {}
         known = set(self.templates.branches)
         for branch in sorted(known | set(members)):
@@ -92,12 +98,14 @@ class PoolKeeper:
                 size = spec.size
             else:  # a branch whose profile is gone: its pool goes with it
                 spec, fresh, size = PoolSpec(), Freshness(timedelta(days=3650)), 0
-            the_plan = plan(
-                PoolFacts(size, fresh, pool.members, pool.stopping, waiting.get(branch, 0)), now
-            )
+            unserved = [i for i in waiting.get(branch, ()) if i not in self._made_room_for]
+            the_plan = plan(PoolFacts(size, fresh, pool.members, len(unserved)), now)
             if the_plan.is_empty:
                 continue
             recycled = self._recycle(branch, pool, the_plan.recycle)
+            placed = {m.id for m in pool.members if m.placed}
+            for_room = sum(1 for i, why in the_plan.recycle if why == Recycle.ROOM and i in placed)
+            self._made_room_for.update(unserved[:for_room])
             started = 0
             if the_plan.start:
                 started = len(
@@ -106,15 +114,19 @@ class PoolKeeper:
                         the_plan.start,
                         size=self.templates.block_size,
                         lives=spec.max_age + BACKSTOP,
+                        target=size,
                     )
                 )
-                if started < the_plan.start:
+                if started < the_plan.start and branch not in self._short_of_ports:
+                    self._short_of_ports.add(branch)  # said once, until it fills again
                     log.warning(
                         "%s pool: %d of %d islands started; no free port block for the rest",
                         branch,
                         started,
                         the_plan.start,
                     )
+                elif started == the_plan.start:
+                    self._short_of_ports.discard(branch)
             if started or recycled:
                 done[branch] = (started, recycled)
         if done:
@@ -157,7 +169,7 @@ class PoolKeeper:
                     branch,
                     spec.size,
                     source,
-                    None if row is None else row.size_set_by,
+                    None if row is None or source != "chat" else row.size_set_by,
                     spec.max_age,
                     states.count(IslandState.READY),
                     sum(s not in (IslandState.READY, IslandState.FAILED) for s in states),

@@ -76,6 +76,7 @@ class Member:
     created_at: datetime
     code_version: str | None  # what it registered with (None: not registered yet)
     placed: bool  # bound to a node (holds room there)
+    unschedulable: bool = False  # not placed: the scheduler found no room for it
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,7 @@ class PoolFacts:
     size: int  # the pool's size in force
     fresh: Freshness
     members: Sequence[Member]  # live and not stopping
-    stopping: int  # pool islands on their way out (their pods still hold room)
-    waiting_for_room: int  # people's islands of the branch the scheduler cannot place
+    waiting_for_room: int  # people's islands of the branch short of room, not yet made room for
 
 
 @dataclass(frozen=True)
@@ -120,22 +120,32 @@ class PoolPlan:
 
 
 def plan(facts: PoolFacts, now: datetime) -> PoolPlan:
-    """One round for one branch's pool: recycle what failed or went stale, make room for a
-    person waiting (one pool island per waiting island, counting those already stopping),
-    shrink to the size, and start what is missing unless someone waits for room."""
+    """One round for one branch's pool. Recycle what failed or went stale. For people whose
+    islands are short of room (``waiting_for_room``: each counted once, until room was made
+    for it): stop the pool islands that wait for room themselves (they would take room freed
+    before the person's), and one placed pool island per such person, those stale or failed
+    being stopped counting. Shrink to the size. Start what is missing, unless people wait for
+    room or pool islands do (the cluster is full: more would only wait and fail)."""
     recycle: list[tuple[int, Recycle]] = []
     kept: list[Member] = []
+    freed = 0  # room on nodes that recycling already frees
     for member in facts.members:
         if member.state == IslandState.FAILED:
             recycle.append((member.id, Recycle.FAILED))
+            freed += member.placed
             continue
         why = facts.fresh.stale(member, now)
         if why is not None:
             recycle.append((member.id, why))
+            freed += member.placed
         else:
             kept.append(member)
     kept.sort(key=_order)
-    room_needed = max(facts.waiting_for_room - facts.stopping - len(recycle), 0)
+    if facts.waiting_for_room:
+        for member in [m for m in kept if m.unschedulable and not m.placed]:
+            recycle.append((member.id, Recycle.ROOM))
+            kept.remove(member)
+    room_needed = max(facts.waiting_for_room - freed, 0)
     placed = [m for m in kept if m.placed]
     for member in placed[:room_needed]:
         recycle.append((member.id, Recycle.ROOM))
@@ -144,8 +154,15 @@ def plan(facts: PoolFacts, now: datetime) -> PoolPlan:
     for member in kept[: max(excess, 0)]:
         recycle.append((member.id, Recycle.SHRUNK))
     alive = min(len(kept), facts.size)
-    start = 0 if facts.waiting_for_room else max(facts.size - alive, 0)
+    crowded = facts.waiting_for_room or any(m.unschedulable and not m.placed for m in kept)
+    start = 0 if crowded else max(facts.size - alive, 0)
     return PoolPlan(start, tuple(recycle))
+
+
+def short_of_room(message: str | None) -> bool:
+    """The scheduler's reason says the nodes lack resources (memory, CPU): what stopping a
+    pool island of the branch can give (not a node selector, a taint or NotReady nodes)."""
+    return message is not None and "Insufficient " in message
 
 
 def _order(member: Member) -> tuple[int, float]:

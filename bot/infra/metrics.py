@@ -138,7 +138,7 @@ POOL_MISSES = Counter(
 )
 POOL_CLAIM_SECONDS = Histogram(
     "islandbot_pool_claim_seconds",
-    "The start's transaction that handed a warm island over (its lock wait included).",
+    "A start that was handed a warm island: its whole transaction, lock waits included.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )

@@ -331,8 +331,12 @@ def _demo_settings(settings: Settings, state: Path, *, keep: bool) -> Settings:
         if not keep:
             db_file.unlink(missing_ok=True)
         settings = replace(settings, database_url=f"sqlite:///{db_file}")
-    if "ISLANDBOT_POOLS" not in os.environ:  # warm dev islands, so that a start is instant
-        settings = replace(settings, pools=dict(DEMO_POOLS))
+    # warm dev islands, so that a start is instant: on the demo's own cluster only (never
+    # real pods on a cluster ISLANDBOT_KUBECONFIG names), for branches the templates have
+    branches = Path(settings.templates_dir) / "branches"
+    if "ISLANDBOT_POOLS" not in os.environ and settings.kubeconfig is None:
+        pools = {b: n for b, n in DEMO_POOLS.items() if (branches / f"{b}.yaml").is_file()}
+        settings = replace(settings, pools=pools)
     return settings
 
 

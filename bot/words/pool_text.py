@@ -21,10 +21,9 @@ _SOURCE = {
 def pools(shown: Sequence[PoolStatus], *, branch: str | None, now: datetime, tz: tzinfo) -> str:
     """``/island pool [BRANCH]``."""
     if not shown:
-        which = f"The {escape(branch)} branch has" if branch else "No branch has"
+        which = f"The {escape(branch)} branch has no warm pool" if branch else "No warm pools"
         return (
-            f"{which} no warm pool. Admins start one with `/island pool "
-            f"{escape(branch or '<branch>')} size=N`."
+            f"{which}. Admins start one with `/island pool {escape(branch or '<branch>')} size=N`."
         )
     lines = ["*Warm pools* (islands started ahead, handed out at once by `/island start`):"]
     for s in shown:
@@ -58,7 +57,11 @@ def size_set(status: PoolStatus, *, by_default: bool) -> str:
 
 def refreshed(branch: str, stale: int) -> str:
     if not stale:
-        return f"The {escape(branch)} pool will start its next islands on the current code."
+        name = escape(branch)
+        return (
+            f"No warm {name} island was started before now: whatever the {name} pool starts "
+            "from now on boots the current code."
+        )
     return (
         f"The {escape(branch)} pool's {stale} warm islands started before now are being "
         "renewed on the current code; none of them will be handed out."

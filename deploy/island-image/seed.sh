@@ -45,14 +45,16 @@ json_string() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'
 
 # The server code this island boots, as its registration reports it ("code"): the shared code
 # volume's VERSION file when CI writes one (its first line, printable ASCII), else a hash of
-# the volume's listing (names, sizes, modification times), which changes whenever CI updates
-# a file. Warm pool islands that booted other code than their branch's newest are renewed.
+# the volume's listing, names and sizes only (not times, owners or block counts, which differ
+# from node to node for the same code). Warm pool islands that booted other code than their
+# branch's newest are renewed: a VERSION file is the way to say exactly what changed.
 code_version() {
     dir=${ISLAND_SERVER_DIR:-/home/server}
     if [ -f "$dir/VERSION" ]; then
         head -n 1 "$dir/VERSION" | tr -cd '!-~' | cut -c1-100
     elif [ -d "$dir" ]; then
-        printf 'ls-%s' "$(ls -lRn "$dir" 2>/dev/null | sha256sum | cut -c1-16)"
+        listing=$(ls -lRn "$dir" 2>/dev/null | awk '$1 != "total" { print $5, $NF }')
+        printf 'ls-%s' "$(printf '%s' "$listing" | sha256sum | cut -c1-16)"
     fi
 }
 

@@ -10,6 +10,9 @@ Create Date: 2026-12-03
 - ``pools``: one row per branch that has or had a pool: the size an admin set from chat (None:
   the deployment's), when the branch's code was last said to have changed (``refreshed_at``),
   and the newest code version its islands registered with.
+- ``code_versions``: when each branch first saw each code version registered; the newest is
+  the one first seen last, so an island that booted old code registering late (a node CI has
+  not reached yet) never takes its branch back to that code.
 - ``pool_days``: claims and misses per branch and UTC day, counted in the start's transaction,
   spread over a few rows (``shard``) so that concurrent claims do not queue on one row lock.
 """
@@ -46,6 +49,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("branch"),
     )
     op.create_table(
+        "code_versions",
+        sa.Column("branch", sa.String(63), nullable=False),
+        sa.Column("version", sa.String(100), nullable=False),
+        sa.Column("first_seen_at", UTC_DATETIME, nullable=False),
+        sa.PrimaryKeyConstraint("branch", "version"),
+    )
+    op.create_table(
         "pool_days",
         sa.Column("branch", sa.String(63), nullable=False),
         sa.Column("day", sa.String(10), nullable=False),
@@ -58,6 +68,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("pool_days")
+    op.drop_table("code_versions")
     op.drop_table("pools")
     # plain ALTERs (SQLite >= 3.35 has DROP COLUMN), not batch mode, which would copy
     # ``islands`` into a new table that the rows referring to it do not allow (see 0012)

@@ -146,7 +146,7 @@ def test_demo_reads_standard_input_and_prints_json_lines(tmp_path: Path) -> None
 
 def test_demo_refuses_a_wait_that_times_out_with_exit_1(tmp_path: Path) -> None:
     (tmp_path / "demo.txt").write_text("/island start dev\nwait 0\n")
-    result = run("demo", "--script", "demo.txt", env={}, cwd=tmp_path)
+    result = run("demo", "--script", "demo.txt", env={"ISLANDBOT_POOLS": "dev=0"}, cwd=tmp_path)
     assert result.returncode == 1
     assert "Still not settled after 0 s: #1." in result.stdout
 

@@ -54,6 +54,10 @@ def test_anyone_sees_the_pools_and_only_admins_steer_them(db_url: str, tmp_path:
         demo.handle("@carol /island pool dev size=default")
         assert "back to the deployment's size: 2" in told(demo, "carol")
         until(lambda: len(warm(demo)) == 2)
+        demo.handle("@bob /island pool")
+        assert "2 ready, 0 starting of 2 (ISLANDBOT_POOLS);" in told(demo, "bob")  # not carol's
+        demo.handle("@bob /island pool weekly")
+        assert "The weekly branch has no warm pool." in told(demo, "bob")
 
         with demo.bot.db.engine.connect() as conn:
             audited = conn.execute(

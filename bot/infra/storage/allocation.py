@@ -17,6 +17,7 @@ Any refusal rolls the transaction back, so nothing is half-written; it is then a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -156,6 +157,7 @@ class Allocator(PortLayout):
                 intake.finish(conn, ticket)
             return allocation
 
+        began = time.monotonic()
         try:
             allocated = self.db.run(
                 lambda conn: done(conn, self._allocate(conn, req)), what="allocate"
@@ -175,6 +177,11 @@ class Allocator(PortLayout):
             self._audit_refusal(req, exc)
             raise
         assert allocated is not None
+        if allocated.claimed:  # counted once committed (a transaction may be run again)
+            metrics.POOL_CLAIMS.labels(branch=req.branch).inc()
+            metrics.POOL_CLAIM_SECONDS.observe(time.monotonic() - began)
+        elif allocated.miss is not None:
+            metrics.POOL_MISSES.labels(branch=req.branch, why=allocated.miss.value).inc()
         return allocated
 
     def _allocate(self, conn: Connection, req: StartRequest) -> Allocation:
@@ -228,7 +235,6 @@ class Allocator(PortLayout):
         island_id, name, first_port = made
         if miss is not None:  # the branch has a pool that could not serve this start
             pool_claims.count(conn, req.branch, now, misses=1)
-            metrics.POOL_MISSES.labels(branch=req.branch, why=miss.value).inc()
         if req.chat_channel is not None:  # its root message goes out first, from the outbox
             notices: list[NoticeSpec] = [
                 (Notice.ANNOUNCE, {"reply": dict(req.reply)} if req.reply else {})

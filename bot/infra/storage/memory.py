@@ -13,6 +13,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.memory_watch import WATCHED, MemoryPolicy, MemoryReading, MemoryWatch, judge
+from bot.domain.pool import POOL_OWNER
 from bot.infra.storage import outbox
 from bot.infra.storage.database import Database, database_now
 from bot.infra.storage.outbox import Fence
@@ -100,6 +101,9 @@ class MemoryStore:
                         Island.id.in_(sorted(by_island)),
                         Island.state.in_(WATCHED_VALUES),
                         Island.restart_requested_at.is_(None),
+                        # a warm pool island is nobody's to warn; locking it would also make
+                        # a claim skip it (SKIP LOCKED) and tell someone none was free
+                        Island.owner_id != POOL_OWNER,
                     )
                     .order_by(Island.id)
                     .with_for_update()

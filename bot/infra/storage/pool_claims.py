@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import statistics
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +26,6 @@ from bot.domain.lifecycle_rules import Notice
 from bot.domain.pool import CLAIM_CLOCK, POOL_OWNER, Miss
 from bot.domain.records import Allocation, Audit, NoticeSpec, StartRequest
 from bot.domain.states import IslandState
-from bot.infra import metrics
 from bot.infra.storage import audit, outbox
 from bot.infra.storage.tables import Base, ClockRequest, Island, Pool, PoolDay
 
@@ -89,7 +87,6 @@ def claim(conn: Connection, req: StartRequest, *, now: datetime) -> Allocation |
     chat, else the deployment's in ``req.pool``). The caller holds the owner's row (the quota
     is checked)."""
     assert req.pool is not None
-    began = time.monotonic()
     fresh = conn.execute(_FRESHNESS, {"branch": req.branch}).first()
     size = req.pool.size if fresh is None or fresh.size is None else fresh.size
     if size <= 0:
@@ -152,8 +149,6 @@ def claim(conn: Connection, req: StartRequest, *, now: datetime) -> Allocation |
         ),
         at=now,
     )
-    metrics.POOL_CLAIMS.labels(branch=req.branch).inc()
-    metrics.POOL_CLAIM_SECONDS.observe(time.monotonic() - began)
     return Allocation(
         row.id,
         row.pod_name,
@@ -168,14 +163,6 @@ def claim(conn: Connection, req: StartRequest, *, now: datetime) -> Allocation |
 
 def _ready_detail(row: Any) -> dict[str, Any]:
     return {"host": row.host_ip, "node": row.node, "warm": True}
-
-
-def ready_notice(conn: Connection, island_id: int) -> NoticeSpec:
-    """The "ready" a claimed island's owner is told once its clock is set (or could not be)."""
-    row = conn.execute(
-        select(_islands.c.host_ip, _islands.c.node).where(_islands.c.id == island_id)
-    ).one()
-    return (Notice.READY, _ready_detail(row))
 
 
 def _clock_request(conn: Connection, island_id: int, req: StartRequest, now: datetime) -> int:

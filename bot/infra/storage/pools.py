@@ -14,14 +14,14 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.domain.pool import POOL_OWNER, POOL_OWNER_NAME, Member, Recycle
+from bot.domain.pool import POOL_OWNER, POOL_OWNER_NAME, Member, Recycle, short_of_room
 from bot.domain.records import SYSTEM_ACTOR, Audit
 from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage import audit
 from bot.infra.storage.allocation import new_island, upsert_user
 from bot.infra.storage.database import Database
-from bot.infra.storage.tables import Island, Pool, PoolDay
+from bot.infra.storage.tables import CodeVersion, Island, Pool, PoolDay
 
 Fence = Callable[[Connection], None]  # inside a transaction: raise unless this replica leads
 _KEPT_STATES = tuple(v for v in LIVE_VALUES if v != IslandState.STOPPING.value)
@@ -80,6 +80,7 @@ class PoolStore:
                     Island.created_at,
                     Island.code_version,
                     Island.node,
+                    Island.unschedulable_message,
                 )
                 .where(Island.owner_id == POOL_OWNER, Island.state.in_(LIVE_VALUES))
                 .order_by(Island.id)
@@ -92,7 +93,12 @@ class PoolStore:
                     continue
                 kept.setdefault(r.branch, []).append(
                     Member(
-                        r.id, IslandState(r.state), r.created_at, r.code_version, r.node is not None
+                        r.id,
+                        IslandState(r.state),
+                        r.created_at,
+                        r.code_version,
+                        r.node is not None,
+                        r.node is None and r.unschedulable_message is not None,
                     )
                 )
             return {
@@ -102,20 +108,25 @@ class PoolStore:
 
         return self.db.run(read, what="pool members", read_only=True)
 
-    def waiting_for_room(self) -> dict[str, int]:
-        """People's islands, per branch, that the scheduler could not place yet."""
+    def waiting_for_room(self) -> dict[str, list[int]]:
+        """People's islands, per branch, that the scheduler could not place for want of
+        resources (``short_of_room``), lowest id first."""
 
-        def read(conn: Connection) -> dict[str, int]:
+        def read(conn: Connection) -> dict[str, list[int]]:
             rows = conn.execute(
-                select(Island.branch, func.count())
+                select(Island.id, Island.branch, Island.unschedulable_message)
                 .where(
                     Island.state == IslandState.CREATING.value,
                     Island.unschedulable_message.is_not(None),
                     Island.owner_id != POOL_OWNER,
                 )
-                .group_by(Island.branch)
+                .order_by(Island.id)
             ).all()
-            return {str(branch): int(n) for branch, n in rows}
+            waiting: dict[str, list[int]] = {}
+            for r in rows:
+                if short_of_room(r.unschedulable_message):
+                    waiting.setdefault(str(r.branch), []).append(int(r.id))
+            return waiting
 
         return self.db.run(read, what="islands waiting for room", read_only=True)
 
@@ -154,18 +165,36 @@ class PoolStore:
 
     # ---- the keeper's writes --------------------------------------------------------------------
 
-    def fill(self, branch: str, count: int, *, size: int, lives: timedelta) -> list[int]:
+    def fill(
+        self, branch: str, count: int, *, size: int, lives: timedelta, target: int | None = None
+    ) -> list[int]:
         """``count`` new pool islands of ``branch`` (ports of ``size``), each expiring after
-        ``lives`` (a backstop: the keeper recycles them at the pool's max age first). Fewer
-        when the port blocks run out. Returns their ids."""
+        ``lives`` (a backstop: the keeper recycles them at the pool's max age first); fewer
+        when the port blocks run out, or when that would make the pool larger than ``target``
+        (counted under the lock of the branch's ``pools`` row: a keeper that lost the lead
+        meanwhile and its successor cannot both fill it). Returns their ids."""
 
         def write(conn: Connection) -> list[int]:
             if self.fence is not None:
                 self.fence(conn)
             now = self.clock()
+            wanted = count
+            if target is not None:
+                _ensure(conn, branch)
+                conn.execute(select(Pool.branch).where(Pool.branch == branch).with_for_update())
+                kept = conn.execute(
+                    select(func.count()).where(
+                        Island.owner_id == POOL_OWNER,
+                        Island.branch == branch,
+                        Island.state.in_(_KEPT_STATES),
+                    )
+                ).scalar_one()
+                wanted = min(count, max(target - int(kept), 0))
+            if wanted <= 0:
+                return []
             upsert_user(conn, POOL_OWNER, POOL_OWNER_NAME, now)
             made = []
-            for _ in range(count):
+            for _ in range(wanted):
                 island = new_island(
                     conn,
                     size=size,
@@ -261,6 +290,7 @@ class PoolStore:
                     Island.owner_id == POOL_OWNER,
                     Island.branch == branch,
                     Island.state.in_(_KEPT_STATES),
+                    Island.state != IslandState.FAILED.value,  # replaced anyway
                     Island.created_at < now,
                 )
             ).scalar_one()
@@ -275,20 +305,35 @@ class PoolStore:
 
 
 def note_code_version(conn: Connection, branch: str, version: str, now: datetime) -> None:
-    """An island of ``branch`` registered having booted ``version``: the branch's newest from
-    now on (registrations come as islands boot, so the latest is the newest code)."""
+    """An island of ``branch`` registered having booted ``version``. The branch's newest is
+    the version first seen last: islands register as they boot, so a new version shows up with
+    the first island that boots it, and one that booted old code registering late (a node CI
+    has not reached yet) does not take the branch back to it."""
+    row = {"branch": branch, "version": version, "first_seen_at": now}
+    if conn.dialect.name == "mysql":
+        first = mysql_insert(CodeVersion).values(row)
+        conn.execute(first.on_duplicate_key_update(version=first.inserted.version))
+    else:
+        conn.execute(sqlite_insert(CodeVersion).values(row).on_conflict_do_nothing())
+    newest = conn.execute(
+        select(CodeVersion.version)
+        .where(CodeVersion.branch == branch)
+        .order_by(CodeVersion.first_seen_at.desc(), CodeVersion.version)
+        .limit(1)
+    ).scalar_one()
     _ensure(conn, branch)
     conn.execute(
         update(Pool)
-        .where(Pool.branch == branch, Pool.code_version.is_distinct_from(version))
-        .values(code_version=version, code_seen_at=now)
+        .where(Pool.branch == branch, Pool.code_version.is_distinct_from(newest))
+        .values(code_version=newest, code_seen_at=now)
     )
 
 
 def _ensure(conn: Connection, branch: str) -> None:
     """The branch's ``pools`` row exists (made empty if it did not)."""
     if conn.dialect.name == "mysql":
-        conn.execute(mysql_insert(Pool).values(branch=branch).prefix_with("IGNORE"))
+        made = mysql_insert(Pool).values(branch=branch)
+        conn.execute(made.on_duplicate_key_update(branch=made.inserted.branch))
     else:
         conn.execute(sqlite_insert(Pool).values(branch=branch).on_conflict_do_nothing())
 

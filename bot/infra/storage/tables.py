@@ -385,6 +385,17 @@ class Pool(Base):
     code_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class CodeVersion(Base):
+    """When a branch first saw a version of its server code registered (the newest is the one
+    first seen last: a late registration of old code never takes the branch back to it)."""
+
+    __tablename__ = "code_versions"
+
+    branch: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class PoolDay(Base):
     """Claims and misses of a branch's pool on one UTC day (``YYYY-MM-DD``), summed over its
     shards: each start adds to one picked at random, so that concurrent claims do not queue

@@ -246,16 +246,49 @@ def test_a_fenced_keeper_writes_nothing(
     assert IslandStore(db).live() == [] and allocator.usage().held == 0
 
 
-def test_people_waiting_for_room_are_counted_per_branch(
+def test_people_short_of_room_are_listed_per_branch(
     db: Database, clock: FakeClock, allocator: Allocator
 ) -> None:
-    island = allocator.allocate(start(pool=None)).island_id
-    db.run(
-        lambda conn: conn.execute(
-            update(Island)
-            .where(Island.id == island)
-            .values(state="creating", unschedulable_message="0/2 nodes are available")
-        ),
-        what="unschedulable",
-    )
-    assert PoolStore(db, clock=clock).waiting_for_room() == {"dev": 1}
+    short = allocator.allocate(start(pool=None)).island_id
+    selector = allocator.allocate(start("U2BOB", pool=None)).island_id
+    (warm_one,) = warm(db, clock, 1)
+    reasons = {
+        short: "0/2 nodes are available: 2 Insufficient memory.",
+        selector: "0/2 nodes are available: 2 node(s) didn't match node selector.",
+        warm_one: "0/2 nodes are available: 2 Insufficient memory.",  # a pool island's own
+    }
+    for island_id, reason in reasons.items():
+        db.run(
+            lambda conn, i=island_id, r=reason: conn.execute(
+                update(Island)
+                .where(Island.id == i)
+                .values(state="creating", unschedulable_message=r, node=None)
+            ),
+            what="unschedulable",
+        )
+    store = PoolStore(db, clock=clock)
+    assert store.waiting_for_room() == {"dev": [short]}  # only room a pool island can give
+    (member,) = store.members()["dev"].members
+    assert member.unschedulable and not member.placed
+
+
+def test_the_newest_code_is_the_one_first_seen_last(db: Database, clock: FakeClock) -> None:
+    def seen(version: str) -> str | None:
+        clock.now += timedelta(minutes=1)
+        db.run(lambda conn: pools.note_code_version(conn, "dev", version, clock.now), what="code")
+        return PoolStore(db, clock=clock).rows()["dev"].code_version
+
+    assert seen("v1") == "v1"
+    assert seen("v2") == "v2"
+    # an island that booted v1 on a node CI has not reached yet registers late
+    assert seen("v1") == "v2"
+    assert seen("v3") == "v3"
+
+
+def test_a_fill_never_makes_the_pool_larger_than_its_target(db: Database, clock: FakeClock) -> None:
+    make_allocator(db, last=30089, clock=clock)
+    store = PoolStore(db, clock=clock)
+    assert len(store.fill("dev", 2, size=3, lives=DAY, target=3)) == 2
+    # a keeper that lost the lead, and its successor, both decide to start 2
+    assert len(store.fill("dev", 2, size=3, lives=DAY, target=3)) == 1
+    assert store.fill("dev", 2, size=3, lives=DAY, target=3) == []
