@@ -37,6 +37,8 @@ def upgrade() -> None:
     with op.batch_alter_table("islands") as batch:
         batch.add_column(sa.Column("claimed_at", UTC_DATETIME, nullable=True))
         batch.add_column(sa.Column("code_version", sa.String(100), nullable=True))
+    # a branch's latest islands (how long a fresh one takes, told when a start misses the pool)
+    op.create_index("ix_islands_branch_id", "islands", ["branch", "id"])
     op.create_table(
         "pools",
         sa.Column("branch", sa.String(63), nullable=False),
@@ -70,6 +72,7 @@ def downgrade() -> None:
     op.drop_table("pool_days")
     op.drop_table("code_versions")
     op.drop_table("pools")
+    op.drop_index("ix_islands_branch_id", "islands")
     # plain ALTERs (SQLite >= 3.35 has DROP COLUMN), not batch mode, which would copy
     # ``islands`` into a new table that the rows referring to it do not allow (see 0012)
     op.drop_column("islands", "code_version")

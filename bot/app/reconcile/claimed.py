@@ -17,8 +17,12 @@ from bot.infra.kubernetes.views import PodView
 
 
 def claimed_unlabelled(island: IslandRecord, view: PodView) -> bool:
-    """A claimed island whose pod still names another owner (its pool)."""
-    return island.claimed_at is not None and view.owner_id != label_value(island.owner_id)
+    """A claimed island whose pod still names another owner (its pool), or does not say when
+    it was claimed (a new pod after a restart)."""
+    return island.claimed_at is not None and (
+        view.owner_id != label_value(island.owner_id)
+        or ANNOTATION_CLAIMED_AT not in view.annotations
+    )
 
 
 def relabel_claimed(kube: Kube, island: IslandRecord) -> None:

@@ -103,6 +103,7 @@ class Island(Base):
         _state_check(),
         Index("ix_islands_owner_id_state", "owner_id", "state"),
         Index("ix_islands_state", "state"),
+        Index("ix_islands_branch_id", "branch", "id"),  # a branch's latest (a pool's miss)
         {"sqlite_autoincrement": True},  # SQLite: never reuse an id, even the highest
     )
 
