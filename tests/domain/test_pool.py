@@ -16,6 +16,7 @@ from bot.domain.pool import (
     Recycle,
     plan,
     servable,
+    short_of_room,
 )
 from bot.domain.states import IslandState
 
@@ -39,10 +40,9 @@ def facts(
     *members: Member,
     size: int = 3,
     fresh: Freshness = FRESH,
-    stopping: int = 0,
     waiting: int = 0,
 ) -> PoolFacts:
-    return PoolFacts(size, fresh, members, stopping, waiting)
+    return PoolFacts(size, fresh, members, waiting)
 
 
 def test_an_empty_pool_is_filled_to_its_size() -> None:
@@ -102,14 +102,31 @@ def test_people_waiting_for_room_come_first() -> None:
     # one person waits: one placed pool island goes (the one least spent), none is started
     p = plan(facts(ready, starting, unplaced, waiting=1), NOW)
     assert p == PoolPlan(recycle=((2, Recycle.ROOM),))
-    # one already on its way out counts: nothing more is stopped
-    assert plan(facts(ready, unplaced, stopping=1, waiting=1), NOW).is_empty
-    # a failed member being recycled makes room too
+    # a failed placed member being recycled makes that room: nothing more is stopped
     p = plan(facts(ready, member(4, S.FAILED), waiting=1), NOW)
     assert p == PoolPlan(recycle=((4, Recycle.FAILED),))
+    # a failed member never placed makes none
+    p = plan(facts(ready, member(4, S.FAILED, placed=False), waiting=1), NOW)
+    assert p == PoolPlan(recycle=((4, Recycle.FAILED), (1, Recycle.ROOM)))
     # two wait: two placed ones go; an unplaced one holds no room and stays
     p = plan(facts(ready, starting, unplaced, waiting=2), NOW)
     assert p.recycle == ((2, Recycle.ROOM), (1, Recycle.ROOM)) and p.start == 0
+
+
+def test_pool_islands_waiting_for_room_give_way_and_stop_the_refill() -> None:
+    stuck = Member(3, S.CREATING, NOW, None, placed=False, unschedulable=True)
+    # a person waits: the pool island queued for room goes too, or it would take room first
+    p = plan(facts(member(1), stuck, waiting=1), NOW)
+    assert p == PoolPlan(recycle=((3, Recycle.ROOM), (1, Recycle.ROOM)))
+    # nobody waits, but the cluster is full: no more pool islands to wait and fail
+    assert plan(facts(member(1), stuck, size=4), NOW).is_empty
+
+
+def test_only_a_shortage_of_resources_is_room_a_pool_island_can_give() -> None:
+    assert short_of_room("0/2 nodes are available: 2 Insufficient memory.")
+    assert short_of_room("0/3 nodes are available: 3 Insufficient cpu.")
+    assert not short_of_room("0/2 nodes are available: 2 node(s) didn't match node selector.")
+    assert not short_of_room(None)
 
 
 def test_only_starts_with_no_set_can_be_served_warm() -> None:

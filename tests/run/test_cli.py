@@ -171,9 +171,9 @@ def test_demo_hands_out_a_warm_island_at_once_and_says_why_another_start_is_fres
     events = [json.loads(line) for line in result.stdout.splitlines()][1:]
     said = [(e["kind"], e.get("text", "")) for e in events]
     warm = [t for k, t in said if k == "reply" and "(a warm island, handed over at once)" in t]
-    assert len(warm) == 1 and "<@alice> island #1 is ready on 127.0.0." in warm[0]
+    assert len(warm) == 1 and "@alice island #1 is ready on 127.0.0." in warm[0]
     assert any("cannot take `set` options" in t and "fresh one" in t for _, t in said)
-    fresh = [t for k, t in said if k == "reply" and "<@bob> island" in t and "is ready" in t]
+    fresh = [t for k, t in said if k == "reply" and "@bob island" in t and "is ready" in t]
     assert len(fresh) == 1 and "warm island" not in fresh[0]
     db = tmp_path / ".islandbot-demo" / "islandbot.db"
     engine = sa.create_engine(f"sqlite:///{db}")

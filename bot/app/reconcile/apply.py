@@ -159,6 +159,8 @@ class Applier:
             for fresh, token in zip(self.rows.begin_creates(recorded), tokens, strict=True)
             if fresh is not None  # the others moved on since the tick read them
         ]
+        if began:  # a pod created cannot be taken back: only while this replica still leads
+            self.rows.check_leading()  # (a pause since the recording write: the successor's)
 
         def send(item: tuple[IslandRecord, str]) -> PodView | Exception:
             fresh, token = item
