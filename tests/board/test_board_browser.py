@@ -41,7 +41,7 @@ class DemoProcess:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("ISLANDBOT_", "SLACK_"))}
         self.proc = subprocess.Popen(
             [ISLANDBOT, "demo", "--state-dir", str(cwd / "demo")],
-            env=clean,
+            env={**clean, "ISLANDBOT_POOLS": "dev=0"},  # the islands it types are #1, #2...
             cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
