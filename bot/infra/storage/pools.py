@@ -7,7 +7,7 @@ islands recycled (stopping), each guarded so that a claim made meanwhile wins.""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, select, update
@@ -38,6 +38,9 @@ class PoolRow:
     refreshed_at: datetime | None = None
     code_version: str | None = None
     code_seen_at: datetime | None = None
+
+
+_ROW_COLUMNS = tuple(Pool.__table__.c[f.name] for f in fields(PoolRow))  # a row as PoolRow
 
 
 @dataclass(frozen=True)
@@ -133,18 +136,7 @@ class PoolStore:
     def rows(self) -> dict[str, PoolRow]:
         def read(conn: Connection) -> dict[str, PoolRow]:
             return {
-                r.branch: PoolRow(**dict(r._mapping))
-                for r in conn.execute(
-                    select(
-                        Pool.branch,
-                        Pool.size,
-                        Pool.size_set_by,
-                        Pool.size_set_at,
-                        Pool.refreshed_at,
-                        Pool.code_version,
-                        Pool.code_seen_at,
-                    )
-                )
+                r.branch: PoolRow(**dict(r._mapping)) for r in conn.execute(select(*_ROW_COLUMNS))
             }
 
         return self.db.run(read, what="pools", read_only=True)
@@ -339,15 +331,5 @@ def _ensure(conn: Connection, branch: str) -> None:
 
 
 def _row(conn: Connection, branch: str) -> PoolRow:
-    r = conn.execute(
-        select(
-            Pool.branch,
-            Pool.size,
-            Pool.size_set_by,
-            Pool.size_set_at,
-            Pool.refreshed_at,
-            Pool.code_version,
-            Pool.code_seen_at,
-        ).where(Pool.branch == branch)
-    ).one()
+    r = conn.execute(select(*_ROW_COLUMNS).where(Pool.branch == branch)).one()
     return PoolRow(**dict(r._mapping))
