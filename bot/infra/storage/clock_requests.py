@@ -37,6 +37,47 @@ _TABLE = Base.metadata.tables[ClockRequest.__tablename__]
 COLUMNS = tuple(_TABLE.c[f.name] for f in fields(ClockRecord))
 
 
+def record_ask(
+    conn: Connection, island_id: int, ask: ClockAsk, now: datetime, **detail: Any
+) -> int:
+    """Inside the caller's transaction: the clock change asked for (being applied when it is
+    ``immediate``, else waiting for a decision) and its audit entry; returns its id."""
+    inserted = conn.execute(
+        insert(ClockRequest).values(
+            island_id=island_id,
+            requested_by=ask.requested_by,
+            requested_at=now,
+            from_offset_s=ask.from_offset_s,
+            to_offset_s=ask.to_offset_s,
+            kind=ask.kind,
+            target_at=ask.target_at,
+            state=APPLYING if ask.immediate else PENDING,
+            decided_by=ask.requested_by if ask.immediate else None,
+            decided_at=now if ask.immediate else None,
+            expires_at=ask.expires_at,
+            chat_channel=ask.chat_channel,
+        )
+    ).inserted_primary_key
+    assert inserted is not None
+    request_id = int(inserted[0])
+    audit.record(
+        conn,
+        Audit(
+            ask.requested_by,
+            "clock:shift" if ask.immediate else "clock:request",
+            island_id=island_id,
+            detail={
+                "from": ask.from_offset_s,
+                "to": ask.to_offset_s,
+                "request": request_id,
+                **detail,
+            },
+        ),
+        at=now,
+    )
+    return request_id
+
+
 def clock_record(row: Any) -> ClockRecord:
     return ClockRecord(**dict(row._mapping))
 
@@ -139,38 +180,7 @@ class ClockRequests:
             ask = decide(read_island(conn, island_id, lock=True))
             now = self.clock()
             superseded = self._supersede(conn, island_id, by=ask.requested_by, now=now)
-            inserted = conn.execute(
-                insert(ClockRequest).values(
-                    island_id=island_id,
-                    requested_by=ask.requested_by,
-                    requested_at=now,
-                    from_offset_s=ask.from_offset_s,
-                    to_offset_s=ask.to_offset_s,
-                    kind=ask.kind,
-                    target_at=ask.target_at,
-                    state=APPLYING if ask.immediate else PENDING,
-                    decided_by=ask.requested_by if ask.immediate else None,
-                    decided_at=now if ask.immediate else None,
-                    expires_at=ask.expires_at,
-                    chat_channel=ask.chat_channel,
-                )
-            ).inserted_primary_key
-            assert inserted is not None
-            request_id = int(inserted[0])
-            audit.record(
-                conn,
-                Audit(
-                    ask.requested_by,
-                    "clock:shift" if ask.immediate else "clock:request",
-                    island_id=island_id,
-                    detail={
-                        "from": ask.from_offset_s,
-                        "to": ask.to_offset_s,
-                        "request": request_id,
-                    },
-                ),
-                at=now,
-            )
+            request_id = record_ask(conn, island_id, ask, now)
             if not ask.immediate:
                 outbox.add(
                     conn, island_id, [(Notice.CLOCK_REQUESTED, {"request": request_id})], at=now

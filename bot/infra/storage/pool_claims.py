@@ -18,16 +18,16 @@ import statistics
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.pool import CLAIM_CLOCK, POOL_OWNER, Miss
-from bot.domain.records import Allocation, Audit, NoticeSpec, StartRequest
+from bot.domain.records import Allocation, Audit, ClockAsk, NoticeSpec, StartRequest
 from bot.domain.states import IslandState
-from bot.infra.storage import audit, outbox
-from bot.infra.storage.tables import Base, ClockRequest, Island, Pool, PoolDay
+from bot.infra.storage import audit, clock_requests, outbox
+from bot.infra.storage.tables import Base, Island, Pool, PoolDay
 
 _islands = Base.metadata.tables[Island.__tablename__]
 _pools = Base.metadata.tables[Pool.__tablename__]
@@ -168,36 +168,17 @@ def _ready_detail(row: Any) -> dict[str, Any]:
 def _clock_request(conn: Connection, island_id: int, req: StartRequest, now: datetime) -> int:
     """The claim's clock change, recorded as being applied (by its owner, at once)."""
     assert req.pool is not None and req.pool.at is not None
-    to = round((req.pool.at - now).total_seconds())
-    inserted = conn.execute(
-        insert(ClockRequest).values(
-            island_id=island_id,
-            requested_by=req.owner_id,
-            requested_at=now,
-            from_offset_s=0,
-            to_offset_s=to,
-            kind=CLAIM_CLOCK,
-            target_at=req.pool.at,
-            state="applying",
-            decided_by=req.owner_id,
-            decided_at=now,
-            expires_at=now + timedelta(hours=1),
-            chat_channel=req.chat_channel,
-        )
-    ).inserted_primary_key
-    assert inserted is not None
-    request_id = int(inserted[0])
-    audit.record(
-        conn,
-        Audit(
-            req.owner_id,
-            "clock:shift",
-            island_id=island_id,
-            detail={"from": 0, "to": to, "request": request_id, "claim": True},
-        ),
-        at=now,
+    ask = ClockAsk(
+        requested_by=req.owner_id,
+        from_offset_s=0,
+        to_offset_s=round((req.pool.at - now).total_seconds()),
+        kind=CLAIM_CLOCK,
+        target_at=req.pool.at,
+        immediate=True,
+        expires_at=now + timedelta(hours=1),
+        chat_channel=req.chat_channel,
     )
-    return request_id
+    return clock_requests.record_ask(conn, island_id, ask, now, claim=True)
 
 
 def count(
