@@ -15,14 +15,17 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
+from bot.domain.durations import format_duration
 from bot.domain.errors import Forbidden, Refusal, UserError
 from bot.domain.pool import (
+    HOLD_AFTER,
     MAX_POOL_SIZE,
     Freshness,
     PoolFacts,
     PoolSpec,
     PoolStatus,
     Recycle,
+    Streak,
     plan,
 )
 from bot.domain.records import Audit, Caller, Outcome
@@ -99,7 +102,10 @@ class PoolKeeper:
             else:  # a branch whose profile is gone: its pool goes with it
                 spec, fresh, size = PoolSpec(), Freshness(timedelta(days=3650)), 0
             unserved = [i for i in waiting.get(branch, ()) if i not in self._made_room_for]
-            the_plan = plan(PoolFacts(size, fresh, pool.members, len(unserved)), now)
+            streak = Streak() if row is None else row.streak
+            the_plan = plan(PoolFacts(size, fresh, pool.members, len(unserved), streak), now)
+            if the_plan.streak != streak:
+                self._note_streak(branch, streak, the_plan.streak)
             if the_plan.is_empty:
                 continue
             recycled = self._recycle(branch, pool, the_plan.recycle)
@@ -133,6 +139,19 @@ class PoolKeeper:
             log.info("warm pools: %s", {b: f"+{s} -{r}" for b, (s, r) in done.items()})
             self.poke()
         return done
+
+    def _note_streak(self, branch: str, was: Streak, now: Streak) -> None:
+        self.store.note_streak(branch, now)
+        if now.held_until is not None and now.held_until != was.held_until:
+            log.warning(
+                "%s pool: %d pool islands failed in a row; starting no more for %s, then one "
+                "at a time until one is ready",
+                branch,
+                now.failures,
+                format_duration(now.held_until - self.clock()),
+            )
+        elif not now.failures and was.failures >= HOLD_AFTER:
+            log.warning("%s pool: a new pool island is ready; filling the pool again", branch)
 
     def _recycle(
         self, branch: str, pool: PoolMembers, recycle: tuple[tuple[int, Recycle], ...]
@@ -179,6 +198,7 @@ class PoolKeeper:
                     0 if day is None else day.misses,
                     None if row is None else row.code_version,
                     None if row is None else row.refreshed_at,
+                    Streak() if row is None else row.streak,
                 )
             )
         return shown
@@ -187,8 +207,9 @@ class PoolKeeper:
         """Whether some branch's pool is below its size (its keeper has islands to start, or
         started ones not ready yet), unless people wait for its room."""
         waiting = self.store.waiting_for_room()
+        now = self.clock()
         for status in self.status():
-            if waiting.get(status.branch):
+            if waiting.get(status.branch) or status.streak.held(now):
                 continue
             if status.ready < status.size or status.starting or status.stopping:
                 return True

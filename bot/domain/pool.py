@@ -6,7 +6,10 @@ start the pool can serve (no ``set``: the pod is already made) takes the oldest 
 in one guarded write, and its owner, expiry and note become the person's. ``plan`` is what the
 keeper does about one branch's pool each round: which members to recycle, and how many to
 start. It never starts one while a person's island of the branch waits for room, and it stops
-pool islands to make room for people (the person first, always).
+pool islands to make room for people (the person first, always). A branch whose pool islands
+keep failing (an image that does not pull, a server that crashes at boot) is not fed new ones
+every second: after ``HOLD_AFTER`` failures in a row it waits (``backoff``), then starts one at
+a time until one boots.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ POOL_OWNER_NAME = "pool"  # their owner name: pod names read island-pool-<branch
 CLAIM_CLOCK = "claim"  # the kind of the clock request that sets a claimed island's clock
 MAX_POOL_SIZE = 100
 DEFAULT_MAX_AGE = timedelta(hours=24)
+HOLD_AFTER = 3  # pool islands failed in a row before the branch's pool holds off
+FIRST_HOLD = timedelta(seconds=30)
+LONGEST_HOLD = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -102,17 +108,60 @@ class Freshness:
 
 
 @dataclass(frozen=True)
+class Streak:
+    """A branch's pool islands that failed in a row: no pool island started after the last
+    of them has booted since. ``held_until``: no new pool island is started before then (the
+    keeper's clock)."""
+
+    failures: int = 0
+    last_id: int | None = None  # the newest of them (ids grow: a later island has a larger one)
+    held_until: datetime | None = None
+
+    def held(self, now: datetime) -> bool:
+        return self.held_until is not None and now < self.held_until
+
+    def after(self, members: Sequence[Member], failed: Sequence[int], now: datetime) -> Streak:
+        """The streak after a round that saw ``members`` and recycled the ``failed`` ones: over
+        once a pool island started after the last failure is ready (the branch boots); each
+        failure lengthens it, and from ``HOLD_AFTER`` on holds the pool (``backoff``)."""
+        streak = self
+        if self.last_id is not None and any(
+            m.state == IslandState.READY and m.id > self.last_id for m in members
+        ):
+            streak = Streak()
+        if not failed:
+            return streak
+        failures = streak.failures + len(failed)
+        hold = backoff(failures)
+        return Streak(
+            failures, max([*failed, streak.last_id or 0]), None if hold is None else now + hold
+        )
+
+
+def backoff(failures: int) -> timedelta | None:
+    """How long a pool holds off after ``failures`` of its islands failed in a row: not at
+    all below ``HOLD_AFTER`` (a node going away fails a few at once), then 30 s, doubling with
+    each further failure, at most 15 minutes."""
+    if failures < HOLD_AFTER:
+        return None
+    doubled: timedelta = FIRST_HOLD * 2 ** min(failures - HOLD_AFTER, 10)
+    return min(doubled, LONGEST_HOLD)
+
+
+@dataclass(frozen=True)
 class PoolFacts:
     size: int  # the pool's size in force
     fresh: Freshness
     members: Sequence[Member]  # live and not stopping
     waiting_for_room: int  # people's islands of the branch short of room, not yet made room for
+    streak: Streak = Streak()
 
 
 @dataclass(frozen=True)
 class PoolPlan:
     start: int = 0
     recycle: tuple[tuple[int, Recycle], ...] = ()
+    streak: Streak = Streak()  # the branch's failure streak after this round
 
     @property
     def is_empty(self) -> bool:
@@ -125,7 +174,9 @@ def plan(facts: PoolFacts, now: datetime) -> PoolPlan:
     for it): stop the pool islands that wait for room themselves (they would take room freed
     before the person's), and one placed pool island per such person, those stale or failed
     being stopped counting. Shrink to the size. Start what is missing, unless people wait for
-    room or pool islands do (the cluster is full: more would only wait and fail)."""
+    room or pool islands do (the cluster is full: more would only wait and fail), or the
+    branch's pool islands keep failing (``Streak``): then none while it holds off, and after
+    that one at a time, until one boots."""
     recycle: list[tuple[int, Recycle]] = []
     kept: list[Member] = []
     freed = 0  # room on nodes that recycling already frees
@@ -156,7 +207,13 @@ def plan(facts: PoolFacts, now: datetime) -> PoolPlan:
     alive = min(len(kept), facts.size)
     crowded = facts.waiting_for_room or any(m.unschedulable and not m.placed for m in kept)
     start = 0 if crowded else max(facts.size - alive, 0)
-    return PoolPlan(start, tuple(recycle))
+    failed = [i for i, why in recycle if why == Recycle.FAILED]
+    streak = facts.streak.after(facts.members, failed, now)
+    if streak.held(now):
+        start = 0
+    elif streak.failures >= HOLD_AFTER:  # trying again: one at a time until one boots
+        start = 0 if any(m.state != IslandState.READY for m in kept) else min(start, 1)
+    return PoolPlan(start, tuple(recycle), streak)
 
 
 def short_of_room(message: str | None) -> bool:
@@ -194,3 +251,4 @@ class PoolStatus:
     misses_today: int
     code_version: str | None
     refreshed_at: datetime | None
+    streak: Streak = Streak()

@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from bot.domain.durations import format_duration
-from bot.domain.pool import Miss, PoolStatus
+from bot.domain.pool import HOLD_AFTER, Miss, PoolStatus
 from bot.words.formatting import clock_time, escape
 
 _SOURCE = {
@@ -40,8 +40,20 @@ def pools(shown: Sequence[PoolStatus], *, branch: str | None, now: datetime, tz:
             + (f", code {escape(s.code_version)}" if s.code_version else "")
             + (f", refreshed {clock_time(s.refreshed_at, tz)}" if s.refreshed_at else "")
             + "."
+            + _failing(s, now, tz)
         )
     return "\n".join(lines)
+
+
+def _failing(status: PoolStatus, now: datetime, tz: tzinfo) -> str:
+    """A pool whose islands keep failing: what the keeper does about it."""
+    streak = status.streak
+    if streak.failures < HOLD_AFTER:
+        return ""
+    said = f" Its last {streak.failures} warm islands failed"
+    if streak.held(now) and streak.held_until is not None:
+        return f"{said}: none started until {clock_time(streak.held_until, tz)}, then one."
+    return f"{said}: starting one at a time until one is ready."
 
 
 def size_set(status: PoolStatus, *, by_default: bool) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,12 +18,13 @@ from bot.domain.commands import ListIslands, Start
 from bot.domain.errors import Conflict
 from bot.domain.permissions import Policy
 from bot.domain.podspec import ANNOTATION_CLAIMED_AT, ANNOTATION_OWNER_NAME
-from bot.domain.pool import POOL_OWNER
+from bot.domain.pool import POOL_OWNER, Streak
 from bot.domain.records import Caller
 from bot.domain.states import IslandState
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.pools import PoolStore
+from bot.words import pool_text
 from kubesim import NodeSpec
 from tests.app.reconcile_world import SIM, World
 from tests.kube_access import cluster
@@ -130,6 +131,50 @@ def test_a_failed_warm_island_is_replaced_and_never_handed_out(world: World) -> 
     world.until(lambda: IslandStore(world.db).get(first).state == IslandState.STOPPED)
     assert IslandStore(world.db).get(first).ports_released_at is not None
     assert world.notifier.kinds(first) == []  # nobody was told of a pool island's failure
+
+
+def test_a_pool_whose_islands_keep_failing_holds_off_then_tries_one(world: World) -> None:
+    keeper = keeper_of(world, 1)
+    store = PoolStore(world.db)
+
+    def fail_next() -> int:
+        """The pool's one island, killed as soon as its server runs (a crash at boot)."""
+        keeper.keep()
+        (island,) = [
+            i for i, s in pool(world) if s not in (IslandState.STOPPING, IslandState.FAILED)
+        ]
+        world.until(lambda: _killed(world, island))
+        world.until(lambda: IslandStore(world.db).get(island).state == IslandState.FAILED)
+        return island
+
+    failed = [fail_next() for _ in range(3)]
+    keeper.keep()  # the third recycled: the pool holds off
+    world.until(lambda: pool(world) == [])
+    streak = store.rows()["dev"].streak
+    assert streak.failures == 3 and streak.last_id == failed[-1] and streak.held(world.clock())
+    for _ in range(3):
+        keeper.keep()
+    assert pool(world) == []  # none started while it holds off
+    (status,) = keeper.status()
+    shown = pool_text.pools([status], branch=None, now=world.clock(), tz=UTC)
+    assert "Its last 3 warm islands failed: none started until" in shown
+
+    world.clock.offset += timedelta(seconds=31)  # its hold is over: one is tried, and boots
+    (island,) = warm_up(world, keeper, 1)
+    assert island > failed[-1]
+    keeper.keep()
+    assert store.rows()["dev"].streak == Streak()  # the branch boots: the streak is over
+    assert all(IslandStore(world.db).get(i).ports_released_at is not None for i in failed)
+
+
+def _killed(world: World, island: int) -> bool:
+    try:
+        world.sim.kill_container(
+            "islands", f"island-pool-dev-{island}", "altraserver", reason="Error", exit_code=1
+        )
+    except Exception:
+        return False
+    return True
 
 
 def test_shrinking_and_switching_off_free_every_port(world: World) -> None:

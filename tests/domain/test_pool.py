@@ -14,6 +14,8 @@ from bot.domain.pool import (
     PoolPlan,
     PoolSpec,
     Recycle,
+    Streak,
+    backoff,
     plan,
     servable,
     short_of_room,
@@ -22,6 +24,7 @@ from bot.domain.states import IslandState
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 FRESH = Freshness(timedelta(hours=24))
+NO_STREAK = Streak()
 S = IslandState
 
 
@@ -41,8 +44,9 @@ def facts(
     size: int = 3,
     fresh: Freshness = FRESH,
     waiting: int = 0,
+    streak: Streak = NO_STREAK,
 ) -> PoolFacts:
-    return PoolFacts(size, fresh, members, waiting)
+    return PoolFacts(size, fresh, members, waiting, streak)
 
 
 def test_an_empty_pool_is_filled_to_its_size() -> None:
@@ -53,7 +57,32 @@ def test_an_empty_pool_is_filled_to_its_size() -> None:
 
 def test_a_failed_member_is_recycled_and_replaced() -> None:
     p = plan(facts(member(1), member(2, S.FAILED), member(3)), NOW)
-    assert p == PoolPlan(start=1, recycle=((2, Recycle.FAILED),))
+    assert p == PoolPlan(start=1, recycle=((2, Recycle.FAILED),), streak=Streak(1, 2))
+
+
+def test_a_pool_whose_islands_keep_failing_holds_off_longer_each_time() -> None:
+    assert [backoff(n) for n in (1, 2)] == [None, None]  # a node going away fails a few
+    assert [backoff(n) for n in (3, 4, 5)] == [timedelta(seconds=s) for s in (30, 60, 120)]
+    assert backoff(9) == backoff(500) == timedelta(minutes=15)
+    # two fail at once: replaced, the streak remembered
+    p = plan(facts(member(1), member(2, S.FAILED), member(3, S.FAILED)), NOW)
+    assert p.start == 2 and p.streak == Streak(2, 3, None)
+    # one more fails: none is started for 30 s
+    p = plan(facts(member(1), member(4, S.FAILED), member(5, S.CREATING), streak=p.streak), NOW)
+    assert p.start == 0 and p.streak == Streak(3, 4, NOW + timedelta(seconds=30))
+    held = p.streak
+    assert plan(facts(member(1), streak=held), NOW + timedelta(seconds=29)) == PoolPlan(streak=held)
+    # then one at a time, whatever is missing: none while one is starting
+    later = NOW + timedelta(seconds=31)
+    assert plan(facts(member(1), streak=held), later) == PoolPlan(start=1, streak=held)
+    assert plan(facts(member(1), member(6, S.CREATING), streak=held), later).start == 0
+    # that one fails too: longer
+    again = plan(facts(member(1), member(6, S.FAILED), streak=held), later).streak
+    assert again == Streak(4, 6, later + timedelta(minutes=1))
+    # a ready island started before the last failure proves nothing; a later one ends it
+    assert plan(facts(member(1), member(5), streak=again), later).streak == again
+    over = plan(facts(member(1), member(7), streak=again), later + timedelta(minutes=2))
+    assert over == PoolPlan(start=1)  # the streak is over: filled as usual
 
 
 @pytest.mark.parametrize(
@@ -104,10 +133,10 @@ def test_people_waiting_for_room_come_first() -> None:
     assert p == PoolPlan(recycle=((2, Recycle.ROOM),))
     # a failed placed member being recycled makes that room: nothing more is stopped
     p = plan(facts(ready, member(4, S.FAILED), waiting=1), NOW)
-    assert p == PoolPlan(recycle=((4, Recycle.FAILED),))
+    assert p.recycle == ((4, Recycle.FAILED),) and p.start == 0
     # a failed member never placed makes none
     p = plan(facts(ready, member(4, S.FAILED, placed=False), waiting=1), NOW)
-    assert p == PoolPlan(recycle=((4, Recycle.FAILED), (1, Recycle.ROOM)))
+    assert p.recycle == ((4, Recycle.FAILED), (1, Recycle.ROOM)) and p.start == 0
     # two wait: two placed ones go; an unplaced one holds no room and stays
     p = plan(facts(ready, starting, unplaced, waiting=2), NOW)
     assert p.recycle == ((2, Recycle.ROOM), (1, Recycle.ROOM)) and p.start == 0

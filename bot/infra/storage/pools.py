@@ -14,7 +14,14 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.domain.pool import POOL_OWNER, POOL_OWNER_NAME, Member, Recycle, short_of_room
+from bot.domain.pool import (
+    POOL_OWNER,
+    POOL_OWNER_NAME,
+    Member,
+    Recycle,
+    Streak,
+    short_of_room,
+)
 from bot.domain.records import SYSTEM_ACTOR, Audit
 from bot.domain.states import LIVE_VALUES, IslandState
 from bot.domain.time_source import Clock, utcnow
@@ -38,6 +45,13 @@ class PoolRow:
     refreshed_at: datetime | None = None
     code_version: str | None = None
     code_seen_at: datetime | None = None
+    failures: int = 0
+    failed_last_id: int | None = None
+    held_until: datetime | None = None
+
+    @property
+    def streak(self) -> Streak:
+        return Streak(self.failures, self.failed_last_id, self.held_until)
 
 
 _ROW_COLUMNS = tuple(Pool.__table__.c[f.name] for f in fields(PoolRow))  # a row as PoolRow
@@ -248,6 +262,25 @@ class PoolStore:
             return done
 
         return self.db.run(write, what="recycle pool islands")
+
+    def note_streak(self, branch: str, streak: Streak) -> None:
+        """The branch's pool islands' failure streak after the keeper's round."""
+
+        def write(conn: Connection) -> None:
+            if self.fence is not None:
+                self.fence(conn)
+            _ensure(conn, branch)
+            conn.execute(
+                update(Pool)
+                .where(Pool.branch == branch)
+                .values(
+                    failures=streak.failures,
+                    failed_last_id=streak.last_id,
+                    held_until=streak.held_until,
+                )
+            )
+
+        self.db.run(write, what=f"{branch} pool's failures")
 
     # ---- steering -------------------------------------------------------------------------------
 

@@ -373,7 +373,8 @@ class ServerSecret(Base):
 class Pool(Base):
     """A branch's warm pool, as chat and CI steer it: the size an admin set (None: the
     deployment's, ``ISLANDBOT_POOLS`` or the branch profile), when the branch's code was last
-    said to have changed, and the newest code version its islands registered with."""
+    said to have changed, the newest code version its islands registered with, and whether its
+    pool islands keep failing."""
 
     __tablename__ = "pools"
 
@@ -384,6 +385,10 @@ class Pool(Base):
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     code_version: Mapped[str | None] = mapped_column(String(100))
     code_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # its pool islands failing in a row (``bot.domain.pool.Streak``)
+    failures: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    failed_last_id: Mapped[int | None] = mapped_column(Integer)
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CodeVersion(Base):
