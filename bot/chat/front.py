@@ -148,35 +148,49 @@ class ChatFront:
         return self._accept(f"evt:{trigger}", "home", {"user": user}) is None
 
     def _accept(self, key: str, kind: str, payload: dict[str, Any]) -> str | None:
+        """Record the request (taken for a worker at once when one is free: one write, not
+        two), and queue it; None, or why it was not accepted."""
+        free = self.pool.reserve()
+        taken: Accepted | None = None
         try:
-            first = self.intake.accept(key, kind, payload)
+            if free:
+                taken = self.intake.take(key, kind, payload, ttl=CLAIM_TTL)
+                first = taken is not None
+            else:
+                first = self.intake.accept(key, kind, payload)
         except DatabaseUnavailable as exc:  # take nothing we cannot keep, and say why
             log.debug("request %s not accepted: %s", key, exc)
             return island_text.database_down(exc.down_for_s)
         except IslandbotError as exc:  # the database is locked for too long
             log.warning("request %s not accepted: %s", key, exc)
             return island_text.BUSY
+        finally:
+            if free and taken is None:
+                self.pool.unreserve()
         if not first:
             log.info("duplicate delivery %s ignored", key)
             return None
-        if not self.pool.submit(lambda: self.carry_out(key)):
+        if taken is not None:
+            self.pool.submit(functools.partial(self.carry_out, key, taken), reserved=True)
+        else:
             log.info("request %s waits in the intake: the work pool is full", key)
         return None
 
     # ---- the work, after the answer ---------------------------------------------------------
 
-    def carry_out(self, key: str) -> None:
-        """Claim the request and do it; nothing when another worker has it or it is done. An
-        expected fault (the database or the cluster down, a lost claim) leaves it unfinished
-        and gives it back: ``recover`` carries it out again, here or on another replica."""
+    def carry_out(self, key: str, taken: Accepted | None = None) -> None:
+        """Claim the request and do it (``taken``: claimed when it was accepted); nothing when
+        another worker has it or it is done. An expected fault (the database or the cluster
+        down, a lost claim) leaves it unfinished and gives it back: ``recover`` carries it out
+        again, here or on another replica."""
         try:
-            self._carry_out(key)
+            self._carry_out(key, taken)
         except IslandbotError as exc:
             log_failure(log, f"request {key} not carried out now (it is kept)", exc)
 
-    def _carry_out(self, key: str) -> None:
+    def _carry_out(self, key: str, taken: Accepted | None) -> None:
         self._release_pending()
-        accepted = self.intake.claim(key, ttl=CLAIM_TTL)
+        accepted = taken or self.intake.claim(key, ttl=CLAIM_TTL)
         if accepted is None:
             return
         try:

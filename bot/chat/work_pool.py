@@ -28,8 +28,18 @@ class WorkPool:
         self._idle = threading.Condition()
         self._busy = 0
 
-    def submit(self, work: Callable[[], None]) -> bool:
-        if not self._slots.acquire(blocking=False):
+    def reserve(self) -> bool:
+        """Take a place for work to ``submit`` (``reserved=True``), or say False when full;
+        one not used is given back with ``unreserve``."""
+        return self._slots.acquire(blocking=False)
+
+    def unreserve(self) -> None:
+        self._slots.release()
+
+    def submit(self, work: Callable[[], None], *, reserved: bool = False) -> bool:
+        """Queue ``work``; False when full (nothing queued). ``reserved``: in a place taken
+        with ``reserve``."""
+        if not reserved and not self._slots.acquire(blocking=False):
             return False
         with self._idle:
             self._busy += 1

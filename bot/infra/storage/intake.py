@@ -3,10 +3,11 @@ replica through the database (the ``deliveries`` table).
 
 ``accept`` records a request with what carrying it out needs; the first to record a key wins
 (Slack may deliver one request more than once: ``X-Slack-Retry-Num``, a Socket Mode envelope
-sent again, two replicas each getting a copy). A worker ``claim``s it (a ticket), carries it
-out, and the change it makes marks it done in the same transaction (``finish``), so it is
-never done twice; a request whose worker died (pending, or working under an expired claim) is
-found by ``unfinished`` and claimed again by any replica. Claims run on the database's clock.
+sent again, two replicas each getting a copy). A worker ``claim``s it (a ticket; ``take`` is
+both in one write, for a worker free at once), carries it out, and the change it makes marks
+it done in the same transaction (``finish``), so it is never done twice; a request whose
+worker died (pending, or working under an expired claim) is found by ``unfinished`` and
+claimed again by any replica. Claims run on the database's clock.
 
 A claim is live while its ``claim_until`` has not passed and, when the claiming process keeps a
 ``Heartbeat``, while that process is alive: a worker that lives keeps the request however long
@@ -87,11 +88,41 @@ class Intake:
         """Record a request to carry out; False when its key was recorded before (a retry)."""
         return self._insert(key, state=PENDING, kind=kind, payload=dict(payload))
 
+    def take(
+        self, key: str, kind: str, payload: Mapping[str, Any], *, ttl: timedelta
+    ) -> Accepted | None:
+        """``accept`` and ``claim`` in one write: the request recorded as being carried out by
+        this worker (a worker free to start on it at once); None when its key was recorded
+        before (a retry). A worker that dies before finishing it lets it go as any claim."""
+        claim = self._new_claim()
+        if not self._insert(
+            key, state=WORKING, kind=kind, payload=dict(payload), claim=(claim, ttl)
+        ):
+            return None
+        return Accepted(WorkTicket(stored_key(key), claim), kind, dict(payload), 1)
+
+    def _new_claim(self) -> str:
+        return f"{self.owner}/{uuid.uuid4().hex[:12]}"
+
     def _insert(
-        self, key: str, *, state: str, kind: str | None, payload: dict[str, Any] | None
+        self,
+        key: str,
+        *,
+        state: str,
+        kind: str | None,
+        payload: dict[str, Any] | None,
+        claim: tuple[str, timedelta] | None = None,
     ) -> bool:
         def write(conn: Connection) -> None:
             now = database_now(conn)  # ages are judged on the database's clock
+            taken: dict[str, Any] = {}
+            if claim is not None:
+                taken = {
+                    "claimed_by": claim[0],
+                    "claim_until": now + claim[1],
+                    "worker": self.worker,
+                    "attempts": 1,
+                }
             conn.execute(
                 insert(Delivery).values(
                     key=stored_key(key),
@@ -100,6 +131,7 @@ class Intake:
                     payload=payload,
                     state=state,
                     done_at=now if state == DONE else None,
+                    **taken,
                 )
             )
 
@@ -114,7 +146,7 @@ class Intake:
         None when it is done or another live worker holds it. ``ttl``: the longest the claim
         lives (a worker that hangs does not hold it for ever)."""
         stored = stored_key(key)
-        claim = f"{self.owner}/{uuid.uuid4().hex[:12]}"
+        claim = self._new_claim()
 
         def write(conn: Connection) -> Accepted | None:
             now = database_now(conn)

@@ -82,3 +82,22 @@ def test_a_request_given_back_after_a_fault_is_taken_up_after_its_wait_not_its_c
     assert again is not None and again.attempts == 2
     assert not mine.release(first.ticket, after=timedelta(0))  # no longer its claim
     a.stop()
+
+
+def test_a_request_taken_when_accepted_is_a_claim_like_any_other(db: Database) -> None:
+    """``take``: accepted and claimed in one write; a retry of it is not taken again, and its
+    worker's death lets it go to another replica, its attempt counted."""
+    dead = Heartbeat(db, instance="host/1/dead", ttl=BEAT)
+    dead.beat()  # SIGKILLed right after taking it
+    alive = Heartbeat(db, instance="host/2/alive", ttl=BEAT).start()
+    gone, here = Intake(db, heartbeat=dead), Intake(db, heartbeat=alive)
+    taken = gone.take("cmd:1", "command", {"text": "start dev"}, ttl=CAP)
+    assert taken is not None and taken.attempts == 1 and taken.payload == {"text": "start dev"}
+    assert gone.take("cmd:1", "command", {"text": "start dev"}, ttl=CAP) is None  # a retry
+    assert not here.accept("cmd:1", "command", {"text": "start dev"})
+    assert here.claim("cmd:1", ttl=CAP) is None  # its worker may still be alive
+    time.sleep(BEAT.total_seconds() + 0.3)
+    assert here.unfinished(older_than=timedelta(0)) == ["cmd:1"]
+    again = here.claim("cmd:1", ttl=CAP)
+    assert again is not None and again.attempts == 2 and again.ticket != taken.ticket
+    alive.stop()
