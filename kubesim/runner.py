@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Coroutine, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -232,6 +233,14 @@ class KubeSim:
 
         def change() -> None:
             self.cluster.code_version = version
+
+        self._sync(change)
+
+    def set_failing_images(self, images: frozenset[str]) -> None:
+        """Images that fail to pull from now on (a registry that lost them, a bad tag)."""
+
+        def change() -> None:
+            self.cluster.config = replace(self.cluster.config, failing_images=images)
 
         self._sync(change)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.domain.durations import format_duration
 from bot.domain.errors import Forbidden, Refusal, UserError
@@ -27,6 +27,7 @@ from bot.domain.pool import (
     Recycle,
     Streak,
     plan,
+    streak,
 )
 from bot.domain.records import Audit, Caller, Outcome
 from bot.domain.states import IslandState
@@ -102,10 +103,8 @@ class PoolKeeper:
             else:  # a branch whose profile is gone: its pool goes with it
                 spec, fresh, size = PoolSpec(), Freshness(timedelta(days=3650)), 0
             unserved = [i for i in waiting.get(branch, ()) if i not in self._made_room_for]
-            streak = Streak() if row is None else row.streak
-            the_plan = plan(PoolFacts(size, fresh, pool.members, len(unserved), streak), now)
-            if the_plan.streak != streak:
-                self._note_streak(branch, streak, the_plan.streak)
+            failing = self._streak(branch, row, size, now)
+            the_plan = plan(PoolFacts(size, fresh, pool.members, len(unserved), failing), now)
             if the_plan.is_empty:
                 continue
             recycled = self._recycle(branch, pool, the_plan.recycle)
@@ -140,18 +139,30 @@ class PoolKeeper:
             self.poke()
         return done
 
-    def _note_streak(self, branch: str, was: Streak, now: Streak) -> None:
-        self.store.note_streak(branch, now)
-        if now.held_until is not None and now.held_until != was.held_until:
-            log.warning(
-                "%s pool: %d pool islands failed in a row; starting no more for %s, then one "
-                "at a time until one is ready",
+    def _streak(self, branch: str, row: PoolRow | None, size: int, now: datetime) -> Streak:
+        """The branch's failure streak as its pool islands read now, noted in its row when it
+        changed (so that every replica shows it, and the next leader goes on from it)."""
+        was = Streak() if row is None else row.streak
+        if not size and not was.failures:
+            return was  # no pool: nothing to hold
+        failures, last_id = streak(
+            self.store.history(branch, after=None if row is None else row.streak_from_id)
+        )
+        found = was.now(failures, last_id, now)
+        if found == was:
+            return found
+        self.store.note_streak(branch, found)
+        if found.held_until is not None and found.held_until != was.held_until:
+            (log.info if was.held(now) else log.warning)(
+                "%s pool: %d pool islands failed in a row before they were ready; starting "
+                "none for %s, then one at a time until one is ready",
                 branch,
-                now.failures,
-                format_duration(now.held_until - self.clock()),
+                found.failures,
+                format_duration(found.held_until - now),
             )
-        elif not now.failures and was.failures >= HOLD_AFTER:
-            log.warning("%s pool: a new pool island is ready; filling the pool again", branch)
+        elif not found.failures and was.failures >= HOLD_AFTER:
+            log.info("%s pool: a pool island is ready again; filling the pool", branch)
+        return found
 
     def _recycle(
         self, branch: str, pool: PoolMembers, recycle: tuple[tuple[int, Recycle], ...]
@@ -164,7 +175,7 @@ class PoolKeeper:
             if island_id in stopped:
                 metrics.POOL_RECYCLED.labels(branch=branch, why=why.value).inc()
                 if why == Recycle.FAILED:
-                    log.warning("%s pool: island %d failed; replacing it", branch, island_id)
+                    log.warning("%s pool: island %d failed; stopping it", branch, island_id)
         return len(stopped)
 
     # ---- looking and steering ------------------------------------------------------------------
@@ -244,9 +255,18 @@ class PoolKeeper:
         found = [s for s in self.status() if s.branch == branch]
         if found:
             return found[0]
-        spec, source = self.spec(branch, self.store.rows().get(branch))
+        row = self.store.rows().get(branch)
+        spec, source = self.spec(branch, row)
         return PoolStatus(
-            branch, spec.size, source, None, spec.max_age, 0, 0, 0, 0, 0, 0, None, None
+            branch,
+            spec.size,
+            source,
+            None,
+            spec.max_age,
+            *(0, 0, 0, 0, 0, 0),
+            None,
+            None,
+            Streak() if row is None else row.streak,
         )
 
     def refresh(self, caller: Caller | None, branch: str) -> int:

@@ -23,26 +23,39 @@ class WorkPool:
     """A fixed number of threads and a bounded backlog: ``submit`` says False when full."""
 
     def __init__(self, workers: int, max_pending: int) -> None:
+        self._workers = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="chat-work")
         self._slots = threading.BoundedSemaphore(max_pending)
         self._idle = threading.Condition()
-        self._busy = 0
+        self._busy = 0  # queued or running
+        self._reserved = 0
 
     def reserve(self) -> bool:
-        """Take a place for work to ``submit`` (``reserved=True``), or say False when full;
-        one not used is given back with ``unreserve``."""
-        return self._slots.acquire(blocking=False)
+        """Take a worker that is idle now for work to ``submit`` (``reserved=True``) at once;
+        False when none is (every worker busy, or promised). One not used is given back with
+        ``unreserve``."""
+        with self._idle:
+            if self._busy + self._reserved >= self._workers:
+                return False
+            if not self._slots.acquire(blocking=False):
+                return False
+            self._reserved += 1
+            return True
 
     def unreserve(self) -> None:
+        with self._idle:
+            self._reserved -= 1
         self._slots.release()
 
     def submit(self, work: Callable[[], None], *, reserved: bool = False) -> bool:
-        """Queue ``work``; False when full (nothing queued). ``reserved``: in a place taken
+        """Queue ``work``; False when full (nothing queued). ``reserved``: on the worker taken
         with ``reserve``."""
         if not reserved and not self._slots.acquire(blocking=False):
             return False
         with self._idle:
             self._busy += 1
+            if reserved:
+                self._reserved -= 1
 
         def run() -> None:
             try:
@@ -55,7 +68,14 @@ class WorkPool:
                     self._busy -= 1
                     self._idle.notify_all()
 
-        self._pool.submit(run)
+        try:
+            self._pool.submit(run)
+        except RuntimeError:  # shut down: nothing runs any more
+            self._slots.release()
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+            return False
         return True
 
     def wait_idle(self, timeout: float) -> bool:

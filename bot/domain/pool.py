@@ -7,9 +7,9 @@ in one guarded write, and its owner, expiry and note become the person's. ``plan
 keeper does about one branch's pool each round: which members to recycle, and how many to
 start. It never starts one while a person's island of the branch waits for room, and it stops
 pool islands to make room for people (the person first, always). A branch whose pool islands
-keep failing (an image that does not pull, a server that crashes at boot) is not fed new ones
-every second: after ``HOLD_AFTER`` failures in a row it waits (``backoff``), then starts one at
-a time until one boots.
+keep failing before they are ever ready (an image that does not pull, a server that crashes at
+boot, a pod the cluster refuses) is not fed new ones every second: after ``HOLD_AFTER``
+failures in a row it waits (``backoff``), then starts one at a time until one is ready.
 """
 
 from __future__ import annotations
@@ -109,9 +109,9 @@ class Freshness:
 
 @dataclass(frozen=True)
 class Streak:
-    """A branch's pool islands that failed in a row: no pool island started after the last
-    of them has booted since. ``held_until``: no new pool island is started before then (the
-    keeper's clock)."""
+    """A branch's pool islands that failed before ever being ready, in a row: none started
+    after the newest of them has been ready since (``streak``). ``held_until``: no new pool
+    island is started before then (the keeper's clock)."""
 
     failures: int = 0
     last_id: int | None = None  # the newest of them (ids grow: a later island has a larger one)
@@ -120,22 +120,31 @@ class Streak:
     def held(self, now: datetime) -> bool:
         return self.held_until is not None and now < self.held_until
 
-    def after(self, members: Sequence[Member], failed: Sequence[int], now: datetime) -> Streak:
-        """The streak after a round that saw ``members`` and recycled the ``failed`` ones: over
-        once a pool island started after the last failure is ready (the branch boots); each
-        failure lengthens it, and from ``HOLD_AFTER`` on holds the pool (``backoff``)."""
-        streak = self
-        if self.last_id is not None and any(
-            m.state == IslandState.READY and m.id > self.last_id for m in members
-        ):
-            streak = Streak()
-        if not failed:
-            return streak
-        failures = streak.failures + len(failed)
+    def now(self, failures: int, last_id: int | None, at: datetime) -> Streak:
+        """The streak as the branch's history reads now (``streak``), this being the one
+        noted before: a new failure from ``HOLD_AFTER`` on holds the pool (``backoff``) from
+        ``at``; one seen before keeps its hold; none left ends it."""
+        if not failures:
+            return Streak()
+        if last_id == self.last_id:
+            return Streak(failures, last_id, self.held_until)
         hold = backoff(failures)
-        return Streak(
-            failures, max([*failed, streak.last_id or 0]), None if hold is None else now + hold
-        )
+        return Streak(failures, last_id, None if hold is None else at + hold)
+
+
+def streak(history: Sequence[tuple[int, bool | None]]) -> tuple[int, int | None]:
+    """(failures in a row, the newest failed id) from a branch's latest pool islands, newest
+    first, each (id, True: it was ready once, False: it failed before, None: neither yet, or
+    stopped without failing: recycled while starting). An island that was ready once (claimed
+    since, or failed later: evicted, OOMKilled) shows the branch boots, and ends the streak."""
+    failures, last = 0, None
+    for island_id, ok in history:
+        if ok:
+            break
+        if ok is False:
+            failures += 1
+            last = island_id if last is None else last
+    return failures, last
 
 
 def backoff(failures: int) -> timedelta | None:
@@ -154,14 +163,13 @@ class PoolFacts:
     fresh: Freshness
     members: Sequence[Member]  # live and not stopping
     waiting_for_room: int  # people's islands of the branch short of room, not yet made room for
-    streak: Streak = Streak()
+    streak: Streak = Streak()  # its pool islands failing in a row
 
 
 @dataclass(frozen=True)
 class PoolPlan:
     start: int = 0
     recycle: tuple[tuple[int, Recycle], ...] = ()
-    streak: Streak = Streak()  # the branch's failure streak after this round
 
     @property
     def is_empty(self) -> bool:
@@ -207,13 +215,11 @@ def plan(facts: PoolFacts, now: datetime) -> PoolPlan:
     alive = min(len(kept), facts.size)
     crowded = facts.waiting_for_room or any(m.unschedulable and not m.placed for m in kept)
     start = 0 if crowded else max(facts.size - alive, 0)
-    failed = [i for i, why in recycle if why == Recycle.FAILED]
-    streak = facts.streak.after(facts.members, failed, now)
-    if streak.held(now):
+    if facts.streak.held(now):
         start = 0
-    elif streak.failures >= HOLD_AFTER:  # trying again: one at a time until one boots
+    elif facts.streak.failures >= HOLD_AFTER:  # trying again: one at a time until one boots
         start = 0 if any(m.state != IslandState.READY for m in kept) else min(start, 1)
-    return PoolPlan(start, tuple(recycle), streak)
+    return PoolPlan(start, tuple(recycle))
 
 
 def short_of_room(message: str | None) -> bool:

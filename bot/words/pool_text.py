@@ -48,7 +48,7 @@ def pools(shown: Sequence[PoolStatus], *, branch: str | None, now: datetime, tz:
 def _failing(status: PoolStatus, now: datetime, tz: tzinfo) -> str:
     """A pool whose islands keep failing: what the keeper does about it."""
     streak = status.streak
-    if streak.failures < HOLD_AFTER:
+    if streak.failures < HOLD_AFTER or not status.size:
         return ""
     said = f" Its last {streak.failures} warm islands failed"
     if streak.held(now) and streak.held_until is not None:

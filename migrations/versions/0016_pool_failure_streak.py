@@ -4,11 +4,12 @@ Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-03
 
-- ``pools.failures``: how many of the branch's pool islands failed in a row, none started
-  after the last of them having booted since (0: it boots).
-- ``pools.failed_last_id``: the newest of them; a ready pool island with a larger id ends
-  the streak.
+- ``pools.failures``: how many of the branch's pool islands failed before ever being ready,
+  in a row, as the keeper last read its islands (0: it boots).
+- ``pools.failed_last_id``: the newest of them (a newer failure lengthens the hold).
 - ``pools.held_until``: no new pool island of the branch is started before then.
+- ``pools.streak_from_id``: islands up to this id are not counted (a refresh: the branch's
+  code changed, its past failures say nothing of it).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("failures", sa.Integer(), server_default="0", nullable=False))
         batch.add_column(sa.Column("failed_last_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("held_until", UTC_DATETIME, nullable=True))
+        batch.add_column(sa.Column("streak_from_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("pools") as batch:
+        batch.drop_column("streak_from_id")
         batch.drop_column("held_until")
         batch.drop_column("failed_last_id")
         batch.drop_column("failures")

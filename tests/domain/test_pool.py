@@ -19,6 +19,7 @@ from bot.domain.pool import (
     plan,
     servable,
     short_of_room,
+    streak,
 )
 from bot.domain.states import IslandState
 
@@ -57,32 +58,39 @@ def test_an_empty_pool_is_filled_to_its_size() -> None:
 
 def test_a_failed_member_is_recycled_and_replaced() -> None:
     p = plan(facts(member(1), member(2, S.FAILED), member(3)), NOW)
-    assert p == PoolPlan(start=1, recycle=((2, Recycle.FAILED),), streak=Streak(1, 2))
+    assert p == PoolPlan(start=1, recycle=((2, Recycle.FAILED),))
+
+
+def test_a_failure_streak_is_read_from_the_latest_pool_islands() -> None:
+    # newest first: (id, True ready once, False failed before ready, None neither)
+    assert streak([]) == (0, None)
+    assert streak([(9, None), (8, False), (7, False), (6, True), (5, False)]) == (2, 8)
+    # one ready once (claimed since, or evicted later) ends it: the branch boots
+    assert streak([(9, True), (8, False), (7, False)]) == (0, None)
+    # recycled while starting, or still starting: neither
+    assert streak([(9, None), (8, None), (7, False)]) == (1, 7)
 
 
 def test_a_pool_whose_islands_keep_failing_holds_off_longer_each_time() -> None:
     assert [backoff(n) for n in (1, 2)] == [None, None]  # a node going away fails a few
     assert [backoff(n) for n in (3, 4, 5)] == [timedelta(seconds=s) for s in (30, 60, 120)]
     assert backoff(9) == backoff(500) == timedelta(minutes=15)
-    # two fail at once: replaced, the streak remembered
-    p = plan(facts(member(1), member(2, S.FAILED), member(3, S.FAILED)), NOW)
-    assert p.start == 2 and p.streak == Streak(2, 3, None)
-    # one more fails: none is started for 30 s
-    p = plan(facts(member(1), member(4, S.FAILED), member(5, S.CREATING), streak=p.streak), NOW)
-    assert p.start == 0 and p.streak == Streak(3, 4, NOW + timedelta(seconds=30))
-    held = p.streak
-    assert plan(facts(member(1), streak=held), NOW + timedelta(seconds=29)) == PoolPlan(streak=held)
+    two = NO_STREAK.now(2, 5, NOW)
+    assert two == Streak(2, 5, None)
+    held = two.now(3, 6, NOW)  # a third: none is started for 30 s
+    assert held == Streak(3, 6, NOW + timedelta(seconds=30))
+    assert held.now(3, 6, NOW + timedelta(seconds=20)) == held  # the same failure: the same hold
+    assert held.now(4, 7, NOW + timedelta(seconds=40)).held_until == NOW + timedelta(seconds=100)
+    assert held.now(0, None, NOW) == NO_STREAK  # one was ready: over
+    assert plan(facts(member(1), streak=held), NOW + timedelta(seconds=29)) == PoolPlan()
     # then one at a time, whatever is missing: none while one is starting
     later = NOW + timedelta(seconds=31)
-    assert plan(facts(member(1), streak=held), later) == PoolPlan(start=1, streak=held)
-    assert plan(facts(member(1), member(6, S.CREATING), streak=held), later).start == 0
-    # that one fails too: longer
-    again = plan(facts(member(1), member(6, S.FAILED), streak=held), later).streak
-    assert again == Streak(4, 6, later + timedelta(minutes=1))
-    # a ready island started before the last failure proves nothing; a later one ends it
-    assert plan(facts(member(1), member(5), streak=again), later).streak == again
-    over = plan(facts(member(1), member(7), streak=again), later + timedelta(minutes=2))
-    assert over == PoolPlan(start=1)  # the streak is over: filled as usual
+    assert plan(facts(member(1), streak=held), later) == PoolPlan(start=1)
+    assert plan(facts(member(1), member(8, S.CREATING), streak=held), later).start == 0
+    # failed ones are recycled while it holds
+    p = plan(facts(member(1), member(8, S.FAILED), streak=held), NOW)
+    assert p == PoolPlan(recycle=((8, Recycle.FAILED),))
+    assert plan(facts(member(1), streak=two), NOW) == PoolPlan(start=2)  # below: as usual
 
 
 @pytest.mark.parametrize(

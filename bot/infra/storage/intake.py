@@ -88,18 +88,23 @@ class Intake:
         """Record a request to carry out; False when its key was recorded before (a retry)."""
         return self._insert(key, state=PENDING, kind=kind, payload=dict(payload))
 
+    def ticket(self, key: str) -> WorkTicket:
+        """A new claim on ``key``, for ``take``: known before its write, so that a write whose
+        commit may or may not have happened can be given back (``release``)."""
+        return WorkTicket(stored_key(key), self._new_claim())
+
     def take(
-        self, key: str, kind: str, payload: Mapping[str, Any], *, ttl: timedelta
+        self, ticket: WorkTicket, kind: str, payload: Mapping[str, Any], *, ttl: timedelta
     ) -> Accepted | None:
-        """``accept`` and ``claim`` in one write: the request recorded as being carried out by
-        this worker (a worker free to start on it at once); None when its key was recorded
-        before (a retry). A worker that dies before finishing it lets it go as any claim."""
-        claim = self._new_claim()
+        """``accept`` and ``claim`` in one write, for a worker idle now: the request recorded
+        as being carried out under ``ticket``; None when its key was recorded before (a
+        retry). A worker that dies before finishing it lets it go as any claim."""
+        claim = (ticket.claim, ttl)
         if not self._insert(
-            key, state=WORKING, kind=kind, payload=dict(payload), claim=(claim, ttl)
+            ticket.key, state=WORKING, kind=kind, payload=dict(payload), claim=claim
         ):
             return None
-        return Accepted(WorkTicket(stored_key(key), claim), kind, dict(payload), 1)
+        return Accepted(ticket, kind, dict(payload), 1)
 
     def _new_claim(self) -> str:
         return f"{self.owner}/{uuid.uuid4().hex[:12]}"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -31,6 +31,7 @@ from bot.infra.storage.database import Database
 from bot.infra.storage.tables import CodeVersion, Island, Pool, PoolDay
 
 Fence = Callable[[Connection], None]  # inside a transaction: raise unless this replica leads
+HISTORY = 20  # the latest pool islands of a branch a failure streak is read from
 _KEPT_STATES = tuple(v for v in LIVE_VALUES if v != IslandState.STOPPING.value)
 
 
@@ -48,6 +49,7 @@ class PoolRow:
     failures: int = 0
     failed_last_id: int | None = None
     held_until: datetime | None = None
+    streak_from_id: int | None = None
 
     @property
     def streak(self) -> Streak:
@@ -154,6 +156,34 @@ class PoolStore:
             }
 
         return self.db.run(read, what="pools", read_only=True)
+
+    def history(self, branch: str, *, after: int | None) -> list[tuple[int, bool | None]]:
+        """The branch's latest islands started as pool islands (still pooled or claimed
+        since), newest first, those with ids above ``after`` only: (id, True: it was ready
+        once, False: it failed before that, None: neither), for ``bot.domain.pool.streak``."""
+
+        def read(conn: Connection) -> list[tuple[int, bool | None]]:
+            rows = conn.execute(
+                select(Island.id, Island.ready_at, Island.failure_reason)
+                .where(
+                    Island.branch == branch,
+                    Island.id > (after or 0),
+                    or_(Island.owner_id == POOL_OWNER, Island.claimed_at.is_not(None)),
+                )
+                .order_by(Island.id.desc())
+                .limit(HISTORY)
+            ).all()
+            return [
+                (
+                    int(r.id),
+                    True
+                    if r.ready_at is not None
+                    else (False if r.failure_reason is not None else None),
+                )
+                for r in rows
+            ]
+
+        return self.db.run(read, what=f"{branch} pool's history", read_only=True)
 
     def today(self) -> dict[str, PoolDayCount]:
         """Each branch's claims and misses of the current UTC day."""
@@ -309,7 +339,18 @@ class PoolStore:
         def write(conn: Connection) -> int:
             now = self.clock()
             _ensure(conn, branch)
-            conn.execute(update(Pool).where(Pool.branch == branch).values(refreshed_at=now))
+            newest = conn.execute(select(func.max(Island.id))).scalar_one()
+            conn.execute(  # the code changed: past failures say nothing of it
+                update(Pool)
+                .where(Pool.branch == branch)
+                .values(
+                    refreshed_at=now,
+                    streak_from_id=newest,
+                    failures=0,
+                    failed_last_id=None,
+                    held_until=None,
+                )
+            )
             stale = conn.execute(
                 select(func.count()).where(
                     Island.owner_id == POOL_OWNER,

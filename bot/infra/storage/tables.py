@@ -389,6 +389,7 @@ class Pool(Base):
     failures: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
     failed_last_id: Mapped[int | None] = mapped_column(Integer)
     held_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    streak_from_id: Mapped[int | None] = mapped_column(Integer)  # earlier ones not counted
 
 
 class CodeVersion(Base):

@@ -91,9 +91,10 @@ def test_a_request_taken_when_accepted_is_a_claim_like_any_other(db: Database) -
     dead.beat()  # SIGKILLed right after taking it
     alive = Heartbeat(db, instance="host/2/alive", ttl=BEAT).start()
     gone, here = Intake(db, heartbeat=dead), Intake(db, heartbeat=alive)
-    taken = gone.take("cmd:1", "command", {"text": "start dev"}, ttl=CAP)
+    taken = gone.take(gone.ticket("cmd:1"), "command", {"text": "start dev"}, ttl=CAP)
     assert taken is not None and taken.attempts == 1 and taken.payload == {"text": "start dev"}
-    assert gone.take("cmd:1", "command", {"text": "start dev"}, ttl=CAP) is None  # a retry
+    again_sent = gone.ticket("cmd:1")
+    assert gone.take(again_sent, "command", {"text": "start dev"}, ttl=CAP) is None  # a retry
     assert not here.accept("cmd:1", "command", {"text": "start dev"})
     assert here.claim("cmd:1", ttl=CAP) is None  # its worker may still be alive
     time.sleep(BEAT.total_seconds() + 0.3)
