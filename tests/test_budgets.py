@@ -7,7 +7,7 @@ and tested"). Each is a named constant where it is used; this is where they meet
   retries and the Retry-After slept in place. Its worker dying ends it sooner (heartbeat). So
   does a notice's claim (``DeliveryPolicy.claim_ttl``) outlive one post: the deliverer claims
   no more notices at once than it hands over at once. (An attempt that posts more than once,
-  a refused notice reworded or sent to its owner, can outlast it: the README says so.)
+  a refused notice reworded or sent to its owner, can outlast it: docs/guarantees.md says so.)
 - A heartbeat is renewed well within the time its process still trusts it, which is within
   the time the others trust it (its ttl): a process acts on what it took on only while no
   other may have taken it over.

@@ -1,6 +1,6 @@
 """Settings: one frozen, typed object loaded once from the environment (``settings_env``) and
-passed explicitly. Each field's metadata names its variable and says what it means (the README's
-table is checked against it).
+passed explicitly. Each field's metadata names its variable and says what it means (the table in
+docs/configuration.md is checked against it).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ chromium-driver) against a real ``islandbot demo`` process: its signed link, the
 the running demo, an island started from the console chat appearing and turning ready
 without a reload, the island's page, 401 for a forged or an expired link; and a screenshot.
 
-``ISLANDBOT_SCREENSHOTS=DIR`` also saves the screenshots there (the README's is taken so:
+``ISLANDBOT_SCREENSHOTS=DIR`` also saves the screenshots there (docs/board.md's is taken so:
 ``ISLANDBOT_SCREENSHOTS=docs/images pytest tests/board/test_board_browser.py``)."""
 
 from __future__ import annotations
