@@ -176,7 +176,7 @@ class ChatFront:
         if taken is not None:
             if not self.pool.submit(functools.partial(self.carry_out, key, taken), reserved=True):
                 self._release(taken.ticket, timedelta(0))  # shutting down: another takes it
-        else:
+        elif not self.pool.submit(functools.partial(self.carry_out, key)):
             log.info("request %s waits in the intake: the work pool is full", key)
         return None
 

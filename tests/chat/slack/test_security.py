@@ -128,6 +128,23 @@ def test_a_full_work_pool_still_accepts_and_the_intake_carries_it_out(
         assert sum(a.startswith("Live islands: 1") for a in w.answers()) == 3
 
 
+def test_requests_behind_a_busy_worker_are_queued_and_carried_out_without_recovery(
+    db: Database, tmp_path: Path
+) -> None:
+    """A request is taken at acceptance only by an idle worker; those accepted while it is
+    busy wait in the work pool's queue (not only in the intake, for the recovery job, which
+    this world does not run) and are carried out as soon as it is free, once each."""
+    with slack_world(db, tmp_path, loop=False, workers=1, max_pending=10) as w:
+        w.fake.fail("chat.postMessage", status=429, retry_after=2, count=1)  # the first is slow
+        w.command("start dev")
+        acks = [w.command("list") for _ in range(3)]
+        assert [status for status, _, _ in acks] == [200, 200, 200]
+        w.until(lambda: len(w.answers()) >= 3, 20)
+        time.sleep(0.5)
+        assert sum(a.startswith("Live islands: 1") for a in w.answers()) == 3
+        assert len(w.islands()) == 1
+
+
 def test_buttons_obey_the_channel_rule_and_the_logs_button_is_audited(
     db: Database, tmp_path: Path
 ) -> None:
