@@ -67,6 +67,7 @@ class PoolKeeper:
         # stop one more for it)
         self._made_room_for: set[int] = set()
         self._short_of_ports: set[str] = set()  # branches told to be short of port blocks
+        self._history_seen: dict[str, object] = {}  # what each branch's streak was read at
 
     def spec(self, branch: str, row: PoolRow | None) -> tuple[PoolSpec, str]:
         """The branch's pool in force, and where its size comes from."""
@@ -103,7 +104,7 @@ class PoolKeeper:
             else:  # a branch whose profile is gone: its pool goes with it
                 spec, fresh, size = PoolSpec(), Freshness(timedelta(days=3650)), 0
             unserved = [i for i in waiting.get(branch, ()) if i not in self._made_room_for]
-            failing = self._streak(branch, row, size, now)
+            failing = self._streak(branch, row, size, now, pool)
             the_plan = plan(PoolFacts(size, fresh, pool.members, len(unserved), failing), now)
             if the_plan.is_empty:
                 continue
@@ -139,12 +140,24 @@ class PoolKeeper:
             self.poke()
         return done
 
-    def _streak(self, branch: str, row: PoolRow | None, size: int, now: datetime) -> Streak:
+    def _streak(
+        self, branch: str, row: PoolRow | None, size: int, now: datetime, pool: PoolMembers
+    ) -> Streak:
         """The branch's failure streak as its pool islands read now, noted in its row when it
-        changed (so that every replica shows it, and the next leader goes on from it)."""
+        changed (so that every replica shows it, and the next leader goes on from it). Read
+        again only when the pool's islands or its row changed since the last reading (an
+        island failing, booting, stopping or claimed changes them)."""
         was = Streak() if row is None else row.streak
-        if not size and not was.failures:
+        if not size:
             return was  # no pool: nothing to hold
+        seen = (
+            tuple((m.id, m.state) for m in pool.members),
+            pool.stopping,
+            None if row is None else (row.streak_from_id, was),
+        )
+        if self._history_seen.get(branch) == seen:
+            return was
+        self._history_seen[branch] = seen
         failures, last_id = streak(
             self.store.history(branch, after=None if row is None else row.streak_from_id)
         )

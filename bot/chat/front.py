@@ -151,21 +151,23 @@ class ChatFront:
         """Record the request (taken for a worker at once when one is free: one write, not
         two), and queue it; None, or why it was not accepted."""
         free = self.pool.reserve()
-        ticket = self.intake.ticket(key) if free else None
+        ticket: WorkTicket | None = None
         taken: Accepted | None = None
         try:
-            if ticket is not None:
+            if free:
+                ticket = self.intake.ticket(key)
                 taken = self.intake.take(ticket, kind, payload, ttl=CLAIM_TTL)
                 first = taken is not None
             else:
                 first = self.intake.accept(key, kind, payload)
-        except IslandbotError as exc:
-            if ticket is not None:  # its commit may have happened: never hold it to its cap
-                self._release(ticket, timedelta(0))
-            if isinstance(exc, DatabaseUnavailable):  # take nothing we cannot keep; say why
-                log.debug("request %s not accepted: %s", key, exc)
-                return island_text.database_down(exc.down_for_s)
-            log.warning("request %s not accepted: %s", key, exc)  # locked for too long
+        except DatabaseUnavailable as exc:  # take nothing we cannot keep, and say why
+            log.debug("request %s not accepted: %s", key, exc)
+            if ticket is not None:  # its commit may have happened: give it back, later
+                with self._lock:
+                    self._unreleased.append((ticket, timedelta(0)))
+            return island_text.database_down(exc.down_for_s)
+        except IslandbotError as exc:  # locked for too long: nothing was begun
+            log.warning("request %s not accepted: %s", key, exc)
             return island_text.BUSY
         finally:
             if free and taken is None:
@@ -174,8 +176,7 @@ class ChatFront:
             log.info("duplicate delivery %s ignored", key)
             return None
         if taken is not None:
-            if not self.pool.submit(functools.partial(self.carry_out, key, taken), reserved=True):
-                self._release(taken.ticket, timedelta(0))  # shutting down: another takes it
+            self.pool.submit(functools.partial(self.carry_out, key, taken), reserved=True)
         elif not self.pool.submit(functools.partial(self.carry_out, key)):
             log.info("request %s waits in the intake: the work pool is full", key)
         return None

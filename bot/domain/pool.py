@@ -122,14 +122,17 @@ class Streak:
 
     def now(self, failures: int, last_id: int | None, at: datetime) -> Streak:
         """The streak as the branch's history reads now (``streak``), this being the one
-        noted before: a new failure from ``HOLD_AFTER`` on holds the pool (``backoff``) from
-        ``at``; one seen before keeps its hold; none left ends it."""
+        noted before: more failures, or a newer one, from ``HOLD_AFTER`` on hold the pool
+        (``backoff``) from ``at``, never for less than a hold in force; otherwise the hold
+        stays as it is; none left ends it."""
         if not failures:
             return Streak()
-        if last_id == self.last_id:
-            return Streak(failures, last_id, self.held_until)
-        hold = backoff(failures)
-        return Streak(failures, last_id, None if hold is None else at + hold)
+        held_until = self.held_until
+        if failures > self.failures or (last_id or 0) > (self.last_id or 0):
+            hold = backoff(failures)
+            if hold is not None:
+                held_until = max(held_until or at, at + hold)
+        return Streak(failures, last_id, held_until)
 
 
 def streak(history: Sequence[tuple[int, bool | None]]) -> tuple[int, int | None]:

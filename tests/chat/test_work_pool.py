@@ -31,10 +31,26 @@ def test_only_an_idle_worker_is_reserved_and_every_place_comes_back() -> None:
         pool.shutdown()
 
 
-def test_work_submitted_after_shutdown_gives_its_place_back() -> None:
+def test_a_shut_down_pool_takes_no_more_work() -> None:
     pool = WorkPool(workers=1, max_pending=1)
     pool.shutdown()
-    assert pool.reserve()
-    assert not pool.submit(lambda: None, reserved=True)
+    assert not pool.reserve()
+    assert not pool.submit(lambda: None)
     assert pool.wait_idle(0.1)  # nothing counted as running
-    assert pool.reserve()
+
+
+def test_a_reserved_thread_is_never_behind_queued_work() -> None:
+    """A request taken at acceptance (its thread reserved) starts at once, even when other
+    work was queued after the reservation and before its submit."""
+    pool = WorkPool(workers=1, max_pending=4)
+    gate, started = threading.Event(), threading.Event()
+    try:
+        assert pool.reserve()
+        assert pool.submit(gate.wait)  # queued: the one thread is promised
+        assert pool.submit(started.set, reserved=True)
+        assert started.wait(2)  # ran first, while the queued work still waits
+        gate.set()
+        assert pool.wait_idle(5)
+    finally:
+        gate.set()
+        pool.shutdown()

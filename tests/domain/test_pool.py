@@ -82,6 +82,11 @@ def test_a_pool_whose_islands_keep_failing_holds_off_longer_each_time() -> None:
     assert held.now(3, 6, NOW + timedelta(seconds=20)) == held  # the same failure: the same hold
     assert held.now(4, 7, NOW + timedelta(seconds=40)).held_until == NOW + timedelta(seconds=100)
     assert held.now(0, None, NOW) == NO_STREAK  # one was ready: over
+    # islands of one fill failing out of order: more failures, the same newest, still hold
+    assert Streak(1, 7).now(3, 7, NOW).held_until == NOW + timedelta(seconds=30)
+    # a newer failure never shortens a hold in force
+    long = Streak(6, 9, NOW + timedelta(minutes=10))
+    assert long.now(3, 12, NOW).held_until == NOW + timedelta(minutes=10)
     assert plan(facts(member(1), streak=held), NOW + timedelta(seconds=29)) == PoolPlan()
     # then one at a time, whatever is missing: none while one is starting
     later = NOW + timedelta(seconds=31)

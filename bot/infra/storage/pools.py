@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -164,7 +165,7 @@ class PoolStore:
 
         def read(conn: Connection) -> list[tuple[int, bool | None]]:
             rows = conn.execute(
-                select(Island.id, Island.ready_at, Island.failure_reason)
+                select(Island.id, Island.ready_at, Island.failure_reason, Island.claimed_at)
                 .where(
                     Island.branch == branch,
                     Island.id > (after or 0),
@@ -173,15 +174,7 @@ class PoolStore:
                 .order_by(Island.id.desc())
                 .limit(HISTORY)
             ).all()
-            return [
-                (
-                    int(r.id),
-                    True
-                    if r.ready_at is not None
-                    else (False if r.failure_reason is not None else None),
-                )
-                for r in rows
-            ]
+            return [(int(r.id), _outcome(r)) for r in rows]
 
         return self.db.run(read, what=f"{branch} pool's history", read_only=True)
 
@@ -393,6 +386,14 @@ def note_code_version(conn: Connection, branch: str, version: str, now: datetime
         .where(Pool.branch == branch, Pool.code_version.is_distinct_from(newest))
         .values(code_version=newest, code_seen_at=now)
     )
+
+
+def _outcome(row: Any) -> bool | None:
+    """True: it was ready once (claimed: only ready ones are, and a restart since clears its
+    ready time), False: it failed before that, None: neither (yet)."""
+    if row.ready_at is not None or row.claimed_at is not None:
+        return True
+    return False if row.failure_reason is not None else None
 
 
 def _ensure(conn: Connection, branch: str) -> None:
