@@ -163,8 +163,7 @@ class ChatFront:
         except DatabaseUnavailable as exc:  # take nothing we cannot keep, and say why
             log.debug("request %s not accepted: %s", key, exc)
             if ticket is not None:  # its commit may have happened: give it back, later
-                with self._lock:
-                    self._unreleased.append((ticket, timedelta(0)))
+                self._release_later(ticket, timedelta(0))
             return island_text.database_down(exc.down_for_s)
         except IslandbotError as exc:  # locked for too long: nothing was begun
             log.warning("request %s not accepted: %s", key, exc)
@@ -212,8 +211,12 @@ class ChatFront:
         try:
             self.intake.release(ticket, after=after)
         except IslandbotError:
-            with self._lock:
-                self._unreleased.append((ticket, after))
+            self._release_later(ticket, after)
+
+    def _release_later(self, ticket: WorkTicket, after: timedelta) -> None:
+        """Give the request back before the next claim or recovery round (``_release``)."""
+        with self._lock:
+            self._unreleased.append((ticket, after))
 
     def _release_pending(self) -> None:
         with self._lock:
