@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench install clean deploy-templates
+.PHONY: demo test lint format bench install clean deploy-templates catalogue catalogue-pot
 
 demo: $(STAMP)  ## run the bot on its embedded defaults (SQLite, simulator, console chat)
 	$(BIN)/islandbot demo
@@ -31,6 +31,15 @@ bench: $(STAMP)  ## benchmarks; each prints one JSON object as its last line
 	$(BIN)/python -m bench.pool
 	$(BIN)/python -m bench.slack_ack
 	$(BIN)/python -m bench.e2e
+
+LOCALE := bot/words/locale
+catalogue-pot: $(STAMP)  ## extract every message id from the code into $(LOCALE)/islandbot.pot
+	$(BIN)/pybabel -q extract -F babel.cfg --no-default-keywords -k _ -k n_:1,2 -k p_:1c,2 -k N_ \
+		--sort-by-file --project islandbot --copyright-holder "islandbot's authors" \
+		-o $(LOCALE)/islandbot.pot .
+
+catalogue: catalogue-pot  ## and add the new ids to every language's .po (then translate them there)
+	$(BIN)/pybabel -q update -i $(LOCALE)/islandbot.pot -d $(LOCALE) -D islandbot --no-fuzzy-matching -w 100
 
 deploy-templates: $(STAMP)  ## regenerate deploy/k8s/island-templates.yaml from k8s_templates/
 	$(BIN)/python deploy/k8s/templates_configmap.py

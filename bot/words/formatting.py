@@ -5,18 +5,50 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from bot.domain.durations import format_duration
+from bot.words.catalogue import N_, _, p_
 
 STATE_WORDS = {
-    "requested": "starting",
-    "creating": "starting",
-    "scheduled": "scheduled, starting its server",
-    "running": "running, waiting for its server",
-    "ready": "ready",
-    "failed": "failed",
-    "stopping": "stopping",
-    "stopped": "stopped",
+    "requested": N_("starting"),
+    "creating": N_("starting"),
+    "scheduled": N_("scheduled, starting its server"),
+    "running": N_("running, waiting for its server"),
+    "ready": N_("ready"),
+    "failed": N_("failed"),
+    "stopping": N_("stopping"),
+    "stopped": N_("stopped"),
 }
+
+
+def state_words(state: str) -> str:
+    """An island's state as people read it, in the current language."""
+    words = STATE_WORDS.get(state)
+    return _(words) if words else state
+
+
+def format_duration(delta: timedelta) -> str:
+    """A duration compactly, largest units first, in the current language: ``1d 10h30m``,
+    ``45s``, ``0s`` (zh-CN: ``1天10小时30分``)."""
+    total = int(abs(delta.total_seconds()))
+    sign = "-" if delta.total_seconds() < 0 else ""
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = "".join(
+        part
+        for value, part in (
+            (hours, p_("duration", "{hours}h", hours=hours)),
+            (minutes, p_("duration", "{minutes}m", minutes=minutes)),
+            (seconds, p_("duration", "{seconds}s", seconds=seconds)),
+        )
+        if value
+    )
+    if days and clock:
+        text = p_("duration", "{days} {clock}", days=p_("duration", "{days}d", days=days), clock=clock)
+    elif days:
+        text = p_("duration", "{days}d", days=days)
+    else:
+        text = clock or p_("duration", "{seconds}s", seconds=0)
+    return sign + text
 
 
 def island_ref(island_id: int) -> str:
@@ -49,13 +81,13 @@ def utc_time(at: object) -> str:
 def relative_time(when: datetime, now: datetime) -> str:
     delta = when - now
     if delta.total_seconds() >= 0:
-        return f"in {format_duration(timedelta(seconds=int(delta.total_seconds())))}"
-    return f"{format_duration(timedelta(seconds=int(-delta.total_seconds())))} ago"
+        return _("in {duration}", duration=format_duration(timedelta(seconds=int(delta.total_seconds()))))
+    return _("{duration} ago", duration=format_duration(timedelta(seconds=int(-delta.total_seconds()))))
 
 
 def clock_offset(seconds: int) -> str:
     if seconds == 0:
-        return "real time"
+        return _("real time")
     sign = "+" if seconds > 0 else "-"
     return sign + format_duration(timedelta(seconds=abs(seconds)))
 
@@ -75,5 +107,10 @@ def memory_size(size: int) -> str:
 def memory_use(used: int, limit: int | None) -> str:
     """``memory 1.6Gi of 2Gi (80 %)``, or ``memory 612Mi`` without a limit."""
     if not limit:
-        return f"memory {memory_size(used)}"
-    return f"memory {memory_size(used)} of {memory_size(limit)} ({used * 100 // limit} %)"
+        return _("memory {used}", used=memory_size(used))
+    return _(
+        "memory {used} of {limit} ({percent} %)",
+        used=memory_size(used),
+        limit=memory_size(limit),
+        percent=used * 100 // limit,
+    )
