@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from bot.infra.kubernetes.templates import TemplateSet, load_templates
 from bot.infra.storage.database import Database, create_database
+from bot.words import catalogue
 from tests import dbutil, mysqlserver
 
 
@@ -87,3 +88,11 @@ def db(db_url: str) -> Iterator[Database]:
     database = create_database(db_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _deployment_language_back_to_english() -> Iterator[None]:
+    """A bot built in a test sets its process's deployment language; the next test starts in
+    English again."""
+    yield
+    catalogue.set_deployment_language(catalogue.SOURCE)

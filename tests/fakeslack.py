@@ -22,6 +22,8 @@ events exactly as Slack sends them.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import itertools
@@ -100,6 +102,8 @@ LIMITS: dict[str, int] = {
     "chat.delete": TIER_3,
     "chat.postEphemeral": TIER_4,
     "conversations.open": TIER_3,
+    "users.info": TIER_4,
+    "users.list": TIER_2,
     "conversations.replies": TIER_3,
     "conversations.history": TIER_3,
     "views.publish": TIER_4,
@@ -135,6 +139,9 @@ class FakeSlack:
     _refusals: list[Refusal] = field(default_factory=list)
     refused: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (method,
     # error, params) of each call refused by a ``refuse`` rule
+    # the workspace's people and their locales (Slack's language setting); any other U.../W...
+    # id is a person too, in Slack's default en-US, but ``users.list`` lists only these
+    people: dict[str, str] = field(default_factory=dict)
     url: str = ""
     socket_url: str = ""  # set by ``socket_mode``
 
@@ -349,6 +356,33 @@ class FakeSlack:
             return _json({"ok": False, "error": "user_not_found"})
         return _json({"ok": True, "channel": {"id": _im(users)}})
 
+    def _user(self, user: str, *, locale: bool) -> dict[str, Any]:
+        found: dict[str, Any] = {"id": user, "team_id": "T0STUDIO", "name": user.lower()}
+        if locale:  # Slack adds it only when asked (include_locale=true)
+            found["locale"] = self.people.get(user, "en-US")
+        return found
+
+    def _m_users_info(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        user = str(p.get("user") or "")
+        if not user.startswith(("U", "W")) or "," in user:
+            return _json({"ok": False, "error": "user_not_found"})
+        locale = str(p.get("include_locale")).lower() in ("true", "1")
+        return _json({"ok": True, "user": self._user(user, locale=locale)})
+
+    def _m_users_list(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        try:
+            limit = int(p.get("limit") or 0) or 1000
+            start = _uncursor(p.get("cursor"))
+        except ValueError:
+            return _json({"ok": False, "error": "invalid_cursor"})
+        limit = min(limit, 1000)
+        locale = str(p.get("include_locale")).lower() in ("true", "1")
+        ids = sorted(self.people)
+        page = [self._user(u, locale=locale) for u in ids[start : start + limit]]
+        more = start + limit < len(ids)
+        cursor = _cursor(start + limit) if more else ""
+        return _json({"ok": True, "members": page, "response_metadata": {"next_cursor": cursor}})
+
     def _m_chat_postMessage(self, p: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         channel = str(p.get("channel"))
         if channel.startswith("C0GONE"):
@@ -467,6 +501,23 @@ class FakeSlack:
                     }
                 )
         return _json({"ok": True, "files": [{"id": f["id"]} for f in files or []]})
+
+
+def _cursor(index: int) -> str:
+    return base64.b64encode(f"user:{index}".encode()).decode()
+
+
+def _uncursor(cursor: Any) -> int:
+    """A cursor this fake gave (Slack's are opaque base64); ``ValueError`` for any other."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.b64decode(str(cursor), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("invalid cursor") from None
+    if not text.startswith("user:") or not text[5:].isdigit():
+        raise ValueError("invalid cursor")
+    return int(text[5:])
 
 
 def _im(channel: str) -> str:

@@ -52,6 +52,7 @@ def world_settings(
     workers: int = 8,
     clock_request_ttl: timedelta = timedelta(hours=1),
     port_range: str = "37000-37299",
+    language: str = "en",
 ) -> Settings:
     """What ``islandbot run`` would read from its environment in this world."""
     settings = load_settings(
@@ -69,6 +70,7 @@ def world_settings(
             "ISLANDBOT_SLACK_WORKERS": str(workers),
             "SLACK_BOT_TOKEN": fakeslack.BOT_TOKEN,
             "SLACK_SIGNING_SECRET": fakeslack.SIGNING_SECRET,
+            "ISLANDBOT_LANGUAGE": language,
         }
     )
     return replace(
@@ -98,6 +100,7 @@ class SlackWorld:
         clock: Clock = utcnow,
         clock_requests_every: timedelta = timedelta(seconds=5),
         port_range: str = "37000-37299",
+        language: str = "en",
     ) -> None:
         self.db, self.sim, self.fake = db, sim, fake
         self.settings = world_settings(
@@ -108,6 +111,7 @@ class SlackWorld:
             workers=workers,
             clock_request_ttl=clock_request_ttl,
             port_range=port_range,
+            language=language,
         )
         self.tuning = Tuning(
             kube=KubeSettings(namespace="islands", request_timeout_s=3, attempts=2, backoff_s=0.01),

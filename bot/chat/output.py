@@ -131,6 +131,11 @@ class ChatOutput(Protocol):
     def direct(self, user: str) -> str:
         """The channel of the bot's direct conversation with ``user`` (opened if need be)."""
 
+    def language(self, user: str) -> str | None:
+        """The language ``user`` reads as the chat says (a language the bot speaks, such as
+        ``zh-CN``), or None when it does not say: answers meant for them alone are then in the
+        deployment's language. Never waits on the chat for long (an answer is behind it)."""
+
     def pace(self) -> Pace | None:
         """How fast one channel takes the bot's posts (the pace this adapter keeps to, a
         little under the chat's limit), or None when it takes them all at once. Where

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from bot.words.catalogue import negotiate, speaking
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # the largest request body any route accepts (Slack's are a few KB)
@@ -71,7 +73,7 @@ class WebServer:
         self._on_shutdown.append(callback)
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[_readers_language])
         app.router.add_routes(self._routes)
         app.on_shutdown.extend(self._on_shutdown)
         return app
@@ -154,3 +156,14 @@ class WebServer:
 
 async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+@web.middleware
+async def _readers_language(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every answer in the language the reader's ``Accept-Language`` asks for, when the bot
+    speaks it, else in the deployment's (text made in an executor thread is not: a
+    ContextVar does not cross into it)."""
+    with speaking(negotiate(request.headers.get("Accept-Language"))):
+        return await handler(request)

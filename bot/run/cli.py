@@ -33,7 +33,7 @@ from bot.run.demo import CHANNEL, CHANNEL_NAME, DEMO_POOLS, FIRST_USER, Cluster,
 from bot.run.headless import JsonLinesNotifier, LogNotifier
 from bot.run.settings import ConfigError, Settings
 from bot.run.settings_env import describe_settings, load_settings
-from bot.words import demo_text, refusals
+from bot.words import catalogue, demo_text, refusals
 
 
 def _database(settings: Settings) -> Database:
@@ -81,6 +81,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
     settings = _demo_settings(settings, state, keep=args.keep)
+    if args.lang:
+        settings = replace(settings, language=args.lang)
+    catalogue.set_deployment_language(settings.language)
     address = (
         Address.parse(settings.http_address)
         if "ISLANDBOT_HTTP_ADDRESS" in os.environ
@@ -313,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep", action="store_true", help="keep the islands of the last demo's database"
     )
     demo.add_argument(
+        "--lang",
+        type=_language,
+        default=None,
+        metavar="LANGUAGE",
+        help=f"the language the bot speaks ({', '.join(catalogue.languages())}; default: "
+        "ISLANDBOT_LANGUAGE, else en)",
+    )
+    demo.add_argument(
         "--boot-delay",
         type=_boot_delay,
         default=1.0,
@@ -338,6 +349,13 @@ def _demo_settings(settings: Settings, state: Path, *, keep: bool) -> Settings:
         pools = {b: n for b, n in DEMO_POOLS.items() if (branches / f"{b}.yaml").is_file()}
         settings = replace(settings, pools=pools)
     return settings
+
+
+def _language(text: str) -> str:
+    found = catalogue.match(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: not one of {', '.join(catalogue.languages())}")
+    return found
 
 
 def _boot_delay(text: str) -> float:

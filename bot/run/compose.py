@@ -57,6 +57,7 @@ from bot.run.loop import LifecycleService
 from bot.run.memory_setup import watch_memory
 from bot.run.pool_setup import keep_pools
 from bot.run.settings import ConfigError, Settings
+from bot.words import catalogue
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,7 @@ def build(
     """The bot. With ``chat``: its front end and its notices go there; without, notices go to
     ``notifier`` (default: the log). ``http``: the HTTP server with the API (``start`` serves
     it). A ``kube`` given is used (and closed with the bot); else one is connected."""
+    catalogue.set_deployment_language(settings.language)
     storage = open_storage(settings, clock=tuning.clock)
     server: WebServer | None = None
     try:
@@ -407,6 +409,9 @@ def _assemble(
 # ---- Slack as the chat --------------------------------------------------------------------------
 
 
+LANGUAGES_EVERY_S = 3600.0  # how often every person's Slack locale is read again
+
+
 def check_slack_settings(settings: Settings) -> None:
     """Raise ``ConfigError`` when what ``islandbot run`` needs to reach Slack is missing."""
     problems = []
@@ -442,6 +447,14 @@ def slack_bot(
     )
     bot = build(settings, chat=sender, kube=kube, tuning=tuning)
     sender.queues.liveness = bot.heartbeat  # a call queued before a lapse is not made after
+    # the people's languages, for answers meant for one of them: read at start, then hourly
+    bot.service.add_job(
+        sender.locales.refresh,
+        "slack-languages",
+        seconds=LANGUAGES_EVERY_S,
+        leader_only=False,
+        at_once=True,
+    )
     assert bot.front is not None and bot.server is not None
     secret = settings.slack_signing_secret
     app = SlackListeners(bot.front).build_app(

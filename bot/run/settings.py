@@ -138,6 +138,15 @@ class Settings:
             "people type and read.",
         },
     )
+    language: str = field(
+        default="en",
+        metadata={
+            "env": "ISLANDBOT_LANGUAGE",
+            "help": "The language of channel posts, the board and the API when the reader's is "
+            "not known: `en` or `zh-CN` (one per catalogue in `bot/words/locale/`). Answers "
+            "meant for one person use the language their chat reports, when it does.",
+        },
+    )
     clock_max_shift: timedelta = field(
         default=timedelta(days=3650),
         metadata={

@@ -20,6 +20,7 @@ from bot.domain.pool import MAX_POOL_SIZE
 from bot.domain.port_blocks import PortRange
 from bot.infra.kubernetes.templates import DEFAULT_TEMPLATES_DIR
 from bot.run.settings import PREFIX, TEST_PREFIX, ConfigError, Secret, Settings
+from bot.words import catalogue
 
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -102,6 +103,13 @@ def _parse_timezone(text: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("expected an IANA time zone name such as UTC or Europe/Paris") from None
     return name
+
+
+def _parse_language(text: str) -> str:
+    found = catalogue.match(text)
+    if found is None or found.lower() != text.strip().replace("_", "-").lower():
+        raise ValueError(f"expected one of {', '.join(catalogue.languages())}")
+    return found
 
 
 def _parse_templates_dir(text: str) -> Path:
@@ -259,6 +267,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "allowed_channels": _parse_channels,
     "extend_step": _parse_duration,
     "timezone": _parse_timezone,
+    "language": _parse_language,
     "clock_max_shift": _parse_duration,
     "clock_request_ttl": _parse_duration,
     "templates_dir": _parse_templates_dir,

@@ -19,6 +19,8 @@ SCOPES = {
     "conversations_history": {"channels:history", "groups:history", "im:history"},
     "files_upload_v2": {"files:write"},
     "views_publish": set(),
+    "users_info": {"users:read"},
+    "users_list": {"users:read"},
 }
 
 

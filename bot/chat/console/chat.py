@@ -80,11 +80,13 @@ class _ButtonSlot:
 
 @dataclass
 class ConsoleChat:
-    """``names`` maps channel ids to names (``C0DEMO`` -> ``islands``) for display."""
+    """``names`` maps channel ids to names (``C0DEMO`` -> ``islands``) for display;
+    ``languages`` says which people read another language than the deployment's."""
 
     write: Callable[[str], None] | None = print
     json_lines: bool = False
     names: Mapping[str, str] = field(default_factory=dict)
+    languages: Mapping[str, str] = field(default_factory=dict)  # user id -> the language they read
     events: list[ChatEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -211,6 +213,9 @@ class ConsoleChat:
 
     def direct(self, user: str) -> str:
         return user  # the console shows a direct message as one to the user
+
+    def language(self, user: str) -> str | None:
+        return self.languages.get(user)  # as the demo's people were given, else None
 
     def pace(self) -> Pace | None:
         return None  # a terminal shows every message at once: no queue, no digest

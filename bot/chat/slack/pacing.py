@@ -39,6 +39,16 @@ class _Pacer:
             self.at = time.monotonic()
         self.tokens -= 1
 
+    def take(self) -> bool:
+        """A token if one is there now (True), else False, without waiting."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
 
 # Slack's tier of each method the bot calls, as requests a minute per workspace (Tier 3: 50,
 # Tier 4: 100); the bot keeps to 90 % of it. Posts are paced per channel instead.
@@ -49,6 +59,8 @@ TIER_PER_MINUTE: Mapping[str, int] = {
     "conversations.history": 50,
     "chat.postEphemeral": 100,
     "views.publish": 100,
+    "users.info": 100,
+    "users.list": 20,
 }
 
 
@@ -78,6 +90,15 @@ class TierPacer:
         lock, pacer = paced
         with lock:
             pacer.wait()
+
+    def try_take(self, method: str) -> bool:
+        """Whether a call of ``method`` may be made now, without waiting (its token taken)."""
+        paced = self._pacers.get(method)
+        if paced is None:
+            return True
+        lock, pacer = paced
+        with lock:
+            return pacer.take()
 
 
 # a queued call: what to call, whether paced, its result, the liveness token it was queued with

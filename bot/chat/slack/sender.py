@@ -31,6 +31,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.chat.output import Blocks
 from bot.chat.slack.errors import SlackError
+from bot.chat.slack.locales import SlackLocales
 from bot.chat.slack.pacing import NOT_LIVE, ChannelQueues, TierPacer, still_live
 from bot.domain.notice_routes import Pace
 from bot.infra import metrics
@@ -191,6 +192,7 @@ class SlackSender:
         self.client = client
         self.queues = queues or ChannelQueues()
         self.tiers = tiers or TierPacer()
+        self.locales = SlackLocales(client, self.tiers)
         self._direct: dict[str, str] = {}  # user id -> their direct conversation's id
         self._users: dict[str, str] = {}  # direct conversation's id -> its user's id
 
@@ -376,6 +378,9 @@ class SlackSender:
             raise SlackError(f"conversations.open for {user}: no channel in {response.data!r}")
         self._learn(user, str(channel["id"]))
         return self._direct[user]
+
+    def language(self, user: str) -> str | None:
+        return self.locales.language(user)
 
     def pace(self) -> Pace:
         """The pace each channel's queue keeps to (``ChannelQueues``: posts a second, burst)."""
