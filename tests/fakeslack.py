@@ -41,6 +41,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests import blockkit
+
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"
 
@@ -239,8 +241,11 @@ class FakeSlack:
 
     def handle(self, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
         if path.startswith("/respond/"):
+            answer = json.loads(body or b"{}")
+            if blockkit.problems(answer.get("blocks")):
+                return 400, {"content-type": "text/plain"}, b"invalid_blocks"
             with self._lock:
-                self.responses.append({"path": path, **json.loads(body or b"{}")})
+                self.responses.append({"path": path, **answer})
             return 200, {"content-type": "text/plain"}, b"ok"
         if path.startswith("/upload/"):
             with self._lock:
@@ -291,6 +296,12 @@ class FakeSlack:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return _json({"ok": False, "error": "unknown_method"})
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            if len(str(params.get("text") or "")) > blockkit.MESSAGE_TEXT:
+                return _json({"ok": False, "error": "msg_too_long"})
+            wrong = blockkit.problems(params.get("blocks"))
+            if wrong:  # as Slack answers a message its Block Kit reference does not allow
+                return _json({"ok": False, "error": "invalid_blocks", "errors": wrong})
         result: tuple[int, dict[str, str], bytes] = handler(params)
         return result
 
@@ -469,7 +480,7 @@ class FakeSlack:
         view = p.get("view")
         if isinstance(view, str):
             view = json.loads(view)
-        if len((view or {}).get("blocks", [])) > 100:
+        if blockkit.problems((view or {}).get("blocks", []), view=True):
             return _json({"ok": False, "error": "invalid_arguments"})
         with self._lock:
             self.homes[str(p.get("user_id"))] = view or {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta, tzinfo
 from typing import Any
@@ -33,6 +34,7 @@ from bot.domain.records import Accepted, Caller, ClockRecord, WorkTicket
 from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.intake import Intake
 from bot.words import island_text, refusals, usage
+from bot.words.catalogue import speaking
 
 log = logging.getLogger(__name__)
 
@@ -98,24 +100,37 @@ class ChatFront:
     # ---- entry points (the adapters call these) ---------------------------------------------
 
     def command(self, caller: Caller, text: str, *, trigger: str, reply: Reply) -> str | None:
-        """``/island <text>``: the immediate answer for the caller, or None when the command
-        was accepted (its answers arrive through ``reply``). ``trigger`` identifies this
-        request: a redelivery with the same trigger is acted on once."""
+        """``/island <text>``: the immediate answer for the caller (in their language), or None
+        when the command was accepted (its answers arrive through ``reply``). ``trigger``
+        identifies this request: a redelivery with the same trigger is acted on once."""
         try:
             parsed = parse_command(text, self.context)
         except CommandError as exc:
-            return usage.command_error(exc)
+            return self._say(caller.user_id, functools.partial(usage.command_error, exc))
         if not self.actions.policy.channel_allowed(caller.channel):
-            return refusals.channel_not_allowed(sorted(self.actions.policy.allowed_channels))
+            allowed = sorted(self.actions.policy.allowed_channels)
+            return self._say(
+                caller.user_id, functools.partial(refusals.channel_not_allowed, allowed)
+            )
         if isinstance(parsed, Help):
-            return usage.help_text(
-                parsed.verb,
-                default_ttl=self.settings.default_ttl,
-                max_ttl=self.settings.max_ttl,
-                timezone=str(self.settings.tz),
+            return self._say(
+                caller.user_id,
+                functools.partial(
+                    usage.help_text,
+                    parsed.verb,
+                    default_ttl=self.settings.default_ttl,
+                    max_ttl=self.settings.max_ttl,
+                    timezone=str(self.settings.tz),
+                ),
             )
         payload = {"caller": _caller(caller), "text": text, "reply": _reply(reply)}
-        return self._accept(delivery_key("cmd", trigger), "command", payload)
+        refused = self._accept(delivery_key("cmd", trigger), "command", payload)
+        return None if refused is None else self._say(caller.user_id, refused)
+
+    def _say(self, user: str, words: Callable[[], str]) -> str:
+        """An answer for ``user`` alone, in the language their chat says they read."""
+        with speaking(self.sender.language(user)):
+            return words()
 
     def button(
         self,
@@ -130,7 +145,7 @@ class ChatFront:
         """A press of one of the bot's buttons; False when it was not accepted (the person is
         told why; nothing was done)."""
         if action_id not in set(ButtonAction):
-            self.work.tell(reply, island_text.stale_button())
+            self.work.tell(reply, self._say(caller.user_id, island_text.stale_button))
             return False
         payload = {
             "caller": _caller(caller),
@@ -141,15 +156,15 @@ class ChatFront:
         }
         refused = self._accept(f"act:{action_id}:{caller.user_id}:{trigger}", "button", payload)
         if refused is not None:
-            self.work.tell(reply, refused)
+            self.work.tell(reply, self._say(caller.user_id, refused))
         return refused is None
 
     def home_opened(self, user: str, *, trigger: str) -> bool:
         return self._accept(f"evt:{trigger}", "home", {"user": user}) is None
 
-    def _accept(self, key: str, kind: str, payload: dict[str, Any]) -> str | None:
+    def _accept(self, key: str, kind: str, payload: dict[str, Any]) -> Callable[[], str] | None:
         """Record the request (taken for a worker at once when one is free: one write, not
-        two), and queue it; None, or why it was not accepted."""
+        two), and queue it; None, or the words of why it was not accepted."""
         free = self.pool.reserve()
         ticket: WorkTicket | None = None
         taken: Accepted | None = None
@@ -164,10 +179,10 @@ class ChatFront:
             log.debug("request %s not accepted: %s", key, exc)
             if ticket is not None:  # its commit may have happened: give it back, later
                 self._release_later(ticket, timedelta(0))
-            return island_text.database_down(exc.down_for_s)
+            return functools.partial(island_text.database_down, exc.down_for_s)
         except IslandbotError as exc:  # locked for too long: nothing was begun
             log.warning("request %s not accepted: %s", key, exc)
-            return island_text.BUSY
+            return island_text.busy
         finally:
             if free and taken is None:
                 self.pool.unreserve()
@@ -226,9 +241,16 @@ class ChatFront:
 
     def _do(self, key: str, accepted: Accepted) -> None:
         reply = Reply(**accepted.payload.get("reply", {"user": "", "channel": None}))
+        # answers to the person who asked are in their language; what goes to a channel
+        # is in the deployment's (``ChatWork`` says so where it posts there)
+        who = reply.user or str(accepted.payload.get("user", ""))
+        with speaking(self.sender.language(who) if who else None):
+            self._answer(key, accepted, reply)
+
+    def _answer(self, key: str, accepted: Accepted, reply: Reply) -> None:
         if accepted.attempts > MAX_ATTEMPTS:
             log.error("request %s failed %d times; dropped", key, accepted.attempts - 1)
-            self.work.tell(reply, island_text.SORRY)
+            self.work.tell(reply, island_text.sorry())
             self.intake.done(accepted.ticket)
             return
         try:
@@ -237,7 +259,7 @@ class ChatFront:
             raise
         except Exception:  # a bug of ours: doing it again would fail again
             log.exception("request %s (%s) failed", key, accepted.kind)
-            self.work.tell(reply, island_text.SORRY)
+            self.work.tell(reply, island_text.sorry())
         self.intake.done(accepted.ticket)
 
     def _dispatch(self, accepted: Accepted, reply: Reply) -> None:

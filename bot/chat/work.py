@@ -45,6 +45,8 @@ from bot.domain.time_source import Clock, utcnow
 from bot.infra.storage.board_reads import BoardReads
 from bot.infra.storage.intake import Intake
 from bot.words import board_text, clock_text, island_text, layouts, pool_text, refusals
+from bot.words.catalogue import speaking
+from bot.words.formatting import sentences
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +198,7 @@ class ChatWork:
             owner = self.actions.status(request.island_id).owner_id
             text = clock_text.clock_requested(request.island_id, owner)
         if outcome.backwards and request.state != "failed":
-            text += " " + clock_text.clock_backwards(request.island_id)
+            text = sentences(text, clock_text.clock_backwards(request.island_id))
         self.tell(reply, text)
 
     def refresh_clock_request(self, request: ClockRecord) -> None:
@@ -204,9 +206,10 @@ class ChatWork:
         if request.chat_channel is None or request.chat_ts is None:
             return
         owner = self.actions.status(request.island_id).owner_id
-        text, blocks = layouts.clock_request_message(
-            request, owner_id=owner, tz=self.tz, now=self.clock()
-        )
+        with speaking(None):  # the channel's message: in the deployment's language
+            text, blocks = layouts.clock_request_message(
+                request, owner_id=owner, tz=self.tz, now=self.clock()
+            )
         try:
             self.sender.update(request.chat_channel, request.chat_ts, text, blocks=blocks)
         except ChatError as exc:
@@ -235,11 +238,7 @@ class ChatWork:
 
     def _list(self, caller: Caller, command: ListIslands) -> tuple[str, list[dict[str, Any]]]:
         islands = self.actions.islands(caller, command)
-        title = {
-            ListScope.ALL: "Live islands",
-            ListScope.MINE: "Your live islands",
-            ListScope.BRANCH: f"Live {command.branch} islands",
-        }[command.scope]
+        title = island_text.list_title(command.scope.value, command.branch)
         server = {i.id: max(self.actions.ports(i).values()) for i in islands}
         return layouts.islands_table(title, islands, ports=server, now=self.clock())
 
@@ -251,11 +250,13 @@ class ChatWork:
             return text
         island = self.actions.status(island_id)
         channel = island.chat_channel or reply.channel or reply.user
+        with speaking(None):  # shared in the island's thread: the deployment's language
+            title = island_text.log_file_title(island_id, tail.lines)
         self.sender.upload(
             channel,
             filename=f"island-{island_id}{'-previous' if previous else ''}.log",
             content=tail.text + "\n",
-            title=f"Island #{island_id} log, last {tail.lines} lines",
+            title=title,
             thread_ts=island.chat_thread if island.chat_channel else None,
         )
         kept: list[str] = []

@@ -11,6 +11,7 @@ silently dropped).
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import ipaddress
 import re
@@ -44,20 +45,46 @@ class Registration:
         return data
 
 
+class Flaw(enum.Enum):
+    """What is wrong with one field of a registration (its words: ``bot.words.api_text``)."""
+
+    NOT_AN_OBJECT = "not an object"
+    UNKNOWN_FIELD = "unknown field"
+    REQUIRED = "required"
+    BAD_TEXT = "not short printable ASCII text"
+    BAD_NODE = "not a DNS-1123 subdomain"
+    BAD_ADDRESS = "not an IP address"
+    BAD_PORTS = "not an object of port name to port number"
+    UNKNOWN_PORT = "unknown port"
+    BAD_PORT = "not a port number"
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    flaw: Flaw
+    known: tuple[str, ...] = ()  # what would be accepted (the port names)
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.flaw.value}"
+
+
 class RegistrationInvalid(ValueError):
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("; ".join(problems))
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
         self.problems = tuple(problems)
 
 
-def _text(data: Mapping[str, Any], name: str, problems: list[str], *, required: bool) -> str | None:
+def _text(
+    data: Mapping[str, Any], name: str, problems: list[Problem], *, required: bool
+) -> str | None:
     value = data.get(name)
     if value is None:
         if required:
-            problems.append(f"{name}: required")
+            problems.append(Problem(name, Flaw.REQUIRED))
         return None
     if not isinstance(value, str) or not _PRINTABLE.fullmatch(value) or len(value) > MAX_TEXT:
-        problems.append(f"{name}: expected 1-{MAX_TEXT} printable ASCII characters, no spaces")
+        problems.append(Problem(name, Flaw.BAD_TEXT))
         return None
     return value
 
@@ -65,11 +92,11 @@ def _text(data: Mapping[str, Any], name: str, problems: list[str], *, required: 
 def parse_registration(data: Any, port_names: Sequence[str]) -> Registration:
     """The registration in ``data`` (decoded JSON), or ``RegistrationInvalid``."""
     if not isinstance(data, Mapping):
-        raise RegistrationInvalid(["the body must be a JSON object"])
-    problems = [f"{key}: unknown field" for key in data if key not in FIELDS]
+        raise RegistrationInvalid([Problem("body", Flaw.NOT_AN_OBJECT)])
+    problems = [Problem(str(key), Flaw.UNKNOWN_FIELD) for key in data if key not in FIELDS]
     node = data.get("node")
     if not isinstance(node, str) or len(node) > 253 or not _DNS_SUBDOMAIN.fullmatch(node):
-        problems.append("node: expected the node's name (a DNS-1123 subdomain)")
+        problems.append(Problem("node", Flaw.BAD_NODE))
         node = None
     pod_ip = data.get("pod_ip")
     try:
@@ -77,25 +104,25 @@ def parse_registration(data: Any, port_names: Sequence[str]) -> Registration:
     except ValueError:
         pod_ip = None
     if pod_ip is None:
-        problems.append("pod_ip: expected an IPv4 or IPv6 address")
+        problems.append(Problem("pod_ip", Flaw.BAD_ADDRESS))
     version = _text(data, "version", problems, required=True)
     build = _text(data, "build", problems, required=False)
     code = _text(data, "code", problems, required=False)
     ports = data.get("ports")
     if ports is not None:
         if not isinstance(ports, Mapping) or not ports:
-            problems.append("ports: expected an object of port name to port number")
+            problems.append(Problem("ports", Flaw.BAD_PORTS))
             ports = None
         else:
             for name, number in ports.items():
                 if name not in port_names:
-                    problems.append(f"ports.{name}: unknown port; known: {', '.join(port_names)}")
+                    problems.append(Problem(f"ports.{name}", Flaw.UNKNOWN_PORT, tuple(port_names)))
                 if (
                     isinstance(number, bool)
                     or not isinstance(number, int)
                     or not 0 < number < 65536
                 ):
-                    problems.append(f"ports.{name}: expected a port number 1-65535")
+                    problems.append(Problem(f"ports.{name}", Flaw.BAD_PORT))
     if problems:
         raise RegistrationInvalid(problems)
     assert node is not None and pod_ip is not None and version is not None

@@ -115,7 +115,7 @@ class Api:
         parts = self.parts
         island_id = _island_id(request)
         if island_id is None:
-            return _error(404, api_text.API_BAD_ISLAND_ID)
+            return _error(404, api_text.said(api_text.API_BAD_ISLAND_ID))
         token = _bearer(request)
         held_up = await self._held_up(island_id, request.remote)
         if held_up is not None:
@@ -139,7 +139,7 @@ class Api:
         many registrations refused lately; None when the request may go on."""
         wait = self._island_refusals.retry_after((island_id, remote))
         if wait is not None:
-            return _too_many(api_text.API_TOO_MANY_REFUSALS_FOR_ISLAND, wait)
+            return _too_many(api_text.said(api_text.API_TOO_MANY_REFUSALS_FOR_ISLAND), wait)
         wait = self._address_refusals.retry_after(remote)
         if wait is None:
             return None
@@ -147,17 +147,17 @@ class Api:
             known = await self._run(lambda: self.parts.registry.exists(island_id))
         except IslandbotError as exc:
             return _refused(island_id, exc)
-        return None if known else _too_many(api_text.API_TOO_MANY_REFUSALS, wait)
+        return None if known else _too_many(api_text.said(api_text.API_TOO_MANY_REFUSALS), wait)
 
     # ---- the registry ---------------------------------------------------------------------------
 
     async def list_islands(self, request: web.Request) -> web.Response:
         parts = self.parts
         if not _may_read(parts, request):
-            return _unauthorized(api_text.API_READ_UNAUTHORIZED)
+            return _unauthorized(api_text.said(api_text.API_READ_UNAUTHORIZED))
         query = request.query
         problems = [
-            f"{key}: unknown parameter"
+            api_text.unknown_parameter(key)
             for key in query
             if key not in {"state", "branch", "owner", "after", "limit"}
         ]
@@ -167,14 +167,14 @@ class Api:
                 states = [IslandState(s) for s in query.getall("state")]
             except ValueError:
                 known = ", ".join(s.value for s in IslandState)
-                problems.append(f"state: expected one of {known}")
+                problems.append(api_text.expected_one_of("state", known))
         after = _int_param(query.get("after", "0"), 0, MAX_ID, "after", problems)
         limit = _int_param(query.get("limit", "100"), 1, MAX_PAGE, "limit", problems)
         for key in ("branch", "owner"):
             if key in query and not 0 < len(query[key]) <= 200:
-                problems.append(f"{key}: expected 1-200 characters")
+                problems.append(api_text.expected_length(key, 200))
         if problems:
-            return _error(400, api_text.API_BAD_QUERY, problems=problems)
+            return _error(400, api_text.said(api_text.API_BAD_QUERY), problems=problems)
         try:
             page = await self._run(
                 lambda: parts.registry.page(
@@ -186,7 +186,7 @@ class Api:
                 )
             )
         except IslandbotError:
-            return _error(503, api_text.API_DATABASE_DOWN)
+            return _error(503, api_text.said(api_text.API_DATABASE_DOWN))
         now = utcnow()
         islands = [
             island_json(i, port_names=parts.registry.port_names, now=now) for i in page.islands
@@ -197,15 +197,15 @@ class Api:
         parts = self.parts
         island_id = _island_id(request)
         if island_id is None:
-            return _error(404, api_text.API_BAD_ISLAND_ID)
+            return _error(404, api_text.said(api_text.API_BAD_ISLAND_ID))
         if not _may_read(parts, request):
-            return _unauthorized(api_text.API_READ_UNAUTHORIZED)
+            return _unauthorized(api_text.said(api_text.API_READ_UNAUTHORIZED))
         try:
             island = await self._run(lambda: parts.registry.get(island_id))
         except NotFound as exc:
             return _error(404, refusals.text(exc))
         except IslandbotError:
-            return _error(503, api_text.API_DATABASE_DOWN)
+            return _error(503, api_text.said(api_text.API_DATABASE_DOWN))
         return web.json_response(
             island_json(island, port_names=parts.registry.port_names, now=utcnow())
         )
@@ -272,7 +272,7 @@ def _refused(island_id: int, exc: IslandbotError) -> web.Response:
     if isinstance(exc, NotFound | Conflict):
         return _error(404 if isinstance(exc, NotFound) else 409, refusals.text(exc))
     log.warning("island %d: registration failed: %s", island_id, exc)
-    return _error(503, api_text.API_DATABASE_DOWN)
+    return _error(503, api_text.said(api_text.API_DATABASE_DOWN))
 
 
 async def _read_registration(
@@ -285,17 +285,25 @@ async def _read_registration(
     try:
         raw = await _read_capped(request, MAX_REGISTRATION_BODY + 1)
     except (ValueError, ConnectionError, aiohttp.ClientPayloadError):
-        return _error(400, api_text.API_BODY_UNREADABLE)
+        return _error(400, api_text.said(api_text.API_BODY_UNREADABLE))
     if len(raw) > MAX_REGISTRATION_BODY:
         return too_big
     try:
         data = json.loads(raw)
     except ValueError:
-        return _error(422, api_text.API_NOT_JSON, problems=[api_text.API_NOT_JSON_PROBLEM])
+        return _error(
+            422,
+            api_text.said(api_text.API_NOT_JSON),
+            problems=[api_text.said(api_text.API_NOT_JSON_PROBLEM)],
+        )
     try:
         return parse_registration(data, port_names)
     except RegistrationInvalid as exc:
-        return _error(422, api_text.API_INVALID_REGISTRATION, problems=list(exc.problems))
+        return _error(
+            422,
+            api_text.said(api_text.API_INVALID_REGISTRATION),
+            problems=[api_text.registration_problem(p) for p in exc.problems],
+        )
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes:
@@ -323,7 +331,7 @@ def _check(fn: Callable[[], None]) -> str:
 def _int_param(text: str, low: int, high: int, name: str, problems: list[str]) -> int:
     if text.isascii() and text.isdigit() and len(text) <= 16 and low <= int(text) <= high:
         return int(text)
-    problems.append(f"{name}: expected a whole number from {low} to {high}")
+    problems.append(api_text.expected_whole_number(name, low, high))
     return low
 
 

@@ -70,19 +70,21 @@ class PoolRoutes:
 
     async def list_pools(self, request: web.Request) -> web.Response:
         if self.read_token is not None and not _matches(_bearer(request), self.read_token):
-            return _unauthorized(api_text.API_READ_UNAUTHORIZED)
+            return _unauthorized(api_text.said(api_text.API_READ_UNAUTHORIZED))
         try:
             pools = await self._run(self.keeper.status)
         except IslandbotError as exc:
             log.warning("pools not read: %s", exc)
-            return web.json_response({"error": api_text.API_DATABASE_DOWN}, status=503)
+            return web.json_response(
+                {"error": api_text.said(api_text.API_DATABASE_DOWN)}, status=503
+            )
         return web.json_response({"pools": [pool_json(p) for p in pools]})
 
     async def refresh(self, request: web.Request) -> web.Response:
         if self.ci_token is None:
-            return web.json_response({"error": api_text.API_CI_OFF}, status=403)
+            return web.json_response({"error": api_text.said(api_text.API_CI_OFF)}, status=403)
         if not _matches(_bearer(request), self.ci_token):
-            return _unauthorized(api_text.API_CI_UNAUTHORIZED)
+            return _unauthorized(api_text.said(api_text.API_CI_UNAUTHORIZED))
         branch = request.match_info.get("branch", "")
         try:
             stale = await self._run(lambda: self.keeper.refresh(None, branch))
@@ -90,7 +92,9 @@ class PoolRoutes:
             return web.json_response({"error": refusals.text(exc)}, status=404)
         except IslandbotError as exc:
             log.warning("pool refresh of %s failed: %s", branch[:63], exc)
-            return web.json_response({"error": api_text.API_DATABASE_DOWN}, status=503)
+            return web.json_response(
+                {"error": api_text.said(api_text.API_DATABASE_DOWN)}, status=503
+            )
         log.info("pool of %s refreshed through the API: %d warm islands renewed", branch, stale)
         return web.json_response({"branch": branch, "renewed": stale})
 

@@ -167,7 +167,7 @@ class Demo:
         return True
 
     def help(self, _rest: str) -> None:
-        self.say(demo_text.DEMO_HELP)
+        self.say(demo_text.demo_help())
 
     def fault(self, text: str) -> None:
         """``fault memory-climb ID``: the island's memory climbs to its limit over 20 s, where

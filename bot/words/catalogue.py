@@ -148,7 +148,9 @@ def _(message: str, /, **values: Any) -> str:
 
 def n_(singular: str, plural: str, count: int, /, **values: Any) -> str:
     """The form for ``count`` (``{count}`` is filled too) in the current language."""
-    return _fill(_translations(current()).ngettext(singular, plural, count), {"count": count, **values})
+    return _fill(
+        _translations(current()).ngettext(singular, plural, count), {"count": count, **values}
+    )
 
 
 def p_(context: str, message: str, /, **values: Any) -> str:
@@ -156,7 +158,7 @@ def p_(context: str, message: str, /, **values: Any) -> str:
     return _fill(_translations(current()).pgettext(context, message), values)
 
 
-def N_(message: str, /) -> str:  # noqa: N802 - gettext's name for "mark, translate later"
+def N_(message: str, /) -> str:  # gettext's name for "mark, translate later"
     """Mark ``message`` for the catalogue where it is defined (a table of texts); it is
     translated where it is used, with ``_``."""
     return message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -17,6 +19,26 @@ STATE_WORDS = {
     "stopping": N_("stopping"),
     "stopped": N_("stopped"),
 }
+
+
+# An island's state by its name (in English its value: ``Island #4 is running``, a table's
+# state column).
+_ISLAND_STATES: dict[str, Callable[[], str]] = {
+    "requested": lambda: p_("island state", "requested"),
+    "creating": lambda: p_("island state", "creating"),
+    "scheduled": lambda: p_("island state", "scheduled"),
+    "running": lambda: p_("island state", "running"),
+    "ready": lambda: p_("island state", "ready"),
+    "failed": lambda: p_("island state", "failed"),
+    "stopping": lambda: p_("island state", "stopping"),
+    "stopped": lambda: p_("island state", "stopped"),
+}
+
+
+def state_name(state: str) -> str:
+    """An island's state by its name, in the current language (``running``: 运行中)."""
+    words = _ISLAND_STATES.get(state)
+    return words() if words else state
 
 
 def state_words(state: str) -> str:
@@ -43,12 +65,44 @@ def format_duration(delta: timedelta) -> str:
         if value
     )
     if days and clock:
-        text = p_("duration", "{days} {clock}", days=p_("duration", "{days}d", days=days), clock=clock)
+        text = p_(
+            "duration", "{days} {clock}", days=p_("duration", "{days}d", days=days), clock=clock
+        )
     elif days:
         text = p_("duration", "{days}d", days=days)
     else:
         text = clock or p_("duration", "{seconds}s", seconds=0)
     return sign + text
+
+
+def width(text: str) -> int:
+    """How many columns ``text`` takes in a monospaced font: a wide (CJK) character two."""
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def pad(text: str, columns: int, *, right: bool = False, cut: bool = False) -> str:
+    """``text`` padded to ``columns``, counting wide characters as two, so that a table's
+    columns line up in any language (``right``: aligned to the right; ``cut``: a longer text
+    is cut to fit, else it is left whole, as ``format`` does)."""
+    if cut:
+        kept = ""
+        for c in text:
+            if width(kept + c) > columns:
+                break
+            kept += c
+        text = kept
+    fill = " " * max(0, columns - width(text))
+    return fill + text if right else text + fill
+
+
+def sentences(*texts: str) -> str:
+    """Sentences one after the other, as the current language writes them (English: a space
+    between; Chinese: none after its full stop)."""
+    said = ""
+    for text in texts:
+        if text:
+            said = p_("sentences", "{first} {then}", first=said, then=text) if said else text
+    return said
 
 
 def island_ref(island_id: int) -> str:
@@ -81,8 +135,12 @@ def utc_time(at: object) -> str:
 def relative_time(when: datetime, now: datetime) -> str:
     delta = when - now
     if delta.total_seconds() >= 0:
-        return _("in {duration}", duration=format_duration(timedelta(seconds=int(delta.total_seconds()))))
-    return _("{duration} ago", duration=format_duration(timedelta(seconds=int(-delta.total_seconds()))))
+        return _(
+            "in {duration}", duration=format_duration(timedelta(seconds=int(delta.total_seconds())))
+        )
+    return _(
+        "{duration} ago", duration=format_duration(timedelta(seconds=int(-delta.total_seconds())))
+    )
 
 
 def clock_offset(seconds: int) -> str:

@@ -5,70 +5,123 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 
-from bot.domain.durations import format_duration
-from bot.domain.records import CapacityReport, IslandRecord, LogTail
+from bot.domain.records import BranchCapacity, CapacityReport, IslandRecord, LogTail
+from bot.words.catalogue import N_, _, n_, p_
 from bot.words.formatting import (
-    STATE_WORDS,
     clock_time,
     escape,
+    format_duration,
     island_ref,
+    memory_size,
     memory_use,
+    pad,
     relative_time,
+    state_name,
+    state_words,
     utc_time,
 )
 
-BUTTON_STOP = "Stop"
+# Texts used by other modules (``layouts``, the chat front): marked here, translated where they
+# are shown, with ``_(island_text.BUTTON_STOP)``.
+BUTTON_STOP = N_("Stop")
 
 
-BUTTON_KEEP = "Keep it"
+BUTTON_KEEP = N_("Keep it")
 
 
-BUTTON_LOGS = "Logs"
+BUTTON_LOGS = N_("Logs")
 
 
-HOME_MINE = "Your islands"
+HOME_MINE = N_("Your islands")
 
 
-HOME_TEAM = "The team's islands"
+HOME_TEAM = N_("The team's islands")
 
 
-NO_ISLANDS = "No live islands."
+NO_ISLANDS = N_("No live islands.")
 
 
-NO_ISLANDS_OF_YOURS = "You have no live island. Start one with `/island start <branch>`."
+NO_ISLANDS_OF_YOURS = N_("You have no live island. Start one with `/island start <branch>`.")
 
 
-TABLE_HEADER = f"{'id':>6}  {'branch':<10} {'owner':<14} {'state':<10} {'host:server':<22} expires"
+def table_header() -> str:
+    """The column names of ``table_row``'s fixed-width table (wide characters count twice)."""
+    names = (
+        pad(p_("table column", "id"), 6, right=True),
+        pad(p_("table column", "branch"), 10),
+        pad(p_("table column", "owner"), 14),
+        pad(p_("table column", "state"), 10),
+        pad(p_("table column", "host:server"), 22),
+        p_("table column", "expires"),
+    )
+    return "  ".join(names[:2]) + " " + " ".join(names[2:])
 
 
-SORRY = (
+SORRY = N_(
     "Something went wrong on my side; nothing was changed that I know of. The team that runs "
     "islandbot has the details in its log."
 )
 
 
-BUSY = "islandbot is very busy right now: nothing was done. Try again in a minute."
+BUSY = N_("islandbot is very busy right now: nothing was done. Try again in a minute.")
 
 
+def sorry() -> str:
+    """A request that failed on our side (a bug), in the current language."""
+    return _(SORRY)
+
+
+def busy() -> str:
+    """A request turned away because the bot is too busy, in the current language."""
+    return _(BUSY)
+
+
+# How every answer of ``database_down`` begins in English (what the system tests look for).
 DATABASE_DOWN = "islandbot cannot reach its database"
+
+# An island's state in one word, for a digest's counts (``STATE_WORDS`` says more).
+SHORT_STATE_WORDS = {
+    "requested": N_("starting"),
+    "creating": N_("starting"),
+    "scheduled": N_("scheduled"),
+    "running": N_("running"),
+    "ready": N_("ready"),
+    "failed": N_("failed"),
+    "stopping": N_("stopping"),
+    "stopped": N_("stopped"),
+}
+
+
+def short_state_words(state: str) -> str:
+    """An island's state in one word (``scheduled``, ``running``), in the current language."""
+    words = SHORT_STATE_WORDS.get(state)
+    return _(words) if words else state
 
 
 def database_down(down_for_s: float) -> str:
     """A request turned away because the bot's database does not answer."""
-    since = format_duration(timedelta(seconds=int(down_for_s)))
-    return (
-        f"{DATABASE_DOWN}{f' (for {since} now)' if down_for_s >= 1 else ''}, so this was not "
-        "done. Try again in a minute or two; what it accepted before is kept and carried out "
-        "once the database is back."
+    if down_for_s >= 1:
+        return _(
+            "islandbot cannot reach its database (for {since} now), so this was not done. Try "
+            "again in a minute or two; what it accepted before is kept and carried out once the "
+            "database is back.",
+            since=format_duration(timedelta(seconds=int(down_for_s))),
+        )
+    return _(
+        "islandbot cannot reach its database, so this was not done. Try again in a minute or "
+        "two; what it accepted before is kept and carried out once the database is back."
     )
 
 
 def button_extend(step: str) -> str:
-    return f"Extend {step}"
+    return _("Extend {step}", step=step)
 
 
 def confirm_stop(island_id: int) -> str:
-    return f"Stop island {island_ref(island_id)}? Its pod is deleted and its ports freed."
+    return _(
+        "Stop island {island}? Its pod is deleted and its ports freed.",
+        island=island_ref(island_id),
+    )
 
 
 def digest_headline(islands: Sequence[IslandRecord]) -> str:
@@ -76,32 +129,55 @@ def digest_headline(islands: Sequence[IslandRecord]) -> str:
     on: a digest may be posted with one, the others joining it as they come)."""
     counts: dict[str, int] = {}
     for island in islands:
-        word = STATE_WORDS.get(island.state.value, island.state.value).split(",")[0]
+        word = short_state_words(island.state.value)
         counts[word] = counts.get(word, 0) + 1
-    states = ", ".join(f"{n} {word}" for word, n in sorted(counts.items(), key=lambda c: -c[1]))
-    return f"*Islands started here at once*: {states}"
+    states = ", ".join(
+        p_("digest", "{count} {state}", count=n, state=word)
+        for word, n in sorted(counts.items(), key=lambda c: -c[1])
+    )
+    return _("*Islands started here at once*: {states}", states=states)
 
 
 def digest_line(island: IslandRecord) -> str:
     """One island in a digest."""
-    state = STATE_WORDS.get(island.state.value, island.state.value)
-    where = f" on {island.host_ip}" if island.host_ip and island.state.value == "ready" else ""
-    return (
-        f"{island_ref(island.id)} {escape(island.branch)} · <@{island.owner_id}> · *{state}*{where}"
-    )
+    values = {
+        "island": island_ref(island.id),
+        "branch": escape(island.branch),
+        "owner": island.owner_id,
+        "state": state_words(island.state.value),
+    }
+    if island.host_ip and island.state.value == "ready":
+        return _(
+            "{island} {branch} · <@{owner}> · *{state}* on {host}", host=island.host_ip, **values
+        )
+    return _("{island} {branch} · <@{owner}> · *{state}*", **values)
 
 
-DIGEST_FOOTER = (
+DIGEST_FOOTER = N_(
     "Each owner gets their island's ports and buttons in a direct message from islandbot; "
     "`/island status <id>` shows any island."
 )
 
 
 def root_headline(island: IslandRecord) -> str:
-    state = STATE_WORDS.get(island.state.value, island.state.value)
-    return (
-        f"<@{island.owner_id}>'s island {island_ref(island.id)} on *{escape(island.branch)}*: "
-        f"*{state}*"
+    return _(
+        "<@{owner}>'s island {island} on *{branch}*: *{state}*",
+        owner=island.owner_id,
+        island=island_ref(island.id),
+        branch=escape(island.branch),
+        state=state_words(island.state.value),
+    )
+
+
+def _memory_figures(used: int, limit: int | None) -> str:
+    """A memory reading without its leading word: ``1.6Gi of 2Gi (80 %)``, ``612Mi``."""
+    if not limit:
+        return memory_size(used)
+    return _(
+        "{used} of {limit} ({percent} %)",
+        used=memory_size(used),
+        limit=memory_size(limit),
+        percent=used * 100 // limit,
     )
 
 
@@ -115,42 +191,51 @@ def root_fields(
     memory: tuple[int, int | None] | None = None,
 ) -> list[str]:
     """``memory``: its last reading (working set, limit), when there is one."""
-    where = island.host_ip or "not yet placed"
     if island.node:
-        where = f"{island.host_ip or '?'} (node {escape(island.node)})"
+        where = _("{host} (node {node})", host=island.host_ip or "?", node=escape(island.node))
+    else:
+        where = island.host_ip or _("not yet placed")
     listing = ", ".join(f"{name} {port}" for name, port in ports.items())
-    expires = utc_time(island.expires_at)
     fields = [
-        f"*Host*\n{where}",
-        f"*Ports*\n{listing}",
-        f"*Clock*\n{clock_time(clock, tz) if clock else 'real time'}",
-        f"*Expires*\n{expires} ({relative_time(island.expires_at, now)})",
+        _("*Host*\n{where}", where=where),
+        _("*Ports*\n{ports}", ports=listing),
+        _("*Clock*\n{clock}", clock=clock_time(clock, tz) if clock else _("real time")),
+        _(
+            "*Expires*\n{expires} ({when})",
+            expires=utc_time(island.expires_at),
+            when=relative_time(island.expires_at, now),
+        ),
     ]
     if memory is not None and island.state.value in ("running", "ready"):
-        fields.append(f"*Memory*\n{memory_use(*memory).removeprefix('memory ')}")
+        fields.append(_("*Memory*\n{memory}", memory=_memory_figures(*memory)))
     if island.restarts:
-        fields.append(f"*Restarts*\n{island.restarts}")
+        fields.append(_("*Restarts*\n{restarts}", restarts=island.restarts))
     return fields
 
 
 def note_line(note: str) -> str:
-    return f"Note: {escape(note)}"
+    return _("Note: {note}", note=escape(note))
 
 
 def failure_line(reason: str) -> str:
-    return f"Failed: {escape(reason)}"
+    return _("Failed: {reason}", reason=escape(reason))
 
 
 def table_row(island: IslandRecord, *, server_port: int | None, now: datetime) -> str:
     where = f"{island.host_ip}:{server_port}" if island.host_ip and server_port else "-"
     return (
-        f"{island.id:>6}  {island.branch[:10]:<10} {island.owner_name[:14]:<14} "
-        f"{island.state.value:<10} {where:<22} {relative_time(island.expires_at, now)}"
+        f"{island.id:>6}  {pad(island.branch, 10, cut=True)} "
+        f"{pad(island.owner_name, 14, cut=True)} "
+        f"{pad(state_name(island.state.value), 10)} {where:<22} "
+        f"{relative_time(island.expires_at, now)}"
     )
 
 
 def table_cut(total: int) -> str:
-    return f"Only part of the {total} islands fits here; use `/island list mine` or a branch."
+    return _(
+        "Only part of the {total} islands fits here; use `/island list mine` or a branch.",
+        total=total,
+    )
 
 
 def home_line(
@@ -162,92 +247,183 @@ def home_line(
 ) -> str:
     """``memory``: its last reading (working set, limit), shown while its server runs."""
     server = ports.get("server-port") or (max(ports.values()) if ports else None)
-    where = f" on {island.host_ip}:{server}" if island.host_ip and server else ""
-    used = (
-        f", {memory_use(*memory)}"
-        if memory is not None and island.state.value in ("running", "ready")
-        else ""
-    )
-    return (
-        f"*{island_ref(island.id)}* {escape(island.branch)} ({escape(island.owner_name)}): "
-        f"{STATE_WORDS.get(island.state.value, island.state.value)}{where}{used}, expires "
-        f"{relative_time(island.expires_at, now)}"
+    values = {
+        "island": island_ref(island.id),
+        "branch": escape(island.branch),
+        "owner": escape(island.owner_name),
+        "state": state_words(island.state.value),
+        "when": relative_time(island.expires_at, now),
+    }
+    placed = bool(island.host_ip and server)
+    if memory is not None and island.state.value in ("running", "ready"):
+        used = memory_use(*memory)
+        if placed:
+            return _(
+                "*{island}* {branch} ({owner}): {state} on {host}:{server}, {memory}, "
+                "expires {when}",
+                host=island.host_ip,
+                server=server,
+                memory=used,
+                **values,
+            )
+        return _(
+            "*{island}* {branch} ({owner}): {state}, {memory}, expires {when}",
+            memory=used,
+            **values,
+        )
+    if placed:
+        return _(
+            "*{island}* {branch} ({owner}): {state} on {host}:{server}, expires {when}",
+            host=island.host_ip,
+            server=server,
+            **values,
+        )
+    return _("*{island}* {branch} ({owner}): {state}, expires {when}", **values)
+
+
+def _branch_capacity(b: BranchCapacity) -> str:
+    values = {
+        "branch": escape(b.branch),
+        "live": b.live_islands,
+        "nodes": b.nodes_ready,
+        "gib": f"{b.memory_free / 2**30:.1f}",
+    }
+    if b.warming:
+        return _(
+            "- *{branch}*: {live} live, {warm} warm ready to hand out at once, {warming} more "
+            "starting, {nodes} ready nodes with {gib} GiB of memory free",
+            warm=b.warm,
+            warming=b.warming,
+            **values,
+        )
+    if b.warm:
+        return _(
+            "- *{branch}*: {live} live, {warm} warm ready to hand out at once, {nodes} ready "
+            "nodes with {gib} GiB of memory free",
+            warm=b.warm,
+            **values,
+        )
+    return _(
+        "- *{branch}*: {live} live, {nodes} ready nodes with {gib} GiB of memory free", **values
     )
 
 
 def capacity_lines(report: CapacityReport) -> list[str]:
     p = report.ports
     lines = [
-        f"*Capacity*: {report.live_islands} live islands; {p.free} of {p.blocks} port blocks "
-        f"free ({p.held} held, {p.excluded} kept out by other services)."
-    ]
-    for b in report.branches:
-        gib = b.memory_free / 2**30
-        warm = ""
-        if b.warm or b.warming:
-            starting = f", {b.warming} more starting" if b.warming else ""
-            warm = f", {b.warm} warm ready to hand out at once{starting}"
-        lines.append(
-            f"- *{escape(b.branch)}*: {b.live_islands} live{warm}, {b.nodes_ready} ready nodes "
-            f"with {gib:.1f} GiB of memory free"
+        _(
+            "*Capacity*: {live} live islands; {free} of {blocks} port blocks free ({held} held, "
+            "{excluded} kept out by other services).",
+            live=report.live_islands,
+            free=p.free,
+            blocks=p.blocks,
+            held=p.held,
+            excluded=p.excluded,
         )
+    ]
+    lines.extend(_branch_capacity(b) for b in report.branches)
     if report.cluster_error:
-        lines.append(f"(The cluster could not be read: {escape(report.cluster_error)[:200]})")
+        lines.append(
+            _("(The cluster could not be read: {error})", error=escape(report.cluster_error)[:200])
+        )
     return lines
 
 
 def logs_message(tail: LogTail) -> str:
-    which = "previous run" if tail.previous else "log"
+    island = island_ref(tail.island_id)
     if not tail.text:
-        return f"Island {island_ref(tail.island_id)}'s {which} is empty."
-    return (
-        f"Last {tail.lines} lines of island {island_ref(tail.island_id)}'s {which}:\n"
-        f"```{tail.text}```"
+        if tail.previous:
+            return _("Island {island}'s previous run is empty.", island=island)
+        return _("Island {island}'s log is empty.", island=island)
+    if tail.previous:
+        return _(
+            "Last {lines} lines of island {island}'s previous run:\n```{text}```",
+            lines=tail.lines,
+            island=island,
+            text=tail.text,
+        )
+    return _(
+        "Last {lines} lines of island {island}'s log:\n```{text}```",
+        lines=tail.lines,
+        island=island,
+        text=tail.text,
     )
 
 
 def logs_cut(tail: LogTail, shown: int) -> str:
-    return (
-        f"Island {island_ref(tail.island_id)}: the last {tail.lines} lines are too long for a "
-        f"message; the last {shown} are below, all {tail.lines} are in the file I uploaded."
+    return _(
+        "Island {island}: the last {lines} lines are too long for a message; the last {shown} "
+        "are below, all {lines} are in the file I uploaded.",
+        island=island_ref(tail.island_id),
+        lines=tail.lines,
+        shown=shown,
     )
 
 
 def started_elsewhere(island_id: int, error: str) -> str:
-    return (
-        f"Island {island_ref(island_id)} is starting, but I could not post in this channel "
-        f"({error}); invite me with `/invite @islandbot`. I'll tell you here how it goes."
+    return _(
+        "Island {island} is starting, but I could not post in this channel ({error}); invite me "
+        "with `/invite @islandbot`. I'll tell you here how it goes.",
+        island=island_ref(island_id),
+        error=error,
     )
 
 
 def stopping(island_ids: Sequence[int]) -> str:
     if not island_ids:
-        return "Nothing to stop: you have no live island that is not already stopping."
-    return "Stopping " + ", ".join(island_ref(i) for i in island_ids) + "."
+        return _("Nothing to stop: you have no live island that is not already stopping.")
+    return _("Stopping {islands}.", islands=", ".join(island_ref(i) for i in island_ids))
 
 
 def already_stopping(island_id: int) -> str:
-    return f"Island {island_ref(island_id)} is already stopping."
+    return _("Island {island} is already stopping.", island=island_ref(island_id))
 
 
 def restart_pending(island_id: int) -> str:
-    return f"Island {island_ref(island_id)} is already restarting."
+    return _("Island {island} is already restarting.", island=island_ref(island_id))
 
 
 def extended_already(island_id: int, expires_at: datetime) -> str:
-    return (
-        f"Island {island_ref(island_id)} was just extended (a double click?); it expires at "
-        f"{utc_time(expires_at)}."
+    return _(
+        "Island {island} was just extended (a double click?); it expires at {expires}.",
+        island=island_ref(island_id),
+        expires=utc_time(expires_at),
     )
 
 
 def extended(island_id: int, expires_at: datetime) -> str:
-    return f"Island {island_ref(island_id)} now expires at {utc_time(expires_at)}."
+    return _(
+        "Island {island} now expires at {expires}.",
+        island=island_ref(island_id),
+        expires=utc_time(expires_at),
+    )
 
 
 def restarting(island_id: int) -> str:
-    return f"Restarting island {island_ref(island_id)}: same id and ports, a new pod."
+    return _(
+        "Restarting island {island}: same id and ports, a new pod.", island=island_ref(island_id)
+    )
 
 
 def stale_button() -> str:
-    return "That button belongs to a message I no longer understand; use `/island status <id>`."
+    return _("That button belongs to a message I no longer understand; use `/island status <id>`.")
+
+
+def list_title(scope: str, branch: str | None = None) -> str:
+    """The title of ``/island list``: everyone's (``all``), the caller's (``mine``), or one
+    branch's live islands."""
+    if scope == "mine":
+        return _("Your live islands")
+    if scope == "branch" and branch:
+        return _("Live {branch} islands", branch=branch)
+    return _("Live islands")
+
+
+def log_file_title(island_id: int, lines: int) -> str:
+    """The title of a long log shared as a file in the island's thread."""
+    return n_(
+        "Island {island} log, last line",
+        "Island {island} log, last {count} lines",
+        lines,
+        island=island_ref(island_id),
+    )

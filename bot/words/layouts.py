@@ -13,14 +13,21 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from bot.domain.buttons import ButtonAction, island_button_value
-from bot.domain.durations import format_duration
 from bot.domain.records import CapacityReport, ClockRecord, IslandRecord, LogTail
 from bot.domain.states import IslandState
 from bot.words import clock_text, island_text
+from bot.words.catalogue import _
+from bot.words.formatting import format_duration
 
 Block = dict[str, Any]
 MAX_HOME_BLOCKS = 100
 MAX_TEXT = 2900  # a section's text may hold 3,000 characters
+MAX_CONTEXT = 2000  # a context element's text
+MAX_BUTTON = 75  # a button's text
+MAX_HEADER = 150  # a header's text
+MAX_CONFIRM_TITLE = 100  # a confirmation dialog's title
+MAX_CONFIRM_TEXT = 300  # its text
+MAX_CONFIRM_BUTTON = 30  # its two buttons' texts
 LIVE_WITH_BUTTONS = frozenset(IslandState) - {IslandState.STOPPED, IslandState.STOPPING}
 
 
@@ -29,12 +36,23 @@ def _text(text: str) -> Block:
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_TEXT]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_CONTEXT]}]}
+
+
+def _plain(text: str, limit: int) -> Block:
+    """A plain text object within Slack's limit for where it is shown (a translation may be
+    longer than the English)."""
+    return {"type": "plain_text", "text": text[:limit]}
+
+
+def _header(text: str) -> Block:
+    return {"type": "header", "text": _plain(text, MAX_HEADER)}
 
 
 def buttons(island: IslandRecord, extend_step: timedelta) -> Block:
     value = island_button_value(island.id, island.expires_at)
     step = format_duration(extend_step)
+    stop = _(island_text.BUTTON_STOP)
     return {
         "type": "actions",
         "block_id": f"island-{island.id}",
@@ -42,29 +60,29 @@ def buttons(island: IslandRecord, extend_step: timedelta) -> Block:
             {
                 "type": "button",
                 "action_id": ButtonAction.STOP.value,
-                "text": {"type": "plain_text", "text": island_text.BUTTON_STOP},
+                "text": _plain(stop, MAX_BUTTON),
                 "style": "danger",
                 "value": value,
                 "confirm": {
-                    "title": {"type": "plain_text", "text": island_text.BUTTON_STOP},
+                    "title": _plain(stop, MAX_CONFIRM_TITLE),
                     "text": {
                         "type": "mrkdwn",
-                        "text": island_text.confirm_stop(island.id),
+                        "text": island_text.confirm_stop(island.id)[:MAX_CONFIRM_TEXT],
                     },
-                    "confirm": {"type": "plain_text", "text": island_text.BUTTON_STOP},
-                    "deny": {"type": "plain_text", "text": island_text.BUTTON_KEEP},
+                    "confirm": _plain(stop, MAX_CONFIRM_BUTTON),
+                    "deny": _plain(_(island_text.BUTTON_KEEP), MAX_CONFIRM_BUTTON),
                 },
             },
             {
                 "type": "button",
                 "action_id": ButtonAction.EXTEND.value,
-                "text": {"type": "plain_text", "text": island_text.button_extend(step)},
+                "text": _plain(island_text.button_extend(step), MAX_BUTTON),
                 "value": value,
             },
             {
                 "type": "button",
                 "action_id": ButtonAction.LOGS.value,
-                "text": {"type": "plain_text", "text": island_text.BUTTON_LOGS},
+                "text": _plain(_(island_text.BUTTON_LOGS), MAX_BUTTON),
                 "value": value,
             },
         ],
@@ -109,7 +127,7 @@ def digest_message(islands: Sequence[IslandRecord]) -> tuple[str, list[Block]]:
     lines = [island_text.digest_line(i) for i in islands]
     for first in range(0, len(lines), 10):
         blocks.append(_text("\n".join(lines[first : first + 10])[:MAX_TEXT]))
-    blocks.append(_context(island_text.DIGEST_FOOTER))
+    blocks.append(_context(_(island_text.DIGEST_FOOTER)))
     return headline.replace("*", ""), blocks
 
 
@@ -124,9 +142,9 @@ def islands_table(
 ) -> tuple[str, list[Block]]:
     """A compact fixed-width table (``ports`` maps island id to its server port)."""
     if not islands:
-        return title, [_text(f"*{title}*\n{island_text.NO_ISLANDS}")]
+        return title, [_text(f"*{title}*\n{_(island_text.NO_ISLANDS)}")]
     rows = [island_text.table_row(i, server_port=ports.get(i.id), now=now) for i in islands]
-    header = island_text.TABLE_HEADER
+    header = island_text.table_header()
     blocks = [_text(f"*{title}*")]
     chunk: list[str] = []
     for row in rows:  # split into sections that each fit Slack's limit, never mid-row
@@ -137,7 +155,7 @@ def islands_table(
     blocks.append(_text("```" + "\n".join([header, *chunk]) + "```"))
     if len(blocks) > 40:
         blocks = [*blocks[:39], _context(island_text.table_cut(len(islands)))]
-    return f"{title}: {len(islands)}", blocks
+    return _("{title}: {count}", title=title, count=len(islands)), blocks
 
 
 def status_blocks(
@@ -182,9 +200,9 @@ def home_view(
     readings (working set, limit); ``board``: the line with the viewer's board link."""
     read = memory or {}
     blocks: list[Block] = [_context(board)] if board else []
-    blocks.append({"type": "header", "text": {"type": "plain_text", "text": island_text.HOME_MINE}})
+    blocks.append(_header(_(island_text.HOME_MINE)))
     if not mine:
-        blocks.append(_text(island_text.NO_ISLANDS_OF_YOURS))
+        blocks.append(_text(_(island_text.NO_ISLANDS_OF_YOURS)))
     for island in mine[:20]:
         blocks.append(
             _text(
@@ -196,11 +214,11 @@ def home_view(
         if island.state in LIVE_WITH_BUTTONS:
             blocks.append(buttons(island, extend_step))
     blocks.append({"type": "divider"})
-    blocks.append({"type": "header", "text": {"type": "plain_text", "text": island_text.HOME_TEAM}})
+    blocks.append(_header(_(island_text.HOME_TEAM)))
     others = [i for i in team if i not in mine]
     room = MAX_HOME_BLOCKS - len(blocks) - 1
     if not others:
-        blocks.append(_text(island_text.NO_ISLANDS))
+        blocks.append(_text(_(island_text.NO_ISLANDS)))
     for island in others[:room]:
         blocks.append(
             _text(
@@ -230,13 +248,13 @@ def clock_request_message(
                         "type": "button",
                         "action_id": ButtonAction.CLOCK_APPROVE.value,
                         "style": "primary",
-                        "text": {"type": "plain_text", "text": clock_text.BUTTON_APPROVE},
+                        "text": _plain(_(clock_text.BUTTON_APPROVE), MAX_BUTTON),
                         "value": str(request.id),
                     },
                     {
                         "type": "button",
                         "action_id": ButtonAction.CLOCK_REJECT.value,
-                        "text": {"type": "plain_text", "text": clock_text.BUTTON_REJECT},
+                        "text": _plain(_(clock_text.BUTTON_REJECT), MAX_BUTTON),
                         "value": str(request.id),
                     },
                 ],

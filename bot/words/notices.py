@@ -6,19 +6,35 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from bot.domain.durations import format_duration
 from bot.domain.lifecycle_rules import Failure, FailureKind, Notice
 from bot.words import pool_text
-from bot.words.formatting import clock_time, escape, island_ref, memory_size, utc_time
+from bot.words.catalogue import _
+from bot.words.formatting import (
+    clock_time,
+    escape,
+    format_duration,
+    island_ref,
+    memory_size,
+    utc_time,
+)
 
 
 def explain_unschedulable(message: str, branch: str, memory: str | None) -> str:
     if "Insufficient memory" in message and memory:
-        return f"no {branch} node has {memory} free ({message})"
+        return _(
+            "no {branch} node has {memory} free ({message})",
+            branch=branch,
+            memory=memory,
+            message=message,
+        )
     if "didn't have free ports" in message:
-        return f"the island's ports are taken on every {branch} node ({message})"
+        return _(
+            "the island's ports are taken on every {branch} node ({message})",
+            branch=branch,
+            message=message,
+        )
     if "node affinity/selector" in message and "Insufficient" not in message:
-        return f"there is no usable {branch} node ({message})"
+        return _("there is no usable {branch} node ({message})", branch=branch, message=message)
     return message
 
 
@@ -26,74 +42,164 @@ def _waited(d: Mapping[str, Any]) -> str:
     return format_duration(timedelta(seconds=int(d.get("waited_s", 0))))
 
 
-_FAILURES: dict[FailureKind, Callable[[Mapping[str, Any], int, str], str]] = {
-    FailureKind.UNSCHEDULABLE: lambda d, _i, branch: (
-        f"could not be scheduled for {_waited(d)}: "
-        f"{explain_unschedulable(str(d.get('message')), branch, d.get('memory'))}"
-    ),
-    FailureKind.IMAGE_PULL: lambda d, _i, _b: (
-        f"its image could not be pulled ({d.get('reason')}: {d.get('message')})"
-    ),
-    FailureKind.OOM_KILLED: lambda d, i, _b: (
-        f"island {island_ref(i)} blew up: OOMKilled"
-        + (f" at the {d['limit']} limit" if d.get("limit") else "")
-        + (
-            f" (its last memory reading: {memory_size(int(d['last_used']))})"
-            if d.get("last_used") is not None
-            else ""
+def _oom_killed(d: Mapping[str, Any], island_id: int) -> str:
+    island = island_ref(island_id)
+    limit = d.get("limit")
+    if d.get("last_used") is not None:
+        last = memory_size(int(d["last_used"]))
+        if limit:
+            return _(
+                "island {island} blew up: OOMKilled at the {limit} limit (its last memory "
+                "reading: {last})",
+                island=island,
+                limit=limit,
+                last=last,
+            )
+        return _(
+            "island {island} blew up: OOMKilled (its last memory reading: {last})",
+            island=island,
+            last=last,
         )
+    if limit:
+        return _(
+            "island {island} blew up: OOMKilled at the {limit} limit", island=island, limit=limit
+        )
+    return _("island {island} blew up: OOMKilled", island=island)
+
+
+_FAILURES: dict[FailureKind, Callable[[Mapping[str, Any], int, str], str]] = {
+    FailureKind.UNSCHEDULABLE: lambda d, _i, branch: _(
+        "could not be scheduled for {waited}: {why}",
+        waited=_waited(d),
+        why=explain_unschedulable(str(d.get("message")), branch, d.get("memory")),
     ),
-    FailureKind.CRASHED: lambda d, _i, _b: (
-        f"its server exited with code {d.get('exit_code')} ({d.get('reason') or 'Error'})"
+    FailureKind.IMAGE_PULL: lambda d, _i, _b: _(
+        "its image could not be pulled ({reason}: {message})",
+        reason=d.get("reason"),
+        message=d.get("message"),
     ),
-    FailureKind.EVICTED: lambda d, _i, _b: f"evicted by Kubernetes: {d.get('message')}",
-    FailureKind.POD_DELETED: lambda _d, _i, _b: "its pod was deleted outside islandbot",
-    FailureKind.POD_DELETING: lambda _d, _i, _b: (
+    FailureKind.OOM_KILLED: lambda d, i, _b: _oom_killed(d, i),
+    FailureKind.CRASHED: lambda d, _i, _b: _(
+        "its server exited with code {code} ({reason})",
+        code=d.get("exit_code"),
+        reason=d.get("reason") or "Error",  # Kubernetes' word for it, as in its events
+    ),
+    FailureKind.EVICTED: lambda d, _i, _b: _(
+        "evicted by Kubernetes: {message}", message=d.get("message")
+    ),
+    FailureKind.POD_DELETED: lambda _d, _i, _b: _("its pod was deleted outside islandbot"),
+    FailureKind.POD_DELETING: lambda _d, _i, _b: _(
         "its pod is being deleted by the cluster (node lost, or deleted by someone)"
     ),
-    FailureKind.NOT_READY: lambda d, _i, _b: f"its server did not answer within {_waited(d)}",
-    FailureKind.POD_REFUSED: lambda d, _i, _b: f"Kubernetes refused its pod: {d.get('message')}",
-    FailureKind.POD_NOT_CREATED: lambda d, _i, _b: (
-        f"its pod could not be created: {d.get('message')}"
+    FailureKind.NOT_READY: lambda d, _i, _b: _(
+        "its server did not answer within {waited}", waited=_waited(d)
     ),
-    FailureKind.NOT_ANSWERING: lambda d, _i, _b: (
-        f"its server stopped answering on its server port ({d.get('probes')} probes failed)"
+    FailureKind.POD_REFUSED: lambda d, _i, _b: _(
+        "Kubernetes refused its pod: {message}", message=d.get("message")
+    ),
+    FailureKind.POD_NOT_CREATED: lambda d, _i, _b: _(
+        "its pod could not be created: {message}", message=d.get("message")
+    ),
+    FailureKind.NOT_ANSWERING: lambda d, _i, _b: _(
+        "its server stopped answering on its server port ({probes} probes failed)",
+        probes=d.get("probes"),
     ),
 }
 
 
 def failure_text(failure: Failure, *, island_id: int, branch: str) -> str:
+    """Why an island failed, in the current language (kept as its ``failure_reason``)."""
     return _FAILURES[failure.kind](failure.detail, island_id, branch)
 
 
-def _people_notice(kind: Notice, detail: Mapping[str, Any], ref: str) -> str | None:
+def _added(detail: Mapping[str, Any]) -> Any:
+    """How much an extension added: ``added_s`` (seconds) in the current language, else the
+    ``added`` text an older notice carries."""
+    seconds = detail.get("added_s")
+    if seconds is not None:
+        return format_duration(timedelta(seconds=int(seconds)))
+    return detail.get("added")
+
+
+def _people_notice(  # noqa: PLR0911 - one return per notice, each its whole sentence
+    kind: Notice, detail: Mapping[str, Any], ref: str
+) -> str | None:
     """Notices of what a person did (stop, restart, extend, clock changes)."""
-    if kind in (Notice.STOP_REQUESTED, Notice.RESTARTING):
-        verb = "stopping" if kind == Notice.STOP_REQUESTED else "restarting (same id and ports)"
-        return f"<@{detail.get('by')}> is {verb} island {ref}."
+    by = detail.get("by")
+    if kind == Notice.STOP_REQUESTED:
+        return _("<@{by}> is stopping island {island}.", by=by, island=ref)
+    if kind == Notice.RESTARTING:
+        return _("<@{by}> is restarting (same id and ports) island {island}.", by=by, island=ref)
     if kind == Notice.CLOCK_SHIFTED:
         approved = detail.get("approved_by")
-        by = f"<@{detail.get('by')}>"
-        if approved and approved != detail.get("by"):
-            by += f" (approved by <@{approved}>)"
-        return (
-            f"{by} moved island {ref}'s clock {detail.get('from_clock')} -> "
-            f"{detail.get('to_clock')} ({detail.get('shift')})."
+        values = {
+            "by": by,
+            "island": ref,
+            "from_clock": detail.get("from_clock"),
+            "to_clock": detail.get("to_clock"),
+            "shift": detail.get("shift"),
+        }
+        if approved and approved != by:
+            return _(
+                "<@{by}> (approved by <@{approved}>) moved island {island}'s clock {from_clock} "
+                "-> {to_clock} ({shift}).",
+                approved=approved,
+                **values,
+            )
+        return _(
+            "<@{by}> moved island {island}'s clock {from_clock} -> {to_clock} ({shift}).", **values
         )
     if kind == Notice.CLOCK_FAILED:
-        return (
-            f"Island {ref}'s clock change asked by <@{detail.get('by')}> failed: "
-            f"{escape(str(detail.get('error')))}. Its clock was left as it was."
+        return _(
+            "Island {island}'s clock change asked by <@{by}> failed: {error}. Its clock was left "
+            "as it was.",
+            island=ref,
+            by=by,
+            error=escape(str(detail.get("error"))),
         )
     if kind == Notice.EXTENDED:
-        return (
-            f"<@{detail.get('by')}> extended island {ref} by {detail.get('added')}: it now "
-            f"expires at {utc_time(detail.get('expires_at'))}."
+        return _(
+            "<@{by}> extended island {island} by {added}: it now expires at {expires}.",
+            by=by,
+            island=ref,
+            added=_added(detail),
+            expires=utc_time(detail.get("expires_at")),
         )
     return None
 
 
-def notice_text(
+def _ready(
+    detail: Mapping[str, Any], ref: str, owner_id: str, ports: Mapping[str, int], clock: str | None
+) -> str:
+    values = {
+        "owner": owner_id,
+        "island": ref,
+        "host": detail.get("host"),
+        "ports": ", ".join(f"{name} {port}" for name, port in ports.items()),
+    }
+    if detail.get("warm"):
+        if clock:
+            return _(
+                "<@{owner}> island {island} is ready on {host} (a warm island, handed over at "
+                "once): {ports}. Clock: {clock}.",
+                clock=clock,
+                **values,
+            )
+        return _(
+            "<@{owner}> island {island} is ready on {host} (a warm island, handed over at once): "
+            "{ports}.",
+            **values,
+        )
+    if clock:
+        return _(
+            "<@{owner}> island {island} is ready on {host}: {ports}. Clock: {clock}.",
+            clock=clock,
+            **values,
+        )
+    return _("<@{owner}> island {island} is ready on {host}: {ports}.", **values)
+
+
+def notice_text(  # noqa: PLR0911 - one return per notice, each its whole sentence
     kind: Notice,
     detail: Mapping[str, Any],
     *,
@@ -107,45 +213,65 @@ def notice_text(
     """``clock``: the island's, when it is not real time, shown in the team's zone ``tz``."""
     ref = island_ref(island_id)
     if kind == Notice.READY:
-        listing = ", ".join(f"{name} {port}" for name, port in ports.items())
-        clock_part = f" Clock: {clock_time(clock, tz)}." if clock else ""
-        warm = " (a warm island, handed over at once)" if detail.get("warm") else ""
-        return (
-            f"<@{owner_id}> island {ref} is ready on {detail.get('host')}{warm}: "
-            f"{listing}.{clock_part}"
-        )
+        return _ready(detail, ref, owner_id, ports, clock_time(clock, tz) if clock else None)
     if kind == Notice.FAILED:
         failure = Failure(FailureKind(str(detail.get("kind"))), detail)
-        return (
-            f"<@{owner_id}> island {ref} failed: "
-            f"{failure_text(failure, island_id=island_id, branch=branch)}. Its pod is kept "
-            f"for its logs until you stop it (`/island stop {island_id}`) or it expires."
+        return _(
+            "<@{owner}> island {island} failed: {reason}. Its pod is kept for its logs until you "
+            "stop it (`/island stop {island_id}`) or it expires.",
+            owner=owner_id,
+            island=ref,
+            reason=failure_text(failure, island_id=island_id, branch=branch),
+            island_id=island_id,
         )
     if kind == Notice.MEMORY_HIGH:
         return memory_warning(detail, island_id=island_id, owner_id=owner_id, branch=branch)
     if kind == Notice.EXPIRING:
-        return (
-            f"<@{owner_id}> island {ref} expires at {utc_time(detail.get('expires_at'))}. Extend "
-            f"it with `/island extend {island_id} 4h` to keep it."
+        return _(
+            "<@{owner}> island {island} expires at {expires}. Extend it with `/island extend "
+            "{island_id} 4h` to keep it.",
+            owner=owner_id,
+            island=ref,
+            expires=utc_time(detail.get("expires_at")),
+            island_id=island_id,
         )
     told = _people_notice(kind, detail, ref)
     if told is not None:
         return told
-    simple = {
-        Notice.POOL_MISS: pool_text.miss(detail, branch=branch),
-        # these two are shown as their own messages (root message, request); this is the log's
-        Notice.ANNOUNCE: f"<@{owner_id}>'s island {ref} on {escape(branch)} is starting.",
-        Notice.CLOCK_REQUESTED: f"<@{owner_id}>: a change of island {ref}'s clock waits for "
-        "your decision.",
-        Notice.SCHEDULED: f"Island {ref} is scheduled on node {detail.get('node')}; "
-        "starting its server...",
-        Notice.UNSCHEDULABLE: f"Island {ref} is waiting for room: "
-        f"{explain_unschedulable(str(detail.get('message')), branch, detail.get('memory'))}. "
-        "It keeps trying for a while.",
-        Notice.EXPIRED: f"Island {ref} has expired and is being stopped; its ports go back "
-        "to the pool.",
-    }
-    return simple.get(kind, f"Island {ref} is stopped.")
+    if kind == Notice.POOL_MISS:
+        return pool_text.miss(detail, branch=branch)
+    # these two are shown as their own messages (root message, request); this is the log's
+    if kind == Notice.ANNOUNCE:
+        return _(
+            "<@{owner}>'s island {island} on {branch} is starting.",
+            owner=owner_id,
+            island=ref,
+            branch=escape(branch),
+        )
+    if kind == Notice.CLOCK_REQUESTED:
+        return _(
+            "<@{owner}>: a change of island {island}'s clock waits for your decision.",
+            owner=owner_id,
+            island=ref,
+        )
+    if kind == Notice.SCHEDULED:
+        return _(
+            "Island {island} is scheduled on node {node}; starting its server...",
+            island=ref,
+            node=detail.get("node"),
+        )
+    if kind == Notice.UNSCHEDULABLE:
+        return _(
+            "Island {island} is waiting for room: {why}. It keeps trying for a while.",
+            island=ref,
+            why=explain_unschedulable(str(detail.get("message")), branch, detail.get("memory")),
+        )
+    if kind == Notice.EXPIRED:
+        return _(
+            "Island {island} has expired and is being stopped; its ports go back to the pool.",
+            island=ref,
+        )
+    return _("Island {island} is stopped.", island=ref)
 
 
 def memory_warning(detail: Mapping[str, Any], *, island_id: int, owner_id: str, branch: str) -> str:
@@ -154,24 +280,39 @@ def memory_warning(detail: Mapping[str, Any], *, island_id: int, owner_id: str, 
     be started with instead, ``more``, in bytes)."""
     used, limit = int(detail.get("used", 0)), int(detail.get("limit") or 0)
     more = detail.get("more")
-    restart = f"Restart it to start afresh (`/island restart {island_id}`)"
+    values = {
+        "owner": owner_id,
+        "island": island_ref(island_id),
+        "used": memory_size(used),
+        "limit": memory_size(limit),
+        "island_id": island_id,
+        "branch": escape(branch),
+    }
     if more:
-        advice = (
-            f"{restart}, or start a new one with more memory "
-            f"(`/island start {escape(branch)} set memory={memory_size(int(more))}`)."
+        return _(
+            "<@{owner}> island {island} is using {used} of its {limit} memory limit; at {limit} "
+            "it will be killed (OOMKilled). Restart it to start afresh (`/island restart "
+            "{island_id}`), or start a new one with more memory (`/island start {branch} set "
+            "memory={more}`).",
+            more=memory_size(int(more)),
+            **values,
         )
-    else:
-        advice = f"{restart}; {escape(branch)} islands cannot have more memory."
-    return (
-        f"<@{owner_id}> island {island_ref(island_id)} is using {memory_size(used)} of its "
-        f"{memory_size(limit)} memory limit; at {memory_size(limit)} it will be killed "
-        f"(OOMKilled). {advice}"
+    return _(
+        "<@{owner}> island {island} is using {used} of its {limit} memory limit; at {limit} it "
+        "will be killed (OOMKilled). Restart it to start afresh (`/island restart {island_id}`); "
+        "{branch} islands cannot have more memory.",
+        **values,
     )
 
 
 def status_line(island_id: int, state: str, branch: str) -> str:
     """The one-line state shown on an island's root message."""
-    return f"Island {island_ref(island_id)} ({branch}): {state}"
+    return _(
+        "Island {island} ({branch}): {state}",
+        island=island_ref(island_id),
+        branch=branch,
+        state=state,
+    )
 
 
 PLAIN_MAX = 3000  # a notice the chat refused as it was, posted again: well under any limit
@@ -182,10 +323,14 @@ def plain(text: str, *, limit: int = PLAIN_MAX) -> str:
     posted instead: cut to ``limit`` characters, saying so."""
     if len(text) <= limit:
         return text
-    cut = " … (shortened: the whole notice was too long for the chat)"
+    cut = " … " + _("(shortened: the whole notice was too long for the chat)")
     return text[: limit - len(cut)].rstrip() + cut
 
 
 def rerouted(text: str, channel: str) -> str:
     """A notice for an island's thread that its channel refused, told to the owner instead."""
-    return f"(This could not be posted in <#{channel}>, so it comes to you.) {text}"
+    return _(
+        "(This could not be posted in <#{channel}>, so it comes to you.) {text}",
+        channel=channel,
+        text=text,
+    )

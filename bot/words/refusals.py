@@ -5,61 +5,124 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from bot.domain.durations import format_duration
 from bot.domain.errors import Refusal, UserError
-from bot.words.formatting import island_ref
+from bot.words.catalogue import _, p_
+from bot.words.formatting import format_duration, island_ref, state_name
+
+# A clock request's state once it is no longer pending (``already rejected``).
+_REQUEST_STATES: dict[str, Callable[[], str]] = {
+    "pending": lambda: p_("clock request state", "pending"),
+    "applying": lambda: p_("clock request state", "applying"),
+    "applied": lambda: p_("clock request state", "applied"),
+    "rejected": lambda: p_("clock request state", "rejected"),
+    "expired": lambda: p_("clock request state", "expired"),
+    "superseded": lambda: p_("clock request state", "superseded"),
+    "failed": lambda: p_("clock request state", "failed"),
+}
+
+
+def _island_state(state: str) -> str:
+    return state_name(state)
+
+
+def _request_state(state: str) -> str:
+    words = _REQUEST_STATES.get(state)
+    return words() if words else state
 
 
 def quota_exceeded(*, limit: int, island_ids: Sequence[int]) -> str:
-    refs = ", ".join(island_ref(i) for i in island_ids)
-    return (
-        f"You already have {len(island_ids)} live islands ({refs}); the limit is {limit} per "
-        f"person. Stop one with `/island stop <id>` and try again."
+    return _(
+        "You already have {count} live islands ({islands}); the limit is {limit} per "
+        "person. Stop one with `/island stop <id>` and try again.",
+        count=len(island_ids),
+        islands=", ".join(island_ref(i) for i in island_ids),
+        limit=limit,
     )
 
 
 def ports_exhausted(*, port_range: str, live_islands: int) -> str:
-    return (
-        f"no free port block in {port_range}: {live_islands} islands live. "
-        "Try again when an island has stopped, or ask an admin to widen the port range."
+    return _(
+        "no free port block in {port_range}: {live_islands} islands live. "
+        "Try again when an island has stopped, or ask an admin to widen the port range.",
+        port_range=port_range,
+        live_islands=live_islands,
     )
 
 
 def request_key_taken(*, request_key: str) -> str:
-    return f"request {request_key!r} was already used by someone else; nothing was started."
+    return _(
+        "request {request_key} was already used by someone else; nothing was started.",
+        request_key=repr(request_key),
+    )
 
 
 def island_not_found(island_id: int) -> str:
-    return f"There is no island {island_ref(island_id)}."
+    return _("There is no island {island}.", island=island_ref(island_id))
 
 
 def ports_still_needed(island_id: int, state: str) -> str:
-    return (
-        f"Island {island_ref(island_id)} is {state}: its ports are freed only once it is "
-        "stopped and its pod is gone."
+    return _(
+        "Island {island} is {state}: its ports are freed only once it is "
+        "stopped and its pod is gone.",
+        island=island_ref(island_id),
+        state=_island_state(state),
     )
 
 
 def channel_not_allowed(allowed: Sequence[str]) -> str:
-    channels = ", ".join(f"<#{c}>" for c in allowed)
-    return f"islandbot works in {channels} only. Run the command there."
+    return _(
+        "islandbot works in {channels} only. Run the command there.",
+        channels=", ".join(f"<#{c}>" for c in allowed),
+    )
 
 
 def not_allowed(action: str, island_id: int, who: Sequence[str]) -> str:
+    island = island_ref(island_id)
     people = ", ".join(f"<@{u}>" for u in who)
-    return f"Only its owner or an admin may {action} island {island_ref(island_id)}: {people}."
+    if action == "stop":
+        return _(
+            "Only its owner or an admin may stop island {island}: {people}.",
+            island=island,
+            people=people,
+        )
+    if action == "restart":
+        return _(
+            "Only its owner or an admin may restart island {island}: {people}.",
+            island=island,
+            people=people,
+        )
+    if action == "extend":
+        return _(
+            "Only its owner or an admin may extend island {island}: {people}.",
+            island=island,
+            people=people,
+        )
+    return _(
+        "Only its owner or an admin may {action} island {island}: {people}.",
+        action=action,
+        island=island,
+        people=people,
+    )
 
 
 def already_stopped(island_id: int) -> str:
-    return f"Island {island_ref(island_id)} is already stopped."
+    return _("Island {island} is already stopped.", island=island_ref(island_id))
 
 
 def cannot_restart(island_id: int, state: str) -> str:
-    return f"Island {island_ref(island_id)} is {state}; start a new one instead."
+    return _(
+        "Island {island} is {state}; start a new one instead.",
+        island=island_ref(island_id),
+        state=_island_state(state),
+    )
 
 
 def cannot_extend(island_id: int, state: str) -> str:
-    return f"Island {island_ref(island_id)} is {state}; there is nothing left to extend."
+    return _(
+        "Island {island} is {state}; there is nothing left to extend.",
+        island=island_ref(island_id),
+        state=_island_state(state),
+    )
 
 
 def _duration(seconds: int) -> str:
@@ -67,127 +130,174 @@ def _duration(seconds: int) -> str:
 
 
 def extend_too_far(island_id: int, *, max_ttl_s: int, room_s: int) -> str:
-    return (
-        f"Island {island_ref(island_id)} may live at most {_duration(max_ttl_s)} from now; "
-        f"it can be extended by {_duration(room_s)} at most."
+    return _(
+        "Island {island} may live at most {max_ttl} from now; "
+        "it can be extended by {room} at most.",
+        island=island_ref(island_id),
+        max_ttl=_duration(max_ttl_s),
+        room=_duration(room_s),
     )
 
 
 def no_logs(island_id: int, state: str) -> str:
-    return f"Island {island_ref(island_id)} is {state}: it has no pod to read logs from."
+    return _(
+        "Island {island} is {state}: it has no pod to read logs from.",
+        island=island_ref(island_id),
+        state=_island_state(state),
+    )
 
 
 def logs_unavailable(island_id: int, *, previous: bool) -> str:
-    which = "its previous run's log" if previous else "its log"
-    return (
-        f"Could not read {which} for island {island_ref(island_id)} (the server may not have "
-        "started yet, or has never restarted). Try again in a moment."
+    if previous:
+        return _(
+            "Could not read its previous run's log for island {island} (the server may not "
+            "have started yet, or has never restarted). Try again in a moment.",
+            island=island_ref(island_id),
+        )
+    return _(
+        "Could not read its log for island {island} (the server may not have "
+        "started yet, or has never restarted). Try again in a moment.",
+        island=island_ref(island_id),
     )
 
 
 def in_pool(island_id: int, branch: str) -> str:
-    return (
-        f"Island {island_ref(island_id)} is a warm {branch} island in its pool: it is nobody's "
-        f"until someone starts one (`/island start {branch}`). Admins steer the pool with "
-        f"`/island pool {branch} size=N` and `/island pool refresh {branch}`."
+    return _(
+        "Island {island} is a warm {branch} island in its pool: it is nobody's "
+        "until someone starts one (`/island start {branch}`). Admins steer the pool with "
+        "`/island pool {branch} size=N` and `/island pool refresh {branch}`.",
+        island=island_ref(island_id),
+        branch=branch,
     )
 
 
 def no_pool_admin(who: Sequence[str]) -> str:
-    admins = ", ".join(f"<@{w}>" for w in who) or "no one (ISLANDBOT_ADMINS is empty)"
-    return f"Only admins steer the warm pools: {admins}. `/island pool` shows them to anyone."
+    admins = ", ".join(f"<@{w}>" for w in who) or _("no one (ISLANDBOT_ADMINS is empty)")
+    return _(
+        "Only admins steer the warm pools: {admins}. `/island pool` shows them to anyone.",
+        admins=admins,
+    )
 
 
 def pool_size(size: int, limit: int) -> str:
-    return f"A warm pool holds 0 to {limit} islands, not {size}."
+    return _("A warm pool holds 0 to {limit} islands, not {size}.", limit=limit, size=size)
 
 
 def no_board() -> str:
-    return (
+    return _(
         "The team board is not set up on this islandbot (the team that runs it sets "
         "ISLANDBOT_BOARD_URL); `/island list` and `/island capacity` show the same here."
     )
 
 
 def clock_request_not_found(request_id: int) -> str:
-    return f"There is no clock request {request_id}."
+    return _("There is no clock request {request_id}.", request_id=request_id)
 
 
 def clock_not_now(island_id: int, state: str) -> str:
-    return (
-        f"Island {island_ref(island_id)} is {state}: its clock can be moved before its pod is "
-        "created or once it is ready."
+    return _(
+        "Island {island} is {state}: its clock can be moved before its pod is "
+        "created or once it is ready.",
+        island=island_ref(island_id),
+        state=_island_state(state),
     )
 
 
 def clock_out_of_bounds(island_id: int, bound_s: int) -> str:
-    return (
-        f"Island {island_ref(island_id)}'s clock may be at most {_duration(bound_s)} away "
-        "from real time; nothing was changed."
+    return _(
+        "Island {island}'s clock may be at most {bound} away from real time; nothing was changed.",
+        island=island_ref(island_id),
+        bound=_duration(bound_s),
     )
 
 
 def start_clock_out_of_bounds(bound_s: int) -> str:
-    return (
-        f"An island's clock may start at most {_duration(bound_s)} away from real time; "
-        "nothing was started."
+    return _(
+        "An island's clock may start at most {bound} away from real time; nothing was started.",
+        bound=_duration(bound_s),
     )
 
 
 def clock_decide_not_allowed(island_id: int, who: Sequence[str]) -> str:
-    people = ", ".join(f"<@{u}>" for u in who)
-    return f"Only the owner of island {island_ref(island_id)} or an admin may decide: {people}."
+    return _(
+        "Only the owner of island {island} or an admin may decide: {people}.",
+        island=island_ref(island_id),
+        people=", ".join(f"<@{u}>" for u in who),
+    )
 
 
 def clock_request_closed(request_id: int, state: str) -> str:
-    return f"Clock request {request_id} is already {state}."
+    return _(
+        "Clock request {request_id} is already {state}.",
+        request_id=request_id,
+        state=_request_state(state),
+    )
 
 
 def unknown_branch(branch: str, known: Sequence[str]) -> str:
-    return f"There is no branch {branch!r}. Known branches: {', '.join(known)}."
+    return _(
+        "There is no branch {branch}. Known branches: {known}.",
+        branch=repr(branch),
+        known=", ".join(known),
+    )
 
 
 def registration_unauthorized() -> str:
-    return (
+    return _(
         "missing or wrong registration token: send `Authorization: Bearer <token>` with the "
         "token from the island's ISLANDBOT_REGISTER_TOKEN"
     )
 
 
 def registration_stopped(island_id: int, state: str) -> str:
-    return f"island {island_ref(island_id)} is {state}: it cannot register any more"
+    return _(
+        "island {island} is {state}: it cannot register any more",
+        island=island_ref(island_id),
+        state=_island_state(state),
+    )
 
 
 def override_not_key_value(pair: str) -> str:
-    return f"{pair!r} is not KEY=VALUE"
+    return _("{pair} is not KEY=VALUE", pair=repr(pair))
 
 
 def override_not_allowed(key: str, branch: str, allowed: Sequence[str]) -> str:
-    listing = ", ".join(allowed) or "none"
-    return f"{key!r} cannot be set on {branch} islands; allowed: {listing}"
+    return _(
+        "{key} cannot be set on {branch} islands; allowed: {allowed}",
+        key=repr(key),
+        branch=branch,
+        allowed=", ".join(allowed) or p_("no override allowed", "none"),
+    )
 
 
 def override_bad_value(key: str) -> str:
-    return f"the value of {key} must be one line of at most 500 characters"
+    return _("the value of {key} must be one line of at most 500 characters", key=key)
 
 
 def override_not_memory(value: str) -> str:
-    return f"{value!r} is not a memory size; use a number with Mi or Gi, e.g. 2Gi"
+    return _(
+        "{value} is not a memory size; use a number with Mi or Gi, e.g. 2Gi", value=repr(value)
+    )
 
 
 def override_memory_range(value: str, low: str, high: str) -> str:
-    return f"memory must be between {low} and {high}, not {value}"
+    return _(
+        "memory must be between {low} and {high}, not {value}", low=low, high=high, value=value
+    )
 
 
 def render_port_outside_range(first_port: int, block_size: int, port_range: str) -> str:
-    return (
-        f"--first-port {first_port}: the island's {block_size} ports must lie in "
-        f"ISLANDBOT_PORT_RANGE {port_range}"
+    return _(
+        "--first-port {first_port}: the island's {block_size} ports must lie in "
+        "ISLANDBOT_PORT_RANGE {port_range}",
+        first_port=first_port,
+        block_size=block_size,
+        port_range=port_range,
     )
 
 
 def render_bad_clock(clock: str) -> str:
-    return f"--clock {clock!r}: expected YYYY-MM-DD HH:MM:SS"
+    return _("--clock {clock}: expected YYYY-MM-DD HH:MM:SS", clock=repr(clock))
 
 
 _TEXTS: dict[Refusal, Callable[..., str]] = {

@@ -29,9 +29,12 @@ def call(
     path: str,
     body: bytes | dict[str, Any] | None = None,
     token: str | None = None,
+    language: str | None = None,
 ) -> tuple[int, Any, dict[str, str]]:
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     headers = {"Content-Type": "application/json"}
+    if language is not None:
+        headers["Accept-Language"] = language
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
@@ -169,6 +172,15 @@ def test_the_registry_pages_and_filters_and_refuses_bad_queries(
         ]
         assert call(demo, "GET", "/api/v1/islands/0")[0] == 404
         assert call(demo, "GET", "/api/v1/islands/99999999999999999999")[0] == 404
+        # a reader who asks for Chinese gets it; the deployment's English otherwise
+        path = "/api/v1/islands?state=sunk&limit=0&colour=red"
+        status, body, _ = call(demo, "GET", path, language="zh-CN,zh;q=0.9,en;q=0.5")
+        assert status == 400 and body["error"] == "查询参数有误"
+        assert body["problems"][0] == "colour：未知参数"
+        assert "1 到 1000 之间的整数" in body["problems"][2]
+        status, body, _ = call(demo, "GET", "/api/v1/islands/0", language="zh-CN")
+        assert status == 404 and "岛" in body["error"]
+        assert call(demo, "GET", path, language="fr-FR, de;q=0.5")[1]["error"] == "bad query"
 
 
 def test_a_read_token_guards_the_registry(db_url: str, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from bot.chat.console.render import Button, render, with_buttons
 from bot.chat.output import Blocks, ChatError
 from bot.domain.notice_routes import Pace
+from bot.words import demo_text
 
 MAX_FILE_LINES = 20  # lines of an uploaded file shown in the terminal
 
@@ -196,9 +197,7 @@ class ConsoleChat:
     ) -> None:
         lines = content.splitlines()
         shown = lines[-MAX_FILE_LINES:]
-        more = (
-            [f"... ({len(lines) - len(shown)} earlier lines in the file)"] if shown != lines else []
-        )
+        more = [demo_text.console_earlier_lines(len(lines) - len(shown))] if shown != lines else []
         with self._lock:
             root = self._messages.get(thread_ts) if thread_ts else None
             self._emit(
@@ -299,33 +298,36 @@ class ConsoleChat:
         if channel is None:
             return ""
         name = self.names.get(channel)
-        return f"#{name}" if name else f"DM {channel}" if not channel.startswith("C") else channel
+        if name:
+            return f"#{name}"
+        return demo_text.console_direct(channel) if not channel.startswith("C") else channel
 
     def _human(self, e: ChatEvent, shown: list[str] | None) -> str:  # noqa: PLR0911
         stamp = e.at.astimezone().strftime("%H:%M:%S")
         body = e.text.splitlines() or [""]
         buttons = "  ".join(f"[b{n}] {label}" for n, label in e.buttons)
         if e.kind == "command":
-            return f"{stamp} {e.user} in {self._where(e.channel)}> {e.text}"
+            said = demo_text.console_command(str(e.user), self._where(e.channel))
+            return f"{stamp} {said} {e.text}"
         if e.kind == "post":
             head = f"{stamp} [m{e.message}] {self._where(e.channel)}:"
             return _block(head, body if shown is None else shown, "", indent="    ")
         if e.kind == "reply":
-            thread = f"[m{e.thread}]" if e.thread else "(thread)"
-            also = " (also sent to the channel)" if e.broadcast else ""
+            thread = f"[m{e.thread}]" if e.thread else demo_text.console_thread()
+            also = f" {demo_text.console_broadcast()}" if e.broadcast else ""
             head = f"{stamp}   {thread} ↳ [m{e.message}]{also} {body[0]}"
             return _block(head, body[1:], buttons, indent="        ")
         if e.kind == "update":
-            head = f"{stamp}   ~ [m{e.message}] now: {body[0]}"
+            head = f"{stamp}   ~ [m{e.message}] {demo_text.console_updated()} {body[0]}"
             return _block(head, body[1:] if shown is None else shown, buttons, indent="        ")
         if e.kind == "ephemeral":
-            head = f"{stamp}   (to {e.user} only) {body[0]}"
+            head = f"{stamp}   {demo_text.console_only_to(str(e.user))} {body[0]}"
             return _block(head, body[1:], buttons, indent="        ")
         if e.kind == "file":
             where = f"[m{e.thread}] " if e.thread else ""
-            head = f"{stamp}   {where}file {body[0]}"
+            head = f"{stamp}   {where}{demo_text.console_file()} {body[0]}"
             return _block(head, body[1:], "", indent="        | ")
-        head = f"{stamp} home of {e.user}:"
+        head = f"{stamp} {demo_text.console_home_of(str(e.user))}"
         return _block(head, body if shown is None else shown, "", indent="    ")
 
 
