@@ -292,7 +292,8 @@ class ClockActions:
                 "approved_by": actor,
                 "from_clock": self._shown(now, from_s),
                 "to_clock": self._shown(now, to_s),
-                "shift": describe_shift(from_s, to_s),
+                "shift": describe_shift(from_s, to_s),  # (read by notices before shift_s)
+                "shift_s": to_s - from_s,
             },
         )
         if request.kind == CLAIM_CLOCK and island is not None:  # a warm island's, at claim:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from bot.words import board_text
-from bot.words.formatting import memory_size
 
 WIDTH, HEIGHT, MARGIN = 600, 160, 16
 
@@ -34,7 +33,8 @@ def memory_chart(
     tz: tzinfo,
 ) -> Chart | None:
     """The chart of ``samples`` (time, working set, limit) over ``span`` up to ``now``, scaled
-    to the limit (or to the highest reading without one); None without samples."""
+    to the limit (or to the highest reading without one); None without samples. Its words are
+    in the language spoken where it is made (the page's)."""
     if not samples:
         return None
     limit = next((s[2] for s in reversed(samples) if s[2]), None)
@@ -58,7 +58,7 @@ def memory_chart(
         points=points,
         last=(x(last_at), y(last_used)),
         limit_y=y(limit) if limit else None,
-        limit_text=f"limit {memory_size(limit)}" if limit else "",
+        limit_text=board_text.chart_limit(limit) if limit else "",
         start_text=start.astimezone(tz).strftime("%H:%M"),
         end_text=now.astimezone(tz).strftime("%H:%M"),
         label=board_text.memory_chart(len(samples), peak, limit),

@@ -2,9 +2,12 @@
 
 One task renders the board every ``every_s`` while anyone watches, in the server's thread
 pool, and sends what changed since the last render: the parts that changed, the rows that
-changed, and the rows' order when islands came or went (one render however many watch; the
-same bytes to every viewer). A viewer joining gets the whole board first. A viewer whose queue
-fills up (a slow browser) is given the whole board again instead of the changes it missed.
+changed, and the rows' order when islands came or went (one render per language watched,
+however many watch, all from one read of the board; the same bytes to every viewer of a
+language). Each viewer is sent the board in its page's language: what was last sent, and the
+changes worked out from it, are kept per language. A viewer joining gets the whole board
+first. A viewer whose queue fills up (a slow browser) is given the whole board again instead
+of the changes it missed.
 
 A stream ends when its viewer's pass expires (``event: expired``), when the server stops, or
 when a write stalls for ``write_timeout_s``. A comment every ``heartbeat_s`` keeps proxies from
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import orjson
@@ -26,6 +29,7 @@ from aiohttp import web
 
 from bot.domain.time_source import Clock, utcnow
 from bot.http.board_pages import LiveParts
+from bot.words.catalogue import deployment_language
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +42,12 @@ def event(name: str, data: object) -> bytes:
 
 
 class BoardFeed:
+    """``render``: the board's live parts in each of the languages given (called in the
+    thread pool; it reads the board once and words it in each)."""
+
     def __init__(
         self,
-        render: Callable[[], LiveParts],
+        render: Callable[[tuple[str, ...]], Mapping[str, LiveParts]],
         *,
         every_s: float = 1.0,
         heartbeat_s: float = 15.0,
@@ -56,11 +63,11 @@ class BoardFeed:
         self.max_viewers = max_viewers
         self.retry_ms = retry_ms
         self.clock = clock
-        self._viewers: set[asyncio.Queue[bytes]] = set()
+        self._viewers: dict[asyncio.Queue[bytes], str] = {}  # each viewer's queue: its language
         self._reserved = 0
         self._task: asyncio.Task[None] | None = None
-        self._last: LiveParts | None = None
-        self._whole: bytes | None = None  # the whole board as last rendered
+        self._last: dict[str, LiveParts] = {}  # by language
+        self._whole: dict[str, bytes] = {}  # the whole board as last rendered, by language
         self._failing = False
         self._closed = False
         self.renders = 0  # how many times the board was rendered (benchmarks, tests)
@@ -85,15 +92,19 @@ class BoardFeed:
         """Tell a viewer turned away to come back in a minute."""
         await response.write(b"retry: 60000\n\n" + event("busy", {}))
 
-    async def serve(self, response: web.StreamResponse, *, until: datetime) -> None:
-        """Stream the board to one viewer (reserved, ``response`` prepared) until they leave,
-        their pass expires at ``until``, or the server stops."""
+    async def serve(
+        self, response: web.StreamResponse, *, until: datetime, language: str | None = None
+    ) -> None:
+        """Stream the board to one viewer (reserved, ``response`` prepared) in ``language``
+        (None: the deployment's) until they leave, their pass expires at ``until``, or the
+        server stops."""
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE)
         try:
             if self._closed:
                 return
-            self._viewers.add(queue)
-            whole = self._whole  # taken with the queue: every change after it is queued
+            language = language or deployment_language()
+            self._viewers[queue] = language
+            whole = self._whole.get(language)  # taken with the queue: every change after it
             if self._task is None:
                 self._task = asyncio.get_running_loop().create_task(self._run())
             await self._write(response, f"retry: {self.retry_ms}\n\n".encode())
@@ -116,7 +127,7 @@ class BoardFeed:
         except (ConnectionError, RuntimeError, TimeoutError):  # the viewer left, or stalled
             return
         finally:
-            self._viewers.discard(queue)
+            self._viewers.pop(queue, None)
             self._reserved -= 1
 
     async def _write(self, response: web.StreamResponse, data: bytes) -> None:
@@ -136,8 +147,12 @@ class BoardFeed:
         loop = asyncio.get_running_loop()
         try:
             while self._viewers:
+                languages = tuple(sorted(set(self._viewers.values())))
+                for gone in set(self._last) - set(languages):  # no viewer of it left
+                    self._last.pop(gone, None)
+                    self._whole.pop(gone, None)
                 try:
-                    board = await loop.run_in_executor(None, self._render)
+                    boards = await loop.run_in_executor(None, self._render, languages)
                 except Exception:  # said once; the viewers are told the board is not live
                     if not self._failing:
                         log.exception("board: the live feed cannot render the board")
@@ -148,31 +163,38 @@ class BoardFeed:
                         log.info("board: the live feed renders the board again")
                     self._failing = False
                     self.renders += 1
-                    self._changed(board)
+                    for language, board in boards.items():
+                        self._changed(board, language)
                 await asyncio.sleep(self.every_s)
         finally:
             self._task = None
-            self._last = self._whole = None  # the next viewer gets a fresh render
+            self._last, self._whole = {}, {}  # the next viewer gets a fresh render
 
-    def _changed(self, board: LiveParts) -> None:
-        """Send what changed since the last render (nothing when nothing did)."""
+    def _changed(self, board: LiveParts, language: str) -> None:
+        """Send the viewers of ``language`` what changed since its last render (nothing when
+        nothing did)."""
         ids = [i for i, _ in board.rows]
         whole = event("board", _payload(board.parts, board.rows, order=ids))
-        last, self._last, self._whole = self._last, board, whole
+        last = self._last.get(language)
+        self._last[language], self._whole[language] = board, whole
         if last is None:
-            self._send(whole)
+            self._send(whole, language)
             return
         parts = {k: v for k, v in board.parts.items() if last.parts.get(k) != v}
         before = dict(last.rows)
         rows = [(i, html) for i, html in board.rows if before.get(i) != html]
         moved = ids != [i for i, _ in last.rows]
         if parts or rows or moved:
-            self._send(event("board", _payload(parts, rows, order=ids if moved else None)))
+            data = event("board", _payload(parts, rows, order=ids if moved else None))
+            self._send(data, language)
 
-    def _send(self, data: bytes) -> None:
-        for queue in list(self._viewers):
+    def _send(self, data: bytes, language: str | None = None) -> None:
+        """Queue ``data`` for the viewers of ``language`` (None: for every viewer)."""
+        for queue, spoken in list(self._viewers.items()):
+            if language is not None and spoken != language:
+                continue
             if queue.full():  # too far behind: the whole board instead of what it missed
-                _replace(queue, self._whole or data)
+                _replace(queue, self._whole.get(spoken) or data)
             else:
                 queue.put_nowait(data)
 

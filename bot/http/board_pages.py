@@ -9,12 +9,19 @@ An island's row is rendered again only when what it shows changed (its words are
 first; the row's HTML is kept under them): with a thousand islands, a board where a few moved
 costs a few rows, not a thousand. Expiry and shifted clocks are shown to the minute, so a row
 changes at most once a minute on its own.
+
+Every page is worded in one language (``language``; None: the one spoken where it is called,
+``bot.words.catalogue``): it is rendered inside ``speaking(language)``, so the templates' words
+(``w``, ``board_text.WORDS``) and the sentences they call are that language's, and so is
+``<html lang>``. The rows kept are kept per language: a row rendered for one reader is never
+shown to a reader of another language.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -29,6 +36,7 @@ from bot.http.board_chart import memory_chart
 from bot.infra.storage.board_reads import IslandLine
 from bot.infra.storage.memory import SAMPLES_KEPT
 from bot.words import board_text, refusals
+from bot.words.catalogue import _, current, speaking
 
 PARTS = ("room", "nodes", "clocks")  # what the live feed sends whole, by element id
 
@@ -106,14 +114,27 @@ class BoardPages:
             lstrip_blocks=True,
             auto_reload=False,  # shipped templates: no stat per render
         )
-        self.env.globals.update(w=board_text, tz=tz, state_group=state_group, bar_width=bar_width)
+        self.env.globals.update(
+            w=board_text.WORDS,
+            language=current,  # <html lang>: the language the page is rendered in
+            tz=tz,
+            state_group=state_group,
+            bar_width=bar_width,
+        )
         self._row = self.env.get_template("island_row.html")
-        # (island id, hidden) -> what the row was rendered from, and its HTML
-        self._rows: dict[tuple[int, bool], tuple[tuple[object, ...], Markup]] = {}
+        # language -> (island id, hidden) -> what the row was rendered from, and its HTML
+        self._rows: dict[str, dict[tuple[int, bool], tuple[tuple[object, ...], Markup]]] = {}
         self._rows_lock = threading.Lock()
 
     def _render(self, name: str, **values: Any) -> str:
         return self.env.get_template(name).render(**values)
+
+    @staticmethod
+    @contextmanager
+    def _in(language: str | None) -> Iterator[None]:
+        """Speak ``language`` (None: the one spoken here already)."""
+        with speaking(language or current()):
+            yield
 
     def _row_view(self, island: BoardIsland, snapshot: BoardSnapshot, hidden: bool) -> RowView:
         r = island.record
@@ -126,7 +147,7 @@ class BoardPages:
             group=state_group(r.state.value),
             state=board_text.state(r.state.value),
             node=r.node or "",
-            host=r.host_ip or board_text.NOT_PLACED,
+            host=r.host_ip or _(board_text.NOT_PLACED),
             ports=tuple(island.ports.items()),
             clock=board_text.clock_minute(r.clock_offset_s, island.clock_at, self.tz),
             expires=board_text.expires(r.expires_at, snapshot.at),
@@ -137,13 +158,20 @@ class BoardPages:
         )
 
     def rows(
-        self, snapshot: BoardSnapshot, filters: Filters
+        self, snapshot: BoardSnapshot, filters: Filters, language: str | None = None
     ) -> tuple[list[tuple[int, Markup]], int]:
         """Every island's row (those ``filters`` leave out hidden) and how many are shown;
         a row is rendered only when what it is rendered from changed: the island's line and
-        the words of its memory, its expiry and its clock."""
+        the words of its memory, its expiry and its clock (in ``language``: the rows kept are
+        that language's)."""
+        with self._in(language):
+            return self._rows_of(snapshot, filters, current())
+
+    def _rows_of(
+        self, snapshot: BoardSnapshot, filters: Filters, language: str
+    ) -> tuple[list[tuple[int, Markup]], int]:
         with self._rows_lock:
-            kept = self._rows
+            kept = self._rows.get(language, {})
         fresh: dict[tuple[int, bool], tuple[tuple[object, ...], Markup]] = {}
         out, shown = [], 0
         for island in snapshot.islands:
@@ -165,52 +193,69 @@ class BoardPages:
         with self._rows_lock:
             # both a filtered and the unfiltered board keep their rows; islands gone are
             # dropped once the rows kept are many more than the board has
-            self._rows = {**self._rows, **fresh} if len(self._rows) < 3 * len(fresh) else fresh
+            before = self._rows.get(language, {})
+            self._rows[language] = {**before, **fresh} if len(before) < 3 * len(fresh) else fresh
         return out, shown
 
-    def board(self, snapshot: BoardSnapshot, viewer: BoardPass, filters: Filters) -> str:
-        rows, shown = self.rows(snapshot, filters)
-        html = Markup("").join(row for _id, row in rows)
-        return self._render(
-            "board.html",
-            title=board_text.TITLE,
-            viewer=viewer,
-            live=True,
-            board=snapshot,
-            filters=filters,
-            rows=html or Markup(self._render("island_rows_empty.html")),  # noqa: S704
-            shown=shown,
-            branch_names=[b.branch for b in snapshot.branches],
-        )
+    def board(
+        self,
+        snapshot: BoardSnapshot,
+        viewer: BoardPass,
+        filters: Filters,
+        language: str | None = None,
+    ) -> str:
+        with self._in(language):
+            rows, shown = self.rows(snapshot, filters)
+            html = Markup("").join(row for _id, row in rows)
+            return self._render(
+                "board.html",
+                title=_(board_text.TITLE),
+                viewer=viewer,
+                live=True,
+                board=snapshot,
+                filters=filters,
+                rows=html or Markup(self._render("island_rows_empty.html")),  # noqa: S704
+                shown=shown,
+                branch_names=[b.branch for b in snapshot.branches],
+            )
 
-    def live(self, snapshot: BoardSnapshot) -> LiveParts:
-        """The board's live parts and rows, for every viewer (no filter)."""
-        rows, _shown = self.rows(snapshot, Filters())
-        parts = {part: self._render(f"{part}.html", board=snapshot) for part in PARTS}
+    def live(self, snapshot: BoardSnapshot, language: str | None = None) -> LiveParts:
+        """The board's live parts and rows, for every viewer of ``language`` (no filter)."""
+        with self._in(language):
+            rows, _shown = self.rows(snapshot, Filters())
+            parts = {part: self._render(f"{part}.html", board=snapshot) for part in PARTS}
         return LiveParts(parts, [(i, str(html)) for i, html in rows])
 
-    def island(self, page: IslandPage, viewer: BoardPass) -> str:
-        chart = memory_chart(page.memory, now=page.at, span=SAMPLES_KEPT, tz=self.tz)
-        refused = refusals.text(page.logs_refused) if page.logs_refused else ""
-        return self._render(
-            "island.html",
-            title=f"{board_text.TITLE}: #{page.island.record.id}",
-            viewer=viewer,
-            live=False,
-            page=page,
-            chart=chart,
-            logs_refused=refused,
-        )
+    def island(self, page: IslandPage, viewer: BoardPass, language: str | None = None) -> str:
+        with self._in(language):
+            chart = memory_chart(page.memory, now=page.at, span=SAMPLES_KEPT, tz=self.tz)
+            refused = refusals.text(page.logs_refused) if page.logs_refused else ""
+            return self._render(
+                "island.html",
+                title=f"{_(board_text.TITLE)}: #{page.island.record.id}",
+                viewer=viewer,
+                live=False,
+                page=page,
+                chart=chart,
+                logs_refused=refused,
+            )
 
     def error(
-        self, status: int, message: str, hint: str = "", viewer: BoardPass | None = None
+        self,
+        status: int,
+        message: str,
+        hint: str = "",
+        viewer: BoardPass | None = None,
+        language: str | None = None,
     ) -> str:
-        return self._render(
-            "error.html",
-            title=board_text.TITLE,
-            viewer=viewer,
-            live=False,
-            status=status,
-            message=message,
-            hint=hint,
-        )
+        """An error page; ``message`` and ``hint`` already worded (in ``language``)."""
+        with self._in(language):
+            return self._render(
+                "error.html",
+                title=_(board_text.TITLE),
+                viewer=viewer,
+                live=False,
+                status=status,
+                message=message,
+                hint=hint,
+            )

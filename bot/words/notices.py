@@ -137,7 +137,7 @@ def _people_notice(  # noqa: PLR0911 - one return per notice, each its whole sen
             "island": ref,
             "from_clock": detail.get("from_clock"),
             "to_clock": detail.get("to_clock"),
-            "shift": detail.get("shift"),
+            "shift": _shift(detail),
         }
         if approved and approved != by:
             return _(
@@ -334,3 +334,13 @@ def rerouted(text: str, channel: str) -> str:
         channel=channel,
         text=text,
     )
+
+
+def _shift(detail: Mapping[str, Any]) -> str:
+    """How far a clock moved: ``+2d``, ``-1h30m`` (a notice written before ``shift_s``: its
+    English text)."""
+    seconds = detail.get("shift_s")
+    if not isinstance(seconds, int):
+        return str(detail.get("shift"))
+    sign = "+" if seconds >= 0 else "-"
+    return sign + format_duration(timedelta(seconds=abs(seconds)))

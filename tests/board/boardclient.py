@@ -21,6 +21,7 @@ class Answer:
 class BoardClient:
     base: str  # http://host:port
     cookie: str | None = None
+    language: str | None = None  # the browser's Accept-Language, sent with every request
     set_cookies: list[SimpleCookie] = field(default_factory=list)
 
     def get(self, path: str, *, timeout: float = 10) -> Answer:
@@ -28,6 +29,8 @@ class BoardClient:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         try:
             headers = {"Cookie": f"islandbot_board={self.cookie}"} if self.cookie else {}
+            if self.language:
+                headers["Accept-Language"] = self.language
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
             body = response.read().decode()
@@ -57,6 +60,8 @@ class EventStream:
         parts = urlsplit(client.base)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
         cookie = f"Cookie: islandbot_board={client.cookie}\r\n" if client.cookie else ""
+        if client.language:
+            cookie += f"Accept-Language: {client.language}\r\n"
         self.sock.sendall(
             f"GET {path} HTTP/1.0\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n"
             f"{cookie}\r\n".encode()

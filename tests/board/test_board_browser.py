@@ -18,11 +18,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -229,3 +232,58 @@ def test_a_forged_or_an_expired_link_gets_the_401_page(demo: DemoProcess, tmp_pa
         session.find_element(By.ID, "go").click()
         wait(session, lambda s: s.current_url.endswith("/board"))
         assert session.find_elements(By.ID, "island-rows")
+
+
+@contextmanager
+def chromium_in(language: str) -> Iterator[Any]:
+    """A headless Chromium whose people read ``language`` (its UI language, and the languages
+    it asks sites for: ``Accept-Language``), as ``tests.browser.chromium`` otherwise."""
+    browser, driver = need_browser()
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,900",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        f"--lang={language}",
+    ):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"intl.accept_languages": language})
+    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    session.set_page_load_timeout(30)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def test_a_chinese_browser_sees_the_board_in_chinese_live_too(
+    demo: DemoProcess, tmp_path: Path
+) -> None:
+    link = demo.wait_for(r"The team board, as alice .*?: (http://\S+)").group(1)
+    with chromium_in("zh-CN") as session:
+        session.get(link)
+        wait(session, lambda s: s.current_url.endswith("/board"))
+        assert session.title == "islandbot 看板"
+        assert session.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+        headings = [h.text for h in session.find_elements(By.TAG_NAME, "h2")]
+        assert "岛" in headings and "节点" in headings
+        wait(session, lambda s: text_of(s, "live") == "实时")  # the script's words
+        demo.type('/island start dev note="started while the board watched"')
+        island_id = int(demo.wait_for(r"island #(\d+) is ready").group(1))
+        wait(session, lambda s: row_state(s, island_id) == "ready", timeout=60)
+        row = text_of(session, f"island-{island_id}")  # came live, worded in Chinese
+        assert "就绪" in row and "真实时间" in row and "ready" not in row
+        assert re.search(r"还能再开 \d+ 个 dev 岛", text_of(session, "room"))
+        save(session, tmp_path, "board-zh.png")
+        session.find_element(By.LINK_TEXT, f"#{island_id}").click()
+        wait(session, lambda s: s.current_url.endswith(f"/board/islands/{island_id}"))
+        assert "起岛（分支 dev）" in text_of(session, "history")
+        errors = [e for e in session.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors

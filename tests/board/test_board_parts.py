@@ -87,16 +87,19 @@ def test_a_row_is_rendered_again_only_when_what_it_shows_changed() -> None:
 
 def test_the_feed_sends_the_whole_board_then_only_what_changed() -> None:
     async def run() -> list[dict[str, object]]:
-        feed = BoardFeed(lambda: LiveParts({}, []))
+        feed = BoardFeed(lambda languages: {})
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
-        feed._viewers.add(queue)
+        feed._viewers[queue] = "en"
         parts = {"room": "r", "nodes": "n", "clocks": "c"}
-        feed._changed(LiveParts(parts, [(1, "<tr id=island-1>a"), (2, "<tr id=island-2>b")]))
-        feed._changed(LiveParts(parts, [(1, "<tr id=island-1>a"), (2, "<tr id=island-2>b")]))
+        feed._changed(LiveParts(parts, [(1, "<tr id=island-1>a"), (2, "<tr id=island-2>b")]), "en")
+        feed._changed(LiveParts(parts, [(1, "<tr id=island-1>a"), (2, "<tr id=island-2>b")]), "en")
         feed._changed(
-            LiveParts({**parts, "room": "r2"}, [(1, "<tr id=island-1>A"), (2, "<tr id=island-2>b")])
+            LiveParts(
+                {**parts, "room": "r2"}, [(1, "<tr id=island-1>A"), (2, "<tr id=island-2>b")]
+            ),
+            "en",
         )
-        feed._changed(LiveParts({**parts, "room": "r2"}, [(2, "<tr id=island-2>b")]))
+        feed._changed(LiveParts({**parts, "room": "r2"}, [(2, "<tr id=island-2>b")]), "en")
         sent = []
         while not queue.empty():
             raw = queue.get_nowait().decode()
@@ -111,11 +114,11 @@ def test_the_feed_sends_the_whole_board_then_only_what_changed() -> None:
 
 def test_a_viewer_too_far_behind_is_sent_the_whole_board_instead() -> None:
     async def run() -> list[bytes]:
-        feed = BoardFeed(lambda: LiveParts({}, []))
+        feed = BoardFeed(lambda languages: {})
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=3)
-        feed._viewers.add(queue)
+        feed._viewers[queue] = "en"
         for i in range(10):
-            feed._changed(LiveParts({"room": str(i)}, []))
+            feed._changed(LiveParts({"room": str(i)}, []), "en")
         return [queue.get_nowait() for _ in range(queue.qsize())]
 
     got = asyncio.run(run())
