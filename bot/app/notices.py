@@ -18,7 +18,7 @@ on while it was being posted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,6 +46,9 @@ class Announcement:
     route: str = "thread"  # thread, direct (to the owner) or shown (only in the root message)
     in_digest: bool = False  # the island's root message is a digest
     digest_of: int | None = None  # the digest it goes into is keyed by this island's id
+    # ``text`` again, in the language spoken where it is called: a notice told to one person
+    # (its owner, directly) is said in theirs; None: ``text`` is all there is
+    words: Callable[[], str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

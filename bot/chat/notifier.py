@@ -43,6 +43,7 @@ from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.memory import MemoryStore
 from bot.words import island_text, layouts, notices
+from bot.words.catalogue import speaking
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,9 @@ class ChatNotifier:
         """A notice for the owner of an island in a digest, in their direct conversation with
         the bot: the notice, and the island's card (ports, buttons) while it is live."""
         island = self.islands.get(a.island_id)
-        _, card = self._root(island)
-        text, blocks = layouts.owner_notice(a.text, card)
+        with speaking(self.sender.language(island.owner_id)):  # for them alone: theirs
+            _, card = self._root(island)
+            text, blocks = layouts.owner_notice(a.words() if a.words else a.text, card)
         channel = self._direct(island.owner_id) if a.retry else island.owner_id
         self._post(a, channel, text, blocks=blocks, meta=shows(island), to_owner=True)
 

@@ -338,6 +338,11 @@ class ChatWork:
             self.publish_home(caller.user_id)
 
     def publish_home(self, user: str) -> None:
+        """``user``'s home page of the bot, in their language."""
+        with speaking(self.sender.language(user)):
+            self._publish_home(user)
+
+    def _publish_home(self, user: str) -> None:
         caller = Caller(user, user)
         mine = self.actions.islands(caller, ListIslands(ListScope.MINE))
         team = self.actions.islands(caller, ListIslands(ListScope.ALL))

@@ -34,7 +34,8 @@ class JsonLinesNotifier:
             if announcement.key in self._seen:
                 return None
             with self.path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(asdict(announcement), ensure_ascii=False, default=str) + "\n")
+                record = {k: v for k, v in asdict(announcement).items() if k != "words"}
+                out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
                 out.flush()
                 os.fsync(out.fileno())
             self._seen.add(announcement.key)

@@ -3,6 +3,7 @@ zone, and where it goes (``notice_routes.route``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
@@ -28,7 +29,8 @@ def announcement(
     """``crowded``: the island has a root message of its own in a channel a burst is
     crowding (``notice_routes.crowded``)."""
     clock = island_time(n.clock_offset_s, now) if n.clock_offset_s else None
-    text = notices.notice_text(
+    words = functools.partial(
+        notices.notice_text,
         n.kind,
         n.detail,
         island_id=n.island_id,
@@ -38,6 +40,7 @@ def announcement(
         clock=clock,
         tz=tz,
     )
+    text = words()
     return Announcement(
         key=f"outbox-{n.id}",
         island_id=n.island_id,
@@ -53,4 +56,5 @@ def announcement(
         route=route(n.kind, in_digest=n.chat_digest, crowded=crowded, retry=n.attempts > 0).value,
         in_digest=n.chat_digest,
         digest_of=n.digest_of,
+        words=words,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +129,37 @@ def test_the_workspace_is_read_page_by_page_and_a_failed_read_keeps_what_was_kno
         assert not any(r.exc_info for r in caplog.records)
         assert locales.language("U00001") == "zh-CN"  # kept
         assert fake.count("users.info") == 0
+
+
+def test_in_a_burst_each_owner_is_told_ready_directly_in_their_language(
+    sqlite: Database, tmp_path: Path
+) -> None:
+    users = [f"U0T{n:03d}" for n in range(8)]
+    people = {u: ("zh-CN" if n % 2 else "en-US") for n, u in enumerate(users)}
+    with slack_world(sqlite, tmp_path, slack=FakeSlack(people=people)) as w:
+        w.until(lambda: w.sender.locales.language(users[1]) == "zh-CN")
+        gate = threading.Barrier(len(users))
+
+        def start(user: str) -> None:
+            gate.wait()
+            w.command("start dev", user=user, user_name=user.lower())
+
+        threads = [threading.Thread(target=start, args=(u,)) for u in users]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        w.until(
+            lambda: len(w.islands()) == len(users)
+            and all(i.state.value == "ready" and i.chat_thread for i in w.islands()),
+            timeout=60,
+        )
+        in_digest = [i for i in w.islands() if i.chat_digest]
+        assert in_digest  # the channel was crowded: owners told directly
+        for island in in_digest:
+            dm = w.until(lambda i=island: w.fake.posts("D" + i.owner_id[1:]))
+            text = str(dm[0]["text"])
+            assert _chinese(text) == (people[island.owner_id] == "zh-CN"), text
+        for message in w.fake.posts("C0TEAM"):  # the channel: the deployment's English
+            assert not _chinese(str(message["text"])), message["text"]
+        assert w.fake.rate_limited == 0, w.fake.rate_limited_by
