@@ -150,8 +150,10 @@ def test_in_a_burst_each_owner_is_told_ready_directly_in_their_language(
         for t in threads:
             t.join(timeout=30)
         w.until(
-            lambda: len(w.islands()) == len(users)
-            and all(i.state.value == "ready" and i.chat_thread for i in w.islands()),
+            lambda: (
+                len(w.islands()) == len(users)
+                and all(i.state.value == "ready" and i.chat_thread for i in w.islands())
+            ),
             timeout=60,
         )
         in_digest = [i for i in w.islands() if i.chat_digest]
