@@ -50,7 +50,9 @@ def main() -> int:
         db = migrated(sqlite_url(tmp))
         with (
             running(SIM, kubeconfig_path=tmp / "kubeconfig") as sim,
-            fakeslack.serving() as fake,
+            fakeslack.serving(
+                fakeslack.FakeSlack(people=fakeslack.mixed_team(max(args.starts, args.clicks)))
+            ) as fake,
         ):
             world = SlackWorld(db, sim, fake, workers=8)
             try:

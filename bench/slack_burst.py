@@ -156,7 +156,9 @@ def main() -> int:
         )
         db = migrated(db_url)
         stack.callback(db.engine.dispose)
-        fake = fakeslack.FakeSlack()  # Slack's published limits
+        # Slack's published limits; a workspace of everyone starting, half of them reading
+        # Chinese (their answers: theirs, the channel: the deployment's)
+        fake = fakeslack.FakeSlack(people=fakeslack.mixed_team(args.starts))
         count = max(3, -(-(args.starts + args.pool) // 40))  # 64Gi: 42 islands of 1500Mi
         nodes = ";".join(
             f"dev-{i}:branch=dev,memory=64Gi,pods=200,ip=127.0.0.{i + 1}"

@@ -514,6 +514,12 @@ class FakeSlack:
         return _json({"ok": True, "files": [{"id": f["id"]} for f in files or []]})
 
 
+def mixed_team(size: int) -> dict[str, str]:
+    """A workspace of ``size`` people ``U0B0000``... (as the tests and benchmarks name them),
+    every other one reading Chinese."""
+    return {f"U0B{n:04d}": "zh-CN" if n % 2 else "en-US" for n in range(size)}
+
+
 def _cursor(index: int) -> str:
     return base64.b64encode(f"user:{index}".encode()).decode()
 

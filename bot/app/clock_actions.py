@@ -54,6 +54,7 @@ from bot.infra.storage.clock_requests import APPLYING, PENDING, ClockRequests
 from bot.infra.storage.database import Database
 from bot.infra.storage.lease import LeaderLease
 from bot.words import clock_text, formatting, refusals
+from bot.words.catalogue import speaking
 
 log = logging.getLogger(__name__)
 
@@ -323,10 +324,11 @@ class ClockActions:
         """The change was not made, for ``why``: worded for the request and its notice, kept
         as its code and details in the audit log. A warm island's clock at claim that could
         not be set: its owner is told so, and that the island is ready (at real time)."""
-        if isinstance(why, UserError):
-            error = refusals.text(why)
-        else:
-            error = clock_text.clock_fault(why.fault, why.detail)
+        with speaking(None):  # kept, and shown in the channel: the deployment's language
+            if isinstance(why, UserError):
+                error = refusals.text(why)
+            else:
+                error = clock_text.clock_fault(why.fault, why.detail)
         notice = (Notice.CLOCK_FAILED, {"by": request.requested_by, "error": error[:300]})
         also: tuple[NoticeSpec, ...] = ()
         if request.kind == CLAIM_CLOCK:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from bot.app.clock_actions import ClockActions
 from bot.domain.commands import ListIslands, ListScope, Start
+from bot.domain.durations import format_duration
 from bot.domain.errors import Conflict, Forbidden, IslandbotError, Refusal, UserError, log_failure
 from bot.domain.island_clock import out_of_bounds
 from bot.domain.lifecycle_rules import Notice
@@ -343,6 +344,7 @@ class IslandActions:
                 audit_detail={"from": current.isoformat(), "to": new.isoformat()},
                 expires_at=new.isoformat(),
                 added_s=int(by.total_seconds()),
+                added=format_duration(by),  # (what a replica of the release before reads)
             )
             return change, Extended(island_id, new, changed=True)
 

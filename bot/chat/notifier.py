@@ -286,8 +286,11 @@ class ChatNotifier:
                         channel,
                         exc,
                     )
-                    if say_where:
-                        text = notices.rerouted(text, channel)
+                    with speaking(self.sender.language(a.owner_id)):  # for them alone
+                        if a.words is not None and text == a.text:  # said again, in theirs
+                            text = a.words()
+                        if say_where:
+                            text = notices.rerouted(text, channel)
                     rerouted, look = exc, a.retry
                     channel, thread_ts, broadcast = self._direct(a.owner_id), None, False
                     continue
@@ -317,10 +320,10 @@ class ChatNotifier:
         if not isinstance(reply, dict) or not reply.get("user"):
             return
         target = Reply(str(reply["user"]), reply.get("channel"), reply.get("response_url"))
+        with speaking(self.sender.language(target.user)):  # for the starter alone: theirs
+            text = island_text.started_elsewhere(island_id, exc.error or str(exc))
         try:
-            tell(
-                self.sender, target, island_text.started_elsewhere(island_id, exc.error or str(exc))
-            )
+            tell(self.sender, target, text)
         except ChatError as told:
             log.warning("island %d: could not say where it was announced: %s", island_id, told)
 

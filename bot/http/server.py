@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.words.catalogue import negotiate, speaking
+from bot.words.catalogue import current, negotiate, speaking
 
 log = logging.getLogger(__name__)
 
@@ -166,4 +166,10 @@ async def _readers_language(
     speaks it, else in the deployment's (text made in an executor thread is not: a
     ContextVar does not cross into it)."""
     with speaking(negotiate(request.headers.get("Accept-Language"))):
-        return await handler(request)
+        response = await handler(request)
+        if not response.prepared:  # (a stream has sent its headers already)
+            response.headers.setdefault("Content-Language", current())
+            vary = response.headers.get("Vary", "")
+            if "accept-language" not in vary.lower():
+                response.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+        return response

@@ -377,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"islandbot: {exc}", file=sys.stderr)
         return 2
     log_setup.configure(settings.log_level, settings.log_format)
+    catalogue.set_deployment_language(settings.language)  # what the commands print for people
     try:
         return int(args.handler(settings, args))
     except ConfigError as exc:

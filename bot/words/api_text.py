@@ -1,7 +1,7 @@
 """The HTTP API's error texts.
 
 The constants are marked for the catalogue (``N_``), not translated: the API says them in the
-language it speaks for the request, ``_(api_text.API_BAD_QUERY)``."""
+language it speaks for the request, ``api_text.said(api_text.API_BAD_QUERY)``."""
 
 from __future__ import annotations
 

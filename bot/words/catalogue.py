@@ -86,6 +86,8 @@ def negotiate(accept_language: str | None) -> str | None:
                     weight = float(value)
                 except ValueError:
                     weight = 0.0
+                if not 0.0 <= weight <= 1.0:  # out of range (or nan): not a weight HTTP allows
+                    weight = 0.0
         if tag and tag != "*" and weight > 0:
             ranked.append((-weight, order, tag))
     for _weight, _order, tag in sorted(ranked):

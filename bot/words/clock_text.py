@@ -10,7 +10,14 @@ from typing import Any
 from bot.domain.island_clock import ClockFault
 from bot.domain.records import ClockRecord, ClockView
 from bot.words.catalogue import N_, _, p_
-from bot.words.formatting import clock_offset, clock_time, escape, format_duration, island_ref
+from bot.words.formatting import (
+    clock_offset,
+    clock_time,
+    escape,
+    format_duration,
+    island_ref,
+    sentences,
+)
 
 
 def clock_busy(island_id: int) -> str:
@@ -146,7 +153,7 @@ def clock_request(r: ClockRecord, owner_id: str, tz: tzinfo, now: datetime) -> s
             request=head,
             time=clock_time(r.expires_at, tz),
         )
-    return f"{head} {_outcome(r)}"
+    return sentences(head, _outcome(r))
 
 
 def clock_requested(island_id: int, owner_id: str) -> str:

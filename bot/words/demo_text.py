@@ -152,3 +152,8 @@ def console_earlier_lines(count: int) -> str:
     return n_(
         "... ({count} earlier line in the file)", "... ({count} earlier lines in the file)", count
     )
+
+
+def console_field(label: str, value: str) -> str:
+    """A field of a message (``*Host*`` over its value in Slack) on one line."""
+    return p_("a message's field", "{label}: {value}", label=label, value=value)

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.domain.pool import HOLD_AFTER, Miss, PoolStatus
 from bot.words.catalogue import N_, _
-from bot.words.formatting import clock_time, escape, format_duration
+from bot.words.formatting import clock_time, escape, format_duration, sentences
 
 _SOURCE = {
     "chat": N_("set from chat"),
@@ -68,7 +68,7 @@ def _pool_line(s: PoolStatus, now: datetime, tz: tzinfo) -> str:
         extras=extras,
     )
     failing = _failing(s, now, tz)
-    return f"{line} {failing}" if failing else line
+    return sentences(line, failing)
 
 
 def _failing(status: PoolStatus, now: datetime, tz: tzinfo) -> str:

@@ -280,7 +280,7 @@ def test_a_chinese_browser_sees_the_board_in_chinese_live_too(
         wait(session, lambda s: row_state(s, island_id) == "ready", timeout=60)
         row = text_of(session, f"island-{island_id}")  # came live, worded in Chinese
         assert "就绪" in row and "真实时间" in row and "ready" not in row
-        assert re.search(r"还能再开 \d+ 个 dev 岛", text_of(session, "room"))
+        assert re.search(r"还能再起 \d+ 个 dev 岛", text_of(session, "room"))
         save(session, tmp_path, "board-zh.png")
         session.find_element(By.LINK_TEXT, f"#{island_id}").click()
         wait(session, lambda s: s.current_url.endswith(f"/board/islands/{island_id}"))

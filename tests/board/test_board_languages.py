@@ -71,7 +71,7 @@ def test_a_chinese_browser_gets_the_chinese_board_and_an_english_one_today_s(dem
     assert "<th>岛主</th>" in zh.body and "只看我的" in zh.body
     row = _row(zh.body, n)
     assert "就绪" in row and "&lt;b&gt;x&lt;/b&gt;" in row and 'data-state="ready"' in row
-    assert re.search(r"还能再开 \d+ 个 dev 岛", zh.body)
+    assert re.search(r"还能再起 \d+ 个 dev 岛", zh.body)
     assert "真实时间" in row and re.search(r"约\d+小时后", row)
     for english in ("Islands", "Signed in", "room for", "real time", "only mine", ">ready<"):
         assert english not in zh.body, english
@@ -134,7 +134,7 @@ def test_the_live_feed_sends_each_page_the_board_in_its_own_language(demo: Demo)
     zh, en = signed_in(demo, ZH).stream(), signed_in(demo, "en-US").stream()
     try:
         first = {name: json.loads(stream.event()[1]) for name, stream in (("zh", zh), ("en", en))}
-        assert "还能再开" in first["zh"]["parts"]["room"] and "room for" not in str(first["zh"])
+        assert "还能再起" in first["zh"]["parts"]["room"] and "room for" not in str(first["zh"])
         assert "room for" in first["en"]["parts"]["room"]
         assert not re.search(r"[\u4e00-\u9fff]", str(first["en"]))
         n = start(demo)
@@ -238,9 +238,9 @@ def test_the_board_s_words_in_chinese() -> None:
     with speaking("zh-CN"):
         assert (
             board_text.room("dev", 3, 2, 1)
-            == "还能再开 5 个 dev 岛，其中 2 个是预热岛，另有 1 个正在预热"
+            == "还能再起 5 个 dev 岛，其中 2 个是预热岛，另有 1 个正在预热"
         )
-        assert board_text.room("dev", 1) == "还能再开 1 个 dev 岛"
+        assert board_text.room("dev", 1) == "还能再起 1 个 dev 岛"
         assert board_text.node_load(2 * 2**30, 16 * 2**30, 3) == "已请求 2Gi / 16Gi（12%），3 个岛"
         assert board_text.history("clock:shift", {"to": -5400}, "bob", None) == (
             "bob 把岛上时间改到 -1小时30分"

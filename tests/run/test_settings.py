@@ -37,6 +37,7 @@ def test_every_variable_is_read() -> None:
             "ISLANDBOT_NAMESPACE": "game-islands",
             "ISLANDBOT_ADMINS": "U0123ABCD, W9ZZZ ,",
             "ISLANDBOT_LOG_LEVEL": "debug",
+            "ISLANDBOT_LANGUAGE": "zh",
             "SLACK_BOT_TOKEN": "xoxb-1234-5678-abcdef",
             "SLACK_SIGNING_SECRET": "0123456789abcdef",
             "SLACK_APP_TOKEN": "xapp-1-A111-222-abcdef",
@@ -53,6 +54,7 @@ def test_every_variable_is_read() -> None:
     assert settings.namespace == "game-islands"
     assert settings.admins == frozenset({"U0123ABCD", "W9ZZZ"})
     assert settings.log_level == "DEBUG"
+    assert settings.language == "zh-CN"  # the language the bot speaks that fits the tag
     assert settings.slack_bot_token == Secret("xoxb-1234-5678-abcdef")
     assert settings.slack_app_token is not None
     assert settings.slack_app_token.reveal() == "xapp-1-A111-222-abcdef"
@@ -74,6 +76,7 @@ def test_every_variable_is_read() -> None:
         ("ISLANDBOT_NAMESPACE", "Islands_Prod", "DNS-1123 label"),
         ("ISLANDBOT_ADMINS", "alice,U0123ABCD", "alice is not a Slack user id"),
         ("ISLANDBOT_LOG_LEVEL", "chatty", "DEBUG, INFO, WARNING, ERROR"),
+        ("ISLANDBOT_LANGUAGE", "fr-FR", "expected one of en, zh-CN"),
         ("SLACK_APP_TOKEN", "xoxb-looks-like-a-bot-token", "starts with 'xapp-'"),
     ],
 )

@@ -210,6 +210,8 @@ def test_a_chats_tag_is_matched_to_a_language_the_bot_speaks(
         ("de, *;q=0.1", None),
         ("zh-CN;q=0", None),
         ("zh;q=abc", None),
+        ("en;q=2, zh-CN", "zh-CN"),  # a weight over 1 is no weight HTTP allows
+        ("zh-CN;q=nan, en;q=0.5", "en"),
         ("", None),
     ],
 )
@@ -260,4 +262,32 @@ def test_every_message_the_code_says_is_in_the_template() -> None:
             key = (None, text) if text else None
         if key is None or key not in template:
             wrong.append(f"{where}:{line}: {ast.unparse(call)[:80]}")
+    assert wrong == []
+
+
+def test_every_placeholder_of_a_message_is_given_where_it_is_said() -> None:
+    """A placeholder left unfilled would show as ``{island}`` to people."""
+    wrong = []
+    for where, line, name, call in _calls():
+        if name == "N_" or any(k.arg is None for k in call.keywords):
+            continue  # marked only, or given as **values (checked where they are built)
+        texts = [_literal(a) for a in call.args[: 3 if name == "n_" else 2]]
+        texts = [t for t in (texts[1:] if name == "p_" else texts) if t]
+        wanted = set().union(*(_fields(t) for t in texts)) - ({"count"} if name == "n_" else set())
+        given = {k.arg for k in call.keywords}
+        if wanted - given:
+            wrong.append(f"{where}:{line}: {sorted(wanted - given)} not given")
+    assert wrong == []
+
+
+def test_the_words_never_say_a_duration_in_english_only() -> None:
+    """``bot.domain.durations.format_duration`` is English; the words use the language-aware
+    one of ``bot.words.formatting``."""
+    wrong = []
+    for path in sorted((ROOT / "bot" / "words").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "bot.domain.durations":
+                names = {a.name for a in node.names}
+                if "format_duration" in names:
+                    wrong.append(path.name)
     assert wrong == []

@@ -148,7 +148,7 @@ def test_a_clock_request_in_chinese_keeps_its_people_times_and_outcome() -> None
     )
     assert text == (
         "<@U0O>：<@U0BOB> 申请把岛 #7 的岛上时间改到 2021-09-18 23:30:07 Asia/Shanghai"
-        "（现在是 2026-11-29 20:00:00 Asia/Shanghai）。 *已被 <@U0C> 驳回。*"
+        "（现在是 2026-11-29 20:00:00 Asia/Shanghai）。*已被 <@U0C> 驳回。*"
     )
     pending = _zh(lambda: clock_text.clock_request(request(), "U0O", SHANGHAI, NOW))
     assert pending.endswith("。申请于 2026-11-29 21:00:00 Asia/Shanghai 到期。")
@@ -446,7 +446,7 @@ def test_every_demo_text_is_chinese() -> None:
         _chinese(text)
     assert "`KUBECONFIG=/k kubectl get pods -n ns -o wide`" in said[0]
     assert said[6] == "120 秒后仍未稳定：#1, #2。"
-    assert "内存超限被杀 (OOMKilled)" in said[-1]
+    assert "内存超限被杀（OOMKilled）" in said[-1]
 
 
 def test_the_demos_texts_in_english_are_unchanged() -> None:

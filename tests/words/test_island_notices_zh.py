@@ -276,7 +276,7 @@ def _notice_texts() -> list[str]:
     told += [
         notices.status_line(12, "ready", "dev"),
         notices.plain("x" * 100, limit=80),
-        notices.rerouted("岛 #12 已关闭。", "C0TEAM"),
+        notices.rerouted("岛 #12 已关岛。", "C0TEAM"),
     ]
     return told
 
@@ -312,7 +312,7 @@ def test_the_notices_keep_to_the_glossary() -> None:
         why = notices.explain_unschedulable("0/3: Insufficient memory", "dev", "4Gi")
         cut = notices.plain("岛" * 100, limit=40)
     assert failed.startswith(
-        "<@U0ANN> 岛 #12 失败：岛 #12 崩了：到了 2Gi 上限，内存超限被杀 (OOMKilled)"
+        "<@U0ANN> 岛 #12 失败：岛 #12 崩了：到了 2Gi 上限，内存超限被杀（OOMKilled）"
     )
     assert "`/island stop 12`" in failed
     assert ready == (

@@ -81,13 +81,11 @@ class _ButtonSlot:
 
 @dataclass
 class ConsoleChat:
-    """``names`` maps channel ids to names (``C0DEMO`` -> ``islands``) for display;
-    ``languages`` says which people read another language than the deployment's."""
+    """``names`` maps channel ids to names (``C0DEMO`` -> ``islands``) for display."""
 
     write: Callable[[str], None] | None = print
     json_lines: bool = False
     names: Mapping[str, str] = field(default_factory=dict)
-    languages: Mapping[str, str] = field(default_factory=dict)  # user id -> the language they read
     events: list[ChatEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -214,7 +212,7 @@ class ConsoleChat:
         return user  # the console shows a direct message as one to the user
 
     def language(self, user: str) -> str | None:
-        return self.languages.get(user)  # as the demo's people were given, else None
+        return None  # a terminal has one reader: everything in the deployment's language
 
     def pace(self) -> Pace | None:
         return None  # a terminal shows every message at once: no queue, no digest

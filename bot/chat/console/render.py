@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.words import demo_text
+
 _ENTITY = re.compile(r"<([@#!]?)([^<>|]*)(?:\|([^<>]*))?>")
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 
@@ -43,7 +45,7 @@ def plain(text: str, names: Mapping[str, str] | None = None) -> str:
 def _field(text: str) -> str:
     """A section field, ``*Label*\nvalue``, as one line ``Label: value``."""
     label, _, value = text.partition("\n")
-    return f"{label}: {value}" if value and "\n" not in value else text
+    return demo_text.console_field(label, value) if value and "\n" not in value else text
 
 
 def _text_of(obj: Any) -> str:

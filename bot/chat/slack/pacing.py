@@ -97,8 +97,12 @@ class TierPacer:
         if paced is None:
             return True
         lock, pacer = paced
-        with lock:
+        if not lock.acquire(blocking=False):  # a caller waits for this tier: none to spare
+            return False
+        try:
             return pacer.take()
+        finally:
+            lock.release()
 
 
 # a queued call: what to call, whether paced, its result, the liveness token it was queued with

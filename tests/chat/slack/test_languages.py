@@ -65,7 +65,7 @@ def test_private_answers_follow_the_person_and_channel_posts_the_deployment(
     sqlite: Database, tmp_path: Path
 ) -> None:
     with slack_world(sqlite, tmp_path, slack=_workspace()) as w:
-        w.until(lambda: w.sender.locales.language(ZH) == "zh-CN")
+        w.until(lambda: w.fake.count("users.list") >= 1)  # the job the bot runs at start
         w.command("start dev", user=ZH, user_name="li")
         (island,) = w.started(1)
         root = w.fake.posts("C0TEAM")[0]["text"]
@@ -77,13 +77,14 @@ def test_private_answers_follow_the_person_and_channel_posts_the_deployment(
         assert not _chinese(refused) and "owner" in refused
         w.command(f"extend {island.id} 1h", user=ZH, user_name="li")
         assert _chinese(w.wait_answer(ZH, 2))
+        assert w.fake.count("users.info") == 0  # every one of them was in the list
 
 
 def test_a_chinese_deployment_posts_in_chinese_and_answers_english_readers_in_english(
     sqlite: Database, tmp_path: Path
 ) -> None:
     with slack_world(sqlite, tmp_path, slack=_workspace(), language="zh-CN") as w:
-        w.until(lambda: w.sender.locales.language(EN) == "en")
+        w.until(lambda: w.fake.count("users.list") >= 1)
         w.command("start dev", user=EN)
         (island,) = w.started(1)
         w.until(lambda: any(_chinese(str(m["text"])) for m in w.fake.posts("C0TEAM")))
@@ -107,6 +108,29 @@ def test_a_newcomer_is_looked_up_once_and_a_failed_lookup_does_not_hold_the_answ
         assert time.monotonic() - began < 2.5  # within Slack's 3 s for the command's answer
         assert not _chinese(_ephemeral(w, "help", "U0LATE"))  # not asked again for a while
         assert w.fake.count("users.info") == 2
+        w.fake.people["U0SLOW"] = "zh-CN"
+        w.fake.fail("users.info", delay=5)  # Slack answers, but only after 5 s
+        began = time.monotonic()
+        assert not _chinese(_ephemeral(w, "help", "U0SLOW"))  # the answer did not wait
+        assert time.monotonic() - began < 2.0
+
+
+def test_an_app_without_the_scope_stops_asking_and_says_so_once(
+    sqlite: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with slack_world(sqlite, tmp_path, loop=False, slack=_workspace()) as w:
+        w.fake.fail("users.list", error="missing_scope")
+        w.fake.fail("users.info", error="missing_scope")
+        with caplog.at_level(logging.INFO, logger="bot.chat.slack"):
+            w.sender.locales.refresh()
+            for n in range(5):
+                assert not _chinese(_ephemeral(w, "help", f"U0NEW{n}"))
+        assert w.fake.count("users.info") == 1  # then no more, until a refresh works
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warned) == 2 and all("missing_scope" in m for m in warned), warned
+        w.sender.locales.refresh()  # the app was reinstalled with users:read
+        w.fake.people["U0NEW9"] = "zh-CN"
+        assert _chinese(_ephemeral(w, "help", "U0NEW9"))
 
 
 def test_the_workspace_is_read_page_by_page_and_a_failed_read_keeps_what_was_known(
