@@ -20,6 +20,7 @@ from bot.words.formatting import (
     clock_time,
     format_duration,
     island_ref,
+    memory_figures,
     memory_size,
     relative_time,
     state_words,
@@ -132,14 +133,7 @@ def _expires_in(minutes: int, *, past: bool, language: str) -> str:
 
 
 def memory(used: int, limit: int | None) -> str:
-    if not limit:
-        return memory_size(used)
-    return _(
-        "{used} of {limit} ({percent} %)",
-        used=memory_size(used),
-        limit=memory_size(limit),
-        percent=used * 100 // limit,
-    )
+    return memory_figures(used, limit)
 
 
 MEMORY_STEP = 64 * 2**20  # a row's memory without a limit, rounded down to this

@@ -162,6 +162,18 @@ def memory_size(size: int) -> str:
     return f"{size // 1024}Ki"
 
 
+def memory_figures(used: int, limit: int | None) -> str:
+    """A memory reading without its leading word: ``1.6Gi of 2Gi (80 %)``, ``612Mi``."""
+    if not limit:
+        return memory_size(used)
+    return _(
+        "{used} of {limit} ({percent} %)",
+        used=memory_size(used),
+        limit=memory_size(limit),
+        percent=used * 100 // limit,
+    )
+
+
 def memory_use(used: int, limit: int | None) -> str:
     """``memory 1.6Gi of 2Gi (80 %)``, or ``memory 612Mi`` without a limit."""
     if not limit:

@@ -12,7 +12,7 @@ from bot.words.formatting import (
     escape,
     format_duration,
     island_ref,
-    memory_size,
+    memory_figures,
     memory_use,
     pad,
     relative_time,
@@ -169,18 +169,6 @@ def root_headline(island: IslandRecord) -> str:
     )
 
 
-def _memory_figures(used: int, limit: int | None) -> str:
-    """A memory reading without its leading word: ``1.6Gi of 2Gi (80 %)``, ``612Mi``."""
-    if not limit:
-        return memory_size(used)
-    return _(
-        "{used} of {limit} ({percent} %)",
-        used=memory_size(used),
-        limit=memory_size(limit),
-        percent=used * 100 // limit,
-    )
-
-
 def root_fields(
     island: IslandRecord,
     *,
@@ -207,7 +195,7 @@ def root_fields(
         ),
     ]
     if memory is not None and island.state.value in ("running", "ready"):
-        fields.append(_("*Memory*\n{memory}", memory=_memory_figures(*memory)))
+        fields.append(_("*Memory*\n{memory}", memory=memory_figures(*memory)))
     if island.restarts:
         fields.append(_("*Restarts*\n{restarts}", restarts=island.restarts))
     return fields
