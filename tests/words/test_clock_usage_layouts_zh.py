@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,14 +15,13 @@ import pytest
 
 from bot.domain.commands import CommandError, Problem
 from bot.domain.island_clock import ClockFault
-from bot.domain.records import ClockRecord, ClockView, IslandRecord
+from bot.domain.records import ClockView, IslandRecord
 from bot.domain.states import IslandState
 from bot.words import clock_text, demo_text, layouts, usage
 from bot.words.catalogue import speaking
+from tests.words.test_clock_times import NOW, request
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-SEED = datetime(2021, 9, 18, 15, 30, 7, tzinfo=UTC)  # 23:30:07 in Shanghai
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # three English words in a row, once code (backticks), mentions and quoted values are left out
 ENGLISH = re.compile(r"\b[A-Za-z]+ [a-z]+ [a-z]+\b")
@@ -67,29 +66,6 @@ def island(**changes: Any) -> IslandRecord:
     }
     values.update(changes)
     return IslandRecord(**values)
-
-
-def request(**changes: Any) -> ClockRecord:
-    values: dict[str, Any] = {
-        "id": 3,
-        "island_id": 7,
-        "requested_by": "U0BOB",
-        "requested_at": NOW,
-        "from_offset_s": 0,
-        "to_offset_s": int((SEED - NOW).total_seconds()),
-        "kind": "absolute",
-        "target_at": SEED,
-        "state": "pending",
-        "decided_by": None,
-        "decided_at": None,
-        "applied_at": None,
-        "failure_reason": None,
-        "expires_at": NOW + timedelta(hours=1),
-        "chat_channel": "C1",
-        "chat_ts": "2.000001",
-    }
-    values.update(changes)
-    return ClockRecord(**values)
 
 
 # ---- island clocks ---------------------------------------------------------------------------

@@ -22,14 +22,15 @@ from tests.system.botprocs import check_announced
 USERS = [f"U0T{n:03d}" for n in range(8)]
 
 
-def _burst(world: SlackWorld) -> None:
-    gate = threading.Barrier(len(USERS))
+def burst(world: SlackWorld, users: list[str] = USERS) -> None:
+    """``users`` each type ``/island start dev`` at the same moment."""
+    gate = threading.Barrier(len(users))
 
     def start(user: str) -> None:
         gate.wait()
         world.command("start dev", user=user, user_name=user.lower())
 
-    threads = [threading.Thread(target=start, args=(u,)) for u in USERS]
+    threads = [threading.Thread(target=start, args=(u,)) for u in users]
     for t in threads:
         t.start()
     for t in threads:
@@ -37,7 +38,7 @@ def _burst(world: SlackWorld) -> None:
 
 
 def _burst_until_all_ready(world: SlackWorld) -> None:
-    _burst(world)
+    burst(world)
     world.until(
         lambda: (
             len(world.islands()) == len(USERS)
@@ -58,7 +59,7 @@ def test_a_burst_in_one_channel_makes_a_digest_and_tells_each_owner_directly(
     db: Database, tmp_path: Path
 ) -> None:
     with slack_world(db, tmp_path) as world:
-        _burst(world)
+        burst(world)
         world.until(lambda: len(world.islands()) == len(USERS))
         world.until(
             lambda: all(i.state.value == "ready" and i.chat_thread for i in world.islands()),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from bot.chat.slack.pacing import TierPacer
 from bot.chat.slack.sender import web_client
 from bot.infra.storage.database import Database, create_database
 from tests import dbutil, fakeslack
+from tests.chat.slack.test_burst import burst
 from tests.fakeslack import FakeSlack
 from tests.slackworld import SlackWorld, slack_world
 
@@ -161,18 +161,8 @@ def test_in_a_burst_each_owner_is_told_ready_directly_in_their_language(
     users = [f"U0T{n:03d}" for n in range(8)]
     people = {u: ("zh-CN" if n % 2 else "en-US") for n, u in enumerate(users)}
     with slack_world(sqlite, tmp_path, slack=FakeSlack(people=people)) as w:
-        w.until(lambda: w.sender.locales.language(users[1]) == "zh-CN")
-        gate = threading.Barrier(len(users))
-
-        def start(user: str) -> None:
-            gate.wait()
-            w.command("start dev", user=user, user_name=user.lower())
-
-        threads = [threading.Thread(target=start, args=(u,)) for u in users]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
+        w.until(lambda: w.fake.count("users.list") >= 1)  # the job the bot runs at start
+        burst(w, users)
         w.until(
             lambda: (
                 len(w.islands()) == len(users)
@@ -189,3 +179,4 @@ def test_in_a_burst_each_owner_is_told_ready_directly_in_their_language(
         for message in w.fake.posts("C0TEAM"):  # the channel: the deployment's English
             assert not _chinese(str(message["text"])), message["text"]
         assert w.fake.rate_limited == 0, w.fake.rate_limited_by
+        assert w.fake.count("users.info") == 0  # all of them read in one users.list
