@@ -48,8 +48,11 @@ def need_browser() -> tuple[str, str]:
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 900) -> Iterator[object]:
-    """A headless Chromium session (``selenium.webdriver.Chrome``), closed after."""
+def chromium(
+    width: int = 1400, height: int = 900, *, language: str | None = None
+) -> Iterator[object]:
+    """A headless Chromium session (``selenium.webdriver.Chrome``), closed after;
+    ``language``: its people read that (its UI language, and the ``Accept-Language`` it sends)."""
     browser, driver = need_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
@@ -63,8 +66,11 @@ def chromium(width: int = 1400, height: int = 900) -> Iterator[object]:
         "--no-first-run",
         "--disable-extensions",
         "--disable-background-networking",
+        *([f"--lang={language}"] if language else []),
     ):
         options.add_argument(arg)
+    if language:
+        options.add_experimental_option("prefs", {"intl.accept_languages": language})
     session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
     session.set_page_load_timeout(30)
     try:

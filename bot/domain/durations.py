@@ -27,13 +27,20 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def format_duration(delta: timedelta) -> str:
-    """Render a duration compactly, largest units first: ``1d 10h30m``, ``45s``, ``0s``."""
+def duration_parts(delta: timedelta) -> tuple[str, int, int, int, int]:
+    """``delta`` as a sign (``"-"`` or ``""``) and whole days, hours, minutes, seconds."""
     total = int(abs(delta.total_seconds()))
     sign = "-" if delta.total_seconds() < 0 else ""
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
+    return sign, days, hours, minutes, seconds
+
+
+def format_duration(delta: timedelta) -> str:
+    """Render a duration compactly, largest units first: ``1d 10h30m``, ``45s``, ``0s`` (in
+    English, for logs and settings; people read ``bot.words.formatting.format_duration``)."""
+    sign, days, hours, minutes, seconds = duration_parts(delta)
     clock = "".join(
         f"{value}{unit}" for value, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if value
     )

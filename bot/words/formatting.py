@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from bot.domain.durations import duration_parts
 from bot.words.catalogue import N_, _, p_
 
 STATE_WORDS = {
@@ -50,11 +51,7 @@ def state_words(state: str) -> str:
 def format_duration(delta: timedelta) -> str:
     """A duration compactly, largest units first, in the current language: ``1d 10h30m``,
     ``45s``, ``0s`` (zh-CN: ``1天10小时30分``)."""
-    total = int(abs(delta.total_seconds()))
-    sign = "-" if delta.total_seconds() < 0 else ""
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
+    sign, days, hours, minutes, seconds = duration_parts(delta)
     clock = "".join(
         part
         for value, part in (

@@ -18,14 +18,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -234,40 +231,11 @@ def test_a_forged_or_an_expired_link_gets_the_401_page(demo: DemoProcess, tmp_pa
         assert session.find_elements(By.ID, "island-rows")
 
 
-@contextmanager
-def chromium_in(language: str) -> Iterator[Any]:
-    """A headless Chromium whose people read ``language`` (its UI language, and the languages
-    it asks sites for: ``Accept-Language``), as ``tests.browser.chromium`` otherwise."""
-    browser, driver = need_browser()
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,900",
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-background-networking",
-        f"--lang={language}",
-    ):
-        options.add_argument(arg)
-    options.add_experimental_option("prefs", {"intl.accept_languages": language})
-    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
-    session.set_page_load_timeout(30)
-    try:
-        yield session
-    finally:
-        session.quit()
-
-
 def test_a_chinese_browser_sees_the_board_in_chinese_live_too(
     demo: DemoProcess, tmp_path: Path
 ) -> None:
     link = demo.wait_for(r"The team board, as alice .*?: (http://\S+)").group(1)
-    with chromium_in("zh-CN") as session:
+    with chromium(language="zh-CN") as session:
         session.get(link)
         wait(session, lambda s: s.current_url.endswith("/board"))
         assert session.title == "islandbot 看板"

@@ -11,14 +11,12 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.app.board_view import BoardIsland, BoardSnapshot
-from bot.domain.states import IslandState
 from bot.http.board_feed import BoardFeed
 from bot.http.board_pages import BoardPages, Filters, LiveParts
 from bot.infra.storage.board_reads import IslandLine
@@ -27,6 +25,7 @@ from bot.words import board_text
 from bot.words.catalogue import speaking
 from tests import dbutil
 from tests.board.boardclient import BoardClient
+from tests.board.test_board_parts import line as part_line
 from tests.demoworld import demo_on, start, until
 
 ZH = "zh-CN,zh;q=0.9"
@@ -162,21 +161,9 @@ def test_the_live_feed_sends_each_page_the_board_in_its_own_language(demo: Demo)
 
 
 def line(island_id: int, **changes: object) -> IslandLine:
-    base = IslandLine(
-        island_id,
-        "U1",
-        "alice",
-        "dev",
-        IslandState.READY,
-        30000,
-        "dev-1",
-        None,
-        0,
-        None,
-        NOW + timedelta(hours=8, seconds=40),
-        None,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    """The board parts' island line, without an address or a note."""
+    base: dict[str, object] = {"first_port": 30000, "host_ip": None, "note": None}
+    return part_line(island_id, **{**base, **changes})
 
 
 def snapshot(*lines: IslandLine) -> BoardSnapshot:

@@ -5,7 +5,6 @@ limits kept; English unchanged."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from typing import Any
@@ -19,26 +18,15 @@ from bot.domain.records import ClockView, IslandRecord
 from bot.domain.states import IslandState
 from bot.words import clock_text, demo_text, layouts, usage
 from bot.words.catalogue import speaking
+from tests.words.chinese import CJK, assert_chinese
 from tests.words.test_clock_times import NOW, request
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CJK = re.compile(r"[\u4e00-\u9fff]")
-# three English words in a row, once code (backticks), mentions and quoted values are left out
-ENGLISH = re.compile(r"\b[A-Za-z]+ [a-z]+ [a-z]+\b")
 STATES = ("pending", "applying", "applied", "rejected", "expired", "superseded", "failed")
 
 
-def _prose(text: str) -> str:
-    text = re.sub(r"`[^`]*`", "", text)
-    text = re.sub(r"<[^>]*>", "", text)
-    text = re.sub(r"\"[^\"]*\"", "", text)
-    return re.sub(r"'[^']*'", "", text)
-
-
 def _chinese(text: str) -> None:
-    assert CJK.search(text), text
-    assert not ENGLISH.search(_prose(text)), text
-    assert "{" not in text and "}" not in text, text
+    assert_chinese(text, double_quoted=True)
 
 
 def _zh(render: Callable[[], Any]) -> Any:

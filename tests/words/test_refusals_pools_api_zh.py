@@ -4,7 +4,6 @@ unchanged."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,24 +13,14 @@ from bot.domain.pool import PoolStatus, Streak
 from bot.domain.states import IslandState
 from bot.words import api_text, pool_text, refusals
 from bot.words.catalogue import speaking
+from tests.words.chinese import assert_chinese
 from tests.words.test_refusals import SAMPLES
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-CJK = re.compile(r"[\u4e00-\u9fff]")
-# three English words in a row, once code (backticks), mentions and quoted values are left out
-ENGLISH = re.compile(r"\b[A-Za-z]+ [a-z]+ [a-z]+\b")
-
-
-def _prose(text: str) -> str:
-    text = re.sub(r"`[^`]*`", "", text)
-    text = re.sub(r"<[^>]*>", "", text)
-    return re.sub(r"'[^']*'", "", text)
 
 
 def _chinese(text: str) -> None:
-    assert CJK.search(text), text
-    assert not ENGLISH.search(_prose(text)), text
-    assert "{" not in text and "}" not in text, text
+    assert_chinese(text)
 
 
 def _zh(render: object) -> str:
