@@ -25,7 +25,8 @@ from bot.http.server import WebServer
 from bot.infra.kubernetes.client import KubeSettings
 from bot.infra.storage.database import Database
 from bot.infra.storage.islands import IslandStore
-from bot.run.compose import Tuning, slack_bot
+from bot.run.chats import slack_bot
+from bot.run.compose import Tuning
 from bot.run.loop import LifecycleService
 from bot.run.settings import Settings
 from bot.run.settings_env import load_settings

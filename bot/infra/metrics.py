@@ -56,6 +56,19 @@ SLACK_RETRIES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+LARK_ERRORS = Counter(
+    "islandbot_lark_api_errors_total",
+    "Lark Open API calls that failed (each attempt), by method and Lark's code.",
+    ["method", "error"],
+    registry=REGISTRY,
+)
+LARK_RETRIES = Counter(
+    "islandbot_lark_api_retries_total",
+    "Lark Open API calls retried in place (rate limited, 5xx, dropped connections, a token "
+    "refused).",
+    ["reason"],
+    registry=REGISTRY,
+)
 NOTICES_GIVEN_UP = Counter(
     "islandbot_notices_given_up_total",
     "Notices that could not be delivered within their maximum age and were given up.",

@@ -28,7 +28,7 @@ from bot.infra import log_setup
 from bot.infra.kubernetes.templates import load_templates
 from bot.infra.storage import migrate
 from bot.infra.storage.database import Database, create_database
-from bot.run import compose
+from bot.run import chats, compose
 from bot.run.demo import CHANNEL, CHANNEL_NAME, DEMO_POOLS, FIRST_USER, Cluster, Demo
 from bot.run.headless import JsonLinesNotifier, LogNotifier
 from bot.run.settings import ConfigError, Settings
@@ -213,9 +213,10 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
-    """The real bot: Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP), the
-    lifecycle loop and the HTTP server, until SIGTERM or Ctrl-C."""
-    bot = compose.slack_bot(settings)  # ConfigError before anything is opened
+    """The real bot: Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP) and/or Lark
+    (the long connection, or HTTP when LARK_VERIFICATION_TOKEN is set), the lifecycle loop
+    and the HTTP server, until SIGTERM or Ctrl-C."""
+    bot = chats.chat_bot(settings)  # ConfigError before anything is opened
     stop = _stop_on_signals()
     try:
         bot.start()
@@ -223,7 +224,7 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
         bot.stop()
         raise
     assert bot.server is not None
-    mode = "Socket Mode" if bot.socket_mode is not None else "HTTP mode, POST /slack/events"
+    mode = "; ".join(chats.modes(bot))
     print(
         f"islandbot {__version__}: running ({mode}; HTTP on {bot.server.url}; leader: "
         f"{bot.service.lease.is_leader}); SIGTERM or Ctrl-C stops it",

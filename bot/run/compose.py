@@ -2,10 +2,10 @@
 
 ``build`` assembles storage, the cluster adapter, the lifecycle loop, the use cases, the chat
 front (when a chat is given) and the HTTP API, in the order their dependencies need, and
-returns them as a ``Bot`` to ``start`` and ``stop``. ``slack_bot`` is ``build`` with Slack as
-the chat (the Web API sender, bolt's listeners, the events route or Socket Mode). ``islandbot
-run``, ``islandbot demo``, ``islandbot reconcile`` and the tests' Slack world all come through
-here; a test or benchmark may pass its own cluster adapter and ``Tuning``.
+returns them as a ``Bot`` to ``start`` and ``stop``. ``bot.run.chats`` builds it with the
+chats the settings set up (Slack, Lark or both). ``islandbot run``, ``islandbot demo``,
+``islandbot reconcile`` and the tests' chat worlds all come through here; a test or benchmark
+may pass its own cluster adapter and ``Tuning``.
 
 The loop is built before the use cases, so a use case that must wake the loop (a stop, a start)
 is simply given ``service.poke``: no part needs another that needs it back.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Protocol
 
 from bot.app.clock_actions import ClockActions, ClockSettings
 from bot.app.island_actions import ActionSettings, IslandActions
@@ -26,10 +27,7 @@ from bot.app.reconcile.engine import LifecycleEngine, LifecycleSettings
 from bot.chat.front import ChatFront, FrontSettings
 from bot.chat.notifier import ChatNotifier
 from bot.chat.output import ChatOutput
-from bot.chat.slack.events_route import events_route
-from bot.chat.slack.listeners import SlackListeners, SocketModeHandler, socket_mode_handler
-from bot.chat.slack.pacing import ChannelQueues
-from bot.chat.slack.sender import SlackSender, web_client
+from bot.chat.slack.listeners import SocketModeHandler
 from bot.domain.lifecycle_rules import Limits
 from bot.domain.permissions import Policy
 from bot.domain.port_blocks import BlockLayout
@@ -56,7 +54,7 @@ from bot.run.heap import settle_heap
 from bot.run.loop import LifecycleService
 from bot.run.memory_setup import watch_memory
 from bot.run.pool_setup import keep_pools
-from bot.run.settings import ConfigError, Settings
+from bot.run.settings import Settings
 from bot.words import catalogue
 
 log = logging.getLogger(__name__)
@@ -76,6 +74,8 @@ class Tuning:
     channel_rate: float = 0.9  # Slack posts per second per channel, and their burst
     channel_burst: float = 2.0
     slack_timeout_s: int = 15  # one Slack Web API request
+    # Lark posts a second per chat and their burst; None: the adapter's own (under Lark's 5)
+    lark_pace: tuple[float, float] | None = None
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)  # notices: backoff, claims
     # Islands register at the bot's own HTTP server, whose port is known only once bound
     # (the demo and tests listen on port 0): ISLANDBOT_API_URL is then that server's URL.
@@ -83,6 +83,14 @@ class Tuning:
     # the bot's time source (expiries, timeouts, clock requests); leases, claims and
     # housekeeping go by the database's clock whatever this is. Tests move it forward.
     clock: Clock = utcnow
+
+
+class Connection(Protocol):
+    """A chat's own way in that the bot opens and closes (Lark's long connection)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> object: ...
 
 
 @dataclass
@@ -103,6 +111,7 @@ class Bot:
     front: ChatFront | None = None
     server: WebServer | None = None
     socket_mode: SocketModeHandler | None = None
+    connections: list[Connection] = field(default_factory=list)  # chats' own intakes
     control: Database | None = None  # the lease's and the heartbeat's connections
     board: BoardRoutes | None = None
     pools: PoolKeeper | None = None
@@ -119,6 +128,10 @@ class Bot:
         if self.socket_mode is not None:
             self.socket_mode.connect()  # type: ignore[no-untyped-call]
             self.started.append("socket-mode")
+        for connection in self.connections:
+            connection.start()
+        if self.connections:
+            self.started.append("connections")
         settle_heap()
         return self
 
@@ -129,6 +142,12 @@ class Bot:
                 self.socket_mode.close()  # type: ignore[no-untyped-call]
             except Exception:
                 log.exception("closing the Socket Mode connection failed")
+        if "connections" in self.started:
+            for connection in self.connections:
+                try:
+                    connection.stop()
+                except Exception:
+                    log.exception("closing a chat's connection failed")
         if self.server is not None:
             self.server.stop()
         if self.front is not None:
@@ -404,64 +423,3 @@ def _assemble(
         board=board,
         pools=pools,
     )
-
-
-# ---- Slack as the chat --------------------------------------------------------------------------
-
-
-LANGUAGES_EVERY_S = 3600.0  # how often every person's Slack locale is read again
-
-
-def check_slack_settings(settings: Settings) -> None:
-    """Raise ``ConfigError`` when what ``islandbot run`` needs to reach Slack is missing."""
-    problems = []
-    if settings.slack_bot_token is None:
-        problems.append("SLACK_BOT_TOKEN: needed to talk to Slack (xoxb-...)")
-    if settings.slack_signing_secret is None and settings.slack_app_token is None:
-        problems.append(
-            "SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode): one is needed "
-            "to receive Slack's requests"
-        )
-    if problems:
-        raise ConfigError(problems)
-
-
-def slack_bot(
-    settings: Settings,
-    *,
-    kube: Kube | None = None,
-    tuning: Tuning = Tuning(),
-) -> Bot:
-    """Everything ``islandbot run`` runs. ``ConfigError`` when a Slack setting it needs is
-    missing (before anything is opened). HTTP mode when a signing secret is set (the events
-    route is served), Socket Mode when an app token is."""
-    check_slack_settings(settings)
-    assert settings.slack_bot_token is not None
-    client = web_client(
-        settings.slack_bot_token.reveal(),
-        base_url=settings.slack_api_url,
-        timeout_s=tuning.slack_timeout_s,
-    )
-    sender = SlackSender(
-        client, queues=ChannelQueues(rate=tuning.channel_rate, burst=tuning.channel_burst)
-    )
-    bot = build(settings, chat=sender, kube=kube, tuning=tuning)
-    sender.queues.liveness = bot.heartbeat  # a call queued before a lapse is not made after
-    # the people's languages, for answers meant for one of them: read at start, then hourly
-    bot.service.add_job(
-        sender.locales.refresh,
-        "slack-languages",
-        seconds=LANGUAGES_EVERY_S,
-        leader_only=False,
-        at_once=True,
-    )
-    assert bot.front is not None and bot.server is not None
-    secret = settings.slack_signing_secret
-    app = SlackListeners(bot.front).build_app(
-        signing_secret=secret.reveal() if secret else None, client=client
-    )
-    if secret is not None:  # Socket Mode alone needs no (unauthenticated) HTTP route
-        bot.server.add_routes([events_route(app)])
-    if settings.slack_app_token is not None:
-        bot.socket_mode = socket_mode_handler(app, settings.slack_app_token.reveal())
-    return bot

@@ -17,6 +17,8 @@ from bot.infra.kubernetes.templates import DEFAULT_TEMPLATES_DIR
 PREFIX: Final = "ISLANDBOT_"
 # Variables under this prefix belong to the test suite and benchmarks, not to the bot.
 TEST_PREFIX: Final = "ISLANDBOT_TEST_"
+# ISLANDBOT_LARK_DOMAIN's values: where each Lark brand's Open API is
+LARK_DOMAINS: Final = {"feishu": "https://open.feishu.cn", "lark": "https://open.larksuite.com"}
 
 
 class ConfigError(Exception):
@@ -111,16 +113,16 @@ class Settings:
         default=frozenset(),
         metadata={
             "env": "ISLANDBOT_ADMINS",
-            "help": "Slack user ids (`U0123ABCD`, comma-separated) who may act on any "
-            "island. None by default.",
+            "help": "Slack user ids (`U0123ABCD`) and Lark open_ids (`ou_...`), "
+            "comma-separated, who may act on any island. None by default.",
         },
     )
     allowed_channels: frozenset[str] = field(
         default=frozenset(),
         metadata={
             "env": "ISLANDBOT_ALLOWED_CHANNELS",
-            "help": "Slack channel ids (`C0123ABCD`, comma-separated) where `/island` may be "
-            "used. Every channel when unset.",
+            "help": "Slack channel ids (`C0123ABCD`) and Lark chat ids (`oc_...`), "
+            "comma-separated, where `/island` may be used. Every channel when unset.",
         },
     )
     extend_step: timedelta = field(
@@ -391,6 +393,54 @@ class Settings:
             "help": "App-level token (`xapp-...`); when set, the bot uses Socket Mode.",
         },
     )
+    lark_app_id: str | None = field(
+        default=None,
+        metadata={
+            "env": "LARK_APP_ID",
+            "help": "The Lark / Feishu app's App ID (`cli_...`). With its secret, the bot "
+            "serves Lark too (beside Slack when Slack is set).",
+        },
+    )
+    lark_app_secret: Secret | None = field(
+        default=None,
+        metadata={"env": "LARK_APP_SECRET", "help": "The Lark app's App Secret."},
+    )
+    lark_verification_token: Secret | None = field(
+        default=None,
+        metadata={
+            "env": "LARK_VERIFICATION_TOKEN",
+            "help": "The Verification Token of the app's event subscription. When set, Lark's "
+            "events come over HTTP (`POST /lark/events`); else over the long connection.",
+        },
+    )
+    lark_encrypt_key: Secret | None = field(
+        default=None,
+        metadata={
+            "env": "LARK_ENCRYPT_KEY",
+            "help": "The Encrypt Key of the app's event subscription, when one is set there: "
+            "HTTP events are then decrypted and their signatures checked.",
+        },
+    )
+    lark_domain: str = field(
+        default="feishu",
+        metadata={
+            "env": "ISLANDBOT_LARK_DOMAIN",
+            "help": "`feishu` (open.feishu.cn, China) or `lark` (open.larksuite.com).",
+        },
+    )
+    lark_api_url: str | None = field(
+        default=None,
+        metadata={
+            "env": "ISLANDBOT_LARK_API_URL",
+            "help": "Base URL of the Lark Open API in place of the domain's (a private "
+            "deployment, a test double): an origin such as `https://open.example.com`.",
+        },
+    )
+
+    @property
+    def lark_origin(self) -> str:
+        """Where the Lark Open API is: ``ISLANDBOT_LARK_API_URL``, else the domain's."""
+        return self.lark_api_url or LARK_DOMAINS[self.lark_domain]
 
     @property
     def tz(self) -> ZoneInfo:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import timedelta
@@ -19,10 +20,12 @@ from bot.domain.naming import dns_label
 from bot.domain.pool import MAX_POOL_SIZE
 from bot.domain.port_blocks import PortRange
 from bot.infra.kubernetes.templates import DEFAULT_TEMPLATES_DIR
-from bot.run.settings import PREFIX, TEST_PREFIX, ConfigError, Secret, Settings
+from bot.run.settings import LARK_DOMAINS, PREFIX, TEST_PREFIX, ConfigError, Secret, Settings
 from bot.words import catalogue
 
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_LARK_OPEN_ID = re.compile(r"^ou_\w{3,64}$")
+_LARK_CHAT_ID = re.compile(r"^oc_\w{3,64}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -59,11 +62,12 @@ def _parse_namespace(text: str) -> str:
 
 def _parse_admins(text: str) -> frozenset[str]:
     ids = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [i for i in ids if not _SLACK_USER_ID.match(i)]
+    bad = [i for i in ids if not (_SLACK_USER_ID.match(i) or _LARK_OPEN_ID.match(i))]
     if bad:
         raise ValueError(
-            f"{', '.join(bad)} is not a Slack user id; expected ids like U0123ABCD, "
-            "comma-separated (display names change, ids do not)"
+            f"{', '.join(bad)} is not a Slack user id or a Lark open_id; expected ids like "
+            "U0123ABCD or ou_7d8a6e6df7621556ce0d21922b676706, comma-separated (display "
+            "names change, ids do not)"
         )
     return frozenset(ids)
 
@@ -73,11 +77,12 @@ _SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 
 def _parse_channels(text: str) -> frozenset[str]:
     ids = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [i for i in ids if not _SLACK_CHANNEL_ID.match(i)]
+    bad = [i for i in ids if not (_SLACK_CHANNEL_ID.match(i) or _LARK_CHAT_ID.match(i))]
     if bad:
         raise ValueError(
-            f"{', '.join(bad)} is not a Slack channel id; expected ids like C0123ABCD, "
-            "comma-separated (channel names change, ids do not)"
+            f"{', '.join(bad)} is not a Slack channel id or a Lark chat id; expected ids like "
+            "C0123ABCD or oc_a0553eda9014c201e6969b478895c230, comma-separated (channel "
+            "names change, ids do not)"
         )
     return frozenset(ids)
 
@@ -94,6 +99,42 @@ def _parse_slack_api_url(text: str) -> str:
     if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", url):
         raise ValueError("expected an http(s) URL such as https://slack.com/api/")
     return url if url.endswith("/") else url + "/"
+
+
+def _parse_lark_app_id(text: str) -> str:
+    app_id = text.strip()
+    if not re.fullmatch(r"cli_\w{8,64}", app_id):
+        raise ValueError("expected the App ID from the Lark app's Credentials page (cli_...)")
+    return app_id
+
+
+def _parse_lark_secret(text: str) -> Secret:
+    secret = text.strip()
+    if len(secret) < 8 or any(c.isspace() for c in secret):
+        raise ValueError("expected the value from the Lark app's console, without spaces")
+    return Secret(secret)
+
+
+def _parse_lark_domain(text: str) -> str:
+    domain = text.strip().lower()
+    if domain not in LARK_DOMAINS:
+        raise ValueError("expected feishu (open.feishu.cn) or lark (open.larksuite.com)")
+    return domain
+
+
+def _parse_lark_api_url(text: str) -> str:
+    """An origin (the SDK appends /open-apis/... itself); plain http only to this machine."""
+    url = text.strip().rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path:
+        raise ValueError("expected an origin such as https://open.feishu.cn (no path)")
+    if (
+        parts.scheme == "http"
+        and parts.hostname not in {"localhost", "::1"}
+        and not (parts.hostname.startswith("127."))
+    ):
+        raise ValueError("plain http is only for this machine (127.0.0.1); use https")
+    return url
 
 
 def _parse_timezone(text: str) -> str:
@@ -300,6 +341,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "slack_bot_token": _parse_token("xoxb-"),
     "slack_signing_secret": _parse_secret,
     "slack_app_token": _parse_token("xapp-"),
+    "lark_app_id": _parse_lark_app_id,
+    "lark_app_secret": _parse_lark_secret,
+    "lark_verification_token": _parse_lark_secret,
+    "lark_encrypt_key": _parse_lark_secret,
+    "lark_domain": _parse_lark_domain,
+    "lark_api_url": _parse_lark_api_url,
 }
 
 # Values that must not be echoed back in an error message.
@@ -308,6 +355,9 @@ _SECRET_FIELDS = frozenset(
         "slack_bot_token",
         "slack_signing_secret",
         "slack_app_token",
+        "lark_app_secret",
+        "lark_verification_token",
+        "lark_encrypt_key",
         "api_read_token",
         "api_ci_token",
         "board_secret",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.chat.notifier import ChatNotifier
-from bot.chat.slack.pacing import ChannelQueues
+from bot.chat.pacing import ChannelQueues
 from bot.chat.slack.sender import SlackSender, web_client
 from bot.domain.notice_routes import DigestPolicy
 from bot.infra.storage.clock_requests import ClockRequests

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk.errors import SlackApiError
 
+from bot.chat.pacing import ChannelQueues, TierPacer
 from bot.chat.root_refresh import Rendered, RootRefresher
-from bot.chat.slack.pacing import ChannelQueues, TierPacer
 from bot.chat.slack.sender import SlackSender, web_client
 from bot.domain.errors import DatabaseUnavailable
 from tests import fakeslack

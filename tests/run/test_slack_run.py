@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.run.compose import check_slack_settings, slack_bot
+from bot.run.chats import slack_bot
 from bot.run.settings import ConfigError
 from bot.run.settings_env import load_settings
+from bot.run.slack_setup import check_slack_settings
 from kubesim import running
 from tests import fakeslack
 from tests.dbutil import sqlite_url
@@ -114,7 +115,7 @@ def test_islandbot_run_in_http_mode_and_sigterm(tmp_path: Path) -> None:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            assert "running (HTTP mode, POST /slack/events" in line, proc.stderr.read()  # type: ignore[union-attr]
+            assert "running (Slack: POST /slack/events" in line, proc.stderr.read()  # type: ignore[union-attr]
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
                 assert json.loads(r.read()) == {"status": "ok"}
             body = fakeslack.slash_command("start dev", response_url=fake.response_url("a"))

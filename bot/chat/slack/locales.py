@@ -22,7 +22,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.chat.slack.pacing import TierPacer
+from bot.chat.pacing import TierPacer
 from bot.words.catalogue import match
 
 log = logging.getLogger(__name__)

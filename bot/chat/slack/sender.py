@@ -30,9 +30,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from bot.chat.output import Blocks
+from bot.chat.pacing import NOT_LIVE, ChannelQueues, TierPacer, still_live
 from bot.chat.slack.errors import SlackError
 from bot.chat.slack.locales import SlackLocales
-from bot.chat.slack.pacing import NOT_LIVE, ChannelQueues, TierPacer, still_live
+from bot.chat.slack.tiers import slack_tiers
 from bot.domain.notice_routes import Pace
 from bot.infra import metrics
 
@@ -190,8 +191,8 @@ class SlackSender:
         tiers: TierPacer | None = None,
     ) -> None:
         self.client = client
-        self.queues = queues or ChannelQueues()
-        self.tiers = tiers or TierPacer()
+        self.queues = queues or ChannelQueues(name="slack")
+        self.tiers = tiers or slack_tiers()
         self.locales = SlackLocales(client, self.tiers)
         self._direct: dict[str, str] = {}  # user id -> their direct conversation's id
         self._users: dict[str, str] = {}  # direct conversation's id -> its user's id

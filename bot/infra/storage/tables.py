@@ -41,6 +41,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# a chat's id of a person, conversation or message: Slack's (U0…, C0…, a ts) or Lark's
+# (ou_…, oc_…, om_…: 35 characters), with room
+CHAT_ID = 64
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, naive UTC stored (microseconds kept on MySQL), aware UTC out."""
@@ -91,7 +95,7 @@ class User(Base):
 
     __tablename__ = "users"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the chat's user id
+    id: Mapped[str] = mapped_column(String(CHAT_ID), primary_key=True)  # the chat's user id
     display_name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -109,7 +113,7 @@ class Island(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     pod_name: Mapped[str] = mapped_column(String(63))
-    owner_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id"))
+    owner_id: Mapped[str] = mapped_column(String(CHAT_ID), ForeignKey("users.id"))
     owner_name: Mapped[str] = mapped_column(String(200))
     branch: Mapped[str] = mapped_column(String(63))
     state: Mapped[str] = mapped_column(String(16))
@@ -124,8 +128,8 @@ class Island(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ports_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    chat_channel: Mapped[str | None] = mapped_column(String(32))
-    chat_thread: Mapped[str | None] = mapped_column(String(32))
+    chat_channel: Mapped[str | None] = mapped_column(String(CHAT_ID))
+    chat_thread: Mapped[str | None] = mapped_column(String(CHAT_ID))
     # chat_thread is a digest shared with the islands started at once in the channel
     chat_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # the island whose digest key (``digest-<id>``) its announcement is posted under, written
@@ -188,7 +192,7 @@ class ClockRequest(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     island_id: Mapped[int] = mapped_column(Integer, ForeignKey("islands.id"))
-    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(String(CHAT_ID))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
     from_offset_s: Mapped[int] = mapped_column(BigInteger)
     to_offset_s: Mapped[int] = mapped_column(BigInteger)
@@ -196,13 +200,13 @@ class ClockRequest(Base):
     target_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # absolute: the time asked
     # pending, applying, rejected, expired, superseded, applied, failed
     state: Mapped[str] = mapped_column(String(16))
-    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(CHAT_ID))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure_reason: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    chat_channel: Mapped[str | None] = mapped_column(String(32))
-    chat_ts: Mapped[str | None] = mapped_column(String(32))
+    chat_channel: Mapped[str | None] = mapped_column(String(CHAT_ID))
+    chat_ts: Mapped[str | None] = mapped_column(String(CHAT_ID))
 
 
 class AuditEntry(Base):
@@ -215,7 +219,7 @@ class AuditEntry(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    actor: Mapped[str] = mapped_column(String(32))  # a chat user id, island:<id>, or "system"
+    actor: Mapped[str] = mapped_column(String(CHAT_ID))  # a chat user id, island:<id>, or "system"
     action: Mapped[str] = mapped_column(String(32))
     island_id: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16))  # ok, refused, error
@@ -380,7 +384,7 @@ class Pool(Base):
 
     branch: Mapped[str] = mapped_column(String(63), primary_key=True)
     size: Mapped[int | None] = mapped_column(Integer)
-    size_set_by: Mapped[str | None] = mapped_column(String(32))
+    size_set_by: Mapped[str | None] = mapped_column(String(CHAT_ID))
     size_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     code_version: Mapped[str | None] = mapped_column(String(100))

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.domain.buttons import ButtonAction, island_button_value
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import AuditEntry
-from bot.run.compose import slack_bot
+from bot.run.chats import slack_bot
 from tests import fakeslack
 from tests.slackworld import ADMIN, SlackWorld, slack_world
 

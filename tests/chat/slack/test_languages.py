@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.chat.pacing import TierPacer
 from bot.chat.slack.locales import SlackLocales
-from bot.chat.slack.pacing import TierPacer
 from bot.chat.slack.sender import web_client
 from bot.infra.storage.database import Database, create_database
 from tests import dbutil, fakeslack

@@ -13,7 +13,7 @@ import pytest
 
 from bot.app.notices import Announcement
 from bot.chat.notifier import ChatNotifier
-from bot.chat.slack.pacing import ChannelQueues
+from bot.chat.pacing import ChannelQueues
 from bot.chat.slack.sender import SlackSender, web_client
 from bot.infra.storage.clock_requests import ClockRequests
 from bot.infra.storage.database import Database

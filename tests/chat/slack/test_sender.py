@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.chat.slack.pacing import ChannelQueues
+from bot.chat.output import ChatError
+from bot.chat.pacing import ChannelQueues
 from bot.chat.slack.sender import (
     SlackError,
     SlackSender,
@@ -238,7 +239,7 @@ def test_a_call_queued_before_this_process_lapsed_is_not_made(
     busy = threading.Thread(target=slack.post, args=("C0TEAM", "slow one"))
     busy.start()
     time.sleep(0.1)
-    with pytest.raises(SlackError, match="taken for dead"):
+    with pytest.raises(ChatError, match="taken for dead"):
         slack.post("C0TEAM", "queued before the lapse")  # made only after 1.2 s: too late
     busy.join(timeout=10)
     beat.beat()  # awake again: a new generation

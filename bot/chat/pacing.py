@@ -1,6 +1,7 @@
-"""Keeping to Slack's limits: a FIFO queue and worker per conversation, paced at about one post
-a second after a small burst (Slack's per-channel limit), and each Web API method kept under
-its tier's calls a minute for the whole workspace (``TierPacer``)."""
+"""Keeping to a chat's limits, for every adapter: a FIFO queue and worker per conversation,
+paced at the adapter's posts a second after a small burst (Slack: about one a second per
+channel; Lark: five), and each API method kept under its calls a minute for the whole
+workspace or app (``TierPacer``, given the adapter's table)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.chat.output import AlwaysAlive, Liveness
-from bot.chat.slack.errors import SlackError
+from bot.chat.output import AlwaysAlive, ChatError, Liveness
 
 T = TypeVar("T")
 QUEUE_WAIT_S = 300.0  # the longest a call waits for its turn in its conversation's queue
@@ -50,31 +50,18 @@ class _Pacer:
         return True
 
 
-# Slack's tier of each method the bot calls, as requests a minute per workspace (Tier 3: 50,
-# Tier 4: 100); the bot keeps to 90 % of it. Posts are paced per channel instead.
-TIER_PER_MINUTE: Mapping[str, int] = {
-    "chat.update": 50,
-    "conversations.open": 50,
-    "conversations.replies": 50,
-    "conversations.history": 50,
-    "chat.postEphemeral": 100,
-    "views.publish": 100,
-    "users.info": 100,
-    "users.list": 20,
-}
-
-
 class TierPacer:
-    """A token bucket per method (``TIER_PER_MINUTE``), shared by every thread of the bot:
-    a call waits for its method's token, so the bot stays under Slack's tiers instead of
-    collecting 429s. The burst is ``burst_s`` seconds' worth of the rate."""
+    """A token bucket per method (``per_minute``: the chat's limit of each method, calls a
+    minute; a method not in it is not paced), shared by every thread of the bot: a call waits
+    for its method's token, so the bot stays under the chat's limits instead of collecting
+    429s. The burst is ``burst_s`` seconds' worth of the rate."""
 
     def __init__(
         self,
+        per_minute: Mapping[str, int],
         *,
         share: float = 0.9,
         burst_s: float = 5.0,
-        per_minute: Mapping[str, int] = TIER_PER_MINUTE,
     ) -> None:
         # a lock per method: callers of one method take its tokens one at a time (none
         # overdraws), and a method waiting for its tier never holds up another's calls
@@ -134,13 +121,16 @@ class ChannelQueues:
         burst: float = 2.0,
         idle_s: float = 30.0,
         liveness: Liveness | None = None,
+        name: str = "chat",
     ) -> None:
-        """``liveness``: a call is made only while this process still holds what it held
-        when the call was queued (a call queued before a pause that let another replica take
-        the work over is dropped with a ``SlackError``, not made twice)."""
+        """``name``: the workers' thread names begin with it. ``liveness``: a call is made
+        only while this process still holds what it held when the call was queued (a call
+        queued before a pause that let another replica take the work over is dropped with a
+        ``ChatError``, not made twice)."""
         self.rate = rate
         self.burst = burst
         self.idle_s = idle_s
+        self.name = name
         self.liveness: Liveness = liveness or AlwaysAlive()
         self._lock = threading.Lock()
         self._queues: dict[str, queue.Queue[Queued]] = {}
@@ -157,7 +147,10 @@ class ChannelQueues:
                 q = self._queues[channel] = queue.Queue()
                 self._pacers.setdefault(channel, _Pacer(self.rate, self.burst, self.burst, 0.0))
                 threading.Thread(
-                    target=self._drain, args=(channel, q), name=f"slack-{channel}", daemon=True
+                    target=self._drain,
+                    args=(channel, q),
+                    name=f"{self.name}-{channel}",
+                    daemon=True,
                 ).start()
             q.put((call, paced, future, token))
         return future
@@ -170,14 +163,14 @@ class ChannelQueues:
         paced: bool = True,
         timeout_s: float = QUEUE_WAIT_S,
     ) -> T:
-        """``submit`` and wait for the result: ``SlackError`` if it has not come within
+        """``submit`` and wait for the result: ``ChatError`` if it has not come within
         ``timeout_s`` (the queue ahead of it is that long, or its worker is stuck)."""
         future = self.submit(channel, call, paced=paced)
         try:
             return future.result(timeout=timeout_s)
         except TimeoutError:
             future.cancel()
-            raise SlackError(f"{channel}: no answer within {timeout_s:.0f} s") from None
+            raise ChatError(f"{channel}: no answer within {timeout_s:.0f} s") from None
 
     def _drain(self, channel: str, q: queue.Queue[Queued]) -> None:
         pacer = self._pacers[channel]
@@ -196,7 +189,7 @@ class ChannelQueues:
                 if paced:
                     pacer.wait()
                 if not self.liveness.holds(token):
-                    raise SlackError(f"{channel}: {NOT_LIVE}")  # noqa: TRY301 - told as any failure
+                    raise ChatError(f"{channel}: {NOT_LIVE}")  # noqa: TRY301 - told as any failure
                 _calling.check = functools.partial(self.liveness.holds, token)
                 future.set_result(call())
             except BaseException as exc:

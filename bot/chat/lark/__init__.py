@@ -1,0 +1,1 @@
+"""The Lark (Feishu) adapter: events in (``listeners``), messages out (``sender``)."""

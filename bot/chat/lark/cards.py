@@ -1,0 +1,151 @@
+"""The bot's messages as Lark shows them (pure): Slack mrkdwn becomes Lark's markdown, a Block
+Kit layout becomes an interactive card (schema 1.0: ``div``, ``note``, ``hr``, ``action``
+with buttons), a plain text a ``text`` message.
+
+The words layer writes every message once, as Block Kit with mrkdwn (``bot.words.layouts``);
+each adapter renders it for its chat, as the console's ``render`` does. Mentions become Lark's
+``<at>`` (``<@ou_…>`` -> ``<at id=ou_…></at>`` in a card, ``<at user_id="ou_…"></at>`` in a
+text message), links ``[label](url)``, bold ``**…**``. A button's value carries its Slack
+``action_id`` and value (``{"action_id": …, "value": …}``), and ``"dm"`` on a card sent to a
+person directly, so that a click there is taken as personal (no channel rule), as a Slack
+button in the bot's direct conversation is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+CARD_LIMIT = 30_000  # bytes of a card's JSON Lark takes in one message (its 30 KB)
+TEXT_LIMIT = 150_000  # bytes of a text message's content (its 150 KB)
+_ENTITY = re.compile(r"<([@#!]?)([^<>|]*)(?:\|([^<>]*))?>")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_STRIKE = re.compile(r"(?<![\w~])~([^~\n]+)~(?![\w~])")
+_STYLES = {"danger": "danger", "primary": "primary"}
+
+
+def _entities(text: str, *, card: bool) -> str:
+    def entity(match: re.Match[str]) -> str:
+        sigil, target, label = match.group(1), match.group(2), match.group(3)
+        if sigil == "@":
+            return f"<at id={target}></at>" if card else f'<at user_id="{target}"></at>'
+        if sigil == "#":
+            return "#" + (label or target)
+        if sigil == "!":  # <!here>, <!channel>, <!date^…|fallback>
+            if target in {"here", "channel", "everyone"}:
+                return "<at id=all></at>" if card else '<at user_id="all"></at>'
+            return label or target
+        return f"[{label or target}]({target})"
+
+    return _ENTITY.sub(entity, text)
+
+
+def markdown(text: str) -> str:
+    """Slack mrkdwn as a card's ``lark_md``: bold, strike, links and mentions; the HTML
+    entities Slack's text carries (``&lt;``) are kept, as lark_md reads them too."""
+    text = _entities(text, card=True)
+    return _STRIKE.sub(r"~~\1~~", _BOLD.sub(r"**\1**", text))
+
+
+def plain_text(text: str) -> str:
+    """Slack mrkdwn as a ``text`` message's content: mentions as ``<at>``, bold as ``<b>``,
+    links as ``[label](url)``, entities undone (a text message shows them as written)."""
+    text = _BOLD.sub(r"<b>\1</b>", _entities(text, card=False))
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _md(text: str) -> dict[str, Any]:
+    return {"tag": "lark_md", "content": markdown(text)}
+
+
+def _text_of(obj: Any) -> str:
+    return str(obj.get("text", "")) if isinstance(obj, Mapping) else ""
+
+
+def _button(element: Mapping[str, Any], *, direct: bool) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "action_id": str(element.get("action_id", "")),
+        "value": str(element.get("value", "")),
+    }
+    if direct:
+        value["dm"] = True
+    button: dict[str, Any] = {
+        "tag": "button",
+        "text": {"tag": "plain_text", "content": _text_of(element.get("text"))},
+        "type": _STYLES.get(str(element.get("style")), "default"),
+        "value": value,
+    }
+    confirm = element.get("confirm")
+    if isinstance(confirm, Mapping):
+        button["confirm"] = {
+            "title": {"tag": "plain_text", "content": _text_of(confirm.get("title"))},
+            "text": {"tag": "plain_text", "content": plain_text(_text_of(confirm.get("text")))},
+        }
+    return button
+
+
+def card(
+    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: bool = False
+) -> dict[str, Any]:
+    """The interactive card showing ``blocks`` (or, without blocks, ``text``), shared and
+    updatable by the bot for everyone in the chat (``update_multi``). ``direct``: sent to a
+    person directly (its buttons say so)."""
+    elements: list[dict[str, Any]] = []
+    header: dict[str, Any] | None = None
+    for block in blocks or ({"type": "section", "text": {"type": "mrkdwn", "text": text}},):
+        kind = block.get("type")
+        if kind == "header" and header is None:
+            header = {"title": {"tag": "plain_text", "content": _text_of(block.get("text"))}}
+        elif kind in {"section", "header"}:
+            if block.get("text"):
+                elements.append({"tag": "div", "text": _md(_text_of(block["text"]))})
+            fields = block.get("fields") or ()
+            if fields:
+                elements.append(
+                    {
+                        "tag": "div",
+                        "fields": [{"is_short": True, "text": _md(_text_of(f))} for f in fields],
+                    }
+                )
+            accessory = block.get("accessory")
+            if isinstance(accessory, Mapping) and accessory.get("type") == "button":
+                elements.append({"tag": "action", "actions": [_button(accessory, direct=direct)]})
+        elif kind == "context":
+            parts = [_md(_text_of(e)) for e in block.get("elements") or () if _text_of(e)]
+            if parts:
+                elements.append({"tag": "note", "elements": parts})
+        elif kind == "actions":
+            actions = [
+                _button(e, direct=direct)
+                for e in block.get("elements") or ()
+                if e.get("type") == "button"
+            ]
+            if actions:
+                elements.append({"tag": "action", "actions": actions})
+        elif kind == "divider":
+            elements.append({"tag": "hr"})
+    shown: dict[str, Any] = {
+        "config": {"wide_screen_mode": True, "update_multi": True},
+        "elements": elements,
+    }
+    if header is not None:
+        shown["header"] = header
+    return shown
+
+
+def content(
+    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: bool = False
+) -> tuple[str, str]:
+    """(``msg_type``, ``content``) of a message: an interactive card for blocks, else text."""
+    if blocks:
+        return "interactive", json.dumps(card(text, blocks, direct=direct), ensure_ascii=False)
+    return "text", json.dumps({"text": plain_text(text)}, ensure_ascii=False)
+
+
+def card_content(
+    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: bool = False
+) -> str:
+    """A card's content, for an update in place (Lark updates cards only)."""
+    return json.dumps(card(text, blocks, direct=direct), ensure_ascii=False)

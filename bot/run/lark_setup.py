@@ -1,0 +1,116 @@
+"""Lark (Feishu) as a chat, set up from the settings: its sender (the ``ChatOutput``, built
+before the bot), then its intake once the front exists: the HTTP callback route when a
+verification token is set, else the long connection (no public URL needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.chat.front import ChatFront
+from bot.chat.lark.callback_route import events_route
+from bot.chat.lark.client import HTTP_TIMEOUT_S, LarkCalls, build_client
+from bot.chat.lark.identity import BotIdentity
+from bot.chat.lark.listeners import LarkListeners
+from bot.chat.lark.long_connection import LongConnection
+from bot.chat.lark.sender import CHAT_BURST, CHAT_RATE, LarkSender
+from bot.chat.pacing import ChannelQueues
+from bot.http.server import WebServer
+from bot.run.loop import LifecycleService
+from bot.run.settings import ConfigError, Settings
+
+IDENTITY_EVERY_S = 300.0  # the bot's own open_id, read again while unknown
+REVIVE_EVERY_S = 30.0  # a long connection the SDK gave up on is started again this often
+
+
+@dataclass
+class LarkChat:
+    sender: LarkSender
+    identity: BotIdentity
+    connection: LongConnection | None = None
+
+
+def lark_configured(settings: Settings) -> bool:
+    return settings.lark_app_id is not None or settings.lark_app_secret is not None
+
+
+def lark_problems(settings: Settings) -> list[str]:
+    """What is missing for Lark, when any Lark setting is given."""
+    if not lark_configured(settings):
+        return []
+    problems = []
+    if settings.lark_app_id is None:
+        problems.append("LARK_APP_ID: needed with LARK_APP_SECRET (the app's Credentials page)")
+    if settings.lark_app_secret is None:
+        problems.append("LARK_APP_SECRET: needed with LARK_APP_ID (the app's Credentials page)")
+    if settings.lark_encrypt_key is not None and settings.lark_verification_token is None:
+        problems.append(
+            "LARK_VERIFICATION_TOKEN: needed with LARK_ENCRYPT_KEY (HTTP events check both)"
+        )
+    return problems
+
+
+def lark_sender(
+    settings: Settings,
+    *,
+    pace: tuple[float, float] | None = None,
+    timeout_s: float = HTTP_TIMEOUT_S,
+) -> LarkChat:
+    """The Lark ``ChatOutput`` (nothing is called before the bot starts); ``pace``: posts a
+    second to one chat and their burst, when not Lark's own (``CHAT_RATE``, ``CHAT_BURST``)."""
+    if lark_problems(settings):
+        raise ConfigError(lark_problems(settings))
+    assert settings.lark_app_id is not None and settings.lark_app_secret is not None
+    client = build_client(
+        settings.lark_app_id,
+        settings.lark_app_secret.reveal(),
+        origin=settings.lark_origin,
+        timeout_s=timeout_s,
+    )
+    calls = LarkCalls(client, app_id=settings.lark_app_id)
+    rate, burst = pace or (CHAT_RATE, CHAT_BURST)
+    sender = LarkSender(calls, queues=ChannelQueues(rate=rate, burst=burst, name="lark"))
+    return LarkChat(sender, BotIdentity(calls))
+
+
+def serve_lark(
+    chat: LarkChat,
+    front: ChatFront,
+    settings: Settings,
+    *,
+    service: LifecycleService,
+    server: WebServer | None,
+) -> None:
+    """Lark's events to the front: over HTTP when a verification token is set (the route on
+    the bot's server), else over the long connection (started with the bot)."""
+    assert settings.lark_app_id is not None and settings.lark_app_secret is not None
+    service.add_job(
+        chat.identity.ensure,
+        "lark-identity",
+        seconds=IDENTITY_EVERY_S,
+        leader_only=False,
+        at_once=True,
+    )
+    listeners = LarkListeners(front, bot_id=chat.identity.open_id)
+    token, key = settings.lark_verification_token, settings.lark_encrypt_key
+    handler = listeners.handler(
+        encrypt_key=key.reveal() if key else "",
+        verification_token=token.reveal() if token else "",
+    )
+    if token is not None:
+        if server is None:
+            raise ConfigError(["LARK_VERIFICATION_TOKEN: HTTP events need the HTTP server"])
+        server.add_routes([events_route(handler, encrypt_key=key.reveal() if key else None)])
+    else:
+        connection = chat.connection = LongConnection(
+            app_id=settings.lark_app_id,
+            app_secret=settings.lark_app_secret.reveal(),
+            handler=handler,
+            domain=settings.lark_origin,
+        )
+        # the SDK stops reconnecting for good on some answers of Lark's (busy, refused)
+        service.add_job(
+            connection.revive,
+            "lark-connection",
+            seconds=REVIVE_EVERY_S,
+            leader_only=False,
+        )
