@@ -4,7 +4,8 @@ and tested"). Each is a named constant where it is used; this is where they meet
 
 - A chat request's claim (``front.CLAIM_TTL``) outlives the longest its worker can take to
   answer it while alive: a turn in its conversation's queue, then one chat call (Slack's or
-  Lark's, the slower) with all its retries and the Retry-After slept in place. Its worker dying ends it sooner (heartbeat). So
+  Lark's, the slower) with all its retries and the Retry-After slept in place. Its worker
+  dying ends it sooner (heartbeat). So
   does a notice's claim (``DeliveryPolicy.claim_ttl``) outlive one post: the deliverer claims
   no more notices at once than it hands over at once. (An attempt that posts more than once,
   a refused notice reworded or sent to its owner, can outlast it: docs/guarantees.md says so.)
@@ -22,8 +23,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.app.reconcile.deliver import DeliveryPolicy
-from bot.chat import front
-from bot.chat import pacing
+from bot.chat import front, pacing
 from bot.chat.lark import client as lark
 from bot.chat.slack import sender
 from bot.infra.storage import heartbeat
