@@ -12,7 +12,8 @@ Reached with ``lark.Client.builder()...domain(fake.api_url)``: every call goes t
   reply in the message's thread, made once as ``omt_...``; a reply to a message in a thread
   stays in it), ``PATCH`` (cards sent by this bot only, and shared ones: ``config.update_multi``
   true before and after, as Lark requires), ``GET`` (a chat's messages, a thread's replies only
-  as their root, or a thread's; at most 50 a page); ``im/v1/files`` (30 MB); ``bot/v3/info``.
+  as their root, or a thread's; at most 50 a page); ``im/v1/files`` (30 MB); ``bot/v3/info``;
+  ``contact/v3/users/:open_id`` (a name: ``names``; ``None``, the app without the scope).
 - ``content`` is a JSON *string* of the right shape for its ``msg_type`` (230001); a text
   request at most 150 KB, a card request 30 KB (230025); the chat exists and has the bot
   (230002); an open_id is someone of the tenant (230013); ``uuid`` at most 50 characters, and a
@@ -55,6 +56,7 @@ from tests.fakelark_events import (
     ENCRYPT_KEY,
     TENANT_KEY,
     VERIFICATION_TOKEN,
+    ids,
     new_message_id,
 )
 from tests.fakelark_rules import Answer, Fault, LarkError, invalid
@@ -67,7 +69,7 @@ __all__ = [  # the app's credentials and ids re-exported, with the fake
 TOKEN_TTL, TOKEN_RENEW = 7200, 1800  # a token lives 2 h; a new one only under 30 min left
 UUID_TTL = 3600.0
 CHAT_RATE, PATCH_RATE, APP_RATE, APP_RATE_MINUTE = 5, 5, 50, 1000
-KINDS = ("token", "create", "reply", "patch", "list", "file", "bot")
+KINDS = ("token", "create", "reply", "patch", "list", "file", "bot", "user")
 T = TypeVar("T")
 
 
@@ -88,6 +90,9 @@ class FakeLark:
     """The fake platform: a tenant's people, its group chats (the bot in each), the messages."""
 
     people: Iterable[str] = DEFAULT_PEOPLE
+    # the names contact/v3/users answers (default: the open_id's tail, titled: ou_alice, Alice);
+    # ``None``: the app was not granted contact:user.base:readonly (every lookup refused)
+    names: dict[str, str] | None = field(default_factory=dict)
     chats: dict[str, set[str]] | None = None  # group chat_id -> member open_ids
     rate_limits: bool = True
     app_id: str = APP_ID
@@ -456,6 +461,21 @@ class FakeLark:
         upload = dict(file_type=file_type, file_name=file_name.decode(), content=form["file"])
         self._files[key] = {"file_key": key, **upload}
         return rules.ok({"file_key": key})
+
+    def _user(self, *, query: dict[str, str], message_id: str | None, **_: Any) -> Answer:
+        """``contact/v3/users/:user_id``: a person of the tenant by ``user_id_type`` (open_id
+        here); the app needs the contact scope, and sees only people in its visibility."""
+        if self.names is None:
+            raise LarkError(
+                99991672,
+                "Access denied. One of the following scopes is required: "
+                "[contact:user.base:readonly]",
+            )
+        person = message_id or ""
+        if query.get("user_id_type", "open_id") != "open_id" or person not in list(self.people):
+            raise LarkError(41050, "no user authority error")
+        name = self.names.get(person) or person.removeprefix("ou_").title()
+        return rules.ok({"user": {**ids(person), "name": name, "en_name": name}})
 
     def _bot(self, **_: Any) -> Answer:
         """``bot/v3/info`` answers ``bot`` at top level, not under ``data``."""

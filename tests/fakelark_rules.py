@@ -94,8 +94,8 @@ def ok(data: dict[str, Any]) -> Answer:
 
 
 def route(method: str, path: str) -> tuple[str | None, str | None]:
-    """(kind, message_id) of an endpoint the fake serves, (None, None) for any other path or
-    method (Lark's gateway answers those 404)."""
+    """(kind, message_id or open_id) of an endpoint the fake serves, (None, None) for any other
+    path or method (Lark's gateway answers those 404)."""
     routes = {
         ("POST", "/open-apis/auth/v3/tenant_access_token/internal"): "token",
         ("POST", "/open-apis/im/v1/messages"): "create",
@@ -105,6 +105,9 @@ def route(method: str, path: str) -> tuple[str | None, str | None]:
     }
     if (method, path) in routes:
         return routes[(method, path)], None
+    person = re.fullmatch(r"/open-apis/contact/v3/users/([^/]+)", path)
+    if person and method == "GET":
+        return "user", urllib.parse.unquote(person[1])
     found = re.fullmatch(r"/open-apis/im/v1/messages/([^/]+)(/reply)?", path)
     if found and (method, bool(found[2])) in (("POST", True), ("PATCH", False)):
         return ("reply" if found[2] else "patch"), urllib.parse.unquote(found[1])

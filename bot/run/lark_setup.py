@@ -12,6 +12,7 @@ from bot.chat.lark.client import HTTP_TIMEOUT_S, LarkCalls, build_client
 from bot.chat.lark.identity import BotIdentity
 from bot.chat.lark.listeners import LarkListeners
 from bot.chat.lark.long_connection import LongConnection
+from bot.chat.lark.names import LarkNames
 from bot.chat.lark.sender import CHAT_BURST, CHAT_RATE, LarkSender
 from bot.chat.pacing import ChannelQueues
 from bot.http.server import WebServer
@@ -26,6 +27,7 @@ REVIVE_EVERY_S = 30.0  # a long connection the SDK gave up on is started again t
 class LarkChat:
     sender: LarkSender
     identity: BotIdentity
+    names: LarkNames
     connection: LongConnection | None = None
 
 
@@ -69,7 +71,7 @@ def lark_sender(
     calls = LarkCalls(client, app_id=settings.lark_app_id)
     rate, burst = pace or (CHAT_RATE, CHAT_BURST)
     sender = LarkSender(calls, queues=ChannelQueues(rate=rate, burst=burst, name="lark"))
-    return LarkChat(sender, BotIdentity(calls))
+    return LarkChat(sender, BotIdentity(calls), LarkNames(calls))
 
 
 def serve_lark(
@@ -90,7 +92,7 @@ def serve_lark(
         leader_only=False,
         at_once=True,
     )
-    listeners = LarkListeners(front, bot_id=chat.identity.open_id)
+    listeners = LarkListeners(front, bot_id=chat.identity.open_id, name=chat.names.name)
     token, key = settings.lark_verification_token, settings.lark_encrypt_key
     handler = listeners.handler(
         encrypt_key=key.reveal() if key else "",

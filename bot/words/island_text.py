@@ -41,7 +41,9 @@ HOME_TEAM = N_("The team's islands")
 NO_ISLANDS = N_("No live islands.")
 
 
-NO_ISLANDS_OF_YOURS = N_("You have no live island. Start one with `/island start <branch>`.")
+NO_ISLANDS_OF_YOURS = N_(
+    "You have no live island. Start one with `/island start &lt;branch&gt;`."
+)
 
 
 def table_header() -> str:
@@ -155,7 +157,7 @@ def digest_line(island: IslandRecord) -> str:
 
 DIGEST_FOOTER = N_(
     "Each owner gets their island's ports and buttons in a direct message from islandbot; "
-    "`/island status <id>` shows any island."
+    "`/island status &lt;id&gt;` shows any island."
 )
 
 
@@ -395,7 +397,7 @@ def restarting(island_id: int) -> str:
 
 
 def stale_button() -> str:
-    return _("That button belongs to a message I no longer understand; use `/island status <id>`.")
+    return _("That button belongs to a message I no longer understand; use `/island status &lt;id&gt;`.")
 
 
 def list_title(scope: str, branch: str | None = None) -> str:

@@ -33,7 +33,7 @@ def _request_state(state: str) -> str:
 def quota_exceeded(*, limit: int, island_ids: Sequence[int]) -> str:
     return _(
         "You already have {count} live islands ({islands}); the limit is {limit} per "
-        "person. Stop one with `/island stop <id>` and try again.",
+        "person. Stop one with `/island stop &lt;id&gt;` and try again.",
         count=len(island_ids),
         islands=", ".join(island_ref(i) for i in island_ids),
         limit=limit,

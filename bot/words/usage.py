@@ -84,19 +84,19 @@ def help_text(
         "max_ttl": format_duration(max_ttl),
         "timezone": timezone,
     }
-    if verb is not None:
-        return f"`{USAGE[verb]}`\n{_(HELP[verb], **values)}"
-    lines = [f"`{USAGE[v]}`  {_(HELP[v], **values)}" for v in USAGE]
+    if verb is not None:  # the grammar's <branch> escaped, as any text with < in a message
+        return f"`{escape(USAGE[verb])}`\n{_(HELP[verb], **values)}"
+    lines = [f"`{escape(USAGE[v])}`  {_(HELP[v], **values)}" for v in USAGE]
     return _("*islandbot* gives you your own game-server island.") + "\n" + "\n".join(lines)
 
 
 def _usage(verb: str | None) -> str:
     if verb is None:
         return _(
-            "Usage: `/island <command>`; commands: {commands}. Try `/island help`.",
+            "Usage: `/island &lt;command&gt;`; commands: {commands}. Try `/island help`.",
             commands=", ".join(USAGE),
         )
-    return _("Usage: `{usage}`", usage=USAGE[verb])
+    return _("Usage: `{usage}`", usage=escape(USAGE[verb]))
 
 
 def _what(what: object) -> str:

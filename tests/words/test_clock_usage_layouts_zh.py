@@ -18,6 +18,7 @@ from bot.domain.records import ClockView, IslandRecord
 from bot.domain.states import IslandState
 from bot.words import clock_text, demo_text, layouts, usage
 from bot.words.catalogue import speaking
+from bot.words.formatting import escape
 from tests.words.chinese import CJK, assert_chinese
 from tests.words.test_clock_times import NOW, request
 
@@ -175,7 +176,7 @@ def _help(verb: str | None) -> str:
 def test_each_commands_help_explains_the_english_grammar_in_chinese(verb: str) -> None:
     text = _zh(lambda: _help(verb))
     grammar, explanation = text.split("\n", 1)
-    assert grammar == f"`{usage.USAGE[verb]}`"  # what people type, as it is
+    assert grammar == f"`{escape(usage.USAGE[verb])}`"  # what people type, escaped as text
     _chinese(explanation)
     assert ("刮风" in text) == (verb == "time")
 
@@ -191,11 +192,11 @@ def test_the_time_help_names_the_design_notes_word_as_a_likely_reading_beside_th
 
 def test_the_help_in_english_is_unchanged() -> None:
     assert _help("extend") == (
-        "`/island extend <id> <duration>`\nMove the island's expiry later by a duration such as "
+        "`/island extend &lt;id&gt; &lt;duration&gt;`\nMove the island's expiry later by a duration such as "
         "`4h` or `2d`. Owner or admin; at most 3d from now."
     )
     assert _help(None).startswith(
-        "*islandbot* gives you your own game-server island.\n`/island start <branch> "
+        "*islandbot* gives you your own game-server island.\n`/island start &lt;branch&gt; "
     )
 
 
@@ -230,7 +231,7 @@ def test_every_answer_to_bad_input_is_chinese_with_the_grammar_as_typed(
     text = _zh(lambda: usage.command_error(CommandError(problem, verb, **detail)))
     _chinese(text)
     if verb is not None:
-        assert text.endswith(f"用法：`{usage.USAGE[verb]}`")
+        assert text.endswith(f"用法：`{escape(usage.USAGE[verb])}`")
 
 
 def test_answers_to_bad_input_in_chinese_say_what_was_wrong() -> None:
@@ -253,17 +254,17 @@ def test_answers_to_bad_input_in_english_are_unchanged() -> None:
         return usage.command_error(CommandError(problem, verb, **detail))
 
     assert said(Problem.UNKNOWN_VERB, None, given="strat", verbs=tuple(usage.USAGE)) == (
-        "I don't know the command 'strat'. Did you mean `start`? Usage: `/island <command>`; "
+        "I don't know the command 'strat'. Did you mean `start`? Usage: `/island &lt;command&gt;`; "
         "commands: start, stop, restart, extend, list, status, logs, time, capacity, board, "
         "pool, help. Try `/island help`."
     )
     assert said(Problem.MISSING_ARGUMENT, "restart", what="island id") == (
-        "Missing: island id. Usage: `/island restart <id>`"
+        "Missing: island id. Usage: `/island restart &lt;id&gt;`"
     )
     assert said(Problem.BAD_WHEN, "time", given="<x>", tz=SHANGHAI) == (
         "'&lt;x&gt;' is not a clock change: use `now`, a shift such as `+2d`, `-90m` or "
         '`+1d12h`, or a time "YYYY-MM-DD HH:MM[:SS]" in Asia/Shanghai, or `history`. '
-        'Usage: `/island time <id> [now|+2d|-90m|"YYYY-MM-DD HH:MM[:SS]"|history]`'
+        'Usage: `/island time &lt;id&gt; [now|+2d|-90m|"YYYY-MM-DD HH:MM[:SS]"|history]`'
     )
 
 

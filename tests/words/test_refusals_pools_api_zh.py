@@ -124,7 +124,7 @@ def test_english_refusals_are_unchanged() -> None:
     texts = {
         Refusal.QUOTA_EXCEEDED: (
             "You already have 2 live islands (#3, #5); the limit is 2 per person. Stop one "
-            "with `/island stop <id>` and try again."
+            "with `/island stop &lt;id&gt;` and try again."
         ),
         Refusal.EXTEND_TOO_FAR: (
             "Island #2 may live at most 2d from now; it can be extended by 3h at most."

@@ -99,8 +99,11 @@ def card(
         if kind == "header" and header is None:
             header = {"title": {"tag": "plain_text", "content": _text_of(block.get("text"))}}
         elif kind in {"section", "header"}:
-            if block.get("text"):
-                elements.append({"tag": "div", "text": _md(_text_of(block["text"]))})
+            text = _text_of(block.get("text"))
+            if "```" in text:  # a table or log: only the markdown element shows code blocks
+                elements.append({"tag": "markdown", "content": markdown(text)})
+            elif text:
+                elements.append({"tag": "div", "text": _md(text)})
             fields = block.get("fields") or ()
             if fields:
                 elements.append(

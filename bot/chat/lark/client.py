@@ -45,8 +45,9 @@ RATE_LIMITED = frozenset({99991400, 230020})
 UNREACHABLE = frozenset({230002, 230006, 230013, 230035})
 # the message itself is refused (a plainer, shorter one may pass)
 MALFORMED = frozenset({230001, 230025, 230099, 99992402})
-# refused for good as asked (a withdrawn message, a message not the bot's)
-REFUSED = frozenset({230011, 230027})
+# refused for good as asked (a withdrawn message, a message not the bot's, a scope the app
+# was not granted, a person outside the app's visibility)
+REFUSED = frozenset({230011, 230027, 99991672, 99991679, 41050, 40004})
 # Lark's limits, calls a minute for the whole app (the bot keeps to 90 %): sending is limited
 # to 1,000 a minute (and 50 a second); a chat's own limit is kept by its queue
 LARK_PER_MINUTE: Mapping[str, int] = {"im.message.create": 1000, "im.message.reply": 1000}

@@ -59,10 +59,18 @@ def command_text(
 
 
 class LarkListeners:
-    def __init__(self, front: ChatFront, *, bot_id: Callable[[], str | None]) -> None:
-        """``bot_id``: the bot's own open_id, when known (``LarkBot.identity``)."""
+    def __init__(
+        self,
+        front: ChatFront,
+        *,
+        bot_id: Callable[[], str | None],
+        name: Callable[[str], str] = str,
+    ) -> None:
+        """``bot_id``: the bot's own open_id, when known (``BotIdentity.open_id``); ``name``:
+        a person's name by their open_id (``LarkNames.name``)."""
         self.front = front
         self.bot_id = bot_id
+        self.name = name
 
     def handler(self, *, encrypt_key: str, verification_token: str) -> lark.EventDispatcherHandler:
         """The SDK's dispatcher for both intakes (the long connection ignores the keys)."""
@@ -98,7 +106,10 @@ class LarkListeners:
         chat = str(message.chat_id)
         reply = Reply(user, chat)
         answer = self.front.command(
-            Caller(user, user, chat), text, trigger=str(message.message_id), reply=reply
+            Caller(user, self.name(user), chat),
+            text,
+            trigger=str(message.message_id),
+            reply=reply,
         )
         if answer is not None:  # the answer is a message of its own: sent after this returns
             self._tell_later(reply, answer)
@@ -118,7 +129,7 @@ class LarkListeners:
         trigger = str(getattr(header, "event_id", "") or getattr(context, "open_message_id", ""))
         action_id = str(value.get("action_id", ""))
         queued = self.front.button(
-            Caller(user, user, where),
+            Caller(user, self.name(user), where),
             action_id,
             str(value.get("value", "")),
             trigger=trigger,

@@ -108,6 +108,20 @@ def test_text_without_blocks_is_a_text_message_and_an_update_is_always_a_card() 
     ]
 
 
+def test_a_table_is_a_markdown_element_that_shows_its_code_block() -> None:
+    blocks = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "*List*\n```  id  owner\n   1  <@ou_a>```"},
+        }
+    ]
+    (element,) = cards.card("List", blocks)["elements"]
+    assert element == {
+        "tag": "markdown",
+        "content": "**List**\n```  id  owner\n   1  <at id=ou_a></at>```",
+    }
+
+
 BOT = "ou_islandbot"
 
 
