@@ -41,9 +41,7 @@ HOME_TEAM = N_("The team's islands")
 NO_ISLANDS = N_("No live islands.")
 
 
-NO_ISLANDS_OF_YOURS = N_(
-    "You have no live island. Start one with `/island start &lt;branch&gt;`."
-)
+NO_ISLANDS_OF_YOURS = N_("You have no live island. Start one with `/island start &lt;branch&gt;`.")
 
 
 def table_header() -> str:
@@ -397,7 +395,9 @@ def restarting(island_id: int) -> str:
 
 
 def stale_button() -> str:
-    return _("That button belongs to a message I no longer understand; use `/island status &lt;id&gt;`.")
+    return _(
+        "That button belongs to a message I no longer understand; use `/island status &lt;id&gt;`."
+    )
 
 
 def list_title(scope: str, branch: str | None = None) -> str:

@@ -192,8 +192,8 @@ def test_the_time_help_names_the_design_notes_word_as_a_likely_reading_beside_th
 
 def test_the_help_in_english_is_unchanged() -> None:
     assert _help("extend") == (
-        "`/island extend &lt;id&gt; &lt;duration&gt;`\nMove the island's expiry later by a duration such as "
-        "`4h` or `2d`. Owner or admin; at most 3d from now."
+        "`/island extend &lt;id&gt; &lt;duration&gt;`\nMove the island's expiry later by a "
+        "duration such as `4h` or `2d`. Owner or admin; at most 3d from now."
     )
     assert _help(None).startswith(
         "*islandbot* gives you your own game-server island.\n`/island start &lt;branch&gt; "

@@ -86,6 +86,25 @@ def _button(element: Mapping[str, Any], *, direct: bool) -> dict[str, Any]:
     return button
 
 
+def _section(block: Mapping[str, Any], *, direct: bool) -> list[dict[str, Any]]:
+    """A section: its text (a ``markdown`` element when it holds a code block: a table or a
+    log, which only that element shows as one), its fields two to a row, its button."""
+    elements: list[dict[str, Any]] = []
+    text = _text_of(block.get("text"))
+    if "```" in text:
+        elements.append({"tag": "markdown", "content": markdown(text)})
+    elif text:
+        elements.append({"tag": "div", "text": _md(text)})
+    fields = block.get("fields") or ()
+    if fields:
+        shown = [{"is_short": True, "text": _md(_text_of(f))} for f in fields]
+        elements.append({"tag": "div", "fields": shown})
+    accessory = block.get("accessory")
+    if isinstance(accessory, Mapping) and accessory.get("type") == "button":
+        elements.append({"tag": "action", "actions": [_button(accessory, direct=direct)]})
+    return elements
+
+
 def card(
     text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: bool = False
 ) -> dict[str, Any]:
@@ -99,22 +118,7 @@ def card(
         if kind == "header" and header is None:
             header = {"title": {"tag": "plain_text", "content": _text_of(block.get("text"))}}
         elif kind in {"section", "header"}:
-            text = _text_of(block.get("text"))
-            if "```" in text:  # a table or log: only the markdown element shows code blocks
-                elements.append({"tag": "markdown", "content": markdown(text)})
-            elif text:
-                elements.append({"tag": "div", "text": _md(text)})
-            fields = block.get("fields") or ()
-            if fields:
-                elements.append(
-                    {
-                        "tag": "div",
-                        "fields": [{"is_short": True, "text": _md(_text_of(f))} for f in fields],
-                    }
-                )
-            accessory = block.get("accessory")
-            if isinstance(accessory, Mapping) and accessory.get("type") == "button":
-                elements.append({"tag": "action", "actions": [_button(accessory, direct=direct)]})
+            elements.extend(_section(block, direct=direct))
         elif kind == "context":
             parts = [_md(_text_of(e)) for e in block.get("elements") or () if _text_of(e)]
             if parts:
