@@ -21,6 +21,10 @@ What it serves, as Lark does:
   payload ``{"code": 200}`` or with ``data``: base64 of a callback's JSON result).
 - ``drop``: closes the socket (1001, going away) as a server restart does; the SDK rediscovers
   and reconnects.
+- ``/open-apis/*``, when given an ``open_api`` (a ``tests.fakelark.FakeLark``): handed to it, as
+  its own server would (bodies over its limits answered 413), because the SDK takes one
+  ``domain`` for both the Open API and discovery, as Lark serves them on one origin. A bot
+  pointed at ``domain`` then calls the Open API and opens its long connection there.
 
 Everything the client sends that Lark would not accept (a text message, an answer echoing a
 different frame, an answer to nothing) is kept in ``protocol_errors`` for the tests to check.
@@ -41,10 +45,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from lark_oapi.ws.pb.pbbp2_pb2 import Frame
+
+from tests.fakelark_rules import BODY_LIMIT, FILE_LIMIT, KB
+
+if TYPE_CHECKING:
+    from tests.fakelark import FakeLark
 
 APP_ID = "cli_fake_island"
 APP_SECRET = "fake-app-secret-3f9a"  # a test credential
@@ -90,6 +99,7 @@ class FakeLarkWS:
     replies: list[Reply] = field(default_factory=list)
     protocol_errors: list[str] = field(default_factory=list)
     tickets_issued: list[str] = field(default_factory=list)  # for tests that check logs
+    open_api: FakeLark | None = None  # the Open API fake served on this origin too, if any
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -215,9 +225,11 @@ class FakeLarkWS:
         self._loop.close()
 
     async def _serve(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=FILE_LIMIT + KB * KB)
         app.router.add_post("/callback/ws/endpoint", self._endpoint)
         app.router.add_get("/ws/v2", self._socket)
+        if self.open_api is not None:
+            app.router.add_route("*", "/open-apis/{path:.*}", self._open_api)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -249,6 +261,21 @@ class FakeLarkWS:
         )
         data = {"URL": url, "ClientConfig": self.client_config()}
         return web.json_response({"code": 0, "msg": "ok", "data": data})
+
+    async def _open_api(self, request: web.Request) -> web.Response:
+        """One Open API request, handed to ``open_api`` as its own server hands it (off this
+        loop: the fake's lock must not hold up the socket)."""
+        assert self.open_api is not None
+        upload = request.path.startswith("/open-apis/im/v1/files")
+        if (request.content_length or 0) > (FILE_LIMIT + KB * KB if upload else BODY_LIMIT):
+            self.open_api.too_large(request.method, request.raw_path)
+            return web.Response(status=413, text="Too Large")
+        body = await request.read()
+        heard = {name.lower(): value for name, value in request.headers.items()}
+        status, headers, payload = await asyncio.to_thread(
+            self.open_api.handle, request.method, request.raw_path, heard, body
+        )
+        return web.Response(status=status, headers=headers, body=payload)
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket", "")

@@ -2,7 +2,9 @@
 builds it from the Lark settings, against fakes that speak the real protocols: the database,
 kubesim over HTTP through the ``kubernetes`` client, the fake Lark Open API over HTTP through
 ``lark-oapi``, and the bot's own HTTP server receiving Lark's callbacks (encrypted and signed
-as Lark sends them, unless a test asks otherwise)."""
+as Lark sends them, unless a test asks otherwise), or, with ``long_connection``, Lark's events
+pushed over the SDK's long connection to the fake long-connection server (``tests.fakelark_ws``),
+which serves the Open API on the same origin, as Lark does."""
 
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from bot.run.chats import chat_bot
 from bot.run.compose import Bot, Tuning
 from bot.run.settings import Settings
 from bot.run.settings_env import load_settings
-from kubesim import KubeSim
-from tests import fakelark, fakelark_events
+from kubesim import KubeSim, SimConfig
+from tests import fakelark, fakelark_events, fakelark_ws
 from tests.fakelark import FakeLark
+from tests.fakelark_ws import FakeLarkWS, callback_data
 from tests.kube_access import cluster
 from tests.slackworld import SIM
 
@@ -72,27 +75,49 @@ def lark_tuning(**kw: Any) -> Tuning:
 
 
 class LarkWorld:
-    """The bot serving a team in Lark over HTTP callbacks, its lifecycle loop running."""
+    """The bot serving a team in Lark over HTTP callbacks, its lifecycle loop running; given
+    ``ws`` (a fake long-connection server that serves ``fake`` on its origin too), over the
+    long connection instead: no verification token, the Open API at ``ws.domain``, and every
+    event pushed over the socket."""
 
     def __init__(
-        self, db: Database, sim: KubeSim, fake: FakeLark, *, encrypt: bool = True, **kw: Any
+        self,
+        db: Database,
+        sim: KubeSim,
+        fake: FakeLark,
+        *,
+        encrypt: bool = True,
+        ws: FakeLarkWS | None = None,
+        **kw: Any,
     ) -> None:
-        self.db, self.sim, self.fake = db, sim, fake
+        self.db, self.sim, self.fake, self.ws = db, sim, fake, ws
         self.encrypt_key = fakelark_events.ENCRYPT_KEY if encrypt else None
-        self.settings = lark_settings(db, sim, fake, encrypt=encrypt, extra=kw.pop("env", None))
+        env = kw.pop("env", None) or {}
+        if ws is not None:
+            assert ws.open_api is fake, "the long connection's server must serve this Open API"
+            env = {"ISLANDBOT_LARK_API_URL": ws.domain, **env}
+        self.settings = lark_settings(db, sim, fake, encrypt=encrypt, http=ws is None, extra=env)
         self.bot: Bot = chat_bot(self.settings, tuning=lark_tuning(**kw)).start()
         assert self.bot.front is not None and self.bot.server is not None
         self.front: ChatFront = self.bot.front
         self.url = f"{self.bot.server.url}/lark/events"
+        self.closed = False
 
     def close(self) -> None:
-        self.bot.stop()
+        """Stop the bot (once: a test may have stopped it already)."""
+        if not self.closed:
+            self.closed = True
+            self.bot.stop()
 
     # ---- talking to the bot as Lark does -----------------------------------------------------
 
     def deliver(self, payload: dict[str, Any], **kw: Any) -> tuple[int, dict[str, Any]]:
         """POST ``payload`` to the bot's callback URL as Lark does (encrypted and signed when
-        the world has an encrypt key); (status, answer)."""
+        the world has an encrypt key); (status, answer). Over the long connection: pushed as
+        an event frame; (the answer frame's code, the callback's result or ``{}``)."""
+        if self.ws is not None:
+            reply = self.ws.push_event(payload, **kw)
+            return int(reply["code"]), callback_data(reply) or {}
         headers, body = fakelark_events.callback_request(
             payload, encrypt_key=self.encrypt_key, **kw
         )
@@ -197,6 +222,8 @@ def shown(message: dict[str, Any]) -> str:
             if element.get("text"):
                 lines.append(str(element["text"].get("content", "")))
             lines.extend(str(f["text"]["content"]) for f in element.get("fields", []))
+        elif element.get("tag") == "markdown":
+            lines.append(str(element.get("content", "")))
         elif element.get("tag") == "note":
             lines.extend(str(e.get("content", "")) for e in element.get("elements", []))
         elif element.get("tag") == "action":
@@ -204,17 +231,50 @@ def shown(message: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ready_island(world: LarkWorld, user: str = "ou_alice") -> int:
+    """``user`` starts an island on dev in the group; its id once it is ready and its ready
+    reply is in its card's thread."""
+    world.say(user, "start dev")
+    island = world.started()[-1]
+    world.until(lambda: any("is ready" in t for t in world.thread(island)))
+    world.until(lambda: world.island(island.id).state == "ready")
+    return island.id
+
+
 @contextmanager
 def lark_world(
-    db: Database, tmp_path: Path, *, lark: FakeLark | None = None, **kw: Any
+    db: Database,
+    tmp_path: Path,
+    *,
+    lark: FakeLark | None = None,
+    long_connection: bool = False,
+    sim: SimConfig = SIM,
+    **kw: Any,
 ) -> Iterator[LarkWorld]:
-    """The bot on Lark (HTTP callbacks, encrypted) against kubesim, under the RBAC we ship."""
+    """The bot on Lark (HTTP callbacks, encrypted) against kubesim, under the RBAC we ship.
+    ``long_connection``: over the long connection instead, to a fake long-connection server
+    (``world.ws``) that serves the fake Open API on its own origin; yielded once connected.
+    ``sim``: the cluster's nodes and timings (``tests.slackworld.SIM`` unless told)."""
     with (
-        cluster(SIM, tmp_path / "kubeconfig", access="rbac") as sim,
+        cluster(sim, tmp_path / "kubeconfig", access="rbac") as kubesim,
         fakelark.serving(lark or FakeLark()) as fake,
+        _long_connection_server(fake if long_connection else None) as ws,
     ):
-        world = LarkWorld(db, sim, fake, **kw)
+        world = LarkWorld(db, kubesim, fake, ws=ws, **kw)
         try:
+            if ws is not None:
+                ws.wait_connected(10)
             yield world
         finally:
             world.close()
+
+
+@contextmanager
+def _long_connection_server(open_api: FakeLark | None) -> Iterator[FakeLarkWS | None]:
+    """A fake long-connection server for the app, serving ``open_api`` too; none without."""
+    if open_api is None:
+        yield None
+        return
+    server = FakeLarkWS(open_api.app_id, open_api.app_secret, open_api=open_api)
+    with fakelark_ws.serving(server) as ws:
+        yield ws

@@ -61,7 +61,7 @@ def chat_bot(
         lark = lark_sender(settings, pace=tuning.lark_pace)
     chat: ChatOutput
     if slack_chat is not None and lark is not None:
-        chat = ChatRouter(slack_chat, Routed(lark.sender, lark_ids.owns))
+        chat = ChatRouter(slack_chat, Routed(lark.sender, lark_ids.owns, lark.names.known))
     else:
         chat = slack_chat or lark.sender  # type: ignore[union-attr]
     bot = build(settings, chat=chat, kube=kube, tuning=tuning)

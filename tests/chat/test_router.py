@@ -36,6 +36,18 @@ def test_each_call_goes_to_the_chat_its_id_belongs_to() -> None:
     assert router.language("ou_bob") is None
 
 
+def test_a_person_of_the_other_chat_is_named_not_mentioned() -> None:
+    slack, lark = ConsoleChat(write=None), ConsoleChat(write=None)
+    names = {"ou_admin": "Admin Li"}
+    router = ChatRouter(slack, Routed(lark, ids.owns, names.get))
+    block = {"type": "section", "text": {"type": "mrkdwn", "text": "by <@ou_admin> for <@U0A>"}}
+    router.post("C0TEAM", "<@ou_admin> is stopping island #1 of <@U0A>.", blocks=[block])
+    router.post("oc_islands", "<@U0ADMIN> is stopping island #2 of <@ou_bob>.")
+    slack_post, lark_post = slack.snapshot()[0].text, lark.snapshot()[0].text
+    assert slack_post == "by @Admin Li for @U0A"  # its blocks shown; U0A still Slack's
+    assert lark_post == "@U0ADMIN is stopping island #2 of @ou_bob."  # the console's @ for <@…>
+
+
 def test_digests_are_decided_at_the_slowest_chats_pace() -> None:
     slow, fast = Pace(per_second=0.9, burst=2), Pace(per_second=4, burst=1)
     assert ChatRouter(PacedConsole(fast), Routed(PacedConsole(slow), ids.owns)).pace() == slow

@@ -176,17 +176,23 @@ class LarkCalls:
             return self._error(what, f"connection: {type(exc).__name__}", code=None)
         except ValueError as exc:  # json: Lark (or a proxy before it) answered something else
             return self._error(what, f"an answer that is not JSON ({exc})", code=None)
-        if response.success():
-            data = getattr(response, "data", None)
-            return response if data is None else data
         raw = getattr(response, "raw", None)
         status = int(getattr(raw, "status_code", 0) or 0)
-        code = int(response.code) if response.code is not None else None
+        code, msg = response.code, response.msg
+        if code is None and raw is not None:
+            # the SDK's generic ``request`` reads the body only under the exact header name
+            # ``Content-Type``: an answer with ``content-type`` (as valid) comes back unread
+            body = parse_json(bytes(getattr(raw, "content", b"") or b"").decode("utf-8", "replace"))
+            code, msg = body.get("code"), body.get("msg")
+        code = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+        if code == 0:
+            data = getattr(response, "data", None)
+            return response if data is None else data
         retry_after = None
         if status == 429 or code in RATE_LIMITED:
             retry_after = reset_s(getattr(raw, "headers", None)) or 1.0
         return self._error(
-            what, f"{code} {response.msg} (HTTP {status})", code=code, retry_after=retry_after
+            what, f"{code} {msg} (HTTP {status})", code=code, retry_after=retry_after
         )
 
     @staticmethod

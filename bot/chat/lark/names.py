@@ -64,6 +64,11 @@ class LarkNames:
         with self._lock:
             return self._names.get(open_id, open_id)
 
+    def known(self, open_id: str) -> str | None:
+        """``open_id``'s name if it is known already (never waits, never looks up)."""
+        with self._lock:
+            return self._names.get(open_id)
+
     def _look_up(self, open_id: str) -> None:
         request = GetUserRequest.builder().user_id(open_id).user_id_type("open_id").build()
         try:

@@ -1,5 +1,8 @@
 """A team in Lark, end to end: Lark's callbacks (encrypted, signed) into the bot's HTTP server,
-the bot's messages through ``lark-oapi`` into the fake Open API, islands in kubesim."""
+the bot's messages through ``lark-oapi`` into the fake Open API, islands in kubesim. What is
+Lark's own is here (the card and its thread, which messages are commands, redeliveries); the
+scenarios every chat shares (buttons, clock requests, refusals) run through the console and
+Lark alike in ``tests/system/test_chat_scenarios.py``."""
 
 from __future__ import annotations
 
@@ -36,57 +39,6 @@ def test_start_posts_a_card_and_the_ready_reply_in_its_thread(world: LarkWorld) 
     assert "checkout flow" in card and "[Stop]  [Extend 4h]  [Logs]" in card
 
 
-def ready_island(world: LarkWorld, user: str = "ou_alice") -> int:
-    world.say(user, "start dev")
-    island = world.started()[-1]
-    world.until(lambda: any("is ready" in t for t in world.thread(island)))
-    world.until(lambda: world.island(island.id).state == "ready")
-    return island.id
-
-
-def test_card_buttons_are_for_the_owner_and_update_the_card_in_place(world: LarkWorld) -> None:
-    n = ready_island(world)
-    root = str(world.island(n).chat_thread)
-    world.until(lambda: "[Stop]" in world.texts(GROUP)[0])
-    status, answer = world.click("ou_bob", root, "Stop")  # not bob's island
-    assert status == 200 and answer == {}
-    told = world.told("ou_bob", "may stop")
-    assert told == (
-        f"Only its owner or an admin may stop island #{n}: "
-        '<at user_id="ou_alice"></at>, <at user_id="ou_admin"></at>.'
-    )
-    assert world.island(n).state == "ready"
-
-    before = world.island(n).expires_at
-    world.click("ou_alice", root, "Extend")
-    assert f"Island #{n} now expires at" in world.told("ou_alice", "now expires at")
-    assert world.island(n).expires_at > before
-    world.until(lambda: world.fake.message(root)["updates"] >= 1)
-
-    world.click("ou_admin", root, "Stop")  # an admin may
-    world.until(lambda: world.island(n).state == "stopped", timeout=30)
-    card = world.until(lambda: ": **stopped**" in world.texts(GROUP)[0] and world.texts(GROUP)[0])
-    assert "[Stop]" not in card  # a stopped island offers no buttons
-    assert any(f"is stopping island #{n}" in t for t in world.thread(world.island(n)))
-
-
-def test_a_clock_request_is_approved_by_the_owner_alone(world: LarkWorld) -> None:
-    n = ready_island(world)
-    world.say("ou_bob", f"time {n} +2d")
-    assert "is in the channel" in world.told("ou_bob", "request")
-    request = world.until(
-        lambda: next(
-            (m for m in world.fake.messages(GROUP) if "asks to move" in str(m["content"])), None
-        )
-    )
-    world.click("ou_bob", request["message_id"], "Approve")  # the asker may not decide
-    assert "may decide" in world.told("ou_bob", "may decide")
-    world.click("ou_alice", request["message_id"], "Approve")
-    world.until(lambda: "Approved by" in str(world.fake.message(request["message_id"])["content"]))
-    world.until(lambda: world.island(n).clock_offset_s == 2 * 86400)
-    world.until(lambda: any("moved island" in t for t in world.thread(world.island(n))))
-
-
 def test_refusals_are_told_to_the_person_and_change_nothing(world: LarkWorld) -> None:
     world.say("ou_carol", "start qa")
     assert world.told("ou_carol", "There is no branch").startswith(
@@ -94,7 +46,7 @@ def test_refusals_are_told_to_the_person_and_change_nothing(world: LarkWorld) ->
     )
     world.say("ou_carol", "start dev", mention=False)  # in a group, not for the bot
     world.say("ou_carol", "help", chat="ou_carol")  # the bot's chat with her: anything is
-    world.told("ou_carol", "/island start")
+    world.told("ou_carol", "gives you your own game-server island")
     assert world.islands() == []
     assert len(world.texts("ou_carol")) == 2
     assert world.texts(GROUP) == []

@@ -1,0 +1,197 @@
+"""The whole team starts at once, in one Lark group, through Lark's limits: how long until each
+owner is told, and how fast Lark's callbacks are answered.
+
+    python -m bench.lark_burst [--starts 30] [--pool 30] [--boot-delay 0.5] [--mysql URL]
+
+The bot runs as in production: an ``islandbot run`` process serving Lark over HTTP callbacks
+(encrypted and signed, as Lark sends them), on SQLite (or a scratch MariaDB database), kubesim
+in its own process under the shipped RBAC, and the fake Lark Open API (``tests/fakelark.py``)
+enforcing Lark's limits: five messages a second per chat (create and reply together), five
+updates a second per message, 50 a second per API for the app; 429 with
+``x-ogw-ratelimit-reset``. ``--starts`` people each send ``@islandbot start dev`` in the same
+group at once (an unanswered callback is sent again, as Lark does). With ``--pool`` a warm dev
+pool of that size is full before the burst: the path that is meant to be instant.
+
+Figures: ``ack_ms``, how long the bot took to answer each callback (Lark waits 3 s);
+``command_to_owner_told_s``, from the burst to the message that tells each owner their island
+is ready with its ports (a reply in its card's thread mentioning them, or a message to them
+directly), as seen at the fake Lark (polled every 50 ms). Last stdout line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bench.common import pct
+from bot.domain.pool import POOL_OWNER
+from bot.infra.storage.tables import Island
+from tests import fakelark, fakelark_events
+from tests.dbutil import migrated, scratch_mysql_database, sqlite_url
+from tests.system.botprocs import Bot, cluster, free_port
+
+GROUP = "oc_islands"
+PORTS = "37000-37899"  # 300 blocks of 3
+
+
+def bench_env(db_url: str, kubeconfig: Path, fake: fakelark.FakeLark) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ISLANDBOT_", "LARK_"))}
+    return {  # production settings, but for where things are
+        **clean,
+        "ISLANDBOT_DATABASE_URL": db_url,
+        "ISLANDBOT_KUBECONFIG": str(kubeconfig),
+        "ISLANDBOT_NAMESPACE": "islands",
+        "ISLANDBOT_PORT_RANGE": PORTS,
+        "ISLANDBOT_LOG_LEVEL": "WARNING",
+        "ISLANDBOT_LARK_API_URL": fake.api_url,
+        "LARK_APP_ID": fakelark_events.APP_ID,
+        "LARK_APP_SECRET": fakelark_events.APP_SECRET,
+        "LARK_VERIFICATION_TOKEN": fakelark_events.VERIFICATION_TOKEN,
+        "LARK_ENCRYPT_KEY": fakelark_events.ENCRYPT_KEY,
+    }
+
+
+def say(url: str, fake: fakelark.FakeLark, user: str, text: str) -> float:
+    """``user`` mentions the bot in the group with ``text``; the seconds the bot took to
+    answer (Lark sends an unanswered callback again, with the same event)."""
+    event = fakelark_events.message_event(
+        sender=user,
+        chat_id=GROUP,
+        chat_type="group",
+        text="@_user_1 " + text,
+        mentions=[(fakelark_events.BOT_OPEN_ID, "islandbot")],
+    )
+    fake.record_event(event)
+    for _attempt in range(5):
+        headers, body = fakelark_events.callback_request(
+            event, encrypt_key=fakelark_events.ENCRYPT_KEY
+        )
+        began = time.monotonic()
+        status, _answer = fakelark_events.post_callback(url, headers, body, timeout=3.0)
+        if status == 200:
+            return time.monotonic() - began
+    raise RuntimeError(f"the bot never answered {user}'s {text!r}")
+
+
+def told(fake: fakelark.FakeLark, owners: set[str]) -> set[str]:
+    """The owners told so far that their island is ready, with its ports."""
+    found: set[str] = set()
+    for message in fake.messages():
+        text = str(message["content"].get("text", "")) if message["msg_type"] == "text" else ""
+        if " is ready on " not in text or message["sender"] != fake.app_id:
+            continue
+        found |= {
+            owner
+            for owner in owners
+            if f'<at user_id="{owner}">' in text or message["chat_id"] == fakelark.p2p_chat(owner)
+        }
+    return found
+
+
+def pool_ready(db_url: str) -> int:
+    db = migrated(db_url)
+    try:
+        with db.engine.connect() as conn:
+            query = select(Island.id).where(Island.owner_id == POOL_OWNER, Island.state == "ready")
+            return len(conn.execute(query).all())
+    finally:
+        db.engine.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--starts", type=int, default=30)
+    parser.add_argument("--pool", type=int, default=0, help="a warm dev pool, full first")
+    parser.add_argument("--boot-delay", type=float, default=0.5)
+    parser.add_argument("--mysql", default=None, help="a MariaDB URL: run on a scratch database")
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    people = [f"ou_tester{n:04d}" for n in range(args.starts)]
+    with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
+        tmp = Path(d)
+        db_url = (
+            stack.enter_context(scratch_mysql_database(args.mysql))
+            if args.mysql
+            else sqlite_url(tmp)
+        )
+        migrated(db_url).engine.dispose()
+        fake = fakelark.FakeLark(people=people, chats={GROUP: set(people)})
+        count = max(3, -(-(args.starts + args.pool) // 40))  # 64Gi: 42 islands of 1500Mi
+        nodes = ";".join(
+            f"dev-{i}:branch=dev,memory=64Gi,pods=200,ip=127.0.0.{i + 1}"
+            for i in range(1, count + 1)
+        )
+        with cluster(tmp, boot_delay=args.boot_delay, nodes=nodes) as kube, fakelark.serving(fake):
+            env = {
+                **bench_env(db_url, kube.bot_kubeconfig, fake),
+                "ISLANDBOT_POOLS": f"dev={args.pool}",
+            }
+            bot = Bot(env, free_port(), tmp / "bot.log")
+            bot.start()
+            if not bot.up():
+                print((tmp / "bot.log").read_text()[-3000:], file=sys.stderr)
+                return 1
+            url = bot.url + "/lark/events"
+            try:
+                say(url, fake, people[0], "help")  # the first request warms the process up
+                warm_by = time.monotonic() + args.timeout
+                while pool_ready(db_url) < args.pool and time.monotonic() < warm_by:
+                    time.sleep(0.5)
+                limited_before, calls_before = fake.rate_limited, len(fake.calls)
+                gate = threading.Barrier(args.starts)
+                acks: list[float] = []
+
+                def start(user: str) -> None:
+                    gate.wait()
+                    acks.append(say(url, fake, user, "start dev"))
+
+                threads = [threading.Thread(target=start, args=(p,)) for p in people]
+                began = time.time()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                deadline = time.monotonic() + args.timeout
+                first: dict[str, float] = {}  # when each owner was seen told (50 ms polls)
+                while time.monotonic() < deadline and len(first) < len(people):
+                    for owner in told(fake, set(people) - set(first)):
+                        first[owner] = time.time()
+                    time.sleep(0.05)
+                took = time.time() - began
+            finally:
+                bot.stop()
+        log_tail = (tmp / "bot.log").read_text()[-2000:]
+    if len(first) < len(people):
+        print(log_tail, file=sys.stderr)
+    latencies = [at - began for at in first.values()]
+    summary: dict[str, Any] = {
+        "bench": "lark_burst",
+        "starts": args.starts,
+        "pool": args.pool,
+        "boot_delay_s": args.boot_delay,
+        "database": "mariadb" if args.mysql else "sqlite",
+        "ack_ms_p50": round(pct([a * 1000 for a in acks], 50)),
+        "ack_ms_p99": round(pct([a * 1000 for a in acks], 99)),
+        "command_to_owner_told_s_p50": round(pct(latencies, 50), 2) if latencies else None,
+        "command_to_owner_told_s_p99": round(pct(latencies, 99), 2) if latencies else None,
+        "rate_limited": fake.rate_limited - limited_before,
+        "open_api_calls": len(fake.calls) - calls_before,
+        "all_told_s": round(took, 1),
+        "failures": len(people) - len(first),
+    }
+    print(json.dumps(summary))
+    return 0 if summary["failures"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
