@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from bot.domain.pool import POOL_OWNER
 from bot.infra.storage.tables import Island
 from tests import fakelark, fakelark_events
 from tests.dbutil import migrated, scratch_mysql_database, sqlite_url
+from tests.larkworld import shown
 from tests.system.botprocs import Bot, cluster, free_port
 
 GROUP = "oc_islands"
@@ -84,12 +86,14 @@ def say(url: str, fake: fakelark.FakeLark, user: str, text: str) -> float:
 
 
 def told(fake: fakelark.FakeLark, owners: set[str]) -> set[str]:
-    """The owners told so far that their island is ready, with its ports."""
+    """The owners told so far that their island is ready, with its ports: a reply in its
+    card's thread that mentions them, or a message (a text or their island's card, as the
+    notice to an owner in a busy channel is) in their chat with the bot."""
     found: set[str] = set()
     for message in fake.messages():
-        text = str(message["content"].get("text", "")) if message["msg_type"] == "text" else ""
-        if " is ready on " not in text or message["sender"] != fake.app_id:
+        if message["sender"] != fake.app_id or " is ready on " not in shown(message):
             continue
+        text = shown(message)
         found |= {
             owner
             for owner in owners
@@ -115,6 +119,7 @@ def main() -> int:
     parser.add_argument("--boot-delay", type=float, default=0.5)
     parser.add_argument("--mysql", default=None, help="a MariaDB URL: run on a scratch database")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--timeline", action="store_true", help="Open API calls a second, by kind")
     args = parser.parse_args()
     people = [f"ou_tester{n:04d}" for n in range(args.starts)]
     with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
@@ -173,6 +178,13 @@ def main() -> int:
         log_tail = (tmp / "bot.log").read_text()[-2000:]
     if len(first) < len(people):
         print(log_tail, file=sys.stderr)
+    if args.timeline:
+        start = min(c.at for c in fake.calls[calls_before:])
+        seconds: dict[int, Counter[str]] = {}
+        for c in fake.calls[calls_before:]:
+            seconds.setdefault(int(c.at - start), Counter())[str(c.kind)] += 1
+        for second, kinds in sorted(seconds.items()):
+            print(f"{second:4d}s {dict(kinds)}", file=sys.stderr)
     latencies = [at - began for at in first.values()]
     summary: dict[str, Any] = {
         "bench": "lark_burst",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.chat.front import ChatFront
+from bot.chat.lark.client import TOKENS
 from bot.domain.records import IslandRecord
 from bot.infra.kubernetes.client import KubeSettings
 from bot.infra.storage.database import Database
@@ -97,6 +98,9 @@ class LarkWorld:
             assert ws.open_api is fake, "the long connection's server must serve this Open API"
             env = {"ISLANDBOT_LARK_API_URL": ws.domain, **env}
         self.settings = lark_settings(db, sim, fake, encrypt=encrypt, http=ws is None, extra=env)
+        # the SDK keeps tokens for the whole process, by app id: an earlier test's fake's token
+        # would be refused here (the bot recovers, as it must, but not in the time a test waits)
+        TOKENS.drop(fakelark_events.APP_ID)
         self.bot: Bot = chat_bot(self.settings, tuning=lark_tuning(**kw)).start()
         assert self.bot.front is not None and self.bot.server is not None
         self.front: ChatFront = self.bot.front

@@ -82,7 +82,7 @@ def world_settings(
 
 
 class SlackWorld:
-    """The bot from ``bot.run.compose.slack_bot``, faster than in production (``Tuning``)."""
+    """The bot from ``bot.run.chats.slack_bot``, faster than in production (``Tuning``)."""
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """Keeping to a chat's limits, for every adapter: a FIFO queue and worker per conversation,
-paced at the adapter's posts a second after a small burst (Slack: about one a second per
-channel; Lark: five), and each API method kept under its calls a minute for the whole
-workspace or app (``TierPacer``, given the adapter's table)."""
+paced at the adapter's posts a second after a small burst (Slack: a little under one a second
+per channel; Lark: four, under its five in any second), and each API method kept under its
+calls a minute for the whole workspace or app (``TierPacer``, given the adapter's table)."""
 
 from __future__ import annotations
 

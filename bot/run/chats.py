@@ -9,7 +9,6 @@ from bot.chat.router import ChatRouter, Routed
 from bot.chat.slack.sender import SlackSender
 from bot.infra.kubernetes.client import Kube
 from bot.run.compose import Bot, Tuning, build
-from bot.run.lark_setup import lark_configured, lark_problems, lark_sender, serve_lark
 from bot.run.settings import ConfigError, Settings
 from bot.run.slack_setup import (
     check_slack_settings,
@@ -19,6 +18,25 @@ from bot.run.slack_setup import (
 )
 
 DEFAULT_TUNING = Tuning()
+
+
+def lark_problems(settings: Settings) -> list[str]:
+    """What is missing for Lark (its settings given)."""
+    problems = []
+    if settings.lark_app_id is None:
+        problems.append("LARK_APP_ID: needed with LARK_APP_SECRET (the app's Credentials page)")
+    if settings.lark_app_secret is None:
+        problems.append("LARK_APP_SECRET: needed with LARK_APP_ID (the app's Credentials page)")
+    if settings.lark_encrypt_key is not None and settings.lark_verification_token is None:
+        problems.append(
+            "LARK_VERIFICATION_TOKEN: needed with LARK_ENCRYPT_KEY (HTTP events check both)"
+        )
+    return problems
+
+
+def lark_configured(settings: Settings) -> bool:
+    """Whether the settings set Lark up (any of its credentials given)."""
+    return settings.lark_app_id is not None or settings.lark_app_secret is not None
 
 
 def slack_bot(
@@ -46,7 +64,7 @@ def chat_bot(
     """Everything ``islandbot run`` runs: the bot on each chat its settings set up (Slack,
     Lark, or both: each island in the chat it was started from). ``ConfigError`` before
     anything is opened when no chat is set up or one's settings are incomplete."""
-    problems = lark_problems(settings)
+    problems = lark_problems(settings) if lark_configured(settings) else []
     slack = slack_configured(settings) or not lark_configured(settings)
     if slack:
         try:
@@ -58,7 +76,10 @@ def chat_bot(
     slack_chat = _slack(settings, tuning) if slack else None
     lark = None
     if lark_configured(settings):
-        lark = lark_sender(settings, pace=tuning.lark_pace)
+        # the Lark SDK is imported only to serve Lark (2 s and about 150 MB of modules)
+        from bot.run import lark_setup  # noqa: PLC0415
+
+        lark = lark_setup.lark_sender(settings, pace=tuning.lark_pace)
     chat: ChatOutput
     if slack_chat is not None and lark is not None:
         chat = ChatRouter(slack_chat, Routed(lark.sender, lark_ids.owns, lark.names.known))
@@ -70,7 +91,7 @@ def chat_bot(
     if lark is not None:
         assert bot.front is not None
         lark.sender.queues.liveness = bot.heartbeat  # no call queued before a lapse made after
-        serve_lark(lark, bot.front, settings, service=bot.service, server=bot.server)
+        lark_setup.serve_lark(lark, bot.front, settings, service=bot.service, server=bot.server)
         if lark.connection is not None:
             bot.connections.append(lark.connection)
     return bot

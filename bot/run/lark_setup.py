@@ -4,6 +4,7 @@ verification token is set, else the long connection (no public URL needed)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bot.chat.front import ChatFront
@@ -19,7 +20,9 @@ from bot.http.server import WebServer
 from bot.run.loop import LifecycleService
 from bot.run.settings import ConfigError, Settings
 
-IDENTITY_EVERY_S = 300.0  # the bot's own open_id, read again while unknown
+log = logging.getLogger(__name__)
+
+IDENTITY_EVERY_S = 30.0  # the bot's own open_id, read again while unknown
 REVIVE_EVERY_S = 30.0  # a long connection the SDK gave up on is started again this often
 
 
@@ -31,26 +34,6 @@ class LarkChat:
     connection: LongConnection | None = None
 
 
-def lark_configured(settings: Settings) -> bool:
-    return settings.lark_app_id is not None or settings.lark_app_secret is not None
-
-
-def lark_problems(settings: Settings) -> list[str]:
-    """What is missing for Lark, when any Lark setting is given."""
-    if not lark_configured(settings):
-        return []
-    problems = []
-    if settings.lark_app_id is None:
-        problems.append("LARK_APP_ID: needed with LARK_APP_SECRET (the app's Credentials page)")
-    if settings.lark_app_secret is None:
-        problems.append("LARK_APP_SECRET: needed with LARK_APP_ID (the app's Credentials page)")
-    if settings.lark_encrypt_key is not None and settings.lark_verification_token is None:
-        problems.append(
-            "LARK_VERIFICATION_TOKEN: needed with LARK_ENCRYPT_KEY (HTTP events check both)"
-        )
-    return problems
-
-
 def lark_sender(
     settings: Settings,
     *,
@@ -59,8 +42,6 @@ def lark_sender(
 ) -> LarkChat:
     """The Lark ``ChatOutput`` (nothing is called before the bot starts); ``pace``: posts a
     second to one chat and their burst, when not Lark's own (``CHAT_RATE``, ``CHAT_BURST``)."""
-    if lark_problems(settings):
-        raise ConfigError(lark_problems(settings))
     assert settings.lark_app_id is not None and settings.lark_app_secret is not None
     client = build_client(
         settings.lark_app_id,
@@ -92,12 +73,23 @@ def serve_lark(
         leader_only=False,
         at_once=True,
     )
-    listeners = LarkListeners(front, bot_id=chat.identity.open_id, name=chat.names.name)
+    listeners = LarkListeners(
+        front,
+        bot_id=chat.identity.open_id,
+        name=chat.names.name,
+        direct=chat.sender.learn_direct,
+    )
     token, key = settings.lark_verification_token, settings.lark_encrypt_key
     handler = listeners.handler(
         encrypt_key=key.reveal() if key else "",
         verification_token=token.reveal() if token else "",
     )
+    if token is not None and key is None:
+        log.warning(
+            "Lark's HTTP events are checked by their verification token alone: anyone who has "
+            "it can act as anyone; set the app's Encrypt Key and LARK_ENCRYPT_KEY (events are "
+            "then signed and kept fresh)"
+        )
     if token is not None:
         if server is None:
             raise ConfigError(["LARK_VERIFICATION_TOKEN: HTTP events need the HTTP server"])

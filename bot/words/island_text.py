@@ -350,9 +350,8 @@ def logs_cut(tail: LogTail, shown: int) -> str:
 
 def started_elsewhere(island_id: int, error: str) -> str:
     return _(
-        "Island {island} is starting, but I could not post in this channel ({error}); add me to "
-        "it (Slack: `/invite @islandbot`; Lark: the group's settings, Bots). I'll tell you here "
-        "how it goes.",
+        "Island {island} is starting, but I could not post in this channel ({error}); add me "
+        "to it to have its islands there. I'll tell you here how it goes.",
         island=island_ref(island_id),
         error=error,
     )

@@ -9,7 +9,8 @@ Slack's ids fit in 32 characters (``U0123ABCD``, ``C0123ABCD``, a message ts
 that keeps a chat's id becomes 64 characters: ``users.id`` (and ``islands.owner_id``, its
 foreign key: dropped while both change, then made again), an island's chat and root message,
 a clock request's asker, decider, chat and message, the audit log's actor and who last set a
-pool's size. Widening keeps every value; narrowing back refuses rows that no longer fit.
+pool's size. Widening keeps every value; going back is refused, naming the columns, while
+any holds a longer id.
 """
 
 from __future__ import annotations
@@ -66,4 +67,24 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refused, saying where, while a value would not fit (a Lark id): nothing is changed."""
+    bind = op.get_bind()
+    columns = {"users": ("id",), "islands": ("owner_id",)}
+    for table, named in COLUMNS.items():
+        columns[table] = columns.get(table, ()) + tuple(name for name, _nullable in named)
+    too_long = [
+        f"{table}.{name} ({count} rows)"
+        for table, names in columns.items()
+        for name in names
+        if (
+            count := bind.execute(
+                sa.text(f"SELECT COUNT(*) FROM {table} WHERE LENGTH({name}) > 32")  # noqa: S608
+            ).scalar_one()
+        )
+    ]
+    if too_long:
+        raise RuntimeError(
+            "cannot go back before 0017: these hold ids longer than 32 characters (Lark's): "
+            + ", ".join(too_long)
+        )
     _widen(64, 32)

@@ -1,4 +1,4 @@
-"""The bot as it is run: ``compose.slack_bot`` from settings in Socket Mode (a real WebSocket to
+"""The bot as it is run: ``chats.slack_bot`` from settings in Socket Mode (a real WebSocket to
 the fake Slack), and ``islandbot run`` as a process in HTTP mode, stopped by SIGTERM."""
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ The words layer writes every message once, as Block Kit with mrkdwn (``bot.words
 each adapter renders it for its chat, as the console's ``render`` does. Mentions become Lark's
 ``<at>`` (``<@ou_…>`` -> ``<at id=ou_…></at>`` in a card, ``<at user_id="ou_…"></at>`` in a
 text message), links ``[label](url)``, bold ``**…**``. A button's value carries its Slack
-``action_id`` and value (``{"action_id": …, "value": …}``), and ``"dm"`` on a card sent to a
-person directly, so that a click there is taken as personal (no channel rule), as a Slack
-button in the bot's direct conversation is.
+``action_id`` and value (``{"action_id": …, "value": …}``), and ``"dm"`` (the person's open_id)
+on a card sent to a person directly, so that their click there is taken as personal (no channel
+rule), as a Slack button in the bot's direct conversation is.
 """
 
 from __future__ import annotations
@@ -51,9 +51,12 @@ def markdown(text: str) -> str:
 
 def plain_text(text: str) -> str:
     """Slack mrkdwn as a ``text`` message's content: mentions as ``<at>``, bold as ``<b>``,
-    links as ``[label](url)``, entities undone (a text message shows them as written)."""
+    links as ``[label](url)``. An escaped ``<`` or ``>`` (text a person or a pod wrote, the
+    grammar's ``<branch>``) stays inert, as the full-width less-than and greater-than signs,
+    which a text message shows and never reads as a tag (``<at user_id="all">`` written in a
+    note mentions nobody)."""
     text = _BOLD.sub(r"<b>\1</b>", _entities(text, card=False))
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return text.replace("&lt;", "\uff1c").replace("&gt;", "\uff1e").replace("&amp;", "&")
 
 
 def _md(text: str) -> dict[str, Any]:
@@ -64,13 +67,13 @@ def _text_of(obj: Any) -> str:
     return str(obj.get("text", "")) if isinstance(obj, Mapping) else ""
 
 
-def _button(element: Mapping[str, Any], *, direct: bool) -> dict[str, Any]:
+def _button(element: Mapping[str, Any], *, direct: str | None) -> dict[str, Any]:
     value: dict[str, Any] = {
         "action_id": str(element.get("action_id", "")),
         "value": str(element.get("value", "")),
     }
-    if direct:
-        value["dm"] = True
+    if direct is not None:
+        value["dm"] = direct
     button: dict[str, Any] = {
         "tag": "button",
         "text": {"tag": "plain_text", "content": _text_of(element.get("text"))},
@@ -86,7 +89,7 @@ def _button(element: Mapping[str, Any], *, direct: bool) -> dict[str, Any]:
     return button
 
 
-def _section(block: Mapping[str, Any], *, direct: bool) -> list[dict[str, Any]]:
+def _section(block: Mapping[str, Any], *, direct: str | None) -> list[dict[str, Any]]:
     """A section: its text (a ``markdown`` element when it holds a code block: a table or a
     log, which only that element shows as one), its fields two to a row, its button."""
     elements: list[dict[str, Any]] = []
@@ -106,11 +109,12 @@ def _section(block: Mapping[str, Any], *, direct: bool) -> list[dict[str, Any]]:
 
 
 def card(
-    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: bool = False
+    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: str | None = None
 ) -> dict[str, Any]:
     """The interactive card showing ``blocks`` (or, without blocks, ``text``), shared and
-    updatable by the bot for everyone in the chat (``update_multi``). ``direct``: sent to a
-    person directly (its buttons say so)."""
+    updatable by the bot for everyone in the chat (``update_multi``). ``direct``: the open_id
+    of the person it is sent to directly (its buttons say so: a click by them there is theirs
+    alone, as on Slack's App Home)."""
     elements: list[dict[str, Any]] = []
     header: dict[str, Any] | None = None
     for block in blocks or ({"type": "section", "text": {"type": "mrkdwn", "text": text}},):
@@ -143,7 +147,7 @@ def card(
 
 
 def content(
-    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: bool = False
+    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: str | None = None
 ) -> tuple[str, str]:
     """(``msg_type``, ``content``) of a message: an interactive card for blocks, else text."""
     if blocks:
@@ -152,7 +156,7 @@ def content(
 
 
 def card_content(
-    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: bool = False
+    text: str, blocks: Sequence[Mapping[str, Any]] | None, *, direct: str | None = None
 ) -> str:
     """A card's content, for an update in place (Lark updates cards only)."""
     return json.dumps(card(text, blocks, direct=direct), ensure_ascii=False)

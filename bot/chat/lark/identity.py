@@ -1,12 +1,13 @@
 """The bot's own open_id (``GET /open-apis/bot/v3/info``): a group message is for the bot
-when it mentions that id. Read once when the bot starts and, while unknown, again when asked
-(at most every ``AGAIN_S``), never holding an event for long."""
+when it mentions that id. Read by a job when the bot starts and, while unknown, every
+``lark_setup.IDENTITY_EVERY_S``; an event never waits for it (while it is unknown, a group
+message that mentions someone is taken for the bot's, as only those reach a bot without the
+permission to read every group message)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import lark_oapi as lark
 
@@ -16,20 +17,15 @@ from bot.domain.errors import log_failure
 
 log = logging.getLogger(__name__)
 
-AGAIN_S = 30.0  # the least time between two reads while the id is unknown
-
 
 class BotIdentity:
     def __init__(self, calls: LarkCalls) -> None:
         self.calls = calls
         self._lock = threading.Lock()
         self._open_id: str | None = None
-        self._tried = 0.0
 
     def open_id(self) -> str | None:
-        """The bot's open_id, read now if unknown and not tried lately (None when unknown)."""
-        if self._open_id is None and time.monotonic() - self._tried >= AGAIN_S:
-            self.read()
+        """The bot's open_id, None while unknown (never waits: the read is a job's)."""
         return self._open_id
 
     def ensure(self) -> None:
@@ -42,7 +38,6 @@ class BotIdentity:
         if not self._lock.acquire(blocking=False):
             return  # another thread is reading it
         try:
-            self._tried = time.monotonic()
             request = (
                 lark.BaseRequest.builder()
                 .http_method(lark.HttpMethod.GET)

@@ -48,7 +48,7 @@ def command_text(
     for key, open_id in mentions:
         if open_id == bot or bot is None:
             mentioned_bot = True
-            text = text.replace(key, " ")
+            text = re.sub(re.escape(key) + r"(?!\d)", " ", text)  # @_user_1, not @_user_10
     text = _MENTION_KEY.sub(" ", text).strip()
     words = text.split(None, 1)
     if words and words[0].lower() == COMMAND:
@@ -65,12 +65,15 @@ class LarkListeners:
         *,
         bot_id: Callable[[], str | None],
         name: Callable[[str], str] = str,
+        direct: Callable[[str, str], None] = lambda _chat, _user: None,
     ) -> None:
         """``bot_id``: the bot's own open_id, when known (``BotIdentity.open_id``); ``name``:
-        a person's name by their open_id (``LarkNames.name``)."""
+        a person's name by their open_id (``LarkNames.name``); ``direct``: told each person's
+        chat with the bot as it is seen (``LarkSender.learn_direct``)."""
         self.front = front
         self.bot_id = bot_id
         self.name = name
+        self.direct = direct
 
     def handler(self, *, encrypt_key: str, verification_token: str) -> lark.EventDispatcherHandler:
         """The SDK's dispatcher for both intakes (the long connection ignores the keys)."""
@@ -82,6 +85,20 @@ class LarkListeners:
         )
 
     def on_message(self, data: P2ImMessageReceiveV1) -> None:
+        try:
+            self._message(data)
+        except Exception:  # a bug of ours: told here (the SDK's own log line is kept quiet)
+            log.exception("a Lark message event failed")
+            raise
+
+    def on_card(self, data: P2CardActionTrigger) -> P2CardActionTriggerResponse:
+        try:
+            return self._card(data)
+        except Exception:
+            log.exception("a Lark card click failed")
+            raise
+
+    def _message(self, data: P2ImMessageReceiveV1) -> None:
         event = data.event
         message = getattr(event, "message", None)
         sender = getattr(event, "sender", None)
@@ -89,6 +106,8 @@ class LarkListeners:
         if message is None or not user or getattr(sender, "sender_type", "user") != "user":
             return
         group = message.chat_type != "p2p"
+        if not group:
+            self.direct(str(message.chat_id), user)
         if message.message_type != "text":
             log.info("a %s message from %s is not a command", message.message_type, user)
             return
@@ -114,19 +133,21 @@ class LarkListeners:
         if answer is not None:  # the answer is a message of its own: sent after this returns
             self._tell_later(reply, answer)
 
-    def on_card(self, data: P2CardActionTrigger) -> P2CardActionTriggerResponse:
+    def _card(self, data: P2CardActionTrigger) -> P2CardActionTriggerResponse:
         event = data.event
         user = str(getattr(getattr(event, "operator", None), "open_id", "") or "")
         value: Any = getattr(getattr(event, "action", None), "value", None) or {}
         context = getattr(event, "context", None)
         chat = getattr(context, "open_chat_id", None)
-        if not user or not isinstance(value, dict):
+        header = getattr(data, "header", None)
+        trigger = str(getattr(header, "event_id", "") or "")
+        if not user or not trigger or not isinstance(value, dict):
+            log.warning("a Lark card click without its clicker, event or value: ignored")
             return P2CardActionTriggerResponse({})
         # a card in the person's own chat with the bot is as personal as Slack's App Home: no
         # channel rule there, each island's permissions decide
-        where = None if value.get("dm") else chat
-        header = getattr(data, "header", None)
-        trigger = str(getattr(header, "event_id", "") or getattr(context, "open_message_id", ""))
+        # (``dm`` only on a card sent to this person: forwarded elsewhere, it is not theirs)
+        where = None if value.get("dm") == user else chat
         action_id = str(value.get("action_id", ""))
         queued = self.front.button(
             Caller(user, self.name(user), where),

@@ -116,6 +116,7 @@ class LongConnection:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: Any = None
         self._stop_requested = threading.Event()
+        self._revive_lock = threading.Lock()  # revive's look and start, against a stop
         self._sdk_returned = False  # set on the connection's thread once its start() is over
         self._error: Exception | None = None
         self._watched: asyncio.Task[Any] | None = None  # the SDK's reconnecting task
@@ -159,20 +160,22 @@ class LongConnection:
     def revive(self) -> None:
         """Start again a connection the SDK gave up on (its thread ended with no ``stop``:
         a refused reconnect, Lark busy). A job."""
-        thread = self._thread
-        if self._stop_requested.is_set() or thread is None or thread.is_alive():
-            return
-        log.warning("Lark long connection had ended (%s); connecting again", self._error)
-        self.start()
+        with self._revive_lock:  # a stop meanwhile is not undone by this start
+            thread = self._thread
+            if self._stop_requested.is_set() or thread is None or thread.is_alive():
+                return
+            log.warning("Lark long connection had ended (%s); connecting again", self._error)
+            self.start()
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Close the connection and end its thread; True once it ended within ``timeout_s``.
         Safe to call twice, or before ``start()``. False only when the SDK is stuck in a
         blocking call (its discovery request has no timeout): the daemon thread is left."""
-        thread = self._thread
-        if thread is None:
-            return True
-        self._stop_requested.set()
+        with self._revive_lock:
+            thread = self._thread
+            if thread is None:
+                return True
+            self._stop_requested.set()
         deadline = time.monotonic() + timeout_s
         while thread.is_alive():
             remaining = deadline - time.monotonic()

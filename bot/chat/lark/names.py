@@ -61,6 +61,8 @@ class LarkNames:
             pending.result(timeout=LOOKUP_WAIT_S)
         except concurrent.futures.TimeoutError:
             log.debug("the name of %s is still being looked up", open_id)
+        except Exception:  # a lookup's bug must not fail the person's request
+            log.exception("looking up the name of %s failed", open_id)
         with self._lock:
             return self._names.get(open_id, open_id)
 
@@ -71,6 +73,7 @@ class LarkNames:
 
     def _look_up(self, open_id: str) -> None:
         request = GetUserRequest.builder().user_id(open_id).user_id_type("open_id").build()
+        name = ""
         try:
             data = self.calls.call(
                 "contact.user.get", self.calls.client.contact.v3.user.get, request
@@ -78,15 +81,13 @@ class LarkNames:
             name = str(getattr(getattr(data, "user", None), "name", "") or "")
         except LarkError as exc:
             self._failure(open_id, exc)
-            return
-        finally:
+        finally:  # the name kept and the lookup ended together: no second lookup between
             with self._lock:
+                if name:
+                    self._names[open_id] = name
+                elif open_id not in self._failed:
+                    self._failed[open_id] = self.clock()
                 self._pending.pop(open_id, None)
-        with self._lock:
-            if name:
-                self._names[open_id] = name
-            else:
-                self._failed[open_id] = self.clock()
 
     def _failure(self, open_id: str, exc: LarkError) -> None:
         with self._lock:

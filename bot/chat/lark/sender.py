@@ -1,14 +1,16 @@
 """Everything islandbot sends to Lark goes through here (the Lark ``ChatOutput``).
 
 - A chat's messages go out in order through one FIFO queue per conversation (the shared
-  ``ChannelQueues``), at most ``rate`` a second after a small burst, under Lark's five
-  messages a second per chat (its limit on replies and on one message's updates), and the
-  app's sends under its minute's limit (``LarkCalls``).
+  ``ChannelQueues``; a person's chat with the bot is one queue, addressed by the chat or the
+  person), four a second with no burst, under Lark's five in any second per chat, and the
+  app's sends under its minute's limit (``LarkCalls``). Updates of a card are not paced
+  (coalesced before they get here: ``root_refresh``), as for Slack.
 - A message with blocks is an interactive card (``cards``), updated in place later (Lark
   updates cards only); one without is a text message. A thread's notices are replies in the
   root card's thread (``reply_in_thread``).
-- Lark has no ephemeral messages in a group and no response URLs: an answer meant for one
-  person goes to them directly (a message to their open_id lands in their chat with the bot).
+- An answer meant for one person goes to them directly (a message to their open_id lands in
+  their chat with the bot): Lark's "ephemeral" cards are shown only to people online at the
+  time, never in topic groups and not kept, and there are no response URLs.
 - Nothing is sent twice: each post carries a ``uuid`` (Lark sends at most one message per
   uuid within an hour and answers a repeat with the first), derived from the notice's key when
   it has one, so a notice tried again after an attempt that may have reached Lark lands once.
@@ -26,6 +28,7 @@ import json
 import logging
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +56,20 @@ log = logging.getLogger(__name__)
 CHAT_RATE = 4.0
 CHAT_BURST = 1.0
 UUID_CHARS = 50  # the longest uuid Lark takes
+KEYS_KEPT = 10_000  # posted notices' message ids this process remembers by key
+
+
+def fits(msg_type: str, content: str) -> None:
+    """Refuse here, as Lark would, a message over its size (a card 30 KB, a text 150 KB): a
+    ``malformed`` ``LarkError``, so that the notifier posts it plainer, as for Slack."""
+    limit = cards.CARD_LIMIT if msg_type == "interactive" else cards.TEXT_LIMIT
+    size = len(content.encode("utf-8"))
+    if size > limit:
+        raise LarkError(
+            f"a {msg_type} message of {size} bytes (Lark takes {limit})",
+            code=230025,
+            malformed=True,
+        )
 
 
 def post_uuid(key: str | None) -> str:
@@ -68,7 +85,27 @@ class LarkSender:
         self.calls = calls
         self.queues = queues or ChannelQueues(rate=CHAT_RATE, burst=CHAT_BURST, name="lark")
         self._lock = threading.Lock()
-        self._keys: dict[str, str] = {}  # a posted notice's key -> its message id
+        # a posted notice's key -> its message id (the newest KEYS_KEPT)
+        self._keys: OrderedDict[str, str] = OrderedDict()
+        self._people: dict[str, str] = {}  # a person's chat with the bot -> their open_id
+
+    def learn_direct(self, chat: str, user: str) -> None:
+        """``chat`` is ``user``'s chat with the bot (as an event from it said): its messages
+        share one queue, whether addressed by the chat or by the person."""
+        with self._lock:
+            self._people[chat] = user
+
+    def _direct_of(self, channel: str) -> str | None:
+        """The person ``channel`` is the chat with (addressed by them, or by the chat once an
+        event from it was seen), or None for a group."""
+        if ids.is_person(channel):
+            return channel
+        with self._lock:
+            return self._people.get(channel)
+
+    def _queue_of(self, channel: str) -> str:
+        with self._lock:
+            return self._people.get(channel, channel)
 
     @property
     def _im(self) -> Any:
@@ -89,7 +126,7 @@ class LarkSender:
         """Post in ``channel`` (a chat, or a person's open_id: their chat with the bot), in
         ``thread_ts``'s thread if given; return the message id. ``broadcast`` and ``meta``
         have no counterpart in Lark (the root card shows what they would)."""
-        msg_type, content = cards.content(text, blocks, direct=ids.is_person(channel))
+        msg_type, content = cards.content(text, blocks, direct=self._direct_of(channel))
         request_uuid = post_uuid(key)
 
         def send() -> str:
@@ -105,9 +142,12 @@ class LarkSender:
             if key is not None:
                 with self._lock:
                     self._keys[key] = message_id
+                    while len(self._keys) > KEYS_KEPT:
+                        self._keys.popitem(last=False)
             return message_id
 
-        return self.queues.run(channel, send)
+        fits(msg_type, content)
+        return self.queues.run(self._queue_of(channel), send)
 
     def _send(
         self, channel: str, thread_ts: str | None, msg_type: str, content: str, request_uuid: str
@@ -150,7 +190,7 @@ class LarkSender:
     def find(self, channel: str, key: str, *, thread_ts: str | None = None) -> str | None:
         """The message posted with ``key``, after what is queued for ``channel``, as far as
         this process knows (a repeat beyond it is kept from showing twice by its uuid)."""
-        return self.queues.run(channel, lambda: self._remembered(key), paced=False)
+        return self.queues.run(self._queue_of(channel), lambda: self._remembered(key), paced=False)
 
     def update(
         self,
@@ -161,7 +201,8 @@ class LarkSender:
         blocks: Blocks | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
-        content = cards.card_content(text, blocks, direct=ids.is_person(channel))
+        content = cards.card_content(text, blocks, direct=self._direct_of(channel))
+        fits("interactive", content)
 
         def send() -> None:
             request = (
@@ -172,7 +213,7 @@ class LarkSender:
             )
             self.calls.call("im.message.patch", self._im.message.patch, request)
 
-        self.queues.run(channel, send, paced=False)
+        self.queues.run(self._queue_of(channel), send, paced=False)
 
     def ephemeral(
         self, channel: str, user: str, text: str, *, blocks: Blocks | None = None
@@ -188,30 +229,36 @@ class LarkSender:
     def upload(
         self, channel: str, *, filename: str, content: str, title: str, thread_ts: str | None
     ) -> None:
-        """The file (uploaded, then sent as a file message), in the thread when given; the
-        title is the file's message of the thread before it."""
+        """The title, then the file (uploaded, then sent as a file message), in the thread
+        when given. Their uuids come from the file's name and content: the same log shared
+        again within the hour (a retried request) lands once."""
+        data = content.encode("utf-8")
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"file:{channel}:{thread_ts}:{filename}:{digest}"
 
-        def send() -> None:
-            upload = (
+        def upload_request() -> Any:  # the SDK consumes its body: a new one each attempt
+            return (
                 CreateFileRequest.builder()
                 .request_body(
                     CreateFileRequestBody.builder()
                     .file_type("stream")
                     .file_name(filename)
-                    .file(io.BytesIO(content.encode("utf-8")))
+                    .file(io.BytesIO(data))
                     .build()
                 )
                 .build()
             )
-            data = self.calls.call("im.file.create", self._im.file.create, upload)
-            file_key = str(getattr(data, "file_key", "") or "")
+
+        def send() -> None:
+            uploaded = self.calls.call("im.file.create", self._im.file.create, upload_request)
+            file_key = str(getattr(uploaded, "file_key", "") or "")
             if not file_key:
                 raise LarkError(f"{channel}: Lark's upload answer had no file key")
             body = json.dumps({"file_key": file_key})
-            self._send(channel, thread_ts, "file", body, post_uuid(None))
+            self._send(channel, thread_ts, "file", body, post_uuid(key))
 
-        self.post(channel, title, thread_ts=thread_ts)
-        self.queues.run(channel, send)
+        self.post(channel, title, thread_ts=thread_ts, key="title:" + key)
+        self.queues.run(self._queue_of(channel), send)
 
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         """Lark has no home tab: a person's islands are ``/island list mine`` there."""

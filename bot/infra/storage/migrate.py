@@ -56,30 +56,14 @@ def _run(db: Database, revision: str, *, up: bool) -> None:
                     f"{_LOCK_WAIT_S}s; try again later"
                 )
             conn.commit()
-        # SQLite rebuilds a table to change a column (a batch migration); a table others
-        # refer to (islands, users) can only be dropped and made again with its foreign keys
-        # off, then checked (SQLite's own procedure for altering a table). The pragma only
-        # takes outside a transaction: on the driver's connection, before the first statement.
-        sqlite = db.dialect == "sqlite"
-        raw = conn.connection.dbapi_connection
-        if sqlite and raw is not None:
-            raw.execute("PRAGMA foreign_keys=OFF")
         try:
             config.attributes["connection"] = conn
             if up:
                 command.upgrade(config, revision)
             else:
                 command.downgrade(config, revision)
-            if sqlite:
-                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    conn.rollback()
-                    raise DatabaseError(f"the migration broke foreign keys: {broken[:5]}")
             conn.commit()
         finally:
-            if sqlite and raw is not None:
-                conn.rollback()
-                raw.execute("PRAGMA foreign_keys=ON")
             if locked:
                 conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _LOCK_NAME})
                 conn.commit()

@@ -32,7 +32,13 @@ NOW = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
             "[the board](https://x.test/b)",
             "[the board](https://x.test/b)",
         ),
-        ("2 &lt; 3 -&gt; ok &amp; on", "2 &lt; 3 -&gt; ok &amp; on", "2 < 3 -> ok & on"),
+        ("2 &lt; 3 -&gt; ok &amp; on", "2 &lt; 3 -&gt; ok &amp; on", "2 \uff1c 3 -\uff1e ok & on"),
+        # a person's text stays inert: no mention of everyone, however it is written
+        (
+            '&lt;at user_id="all"&gt;&lt;/at&gt;',
+            '&lt;at user_id="all"&gt;&lt;/at&gt;',
+            '\uff1cat user_id="all"\uff1e\uff1c/at\uff1e',
+        ),
         ("~gone~ now", "~~gone~~ now", "~gone~ now"),
         ("a*b*c stays", "a*b*c stays", "a*b*c stays"),
     ],
@@ -93,9 +99,9 @@ def test_a_card_sent_to_a_person_marks_its_buttons_as_theirs() -> None:
     text, blocks = layouts.root_message(
         _island(), ports={}, clock=None, extend_step=timedelta(hours=4), now=NOW, tz=UTC
     )
-    card = cards.card(text, blocks, direct=True)
+    card = cards.card(text, blocks, direct="ou_alice")
     actions = next(e for e in card["elements"] if e["tag"] == "action")["actions"]
-    assert all(a["value"]["dm"] is True for a in actions)
+    assert all(a["value"]["dm"] == "ou_alice" for a in actions)  # hers alone: not forwarded
 
 
 def test_text_without_blocks_is_a_text_message_and_an_update_is_always_a_card() -> None:

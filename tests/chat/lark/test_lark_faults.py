@@ -74,8 +74,7 @@ def test_a_revoked_token_is_replaced(world: LarkWorld) -> None:
     world.fake.revoke_tokens()  # rotated secret, expired early: every token so far refused
     world.say("ou_alice", f"status {n}")
     world.told("ou_alice", f"island #{n} on")
-    # one new token (a call racing it may have dropped and fetched one more)
-    assert before + 1 <= world.fake.token_requests <= before + 2
+    assert world.fake.token_requests > before  # a new one (calls racing it may fetch more)
 
 
 def test_a_chat_that_refuses_for_good_gets_the_owner_told_directly(
@@ -85,7 +84,7 @@ def test_a_chat_that_refuses_for_good_gets_the_owner_told_directly(
     world.say("ou_alice", "start dev")
     world.told("ou_alice", "is ready", timeout=40)  # the ready reply, to her directly
     why = world.told("ou_alice", "could not post in this channel")
-    assert "(230002)" in why and "Lark: the group's settings, Bots" in why
+    assert "(230002)" in why and "add me to it" in why
     card = world.until(lambda: "**ready**" in world.texts("ou_alice")[0])  # the card: hers
     assert card and "[Stop]" in world.texts("ou_alice")[0]
     assert "**ready**" not in "".join(world.texts(GROUP))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ from tests.larkworld import lark_world
 def test_an_owner_is_named_as_lark_names_them(db: Database, tmp_path: Path) -> None:
     fake = FakeLark(names={"ou_alice": "Alice Zhang 张"})
     with lark_world(db, tmp_path, lark=fake) as world:
+        world.say("ou_alice", "help", chat="ou_alice")  # her first request: her name is read
+        world.told("ou_alice", "gives you your own game-server island")
+        time.sleep(0.2)  # the lookup lands in the cache even when slower than the request
         world.say("ou_alice", "start dev")
         (island,) = world.started()
         assert world.island(island.id).owner_name == "Alice Zhang 张"
@@ -34,6 +38,7 @@ def test_without_the_contact_scope_ids_stand_for_names(
     caplog.set_level(logging.INFO)
     with lark_world(db, tmp_path, lark=FakeLark(names=None)) as world:
         world.say("ou_alice", "start dev")
+        world.until(lambda: any("will not tell" in r.getMessage() for r in caplog.records))
         world.say("ou_bob", "start dev")
         islands = world.started(2)
         assert {i.owner_name for i in islands} == {"ou_alice", "ou_bob"}

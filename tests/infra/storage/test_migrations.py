@@ -150,3 +150,36 @@ def test_outbox_keeps_never_reused_ids_through_later_migrations_both_ways(
     assert autoincrement()
     migrate.upgrade(empty_db)
     assert autoincrement()
+
+
+LARK_OWNER = "ou_7d8a6e6df7621556ce0d21922b676706"  # 35 characters, as Lark's open_ids are
+
+
+def _island_rows(db: Database) -> list[dict[str, object]]:
+    query = sa.text("SELECT id, owner_id, chat_channel, chat_thread FROM islands ORDER BY id")
+    with db.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def test_chat_ids_widen_for_lark_and_going_back_is_refused_while_one_is_kept(
+    empty_db: Database,
+) -> None:
+    migrate.upgrade(empty_db, "0016")
+    slack_island = make_allocator(empty_db).allocate(req()).island_id  # a Slack-sized id
+    migrate.upgrade(empty_db)  # 0017 rebuilds islands (SQLite) with its rows and port blocks
+    assert differences(empty_db) == []
+    migrate.downgrade(empty_db, "0016")  # Slack's ids alone: back and forth
+    migrate.upgrade(empty_db)
+    lark_island = make_allocator(empty_db).allocate(req(LARK_OWNER)).island_id
+    with empty_db.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE islands SET chat_channel = :c, chat_thread = :t WHERE id = :i"),
+            {"c": "oc_" + "a" * 32, "t": "om_" + "b" * 32, "i": lark_island},
+        )
+    before = _island_rows(empty_db)
+    assert [r["id"] for r in before] == [slack_island, lark_island]
+    with pytest.raises(Exception, match=r"islands\.owner_id \(1 rows\)"):
+        migrate.downgrade(empty_db, "0016")
+    assert migrate.current_revision(empty_db) == migrate.head_revision()
+    assert _island_rows(empty_db) == before  # nothing changed
+    assert differences(empty_db) == []
