@@ -3,6 +3,7 @@ island server opened its server port."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -11,6 +12,32 @@ from pathlib import Path
 from typing import Any
 
 from bot.infra.kubernetes.client import Kube
+
+
+def burst_nodes(islands: int) -> str:
+    """kubesim's ``--nodes`` for a burst of ``islands`` dev islands of 1500Mi: nodes of 64Gi
+    (42 islands each), three at least."""
+    count = max(3, -(-islands // 40))
+    return ";".join(
+        f"dev-{i}:branch=dev,memory=64Gi,pods=200,ip=127.0.0.{i + 1}" for i in range(1, count + 1)
+    )
+
+
+def bot_env(
+    db_url: str, kubeconfig: Path, ports: str, chat: dict[str, str], *, own: tuple[str, ...]
+) -> dict[str, str]:
+    """An ``islandbot run`` process's environment: production settings but for where things
+    are, ``chat``'s settings, and none of this shell's settings under the prefixes ``own``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(own)}
+    return {
+        **clean,
+        "ISLANDBOT_DATABASE_URL": db_url,
+        "ISLANDBOT_KUBECONFIG": str(kubeconfig),
+        "ISLANDBOT_NAMESPACE": "islands",
+        "ISLANDBOT_PORT_RANGE": ports,
+        "ISLANDBOT_LOG_LEVEL": "WARNING",
+        **chat,
+    }
 
 
 def pct(values: list[float], q: int) -> float:

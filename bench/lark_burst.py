@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -34,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bench.common import pct
+from bench.common import bot_env, burst_nodes, pct
 from bot.domain.pool import POOL_OWNER
 from bot.infra.storage.tables import Island
 from tests import fakelark, fakelark_events
@@ -47,20 +46,14 @@ PORTS = "37000-37899"  # 300 blocks of 3
 
 
 def bench_env(db_url: str, kubeconfig: Path, fake: fakelark.FakeLark) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ISLANDBOT_", "LARK_"))}
-    return {  # production settings, but for where things are
-        **clean,
-        "ISLANDBOT_DATABASE_URL": db_url,
-        "ISLANDBOT_KUBECONFIG": str(kubeconfig),
-        "ISLANDBOT_NAMESPACE": "islands",
-        "ISLANDBOT_PORT_RANGE": PORTS,
-        "ISLANDBOT_LOG_LEVEL": "WARNING",
+    chat = {
         "ISLANDBOT_LARK_API_URL": fake.api_url,
         "LARK_APP_ID": fakelark_events.APP_ID,
         "LARK_APP_SECRET": fakelark_events.APP_SECRET,
         "LARK_VERIFICATION_TOKEN": fakelark_events.VERIFICATION_TOKEN,
         "LARK_ENCRYPT_KEY": fakelark_events.ENCRYPT_KEY,
     }
+    return bot_env(db_url, kubeconfig, PORTS, chat, own=("ISLANDBOT_", "LARK_"))
 
 
 def say(url: str, fake: fakelark.FakeLark, user: str, text: str) -> float:
@@ -131,11 +124,7 @@ def main() -> int:
         )
         migrated(db_url).engine.dispose()
         fake = fakelark.FakeLark(people=people, chats={GROUP: set(people)})
-        count = max(3, -(-(args.starts + args.pool) // 40))  # 64Gi: 42 islands of 1500Mi
-        nodes = ";".join(
-            f"dev-{i}:branch=dev,memory=64Gi,pods=200,ip=127.0.0.{i + 1}"
-            for i in range(1, count + 1)
-        )
+        nodes = burst_nodes(args.starts + args.pool)
         with cluster(tmp, boot_delay=args.boot_delay, nodes=nodes) as kube, fakelark.serving(fake):
             env = {
                 **bench_env(db_url, kube.bot_kubeconfig, fake),

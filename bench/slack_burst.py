@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bench.common import pct
+from bench.common import bot_env, burst_nodes, pct
 from bot.domain.pool import POOL_OWNER
 from bot.infra.storage.database import Database
 from bot.infra.storage.tables import Island, OutboxMessage
@@ -49,18 +48,12 @@ PORTS = "37000-37899"  # 300 blocks of 3
 
 
 def bench_env(db_url: str, kubeconfig: Path, fake: fakeslack.FakeSlack) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ISLANDBOT_", "SLACK_"))}
-    return {  # production settings, but for where things are
-        **clean,
-        "ISLANDBOT_DATABASE_URL": db_url,
-        "ISLANDBOT_KUBECONFIG": str(kubeconfig),
-        "ISLANDBOT_NAMESPACE": "islands",
-        "ISLANDBOT_PORT_RANGE": PORTS,
-        "ISLANDBOT_LOG_LEVEL": "WARNING",
+    chat = {
         "ISLANDBOT_SLACK_API_URL": fake.api_url,
         "SLACK_BOT_TOKEN": fakeslack.BOT_TOKEN,
         "SLACK_SIGNING_SECRET": fakeslack.SIGNING_SECRET,
     }
+    return bot_env(db_url, kubeconfig, PORTS, chat, own=("ISLANDBOT_", "SLACK_"))
 
 
 def _payload(message: dict[str, Any]) -> dict[str, Any]:
@@ -159,11 +152,7 @@ def main() -> int:
         # Slack's published limits; a workspace of everyone starting, half of them reading
         # Chinese (their answers: theirs, the channel: the deployment's)
         fake = fakeslack.FakeSlack(people=fakeslack.mixed_team(args.starts))
-        count = max(3, -(-(args.starts + args.pool) // 40))  # 64Gi: 42 islands of 1500Mi
-        nodes = ";".join(
-            f"dev-{i}:branch=dev,memory=64Gi,pods=200,ip=127.0.0.{i + 1}"
-            for i in range(1, count + 1)
-        )
+        nodes = burst_nodes(args.starts + args.pool)
         with (
             cluster(tmp, boot_delay=args.boot_delay, nodes=nodes) as kube,
             fakeslack.serving(fake),
