@@ -78,20 +78,19 @@ def say(url: str, fake: fakelark.FakeLark, user: str, text: str) -> float:
     raise RuntimeError(f"the bot never answered {user}'s {text!r}")
 
 
-def told(fake: fakelark.FakeLark, owners: set[str]) -> set[str]:
-    """The owners told so far that their island is ready, with its ports: a reply in its
-    card's thread that mentions them, or a message (a text or their island's card, as the
-    notice to an owner in a busy channel is) in their chat with the bot."""
-    found: set[str] = set()
+def told(fake: fakelark.FakeLark, owners: set[str]) -> dict[str, float]:
+    """The owners told so far that their island is ready, with its ports, and when (the
+    message's create_time, in seconds since the epoch): a reply in its card's thread that
+    mentions them, or a message (a text or their island's card, as the notice to an owner in
+    a busy channel is) in their chat with the bot."""
+    found: dict[str, float] = {}
     for message in fake.messages():
         if message["sender"] != fake.app_id or " is ready on " not in shown(message):
             continue
         text = shown(message)
-        found |= {
-            owner
-            for owner in owners
-            if f'<at user_id="{owner}">' in text or message["chat_id"] == fakelark.p2p_chat(owner)
-        }
+        for owner in owners:
+            if f'<at user_id="{owner}">' in text or message["chat_id"] == fakelark.p2p_chat(owner):
+                found.setdefault(owner, int(message["create_time"]) / 1000)
     return found
 
 
@@ -111,8 +110,11 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=0, help="a warm dev pool, full first")
     parser.add_argument("--boot-delay", type=float, default=0.5)
     parser.add_argument("--mysql", default=None, help="a MariaDB URL: run on a scratch database")
+    parser.add_argument("--spread", type=float, default=0.0, help="seconds the starts spread over")
     parser.add_argument("--timeout", type=float, default=300)
-    parser.add_argument("--timeline", action="store_true", help="Open API calls a second, by kind")
+    parser.add_argument(
+        "--timeline", action="store_true", help="Open API calls and owners told, a second"
+    )
     args = parser.parse_args()
     people = [f"ou_tester{n:04d}" for n in range(args.starts)]
     with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
@@ -144,23 +146,29 @@ def main() -> int:
                 limited_before, calls_before = fake.rate_limited, len(fake.calls)
                 gate = threading.Barrier(args.starts)
                 acks: list[float] = []
+                asked: dict[str, float] = {}  # when each person sent their command
 
-                def start(user: str) -> None:
+                def start(user: str, after: float) -> None:
                     gate.wait()
+                    time.sleep(after)
+                    asked[user] = time.time()
                     acks.append(say(url, fake, user, "start dev"))
 
-                threads = [threading.Thread(target=start, args=(p,)) for p in people]
+                step = args.spread / max(1, args.starts - 1)
+                threads = [
+                    threading.Thread(target=start, args=(p, n * step)) for n, p in enumerate(people)
+                ]
                 began = time.time()
+                wall_minus_monotonic = began - time.monotonic()
                 for t in threads:
                     t.start()
+                deadline = time.monotonic() + args.spread + args.timeout
+                first: dict[str, float] = {}  # when each owner was told
+                while time.monotonic() < deadline and len(first) < len(people):
+                    time.sleep(0.2)
+                    first.update(told(fake, set(people) - set(first)))
                 for t in threads:
                     t.join()
-                deadline = time.monotonic() + args.timeout
-                first: dict[str, float] = {}  # when each owner was seen told (50 ms polls)
-                while time.monotonic() < deadline and len(first) < len(people):
-                    for owner in told(fake, set(people) - set(first)):
-                        first[owner] = time.time()
-                    time.sleep(0.05)
                 took = time.time() - began
             finally:
                 bot.stop()
@@ -172,14 +180,18 @@ def main() -> int:
         seconds: dict[int, Counter[str]] = {}
         for c in fake.calls[calls_before:]:
             seconds.setdefault(int(c.at - start), Counter())[str(c.kind)] += 1
+        start_wall = start + wall_minus_monotonic
+        for at in first.values():  # owners told that second
+            seconds.setdefault(int(at - start_wall), Counter())["told"] += 1
         for second, kinds in sorted(seconds.items()):
             print(f"{second:4d}s {dict(kinds)}", file=sys.stderr)
-    latencies = [at - began for at in first.values()]
+    latencies = [at - asked[owner] for owner, at in first.items()]
     summary: dict[str, Any] = {
         "bench": "lark_burst",
         "starts": args.starts,
         "pool": args.pool,
         "boot_delay_s": args.boot_delay,
+        "spread_s": args.spread,
         "database": "mariadb" if args.mysql else "sqlite",
         "ack_ms_p50": round(pct([a * 1000 for a in acks], 50)),
         "ack_ms_p99": round(pct([a * 1000 for a in acks], 99)),

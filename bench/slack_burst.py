@@ -67,9 +67,11 @@ def _epoch(at: datetime) -> float:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
-def measure(db: Database, fake: fakeslack.FakeSlack, began: float = 0.0) -> dict[str, Any] | None:
+def measure(
+    db: Database, fake: fakeslack.FakeSlack, asked: dict[str, float]
+) -> dict[str, Any] | None:
     """The figures, or None while not every island is ready, told and shown ready (warm pool
-    islands nobody claimed left out). ``began``: when the burst's commands were sent."""
+    islands nobody claimed left out). ``asked``: when each owner sent their command."""
     with db.engine.connect() as conn:
         islands = [i for i in conn.execute(select(Island)).all() if i.owner_id != POOL_OWNER]
         notices = list(
@@ -111,7 +113,7 @@ def measure(db: Database, fake: fakeslack.FakeSlack, began: float = 0.0) -> dict
             return None
         owner_told.append(max(0.0, told[island.id] - ready))
         root_ready.append(max(0.0, at - ready))
-        from_command.append(told[island.id] - began)
+        from_command.append(told[island.id] - asked[island.owner_id])
     return {
         "owner_told": owner_told,
         "root_ready": root_ready,
@@ -139,6 +141,7 @@ def main() -> int:
     parser.add_argument(
         "--pool", type=int, default=0, help="a warm dev pool of this size, full before the burst"
     )
+    parser.add_argument("--spread", type=float, default=0.0, help="seconds the starts spread over")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
         tmp = Path(d)
@@ -176,13 +179,17 @@ def main() -> int:
                 limited_before = fake.rate_limited
                 gate = threading.Barrier(args.starts)
 
+                asked: dict[str, float] = {}  # when each person sent their command
+                step = args.spread / max(1, args.starts - 1)
+
                 def start(n: int) -> None:
                     gate.wait()
+                    time.sleep(n * step)
+                    asked[f"U0B{n:04d}"] = time.time()
                     driver.command(f"U0B{n:04d}", "start dev", CHANNEL)
 
                 threads = [threading.Thread(target=start, args=(n,)) for n in range(args.starts)]
                 began = time.monotonic()
-                began_wall = time.time()
                 for t in threads:
                     t.start()
                 for t in threads:
@@ -191,7 +198,7 @@ def main() -> int:
                 result = None
                 deadline = began + args.timeout
                 while time.monotonic() < deadline:
-                    result = measure(db, fake, began_wall)
+                    result = measure(db, fake, asked)
                     if result is not None and result["islands"] >= acked:
                         break
                     time.sleep(0.5)
@@ -211,6 +218,7 @@ def main() -> int:
         "bench": "slack_burst",
         "starts": args.starts,
         "boot_delay_s": args.boot_delay,
+        "spread_s": args.spread,
         "database": "mariadb" if args.mysql else "sqlite",
         "owner_told_s_p50": round(pct(owner, 50), 2) if owner else None,
         "owner_told_s_p99": round(pct(owner, 99), 2) if owner else None,

@@ -6,9 +6,11 @@ minutes. So:
 
 - **Superseded**: a progress notice (scheduled, still waiting) that a newer notice of the same
   island has overtaken before it went out is not sent at all: the newer one says more.
-- **Digest**: when the channel's paced queue would hold an island's announcement back longer
-  than ``DIGEST_AFTER`` (the posts already on their way to it and those being announced
-  now, at the channel's ``Pace``), the islands being announced share one root message, a
+- **Digest**: when the channel's paced queue would hold an island's news back longer than
+  ``DIGEST_AFTER`` (the posts already on their way to it, then the root messages of the
+  islands being announced now and their owners' news pending with them, such as a warm
+  island's "ready", at the channel's ``Pace``),
+  the islands being announced share one root message, a
   *digest* kept current with each island's state, instead of a root message each; a digest
   that is young and not full takes further islands of the channel while the queue is that
   long. A digest is never opened for one island; a quiet channel, or a few people starting
@@ -179,6 +181,7 @@ def digest_or_not(
     announcing: int,
     *,
     ahead: float,
+    following: int = 0,
     pace: Pace | None,
     open_digest: bool,
     bound: bool = False,
@@ -186,16 +189,18 @@ def digest_or_not(
 ) -> bool:
     """Whether a channel's islands waiting for their root message now (``announcing`` of
     them) go into a digest. Only when the channel's paced queue would hold the last of their
-    announcements back longer than ``policy.after``: ``ahead`` posts are on their way to the
-    channel before them (handed to it earlier and not out yet, and this round's other posts
-    there), at the channel's ``pace`` (None: the chat takes every post at once, so never).
-    ``bound``: some of them were already bound for a digest (while the channel's queue was
-    that long; their owners may have been told directly since). Never a digest of one
-    island: at least ``SHARED`` open one together, or there is a young digest with room
-    (``open_digest``) for them to join."""
+    news back longer than ``policy.after``: ``ahead`` posts are on their way to the channel
+    before them (handed to it earlier and not out yet, and this round's other posts there),
+    then their announcements and the ``following`` news for their owners pending behind them
+    (in their threads: a warm island's "ready" follows its root message at once), at the
+    channel's ``pace`` (None: the chat takes every post at once, so never). ``bound``: some
+    of them were already bound for a digest (while the channel's queue was that long; their
+    owners may have been told directly since). Never a digest of one island: at least
+    ``SHARED`` open one together, or there is a young digest with room (``open_digest``) for
+    them to join."""
     if announcing < 1 or pace is None:
         return False
-    if not bound and queue_wait(ahead + announcing, pace) <= policy.after:
+    if not bound and queue_wait(ahead + announcing + following, pace) <= policy.after:
         return False
     return open_digest or announcing >= SHARED
 

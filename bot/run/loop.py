@@ -126,6 +126,7 @@ class LifecycleService:
         self.engine.inline_exclusions = False
         self.engine.batches.inline_creates = False
         self.engine.batches.on_written = self._deliver_now.set
+        self.engine.deliverer.on_part_done = self._deliver_now.set
         self._add(
             self._exclusions,
             "exclusions",

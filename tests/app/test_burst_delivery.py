@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot.app.notices import Announcement, NoticeRefused, Posted
@@ -45,6 +46,17 @@ class SlowChannel(MemoryNotifier):
         assert self.digests < self.free or self.gate.wait(30)
         self.digests += 1
         return Posted(channel, join or f"digest-{self.digests}")
+
+
+def delivered(world: World, island_id: int) -> bool:
+    """Every notice of the island so far is out (none on its way to the chat)."""
+    with world.db.engine.connect() as conn:
+        unsent = conn.execute(
+            select(OutboxMessage.id).where(
+                OutboxMessage.island_id == island_id, OutboxMessage.sent_at.is_(None)
+            )
+        ).all()
+    return not unsent
 
 
 def routes(world: World, island_id: int, kind: str) -> list[str]:
@@ -81,13 +93,16 @@ def test_an_island_alone_in_a_crowded_channel_tells_its_owner_directly(world: Wo
     )
     world.engine = world.new_engine()
     alone = world.start(user="U0ALONE")
-    world.until(lambda: bool(routes(world, alone, "announce")))  # a root message of its own
+    # a root message of its own, and what followed it in its thread while the channel was quiet
+    world.until(lambda: bool(routes(world, alone, "announce")) and delivered(world, alone))
+    quiet = len(slow.items)  # what went out before the burst (the channel quiet then)
     burst = [world.start(user=f"U0TEAM{n}") for n in range(4)]
     world.until(lambda: all(world.state(i) == "ready" for i in [alone, *burst]), timeout=30)
     # the digest is still on its way (the channel's queue): the island alone was told directly
     world.until(lambda: routes(world, alone, "ready") == ["direct"])
     assert not slow.gate.is_set() and slow.digests == 0
-    assert all(r in ("shown",) for r in routes(world, alone, "scheduled"))
+    crowding = [a for a in slow.items[quiet:] if a.island_id == alone and a.kind == "scheduled"]
+    assert all(a.route == "shown" for a in crowding)
     # the burst's owners are told beside their digest, which is still on its way
     world.until(lambda: all(routes(world, i, "ready") == ["direct"] for i in burst))
     assert slow.digests == 0
@@ -218,3 +233,73 @@ def test_islands_announced_alone_when_their_digest_is_refused_are_recorded_as_th
     assert islands[refused].chat_thread is None
     world.until(lambda: all(world.state(i) == "ready" for i in ids), timeout=30)
     world.until(lambda: bool(routes(world, refused, "ready")))  # its later notices go on
+
+
+class SlowRootMessages(SlowChannel):
+    """An island's own root message: posted only once ``roots`` is set (the channel's queue
+    holding it back); digests and everything else at once."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, free=100)
+        self.roots = threading.Event()
+
+    def announce(self, announcement: Announcement) -> Posted | None:
+        if announcement.kind == "announce" and not announcement.in_digest:
+            assert self.roots.wait(30)
+        return super().announce(announcement)
+
+
+def test_people_starting_while_the_channel_posts_are_told_at_once(world: World) -> None:
+    """A root message on its way does not hold up the deliveries behind it: the islands
+    started meanwhile, behind a queue that long, are bound for a digest and their owners
+    told directly while it is still on its way; then the digest and the thread follow."""
+    slow = SlowRootMessages(world.db)
+    world.notifier = slow
+    world.engine = world.new_engine()
+    first = world.start(user="U0FIRST")
+    world.until(lambda: world.state(first) == "ready", timeout=30)  # its root message hangs
+    later = [world.start(user=f"U0TEAM{n}") for n in range(3)]
+    world.until(lambda: all(routes(world, i, "ready") == ["direct"] for i in later), timeout=30)
+    assert routes(world, first, "announce") == [] and slow.digests == 0  # both still waiting
+    slow.roots.set()
+    # its owner's "ready" to them directly too: it came while the digest was being posted
+    world.until(lambda: routes(world, first, "ready") == ["direct"], timeout=30)
+    world.until(lambda: slow.digests == 1, timeout=30)
+    assert {i.chat_thread for i in IslandStore(world.db).many(later)} == {"digest-1"}
+    assert routes(world, first, "announce") == ["thread"]
+
+
+class SlackPaced(SlowChannel):
+    """A channel at Slack's pace; digests go out at once."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, free=100)
+
+    def pace(self) -> Pace:
+        return Pace(per_second=0.9, burst=2)
+
+
+@pytest.mark.parametrize(("people", "digested"), [(2, False), (4, True)])
+def test_islands_ready_as_they_are_announced_count_their_ready_too(
+    world: World, people: int, digested: bool
+) -> None:
+    """Islands already ready when they are announced (a warm pool's, or a delivery that was
+    away): each root message would be followed at once by its "ready", two posts an island.
+    At Slack's pace four such root messages alone would go out within 2.2 s, but the last
+    owner's "ready" would wait 6.7 s behind them: four share a digest and are told directly;
+    two (4 posts, 2.2 s) keep root messages and threads of their own."""
+    slack = SlackPaced(world.db)
+    world.notifier = slack
+    world.engine = world.new_engine()
+    world.engine.inline_delivery = False  # nothing delivered until every island is ready
+    ids = [world.start(user=f"U0TEAM{n}") for n in range(people)]
+    world.until(lambda: all(world.state(i) == "ready" for i in ids), timeout=30)
+    world.engine.inline_delivery = True
+    world.until(lambda: all(routes(world, i, "ready") for i in ids), timeout=30)
+    threads = {i.chat_thread for i in IslandStore(world.db).many(ids)}
+    if digested:
+        assert threads == {"digest-1"} and slack.digests == 1
+        assert all(routes(world, i, "ready") == ["direct"] for i in ids)
+    else:
+        assert threads == {f"thread-{i}" for i in ids} and slack.digests == 0
+        assert all(routes(world, i, "ready") == ["thread"] for i in ids)

@@ -125,6 +125,39 @@ def test_a_digest_only_when_the_queue_would_hold_an_announcement_back_too_long()
     assert not digest_or_not(200, ahead=0, pace=None, open_digest=False, policy=POLICY)
 
 
+def test_the_notices_due_with_the_announcements_count_as_posts_too() -> None:
+    """Warm islands are ready as they are announced: each root message is followed at once by
+    its "ready" in its thread, two posts an island, and the queue holds the last owner's news
+    back twice as long as the root messages alone would say."""
+
+    def digest(announcing: int, following: int) -> bool:
+        return digest_or_not(
+            announcing,
+            ahead=0,
+            following=following,
+            pace=SLACK,
+            open_digest=False,
+            policy=POLICY,
+        )
+
+    assert not digest(4, following=0)  # the last root message waits 2.2 s
+    assert not digest(3, following=3)  # the last "ready" 4.4 s
+    assert digest(4, following=4)  # 6.7 s
+    lark = Pace(per_second=4.0, burst=1.0)  # a Lark group
+    for announcing, following, expected in ((10, 10, False), (11, 11, True), (20, 0, False)):
+        assert (
+            digest_or_not(
+                announcing,
+                ahead=0,
+                following=following,
+                pace=lark,
+                open_digest=False,
+                policy=POLICY,
+            )
+            is expected
+        )
+
+
 def test_never_a_digest_of_one_island() -> None:
     for ahead in (0, 10, 1000):
         assert not digest_or_not(1, ahead=ahead, pace=SLACK, open_digest=False, policy=POLICY)

@@ -42,7 +42,7 @@ import functools
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
@@ -109,6 +109,8 @@ class Deliverer:
         # of their own whose notices it is delivering (left to it)
         self._inflight: dict[str, tuple[Future[int], set[int], set[int]]] = {}
         self._finished = 0  # notices the channels' parts delivered, not counted yet
+        # called when a channel's part is done: the islands left for it are due a round now
+        self.on_part_done: Callable[[], None] | None = None
         self.planner = (
             DigestPlanner(
                 group=self.group,
@@ -189,13 +191,11 @@ class Deliverer:
             own.remove(island_notices)
             apart.append(island_notices)
             crowded.add(island_notices[0].island_id)
-        if channel is None or (not groups and len(apart) <= 1 and not busy):
+        if not self._paced:  # nothing holds the posts back: all at once
             if channel is not None:
                 self._hand_over(channel, [], own)
-            if not self._paced:  # nothing holds the posts back: all at once
-                return sent + self._in_waves(own + apart, now, crowded)
-            # the owner told first; then the channel's own threads in its order (its queue would
-            # make them wait anyway; on the owners' pool they would hold up other channels')
+            return sent + self._in_waves(own + apart, now, crowded)
+        if channel is None:  # each its owner's conversation: the owners' news first
             return (
                 sent
                 + self._in_waves(apart, now, crowded)
@@ -204,8 +204,9 @@ class Deliverer:
         # the channel's messages (paced at its rate: digests, the threads of islands with
         # their own root message) go on beside the owners' (each its own conversation, all at
         # once), and may outlast this round: the next one leaves the channel's part alone
-        # until it is done, and tells the owners meanwhile
-        if not busy:
+        # until it is done, binds the islands it finds waiting for their root message to a
+        # digest when the channel's queue is that long, and tells the owners meanwhile
+        if not busy and (groups or own):
             self._hand_over(channel, groups, own)
             with self._lock:
                 if self._parts is None:
@@ -271,6 +272,8 @@ class Deliverer:
                 self._finished += work.result()
         if failure is not None:  # the database away: told once, where it is noticed
             log_failure(log, f"delivering in {channel} failed", failure)
+        if self.on_part_done is not None:
+            self.on_part_done()
 
     def _in_channel(
         self,

@@ -29,6 +29,7 @@ from datetime import datetime
 from bot.app.notices import GroupNotifier
 from bot.domain.lifecycle_rules import Notice
 from bot.domain.notice_routes import (
+    FOR_THE_OWNER,
     DigestPolicy,
     digest_or_not,
     posts_ahead,
@@ -47,6 +48,19 @@ def planned_or_alone(n: PendingNotice) -> bool:
     attempt was going: into the digest it was planned into (``digest_of``), or, tried again
     without one (and not bound for a digest meanwhile), on its own, never into a digest."""
     return n.digest_of is not None or (n.attempts > 0 and not n.chat_digest)
+
+
+def following(islands: list[list[PendingNotice]], announcing: set[int]) -> int:
+    """The owners' news pending behind the announcements of the ``announcing`` islands, in
+    their threads were they announced on their own: a warm island's "ready" follows its root
+    message at once (progress, which a digest would only show, is not counted)."""
+    return sum(
+        1
+        for notices in islands
+        if notices[0].island_id in announcing
+        for n in notices[1:]
+        if n.kind in FOR_THE_OWNER
+    )
 
 
 class DigestPlanner:
@@ -147,6 +161,7 @@ class DigestPlanner:
         if not digest_or_not(
             len(awaiting),
             ahead=self.ahead(channel, islands),
+            following=following(islands, {n.island_id for n in awaiting}),
             pace=self.group.pace(),
             open_digest=bool(posting) or any(n.chat_digest for n in awaiting),
             policy=self.policy,
@@ -183,6 +198,7 @@ class DigestPlanner:
         if not digest_or_not(
             len(fresh),
             ahead=self.ahead(channel, islands),
+            following=following(islands, {n.island_id for n in fresh}),
             pace=self.group.pace(),
             open_digest=young is not None,
             bound=bool(bound),
