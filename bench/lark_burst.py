@@ -1,7 +1,8 @@
 """The whole team starts at once, in one Lark group, through Lark's limits: how long until each
 owner is told, and how fast Lark's callbacks are answered.
 
-    python -m bench.lark_burst [--starts 30] [--pool 30] [--boot-delay 0.5] [--mysql URL]
+    python -m bench.lark_burst [--starts 30] [--pool 30] [--boot-delay 0.5] [--spread 0]
+                               [--mysql URL] [--timeline]
 
 The bot runs as in production: an ``islandbot run`` process serving Lark over HTTP callbacks
 (encrypted and signed, as Lark sends them), on SQLite (or a scratch MariaDB database), kubesim
@@ -9,13 +10,15 @@ in its own process under the shipped RBAC, and the fake Lark Open API (``tests/f
 enforcing Lark's limits: five messages a second per chat (create and reply together), five
 updates a second per message, 50 a second per API for the app; 429 with
 ``x-ogw-ratelimit-reset``. ``--starts`` people each send ``@islandbot start dev`` in the same
-group at once (an unanswered callback is sent again, as Lark does). With ``--pool`` a warm dev
-pool of that size is full before the burst: the path that is meant to be instant.
+group at once (an unanswered callback is sent again, as Lark does), or one after another
+over ``--spread`` seconds. With ``--pool`` a warm dev pool of that size is full before the
+burst: the path that is meant to be instant. ``--timeline``: Open API calls by kind and owners
+told, second by second (to stderr).
 
 Figures: ``ack_ms``, how long the bot took to answer each callback (Lark waits 3 s);
-``command_to_owner_told_s``, from the burst to the message that tells each owner their island
-is ready with its ports (a reply in its card's thread mentioning them, or a message to them
-directly), as seen at the fake Lark (polled every 50 ms). Last stdout line: one JSON object.
+``command_to_owner_told_s``, from each person's command to the message that tells them their
+island is ready with its ports (a reply in its card's thread mentioning them, or a message to
+them directly), by the time the fake Lark created it. Last stdout line: one JSON object.
 """
 
 from __future__ import annotations

@@ -1,21 +1,25 @@
 """The whole team starts at once, through Slack's limits: how long until each owner is told.
 
-    python -m bench.slack_burst [--starts 50] [--boot-delay 0.5] [--database-url URL]
+    python -m bench.slack_burst [--starts 50] [--boot-delay 0.5] [--pool 0] [--spread 0]
+                                [--mysql URL]
 
 The bot runs as in production: an ``islandbot run`` process in Slack HTTP mode (aiohttp, bolt,
-the work pool, the lifecycle loop) on SQLite (or ``--database-url``), kubesim in its own
-process (the bot as its service account under the shipped RBAC, servers opening their ports
+the work pool, the lifecycle loop) on SQLite (or ``--mysql``), kubesim in its own process (the
+bot as its service account under the shipped RBAC, servers opening their ports
 ``--boot-delay`` s after their container starts), and the fake Slack Web API enforcing Slack's
 published limits (``tests/fakeslack.py``: posts about one a second per channel after a short
 burst, chat.update and the history methods Tier 3, 429 with Retry-After). ``--starts`` users
 each send a signed ``/island start dev`` in the same channel at once (retried as Slack retries
-an unanswered request). The run ends when every island is ready, every notice is out and
-every island's root message shows it ready.
+an unanswered request), or one after another over ``--spread`` seconds; with ``--pool`` a warm
+dev pool of that size is full first. The run ends when every island is ready, every notice is
+out and every island's root message shows it ready.
 
 Each latency is from the island's ``ready_at``: ``owner_told_s`` until the first message
 telling its owner it is ready with its ports reached Slack (in the channel or a direct
 message), ``root_ready_s`` until the channel's message for the island (its own root message,
-or the digest it is in) showed it ready. Last stdout line: one JSON object.
+or the digest it is in) showed it ready; ``command_to_owner_told_s`` is from each person's
+command instead (what a warm island's owner waits: its ``ready_at`` was before the burst).
+Last stdout line: one JSON object.
 """
 
 from __future__ import annotations
