@@ -221,7 +221,19 @@ class LifecycleService:
             self._deliver_now.wait(timeout=self.interval.total_seconds())
             self._deliver_now.clear()
             self._deliver()
-        self._deliver()  # what the last ticks decided to tell, before the process goes
+        # what the last ticks decided to tell, before the process goes: the channels' posts
+        # going on first (their islands' later notices wait for them), then a last round and
+        # its channels' posts, within the lease renewed once more (its jobs have stopped)
+        if self.lease.is_leader:
+            self._renew()
+        settle = self.lease.ttl.total_seconds() / 3
+        self.engine.deliverer.settle(settle)
+        self._deliver()
+        if not self.engine.deliverer.settle(settle):
+            log.warning(
+                "stopping while a chat's paced posts are still going out: what this process "
+                "cannot post while it holds the lease, the next leader will"
+            )
 
     def _deliver(self) -> None:
         if not self.lease.is_leader:

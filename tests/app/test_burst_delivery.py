@@ -256,12 +256,16 @@ def test_people_starting_while_the_channel_posts_are_told_at_once(world: World) 
     slow = SlowRootMessages(world.db)
     world.notifier = slow
     world.engine = world.new_engine()
-    first = world.start(user="U0FIRST")
-    world.until(lambda: world.state(first) == "ready", timeout=30)  # its root message hangs
-    later = [world.start(user=f"U0TEAM{n}") for n in range(3)]
-    world.until(lambda: all(routes(world, i, "ready") == ["direct"] for i in later), timeout=30)
-    assert routes(world, first, "announce") == [] and slow.digests == 0  # both still waiting
-    slow.roots.set()
+    try:
+        first = world.start(user="U0FIRST")
+        world.until(lambda: world.state(first) == "ready", timeout=30)  # its root message hangs
+        later = [world.start(user=f"U0TEAM{n}") for n in range(3)]
+        world.until(lambda: all(routes(world, i, "ready") == ["direct"] for i in later), timeout=30)
+        assert routes(world, first, "announce") == [] and slow.digests == 0  # both waiting
+        assert not world.engine.deliverer.settle(0.1)  # the root message's part goes on
+    finally:
+        slow.roots.set()
+    assert world.engine.deliverer.settle(10)
     # its owner's "ready" to them directly too: it came while the digest was being posted
     world.until(lambda: routes(world, first, "ready") == ["direct"], timeout=30)
     world.until(lambda: slow.digests == 1, timeout=30)
@@ -303,3 +307,25 @@ def test_islands_ready_as_they_are_announced_count_their_ready_too(
     else:
         assert threads == {f"thread-{i}" for i in ids} and slack.digests == 0
         assert all(routes(world, i, "ready") == ["thread"] for i in ids)
+
+
+def test_a_round_with_nothing_it_may_post_in_the_channel_wakes_nobody(world: World) -> None:
+    """An island whose announcement is backing off (the chat failed it): the rounds after
+    leave it alone, hand the channel nothing and wake no delivery (a round that did would
+    spin the delivery loop while the notice waits)."""
+    slack = SlackPaced(world.db)
+    world.notifier = slack
+    world.engine = world.new_engine()
+    deliverer = world.engine.deliverer
+    wakes: list[int] = []
+    deliverer.on_part_done = lambda: wakes.append(1)
+    slack.fail_next = 1
+    island = world.start(user="U0ALONE")
+    world.engine.deliver()  # its announcement fails: it backs off (2 s or so)
+    assert deliverer.settle(10)
+    wakes.clear()
+    for _ in range(20):
+        world.engine.deliver()
+        assert deliverer.settle(10)
+    assert wakes == []
+    world.until(lambda: routes(world, island, "announce") == ["thread"], timeout=30)

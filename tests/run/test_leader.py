@@ -94,6 +94,11 @@ class CountingEngine:
     inline_exclusions = True
     settings = LifecycleSettings()
     batches = SimpleNamespace(inline_creates=True, on_written=None)
+    deliverer = SimpleNamespace(
+        on_part_done=None,
+        settle=lambda timeout: True,
+        outcomes=SimpleNamespace(record_owed=lambda: None),
+    )
 
     def refresh_exclusions(self) -> None:
         pass

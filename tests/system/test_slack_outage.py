@@ -62,7 +62,9 @@ def test_after_minutes_of_slack_outage_every_notice_arrives_in_order_once(
         w.command(f"stop {before.id}", user="U0ANN", user_name="ann")  # the owner's
         w.until(lambda: w.island(before.id).state.value == "stopped", 30)
         assert time.monotonic() - began < DOWN_S  # all of it happened while Slack was down
-        assert sum(1 for r in outbox(db) if r.sent_at is None) >= 8
+        # waiting for Slack: two root messages, three "ready", ann's stop and its request (a
+        # "scheduled" is waiting too, or was overtaken by its "ready" before it was tried)
+        assert sum(1 for r in outbox(db) if r.sent_at is None) >= 7
         w.until(lambda: w.fake.down() is None, DOWN_S + LIMITED_S + 5)
         w.until(lambda: everything_arrived(w), 90)
 

@@ -27,11 +27,21 @@ carries the island's later notices. The notifier only posts: where a root messag
 a clock change's request went is recorded here (``_attach``), before the notice is recorded
 as sent, so that a crash between the two finds it recorded or finds the post by its key.
 
+In a paced chat (Slack, Lark) a channel's own posts (its digests, the threads of its islands
+with a root message of their own) are the channel's *part* of a round: they go out one after
+another on a worker of their own, beside the round, which goes on with the owners' news (each
+owner's own conversation, all at once) and returns. Later rounds leave the channel's islands
+the part holds to it until it is done, and the deliveries are woken then
+(``on_part_done``); meanwhile the islands that people start there are bound for a digest when
+the channel's queue is that long, and their owners told at once. Before the process goes,
+the parts going on are waited for (``settle``).
+
 Spending the chat's limits where they matter (``bot.domain.notice_routes``): a progress
 notice overtaken by a newer one of its island is recorded as superseded, not sent; islands
 being announced in one channel share a digest (with a ``GroupNotifier``) when the channel's
-paced queue would hold their announcements back too long (``DigestPlanner``, from the posts
-this deliverer handed the channel that are not out yet at the chat's pace, and this round's),
+paced queue would hold their news back too long (``DigestPlanner``, from the posts this
+deliverer handed the channel that are not out yet at the chat's pace, this round's, and the
+owners' news pending behind the announcements),
 and their later notices go to their owners directly or are only shown in the digest. How each
 notice was delivered is recorded (``delivered_as``).
 """
@@ -43,7 +53,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 
@@ -66,6 +76,9 @@ from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.outbox import Fence, Outbox
 
 log = logging.getLogger(__name__)
+# the channels whose part of an earlier round is still going on: the islands whose digest it is
+# posting, and those of their own whose notices it is delivering
+Parts = dict[str, tuple[set[int], set[int]]]
 __all__ = ["Deliverer", "DeliveryPolicy"]
 
 
@@ -109,7 +122,9 @@ class Deliverer:
         # of their own whose notices it is delivering (left to it)
         self._inflight: dict[str, tuple[Future[int], set[int], set[int]]] = {}
         self._finished = 0  # notices the channels' parts delivered, not counted yet
-        # called when a channel's part is done: the islands left for it are due a round now
+        self._waiting: set[str] = set()  # channels whose islands a round left for their part
+        # called when a channel's part that islands were left for is done: they are due a
+        # round now (not after a part that failed: the next round is soon enough)
         self.on_part_done: Callable[[], None] | None = None
         self.planner = (
             DigestPlanner(
@@ -139,10 +154,23 @@ class Deliverer:
         )
 
     def deliver(self) -> int:
-        """One round: every due notice, each island's in order. Returns how many went out."""
+        """One round: every due notice, each island's in order. Returns how many went out:
+        in this round, and in the channels' parts counted since the last one (a paced
+        channel's posts go on beside the round, and may still be going out on return:
+        ``settle``)."""
         self.outcomes.record_owed()
+        # read before the notices: a part done meanwhile keeps its islands one more round
+        # (its records may be newer than what was read), never the other way round
+        parts = self._parts_now()
         now, pending = self.outbox.pending(limit=self.policy.batch)
-        return self._round(pending, now) + self._counted()
+        return self._round(pending, now, parts) + self._counted()
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the channels' parts going on; whether they are
+        done (before the process goes: what they post is recorded, not cut off)."""
+        with self._lock:
+            works = [work for work, _digests, _own in self._inflight.values()]
+        return not wait(works, timeout=timeout).not_done
 
     def _counted(self) -> int:
         """The notices the channels' parts delivered since the last round counted them."""
@@ -150,7 +178,7 @@ class Deliverer:
             finished, self._finished = self._finished, 0
         return finished
 
-    def _round(self, pending: list[PendingNotice], now: datetime) -> int:
+    def _round(self, pending: list[PendingNotice], now: datetime, parts: Parts) -> int:
         by_island: dict[int, list[PendingNotice]] = {}
         for notice in pending:
             by_island.setdefault(notice.island_id, []).append(notice)
@@ -158,21 +186,29 @@ class Deliverer:
         for island_notices in by_island.values():
             by_channel.setdefault(island_notices[0].chat_channel, []).append(island_notices)
         if len(by_channel) <= 1:
-            return sum(self._channel(islands, now) for islands in by_channel.values())
+            return sum(self._channel(islands, now, parts) for islands in by_channel.values())
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.policy.threads, thread_name_prefix="notices")
             pool = self._pool
-        return sum(pool.map(lambda islands: self._channel(islands, now), by_channel.values()))
+        return sum(
+            pool.map(lambda islands: self._channel(islands, now, parts), by_channel.values())
+        )
 
-    def _channel(self, islands: list[list[PendingNotice]], now: datetime) -> int:
+    def _channel(self, islands: list[list[PendingNotice]], now: datetime, parts: Parts) -> int:
         sent = 0
         if self.policy.supersede:
             sent, islands = self._supersede(islands, now)
         channel = islands[0][0].chat_channel if islands else None
-        busy, posting, held = self._busy(channel)
-        if held:  # their notices are the channel's part's (in order, behind their root message)
-            islands = [notices for notices in islands if notices[0].island_id not in held]
+        busy = channel is not None and channel in parts
+        posting, held = parts[channel] if channel is not None and busy else (set(), set())
+        # the notices of the islands the channel's part holds are its (in order, behind their
+        # root message)
+        if channel is not None and held:
+            left = [notices for notices in islands if notices[0].island_id not in held]
+            if len(left) < len(islands):
+                self._wait_for_part(channel)
+            islands = left
             if not islands:
                 return sent
         groups: Groups = []
@@ -206,7 +242,10 @@ class Deliverer:
         # once), and may outlast this round: the next one leaves the channel's part alone
         # until it is done, binds the islands it finds waiting for their root message to a
         # digest when the channel's queue is that long, and tells the owners meanwhile
-        if not busy and (groups or own):
+        own = [notices for notices in own if self._ready(notices[0], now)]  # not held elsewhere
+        if busy and own:  # left for the channel's part to be done (the next round after it)
+            self._wait_for_part(channel)
+        elif groups or own:
             self._hand_over(channel, groups, own)
             with self._lock:
                 if self._parts is None:
@@ -251,28 +290,42 @@ class Deliverer:
             new_digests = sum(1 for join, _group in groups if join is None)
             self.planner.queue(channel, new_digests + sum(len(notices) for notices in own))
 
-    def _busy(self, channel: str | None) -> tuple[bool, set[int], set[int]]:
-        """Whether the channel's part of an earlier round is still going on, the islands
-        whose digest it is posting, and those of their own whose notices it is delivering."""
-        if channel is None:
-            return False, set(), set()
+    def _parts_now(self) -> Parts:
+        """The channels whose part of an earlier round is still going on: for each, the
+        islands whose digest it is posting, and those of their own whose notices it is
+        delivering."""
+        with self._lock:
+            return {
+                channel: (set(digests), set(own))
+                for channel, (work, digests, own) in self._inflight.items()
+                if not work.done()  # done: ``_part_done`` is clearing it
+            }
+
+    def _wait_for_part(self, channel: str) -> None:
+        """A round left islands of the channel for its part to be done: wake the deliveries
+        then (``on_part_done``), or now if it is done already."""
         with self._lock:
             inflight = self._inflight.get(channel)
-            if inflight is None or inflight[0].done():  # done: ``_part_done`` is clearing it
-                return False, set(), set()
-            return True, set(inflight[1]), set(inflight[2])
+            if inflight is not None and not inflight[0].done():
+                self._waiting.add(channel)
+                return
+        if self.on_part_done is not None:
+            self.on_part_done()
 
     def _part_done(self, channel: str, work: Future[int]) -> None:
-        """A channel's part of a round is done: counted (or its failure told), and cleared."""
+        """A channel's part of a round is done: counted (or its failure told), and cleared;
+        the deliveries woken when a round left islands for it."""
         failure = work.exception()
         with self._lock:
             if self._inflight.get(channel, (None,))[0] is work:
                 del self._inflight[channel]
             if failure is None:
                 self._finished += work.result()
+            waited = channel in self._waiting
+            self._waiting.discard(channel)
         if failure is not None:  # the database away: told once, where it is noticed
             log_failure(log, f"delivering in {channel} failed", failure)
-        if self.on_part_done is not None:
+        elif waited and self.on_part_done is not None:
             self.on_part_done()
 
     def _in_channel(
@@ -283,8 +336,8 @@ class Deliverer:
         now: datetime,
     ) -> int:
         sent = self.digests.post(channel, groups) if self.digests is not None and groups else 0
-        # on a worker of the owners' pool: its waves post one after another (the channel's
-        # queue would make them wait their turn anyway)
+        # on a worker of the channels' parts: its waves post one after another (the
+        # channel's queue would make them wait their turn anyway)
         return sent + self._in_waves(own, now, set(), concurrent=False)
 
     def _in_waves(

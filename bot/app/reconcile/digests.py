@@ -5,7 +5,8 @@ decides from, gathered and carried out.
 The facts: how many islands are being announced in the channel now; the posts on their way to
 it before them, which is this round's notices of islands with a root message of their own and
 what this deliverer handed the channel earlier that its pace has not let out yet (kept per
-channel as one number, ``queued_until``, on a monotonic clock); the channel's ``Pace`` (the
+channel as one number, ``queued_until``, on a monotonic clock); the owners' news pending
+behind the announcements (``following``: a warm island's "ready"); the channel's ``Pace`` (the
 chat's ``GroupNotifier.pace``); whether a young digest with room is open there. Carried out:
 the digests to post or join (``share_out``: never one of one island), and the islands bound
 for a digest while the channel's part of an earlier round was still going on (their owners
