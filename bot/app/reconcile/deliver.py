@@ -53,12 +53,13 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 
 from bot.app.notices import Announcement, GroupNotifier, Notifier, Posted
 from bot.app.reconcile.announcements import announcement
+from bot.app.reconcile.channel_parts import ChannelParts, Parts
 from bot.app.reconcile.digest_posts import Claim, DigestPoster
 from bot.app.reconcile.digests import DigestPlanner, Groups
 from bot.app.reconcile.outcomes import DeliveryPolicy, Outcomes
@@ -76,9 +77,6 @@ from bot.infra.storage.islands import IslandStore
 from bot.infra.storage.outbox import Fence, Outbox
 
 log = logging.getLogger(__name__)
-# the channels whose part of an earlier round is still going on: the islands whose digest it is
-# posting, and those of their own whose notices it is delivering
-Parts = dict[str, tuple[set[int], set[int]]]
 __all__ = ["Deliverer", "DeliveryPolicy"]
 
 
@@ -115,17 +113,11 @@ class Deliverer:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._owners: ThreadPoolExecutor | None = None  # notices handed over at once
-        self._parts: ThreadPoolExecutor | None = None  # channels' paced parts of a round
         self._paced = isinstance(notifier, GroupNotifier) and notifier.pace() is not None
-        # a channel's paced part of a round still going on: its work, the islands whose digest
-        # it is posting (their owners are told meanwhile), and the islands with a root message
-        # of their own whose notices it is delivering (left to it)
-        self._inflight: dict[str, tuple[Future[int], set[int], set[int]]] = {}
-        self._finished = 0  # notices the channels' parts delivered, not counted yet
-        self._waiting: set[str] = set()  # channels whose islands a round left for their part
         # called when a channel's part that islands were left for is done: they are due a
         # round now (not after a part that failed: the next round is soon enough)
         self.on_part_done: Callable[[], None] | None = None
+        self.parts = ChannelParts(threads=policy.threads, wake=self._wake)
         self.planner = (
             DigestPlanner(
                 group=self.group,
@@ -161,22 +153,18 @@ class Deliverer:
         self.outcomes.record_owed()
         # read before the notices: a part done meanwhile keeps its islands one more round
         # (its records may be newer than what was read), never the other way round
-        parts = self._parts_now()
+        parts = self.parts.now()
         now, pending = self.outbox.pending(limit=self.policy.batch)
-        return self._round(pending, now, parts) + self._counted()
+        return self._round(pending, now, parts) + self.parts.counted()
 
     def settle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the channels' parts going on; whether they are
         done (before the process goes: what they post is recorded, not cut off)."""
-        with self._lock:
-            works = [work for work, _digests, _own in self._inflight.values()]
-        return not wait(works, timeout=timeout).not_done
+        return self.parts.settle(timeout)
 
-    def _counted(self) -> int:
-        """The notices the channels' parts delivered since the last round counted them."""
-        with self._lock:
-            finished, self._finished = self._finished, 0
-        return finished
+    def _wake(self) -> None:
+        if self.on_part_done is not None:
+            self.on_part_done()
 
     def _round(self, pending: list[PendingNotice], now: datetime, parts: Parts) -> int:
         by_island: dict[int, list[PendingNotice]] = {}
@@ -207,7 +195,7 @@ class Deliverer:
         if channel is not None and held:
             left = [notices for notices in islands if notices[0].island_id not in held]
             if len(left) < len(islands):
-                self._wait_for_part(channel)
+                self.parts.wait_for(channel)
             islands = left
             if not islands:
                 return sent
@@ -244,18 +232,16 @@ class Deliverer:
         # digest when the channel's queue is that long, and tells the owners meanwhile
         own = [notices for notices in own if self._ready(notices[0], now)]  # not held elsewhere
         if busy and own:  # left for the channel's part to be done (the next round after it)
-            self._wait_for_part(channel)
+            self.parts.wait_for(channel)
         elif groups or own:
             self._hand_over(channel, groups, own)
-            with self._lock:
-                if self._parts is None:
-                    self._parts = ThreadPoolExecutor(
-                        self.policy.threads, thread_name_prefix="notices-channel"
-                    )
-                work = self._parts.submit(self._in_channel, channel, groups, own, now)
-                digests = {n.island_id for _join, group in groups for n in group}
-                self._inflight[channel] = (work, digests, {notices[0].island_id for notices in own})
-            work.add_done_callback(functools.partial(self._part_done, channel))
+            digests = {n.island_id for _join, group in groups for n in group}
+            self.parts.start(
+                channel,
+                functools.partial(self._in_channel, channel, groups, own, now),
+                digests=digests,
+                own={notices[0].island_id for notices in own},
+            )
         return sent + self._in_waves(apart, now, crowded)
 
     @staticmethod
@@ -289,44 +275,6 @@ class Deliverer:
         if self.planner is not None:
             new_digests = sum(1 for join, _group in groups if join is None)
             self.planner.queue(channel, new_digests + sum(len(notices) for notices in own))
-
-    def _parts_now(self) -> Parts:
-        """The channels whose part of an earlier round is still going on: for each, the
-        islands whose digest it is posting, and those of their own whose notices it is
-        delivering."""
-        with self._lock:
-            return {
-                channel: (set(digests), set(own))
-                for channel, (work, digests, own) in self._inflight.items()
-                if not work.done()  # done: ``_part_done`` is clearing it
-            }
-
-    def _wait_for_part(self, channel: str) -> None:
-        """A round left islands of the channel for its part to be done: wake the deliveries
-        then (``on_part_done``), or now if it is done already."""
-        with self._lock:
-            inflight = self._inflight.get(channel)
-            if inflight is not None and not inflight[0].done():
-                self._waiting.add(channel)
-                return
-        if self.on_part_done is not None:
-            self.on_part_done()
-
-    def _part_done(self, channel: str, work: Future[int]) -> None:
-        """A channel's part of a round is done: counted (or its failure told), and cleared;
-        the deliveries woken when a round left islands for it."""
-        failure = work.exception()
-        with self._lock:
-            if self._inflight.get(channel, (None,))[0] is work:
-                del self._inflight[channel]
-            if failure is None:
-                self._finished += work.result()
-            waited = channel in self._waiting
-            self._waiting.discard(channel)
-        if failure is not None:  # the database away: told once, where it is noticed
-            log_failure(log, f"delivering in {channel} failed", failure)
-        elif waited and self.on_part_done is not None:
-            self.on_part_done()
 
     def _in_channel(
         self,
@@ -510,8 +458,9 @@ class Deliverer:
 
     def close(self) -> None:
         with self._lock:  # taken out under the lock, waited for outside it (they take it)
-            pools = [p for p in (self._pool, self._parts, self._owners) if p is not None]
-            self._pool = self._parts = self._owners = None
+            pools = [p for p in (self._pool, self._owners) if p is not None]
+            self._pool = self._owners = None
+        self.parts.close()
         for pool in pools:
             pool.shutdown(wait=True)
         close = getattr(self.notifier, "close", None)  # a chat notifier's pending rewrites
